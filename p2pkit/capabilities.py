@@ -1,0 +1,147 @@
+"""Capability interfaces: what the kernel and other plugins may rely on.
+
+Each capability has exactly one provider per node, chosen by ``[node] <capability> =
+"plugin-name"`` in the config (or automatically when only one plugin offers it). The
+interfaces are structural (``typing.Protocol``): a provider need not inherit anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from .endpoint import Address
+
+CAPABILITIES = ("transport", "discovery", "store", "swarm", "ai")
+
+# Channel numbers of a session. Lower numbers are served first, so control messages are
+# never stuck behind bulk data.
+CHANNEL_CONTROL = 0
+CHANNEL_BULK = 1
+
+ProgressFn = Callable[[int, int], None]  # (done, total)
+
+
+# ---------------------------------------------------------------------------- transport
+
+
+@runtime_checkable
+class Session(Protocol):
+    """A reliable, message-oriented session with one remote endpoint."""
+
+    @property
+    def remote_address(self) -> Address: ...
+
+    @property
+    def is_open(self) -> bool: ...
+
+    async def send(self, message: bytes, *, channel: int = CHANNEL_BULK) -> None:
+        """Queue a message; waits (backpressure) while the send buffer is full."""
+        ...
+
+    async def receive(self) -> tuple[int, bytes]:
+        """Next message as (channel, bytes); raises SessionClosed when the session ends."""
+        ...
+
+    async def aclose(self) -> None:
+        """Graceful close: queued data is delivered first."""
+        ...
+
+    def abort(self) -> None:
+        """Close at once, telling the peer."""
+        ...
+
+    def stats(self) -> Mapping[str, float]:
+        """bytes/packets each way, rates, srtt, rttvar, cwnd, in-flight, loss, retransmits."""
+        ...
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Reliable sessions multiplexed over the node's datagram endpoint."""
+
+    async def connect(self, addr: Address) -> Session:
+        """Open a session; raises SessionClosed (or trio.TooSlowError) if it fails."""
+        ...
+
+    async def accept(self) -> Session:
+        """Wait for the next incoming session."""
+        ...
+
+    def stats(self) -> Mapping[str, float]:
+        """Aggregate counters over all sessions."""
+        ...
+
+
+# ---------------------------------------------------------------------------- store
+
+
+@runtime_checkable
+class Store(Protocol):
+    """FileStore (seed 004 §4.4) plus verified, piece-addressed content."""
+
+    def create(self, sid: str) -> None: ...
+    def append(self, sid: str, data: bytes) -> None: ...
+    def read(self, sid: str, begin: int, end: int) -> bytes: ...
+    def set_storage_limit(self, limit_bytes: int) -> None: ...
+    def evict_until(self, bytes_needed: int) -> int: ...
+
+    def import_file(
+        self, path: Path, *, title: str | None = None, description: str = "",
+        progress: ProgressFn | None = None,
+    ) -> Any:
+        """Hash a file into a manifest, store it pinned; returns the manifest."""
+        ...
+
+    def manifest(self, rid: str) -> Any | None: ...
+    def items(self) -> Sequence[Any]: ...
+    def remove(self, rid: str) -> bool: ...
+
+
+# ---------------------------------------------------------------------------- discovery
+
+
+@runtime_checkable
+class Discovery(Protocol):
+    """Finding peers and content."""
+
+    async def bootstrap(self, addresses: Sequence[Address]) -> int:
+        """Contact these addresses; returns how many answered."""
+        ...
+
+    def network_files(self) -> Sequence[Mapping[str, Any]]:
+        """Every file this node knows the network offers (with providers)."""
+        ...
+
+    async def search(self, query: str) -> Sequence[Mapping[str, Any]]:
+        """Files whose title, description or name contain ``query`` (case-insensitive)."""
+        ...
+
+    async def find_providers(self, rid: str) -> Sequence[str]:
+        """Peer ids known to hold ``rid``."""
+        ...
+
+
+# ---------------------------------------------------------------------------- swarm
+
+
+@runtime_checkable
+class Swarm(Protocol):
+    """Piece exchange between peers."""
+
+    async def download(
+        self, rid: str, dest: Path | None = None, *, progress: ProgressFn | None = None
+    ) -> Path:
+        """Fetch every piece of ``rid`` from peers (verified); returns the file's path."""
+        ...
+
+
+# ---------------------------------------------------------------------------- ai
+
+
+@runtime_checkable
+class AI(Protocol):
+    """Media analysis (DeepSeek when configured, local analysis otherwise)."""
+
+    async def analyze(self, path: Path, tasks: Sequence[str]) -> Mapping[str, Any]: ...

@@ -1,0 +1,179 @@
+"""The ``p2pkit`` command line.
+
+Sub-commands of the kernel: ``node``, ``version``, ``ctl``. Plugins add their own
+(``sim``, ``web``, ``files``, ...) through the ``p2pkit_cli_commands`` hook. Every failure
+a user can cause is one clear line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+from rich.console import Console
+from rich.logging import RichHandler
+
+from ._exceptions import P2PKitError
+from .config import ConfigError, NodeConfig, load_config, parse_assignment
+from .node import Node, open_node
+from .plugin_manager import create_plugin_manager
+from .version import __version__
+
+console = Console(stderr=True)
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class UsageError(P2PKitError):
+    """A command line that cannot be carried out (reported as one line, exit 2)."""
+
+
+# ---------------------------------------------------------------------------- shared flags
+
+
+def add_node_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags every command that runs a node accepts."""
+    parser.add_argument("--config", type=Path, help="TOML config file")
+    parser.add_argument("--port", type=int, help="UDP port (0 = any free port)")
+    parser.add_argument("--host", dest="udp_host", help="UDP bind address")
+    parser.add_argument("--data-dir", help="data directory (default: per-user, per profile)")
+    parser.add_argument("--profile", help="profile name (separate identity and data)")
+    parser.add_argument("--bootstrap", action="append", default=None, metavar="HOST:PORT",
+                        help="a peer to contact at start (repeatable)")
+    parser.add_argument("--plugin", action="append", default=None, metavar="MODULE:ATTR",
+                        help="load an extra plugin (repeatable)")
+    parser.add_argument("--repeater", metavar="PATH", help="repeater socket path, or 'off'")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, help="log verbosity")
+    parser.add_argument("--set", action="append", default=None, metavar="SECTION.KEY=VALUE",
+                        dest="assignments", help="set any config key (repeatable)")
+
+
+def config_from_args(args: argparse.Namespace, **node_overrides: Any) -> NodeConfig:
+    """Config file < environment < flags (``--set`` first, then the named flags)."""
+    overrides: dict[str, dict[str, Any]] = {}
+    for text in args.assignments or ():
+        section, key, value = parse_assignment(text)
+        overrides.setdefault(section, {})[key] = value
+    node = overrides.setdefault("node", {})
+    flag_values = {
+        "port": args.port, "host": args.udp_host, "data_dir": args.data_dir,
+        "profile": args.profile, "bootstrap": args.bootstrap, "plugins": args.plugin,
+        "repeater": args.repeater, "log_level": args.log_level,
+    }
+    node.update({k: v for k, v in flag_values.items() if v is not None})
+    node.update(node_overrides)
+    return load_config(args.config, overrides=overrides)
+
+
+def setup_logging(level: str) -> None:
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"node.log_level: expected one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    logging.basicConfig(
+        level=level.upper(), format="%(name)s: %(message)s", datefmt="[%X]",
+        handlers=[RichHandler(console=console, show_path=False)], force=True,
+    )
+
+
+def run_until_interrupted(main: Callable[[], Awaitable[int | None]]) -> int:
+    """Run ``main`` under trio; Ctrl-C or SIGTERM cancels it cleanly (exit 0)."""
+
+    async def runner() -> int:
+        result: list[int | None] = [0]
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+
+                async def body() -> None:
+                    result[0] = await main()
+                    nursery.cancel_scope.cancel()
+
+                async def stop_on_signal() -> None:
+                    async for _ in signals:
+                        console.print("[dim]stopping…[/dim]")
+                        nursery.cancel_scope.cancel()
+                        return
+
+                nursery.start_soon(body)
+                nursery.start_soon(stop_on_signal)
+        return result[0] or 0
+
+    return trio.run(runner)
+
+
+def describe(node: Node) -> None:
+    host, port = node.endpoint.local_address
+    console.print(f"[bold]p2pkit node[/bold] {node.id}")
+    console.print(f"  udp       {host}:{port}")
+    if node.data_dir is not None:
+        console.print(f"  data dir  {node.data_dir}")
+    plugins = ", ".join(f"{cap}={name}" for cap, name in sorted(node.provider_names.items()))
+    console.print(f"  providers {plugins or 'none'}")
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    setup_logging(config.node.log_level)
+
+    async def main() -> None:
+        async with open_node(config) as node:
+            describe(node)
+            for path in args.share or ():
+                manifest = await node.share(path)
+                console.print(f"  shared    {manifest.rid}  {manifest.name}")
+            await trio.sleep_forever()
+
+    return run_until_interrupted(main)
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    print(f"p2pkit {__version__}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="p2pkit", description="peer-to-peer toolkit on trio")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    node = sub.add_parser("node", help="run a node until Ctrl-C")
+    add_node_arguments(node)
+    node.add_argument("--share", action="append", type=Path, metavar="FILE",
+                      help="share a media file at start (repeatable)")
+    node.set_defaults(func=cmd_node)
+
+    version = sub.add_parser("version", help="print the version")
+    version.set_defaults(func=cmd_version)
+
+    from .repeater.cli import add_ctl_command
+
+    add_ctl_command(sub)
+    pm = create_plugin_manager()
+    pm.hook.p2pkit_cli_commands(subparsers=sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        code = args.func(args)
+    except P2PKitError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 2
+    except OSError as exc:
+        console.print(f"[red]error:[/red] {exc.strerror or exc}"
+                      + (f": {exc.filename}" if exc.filename else ""), highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""Node configuration: attrs classes filled from a TOML file, ``P2PKIT_*`` environment
+variables and command-line flags, in that order of precedence (later wins).
+
+Every key is checked: an unknown key or a value of the wrong type is a ConfigError that
+names the key and the expected type. Plugins add their own sections (hook
+``p2pkit_config_sections``); those are validated once the plugins are loaded.
+
+Environment variables: ``P2PKIT_<SECTION>__<KEY>``, e.g. ``P2PKIT_NODE__PORT=7701`` or
+``P2PKIT_RUDP__HEARTBEAT_MS=500``. Lists are comma-separated; booleans are
+true/false/1/0/yes/no/on/off.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+import platformdirs
+
+from ._exceptions import ConfigError
+
+T = TypeVar("T")
+ENV_PREFIX = "P2PKIT_"
+CORE_SECTIONS = ("node", "cfg")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@attrs.define
+class NodeSection:
+    """``[node]``: where and how the node runs."""
+
+    profile: str = "default"
+    data_dir: str = ""  # "" = the platform's user data dir for the profile
+    ephemeral: bool = False  # no disk state at all (simulator, tests)
+    host: str = "0.0.0.0"
+    port: int = 7700
+    bootstrap: list[str] = attrs.field(factory=list)  # "host:port" of peers to contact
+    log_level: str = "info"
+    plugins: list[str] = attrs.field(factory=list)  # extra "module:attr" plugins
+    disable: list[str] = attrs.field(factory=list)  # names of plugins not to load
+    repeater: str = ""  # Unix socket path; "" = <data_dir>/repeater.sock; "off" = none
+    # Which plugin provides each capability; "auto" = the only one offering it.
+    transport: str = "auto"
+    discovery: str = "auto"
+    store: str = "auto"
+    swarm: str = "auto"
+    ai: str = "auto"
+
+
+@attrs.define
+class CfgSection:
+    """``[cfg]``: defaults of the runtime settings; values set at run time persist and win."""
+
+    p2p_enabled: bool = True
+    upload_limit_kbps: int = 0  # 0 = unlimited
+    cache_limit_mb: int = 2048
+    max_connections: int = 50
+
+
+@attrs.define
+class NodeConfig:
+    node: NodeSection = attrs.field(factory=NodeSection)
+    cfg: CfgSection = attrs.field(factory=CfgSection)
+    # sections owned by plugins: raw mappings until bind_sections() validates them
+    raw_sections: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    _bound: dict[str, Any] = attrs.field(factory=dict, alias="_bound")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> NodeConfig:
+        """Build from ``{"node": {...}, "cfg": {...}, "<plugin>": {...}}`` (typed values)."""
+        return _build(data, strict_strings=False)
+
+    def section(self, name: str) -> Any:
+        """The validated attrs instance of a plugin's section."""
+        try:
+            return self._bound[name]
+        except KeyError:
+            raise ConfigError(f"config section [{name}] is not known to any loaded plugin") from None
+
+    def bind_sections(self, classes: Mapping[str, type]) -> None:
+        """Validate plugin sections against their classes; unknown sections are errors."""
+        for name in self.raw_sections:
+            if name not in classes:
+                raise ConfigError(f"unknown config section [{name}] (no loaded plugin owns it)")
+        for name, cls in classes.items():
+            self._bound[name] = convert(cls, self.raw_sections.get(name, {}), name)
+
+    def data_path(self) -> Path | None:
+        """The data directory, or None for an ephemeral node."""
+        if self.node.ephemeral:
+            return None
+        if self.node.data_dir:
+            return Path(self.node.data_dir).expanduser()
+        return Path(platformdirs.user_data_dir("p2pkit")) / self.node.profile
+
+
+def load_config(
+    path: Path | str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> NodeConfig:
+    """TOML file, then environment, then ``overrides`` (CLI flags), later wins."""
+    merged: dict[str, dict[str, Any]] = {}
+    if path is not None:
+        _merge(merged, read_toml(Path(path)), origin=None)
+    _merge(merged, env_overrides(os.environ if env is None else env), origin="env")
+    if overrides:
+        _merge(merged, {k: dict(v) for k, v in overrides.items()}, origin=None)
+    return _build(merged, strict_strings=False)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    for name, value in data.items():
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: top-level key {name!r} must be a [section]")
+    return data
+
+
+def env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """``P2PKIT_SECTION__KEY=value`` → ``{"section": {"key": _FromText("value")}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        if section and key:
+            out.setdefault(section, {})[key] = FromText(value, f"environment variable {name}")
+    return out
+
+
+def parse_assignment(text: str) -> tuple[str, str, Any]:
+    """``section.key=value`` (a ``--set`` flag) → (section, key, text value)."""
+    name, sep, value = text.partition("=")
+    section, dot, key = name.strip().partition(".")
+    if not sep or not dot or not section or not key:
+        raise ConfigError(f"--set {text!r}: expected section.key=value")
+    return section, key, FromText(value, f"--set {name}")
+
+
+@attrs.frozen
+class FromText:
+    """A value that arrived as text (environment, CLI) and is parsed by the target type."""
+
+    text: str
+    origin: str
+
+
+def _merge(into: dict[str, dict[str, Any]], data: Mapping[str, Any], origin: str | None) -> None:
+    for section, values in data.items():
+        into.setdefault(section, {}).update(values)
+
+
+def _build(data: Mapping[str, Any], strict_strings: bool) -> NodeConfig:
+    for name, values in data.items():
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"config section [{name}] must be a table")
+    config = NodeConfig(
+        node=convert(NodeSection, data.get("node", {}), "node"),
+        cfg=convert(CfgSection, data.get("cfg", {}), "cfg"),
+        raw_sections={k: dict(v) for k, v in data.items() if k not in CORE_SECTIONS},
+    )
+    return config
+
+
+def convert(cls: type[T], values: Mapping[str, Any], section: str) -> T:
+    """Validate ``values`` against attrs class ``cls``; errors name ``section.key``."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in attrs.fields(cls)}  # type: ignore[misc]
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            choices = ", ".join(sorted(known))
+            raise ConfigError(f"unknown config key {section}.{key} (known: {choices})")
+        kwargs[key] = _check(hints[key], value, f"{section}.{key}")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[{section}]: {exc}") from None
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _check(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arm in typing.get_args(tp):
+            if arm is type(None):
+                if value is None or (isinstance(value, FromText) and value.text == ""):
+                    return None
+                continue
+            try:
+                return _check(arm, value, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if isinstance(value, FromText):
+        return _from_text(tp, value, key)
+    if origin is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list of {_type_name(item)}, got {value!r}")
+        return [_check(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is Any:
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is Path and isinstance(value, str):
+        return Path(value)
+    if (tp is int and isinstance(value, bool)) or not isinstance(value, tp):
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _from_text(tp: Any, value: FromText, key: str) -> Any:
+    text = value.text.strip()
+    where = f"{key} (from {value.origin})"
+    if typing.get_origin(tp) is list:
+        (item,) = typing.get_args(tp) or (str,)
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        return [_from_text(item, FromText(p, value.origin), key) for p in parts]
+    if tp is bool:
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ConfigError(f"{where}: expected bool (true/false), got {text!r}")
+    if tp in (int, float):
+        try:
+            return tp(text)
+        except ValueError:
+            raise ConfigError(f"{where}: expected {tp.__name__}, got {text!r}") from None
+    if tp is Path:
+        return Path(text)
+    if tp in (str, Any):
+        return value.text
+    raise ConfigError(f"{where}: values of type {_type_name(tp)} cannot be given as text")

@@ -1,0 +1,60 @@
+"""Demultiplexing of incoming datagrams to protocol handlers by their first byte.
+
+Several protocols share the node's one socket (needed for NAT hole punching). Each claims
+first-byte values: STUN 0x00-0x03 (RFC 7983), rudp 0x52, others 0x40-0x4F. Dispatch is a
+plain synchronous call per batch; a handler that raises is logged and counted, and the
+receive loop goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+from ._exceptions import PluginError
+from .endpoint import Datagram
+
+DatagramHandler = Callable[[list[Datagram], float], None]
+
+log = logging.getLogger("p2pkit.demux")
+
+
+class Demultiplexer:
+    def __init__(self) -> None:
+        self._table: list[DatagramHandler | None] = [None] * 256
+        self.datagrams = 0
+        self.unclaimed = 0  # empty datagrams or first bytes nobody registered
+        self.handler_errors = 0
+
+    def register(self, first_bytes: Iterable[int], handler: DatagramHandler) -> None:
+        for value in first_bytes:
+            if not 0 <= value <= 255:
+                raise PluginError(f"datagram first byte {value!r} is not in 0..255")
+            existing = self._table[value]
+            if existing is not None and existing != handler:
+                raise PluginError(
+                    f"first byte 0x{value:02x} is claimed by {existing!r} and {handler!r}"
+                )
+            self._table[value] = handler
+
+    def dispatch(self, batch: list[Datagram], now: float) -> None:
+        table = self._table
+        self.datagrams += len(batch)
+        groups: dict[DatagramHandler, list[Datagram]] = {}
+        for datagram in batch:
+            data = datagram[0]
+            handler = table[data[0]] if data else None
+            if handler is None:
+                self.unclaimed += 1
+                continue
+            group = groups.get(handler)
+            if group is None:
+                groups[handler] = [datagram]
+            else:
+                group.append(datagram)
+        for handler, group in groups.items():
+            try:
+                handler(group, now)
+            except Exception:
+                self.handler_errors += 1
+                log.exception("datagram handler %r failed; dropping %d datagrams", handler, len(group))

@@ -1,0 +1,116 @@
+"""Typed node events and the bus that carries them.
+
+Plugins observe events through the ``p2pkit_event`` hook (synchronous, called in emit
+order); async consumers such as the web UI's WebSocket subscribe to the bus and get a
+bounded stream (a slow subscriber loses its oldest events, never blocks the node).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+
+@attrs.frozen
+class Event:
+    """Base of every event; ``kind`` is a stable dotted name used on the wire to the UI."""
+
+    kind: str = attrs.field(init=False, default="event")
+
+    def as_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self, recurse=True)
+
+
+@attrs.frozen
+class PeerUp(Event):
+    """A peer finished its handshake and can be talked to."""
+
+    kind: str = attrs.field(init=False, default="peer.up")
+    peer_id: str
+    address: tuple[str, int]
+
+
+@attrs.frozen
+class PeerDown(Event):
+    """A peer's session ended (closed, timed out, or dropped for misbehaviour)."""
+
+    kind: str = attrs.field(init=False, default="peer.down")
+    peer_id: str
+    reason: str
+
+
+@attrs.frozen
+class ContentAdded(Event):
+    """Content became available: shared here (``local``) or announced by the network."""
+
+    kind: str = attrs.field(init=False, default="content.added")
+    rid: str
+    name: str
+    local: bool
+
+
+@attrs.frozen
+class ContentRemoved(Event):
+    """Content is gone: unshared here (``local``) or withdrawn/expired on the network."""
+
+    kind: str = attrs.field(init=False, default="content.removed")
+    rid: str
+    local: bool
+
+
+@attrs.frozen
+class Notice(Event):
+    """A free-form, human-readable line worth showing (log panel, toasts)."""
+
+    kind: str = attrs.field(init=False, default="notice")
+    level: str
+    message: str
+    source: str = ""
+
+
+@attrs.frozen
+class GenericEvent(Event):
+    """Any other event a plugin wants to publish (download progress, settings changed...)."""
+
+    kind: str = attrs.field(default="event")
+    data: dict[str, Any] = attrs.field(factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **self.data}
+
+
+class EventBus:
+    """Fan-out of events to the hook and to async subscribers."""
+
+    def __init__(self, on_emit: Callable[[Event], None], buffer: int = 256) -> None:
+        self._on_emit = on_emit
+        self._buffer = buffer
+        self._subscribers: list[trio.MemorySendChannel[Event]] = []
+        self.dropped = 0
+
+    def emit(self, event: Event) -> None:
+        self._on_emit(event)
+        for send in list(self._subscribers):
+            try:
+                send.send_nowait(event)
+            except trio.WouldBlock:
+                self.dropped += 1
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._subscribers.remove(send)
+
+    @asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[trio.MemoryReceiveChannel[Event]]:
+        """``async with bus.subscribe() as events: async for e in events: ...``"""
+        send, receive = trio.open_memory_channel[Event](self._buffer)
+        self._subscribers.append(send)
+        try:
+            async with receive:
+                yield receive
+        finally:
+            if send in self._subscribers:
+                self._subscribers.remove(send)
+            send.close()

@@ -1,0 +1,346 @@
+"""The node: one nursery that owns every task, socket and plugin of one peer.
+
+    async with open_node(config) as node:
+        ...            # the node runs while the block runs
+
+Leaving the block — normally, by an exception or by cancellation — cancels every task of
+every plugin and closes the endpoint; nothing outlives it.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import pluggy
+import trio
+
+from ._exceptions import CapabilityError, ConfigError, NodeStateError, SessionClosed
+from .capabilities import CAPABILITIES, ProgressFn
+from .config import NodeConfig
+from .demux import Demultiplexer
+from .endpoint import Address, DatagramEndpoint
+from .events import ContentAdded, ContentRemoved, Event, EventBus, GenericEvent
+from .fields import Field, FieldRegistry, FieldType
+from .identity import Identity
+from .peers import PeerManager
+from .plugin_manager import check, choose_providers, create_plugin_manager, register
+from .rates import RateMeter
+from .settings import SETTINGS, Settings
+from .version import __version__
+
+log = logging.getLogger("p2pkit.node")
+
+
+class Service(Protocol):
+    def __call__(self, *, task_status: trio.TaskStatus[Any] = ...) -> Awaitable[None]: ...
+
+
+class NodeState(enum.Enum):
+    CREATED = "created"  # built, nothing started
+    STARTING = "starting"  # plugins loading, services starting
+    RUNNING = "running"  # every service reported ready
+    STOPPING = "stopping"  # the nursery is being cancelled
+    STOPPED = "stopped"  # everything closed (also after a failed start)
+
+
+def parse_address(text: str) -> Address:
+    """``host:port`` → (host, port), with a ConfigError naming the bad value."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"bootstrap address {text!r}: expected host:port")
+    return host.strip("[]"), int(port)
+
+
+class Node:
+    """A running peer. Build it with :func:`open_node`."""
+
+    def __init__(
+        self, config: NodeConfig, identity: Identity, pm: pluggy.PluginManager,
+        data_dir: Path | None,
+    ) -> None:
+        self.config = config
+        self.identity = identity
+        self.id: str = identity.node_id
+        self.version = __version__
+        self.data_dir = data_dir
+        self.pm = pm
+        self.hook = pm.hook
+        self.state = NodeState.CREATED
+        self.log = logging.getLogger(f"p2pkit.node.{self.id[:8]}")
+        self.fields = FieldRegistry()
+        self.events = EventBus(self._observe)
+        self.demux = Demultiplexer()
+        self.providers: dict[str, Any] = {}
+        self.provider_names: dict[str, str] = {}
+        self.observer_errors = 0
+        self._nursery: trio.Nursery | None = None
+        self._endpoint: DatagramEndpoint | None = None
+        self.peers: PeerManager | None = None
+        self.settings = Settings(
+            config.cfg, data_dir / "node.sqlite" if data_dir else None, self._setting_changed,
+        )
+        self._up = RateMeter()
+        self._down = RateMeter()
+
+    # ------------------------------------------------------------------ accessors
+
+    @property
+    def nursery(self) -> trio.Nursery:
+        if self._nursery is None:
+            raise NodeStateError("the node is not running")
+        return self._nursery
+
+    @property
+    def endpoint(self) -> DatagramEndpoint:
+        if self._endpoint is None:
+            raise NodeStateError("the node has no endpoint yet")
+        return self._endpoint
+
+    def capability(self, name: str) -> Any:
+        """The provider of a capability; CapabilityError if the node has none."""
+        try:
+            return self.providers[name]
+        except KeyError:
+            raise CapabilityError(f"this node has no {name} provider") from None
+
+    transport = property(lambda self: self.providers.get("transport"))
+    store = property(lambda self: self.providers.get("store"))
+    discovery = property(lambda self: self.providers.get("discovery"))
+    swarm = property(lambda self: self.providers.get("swarm"))
+    ai = property(lambda self: self.providers.get("ai"))
+
+    # ------------------------------------------------------------------ events
+
+    def emit(self, event: Event) -> None:
+        """Publish an event to observers (hook) and subscribers (``node.events``)."""
+        self.events.emit(event)
+
+    def _observe(self, event: Event) -> None:
+        for impl in reversed(self.hook.p2pkit_event.get_hookimpls()):
+            try:
+                impl.function(**{k: v for k, v in {"node": self, "event": event}.items() if k in impl.argnames})
+            except Exception:
+                self.observer_errors += 1
+                log.exception("event observer %s failed on %s", impl.plugin_name, event.kind)
+
+    def _setting_changed(self, key: str, value: Any) -> None:
+        self.emit(GenericEvent(kind="settings.changed", data={"key": key, "value": value}))
+
+    # ------------------------------------------------------------------ library API
+
+    async def share(self, path: Path | str, *, title: str | None = None, description: str = "",
+                    progress: ProgressFn | None = None) -> Any:
+        """Import a media file into the store (pinned) and announce it; returns its manifest."""
+        store = self.capability("store")
+        manifest = await store.import_file_async(
+            Path(path), title=title, description=description, progress=progress)
+        self.emit(ContentAdded(rid=manifest.rid, name=manifest.name, local=True))
+        return manifest
+
+    async def unshare(self, rid: str) -> bool:
+        """Stop sharing ``rid`` and remove it from the store; the network is told."""
+        removed = bool(self.capability("store").remove(rid))
+        if removed:
+            self.emit(ContentRemoved(rid=rid, local=True))
+        return removed
+
+    def network_files(self) -> Sequence[Any]:
+        return self.capability("discovery").network_files()  # type: ignore[no-any-return]
+
+    async def search(self, query: str) -> Sequence[Any]:
+        return await self.capability("discovery").search(query)  # type: ignore[no-any-return]
+
+    async def download(self, rid: str, dest: Path | str | None = None, *,
+                       progress: ProgressFn | None = None) -> Path:
+        """Download ``rid`` from the peers that have it, verified; returns the file's path."""
+        swarm = self.capability("swarm")
+        return await swarm.download(rid, Path(dest) if dest is not None else None, progress=progress)  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------------ fields
+
+    def _kernel_fields(self) -> list[Field]:
+        stats = lambda: self.endpoint.stats  # noqa: E731
+        now = trio.current_time
+        fields = [
+            Field("node.id", FieldType.STR, lambda: self.id, description="this node's id (hex)"),
+            Field("node.version", FieldType.STR, lambda: self.version, description="p2pkit version"),
+            Field("node.state", FieldType.STR, lambda: self.state.value, description="lifecycle state"),
+            Field("node.address", FieldType.STR,
+                  lambda: "{}:{}".format(*self.endpoint.local_address), description="UDP address"),
+            Field("peer.count", FieldType.INT, lambda: len(self.peers) if self.peers else 0,
+                  description="connected peers"),
+            Field("net.up_rate", FieldType.FLOAT, lambda: self._up.rate(now(), stats().bytes_sent),
+                  description="bytes/s sent, sliding 5 s window"),
+            Field("net.down_rate", FieldType.FLOAT,
+                  lambda: self._down.rate(now(), stats().bytes_received),
+                  description="bytes/s received, sliding 5 s window"),
+            Field("net.bytes_sent", FieldType.INT, lambda: stats().bytes_sent),
+            Field("net.bytes_received", FieldType.INT, lambda: stats().bytes_received),
+            Field("meta.fields", FieldType.JSON, self.fields.describe,
+                  description="every field with its type and whether it is settable"),
+        ]
+        for key, spec in SETTINGS.items():
+            fields.append(Field(
+                f"cfg.{key}", spec.type, (lambda k=key: self.settings.get(k)),
+                setter=(lambda v, k=key: self.settings.set(k, v)), description=spec.description,
+            ))
+        return fields
+
+    async def _sample_rates(self) -> None:
+        """Feed the rate meters once a second so the window is always a real window."""
+        while True:
+            now, stats = trio.current_time(), self.endpoint.stats
+            self._up.sample(now, stats.bytes_sent)
+            self._down.sample(now, stats.bytes_received)
+            await trio.sleep(1.0)
+
+    # ------------------------------------------------------------------ bootstrap
+
+    async def _bootstrap(self, addresses: list[Address]) -> None:
+        discovery = self.discovery
+        if discovery is not None:
+            await discovery.bootstrap(addresses)
+            return
+        assert self.peers is not None
+        async with trio.open_nursery() as nursery:
+            for addr in addresses:
+                nursery.start_soon(self._dial_until_connected, addr)
+
+    async def _dial_until_connected(self, addr: Address) -> None:
+        """Retry with backoff: the peer may start after us (demo, tests)."""
+        assert self.peers is not None
+        delay = 0.5
+        while True:
+            try:
+                await self.peers.connect(addr)
+                return
+            except (SessionClosed, trio.TooSlowError, OSError) as exc:
+                log.info("bootstrap %s:%s not reachable yet (%s)", addr[0], addr[1], exc)
+            await trio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+def _resolve_data_dir(config: NodeConfig) -> Path | None:
+    data_dir = config.data_path()
+    if data_dir is None:
+        return None
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        probe = data_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"data directory {data_dir} is not writable: {exc.strerror}") from None
+    return data_dir
+
+
+def _build_providers(node: Node) -> None:
+    choices = {cap: getattr(node.config.node, cap) for cap in CAPABILITIES}
+    chosen = choose_providers(node.pm, choices, CAPABILITIES)
+    for cap, (plugin, factory) in chosen.items():
+        for needed in getattr(factory, "requires", ()):
+            if needed not in chosen:
+                raise CapabilityError(
+                    f"{cap} provider {plugin!r} requires a {needed} provider, and none is loaded"
+                )
+    for cap, (plugin, factory) in chosen.items():
+        provider = factory(node)
+        node.providers[cap] = provider
+        node.provider_names[cap] = plugin
+        register(node.pm, provider, f"{plugin}:{cap}")
+    check(node.pm)
+
+
+@asynccontextmanager
+async def open_node(
+    config: NodeConfig | None = None,
+    *,
+    endpoint: DatagramEndpoint | None = None,
+    identity: Identity | None = None,
+    plugins: Sequence[str | Any] = (),
+) -> AsyncIterator[Node]:
+    """Start a node and yield it once every service is ready; stop it all on exit.
+
+    ``endpoint`` replaces the real UDP socket (the simulator passes a virtual one);
+    ``identity`` replaces the persisted key; ``plugins`` adds plugins (objects or
+    ``"module:attr"``) to the built-ins, the entry points and ``[node] plugins``.
+    """
+    config = config or NodeConfig()
+    pm = create_plugin_manager([*config.node.plugins, *plugins], config.node.disable)
+    sections: dict[str, type] = {}
+    for result in pm.hook.p2pkit_config_sections():
+        for name, cls in (result or {}).items():
+            if name in sections or name in ("node", "cfg"):
+                raise ConfigError(f"config section [{name}] is claimed by two plugins")
+            sections[name] = cls
+    config.bind_sections(sections)
+    bootstrap = [parse_address(a) for a in config.node.bootstrap]
+    data_dir = _resolve_data_dir(config)
+    if identity is None:
+        identity = Identity.generate() if data_dir is None else Identity.load_or_create(data_dir / "identity.key")
+    node = Node(config, identity, pm, data_dir)
+    node.state = NodeState.STARTING
+    owns_endpoint = endpoint is None
+    try:
+        _build_providers(node)
+        if endpoint is None:
+            from .udp import UdpEndpoint  # the kernel's own real socket
+
+            endpoint = await UdpEndpoint.open(config.node.host, config.node.port)
+        node._endpoint = endpoint
+        for results in node.hook.p2pkit_datagram_handlers(node=node):
+            for first_bytes, handler in results or ():
+                node.demux.register(first_bytes, handler)
+        for field in node._kernel_fields():
+            node.fields.register(field)
+        for results in node.hook.p2pkit_fields(node=node):
+            for field in results or ():
+                node.fields.register(field)
+        async with trio.open_nursery() as nursery:
+            node._nursery = nursery
+            await nursery.start(endpoint.run, node.demux.dispatch)
+            if node.transport is not None:
+                node.peers = PeerManager(node, node.transport)
+                for results in node.hook.p2pkit_message_protocols(node=node):
+                    node.peers.add_protocols(results or ())
+            for results in reversed(node.hook.p2pkit_services(node=node)):
+                for service in results or ():
+                    await nursery.start(service)
+            if node.peers is not None:
+                await nursery.start(node.peers.serve)
+            if data_dir is not None:
+                nursery.start_soon(node._sample_rates)
+                if config.node.repeater != "off":
+                    from .repeater.server import serve_repeater
+
+                    socket_path = Path(config.node.repeater) if config.node.repeater else data_dir / "repeater.sock"
+                    await nursery.start(serve_repeater, node.fields, socket_path)
+            if bootstrap and (node.peers is not None or node.discovery is not None):
+                nursery.start_soon(node._bootstrap, bootstrap)
+            node.state = NodeState.RUNNING
+            try:
+                yield node
+            finally:
+                node.state = NodeState.STOPPING
+                nursery.cancel_scope.cancel()
+    finally:
+        node._nursery = None
+        if owns_endpoint and endpoint is not None:
+            endpoint.close()
+        for provider in node.providers.values():
+            closer: Callable[[], None] | None = getattr(provider, "close", None)
+            if callable(closer):
+                try:
+                    closer()
+                except Exception:
+                    log.exception("closing provider %r failed", provider)
+        node.settings.close()
+        node.state = NodeState.STOPPED
+
+
+__all__ = ["Node", "NodeState", "Service", "open_node", "parse_address"]

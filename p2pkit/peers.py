@@ -1,0 +1,284 @@
+"""Peers: authenticated sessions over the transport, with messages routed by protocol.
+
+One session per peer. Both sides open with a Hello (public key, nonce, listen port,
+protocols) and then an Auth that signs the other side's nonce, so a peer id is proven,
+not claimed. Messages are ``[u8 name length][protocol name][payload]``; the payload is the
+protocol's business. Handlers run in the peer's receive loop: a RemoteProtocolError drops
+that peer, any other exception is logged and counted, and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+import msgspec
+import trio
+
+from ._exceptions import RemoteProtocolError, SessionClosed
+from .capabilities import CHANNEL_CONTROL, Session, Transport
+from .demux import DatagramHandler
+from .endpoint import Address
+from .events import PeerDown, PeerUp
+from .identity import Identity, node_id_of, verify
+
+if TYPE_CHECKING:
+    from .node import Node
+
+__all__ = ["DatagramHandler", "MessageProtocol", "Peer", "PeerManager"]
+
+log = logging.getLogger("p2pkit.peers")
+
+HANDSHAKE_TIMEOUT = 10.0
+PROTOCOL_VERSION = 1
+MAX_PROTOCOL_NAME = 32
+_AUTH_CONTEXT = b"p2pkit-peer-auth-v1"
+
+
+class MessageProtocol(Protocol):
+    """An application protocol carried between peers."""
+
+    name: str
+
+    async def handle(self, peer: Peer, payload: bytes) -> None: ...
+
+
+class Hello(msgspec.Struct, forbid_unknown_fields=False):
+    version: int
+    public_key: bytes
+    nonce: bytes
+    listen_port: int
+    protocols: list[str]
+    agent: str = ""
+
+
+class Auth(msgspec.Struct):
+    signature: bytes
+
+
+_hello_decoder = msgspec.msgpack.Decoder(Hello)
+_auth_decoder = msgspec.msgpack.Decoder(Auth)
+_encoder = msgspec.msgpack.Encoder()
+
+
+def encode_message(protocol: str, payload: bytes) -> bytes:
+    name = protocol.encode("ascii")
+    if not 0 < len(name) <= MAX_PROTOCOL_NAME:
+        raise ValueError(f"protocol name {protocol!r} must be 1..{MAX_PROTOCOL_NAME} ASCII bytes")
+    return bytes((len(name),)) + name + payload
+
+
+def decode_message(data: bytes) -> tuple[str, bytes]:
+    if not data or not 0 < data[0] <= MAX_PROTOCOL_NAME or len(data) < 1 + data[0]:
+        raise RemoteProtocolError("malformed peer message frame")
+    try:
+        name = data[1 : 1 + data[0]].decode("ascii")
+    except UnicodeDecodeError:
+        raise RemoteProtocolError("protocol name is not ASCII") from None
+    return name, data[1 + data[0] :]
+
+
+class Peer:
+    """A connected, authenticated peer."""
+
+    def __init__(
+        self, manager: PeerManager, session: Session, node_id: str, hello: Hello, initiated: bool,
+    ) -> None:
+        self._manager = manager
+        self.session = session
+        self.id = node_id
+        self.public_key = hello.public_key
+        self.protocols = tuple(hello.protocols)
+        self.agent = hello.agent
+        self.initiated = initiated  # we opened the session
+        self.address: Address = session.remote_address
+        self.listen_address: Address = (self.address[0], hello.listen_port)
+        self.connected_at = trio.current_time()
+        self.enabled = True  # the user may switch a peer off (web UI toggle)
+        self.messages_in = 0
+        self.messages_out = 0
+        self.handler_errors = 0
+        self.closed = trio.Event()
+        self.close_reason = ""
+
+    async def send(self, protocol: str, payload: bytes, *, channel: int = CHANNEL_CONTROL) -> None:
+        if self.closed.is_set():
+            raise SessionClosed(f"peer {self.id[:12]} is closed ({self.close_reason})")
+        await self.session.send(encode_message(protocol, payload), channel=channel)
+        self.messages_out += 1
+
+    def close(self, reason: str = "closed") -> None:
+        self._manager._drop(self, reason)
+
+    def stats(self) -> Mapping[str, float]:
+        return self.session.stats()
+
+    def __repr__(self) -> str:
+        return f"Peer({self.id[:12]}… at {self.address[0]}:{self.address[1]})"
+
+
+class PeerManager:
+    def __init__(self, node: Node, transport: Transport) -> None:
+        self._node = node
+        self._transport = transport
+        self._peers: dict[str, Peer] = {}
+        self._protocols: dict[str, MessageProtocol] = {}
+        self._connecting: dict[Address, trio.Event] = {}
+        self.unknown_protocol = 0
+        self.handshake_failures = 0
+        self.on_peer_up: list[Callable[[Peer], None]] = []
+
+    # ------------------------------------------------------------------ registry
+
+    def add_protocols(self, protocols: Iterable[MessageProtocol]) -> None:
+        for proto in protocols:
+            encode_message(proto.name, b"")  # validates the name
+            if proto.name in self._protocols:
+                raise ValueError(f"message protocol {proto.name!r} registered twice")
+            self._protocols[proto.name] = proto
+
+    def get(self, peer_id: str) -> Peer | None:
+        return self._peers.get(peer_id)
+
+    def all(self) -> list[Peer]:
+        return list(self._peers.values())
+
+    def __len__(self) -> int:
+        return len(self._peers)
+
+    def by_address(self, addr: Address) -> Peer | None:
+        for peer in self._peers.values():
+            if addr in (peer.address, peer.listen_address):
+                return peer
+        return None
+
+    # ------------------------------------------------------------------ connecting
+
+    async def connect(self, addr: Address) -> Peer:
+        """The peer at ``addr``: an existing one, or a new authenticated session."""
+        existing = self.by_address(addr)
+        if existing is not None:
+            return existing
+        pending = self._connecting.get(addr)
+        if pending is not None:  # someone is already dialing it: wait for their result
+            await pending.wait()
+            found = self.by_address(addr)
+            if found is None:
+                raise SessionClosed(f"could not connect to {addr[0]}:{addr[1]}")
+            return found
+        done = self._connecting[addr] = trio.Event()
+        try:
+            session = await self._transport.connect(addr)
+            return await self._establish(session, initiated=True)
+        finally:
+            del self._connecting[addr]
+            done.set()
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Accept incoming sessions for as long as the node runs."""
+        task_status.started()
+        while True:
+            session = await self._transport.accept()
+            self._node.nursery.start_soon(self._accept_one, session)
+
+    async def _accept_one(self, session: Session) -> None:
+        if len(self._peers) >= self._node.settings.max_connections:
+            log.info("refusing %s: max_connections reached", session.remote_address)
+            session.abort()
+            return
+        try:
+            await self._establish(session, initiated=False)
+        except (SessionClosed, RemoteProtocolError, trio.TooSlowError) as exc:
+            log.info("incoming handshake from %s failed: %s", session.remote_address, exc)
+
+    async def _establish(self, session: Session, *, initiated: bool) -> Peer:
+        identity: Identity = self._node.identity
+        nonce = secrets.token_bytes(16)
+        hello = Hello(
+            version=PROTOCOL_VERSION, public_key=identity.public_key, nonce=nonce,
+            listen_port=self._node.endpoint.local_address[1],
+            protocols=sorted(self._protocols), agent=f"p2pkit/{self._node.version}",
+        )
+        try:
+            with trio.fail_after(HANDSHAKE_TIMEOUT):
+                await session.send(_encoder.encode(hello), channel=CHANNEL_CONTROL)
+                theirs = self._decode(_hello_decoder, await session.receive())
+                if len(theirs.nonce) != 16:
+                    raise RemoteProtocolError("hello nonce must be 16 bytes")
+                signed = _AUTH_CONTEXT + theirs.nonce + identity.public_key
+                await session.send(_encoder.encode(Auth(identity.sign(signed))), channel=CHANNEL_CONTROL)
+                auth = self._decode(_auth_decoder, await session.receive())
+                if not verify(theirs.public_key, auth.signature, _AUTH_CONTEXT + nonce + theirs.public_key):
+                    raise RemoteProtocolError("peer failed to prove its identity")
+        except BaseException:
+            self.handshake_failures += 1
+            session.abort()
+            raise
+        peer_id = node_id_of(theirs.public_key)
+        if peer_id == identity.node_id:
+            session.abort()
+            raise SessionClosed("connected to ourselves")
+        existing = self._peers.get(peer_id)
+        if existing is not None:
+            # Both sides dialled at once: keep the session opened by the smaller id, on both ends.
+            keep_new = (initiated and identity.node_id < peer_id) or (
+                not initiated and peer_id < identity.node_id
+            )
+            if not keep_new:
+                session.abort()
+                return existing
+            self._drop(existing, "replaced by a simultaneous connection")
+        peer = Peer(self, session, peer_id, theirs, initiated)
+        self._peers[peer_id] = peer
+        self._node.nursery.start_soon(self._receive_loop, peer)
+        self._node.emit(PeerUp(peer_id=peer_id, address=peer.address))
+        for callback in self.on_peer_up:
+            callback(peer)
+        return peer
+
+    @staticmethod
+    def _decode(decoder: msgspec.msgpack.Decoder[Any], message: tuple[int, bytes]) -> Any:
+        try:
+            return decoder.decode(message[1])
+        except msgspec.DecodeError as exc:
+            raise RemoteProtocolError(f"bad handshake message: {exc}") from None
+
+    # ------------------------------------------------------------------ running
+
+    async def _receive_loop(self, peer: Peer) -> None:
+        reason = "closed by peer"
+        try:
+            while True:
+                _, data = await peer.session.receive()
+                name, payload = decode_message(data)
+                peer.messages_in += 1
+                proto = self._protocols.get(name)
+                if proto is None:
+                    self.unknown_protocol += 1
+                    continue
+                try:
+                    await proto.handle(peer, payload)
+                except RemoteProtocolError:
+                    raise
+                except Exception:
+                    peer.handler_errors += 1
+                    log.exception("protocol %r failed on a message from %r", name, peer)
+        except SessionClosed as exc:
+            reason = str(exc) or reason
+        except RemoteProtocolError as exc:
+            reason = f"protocol error: {exc}"
+            log.info("dropping %r: %s", peer, exc)
+        finally:
+            self._drop(peer, reason)
+
+    def _drop(self, peer: Peer, reason: str) -> None:
+        if peer.closed.is_set():
+            return
+        peer.close_reason = reason
+        peer.closed.set()
+        if self._peers.get(peer.id) is peer:
+            del self._peers[peer.id]
+        peer.session.abort()
+        self._node.emit(PeerDown(peer_id=peer.id, reason=reason))

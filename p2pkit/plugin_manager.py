@@ -1,0 +1,145 @@
+"""Loading plugins: the built-ins (listed here, once), entry points and ``module:attr``.
+
+Every node has its own ``pluggy.PluginManager`` (the simulator runs many nodes in one
+process); plugin modules are imported once per process and registered per node.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.metadata
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from ._exceptions import CapabilityError, PluginError
+
+PROJECT = "p2pkit"
+ENTRY_POINT_GROUP = "p2pkit.plugins"
+
+# The built-in plugins, by module; the name a plugin is known by is the last part.
+BUILTIN_PLUGINS: tuple[str, ...] = ()
+
+
+def plugin_name(module_name: str) -> str:
+    return module_name.rsplit(".", 1)[-1]
+
+
+@functools.cache
+def _import(module_name: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise PluginError(f"plugin {module_name!r} cannot be imported: {exc}") from None
+
+
+def load_object(spec: str) -> Any:
+    """``package.module:attr`` (or just a module) → the object to register."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name:
+        raise PluginError(f"--plugin {spec!r}: expected module:attr")
+    module = _import(module_name)
+    if not attr:
+        return module
+    obj = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise PluginError(f"plugin {spec!r}: {module_name} has no attribute {attr!r}") from None
+    return obj
+
+
+@functools.cache
+def _entry_point_plugins() -> tuple[tuple[str, Any], ...]:
+    found = []
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            found.append((ep.name, ep.load()))
+        except Exception as exc:  # a broken third-party package must say who it is
+            raise PluginError(f"entry point {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+    return tuple(found)
+
+
+def create_plugin_manager(
+    extra: Sequence[str | Any] = (), disabled: Iterable[str] = (), *, entry_points: bool = True,
+) -> pluggy.PluginManager:
+    """A fresh manager with the built-ins (minus ``disabled``), entry-point plugins and
+    ``extra`` (``"module:attr"`` strings or objects), checked for misspelt hooks."""
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.hook.p2pkit_addhooks.call_historic(kwargs={"pluginmanager": pm})
+    disabled = set(disabled)
+    for module_name in BUILTIN_PLUGINS:
+        name = plugin_name(module_name)
+        if name not in disabled:
+            register(pm, _import(module_name), name)
+    if entry_points:
+        for name, obj in _entry_point_plugins():
+            if name not in disabled and pm.get_plugin(name) is None:
+                register(pm, obj, name)
+    for item in extra:
+        obj = load_object(item) if isinstance(item, str) else item
+        name = item if isinstance(item, str) else getattr(obj, "__name__", None)
+        if pm.is_registered(obj):
+            continue
+        register(pm, obj, name)
+    check(pm)
+    return pm
+
+
+def register(pm: pluggy.PluginManager, obj: Any, name: str | None) -> None:
+    try:
+        pm.register(obj, name=name)
+    except ValueError as exc:  # pluggy: duplicate name or invalid hookimpl
+        raise PluginError(f"plugin {name!r} cannot be registered: {exc}") from None
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin {name!r} is invalid: {exc}") from None
+
+
+def check(pm: pluggy.PluginManager) -> None:
+    """Fail loudly on a hook implementation that matches no specification (a typo)."""
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"{exc} (misspelt hook name?)") from None
+
+
+def choose_providers(
+    pm: pluggy.PluginManager, choices: dict[str, str], capabilities: Sequence[str],
+) -> dict[str, tuple[str, Any]]:
+    """capability → (plugin name, factory), following ``choices`` ("auto", "", or a name)."""
+    offered: dict[str, dict[str, Any]] = {cap: {} for cap in capabilities}
+    for impl in pm.hook.p2pkit_capabilities.get_hookimpls():
+        result = impl.function()
+        for cap, factory in (result or {}).items():
+            if cap not in offered:
+                raise CapabilityError(
+                    f"plugin {impl.plugin_name!r} offers unknown capability {cap!r} "
+                    f"(known: {', '.join(capabilities)})"
+                )
+            offered[cap][impl.plugin_name] = factory
+    chosen: dict[str, tuple[str, Any]] = {}
+    for cap in capabilities:
+        want = choices.get(cap, "auto")
+        providers = offered[cap]
+        if want in ("", "none"):
+            continue
+        if want == "auto":
+            if len(providers) > 1:
+                raise CapabilityError(
+                    f"capability {cap!r} is offered by {', '.join(sorted(providers))}; "
+                    f"choose one with [node] {cap} = \"<name>\""
+                )
+            if providers:
+                (name, factory), = providers.items()
+                chosen[cap] = (name, factory)
+            continue
+        if want not in providers:
+            have = ", ".join(sorted(providers)) or "no loaded plugin"
+            raise CapabilityError(f"[node] {cap} = {want!r}, but it is offered by {have}")
+        chosen[cap] = (want, providers[want])
+    return chosen

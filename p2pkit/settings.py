@@ -1,0 +1,128 @@
+"""Runtime settings (``cfg.*``): typed, validated, applied at once and persisted.
+
+Defaults come from the ``[cfg]`` config section; a value set at run time (repeater, web
+UI, API) is stored in the node's SQLite database and wins over the default at the next
+start. An ephemeral node keeps them in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ._exceptions import FieldError
+from .config import CfgSection
+from .fields import FieldType, coerce
+
+
+def _non_negative(value: int) -> None:
+    if value < 0:
+        raise ValueError("must be >= 0")
+
+
+def _positive(value: int) -> None:
+    if value <= 0:
+        raise ValueError("must be > 0")
+
+
+@attrs.frozen
+class SettingSpec:
+    type: FieldType
+    description: str
+    validate: Callable[[Any], None] | None = None
+
+
+SETTINGS: dict[str, SettingSpec] = {
+    "p2p_enabled": SettingSpec(FieldType.BOOL, "exchange pieces with peers (off = origin only)"),
+    "upload_limit_kbps": SettingSpec(FieldType.INT, "upload limit in KiB/s, 0 = unlimited", _non_negative),
+    "cache_limit_mb": SettingSpec(FieldType.INT, "storage limit of the cache in MiB", _positive),
+    "max_connections": SettingSpec(FieldType.INT, "most peer sessions at once", _positive),
+}
+
+
+class Settings:
+    """``settings.p2p_enabled`` reads; ``settings.set("p2p_enabled", False)`` validates,
+    persists and notifies ``on_change(key, value)``."""
+
+    def __init__(
+        self, defaults: CfgSection, db_path: Path | None,
+        on_change: Callable[[str, Any], None] | None = None,
+    ) -> None:
+        self._values: dict[str, Any] = attrs.asdict(defaults)
+        self._on_change = on_change
+        self._db = sqlite3.connect(str(db_path) if db_path else ":memory:", isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        for key, raw in self._db.execute("SELECT key, value FROM settings"):
+            if key in SETTINGS:
+                try:
+                    self._values[key] = self._validated(key, json.loads(raw))
+                except (FieldError, ValueError):
+                    pass  # a stored value that no longer validates falls back to the default
+
+    def _validated(self, key: str, value: Any) -> Any:
+        spec = SETTINGS.get(key)
+        if spec is None:
+            raise FieldError(f"unknown setting {key!r} (known: {', '.join(SETTINGS)})")
+        value = coerce(spec.type, value, key)
+        if spec.validate is not None:
+            try:
+                spec.validate(value)
+            except ValueError as exc:
+                raise FieldError(f"{key}: {exc}") from None
+        return value
+
+    def get(self, key: str) -> Any:
+        if key not in SETTINGS:
+            raise FieldError(f"unknown setting {key!r}")
+        return self._values[key]
+
+    def set(self, key: str, value: Any) -> Any:
+        value = self._validated(key, value)
+        changed = self._values[key] != value
+        self._values[key] = value
+        self._db.execute(
+            "INSERT INTO settings(key, value) VALUES(?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value)),
+        )
+        if changed and self._on_change is not None:
+            self._on_change(key, value)
+        return value
+
+    def update(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Partial update (seed 004 §4.1.4): all values are validated before any is applied."""
+        checked = {key: self._validated(key, value) for key, value in values.items()}
+        for key, value in checked.items():
+            self.set(key, value)
+        return self.as_dict()
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(SETTINGS)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @property
+    def p2p_enabled(self) -> bool:
+        return bool(self._values["p2p_enabled"])
+
+    @property
+    def upload_limit_kbps(self) -> int:
+        return int(self._values["upload_limit_kbps"])
+
+    @property
+    def cache_limit_mb(self) -> int:
+        return int(self._values["cache_limit_mb"])
+
+    @property
+    def max_connections(self) -> int:
+        return int(self._values["max_connections"])
