@@ -236,9 +236,9 @@ async def _client_loop(
         return
 
 
-async def _send(stream: trio.SocketStream, data: bytes, timeout: float) -> bool:
-    """Send within ``timeout``; False if the client did not read it in time."""
-    with trio.move_on_after(timeout):
+async def _send(stream: trio.SocketStream, data: bytes, within: float) -> bool:
+    """Send within ``within`` seconds; False if the client did not read it in time."""
+    with trio.move_on_after(within):
         await stream.send_all(data)
         return True
     log.info("repeater client stopped reading replies; disconnecting")
