@@ -1,0 +1,114 @@
+"""A virtual UDP endpoint implementing the kernel's ``DatagramEndpoint`` interface."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import trio
+
+from p2pkit.endpoint import Address, Datagram, DispatchFn, EndpointStats
+
+if TYPE_CHECKING:
+    from ._network import Host
+
+# Datagrams a bound endpoint buffers before ``run`` registers its dispatch function,
+# like a socket's receive buffer; more are dropped ("rcvbuf").
+RECEIVE_BUFFER_DATAGRAMS = 256
+
+
+class VirtualEndpoint:
+    """One bound port of a simulated host.
+
+    ``send`` hands the datagram to the network synchronously and, like a UDP socket, reports
+    success even if the network later drops it (the drop is counted by reason). Received
+    datagrams are pushed by the network task straight into ``dispatch`` (see ``run``).
+    """
+
+    def __init__(self, host: Host, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.stats = EndpointStats()
+        self._dispatch: DispatchFn | None = None
+        self._pending: list[Datagram] = []
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<VirtualEndpoint {self.host.name} {self.host.ip}:{self.port}>"
+
+    @property
+    def local_address(self) -> Address:
+        return (self.host.ip, self.port)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def send(self, data: bytes, addr: Address) -> bool:
+        if self._closed:
+            return False
+        stats = self.stats
+        stats.datagrams_sent += 1
+        stats.bytes_sent += len(data)
+        self.host.network.send(self.host, self.port, data, addr)
+        return True
+
+    def send_batch(self, datagrams: Sequence[Datagram]) -> int:
+        if self._closed:
+            return 0
+        send = self.host.network.send
+        host, port, stats = self.host, self.port, self.stats
+        for data, addr in datagrams:
+            stats.datagrams_sent += 1
+            stats.bytes_sent += len(data)
+            send(host, port, data, addr)
+        return len(datagrams)
+
+    async def wait_writable(self) -> None:
+        # The virtual socket never refuses a send (queue overflow is a network drop).
+        await trio.lowlevel.checkpoint()
+
+    async def run(
+        self, dispatch: DispatchFn, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("endpoint is closed")
+        if self._dispatch is not None:
+            raise trio.BusyResourceError("endpoint is already running")
+        self._dispatch = dispatch
+        try:
+            task_status.started()
+            if self._pending:
+                pending, self._pending = self._pending, []
+                dispatch(pending, trio.current_time())
+            await trio.sleep_forever()
+        finally:
+            self._dispatch = None
+
+    def _deliver(self, batch: list[Datagram], now: float, nbytes: int) -> None:
+        """Called by the network task at a delivery instant."""
+        stats = self.stats
+        host = self.host
+        dispatch = self._dispatch
+        if dispatch is None:
+            room = RECEIVE_BUFFER_DATAGRAMS - len(self._pending)
+            if room < len(batch):
+                for _ in range(len(batch) - max(room, 0)):
+                    host._drop("rcvbuf")
+                batch = batch[: max(room, 0)]
+                nbytes = sum(len(d) for d, _a in batch)
+            self._pending.extend(batch)
+        stats.datagrams_received += len(batch)
+        stats.bytes_received += nbytes
+        host.datagrams_received += len(batch)
+        host.bytes_received += nbytes
+        if dispatch is not None:
+            dispatch(batch, now)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._pending = []
+        if self.host.endpoints.get(self.port) is self:
+            del self.host.endpoints[self.port]

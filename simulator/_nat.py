@@ -1,0 +1,169 @@
+"""NAT boxes with the RFC 3489 behaviours, as sans-IO state machines.
+
+=====================  ===================================  ================================
+type                   mapping (RFC 4787 terms)             inbound filtering
+=====================  ===================================  ================================
+full-cone              endpoint-independent                 none: anyone may send
+restricted-cone        endpoint-independent                 address-dependent
+port-restricted-cone   endpoint-independent                 address- and port-dependent
+symmetric              address- and port-dependent          address- and port-dependent
+udp-blocked            (a firewall) every UDP packet is dropped both ways
+=====================  ===================================  ================================
+
+A mapping and its permissions expire ``mapping_timeout`` seconds after the last outbound
+packet that used them (and after inbound ones too if ``inbound_refresh``). Expiry is lazy:
+a stale mapping is noticed and removed when it is next looked up.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+
+import attrs
+
+Address = tuple[str, int]
+
+
+class NatType(enum.Enum):
+    """The behaviours a NAT box can have (``open`` means: no NAT at all)."""
+
+    OPEN = "open"
+    FULL_CONE = "full-cone"
+    RESTRICTED_CONE = "restricted-cone"
+    PORT_RESTRICTED_CONE = "port-restricted-cone"
+    SYMMETRIC = "symmetric"
+    UDP_BLOCKED = "udp-blocked"
+
+    @classmethod
+    def parse(cls, value: str) -> NatType:
+        normalized = value.strip().lower().replace("_", "-").replace(" ", "-")
+        for member in cls:
+            if member.value == normalized:
+                return member
+        names = ", ".join(m.value for m in cls)
+        raise ValueError(f"unknown NAT type {value!r} (expected one of: {names})")
+
+
+@attrs.frozen
+class NatProfile:
+    """Configuration of a NAT box."""
+
+    type: NatType = NatType.PORT_RESTRICTED_CONE
+    mapping_timeout: float = 30.0
+    hairpin: bool = False
+    inbound_refresh: bool = False
+    port_base: int = 20000  # first external port handed out (plus a seeded offset)
+
+
+# Reasons a NAT refuses a packet (used as drop-counter names).
+NAT_NO_MAPPING = "nat_no_mapping"
+NAT_FILTERED = "nat_filtered"
+FIREWALL = "firewall"
+
+
+class Mapping:
+    """One external port of a NAT and what it may receive."""
+
+    __slots__ = ("external_port", "internal", "key", "last_used", "permissions")
+
+    def __init__(
+        self, key: tuple[object, ...], internal: Address, external_port: int, now: float
+    ) -> None:
+        self.key = key
+        self.internal = internal
+        self.external_port = external_port
+        self.last_used = now
+        # remote address (or remote IP for restricted-cone) -> last outbound packet time
+        self.permissions: dict[object, float] = {}
+
+
+class NatBox:
+    """A NAT in front of one or more private hosts (sans-IO: time is passed in)."""
+
+    def __init__(self, profile: NatProfile, public_ip: str, rng: random.Random) -> None:
+        self.profile = profile
+        self.type = profile.type
+        self.public_ip = public_ip
+        self._rng = rng
+        self._next_port = profile.port_base + rng.randrange(0, 1000)
+        self._by_key: dict[tuple[object, ...], Mapping] = {}
+        self._by_port: dict[int, Mapping] = {}
+        self.mappings_created = 0
+
+    # -------------------------------------------------------------- outbound
+
+    def outbound(self, internal: Address, remote: Address, now: float) -> int | str:
+        """Translate an outbound packet; returns the external port or a drop reason."""
+        nat_type = self.type
+        if nat_type is NatType.UDP_BLOCKED:
+            return FIREWALL
+        if nat_type is NatType.SYMMETRIC:
+            key: tuple[object, ...] = (internal, remote)
+        else:
+            key = (internal,)
+        mapping = self._by_key.get(key)
+        if mapping is not None and now - mapping.last_used > self.profile.mapping_timeout:
+            self._remove(key, mapping)
+            mapping = None
+        if mapping is None:
+            mapping = Mapping(key, internal, self._allocate_port(), now)
+            self._by_key[key] = mapping
+            self._by_port[mapping.external_port] = mapping
+            self.mappings_created += 1
+        mapping.last_used = now
+        if nat_type is NatType.RESTRICTED_CONE:
+            mapping.permissions[remote[0]] = now
+        elif nat_type is not NatType.FULL_CONE:
+            mapping.permissions[remote] = now
+        return mapping.external_port
+
+    def _allocate_port(self) -> int:
+        for _ in range(65536):
+            port = self._next_port
+            self._next_port = port + 1 if port < 65535 else 1024
+            if port not in self._by_port:
+                return port
+        raise RuntimeError("NAT out of external ports")
+
+    def _remove(self, key: tuple[object, ...], mapping: Mapping) -> None:
+        if self._by_key.get(key) is mapping:
+            del self._by_key[key]
+        if self._by_port.get(mapping.external_port) is mapping:
+            del self._by_port[mapping.external_port]
+
+    # -------------------------------------------------------------- inbound
+
+    def inbound(self, external_port: int, remote: Address, now: float) -> Address | str:
+        """Translate an inbound packet; returns the internal address or a drop reason."""
+        nat_type = self.type
+        if nat_type is NatType.UDP_BLOCKED:
+            return FIREWALL
+        mapping = self._by_port.get(external_port)
+        timeout = self.profile.mapping_timeout
+        if mapping is None:
+            return NAT_NO_MAPPING
+        if now - mapping.last_used > timeout:
+            self._remove(mapping.key, mapping)
+            return NAT_NO_MAPPING
+        if nat_type is not NatType.FULL_CONE:
+            permission = remote[0] if nat_type is NatType.RESTRICTED_CONE else remote
+            granted = mapping.permissions.get(permission)
+            if granted is None or now - granted > timeout:
+                return NAT_FILTERED
+            if self.profile.inbound_refresh:
+                mapping.permissions[permission] = now
+        if self.profile.inbound_refresh:
+            mapping.last_used = now
+        return mapping.internal
+
+    # -------------------------------------------------------------- inspection
+
+    def active_mappings(self, now: float) -> list[tuple[Address, int]]:
+        """(internal address, external port) of every live mapping, in creation order."""
+        timeout = self.profile.mapping_timeout
+        return [
+            (m.internal, m.external_port)
+            for m in self._by_key.values()
+            if now - m.last_used <= timeout
+        ]

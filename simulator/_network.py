@@ -1,0 +1,376 @@
+"""The virtual network: hosts, access links, NAT boxes, the core, and one delivery task.
+
+Path of a datagram sent by a host::
+
+    sender --uplink--> [sender's NAT] --core--> [receiver's NAT] --downlink--> receiver
+
+``send`` runs synchronously in the sender's task: MTU check, source NAT, the uplink queue,
+loss and latency; the packet then waits in a heap until it reaches the receiver's access
+router (event "transit"), where partitions, the destination NAT's filter and the downlink
+are applied, and waits again until it is delivered. At every delivery instant the network
+task calls each receiving endpoint's ``dispatch(batch, now)`` directly, one batch per
+endpoint, so no task is woken per datagram.
+
+Event times are rounded *up* to multiples of ``resolution`` seconds (0 = exact). A coarser
+resolution makes instants coincide, and trio's run loop pays per instant, not per datagram.
+"""
+
+from __future__ import annotations
+
+import heapq
+import ipaddress
+import math
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+import trio
+
+from ._core import CoreLatency
+from ._link import DROP_LOSS, HEADER_BYTES, LinkProfile
+from ._nat import NatBox, NatProfile, NatType
+from ._rng import derive_rng
+
+if TYPE_CHECKING:
+    from ._endpoint import VirtualEndpoint
+
+Address = tuple[str, int]
+
+_TRANSIT = 0
+_DELIVER = 1
+
+_PUBLIC_BASE = int(ipaddress.IPv4Address("11.0.0.1"))
+_PRIVATE_BASE = int(ipaddress.IPv4Address("10.0.0.2"))
+_EPHEMERAL_FIRST = 49152
+
+
+class Host:
+    """A machine with one access link, maybe behind a NAT, with bound virtual ports."""
+
+    def __init__(
+        self, network: Network, name: str, ip: str, link: LinkProfile, group: str,
+        nat: NatBox | None, site: int,
+    ) -> None:
+        self.network = network
+        self.name = name
+        self.ip = ip
+        self.group = group
+        self.nat = nat
+        self.site = site  # id of the core attachment point (this host, or its NAT)
+        self.link = link
+        self.up = link.direction(True, derive_rng(network.seed, "link", name, "up"))
+        self.down = link.direction(False, derive_rng(network.seed, "link", name, "down"))
+        self.rng = derive_rng(network.seed, "host", name)
+        self.mtu = link.mtu
+        self.online = True
+        self.partition = 0
+        self.endpoints: dict[int, VirtualEndpoint] = {}
+        self._next_port = _EPHEMERAL_FIRST
+        self.drops: dict[str, int] = {}
+        self.datagrams_sent = 0
+        self.datagrams_received = 0
+        self.bytes_sent = 0
+        self.bytes_received = 0
+
+    def __repr__(self) -> str:
+        return f"<Host {self.name} {self.ip}>"
+
+    @property
+    def public_ip(self) -> str:
+        return self.nat.public_ip if self.nat is not None else self.ip
+
+    def bind(self, port: int = 0) -> VirtualEndpoint:
+        """Open a virtual UDP endpoint on ``port`` (0 = next free ephemeral port)."""
+        from ._endpoint import VirtualEndpoint
+
+        if port == 0:
+            while self._next_port in self.endpoints:
+                self._next_port += 1
+            port = self._next_port
+            self._next_port += 1
+        elif port in self.endpoints:
+            raise OSError(f"{self.name}: port {port} already in use")
+        endpoint = VirtualEndpoint(self, port)
+        self.endpoints[port] = endpoint
+        return endpoint
+
+    def set_link(self, profile: LinkProfile) -> None:
+        """Change the access link (queued packets keep their schedule)."""
+        self.link = profile
+        self.mtu = profile.mtu
+        self.up.reconfigure(profile, True)
+        self.down.reconfigure(profile, False)
+
+    def _drop(self, reason: str) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + 1
+        self.network.drops[reason] = self.network.drops.get(reason, 0) + 1
+
+
+class Network:
+    """All hosts of one simulation and the task that delivers their datagrams."""
+
+    def __init__(
+        self, seed: int = 0, *, resolution: float = 0.0, core: CoreLatency | None = None,
+        bin_seconds: float = 1.0,
+    ) -> None:
+        if resolution < 0:
+            raise ValueError("resolution must be >= 0")
+        self.seed = seed
+        self.resolution = resolution
+        self.core = core or CoreLatency()
+        self.hosts: dict[str, Host] = {}
+        self.nats: dict[str, NatBox] = {}
+        self._public: dict[str, Host | NatBox] = {}
+        self._nat_hosts: dict[int, dict[str, Host]] = {}  # id(nat) -> private ip -> host
+        self._nat_sites: dict[int, tuple[int, str]] = {}  # id(nat) -> (site, group)
+        self._core_cache: dict[tuple[int, int], float] = {}
+        self._next_public = _PUBLIC_BASE
+        self._next_site = 0
+        self._heap: list[tuple] = []
+        self._seq = 0
+        self._scope: trio.CancelScope | None = None
+        self.drops: dict[str, int] = {}
+        self.datagrams_sent = 0
+        self.datagrams_delivered = 0
+        self.bytes_delivered = 0
+        self.dispatch_instants = 0
+        self.bin_seconds = bin_seconds
+        self.delivered_bytes_by_bin: dict[int, int] = {}
+
+    # ------------------------------------------------------------------ topology
+
+    def _allocate_public_ip(self) -> str:
+        ip = str(ipaddress.IPv4Address(self._next_public))
+        self._next_public += 1
+        return ip
+
+    def add_nat(self, name: str, profile: NatProfile, *, group: str = "") -> NatBox:
+        """A NAT box with its own public IP; put hosts behind it with ``add_host(nat=...)``."""
+        if name in self.nats:
+            raise ValueError(f"NAT {name!r} already exists")
+        if profile.type is NatType.OPEN:
+            raise ValueError("an 'open' host has no NAT box; add it without nat=")
+        nat = NatBox(profile, self._allocate_public_ip(), derive_rng(self.seed, "nat", name))
+        self.nats[name] = nat
+        self._public[nat.public_ip] = nat
+        self._nat_hosts[id(nat)] = {}
+        self._nat_sites[id(nat)] = (self._next_site, group)
+        self._next_site += 1
+        return nat
+
+    def add_host(
+        self, name: str, link: LinkProfile | None = None, *, nat: NatBox | None = None,
+        group: str = "",
+    ) -> Host:
+        """A host on the public Internet, or behind ``nat`` with a private 10.x address."""
+        if name in self.hosts:
+            raise ValueError(f"host {name!r} already exists")
+        link = link or LinkProfile()
+        if nat is None:
+            site = self._next_site
+            self._next_site += 1
+            host = Host(self, name, self._allocate_public_ip(), link, group, None, site)
+            self._public[host.ip] = host
+        else:
+            lan = self._nat_hosts[id(nat)]
+            ip = str(ipaddress.IPv4Address(_PRIVATE_BASE + len(lan)))
+            host = Host(self, name, ip, link, group, nat, self._nat_sites[id(nat)][0])
+            lan[ip] = host
+        self.hosts[name] = host
+        return host
+
+    def _core_latency(self, site_a: int, group_a: str, site_b: int, group_b: str) -> float:
+        key = (site_a, site_b) if site_a < site_b else (site_b, site_a)
+        latency = self._core_cache.get(key)
+        if latency is None:
+            latency = self.core.sample(self.seed, site_a, group_a, site_b, group_b)
+            self._core_cache[key] = latency
+        return latency
+
+    # ------------------------------------------------------------------ events
+
+    def partition(self, sides: Iterable[Iterable[Host]]) -> None:
+        """Split the network: hosts on different sides can no longer reach each other.
+
+        Hosts not named stay on side 0 together with the first side."""
+        for host in self.hosts.values():
+            host.partition = 0
+        for index, side in enumerate(sides):
+            for host in side:
+                host.partition = index
+
+    def heal(self) -> None:
+        for host in self.hosts.values():
+            host.partition = 0
+
+    # ------------------------------------------------------------------ sending
+
+    def _grid(self, t: float) -> float:
+        res = self.resolution
+        if not res:
+            return t
+        return math.ceil(t / res - 1e-9) * res
+
+    def _push(self, event: tuple) -> None:
+        heapq.heappush(self._heap, event)
+        scope = self._scope
+        if scope is not None and event[0] < scope.deadline:
+            scope.deadline = event[0]
+
+    def send(self, host: Host, port: int, data: bytes, dst: Address) -> None:
+        """Route one datagram from ``host:port`` (called by the endpoint, synchronously)."""
+        now = trio.current_time()
+        self.datagrams_sent += 1
+        size = len(data) + HEADER_BYTES
+        host.datagrams_sent += 1
+        host.bytes_sent += size
+        if not host.online:
+            host._drop("host_down")
+            return
+        if size > host.mtu:
+            host._drop("mtu")
+            return
+        dst_ip = dst[0]
+        nat = host.nat
+        if nat is None:
+            wire_src: Address = (host.ip, port)
+            target = self._public.get(dst_ip)
+            if target is None:
+                host._drop("no_route")
+                return
+            if target.__class__ is Host:
+                core = self._core_latency(host.site, host.group, target.site, target.group)
+            else:
+                site, group = self._nat_sites[id(target)]
+                core = self._core_latency(host.site, host.group, site, group)
+        else:
+            lan = self._nat_hosts[id(nat)]
+            target = lan.get(dst_ip)
+            if target is not None:  # same LAN: no NAT, no core
+                wire_src = (host.ip, port)
+                core = 0.0
+            else:
+                if dst_ip == nat.public_ip and not nat.profile.hairpin:
+                    host._drop("no_hairpin")
+                    return
+                external = nat.outbound((host.ip, port), dst, now)
+                if external.__class__ is str:
+                    host._drop(external)  # type: ignore[arg-type]
+                    return
+                wire_src = (nat.public_ip, external)  # type: ignore[assignment]
+                if dst_ip == nat.public_ip:
+                    target = nat
+                    core = 0.0
+                else:
+                    target = self._public.get(dst_ip)
+                    if target is None:
+                        host._drop("no_route")
+                        return
+                    site, group = (
+                        (target.site, target.group) if target.__class__ is Host
+                        else self._nat_sites[id(target)]
+                    )
+                    core = self._core_latency(host.site, host.group, site, group)
+        copies = 2 if host.link.duplicate and host.rng.random() < host.link.duplicate else 1
+        for _ in range(copies):
+            arrival = host.up.transmit(size, now)
+            if arrival < 0:
+                host._drop("loss" if arrival == DROP_LOSS else "queue")
+                continue
+            self._seq += 1
+            self._push(
+                (self._grid(arrival + core), self._seq, _TRANSIT, host, wire_src, dst, data, size,
+                 target)
+            )
+
+    # ------------------------------------------------------------------ delivering
+
+    def _transit(self, event: tuple, now: float) -> None:
+        _t, _seq, _kind, src, wire_src, dst, data, size, target = event
+        if target.__class__ is Host:
+            host = target
+            port = dst[1]
+        else:
+            internal = target.inbound(dst[1], wire_src, now)
+            if internal.__class__ is str:
+                src._drop(internal)
+                return
+            host = self._nat_hosts[id(target)].get(internal[0])
+            if host is None:
+                src._drop("no_route")
+                return
+            port = internal[1]
+        if host.partition != src.partition:
+            host._drop("partition")
+            return
+        if not host.online:
+            host._drop("host_down")
+            return
+        arrival = host.down.transmit(size, now)
+        if arrival < 0:
+            host._drop("loss" if arrival == DROP_LOSS else "queue")
+            return
+        self._seq += 1
+        self._push((self._grid(arrival), self._seq, _DELIVER, host, port, data, wire_src))
+
+    def _process(self, now: float) -> None:
+        heap = self._heap
+        pop = heapq.heappop
+        while heap and heap[0][0] <= now:
+            batches: dict[VirtualEndpoint, list[tuple[bytes, Address]]] = {}
+            while heap and heap[0][0] <= now:
+                event = pop(heap)
+                if event[2] == _TRANSIT:
+                    self._transit(event, now)
+                    continue
+                _t, _seq, _kind, host, port, data, wire_src = event
+                if not host.online:
+                    host._drop("host_down")
+                    continue
+                endpoint = host.endpoints.get(port)
+                if endpoint is None:
+                    host._drop("port_unreachable")
+                    continue
+                batch = batches.get(endpoint)
+                if batch is None:
+                    batches[endpoint] = [(data, wire_src)]
+                else:
+                    batch.append((data, wire_src))
+            if batches:
+                self.dispatch_instants += 1
+                bins = self.delivered_bytes_by_bin
+                b = int(now / self.bin_seconds)
+                for endpoint, batch in batches.items():
+                    count = len(batch)
+                    nbytes = sum(len(d) for d, _a in batch)
+                    self.datagrams_delivered += count
+                    self.bytes_delivered += nbytes
+                    bins[b] = bins.get(b, 0) + nbytes
+                    endpoint._deliver(batch, now, nbytes)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Deliver datagrams until cancelled (start it in the simulation's nursery)."""
+        started = False
+        while True:
+            with trio.CancelScope(deadline=self._heap[0][0] if self._heap else math.inf) as scope:
+                self._scope = scope
+                if not started:
+                    started = True
+                    task_status.started()
+                await trio.sleep_forever()
+            self._scope = None
+            self._process(trio.current_time())
+
+    # ------------------------------------------------------------------ reporting
+
+    def pending(self) -> int:
+        return len(self._heap)
+
+    def stats(self) -> Mapping[str, object]:
+        return {
+            "datagrams_sent": self.datagrams_sent,
+            "datagrams_delivered": self.datagrams_delivered,
+            "bytes_delivered": self.bytes_delivered,
+            "dispatch_instants": self.dispatch_instants,
+            "drops": dict(sorted(self.drops.items())),
+            "resolution_s": self.resolution,
+        }
