@@ -1,0 +1,43 @@
+"""Partitions cut traffic between sides (also packets in flight) until healed."""
+
+from __future__ import annotations
+
+import trio
+
+from p2pkit.simulator import LinkProfile, Network
+
+from .helpers import running
+
+
+async def test_partition_and_heal(autojump_clock: object) -> None:
+    net = Network(seed=1)
+    hosts = [net.add_host(f"h{i}", LinkProfile(latency=0.05)) for i in range(4)]
+    eps = [h.bind(9000) for h in hosts]
+    async with running(net, *eps) as recorders:
+        eps[0].send(b"in flight", eps[2].local_address)
+        await trio.sleep(0.01)
+        net.partition([hosts[:2], hosts[2:]])
+        eps[0].send(b"same side", eps[1].local_address)
+        eps[3].send(b"across", eps[0].local_address)
+        await trio.sleep(1)
+        net.heal()
+        eps[3].send(b"healed", eps[0].local_address)
+        await trio.sleep(1)
+    assert recorders[0].payloads == [b"healed"]
+    assert recorders[1].payloads == [b"same side"]
+    assert recorders[2].payloads == []
+    assert net.drops == {"partition": 2}
+    assert hosts[0].drops == {"partition": 1} and hosts[2].drops == {"partition": 1}
+
+
+async def test_offline_host_drops_both_ways(autojump_clock: object) -> None:
+    net = Network(seed=1)
+    a, b = net.add_host("a"), net.add_host("b")
+    ea, eb = a.bind(), b.bind()
+    async with running(net, ea, eb) as (ra, rb):
+        b.online = False
+        ea.send(b"to down", eb.local_address)
+        eb.send(b"from down", ea.local_address)
+        await trio.sleep(1)
+    assert ra.received == [] and rb.received == []
+    assert net.drops == {"host_down": 2}
