@@ -1,0 +1,576 @@
+"""Piece-addressed, verified content on top of the FileStore.
+
+Own shares are hashed into a :class:`Manifest` and pinned. By default they are kept by
+reference (no copy): the store remembers the path, size and mtime, and every piece read
+from the file is checked against its SHA-256, so a file changed or deleted after sharing
+is detected and never served; ``copy=True`` copies the file into the store instead.
+Downloads are written piece by piece into a sparse file after their hash is checked; the
+have-bitmap lives in SQLite, so a download resumes after a restart. A piece is verified
+again every time it is read (SHA-256 costs far less than the disk or network), so bytes
+damaged on disk or left half-written by a crash are never served.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import msgspec
+
+from ._errors import IncompleteContent, StoreError, UnknownItem, UnsupportedMedia
+from ._filestore import FileStore, write_all
+from ._manifest import DEFAULT_PIECE_SIZE, MAX_PIECE_SIZE, MIN_PIECE_SIZE, Manifest, is_rid
+from ._media import HEADER_BYTES, probe, sniff
+
+CONTENT_DIR = "content"
+ProgressFn = Callable[[int, int], None]  # (bytes done, total)
+ContentCallback = Callable[[str, str], None]  # (event "added"|"completed"|"removed", rid)
+
+
+def _bit(have: bytearray | bytes, i: int) -> bool:
+    return bool(have[i >> 3] & (0x80 >> (i & 7)))
+
+
+def _set_bit(have: bytearray, i: int, value: bool) -> None:
+    if value:
+        have[i >> 3] |= 0x80 >> (i & 7)
+    else:
+        have[i >> 3] &= ~(0x80 >> (i & 7)) & 0xFF
+
+
+def _full_bitmap(n: int) -> bytearray:
+    have = bytearray(b"\xff" * (n >> 3))
+    if n & 7:
+        have.append((0xFF << (8 - (n & 7))) & 0xFF)
+    return have
+
+
+@attrs.define
+class _Content:
+    manifest: Manifest
+    pinned: bool
+    source: str | None  # own share kept by reference
+    source_size: int | None
+    source_mtime_ns: int | None
+    have: bytearray
+    have_count: int
+    stored_bytes: int
+    mtime_ms: int
+    seq: int
+    added_ms: int
+    data_path: str
+    broken: bool = False  # a referenced source changed or vanished
+
+    @property
+    def complete(self) -> bool:
+        return self.have_count == self.manifest.num_pieces and not self.broken
+
+
+class ItemInfo(msgspec.Struct, frozen=True):
+    """One piece of content as listed by ``items()``."""
+
+    rid: str
+    name: str
+    title: str
+    description: str
+    size: int
+    mime: str
+    category: str
+    duration: float | None
+    pinned: bool
+    complete: bool
+    have_pieces: int
+    num_pieces: int
+    stored_bytes: int  # bytes this item occupies in the store (0 for a share by reference)
+    source: str | None  # path of an own share kept by reference
+    broken: bool
+    added_ms: int
+    mtime_ms: int
+
+
+class Store(FileStore):
+    """FileStore plus verified content: import, download pieces, serve, export."""
+
+    def __init__(self, root: Path | str, *, piece_size: int = DEFAULT_PIECE_SIZE,
+                 copy_shares: bool = False, thumbnail_px: int = 160, **kwargs: Any) -> None:
+        if not MIN_PIECE_SIZE <= piece_size <= MAX_PIECE_SIZE or piece_size & (piece_size - 1):
+            raise ValueError("piece_size must be a power of two between 16 KiB and 16 MiB")
+        self.piece_size = piece_size
+        self.copy_shares = copy_shares
+        self.thumbnail_px = thumbnail_px
+        self._content: dict[str, _Content] = {}
+        self.on_content: ContentCallback | None = None
+        super().__init__(root, **kwargs)
+
+    # ------------------------------------------------------------------ recovery
+
+    def _recover(self) -> None:
+        super()._recover()
+        cdir = self.root / CONTENT_DIR
+        cdir.mkdir(exist_ok=True)
+        rows = self._db.execute(
+            "SELECT rid, manifest, pinned, source, source_size, source_mtime_ns, have, "
+            "mtime_ms, seq, added_ms FROM content"
+        ).fetchall()
+        for rid, blob, pinned, source, ssize, smtime, have, mtime_ms, seq, added_ms in rows:
+            try:
+                manifest = Manifest.decode(bytes(blob), rid=rid)
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+                self._db.execute("DELETE FROM content WHERE rid = ?", (rid,))
+                continue
+            item = _Content(manifest, bool(pinned), source, ssize, smtime, bytearray(have), 0, 0,
+                            mtime_ms, seq, added_ms, str(cdir / rid))
+            if len(item.have) != (manifest.num_pieces + 7) // 8:
+                item.have = bytearray((manifest.num_pieces + 7) // 8)
+            if source is None:
+                self._reconcile_data_file(item)
+            else:
+                item.broken = not self._source_unchanged(item)
+            item.have_count = sum(_bit(item.have, i) for i in range(manifest.num_pieces))
+            self._content[rid] = item
+            self._used += item.stored_bytes
+            self._seq = max(self._seq, seq)
+            self._persist_have(rid, item)
+        for entry in cdir.iterdir():
+            if entry.name not in self._content or entry.name.endswith(".part"):
+                self.counters["recovered_orphans"] += 1
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+
+    def _reconcile_data_file(self, item: _Content) -> None:
+        """Clear the bits of pieces the data file cannot hold (lost or short file)."""
+        try:
+            on_disk = os.stat(item.data_path).st_size
+        except FileNotFoundError:
+            on_disk = 0
+        stored = 0
+        m = item.manifest
+        for i in range(m.num_pieces):
+            if _bit(item.have, i):
+                if i * m.piece_size + m.piece_length(i) > on_disk:
+                    _set_bit(item.have, i, False)
+                    self.counters["recovered_truncations"] += 1
+                else:
+                    stored += m.piece_length(i)
+        item.stored_bytes = stored
+
+    def _source_unchanged(self, item: _Content) -> bool:
+        try:
+            st = os.stat(item.source or "")
+        except OSError:
+            return False
+        return st.st_size == item.source_size and st.st_mtime_ns == item.source_mtime_ns
+
+    def _persist_have(self, rid: str, item: _Content) -> None:
+        self._db.execute(
+            "UPDATE content SET have = ?, stored_bytes = ?, mtime_ms = ?, seq = ? WHERE rid = ?",
+            (bytes(item.have), item.stored_bytes, item.mtime_ms, item.seq, rid),
+        )
+
+    # ------------------------------------------------------------------ eviction hooks
+
+    def _eviction_candidates(self) -> Iterator[tuple[int, str, str, int]]:
+        yield from super()._eviction_candidates()
+        for rid, item in self._content.items():
+            if not item.pinned and item.stored_bytes:
+                yield item.seq, "content", rid, item.stored_bytes
+
+    def _drop(self, kind: str, key: str) -> None:
+        if kind == "sid":
+            super()._drop(kind, key)
+            return
+        item = self._content.pop(key)
+        self._db.execute("DELETE FROM content WHERE rid = ?", (key,))
+        self._handles.close(item.data_path)
+        if item.source:
+            self._handles.close(item.source)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(item.data_path)
+        self._used -= item.stored_bytes
+        if self.on_content is not None:
+            self.on_content("removed", key)
+
+    # ------------------------------------------------------------------ import (own shares)
+
+    def import_file(self, path: Path | str, *, title: str | None = None, description: str = "",
+                    progress: ProgressFn | None = None, copy: bool | None = None,
+                    pinned: bool = True) -> Manifest:
+        """Hash ``path`` into a manifest and keep it as an own share (pinned).
+
+        UnsupportedMedia if the bytes are not audio, video or an image. ``copy`` (default:
+        the store's ``copy_shares``) copies the file into the store instead of keeping a
+        reference. Importing the same file with the same texts again returns the same rid.
+        """
+        steps = self._import_steps(Path(path), title, description, progress, copy, pinned)
+        try:
+            while True:
+                next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    async def import_file_async(self, path: Path | str, *, title: str | None = None,
+                                description: str = "", progress: ProgressFn | None = None,
+                                copy: bool | None = None, pinned: bool = True) -> Manifest:
+        """Like ``import_file`` but yields to trio between pieces, so a large file does not
+        stall the node (no threads: safe in the simulator)."""
+        import trio
+
+        steps = self._import_steps(Path(path), title, description, progress, copy, pinned)
+        try:
+            while True:
+                next(steps)
+                await trio.lowlevel.checkpoint()
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    def _import_steps(self, path: Path, title: str | None, description: str,
+                      progress: ProgressFn | None, copy: bool | None,
+                      pinned: bool) -> Generator[None, None, Manifest]:
+        copy = self.copy_shares if copy is None else copy
+        try:
+            path = path.resolve(strict=True)
+            st = path.stat()
+        except OSError as exc:
+            raise StoreError(f"cannot import {path}: {exc.strerror}") from None
+        if not path.is_file():
+            raise StoreError(f"cannot import {path}: not a regular file")
+        if st.st_size == 0:
+            raise UnsupportedMedia(f"{path.name}: the file is empty")
+        with path.open("rb") as f:
+            media = sniff(f.read(HEADER_BYTES), path.name)
+        yield
+        tmp = self.root / CONTENT_DIR / f"import-{os.getpid()}-{id(path):x}.part"
+        hashes: list[bytes] = []
+        done = 0
+        try:
+            with path.open("rb") as src, (tmp.open("wb") if copy else contextlib.nullcontext()) as out:
+                while chunk := src.read(self.piece_size):
+                    hashes.append(hashlib.sha256(chunk).digest())
+                    if out is not None:
+                        out.write(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, st.st_size)
+                    yield
+            after = path.stat()
+            if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or done != st.st_size:
+                raise StoreError(f"{path.name} changed while it was being imported")
+            info = probe(path, media, self.thumbnail_px)
+            yield
+            manifest = Manifest(
+                name=path.name[:255], size=st.st_size, mime=media.mime,
+                category=media.category,  # type: ignore[arg-type]
+                piece_size=self.piece_size, piece_hashes=tuple(hashes),
+                title=(path.stem if title is None else title)[:4096],
+                description=description[:4096], duration=info.duration,
+                width=info.width, height=info.height, thumbnail=info.thumbnail,
+            )
+            self._add_share(manifest, path, st, tmp if copy else None, pinned)
+            return manifest
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+    def _add_share(self, manifest: Manifest, path: Path, st: os.stat_result,
+                   copied: Path | None, pinned: bool) -> None:
+        rid = manifest.rid
+        with self._lock:
+            self._check_open()
+            old = self._content.get(rid)
+            if old is not None and old.complete and (old.source is None or old.source == str(path)):
+                if pinned and not old.pinned:
+                    self.pin_content(rid)
+                return
+            if old is not None:
+                self._drop("content", rid)  # a partial download or a broken reference: replace it
+            stored = manifest.size if copied is not None else 0
+            self._reserve(stored, keep=None)
+            item = _Content(
+                manifest, pinned, None if copied else str(path),
+                None if copied else st.st_size, None if copied else st.st_mtime_ns,
+                _full_bitmap(manifest.num_pieces), manifest.num_pieces, stored, 0, 0, 0,
+                str(self.root / CONTENT_DIR / rid),
+            )
+            item.seq, item.mtime_ms = self._tick()
+            item.added_ms = item.mtime_ms
+            if copied is not None:
+                if self.durable:
+                    with copied.open("rb+") as f:
+                        os.fsync(f.fileno())
+                os.replace(copied, item.data_path)  # before the row: an orphan is cleaned on open
+            self._insert(rid, item)
+            self._content[rid] = item
+            self._used += stored
+        if self.on_content is not None:
+            self.on_content("added", rid)
+
+    def _insert(self, rid: str, item: _Content) -> None:
+        self._db.execute(
+            "INSERT INTO content(rid, manifest, pinned, source, source_size, source_mtime_ns, "
+            "have, stored_bytes, mtime_ms, seq, added_ms) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+            (rid, item.manifest.encode(), int(item.pinned), item.source, item.source_size,
+             item.source_mtime_ns, bytes(item.have), item.stored_bytes, item.mtime_ms,
+             item.seq, item.added_ms),
+        )
+
+    # ------------------------------------------------------------------ downloads
+
+    def begin_download(self, manifest: Manifest) -> bool:
+        """Start keeping ``manifest``'s pieces; False if the content is already known."""
+        if not isinstance(manifest, Manifest):
+            raise TypeError("begin_download expects a Manifest")
+        rid = manifest.rid
+        with self._lock:
+            self._check_open()
+            if rid in self._content:
+                return False
+            item = _Content(manifest, False, None, None, None,
+                            bytearray((manifest.num_pieces + 7) // 8), 0, 0, 0, 0, 0,
+                            str(self.root / CONTENT_DIR / rid))
+            item.seq, item.mtime_ms = self._tick()
+            item.added_ms = item.mtime_ms
+            self._insert(rid, item)
+            self._content[rid] = item
+            return True
+
+    def write_piece(self, rid: str, index: int, data: bytes | bytearray | memoryview) -> bool:
+        """Store piece ``index`` if its SHA-256 matches the manifest; False (nothing stored)
+        for a wrong hash, length or index. UnknownItem if ``rid`` was never begun (or was
+        evicted); StoreFullError if it does not fit under the limit."""
+        with self._lock:
+            self._check_open()
+            item = self._item(rid)
+            m = item.manifest
+            if not isinstance(index, int) or not 0 <= index < m.num_pieces:
+                return False
+            if len(data) != m.piece_length(index):
+                return False
+            if hashlib.sha256(data).digest() != m.piece_hashes[index]:
+                return False
+            if _bit(item.have, index) or item.source is not None:
+                return True
+            self._reserve(len(data), keep=("content", rid))
+            fd = self._handles.get(item.data_path, create=True)
+            try:
+                write_all(fd, data, index * m.piece_size)
+                if self.durable:
+                    os.fsync(fd)
+            except OSError as exc:
+                raise StoreError(f"writing piece {index} of {rid} failed: {exc.strerror}") from None
+            _set_bit(item.have, index, True)
+            item.have_count += 1
+            item.stored_bytes += len(data)
+            item.seq, item.mtime_ms = self._tick()
+            self._persist_have(rid, item)
+            self._used += len(data)
+            completed = item.have_count == m.num_pieces
+        if completed and self.on_content is not None:
+            self.on_content("completed", rid)
+        return True
+
+    def _item(self, rid: str) -> _Content:
+        item = self._content.get(rid) if isinstance(rid, str) else None
+        if item is None:
+            raise UnknownItem(f"no content with rid {rid!r:.80}")
+        return item
+
+    def has_piece(self, rid: str, index: int) -> bool:
+        item = self._content.get(rid)
+        return (item is not None and not item.broken and isinstance(index, int)
+                and 0 <= index < item.manifest.num_pieces and _bit(item.have, index))
+
+    def have_bitmap(self, rid: str) -> bytes:
+        """The have-bitmap (bit i, MSB first, = piece i present); all zero when broken."""
+        with self._lock:
+            item = self._item(rid)
+            return bytes(len(item.have)) if item.broken else bytes(item.have)
+
+    def missing_pieces(self, rid: str) -> list[int]:
+        with self._lock:
+            item = self._item(rid)
+            n = item.manifest.num_pieces
+            return list(range(n)) if item.broken else [i for i in range(n) if not _bit(item.have, i)]
+
+    def progress(self, rid: str) -> tuple[int, int]:
+        """(pieces present, pieces in total)."""
+        item = self._item(rid)
+        return (0 if item.broken else item.have_count), item.manifest.num_pieces
+
+    def read_piece(self, rid: str, index: int) -> bytes | None:
+        """Piece ``index``, checked against its SHA-256; None if absent or damaged (a
+        damaged piece is forgotten so it is fetched again)."""
+        with self._lock:
+            item = self._content.get(rid)
+            if item is None or not self.has_piece(rid, index) or self._closed:
+                return None
+            m = item.manifest
+            length = m.piece_length(index)
+            try:
+                if item.source is not None:
+                    fd = self._handles.get(item.source, writable=False)
+                else:
+                    fd = self._handles.get(item.data_path)
+                data = os.pread(fd, length, index * m.piece_size)
+            except OSError:
+                data = b""
+            if len(data) == length and hashlib.sha256(data).digest() == m.piece_hashes[index]:
+                return data
+            self._forget_damaged(rid, item, index)
+            return None
+
+    def _forget_damaged(self, rid: str, item: _Content, index: int) -> None:
+        self.counters.setdefault("damaged_pieces", 0)
+        self.counters["damaged_pieces"] += 1
+        if item.source is not None:
+            item.broken = True  # the shared file changed: nothing of it can be trusted
+            if item.source:
+                self._handles.close(item.source)
+            return
+        _set_bit(item.have, index, False)
+        item.have_count -= 1
+        item.stored_bytes -= item.manifest.piece_length(index)
+        self._used -= item.manifest.piece_length(index)
+        self._persist_have(rid, item)
+
+    def read_content(self, rid: str, begin: int, end: int) -> bytes | None:
+        """Bytes ``[begin, end)`` of the content (``end`` clipped to its size) if every
+        piece they span is present and verified; None otherwise (HTTP Range serving)."""
+        item = self._content.get(rid)
+        if item is None or begin < 0 or end < begin:
+            return None
+        m = item.manifest
+        end = min(end, m.size)
+        if begin >= end:
+            return b""
+        first, last = begin // m.piece_size, (end - 1) // m.piece_size
+        parts = []
+        for i in range(first, last + 1):
+            piece = self.read_piece(rid, i)
+            if piece is None:
+                return None
+            parts.append(piece)
+        joined = b"".join(parts)
+        offset = first * m.piece_size
+        return joined[begin - offset:end - offset]
+
+    def verify(self, rid: str) -> list[int]:
+        """Re-hash every present piece; returns the indices found damaged (now forgotten)."""
+        item = self._item(rid)
+        bad = []
+        for i in range(item.manifest.num_pieces):
+            if _bit(item.have, i) and not item.broken and self.read_piece(rid, i) is None:
+                bad.append(i)
+        return bad
+
+    def is_complete(self, rid: str) -> bool:
+        item = self._content.get(rid)
+        return item is not None and item.complete
+
+    # ------------------------------------------------------------------ queries
+
+    def manifest(self, rid: str) -> Manifest | None:
+        item = self._content.get(rid) if isinstance(rid, str) else None
+        return None if item is None else item.manifest
+
+    def manifest_bytes(self, rid: str) -> bytes | None:
+        """The canonical encoding to send to a peer (hashes to ``rid``)."""
+        m = self.manifest(rid)
+        return None if m is None else m.encode()
+
+    def items(self) -> list[ItemInfo]:
+        with self._lock:
+            return [self._info(rid, item) for rid, item in self._content.items()]
+
+    def item(self, rid: str) -> ItemInfo | None:
+        with self._lock:
+            item = self._content.get(rid)
+            return None if item is None else self._info(rid, item)
+
+    @staticmethod
+    def _info(rid: str, item: _Content) -> ItemInfo:
+        m = item.manifest
+        return ItemInfo(
+            rid=rid, name=m.name, title=m.title, description=m.description, size=m.size,
+            mime=m.mime, category=m.category, duration=m.duration, pinned=item.pinned,
+            complete=item.complete, have_pieces=0 if item.broken else item.have_count,
+            num_pieces=m.num_pieces, stored_bytes=item.stored_bytes, source=item.source,
+            broken=item.broken, added_ms=item.added_ms, mtime_ms=item.mtime_ms,
+        )
+
+    def __contains__(self, rid: object) -> bool:
+        return rid in self._content
+
+    def pin_content(self, rid: str, pinned: bool = True) -> None:
+        with self._lock:
+            item = self._item(rid)
+            self._db.execute("UPDATE content SET pinned = ? WHERE rid = ?", (int(pinned), rid))
+            item.pinned = pinned
+
+    def remove(self, rid: str) -> bool:
+        """Forget content ``rid`` (an own share's original file is left alone)."""
+        with self._lock:
+            self._check_open()
+            if not is_rid(rid) or rid not in self._content:
+                return False
+            self._drop("content", rid)
+            return True
+
+    # ------------------------------------------------------------------ export
+
+    def export(self, rid: str, dest: Path | str) -> Path:
+        """Write the complete, verified content to ``dest`` (atomically: a temporary file
+        renamed into place). A directory ``dest`` receives the manifest's file name."""
+        steps = self._export_steps(rid, Path(dest))
+        try:
+            while True:
+                next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    async def export_async(self, rid: str, dest: Path | str) -> Path:
+        import trio
+
+        steps = self._export_steps(rid, Path(dest))
+        try:
+            while True:
+                next(steps)
+                await trio.lowlevel.checkpoint()
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    def _export_steps(self, rid: str, dest: Path) -> Generator[None, None, Path]:
+        item = self._item(rid)
+        if not item.complete:
+            raise IncompleteContent(f"{rid} misses {item.manifest.num_pieces - item.have_count} pieces")
+        if dest.is_dir():
+            dest = dest / item.manifest.name
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+        try:
+            with tmp.open("wb") as out:
+                for i in range(item.manifest.num_pieces):
+                    piece = self.read_piece(rid, i)
+                    if piece is None:
+                        raise IncompleteContent(f"piece {i} of {rid} is damaged; fetch it again")
+                    out.write(piece)
+                    yield
+            os.replace(tmp, dest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        return dest
+
+    def clear(self) -> None:
+        """Remove every unpinned item (tests, 'clear cache' buttons)."""
+        with self._lock:
+            for _, kind, key, _size in sorted(self._eviction_candidates()):
+                self._drop(kind, key)
+            for rid in [r for r, it in self._content.items() if not it.pinned and not it.stored_bytes]:
+                self._drop("content", rid)
+
+
+__all__ = ["ItemInfo", "Store"]

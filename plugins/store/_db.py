@@ -1,0 +1,60 @@
+"""The store's SQLite metadata: schema, version check, connection settings.
+
+WAL mode with ``synchronous=NORMAL``: a commit is atomic and survives the process being
+killed (the WAL is in the OS page cache); with ``durable=True`` it is FULL and survives
+power loss as well. ``PRAGMA user_version`` holds the schema version.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from ._errors import StoreError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA_V1 = """
+CREATE TABLE objects (            -- seed 004 FileStore resources, addressed by sid
+    sid      TEXT PRIMARY KEY,
+    size     INTEGER NOT NULL,    -- committed bytes; the file is truncated to this on open
+    mtime_ms INTEGER NOT NULL,    -- lastModifiedEpochMs
+    seq      INTEGER NOT NULL,    -- modification order (eviction key, ties impossible)
+    pinned   INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE content (            -- pieces of manifests, verified by SHA-256
+    rid             TEXT PRIMARY KEY,
+    manifest        BLOB NOT NULL,   -- canonical encoding; sha256(manifest) == rid
+    pinned          INTEGER NOT NULL,
+    source          TEXT,            -- own share kept by reference: its path, else NULL
+    source_size     INTEGER,
+    source_mtime_ns INTEGER,
+    have            BLOB NOT NULL,   -- bit i (MSB first) = piece i stored and verified
+    stored_bytes    INTEGER NOT NULL,
+    mtime_ms        INTEGER NOT NULL,
+    seq             INTEGER NOT NULL,
+    added_ms        INTEGER NOT NULL
+);
+"""
+
+
+def connect(path: Path, *, durable: bool) -> sqlite3.Connection:
+    """Open (creating if needed) and check the schema version."""
+    try:
+        db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot open store database {path}: {exc}") from None
+    if version > SCHEMA_VERSION:
+        db.close()
+        raise StoreError(
+            f"store database {path} has schema version {version}; this p2pkit knows "
+            f"{SCHEMA_VERSION} (made by a newer p2pkit?)"
+        )
+    if version == 0:
+        # one transaction: a crash leaves either no tables or all of them
+        db.executescript("BEGIN;" + _SCHEMA_V1 + f"PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
+    return db
+
