@@ -55,6 +55,13 @@ def p2pkit_capabilities() -> Mapping[str, Callable[[Node], Any]]:
 
 
 @hookspec
+def p2pkit_node_plugins(node: Node) -> Iterable[Any]:
+    """Per-node plugin objects for plugins that keep state per node but provide no
+    capability: each returned object is registered as a plugin of ``node`` only, so its
+    own ``@hookimpl`` methods (services, fields, handlers...) are called for that node."""
+
+
+@hookspec
 def p2pkit_cli_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add sub-commands to the ``p2pkit`` command line (set ``func`` on the parser)."""
 

@@ -28,7 +28,7 @@ from .events import ContentAdded, ContentRemoved, Event, EventBus, GenericEvent
 from .fields import Field, FieldRegistry, FieldType
 from .identity import Identity
 from .peers import PeerManager
-from .plugin_manager import check, choose_providers, create_plugin_manager, register
+from .plugin_manager import check, choose_providers, create_plugin_manager, default_name, register
 from .rates import RateMeter
 from .settings import SETTINGS, Settings
 from .version import __version__
@@ -253,6 +253,9 @@ def _build_providers(node: Node) -> None:
         node.providers[cap] = provider
         node.provider_names[cap] = plugin
         register(node.pm, provider, f"{plugin}:{cap}")
+    for results in node.hook.p2pkit_node_plugins(node=node):
+        for obj in results or ():
+            register(node.pm, obj, f"{default_name(obj)}@{id(obj):x}")
     check(node.pm)
 
 
@@ -301,33 +304,43 @@ async def open_node(
         for results in node.hook.p2pkit_fields(node=node):
             for field in results or ():
                 node.fields.register(field)
-        async with trio.open_nursery() as nursery:
-            node._nursery = nursery
-            await nursery.start(endpoint.run, node.demux.dispatch)
-            if node.transport is not None:
-                node.peers = PeerManager(node, node.transport)
-                for results in node.hook.p2pkit_message_protocols(node=node):
-                    node.peers.add_protocols(results or ())
-            for results in reversed(node.hook.p2pkit_services(node=node)):
-                for service in results or ():
-                    await nursery.start(service)
-            if node.peers is not None:
-                await nursery.start(node.peers.serve)
-            if data_dir is not None:
-                nursery.start_soon(node._sample_rates)
-                if config.node.repeater != "off":
-                    from .repeater.server import serve_repeater
+        body_error: BaseException | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                node._nursery = nursery
+                await nursery.start(endpoint.run, node.demux.dispatch)
+                if node.transport is not None:
+                    node.peers = PeerManager(node, node.transport)
+                    for results in node.hook.p2pkit_message_protocols(node=node):
+                        node.peers.add_protocols(results or ())
+                for results in reversed(node.hook.p2pkit_services(node=node)):
+                    for service in results or ():
+                        await nursery.start(service)
+                if node.peers is not None:
+                    await nursery.start(node.peers.serve)
+                if data_dir is not None:
+                    nursery.start_soon(node._sample_rates)
+                    if config.node.repeater != "off":
+                        from .repeater.server import serve_repeater
 
-                    socket_path = Path(config.node.repeater) if config.node.repeater else data_dir / "repeater.sock"
-                    await nursery.start(serve_repeater, node.fields, socket_path)
-            if bootstrap and (node.peers is not None or node.discovery is not None):
-                nursery.start_soon(node._bootstrap, bootstrap)
-            node.state = NodeState.RUNNING
-            try:
-                yield node
-            finally:
-                node.state = NodeState.STOPPING
-                nursery.cancel_scope.cancel()
+                        socket_path = Path(config.node.repeater) if config.node.repeater else data_dir / "repeater.sock"
+                        await nursery.start(serve_repeater, node.fields, socket_path)
+                if bootstrap and (node.peers is not None or node.discovery is not None):
+                    nursery.start_soon(node._bootstrap, bootstrap)
+                node.state = NodeState.RUNNING
+                try:
+                    yield node
+                except BaseException as exc:
+                    body_error = exc
+                    raise
+                finally:
+                    node.state = NodeState.STOPPING
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The caller's own exception comes back as itself, not wrapped in a group.
+            if body_error is not None and list(group.exceptions) == [body_error]:
+                raise body_error from None
+            raise
     finally:
         node._nursery = None
         if owns_endpoint and endpoint is not None:

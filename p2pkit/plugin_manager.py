@@ -21,7 +21,7 @@ PROJECT = "p2pkit"
 ENTRY_POINT_GROUP = "p2pkit.plugins"
 
 # The built-in plugins, by module; the name a plugin is known by is the last part.
-BUILTIN_PLUGINS: tuple[str, ...] = ()
+BUILTIN_PLUGINS: tuple[str, ...] = ("p2pkit.plugins.store",)
 
 
 def plugin_name(module_name: str) -> str:
@@ -83,12 +83,23 @@ def create_plugin_manager(
                 register(pm, obj, name)
     for item in extra:
         obj = load_object(item) if isinstance(item, str) else item
-        name = item if isinstance(item, str) else getattr(obj, "__name__", None)
+        name = item if isinstance(item, str) else default_name(obj)
         if pm.is_registered(obj):
             continue
         register(pm, obj, name)
     check(pm)
     return pm
+
+
+def default_name(obj: Any) -> str:
+    """A plugin's name: its ``p2pkit_name``, a module's last part, or an object's class."""
+    explicit = getattr(obj, "p2pkit_name", None)
+    if isinstance(explicit, str):
+        return explicit
+    module_name = getattr(obj, "__name__", None)
+    if isinstance(module_name, str):
+        return plugin_name(module_name)
+    return type(obj).__name__
 
 
 def register(pm: pluggy.PluginManager, obj: Any, name: str | None) -> None:

@@ -1,0 +1,120 @@
+"""A complete p2pkit plugin: UDP ping with a measured round-trip time.
+
+It shows every part of the plugin contract a typical plugin needs:
+
+- a config section ``[ping]`` (an attrs class),
+- a datagram handler on the node's shared socket (first byte 0x4F),
+- a service in the node's nursery (pings the configured targets every interval),
+- fields (``ping.sent``, ``ping.rtt_ms``, settable ``ping.interval_ms``),
+- an event for every answered ping.
+
+Run two nodes that ping each other (each line in its own terminal)::
+
+    p2pkit node --port 7801 --plugin docs.examples.ping_plugin:plugin --repeater off \
+        --set ping.targets=127.0.0.1:7802
+    p2pkit node --port 7802 --plugin docs.examples.ping_plugin:plugin --repeater off
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import attrs
+import trio
+
+from p2pkit import Field, FieldType, GenericEvent, Node, hookimpl
+from p2pkit.node import parse_address
+
+PING, PONG = 0x4F, 0x4E  # first bytes claimed on the node's socket
+_FRAME = struct.Struct("!BQd")  # kind, sequence number, sender's send time
+
+
+@attrs.define
+class PingConfig:
+    targets: list[str] = attrs.field(factory=list)  # "host:port" to ping
+    interval_ms: int = 1000
+
+
+class Pinger:
+    """One instance per node: the kernel builds it and registers it as the node's plugin."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        config: PingConfig = node.config.section("ping")
+        self.targets = [parse_address(t) for t in config.targets]
+        self.interval_ms = config.interval_ms
+        self.sent = 0
+        self.answered = 0
+        self.last_rtt_ms = 0.0
+        self.malformed = 0
+
+    # -- datagrams: answer pings, time pongs. Synchronous and non-blocking, as required.
+    def on_datagrams(self, batch: list[tuple[bytes, tuple[str, int]]], now: float) -> None:
+        replies = []
+        for data, addr in batch:
+            if len(data) != _FRAME.size:
+                self.malformed += 1  # hostile or broken input: count it, drop it
+                continue
+            kind, seq, sent_at = _FRAME.unpack(data)
+            if kind == PING:
+                replies.append((_FRAME.pack(PONG, seq, sent_at), addr))
+            else:
+                self.answered += 1
+                self.last_rtt_ms = (now - sent_at) * 1000.0
+                self.node.emit(GenericEvent(kind="ping.answered", data={
+                    "from": f"{addr[0]}:{addr[1]}", "rtt_ms": self.last_rtt_ms}))
+        if replies:
+            self.node.endpoint.send_batch(replies)
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            for addr in self.targets:
+                self.sent += 1
+                self.node.endpoint.send(_FRAME.pack(PING, self.sent, trio.current_time()), addr)
+            await trio.sleep(self.interval_ms / 1000)
+
+    def _set_interval(self, value: int) -> None:
+        self.interval_ms = value
+
+    @staticmethod
+    def _check_interval(value: int) -> None:
+        if not 10 <= value <= 60_000:
+            raise ValueError("must be between 10 and 60000 ms")
+
+    # -- hooks of this node's instance
+    @hookimpl
+    def p2pkit_datagram_handlers(self, node: Node) -> Any:
+        return [([PING, PONG], self.on_datagrams)]
+
+    @hookimpl
+    def p2pkit_services(self, node: Node) -> Any:
+        return [self.serve]
+
+    @hookimpl
+    def p2pkit_fields(self, node: Node) -> Any:
+        return [
+            Field("ping.sent", FieldType.INT, lambda: self.sent),
+            Field("ping.answered", FieldType.INT, lambda: self.answered),
+            Field("ping.rtt_ms", FieldType.FLOAT, lambda: self.last_rtt_ms),
+            Field("ping.interval_ms", FieldType.INT, lambda: self.interval_ms,
+                  setter=self._set_interval, validate=self._check_interval),
+        ]
+
+
+class PingPlugin:
+    """The module-level plugin: owns the config section and makes one Pinger per node."""
+
+    p2pkit_name = "ping"
+
+    @hookimpl
+    def p2pkit_config_sections(self) -> Any:
+        return {"ping": PingConfig}
+
+    @hookimpl
+    def p2pkit_node_plugins(self, node: Node) -> Any:
+        return [Pinger(node)]
+
+
+plugin = PingPlugin()

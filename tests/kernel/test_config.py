@@ -1,0 +1,101 @@
+from pathlib import Path
+
+import attrs
+import pytest
+
+from p2pkit import ConfigError, NodeConfig, load_config
+from p2pkit.config import parse_assignment
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "p2pkit.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_usable():
+    config = NodeConfig()
+    assert config.node.port == 7700
+    assert config.cfg.p2p_enabled is True
+    assert config.node.bootstrap == []
+
+
+def test_file_then_env_then_flags(tmp_path):
+    path = write(tmp_path, '[node]\nport = 1000\nprofile = "file"\nlog_level = "debug"\n')
+    env = {"P2PKIT_NODE__PORT": "2000", "P2PKIT_NODE__PROFILE": "env"}
+    config = load_config(path, env=env, overrides={"node": {"port": 3000}})
+    assert config.node.port == 3000  # flag beats env beats file
+    assert config.node.profile == "env"  # env beats file
+    assert config.node.log_level == "debug"  # file beats default
+
+
+def test_env_values_are_parsed_by_type():
+    env = {
+        "P2PKIT_NODE__BOOTSTRAP": "10.0.0.1:7700, 10.0.0.2:7700",
+        "P2PKIT_CFG__P2P_ENABLED": "off",
+        "P2PKIT_CFG__CACHE_LIMIT_MB": "512",
+        "UNRELATED": "x",
+    }
+    config = load_config(env=env)
+    assert config.node.bootstrap == ["10.0.0.1:7700", "10.0.0.2:7700"]
+    assert config.cfg.p2p_enabled is False
+    assert config.cfg.cache_limit_mb == 512
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[node]\nprot = 1\n", "unknown config key node.prot"),
+        ('[node]\nport = "many"\n', "node.port: expected int"),
+        ("[node]\nport = true\n", "node.port: expected int"),
+        ('[cfg]\np2p_enabled = "yes"\n', "cfg.p2p_enabled: expected bool"),
+        ("[node]\nbootstrap = [1, 2]\n", "node.bootstrap[0]: expected str"),
+        ("node = 3\n", "must be a [section]"),
+        ("[node\n", "p2pkit.toml"),
+    ],
+)
+def test_bad_file_names_the_key(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        load_config(write(tmp_path, text), env={})
+
+
+def test_bad_env_value_names_the_variable():
+    with pytest.raises(ConfigError, match="P2PKIT_NODE__PORT"):
+        load_config(env={"P2PKIT_NODE__PORT": "seven"})
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "absent.toml", env={})
+
+
+@attrs.define
+class DemoSection:
+    rate: float = 1.0
+    names: list[str] = attrs.field(factory=list)
+
+
+def test_plugin_sections_are_validated_when_bound():
+    config = NodeConfig.from_mapping({"demo": {"rate": 2, "names": ["a"]}})
+    config.bind_sections({"demo": DemoSection})
+    assert config.section("demo") == DemoSection(rate=2.0, names=["a"])
+    with pytest.raises(ConfigError, match="unknown config section"):
+        NodeConfig.from_mapping({"other": {}}).bind_sections({"demo": DemoSection})
+    bad = NodeConfig.from_mapping({"demo": {"rate": "fast"}})
+    with pytest.raises(ConfigError, match="demo.rate: expected float"):
+        bad.bind_sections({"demo": DemoSection})
+
+
+def test_set_flag_syntax():
+    section, key, value = parse_assignment("rudp.heartbeat_ms=500")
+    assert (section, key, value.text) == ("rudp", "heartbeat_ms", "500")
+    with pytest.raises(ConfigError, match="section.key=value"):
+        parse_assignment("heartbeat_ms=500")
+
+
+def test_data_dir_defaults_to_profile_dir_and_ephemeral_has_none(tmp_path):
+    config = NodeConfig.from_mapping({"node": {"profile": "alice"}})
+    assert config.data_path().parts[-2:] == ("p2pkit", "alice")
+    assert NodeConfig.from_mapping({"node": {"ephemeral": True}}).data_path() is None
+    custom = NodeConfig.from_mapping({"node": {"data_dir": str(tmp_path)}})
+    assert custom.data_path() == tmp_path

@@ -1,0 +1,44 @@
+import pytest
+
+from p2pkit import PluginError
+from p2pkit.demux import Demultiplexer
+
+
+def test_routes_by_first_byte_in_order():
+    demux = Demultiplexer()
+    got: dict[str, list[bytes]] = {"a": [], "b": []}
+    demux.register([0x00, 0x01], lambda batch, now: got["a"].extend(d for d, _ in batch))
+    demux.register([0x52], lambda batch, now: got["b"].extend(d for d, _ in batch))
+    addr = ("127.0.0.1", 1)
+    demux.dispatch([(b"\x00x", addr), (b"R1", addr), (b"\x01y", addr), (b"R2", addr)], 0.0)
+    assert got == {"a": [b"\x00x", b"\x01y"], "b": [b"R1", b"R2"]}
+
+
+def test_unclaimed_and_empty_datagrams_are_counted():
+    demux = Demultiplexer()
+    demux.dispatch([(b"", ("h", 1)), (b"\xff", ("h", 1))], 0.0)
+    assert demux.unclaimed == 2
+
+
+def test_a_failing_handler_does_not_stop_the_others(caplog):
+    demux = Demultiplexer()
+    seen = []
+
+    def broken(batch, now):
+        raise RuntimeError("boom")
+
+    demux.register([0x01], broken)
+    demux.register([0x02], lambda batch, now: seen.extend(batch))
+    demux.dispatch([(b"\x01", ("h", 1)), (b"\x02", ("h", 1))], 0.0)
+    demux.dispatch([(b"\x02", ("h", 1))], 0.0)
+    assert demux.handler_errors == 1
+    assert len(seen) == 2
+
+
+def test_two_handlers_for_one_byte_is_an_error():
+    demux = Demultiplexer()
+    demux.register([0x10], lambda b, n: None)
+    with pytest.raises(PluginError, match="0x10"):
+        demux.register([0x10], lambda b, n: None)
+    with pytest.raises(PluginError):
+        demux.register([256], lambda b, n: None)

@@ -1,0 +1,45 @@
+"""The plugin from docs/writing-plugins.md, run for real: two nodes ping each other."""
+
+import pytest
+import trio
+
+from docs.examples.ping_plugin import plugin as ping_plugin
+from p2pkit import FieldError, NodeConfig, open_node
+from p2pkit.plugin_manager import BUILTIN_PLUGINS, plugin_name
+
+NO_BUILTINS = [plugin_name(m) for m in BUILTIN_PLUGINS]
+
+
+def config(**ping):
+    return NodeConfig.from_mapping({
+        "node": {"ephemeral": True, "host": "127.0.0.1", "port": 0, "disable": NO_BUILTINS},
+        "ping": ping,
+    })
+
+
+async def test_two_nodes_ping_each_other_over_real_udp():
+    async with open_node(config(), plugins=[ping_plugin]) as b:
+        target = "127.0.0.1:{}".format(b.endpoint.local_address[1])
+        async with open_node(config(targets=[target], interval_ms=20), plugins=[ping_plugin]) as a:
+            with trio.fail_after(5):
+                async with a.events.subscribe() as events:
+                    async for event in events:
+                        if event.kind == "ping.answered":
+                            break
+            assert a.fields.get("ping.answered") >= 1
+            assert a.fields.get("ping.rtt_ms") > 0
+            assert b.fields.get("ping.sent") == 0
+
+
+async def test_hostile_datagrams_are_counted_not_fatal():
+    async with open_node(config(), plugins=[ping_plugin]) as node:
+        node.demux.dispatch([(b"\x4fshort", ("127.0.0.1", 9))], 0.0)
+        assert node.fields.get("ping.answered") == 0
+        assert node.demux.handler_errors == 0
+
+
+async def test_settable_field_validates():
+    async with open_node(config(), plugins=[ping_plugin]) as node:
+        assert node.fields.set("ping.interval_ms", 250) == 250
+        with pytest.raises(FieldError, match="between 10 and 60000"):
+            node.fields.set("ping.interval_ms", 1)

@@ -1,0 +1,60 @@
+import pytest
+
+from p2pkit import Field, FieldError, FieldRegistry, FieldType
+
+
+def make_registry():
+    registry = FieldRegistry()
+    state = {"limit": 10}
+
+    def validate(value):
+        if value < 0:
+            raise ValueError("must be >= 0")
+
+    registry.register(Field("cfg.limit", FieldType.INT, lambda: state["limit"],
+                            setter=lambda v: state.__setitem__("limit", v), validate=validate))
+    registry.register(Field("node.id", FieldType.STR, lambda: "abc"))
+    return registry, state
+
+
+def test_get_and_set_round_trip():
+    registry, state = make_registry()
+    assert registry.get("cfg.limit") == 10
+    assert registry.set("cfg.limit", 42) == 42
+    assert state["limit"] == 42
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("node.id", "x", "read-only"),
+        ("cfg.limit", "12", "expected int"),
+        ("cfg.limit", True, "got bool"),
+        ("cfg.limit", -1, "must be >= 0"),
+        ("cfg.limit", 2**63, "64-bit"),
+        ("nope", 1, "unknown field"),
+    ],
+)
+def test_bad_sets_are_refused_and_change_nothing(name, value, message):
+    registry, state = make_registry()
+    with pytest.raises(FieldError, match=message):
+        registry.set(name, value)
+    assert state["limit"] == 10
+
+
+def test_names_are_bounded_and_unique():
+    with pytest.raises(FieldError, match="1..32"):
+        Field("x" * 33, FieldType.INT, lambda: 1)
+    with pytest.raises(FieldError):
+        Field("", FieldType.INT, lambda: 1)
+    registry, _ = make_registry()
+    with pytest.raises(FieldError, match="twice"):
+        registry.register(Field("node.id", FieldType.STR, lambda: "y"))
+
+
+def test_describe_lists_types_and_settability():
+    registry, _ = make_registry()
+    described = {d["name"]: d for d in registry.describe()}
+    assert described["cfg.limit"]["settable"] is True
+    assert described["node.id"] == {"name": "node.id", "type": "str", "settable": False,
+                                    "description": ""}

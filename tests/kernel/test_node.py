@@ -1,0 +1,167 @@
+"""Node lifecycle over the real UDP endpoint: everything started is stopped."""
+
+import socket
+
+import pytest
+import trio
+
+from p2pkit import ConfigError, NodeConfig, NodeState, open_node
+from p2pkit.events import GenericEvent
+from p2pkit.plugin_manager import BUILTIN_PLUGINS, plugin_name
+
+NO_BUILTINS = [plugin_name(m) for m in BUILTIN_PLUGINS]
+
+
+def config(tmp_path=None, **node):
+    base = {"host": "127.0.0.1", "port": 0, "disable": NO_BUILTINS}
+    if tmp_path is None:
+        base["ephemeral"] = True
+    else:
+        base["data_dir"] = str(tmp_path)
+    base.update(node)
+    return NodeConfig.from_mapping({"node": base})
+
+
+class Probe:
+    """A per-node plugin with a service whose life we can watch."""
+
+    def __init__(self):
+        self.started = trio.Event()
+        self.cancelled = False
+        self.events = []
+
+    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED):
+        task_status.started()
+        self.started.set()
+        try:
+            await trio.sleep_forever()
+        except trio.Cancelled:
+            self.cancelled = True
+            raise
+
+    from p2pkit import hookimpl
+
+    @hookimpl
+    def p2pkit_services(self, node):
+        return [self.serve]
+
+    @hookimpl
+    def p2pkit_event(self, node, event):
+        self.events.append(event.kind)
+
+
+def port_is_free(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+async def test_leaving_the_block_stops_services_and_closes_the_socket():
+    probe = Probe()
+    async with open_node(config(), plugins=[probe]) as node:
+        assert node.state is NodeState.RUNNING
+        assert probe.started.is_set()
+        port = node.endpoint.local_address[1]
+        assert not port_is_free(port)
+    assert node.state is NodeState.STOPPED
+    assert probe.cancelled
+    assert port_is_free(port)
+
+
+async def test_an_error_in_the_body_stops_everything():
+    probe = Probe()
+    with pytest.raises(RuntimeError, match="user code failed"):
+        async with open_node(config(), plugins=[probe]) as node:
+            port = node.endpoint.local_address[1]
+            raise RuntimeError("user code failed")
+    assert probe.cancelled
+    assert node.state is NodeState.STOPPED
+    assert port_is_free(port)
+
+
+async def test_outer_cancellation_stops_everything():
+    probe = Probe()
+    with trio.move_on_after(0.5):
+        async with open_node(config(), plugins=[probe]) as node:
+            port = node.endpoint.local_address[1]
+            await trio.sleep_forever()
+    assert probe.cancelled
+    assert node.state is NodeState.STOPPED
+    assert port_is_free(port)
+
+
+async def test_a_crashing_service_takes_the_node_down_cleanly():
+    class Crasher:
+        from p2pkit import hookimpl
+
+        @hookimpl
+        def p2pkit_services(self, node):
+            async def serve(*, task_status=trio.TASK_STATUS_IGNORED):
+                task_status.started()
+                await trio.sleep(0.01)
+                raise ValueError("plugin bug")
+
+            return [serve]
+
+    probe = Probe()
+    with pytest.RaisesGroup(pytest.RaisesExc(ValueError, match="plugin bug"), flatten_subgroups=True):
+        async with open_node(config(), plugins=[Crasher(), probe]):
+            await trio.sleep_forever()
+    assert probe.cancelled
+
+
+async def test_identity_and_settings_persist_in_the_data_dir(tmp_path):
+    async with open_node(config(tmp_path, repeater="off")) as node:
+        first_id = node.id
+        node.fields.set("cfg.cache_limit_mb", 77)
+        node.fields.set("cfg.p2p_enabled", False)
+    async with open_node(config(tmp_path, repeater="off")) as node:
+        assert node.id == first_id
+        assert node.fields.get("cfg.cache_limit_mb") == 77
+        assert node.settings.p2p_enabled is False
+
+
+async def test_kernel_fields_are_registered():
+    async with open_node(config()) as node:
+        names = {f["name"] for f in node.fields.get("meta.fields")}
+        assert {"node.id", "node.version", "peer.count", "net.up_rate", "net.down_rate",
+                "net.bytes_sent", "net.bytes_received", "cfg.p2p_enabled",
+                "cfg.upload_limit_kbps", "cfg.cache_limit_mb", "meta.fields"} <= names
+        assert node.fields.get("node.id") == node.id
+        assert node.fields.get("peer.count") == 0
+
+
+async def test_setting_a_setting_emits_an_event():
+    probe = Probe()
+    async with open_node(config(), plugins=[probe]) as node, node.events.subscribe() as events:
+        node.fields.set("cfg.upload_limit_kbps", 64)
+        event = events.receive_nowait()
+        assert isinstance(event, GenericEvent)
+        assert event.data == {"key": "upload_limit_kbps", "value": 64}
+    assert "settings.changed" in probe.events
+
+
+async def test_busy_port_is_an_error():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        with pytest.raises(ConfigError, match="already in use"):
+            async with open_node(config(port=port)):
+                pass
+
+
+async def test_unwritable_data_dir_is_a_config_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ConfigError, match="not writable"):
+        async with open_node(config(blocker / "sub")):
+            pass
+
+
+async def test_bad_bootstrap_address_names_it():
+    with pytest.raises(ConfigError, match="bootstrap address 'nowhere'"):
+        async with open_node(config(bootstrap=["nowhere"])):
+            pass
