@@ -1,0 +1,1 @@
+"""Swarm: multi-source piece exchange between peers (placeholder while the provider lands)."""

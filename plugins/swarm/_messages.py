@@ -1,0 +1,154 @@
+"""The "swarm" wire protocol: typed messages, validated on decode.
+
+Every message names the content it is about (``rid``), so one peer session carries the
+exchange of any number of files. Messages are msgpack arrays whose first element is a
+short tag; msgspec checks every field's type and bounds while decoding, so a peer's
+garbage becomes one :class:`RemoteProtocolError`, never a crash. Checks that need the
+manifest (piece index in range, block inside its piece) are made by the receiver.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from p2pkit._exceptions import RemoteProtocolError
+
+PROTOCOL = "swarm"
+MAX_BLOCK = 256 * 1024  # largest request a peer may make (and we honour)
+MAX_PIECES = 1 << 22  # 1 TiB of 256 KiB pieces: bounds bitfields and indices
+MAX_MANIFEST_BYTES = 2 * 1024 * 1024  # 1 TiB of pieces would not fit; big files need bigger pieces
+MAX_MESSAGE = MAX_BLOCK + 1024
+
+Rid = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+PieceIndex = Annotated[int, msgspec.Meta(ge=0, lt=MAX_PIECES)]
+Offset = Annotated[int, msgspec.Meta(ge=0, lt=1 << 25)]  # inside a piece (16 MiB at most)
+Length = Annotated[int, msgspec.Meta(ge=1, le=MAX_BLOCK)]
+
+
+class _Msg(msgspec.Struct, array_like=True, frozen=True, tag_field="t", forbid_unknown_fields=True):
+    rid: Rid
+
+
+class ManifestRequest(_Msg, tag="mq"):
+    """Please send the manifest of ``rid``."""
+
+
+class ManifestResponse(_Msg, tag="ms"):
+    """The manifest's canonical bytes (the receiver checks they hash to ``rid``), or
+    ``None``: I do not have it."""
+
+    manifest: Annotated[bytes, msgspec.Meta(max_length=MAX_MANIFEST_BYTES)] | None
+
+
+class Bitfield(_Msg, tag="bf"):
+    """The pieces I have: bit ``i`` (MSB first) of byte ``i // 8`` is piece ``i``."""
+
+    bits: Annotated[bytes, msgspec.Meta(max_length=MAX_PIECES // 8)]
+
+
+class Have(_Msg, tag="hv"):
+    """I now have (and have verified) ``piece``."""
+
+    piece: PieceIndex
+
+
+class Interested(_Msg, tag="in"):
+    """You have pieces I want."""
+
+
+class NotInterested(_Msg, tag="ni"):
+    """I want nothing from you (any more)."""
+
+
+class Choke(_Msg, tag="ch"):
+    """I will not serve your requests; the outstanding ones are dropped."""
+
+
+class Unchoke(_Msg, tag="uc"):
+    """You may request blocks."""
+
+
+class Request(_Msg, tag="rq"):
+    """Send bytes ``[offset, offset + length)`` of ``piece``."""
+
+    piece: PieceIndex
+    offset: Offset
+    length: Length
+
+
+class Piece(_Msg, tag="pc"):
+    """A block of ``piece`` starting at ``offset`` (sent on the bulk channel)."""
+
+    piece: PieceIndex
+    offset: Offset
+    data: Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_BLOCK)]
+
+
+class Cancel(_Msg, tag="cx"):
+    """Forget my request for this block (endgame: someone else sent it)."""
+
+    piece: PieceIndex
+    offset: Offset
+    length: Length
+
+
+class Reject(_Msg, tag="rj"):
+    """I will not send this block (choked, do not have it, or overloaded)."""
+
+    piece: PieceIndex
+    offset: Offset
+    length: Length
+
+
+Message = (
+    ManifestRequest | ManifestResponse | Bitfield | Have | Interested | NotInterested
+    | Choke | Unchoke | Request | Piece | Cancel | Reject
+)
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Message)
+
+
+def encode(message: Message) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode(data: bytes) -> Message:
+    """Decode hostile bytes; RemoteProtocolError says what is wrong."""
+    if len(data) > MAX_MESSAGE + MAX_MANIFEST_BYTES:
+        raise RemoteProtocolError(f"swarm message of {len(data)} bytes is too large")
+    try:
+        return _decoder.decode(data)
+    except msgspec.DecodeError as exc:  # ValidationError is a subclass
+        raise RemoteProtocolError(f"bad swarm message: {exc}") from None
+
+
+# ---------------------------------------------------------------------------- bitfields
+
+
+def pack_bits(have: list[bool] | bytearray) -> bytes:
+    """Bools → MSB-first bytes (BitTorrent's layout)."""
+    out = bytearray((len(have) + 7) // 8)
+    for i, bit in enumerate(have):
+        if bit:
+            out[i >> 3] |= 0x80 >> (i & 7)
+    return bytes(out)
+
+
+def unpack_bits(bits: bytes, count: int) -> list[bool]:
+    """MSB-first bytes → ``count`` bools; RemoteProtocolError if the length or the spare
+    bits are wrong (a peer claiming pieces that do not exist)."""
+    if len(bits) != (count + 7) // 8:
+        raise RemoteProtocolError(f"bitfield of {len(bits)} bytes for {count} pieces")
+    if count & 7 and bits[-1] & (0xFF >> (count & 7)):
+        raise RemoteProtocolError("bitfield sets bits past the last piece")
+    return [bool(bits[i >> 3] & (0x80 >> (i & 7))) for i in range(count)]
+
+
+__all__ = [
+    "MAX_BLOCK", "PROTOCOL", "Bitfield", "Cancel", "Choke", "Have", "Interested",
+    "ManifestRequest", "ManifestResponse", "Message", "NotInterested", "Piece", "Reject",
+    "Request", "Unchoke", "decode", "encode", "pack_bits", "unpack_bits",
+]

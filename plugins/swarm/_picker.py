@@ -1,0 +1,292 @@
+"""Which block to ask which peer for next: the piece picker (sans-IO, synchronous).
+
+Order of preference when a peer can take more requests:
+
+1. **Deadline mode** (streaming): missing pieces inside the window ahead of the playhead,
+   nearest first, so playback never waits on a rare piece far ahead.
+2. **Partial pieces** already started, so pieces complete (and can be shared) quickly
+   instead of many pieces being half done.
+3. **Random first**: until a few pieces are complete, random ones — a new peer needs
+   something to trade, and the rarest piece is the slowest to get.
+4. **Rarest first**: fewest peers have it; ties broken by a per-node random order, so
+   different peers start on different pieces.
+5. **Endgame**: once every missing block is requested, blocks already in flight from other
+   peers are requested again from this one; the first copy wins and the caller cancels
+   the others (``on_block`` returns them).
+
+Blame: a piece fetched from one peer that fails its hash convicts that peer. A piece
+assembled from several peers convicts nobody; it becomes *suspect* and is fetched again
+whole from a single peer, so a corrupting peer is soon caught alone and honest peers never
+take the blame for it.
+
+A piece is split into blocks of at most ``block_size`` bytes. Nothing here touches the
+network or a clock; the caller feeds peer bitfields, haves, arrivals and failures.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+
+import attrs
+
+DEFAULT_BLOCK = 64 * 1024
+RANDOM_FIRST_PIECES = 4
+
+
+@attrs.frozen(order=True)
+class Block:
+    piece: int
+    offset: int
+    length: int
+
+
+@attrs.define
+class _Partial:
+    """A piece being fetched: per block, who has it in flight and whether it arrived."""
+
+    blocks: list[Block]
+    requested: list[set[str]]
+    received: list[bool]
+    sources: list[str | None]
+    owner: str | None = None  # suspect pieces: the one peer allowed to send it
+
+    def missing(self) -> int:
+        return self.received.count(False)
+
+
+class PiecePicker:
+    def __init__(
+        self, piece_lengths: list[int], *, block_size: int = DEFAULT_BLOCK,
+        have: Iterable[int] = (), rng: random.Random | None = None,
+        random_first: int = RANDOM_FIRST_PIECES,
+    ) -> None:
+        if block_size <= 0:
+            raise ValueError("block_size must be > 0")
+        self.num_pieces = len(piece_lengths)
+        self.piece_lengths = list(piece_lengths)
+        self.block_size = block_size
+        self.random_first = random_first
+        self._rng = rng or random.Random()
+        order = list(range(self.num_pieces))
+        self._rng.shuffle(order)
+        self._tiebreak = [0] * self.num_pieces  # random rank of each piece among equals
+        for rank, piece in enumerate(order):
+            self._tiebreak[piece] = rank
+        self.have = [False] * self.num_pieces
+        for piece in have:
+            self.have[piece] = True
+        self.availability = [0] * self.num_pieces
+        self.peer_pieces: dict[str, list[bool]] = {}
+        self._partial: dict[int, _Partial] = {}
+        self._suspect: set[int] = set()
+        self.playhead: int | None = None
+        self.deadline_window = 0
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def complete(self) -> bool:
+        return all(self.have)
+
+    @property
+    def have_count(self) -> int:
+        return self.have.count(True)
+
+    def missing(self) -> list[int]:
+        return [i for i, h in enumerate(self.have) if not h]
+
+    def in_endgame(self) -> bool:
+        """Every missing block is requested from someone (nothing fresh is left)."""
+        for piece in self.missing():
+            partial = self._partial.get(piece)
+            if partial is None:
+                return False
+            if any(not r and not got for r, got in zip(partial.requested, partial.received)):
+                return False
+        return not self.complete
+
+    def outstanding(self, peer: str) -> list[Block]:
+        """Blocks in flight from ``peer``."""
+        out = []
+        for partial in self._partial.values():
+            for block, who, got in zip(partial.blocks, partial.requested, partial.received):
+                if peer in who and not got:
+                    out.append(block)
+        return out
+
+    def set_deadline(self, playhead_piece: int | None, window: int = 8) -> None:
+        """Streaming: prefer the ``window`` pieces from ``playhead_piece`` on (None = off)."""
+        self.playhead = playhead_piece
+        self.deadline_window = max(0, window)
+
+    # ------------------------------------------------------------------ peers
+
+    def add_peer(self, peer: str, pieces: list[bool]) -> None:
+        if len(pieces) != self.num_pieces:
+            raise ValueError("bitfield length does not match the piece count")
+        self.remove_peer(peer)
+        self.peer_pieces[peer] = list(pieces)
+        for i, has in enumerate(pieces):
+            if has:
+                self.availability[i] += 1
+
+    def peer_has(self, peer: str, piece: int) -> None:
+        pieces = self.peer_pieces.setdefault(peer, [False] * self.num_pieces)
+        if not pieces[piece]:
+            pieces[piece] = True
+            self.availability[piece] += 1
+
+    def remove_peer(self, peer: str) -> None:
+        """The peer left: its pieces no longer count, its requests go back to the pool."""
+        pieces = self.peer_pieces.pop(peer, None)
+        if pieces is not None:
+            for i, has in enumerate(pieces):
+                if has:
+                    self.availability[i] -= 1
+        self.forget_requests(peer)
+
+    def forget_requests(self, peer: str, blocks: Iterable[Block] | None = None) -> None:
+        """``peer`` will not deliver these blocks (choked us, rejected, timed out); with
+        ``blocks`` None, none of them — and a suspect piece it was sending starts over."""
+        wanted = None if blocks is None else set(blocks)
+        for piece, partial in list(self._partial.items()):
+            if partial.owner == peer and wanted is None:
+                del self._partial[piece]
+                continue
+            for block, who in zip(partial.blocks, partial.requested):
+                if peer in who and (wanted is None or block in wanted):
+                    who.discard(peer)
+
+    def interesting(self, peer: str) -> bool:
+        """Does ``peer`` have a piece we lack?"""
+        pieces = self.peer_pieces.get(peer)
+        return pieces is not None and any(p and not h for p, h in zip(pieces, self.have))
+
+    # ------------------------------------------------------------------ picking
+
+    def pick(self, peer: str, count: int) -> list[Block]:
+        """Up to ``count`` blocks to request from ``peer`` (marked as requested by it)."""
+        pieces = self.peer_pieces.get(peer)
+        if pieces is None or count <= 0:
+            return []
+        picked: list[Block] = []
+        for piece in self._candidate_order(pieces):
+            self._take_fresh(piece, peer, count - len(picked), picked)
+            if len(picked) >= count:
+                return picked
+        if self.in_endgame():
+            self._take_endgame(peer, pieces, count - len(picked), picked)
+        return picked
+
+    def _candidate_order(self, pieces: list[bool]) -> list[int]:
+        wanted = [i for i, (p, h) in enumerate(zip(pieces, self.have)) if p and not h]
+        if not wanted:
+            return []
+        first: list[int] = []
+        if self.playhead is not None and self.deadline_window:
+            end = self.playhead + self.deadline_window
+            first = [i for i in wanted if self.playhead <= i < end]
+        chosen = set(first)
+        rest = [i for i in wanted if i not in chosen]
+        tb = self._tiebreak
+        if self.have_count < self.random_first:
+            # random first, but a started piece is still finished first
+            rest.sort(key=lambda i: (i not in self._partial, tb[i]))
+        else:
+            av = self.availability
+            rest.sort(key=lambda i: (i not in self._partial, av[i], tb[i]))
+        return first + rest
+
+    def _partial_for(self, piece: int) -> _Partial:
+        partial = self._partial.get(piece)
+        if partial is None:
+            length = self.piece_lengths[piece]
+            blocks = [Block(piece, off, min(self.block_size, length - off))
+                      for off in range(0, length, self.block_size)]
+            partial = _Partial(blocks, [set() for _ in blocks], [False] * len(blocks),
+                               [None] * len(blocks))
+            self._partial[piece] = partial
+        return partial
+
+    def _allowed(self, partial: _Partial, piece: int, peer: str) -> bool:
+        if piece not in self._suspect:
+            return True
+        if partial.owner is None:
+            partial.owner = peer
+        return partial.owner == peer
+
+    def _take_fresh(self, piece: int, peer: str, count: int, out: list[Block]) -> None:
+        partial = self._partial_for(piece)
+        if not self._allowed(partial, piece, peer):
+            return
+        for block, who, got in zip(partial.blocks, partial.requested, partial.received):
+            if count <= 0:
+                return
+            if not got and not who:
+                who.add(peer)
+                out.append(block)
+                count -= 1
+
+    def _take_endgame(self, peer: str, pieces: list[bool], count: int, out: list[Block]) -> None:
+        for piece in sorted(self._partial, key=lambda i: self._tiebreak[i]):
+            if not pieces[piece] or self.have[piece]:
+                continue
+            partial = self._partial[piece]
+            if not self._allowed(partial, piece, peer):
+                continue
+            for block, who, got in zip(partial.blocks, partial.requested, partial.received):
+                if count <= 0:
+                    return
+                if not got and peer not in who:
+                    who.add(peer)
+                    out.append(block)
+                    count -= 1
+
+    # ------------------------------------------------------------------ arrivals
+
+    def on_block(self, peer: str, block: Block) -> tuple[bool, list[tuple[str, Block]], bool]:
+        """A block arrived from ``peer``. Returns (expected, cancels, piece_complete):
+        ``expected`` is False for a block we did not ask anyone for (or already have);
+        ``cancels`` are the other peers still fetching it (endgame); ``piece_complete``
+        means every block of the piece is here and it can be verified."""
+        partial = self._partial.get(block.piece)
+        if partial is None or self.have[block.piece]:
+            return False, [], False
+        try:
+            index = partial.blocks.index(block)
+        except ValueError:
+            return False, [], False
+        if partial.received[index]:
+            partial.requested[index].discard(peer)
+            return False, [], False
+        if partial.owner is not None and partial.owner != peer:
+            return False, [], False  # a suspect piece takes blocks from its owner only
+        partial.received[index] = True
+        partial.sources[index] = peer
+        others = [(p, block) for p in partial.requested[index] if p != peer]
+        partial.requested[index].clear()
+        return True, others, partial.missing() == 0
+
+    def piece_verified(self, piece: int) -> list[tuple[str, Block]]:
+        """The piece passed its hash check. Returns requests still out for it (to cancel)."""
+        self.have[piece] = True
+        self._suspect.discard(piece)
+        partial = self._partial.pop(piece, None)
+        if partial is None:
+            return []
+        return [(p, b) for b, who in zip(partial.blocks, partial.requested) for p in who]
+
+    def piece_failed(self, piece: int) -> tuple[str | None, list[tuple[str, Block]]]:
+        """The piece failed its hash check: every block is fetched again. Returns (the peer
+        to blame — the only one that sent blocks of it — or None, requests to cancel)."""
+        partial = self._partial.pop(piece, None)
+        self._suspect.add(piece)
+        if partial is None:
+            return None, []
+        senders = {s for s in partial.sources if s is not None}
+        cancels = [(p, b) for b, who in zip(partial.blocks, partial.requested) for p in who]
+        return (senders.pop() if len(senders) == 1 else None), cancels
+
+
+__all__ = ["DEFAULT_BLOCK", "Block", "PiecePicker"]

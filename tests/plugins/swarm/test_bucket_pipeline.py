@@ -1,0 +1,58 @@
+import pytest
+from p2pkit.plugins.swarm._bucket import TokenBucket
+from p2pkit.plugins.swarm._pipeline import MAX_DEPTH, MIN_DEPTH, RateMeter, pipeline_depth
+
+
+def test_unlimited_bucket_never_waits() -> None:
+    b = TokenBucket.from_kbps(0)
+    assert all(b.reserve(10**9, t) == 0 for t in range(5))
+
+
+def test_bucket_holds_the_long_run_rate() -> None:
+    b = TokenBucket(100_000, burst=10_000)
+    now, sent = 0.0, 0
+    while now < 10.0:
+        now += b.reserve(20_000, now)  # wait as told, then send
+        sent += 20_000
+    assert sent / now == pytest.approx(100_000, rel=0.05)
+
+
+def test_bucket_burst_then_debt() -> None:
+    b = TokenBucket(1000, burst=500, now=0.0)
+    b.reserve(0, 10.0)  # refill to the burst
+    assert b.reserve(500, 10.0) == 0
+    assert b.reserve(1000, 10.0) == pytest.approx(1.0)
+
+
+def test_bucket_rejects_negative_rate() -> None:
+    with pytest.raises(ValueError):
+        TokenBucket(-1)
+
+
+def test_depth_follows_bandwidth_delay_product() -> None:
+    block = 64 * 1024
+    assert pipeline_depth(0, 0.1, block) == MIN_DEPTH
+    assert pipeline_depth(float("nan"), 0.1, block) == MIN_DEPTH
+    small = pipeline_depth(100_000, 0.05, block)
+    big = pipeline_depth(10_000_000, 0.1, block)
+    assert MIN_DEPTH <= small < big <= MAX_DEPTH
+    assert pipeline_depth(10_000_000, 0.1, block) == 2 + 31  # ceil(2*1e6/65536)=31
+    assert pipeline_depth(10**12, 1, block) == MAX_DEPTH
+
+
+def test_depth_grows_when_the_pipeline_is_the_bottleneck() -> None:
+    block, rtt, path_rate = 64 * 1024, 0.1, 20e6
+    depth = MIN_DEPTH
+    for _ in range(10):
+        measured = min(path_rate, depth * block / rtt)
+        depth = pipeline_depth(measured, rtt, block)
+    assert depth * block / rtt >= path_rate
+
+
+def test_rate_meter_window() -> None:
+    m = RateMeter(window=5)
+    for t in range(10):
+        m.add(1000, float(t))
+    assert m.rate(10.0) == pytest.approx(1000, rel=0.25)
+    assert m.rate(100.0) == 0
+    assert m.total == 10_000

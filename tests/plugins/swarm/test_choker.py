@@ -1,0 +1,56 @@
+import random
+
+from p2pkit.plugins.swarm._choker import Choker, PeerView
+
+
+def views(rates: dict[str, float], uninterested: set[str] = frozenset()) -> dict[str, PeerView]:  # type: ignore[assignment]
+    return {p: PeerView(p not in uninterested, r) for p, r in rates.items()}
+
+
+def test_best_four_get_regular_slots_plus_one_optimistic() -> None:
+    c = Choker(rng=random.Random(3))
+    rates = {f"p{i}": float(i) for i in range(10)}
+    unchoked = c.update(0.0, views(rates))
+    assert {"p9", "p8", "p7", "p6"} <= unchoked or c.optimistic in {"p9", "p8", "p7", "p6"}
+    assert len(unchoked) == 5
+    assert len(c.regular) == 4 and c.optimistic not in c.regular
+
+
+def test_regular_slots_only_change_every_interval() -> None:
+    c = Choker(rng=random.Random(0))
+    rates = {f"p{i}": float(i) for i in range(8)}
+    c.update(0.0, views(rates))
+    before = set(c.regular)
+    rates.update(p0=100.0, p1=99.0, p2=98.0, p3=97.0)
+    c.update(5.0, views(rates))
+    assert c.regular == before
+    c.update(10.0, views(rates))
+    assert c.regular >= {"p0", "p1", "p2", "p3"} - {c.optimistic}
+
+
+def test_optimistic_rotates_every_30_seconds() -> None:
+    c = Choker(rng=random.Random(0))
+    rates = {f"p{i}": 0.0 for i in range(30)}
+    seen = set()
+    for t in range(0, 300, 30):
+        c.update(float(t), views(rates))
+        seen.add(c.optimistic)
+    assert len(seen) > 3
+
+
+def test_uninterested_or_departed_peers_are_choked_and_slots_refilled() -> None:
+    c = Choker(rng=random.Random(0))
+    rates = {f"p{i}": float(i) for i in range(6)}
+    c.update(0.0, views(rates))
+    assert len(c.unchoked) == 5
+    gone = next(iter(c.regular))
+    del rates[gone]
+    unchoked = c.update(1.0, views(rates, uninterested={"p0"}))
+    assert gone not in unchoked and "p0" not in unchoked
+    assert len(unchoked) == 4  # the five remaining interested peers minus none: all served
+
+
+def test_new_interested_peer_gets_a_free_slot_at_once() -> None:
+    c = Choker()
+    assert c.update(0.0, views({"a": 0.0})) == {"a"}
+    assert c.update(1.0, views({"a": 0.0, "b": 0.0})) == {"a", "b"}

@@ -1,0 +1,61 @@
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from p2pkit.plugins.swarm import _messages as m
+
+from p2pkit._exceptions import RemoteProtocolError
+
+RID = "ab" * 32
+
+
+@pytest.mark.parametrize("msg", [
+    m.ManifestRequest(RID), m.ManifestResponse(RID, b"x"), m.ManifestResponse(RID, None),
+    m.Bitfield(RID, b"\xf0"), m.Have(RID, 3), m.Interested(RID), m.NotInterested(RID),
+    m.Choke(RID), m.Unchoke(RID), m.Request(RID, 1, 0, 65536), m.Piece(RID, 1, 0, b"data"),
+    m.Cancel(RID, 1, 0, 10), m.Reject(RID, 1, 0, 10),
+])
+def test_round_trip(msg: m.Message) -> None:
+    assert m.decode(m.encode(msg)) == msg
+
+
+@pytest.mark.parametrize("bad", [
+    m.Request(RID, 1, 0, m.MAX_BLOCK + 1),   # too long a request
+    m.Request(RID, -1, 0, 10),               # negative piece
+    m.Request(RID, 1, -5, 10),               # negative offset
+    m.Request(RID, 1, 0, 0),                 # empty request
+    m.Have("not-a-rid", 1),                  # rid must be 64 hex digits
+    m.Piece(RID, 0, 0, b""),                 # empty block
+])
+def test_out_of_bounds_fields_are_rejected(bad: m.Message) -> None:
+    data = msgspec.msgpack.encode(bad)  # the encoder does not validate; the decoder must
+    with pytest.raises(RemoteProtocolError):
+        m.decode(data)
+
+
+def test_unknown_tag_and_garbage_are_rejected() -> None:
+    for data in (b"", b"\xc1", msgspec.msgpack.encode(["zz", RID]), msgspec.msgpack.encode({"a": 1}),
+                 msgspec.msgpack.encode(["hv", RID, 1, 2])):
+        with pytest.raises(RemoteProtocolError):
+            m.decode(data)
+
+
+@given(st.binary(max_size=300))
+def test_decoder_never_crashes_on_garbage(data: bytes) -> None:
+    try:
+        m.decode(data)
+    except RemoteProtocolError:
+        pass
+
+
+@given(st.lists(st.booleans(), min_size=1, max_size=100))
+def test_bitfield_round_trip(bits: list[bool]) -> None:
+    assert m.unpack_bits(m.pack_bits(bits), len(bits)) == bits
+
+
+def test_bitfield_with_wrong_length_or_spare_bits_is_rejected() -> None:
+    with pytest.raises(RemoteProtocolError):
+        m.unpack_bits(b"\xff\xff", 3)
+    with pytest.raises(RemoteProtocolError):
+        m.unpack_bits(b"\xff", 3)  # claims pieces 3..7 which do not exist
+    assert m.unpack_bits(b"\xe0", 3) == [True, True, True]
