@@ -135,6 +135,7 @@ class Network:
         self.dispatch_instants = 0
         self.bin_seconds = bin_seconds
         self.delivered_bytes_by_bin: dict[int, int] = {}
+        self.epoch = 0.0  # virtual time the simulation started (bins count from it)
 
     # ------------------------------------------------------------------ topology
 
@@ -338,7 +339,7 @@ class Network:
             if batches:
                 self.dispatch_instants += 1
                 bins = self.delivered_bytes_by_bin
-                b = int(now / self.bin_seconds)
+                b = int((now - self.epoch) / self.bin_seconds)
                 for endpoint, batch in batches.items():
                     count = len(batch)
                     nbytes = sum(len(d) for d, _a in batch)

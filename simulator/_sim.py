@@ -1,0 +1,328 @@
+"""The public simulation API: what ``async def scenario(sim)`` receives.
+
+    from p2pkit.simulator import LinkProfile, Simulation
+
+    async def scenario(sim: Simulation) -> None:
+        a = sim.add_node("a", link=LinkProfile(up_bps=10e6, latency=0.01))
+        b = sim.add_node("b", nat="symmetric")
+        await sim.start(a)
+        await sim.start(b)
+        await sim.sleep(5)
+        sim.partition(["a"], ["b"])
+        ...
+
+    report = Simulation(seed=1, duration=60).run(scenario)
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import trio
+import trio.testing
+
+from p2pkit.config import NodeConfig
+from p2pkit.identity import Identity
+from p2pkit.node import Node, open_node
+
+from ._core import CoreLatency
+from ._determinism import pinned_scheduler
+from ._link import LinkProfile
+from ._metrics import Metrics
+from ._nat import NatBox, NatProfile, NatType
+from ._network import Host, Network
+from ._rng import derive_bytes, derive_rng
+
+log = logging.getLogger("p2pkit.simulator")
+
+ScenarioFn = Callable[["Simulation"], Awaitable[None]]
+ProgressFn = Callable[[float, float], None]
+
+DEFAULT_NODE_PORT = 7700
+
+
+def merge_config(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge two config mappings (override wins)."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_config(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+class SimNode:
+    """A host that runs (or ran, or will run) one p2pkit node."""
+
+    def __init__(
+        self, name: str, host: Host, config: Mapping[str, Any], port: int, group: str
+    ) -> None:
+        self.name = name
+        self.host = host
+        self.config = dict(config)
+        self.port = port
+        self.group = group
+        self.node: Node | None = None  # the running kernel node, None while down
+        self.starts = 0
+        self.crashes = 0
+        self.leaves = 0
+        self.online_time = 0.0
+        self._online_since: float | None = None
+        self.node_id: str | None = None
+        self.final_transport_stats: dict[str, float] | None = None
+        self._scope: trio.CancelScope | None = None
+        self._stopped: trio.Event | None = None
+
+    def __repr__(self) -> str:
+        return f"<SimNode {self.name} {self.address} {'up' if self.node else 'down'}>"
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The node's own address (private if it is behind a NAT)."""
+        return (self.host.ip, self.port)
+
+    @property
+    def running(self) -> bool:
+        return self.node is not None
+
+
+class Simulation:
+    """One simulated world: a :class:`Network`, nodes on its hosts, metrics, virtual time.
+
+    All times are virtual seconds since the simulation started (``sim.now``).
+    """
+
+    def __init__(
+        self, seed: int = 0, *, duration: float = 60.0, resolution: float = 0.0,
+        core: CoreLatency | None = None, bin_seconds: float = 1.0, name: str = "custom",
+    ) -> None:
+        if duration <= 0:
+            raise ValueError("duration must be > 0")
+        self.seed = seed
+        self.name = name
+        self.duration = duration
+        self.network = Network(seed, resolution=resolution, core=core, bin_seconds=bin_seconds)
+        self._epoch = 0.0
+        self.metrics = Metrics(lambda: self.now, bin_seconds)
+        self.nodes: dict[str, SimNode] = {}
+        self.groups: dict[str, list[str]] = {}
+        self.notes: list[str] = []
+        self.results: dict[str, Any] = {}  # workload results for the report
+        self.progress: ProgressFn | None = None
+        self._nursery: trio.Nursery | None = None
+
+    # ------------------------------------------------------------------ time & randomness
+
+    @property
+    def now(self) -> float:
+        return trio.current_time() - self._epoch
+
+    async def sleep(self, seconds: float) -> None:
+        await trio.sleep(seconds)
+
+    async def sleep_until(self, t: float) -> None:
+        await trio.sleep_until(self._epoch + t)
+
+    def rng(self, *labels: object) -> random.Random:
+        """A RNG for your own random choices, derived from the seed and ``labels``."""
+        return derive_rng(self.seed, "scenario", *labels)
+
+    def note(self, text: str) -> None:
+        """A line for the report's ``notes`` (something a reader should know)."""
+        self.notes.append(text)
+
+    # ------------------------------------------------------------------ topology
+
+    def add_nat(self, name: str, nat: NatProfile | NatType | str, *, group: str = "") -> NatBox:
+        """A NAT box that several hosts can share (``add_host(..., nat=box)``)."""
+        return self.network.add_nat(name, _nat_profile(nat), group=group)
+
+    def add_host(
+        self, name: str, link: LinkProfile | None = None, *,
+        nat: NatBox | NatProfile | NatType | str | None = None, group: str = "",
+    ) -> Host:
+        """A host. ``nat`` is a shared box, or a type/profile for a NAT of its own."""
+        box: NatBox | None
+        if nat is None or (not isinstance(nat, NatBox) and _nat_profile(nat) is None):
+            box = None
+        elif isinstance(nat, NatBox):
+            box = nat
+        else:
+            box = self.add_nat(f"{name}.nat", nat, group=group)
+        host = self.network.add_host(name, link, nat=box, group=group)
+        self.groups.setdefault(group, []).append(name)
+        return host
+
+    def host(self, name: str) -> Host:
+        return self.network.hosts[name]
+
+    def add_node(
+        self, name: str, *, link: LinkProfile | None = None,
+        nat: NatBox | NatProfile | NatType | str | None = None, group: str = "",
+        config: Mapping[str, Any] | None = None, port: int = DEFAULT_NODE_PORT,
+    ) -> SimNode:
+        """A host that will run a p2pkit node (start it with :meth:`start`)."""
+        host = self.add_host(name, link, nat=nat, group=group)
+        node = SimNode(name, host, config or {}, port, group)
+        self.nodes[name] = node
+        return node
+
+    def resolve(self, names: str | Iterable[str]) -> list[Host]:
+        """Hosts named by host names and/or group names."""
+        if isinstance(names, str):
+            names = [names]
+        hosts: list[Host] = []
+        for name in names:
+            if name in self.network.hosts:
+                hosts.append(self.network.hosts[name])
+            elif name in self.groups:
+                hosts.extend(self.network.hosts[h] for h in self.groups[name])
+            else:
+                raise KeyError(f"no host or group named {name!r}")
+        return hosts
+
+    # ------------------------------------------------------------------ events
+
+    def partition(self, *sides: str | Iterable[str]) -> None:
+        """Cut the network between sides (each side: host/group names)."""
+        self.network.partition([self.resolve(side) for side in sides])
+        self.metrics.count("partitions")
+
+    def heal(self) -> None:
+        self.network.heal()
+
+    def set_link(self, names: str | Iterable[str], link: LinkProfile) -> None:
+        for host in self.resolve(names):
+            host.set_link(link)
+
+    def _node(self, node: SimNode | str) -> SimNode:
+        return self.nodes[node] if isinstance(node, str) else node
+
+    async def start(self, node: SimNode | str) -> Node:
+        """Start (or restart) the node's kernel; returns once every service is ready."""
+        sim_node = self._node(node)
+        if sim_node.node is not None:
+            return sim_node.node
+        sim_node.host.online = True
+        started: Node = await self._require_nursery().start(self._node_main, sim_node)
+        return started
+
+    async def crash(self, node: SimNode | str) -> None:
+        """The host drops off the network at once; the node's tasks are cancelled."""
+        sim_node = self._node(node)
+        if sim_node.node is None:
+            return
+        sim_node.host.online = False
+        sim_node.crashes += 1
+        await self._stop(sim_node)
+
+    async def leave(self, node: SimNode | str) -> None:
+        """The node shuts down in an orderly way (its host stays reachable)."""
+        sim_node = self._node(node)
+        if sim_node.node is None:
+            return
+        sim_node.leaves += 1
+        await self._stop(sim_node)
+
+    async def _stop(self, sim_node: SimNode) -> None:
+        assert sim_node._scope is not None and sim_node._stopped is not None
+        stopped = sim_node._stopped
+        sim_node._scope.cancel()
+        await stopped.wait()
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run a background task for the rest of the simulation."""
+        self._require_nursery().start_soon(fn, *args)
+
+    def _require_nursery(self) -> trio.Nursery:
+        if self._nursery is None:
+            raise RuntimeError("the simulation is not running")
+        return self._nursery
+
+    async def _node_main(
+        self, sim_node: SimNode, *, task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        endpoint = sim_node.host.bind(sim_node.port)
+        base = {"node": {"ephemeral": True, "host": sim_node.host.ip, "port": sim_node.port,
+                         "repeater": "off"}}
+        config = NodeConfig.from_mapping(merge_config(base, sim_node.config))
+        identity = Identity.from_seed(derive_bytes(self.seed, "identity", sim_node.name))
+        sim_node._stopped = trio.Event()
+        sim_node.starts += 1
+        try:
+            with trio.CancelScope() as scope:
+                sim_node._scope = scope
+                async with open_node(config, endpoint=endpoint, identity=identity) as node:
+                    sim_node.node = node
+                    sim_node.node_id = node.id
+                    sim_node._online_since = self.now
+                    task_status.started(node)
+                    await trio.sleep_forever()
+        finally:
+            if sim_node._online_since is not None:
+                sim_node.online_time += self.now - sim_node._online_since
+                sim_node._online_since = None
+            sim_node.node = None
+            sim_node._scope = None
+            endpoint.close()
+            sim_node._stopped.set()
+
+    # ------------------------------------------------------------------ running
+
+    def run(self, scenario: ScenarioFn, *, progress: ProgressFn | None = None) -> dict[str, Any]:
+        """Run ``scenario`` in a fresh ``trio.run`` with virtual time; returns the report."""
+        self.progress = progress
+        with pinned_scheduler(self.seed):
+            trio.run(self.run_async, scenario, clock=trio.testing.MockClock(autojump_threshold=0))
+        from ._report import build_report
+
+        return build_report(self)
+
+    async def run_async(self, scenario: ScenarioFn) -> None:
+        """Run inside an existing trio run (its clock should be an autojump MockClock)."""
+        self._epoch = trio.current_time()
+        self.network.epoch = self._epoch
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await nursery.start(self.network.run)
+            if self.progress is not None:
+                nursery.start_soon(self._report_progress)
+            with trio.move_on_at(self._epoch + self.duration):
+                await scenario(self)
+                await trio.sleep_until(self._epoch + self.duration)
+            self._snapshot_transports()
+            nursery.cancel_scope.cancel()
+        self._nursery = None
+        for sim_node in self.nodes.values():
+            if sim_node._online_since is not None:  # pragma: no cover - closed above
+                sim_node.online_time += self.duration - sim_node._online_since
+
+    def _snapshot_transports(self) -> None:
+        for sim_node in self.nodes.values():
+            node = sim_node.node
+            if node is not None and node.transport is not None:
+                stats = node.transport.stats()
+                sim_node.final_transport_stats = {k: stats[k] for k in sorted(stats)}
+
+    async def _report_progress(self) -> None:
+        assert self.progress is not None
+        step = self.duration / 100
+        while True:
+            self.progress(min(self.now, self.duration), self.duration)
+            await trio.sleep(step)
+
+
+def _nat_profile(nat: NatProfile | NatType | str) -> NatProfile | None:
+    """A profile for a NAT spec; None for 'open' (no NAT)."""
+    if isinstance(nat, NatProfile):
+        return None if nat.type is NatType.OPEN else nat
+    nat_type = nat if isinstance(nat, NatType) else NatType.parse(nat)
+    return None if nat_type is NatType.OPEN else NatProfile(type=nat_type)
+
+
+__all__ = ["DEFAULT_NODE_PORT", "SimNode", "Simulation", "merge_config"]
+
