@@ -18,6 +18,7 @@ from typing import Any
 import trio
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.text import Text
 
 from ._exceptions import P2PKitError
 from .config import ConfigError, NodeConfig, load_config, parse_assignment
@@ -104,6 +105,11 @@ def run_until_interrupted(main: Callable[[], Awaitable[int | None]]) -> int:
     return trio.run(runner)
 
 
+def print_error(message: str) -> None:
+    """One line on stderr, never reflowed, never read as markup."""
+    console.print(Text("error: ", style="red") + Text(message), soft_wrap=True, highlight=False)
+
+
 def describe(node: Node) -> None:
     host, port = node.endpoint.local_address
     console.print(f"[bold]p2pkit node[/bold] {node.id}")
@@ -158,17 +164,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _only_error(group: BaseExceptionGroup[Any]) -> BaseException | None:
+    """The single leaf of a group of one (nurseries wrap even a lone error)."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    return leaves[0] if len(leaves) == 1 else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
-        code = args.func(args)
+        try:
+            code = args.func(args)
+        except BaseExceptionGroup as group:
+            only = _only_error(group)
+            if isinstance(only, P2PKitError | OSError | KeyboardInterrupt):
+                raise only from None
+            raise
     except P2PKitError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        print_error(str(exc))
         return 2
     except OSError as exc:
-        console.print(f"[red]error:[/red] {exc.strerror or exc}"
-                      + (f": {exc.filename}" if exc.filename else ""), highlight=False)
+        print_error(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
         return 1
     except KeyboardInterrupt:
         return 0

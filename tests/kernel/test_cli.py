@@ -1,0 +1,86 @@
+"""The p2pkit command as a user runs it: real subprocesses, one-line errors, clean exits."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from p2pkit import __version__
+
+
+def p2pkit(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "p2pkit", *args], capture_output=True,
+                          text=True, timeout=60, **kwargs)
+
+
+def test_version():
+    result = p2pkit("version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"p2pkit {__version__}"
+
+
+def test_unknown_flag_is_a_usage_error():
+    result = p2pkit("node", "--no-such-flag")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --no-such-flag" in result.stderr
+
+
+def assert_one_line_error(result, text):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert text in result.stderr
+
+
+def test_busy_port_is_one_clear_line(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        result = p2pkit("node", "--host", "127.0.0.1", "--port", str(port),
+                        "--data-dir", str(tmp_path), "--repeater", "off")
+    assert_one_line_error(result, "already in use")
+
+
+def test_unwritable_data_dir_is_one_clear_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = p2pkit("node", "--port", "0", "--data-dir", str(blocker / "d"))
+    assert_one_line_error(result, "not writable")
+
+
+def test_bad_config_value_names_the_key(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('[node]\nport = "x"\n')
+    result = p2pkit("node", "--config", str(config))
+    assert_one_line_error(result, "node.port: expected int")
+    result = p2pkit("node", "--set", "nosuch.key=1", "--port", "0", "--data-dir", str(tmp_path))
+    assert_one_line_error(result, "unknown config section [nosuch]")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_node_runs_until_interrupted_and_exits_zero(tmp_path, signum):
+    sock = tmp_path / "r.sock"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "p2pkit", "node", "--host", "127.0.0.1", "--port", "0",
+         "--data-dir", str(tmp_path), "--repeater", str(sock)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "node did not start"
+            time.sleep(0.05)
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert not sock.exists()  # the repeater removed its socket on the way out
+    identity = (tmp_path / "identity.key").read_bytes()
+    assert len(identity) == 32
