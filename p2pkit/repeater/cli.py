@@ -36,7 +36,7 @@ __all__ = ["add_ctl_command", "default_socket_path", "format_value", "main", "pa
 SOCKET_NAME = "repeater.sock"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-_LIST_VALUE_WIDTH = 60
+_LIST_VALUE_WIDTH = 64  # a node id (64 hex digits) is shown whole
 
 
 def add_ctl_command(subparsers: Any) -> argparse.ArgumentParser:
@@ -88,9 +88,15 @@ def default_socket_path(
 def parse_value(ftype: FieldType, text: str) -> Any:
     """VALUE from the command line for a field of type ``ftype``; ValueError if it is bad."""
     if ftype is FieldType.INT:
-        return int(text, 0)
+        try:
+            return int(text, 0)
+        except ValueError:
+            raise ValueError("expected an integer such as 42 or 0x2a") from None
     if ftype is FieldType.FLOAT:
-        return float(text)
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError("expected a number such as 2.5") from None
     if ftype is FieldType.BOOL:
         lowered = text.strip().lower()
         if lowered in _TRUE:
@@ -99,7 +105,10 @@ def parse_value(ftype: FieldType, text: str) -> Any:
             return False
         raise ValueError(f"expected true/false, got {text!r}")
     if ftype is FieldType.BYTES:
-        return bytes.fromhex(text.removeprefix("0x"))
+        try:
+            return bytes.fromhex(text.removeprefix("0x"))
+        except ValueError:
+            raise ValueError("expected hex digits such as cafe") from None
     if ftype is FieldType.JSON:
         return json.loads(text)
     return text
@@ -118,7 +127,7 @@ def format_value(ftype: FieldType, value: Any, *, compact: bool = False) -> str:
 
 def run_ctl(args: argparse.Namespace) -> int:
     """Carry out one ``ctl`` command; errors are one line on stderr and exit code 1."""
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         path = args.socket or default_socket_path(
             data_dir=args.data_dir, profile=args.profile, config=args.config
