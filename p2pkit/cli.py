@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.text import Text
 
-from ._exceptions import P2PKitError
-from .config import ConfigError, NodeConfig, load_config, parse_assignment
+from ._exceptions import ConfigError, P2PKitError
+from .config import NodeConfig, load_config, parse_assignment
 from .node import Node, open_node
 from .plugin_manager import create_plugin_manager
 from .version import __version__

@@ -75,7 +75,7 @@ class NodeConfig:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> NodeConfig:
         """Build from ``{"node": {...}, "cfg": {...}, "<plugin>": {...}}`` (typed values)."""
-        return _build(data, strict_strings=False)
+        return _build(data)
 
     def section(self, name: str) -> Any:
         """The validated attrs instance of a plugin's section."""
@@ -110,11 +110,11 @@ def load_config(
     """TOML file, then environment, then ``overrides`` (CLI flags), later wins."""
     merged: dict[str, dict[str, Any]] = {}
     if path is not None:
-        _merge(merged, read_toml(Path(path)), origin=None)
-    _merge(merged, env_overrides(os.environ if env is None else env), origin="env")
+        _merge(merged, read_toml(Path(path)))
+    _merge(merged, env_overrides(os.environ if env is None else env))
     if overrides:
-        _merge(merged, {k: dict(v) for k, v in overrides.items()}, origin=None)
-    return _build(merged, strict_strings=False)
+        _merge(merged, {k: dict(v) for k, v in overrides.items()})
+    return _build(merged)
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -161,27 +161,26 @@ class FromText:
     origin: str
 
 
-def _merge(into: dict[str, dict[str, Any]], data: Mapping[str, Any], origin: str | None) -> None:
+def _merge(into: dict[str, dict[str, Any]], data: Mapping[str, Any]) -> None:
     for section, values in data.items():
         into.setdefault(section, {}).update(values)
 
 
-def _build(data: Mapping[str, Any], strict_strings: bool) -> NodeConfig:
+def _build(data: Mapping[str, Any]) -> NodeConfig:
     for name, values in data.items():
         if not isinstance(values, Mapping):
             raise ConfigError(f"config section [{name}] must be a table")
-    config = NodeConfig(
+    return NodeConfig(
         node=convert(NodeSection, data.get("node", {}), "node"),
         cfg=convert(CfgSection, data.get("cfg", {}), "cfg"),
         raw_sections={k: dict(v) for k, v in data.items() if k not in CORE_SECTIONS},
     )
-    return config
 
 
 def convert(cls: type[T], values: Mapping[str, Any], section: str) -> T:
     """Validate ``values`` against attrs class ``cls``; errors name ``section.key``."""
     hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in attrs.fields(cls)}  # type: ignore[misc]
+    known = {f.name: f for f in attrs.fields(cls)}  # type: ignore[arg-type, misc]
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         if key not in known:
@@ -201,7 +200,6 @@ def _type_name(tp: Any) -> str:
 def _check(tp: Any, value: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        errors = []
         for arm in typing.get_args(tp):
             if arm is type(None):
                 if value is None or (isinstance(value, FromText) and value.text == ""):
@@ -209,8 +207,8 @@ def _check(tp: Any, value: Any, key: str) -> Any:
                 continue
             try:
                 return _check(arm, value, key)
-            except ConfigError as exc:
-                errors.append(str(exc))
+            except ConfigError:
+                pass
         raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
     if isinstance(value, FromText):
         return _from_text(tp, value, key)

@@ -163,9 +163,13 @@ class Node:
 
     # ------------------------------------------------------------------ fields
 
+    def _up_rate(self) -> float:
+        return self._up.rate(trio.current_time(), self.endpoint.stats.bytes_sent)
+
+    def _down_rate(self) -> float:
+        return self._down.rate(trio.current_time(), self.endpoint.stats.bytes_received)
+
     def _kernel_fields(self) -> list[Field]:
-        stats = lambda: self.endpoint.stats  # noqa: E731
-        now = trio.current_time
         fields = [
             Field("node.id", FieldType.STR, lambda: self.id, description="this node's id (hex)"),
             Field("node.version", FieldType.STR, lambda: self.version, description="p2pkit version"),
@@ -174,22 +178,24 @@ class Node:
                   lambda: "{}:{}".format(*self.endpoint.local_address), description="UDP address"),
             Field("peer.count", FieldType.INT, lambda: len(self.peers) if self.peers else 0,
                   description="connected peers"),
-            Field("net.up_rate", FieldType.FLOAT, lambda: self._up.rate(now(), stats().bytes_sent),
+            Field("net.up_rate", FieldType.FLOAT, self._up_rate,
                   description="bytes/s sent, sliding 5 s window"),
-            Field("net.down_rate", FieldType.FLOAT,
-                  lambda: self._down.rate(now(), stats().bytes_received),
+            Field("net.down_rate", FieldType.FLOAT, self._down_rate,
                   description="bytes/s received, sliding 5 s window"),
-            Field("net.bytes_sent", FieldType.INT, lambda: stats().bytes_sent),
-            Field("net.bytes_received", FieldType.INT, lambda: stats().bytes_received),
+            Field("net.bytes_sent", FieldType.INT, lambda: self.endpoint.stats.bytes_sent),
+            Field("net.bytes_received", FieldType.INT, lambda: self.endpoint.stats.bytes_received),
             Field("meta.fields", FieldType.JSON, self.fields.describe,
                   description="every field with its type and whether it is settable"),
         ]
-        for key, spec in SETTINGS.items():
-            fields.append(Field(
-                f"cfg.{key}", spec.type, (lambda k=key: self.settings.get(k)),
-                setter=(lambda v, k=key: self.settings.set(k, v)), description=spec.description,
-            ))
+        fields.extend(self._setting_field(key) for key in SETTINGS)
         return fields
+
+    def _setting_field(self, key: str) -> Field:
+        def setter(value: Any) -> None:
+            self.settings.set(key, value)
+
+        return Field(f"cfg.{key}", SETTINGS[key].type, lambda: self.settings.get(key),
+                     setter=setter, description=SETTINGS[key].description)
 
     async def _sample_rates(self) -> None:
         """Feed the rate meters once a second so the window is always a real window."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.metadata
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
 
 import pluggy
 
@@ -125,8 +125,8 @@ def choose_providers(
     """capability → (plugin name, factory), following ``choices`` ("auto", "", or a name)."""
     offered: dict[str, dict[str, Any]] = {cap: {} for cap in capabilities}
     for impl in pm.hook.p2pkit_capabilities.get_hookimpls():
-        result = impl.function()
-        for cap, factory in (result or {}).items():
+        result = cast(Mapping[str, Any], impl.function() or {})
+        for cap, factory in result.items():
             if cap not in offered:
                 raise CapabilityError(
                     f"plugin {impl.plugin_name!r} offers unknown capability {cap!r} "

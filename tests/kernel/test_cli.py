@@ -76,7 +76,7 @@ def test_node_runs_until_interrupted_and_exits_zero(tmp_path, signum):
             assert time.monotonic() < deadline, "node did not start"
             time.sleep(0.05)
         proc.send_signal(signum)
-        out, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
     assert proc.returncode == 0, err

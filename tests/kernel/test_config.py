@@ -82,14 +82,14 @@ def test_plugin_sections_are_validated_when_bound():
     with pytest.raises(ConfigError, match="unknown config section"):
         NodeConfig.from_mapping({"other": {}}).bind_sections({"demo": DemoSection})
     bad = NodeConfig.from_mapping({"demo": {"rate": "fast"}})
-    with pytest.raises(ConfigError, match="demo.rate: expected float"):
+    with pytest.raises(ConfigError, match=r"demo\.rate: expected float"):
         bad.bind_sections({"demo": DemoSection})
 
 
 def test_set_flag_syntax():
     section, key, value = parse_assignment("rudp.heartbeat_ms=500")
     assert (section, key, value.text) == ("rudp", "heartbeat_ms", "500")
-    with pytest.raises(ConfigError, match="section.key=value"):
+    with pytest.raises(ConfigError, match=r"section\.key=value"):
         parse_assignment("heartbeat_ms=500")
 
 

@@ -19,7 +19,7 @@ def config(**ping):
 
 async def test_two_nodes_ping_each_other_over_real_udp():
     async with open_node(config(), plugins=[ping_plugin]) as b:
-        target = "127.0.0.1:{}".format(b.endpoint.local_address[1])
+        target = f"127.0.0.1:{b.endpoint.local_address[1]}"
         async with open_node(config(targets=[target], interval_ms=20), plugins=[ping_plugin]) as a:
             with trio.fail_after(5):
                 async with a.events.subscribe() as events:

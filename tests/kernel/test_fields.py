@@ -43,7 +43,7 @@ def test_bad_sets_are_refused_and_change_nothing(name, value, message):
 
 
 def test_names_are_bounded_and_unique():
-    with pytest.raises(FieldError, match="1..32"):
+    with pytest.raises(FieldError, match=r"1\.\.32"):
         Field("x" * 33, FieldType.INT, lambda: 1)
     with pytest.raises(FieldError):
         Field("", FieldType.INT, lambda: 1)

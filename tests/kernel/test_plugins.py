@@ -3,8 +3,7 @@ import textwrap
 
 import pytest
 
-from p2pkit import CapabilityError, NodeConfig, PluginError, hookimpl, open_node
-from p2pkit import plugin_manager
+from p2pkit import CapabilityError, NodeConfig, PluginError, hookimpl, open_node, plugin_manager
 from p2pkit.plugin_manager import BUILTIN_PLUGINS, create_plugin_manager, plugin_name
 
 NO_BUILTINS = [plugin_name(m) for m in BUILTIN_PLUGINS]
@@ -47,7 +46,7 @@ def test_unimportable_plugin_is_a_clear_error():
 
 
 async def test_two_providers_without_a_choice_is_an_error():
-    with pytest.raises(CapabilityError, match="offered by .*choose one"):
+    with pytest.raises(CapabilityError, match=r"offered by .*choose one"):
         async with open_node(bare_config(), plugins=[StoreA(), StoreB()]):
             pass
 
