@@ -1,0 +1,47 @@
+import pytest
+
+from p2pkit import FieldError
+from p2pkit.config import CfgSection
+from p2pkit.settings import Settings
+
+
+def test_defaults_come_from_the_cfg_section(tmp_path):
+    settings = Settings(CfgSection(cache_limit_mb=64), tmp_path / "s.sqlite")
+    assert settings.cache_limit_mb == 64
+    assert settings.p2p_enabled is True
+
+
+def test_set_persists_and_wins_over_defaults(tmp_path):
+    db = tmp_path / "s.sqlite"
+    settings = Settings(CfgSection(), db)
+    settings.set("upload_limit_kbps", 128)
+    settings.close()
+    reopened = Settings(CfgSection(upload_limit_kbps=5), db)
+    assert reopened.upload_limit_kbps == 128
+
+
+def test_partial_update_is_all_or_nothing(tmp_path):
+    changes = []
+    settings = Settings(CfgSection(), None, lambda k, v: changes.append((k, v)))
+    with pytest.raises(FieldError, match="max_connections"):
+        settings.update({"cache_limit_mb": 10, "max_connections": 0})
+    assert settings.cache_limit_mb == 2048  # nothing applied
+    with pytest.raises(FieldError, match="unknown setting 'colour'"):
+        settings.update({"colour": "blue"})
+    assert settings.update({"cache_limit_mb": 10})["cache_limit_mb"] == 10
+    assert changes == [("cache_limit_mb", 10)]
+
+
+def test_setting_the_same_value_does_not_notify():
+    changes = []
+    settings = Settings(CfgSection(), None, lambda k, v: changes.append(k))
+    settings.set("p2p_enabled", True)
+    assert changes == []
+
+
+def test_a_corrupt_stored_value_falls_back_to_the_default(tmp_path):
+    db = tmp_path / "s.sqlite"
+    settings = Settings(CfgSection(), db)
+    settings._db.execute("INSERT INTO settings VALUES ('cache_limit_mb', '\"lots\"')")
+    settings.close()
+    assert Settings(CfgSection(), db).cache_limit_mb == 2048
