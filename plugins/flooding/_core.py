@@ -1,0 +1,350 @@
+"""The limited-flooding protocol as a sans-IO state machine.
+
+:class:`FloodCore` never touches a socket or a clock: it takes bytes from a peer and
+``now`` and answers with the bytes to send to which peers and the changes to the network
+file list. The trio glue (``_discovery.py``), the simulator and the unit tests drive it.
+
+Content: each node floods a signed announce of its *complete* share list. The newest
+``seq`` of an origin replaces what we knew of it, so an unshare is an announce without
+the rid; a record not refreshed within ``entry_expiry`` (the origin left) is dropped.
+Duplicates are suppressed by ``seq`` per origin (announces) and by a bounded LRU of query
+ids (queries). A TTL bounds how far anything travels.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from p2pkit import RemoteProtocolError
+from p2pkit.identity import node_id_of, verify
+
+from ._messages import (
+    MAX_ENTRIES,
+    MAX_HITS,
+    MAX_PEERS_LISTED,
+    MAX_TTL,
+    Announce,
+    AnnounceBody,
+    Entry,
+    Hits,
+    PeerInfo,
+    PeerList,
+    Query,
+    decode,
+    decode_body,
+    encode,
+)
+from ._util import SeenCache, TokenBucket
+
+SIGN_CONTEXT = b"p2pkit-flood-announce-v1"
+MAX_KNOWN_PEERS = 1024
+MAX_RESULTS_PER_QUERY = 1000
+
+Send = tuple[str, bytes]  # (peer id, message)
+
+
+def matches(entry: Entry, text: str) -> bool:
+    """Seed 004 ``/api/search``: case-insensitive substring of title, description or name."""
+    needle = text.casefold()
+    return any(needle in s.casefold() for s in (entry.title, entry.description, entry.name))
+
+
+def entry_dict(entry: Entry) -> dict[str, Any]:
+    return {
+        "rid": entry.rid, "name": entry.name, "size": entry.size, "mime": entry.mime,
+        "category": entry.category, "title": entry.title, "description": entry.description,
+        "duration": entry.duration,
+    }
+
+
+@dataclass
+class OriginRecord:
+    """What we know of one other node's shares."""
+
+    origin: str
+    seq: int
+    entries: dict[str, Entry]
+    announce: Announce  # the signed original, forwarded to peers that connect later
+    expires_at: float
+    host: str
+    port: int
+
+
+@dataclass
+class Output:
+    """What the glue must do after a call into the core."""
+
+    sends: list[Send] = field(default_factory=list)
+    added: set[str] = field(default_factory=set)  # rids that appeared on the network
+    removed: set[str] = field(default_factory=set)  # rids that disappeared
+    hits_for: bytes | None = None  # one of our own queries got answers
+
+
+@dataclass
+class _OwnQuery:
+    text: str
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)  # rid -> merged entry
+
+
+class FloodCore:
+    def __init__(
+        self, node_id: str, public_key: bytes, sign: Callable[[bytes], bytes], *,
+        ttl: int = 4, entry_expiry: float = 95.0, query_memory: float = 60.0,
+        rate: float = 50.0, burst: float = 500.0,
+    ) -> None:
+        if not 1 <= ttl <= MAX_TTL:
+            raise ValueError(f"ttl must be 1..{MAX_TTL}")
+        self.node_id = node_id
+        self.public_key = public_key
+        self._sign = sign
+        self.ttl = ttl
+        self.entry_expiry = entry_expiry
+        self.rate, self.burst = rate, burst
+        self.port = 0
+        self.local: dict[str, Entry] = {}
+        self.seq = 0
+        self.records: dict[str, OriginRecord] = {}
+        self.known_peers: dict[str, tuple[str, int, float]] = {}  # id -> (host, port, seen)
+        self._seen_queries = SeenCache(4096, query_memory)
+        self._reverse: dict[bytes, tuple[str, float]] = {}  # query id -> (came from, when)
+        self._own: dict[bytes, _OwnQuery] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        self.query_memory = query_memory
+        self.counters = {
+            "announces_in": 0, "announces_new": 0, "duplicates": 0, "queries_in": 0,
+            "hits_in": 0, "hits_unroutable": 0, "rate_limited": 0, "expired": 0,
+        }
+
+    # ------------------------------------------------------------------ own content
+
+    def set_local(self, entries: Iterable[Entry]) -> bool:
+        """Replace our own share list; True if it changed (announce it then)."""
+        new = {e.rid: e for e in list(entries)[:MAX_ENTRIES]}
+        if new == self.local:
+            return False
+        self.local = new
+        return True
+
+    def make_announce(self, seq_floor: int = 0) -> Announce:
+        """A freshly signed announce of our share list with a new, larger ``seq``.
+
+        ``seq_floor`` (wall-clock milliseconds from the glue) keeps seq growing across
+        restarts, so peers do not ignore a restarted node as stale.
+        """
+        self.seq = max(self.seq + 1, seq_floor)
+        body = encode(AnnounceBody(seq=self.seq, port=self.port, entries=list(self.local.values())))
+        return Announce(public_key=self.public_key, body=body,
+                        signature=self._sign(SIGN_CONTEXT + body), ttl=self.ttl)
+
+    def announce_to(self, neighbors: Iterable[str], seq_floor: int = 0) -> list[Send]:
+        data = encode(self.make_announce(seq_floor))
+        return [(peer, data) for peer in neighbors]
+
+    def sync_for(self, peer: str, seq_floor: int = 0) -> list[Send]:
+        """What a newly connected peer gets: our announce and every record we hold."""
+        out = [(peer, encode(self.make_announce(seq_floor)))]
+        for rec in self.records.values():
+            if rec.origin != peer:
+                relayed = msgspec.structs.replace(rec.announce, ttl=max(1, self.ttl - 1))
+                out.append((peer, encode(relayed)))
+        return out
+
+    # ------------------------------------------------------------------ receiving
+
+    def receive(self, sender: str, sender_host: str, data: bytes, now: float,
+                neighbors: Collection[str]) -> Output:
+        """Handle one message from ``sender``. RemoteProtocolError if it is malformed."""
+        message = decode(data)
+        bucket = self._buckets.get(sender)
+        if bucket is None:
+            bucket = self._buckets[sender] = TokenBucket(self.rate, self.burst, now)
+        if not bucket.take(now):
+            self.counters["rate_limited"] += 1
+            return Output()
+        if isinstance(message, Announce):
+            return self._on_announce(sender, sender_host, message, now, neighbors)
+        if isinstance(message, Query):
+            return self._on_query(sender, message, now, neighbors)
+        if isinstance(message, Hits):
+            return self._on_hits(sender, message, now)
+        self._on_peer_list(message, now)
+        return Output()
+
+    def _on_announce(self, sender: str, sender_host: str, ann: Announce, now: float,
+                     neighbors: Collection[str]) -> Output:
+        self.counters["announces_in"] += 1
+        body = decode_body(ann.body)
+        origin = node_id_of(ann.public_key)
+        known = self.records.get(origin)
+        if origin == self.node_id or (known is not None and body.seq <= known.seq):
+            self.counters["duplicates"] += 1
+            return Output()
+        if not verify(ann.public_key, ann.signature, SIGN_CONTEXT + ann.body):
+            raise RemoteProtocolError("announce signature does not verify")
+        self.counters["announces_new"] += 1
+        host = sender_host if sender == origin else ann.host
+        before = self._remote_rids()
+        stored = msgspec.structs.replace(ann, host=host)
+        self.records[origin] = OriginRecord(
+            origin=origin, seq=body.seq, entries={e.rid: e for e in body.entries},
+            announce=stored, expires_at=now + self.entry_expiry, host=host, port=body.port,
+        )
+        if host and body.port:
+            self.known_peers[origin] = (host, body.port, now)
+            self._trim_known()
+        out = self._diff(before)
+        if ann.ttl > 1:
+            data = encode(msgspec.structs.replace(stored, ttl=ann.ttl - 1))
+            out.sends = [(p, data) for p in neighbors if p not in (sender, origin)]
+        return out
+
+    def _on_query(self, sender: str, query: Query, now: float,
+                  neighbors: Collection[str]) -> Output:
+        self.counters["queries_in"] += 1
+        if not self._seen_queries.add(query.qid, now):
+            self.counters["duplicates"] += 1
+            return Output()
+        self._forget_routes(now)
+        self._reverse[query.qid] = (sender, now)
+        out = Output()
+        found = [e for e in self.local.values() if matches(e, query.text)][:MAX_HITS]
+        if found:
+            out.sends.append((sender, encode(Hits(qid=query.qid, provider=self.node_id, entries=found))))
+        if query.ttl > 1:
+            data = encode(msgspec.structs.replace(query, ttl=query.ttl - 1))
+            out.sends.extend((p, data) for p in neighbors if p != sender)
+        return out
+
+    def _on_hits(self, sender: str, hits: Hits, now: float) -> Output:
+        self.counters["hits_in"] += 1
+        own = self._own.get(hits.qid)
+        if own is not None:
+            for entry in hits.entries:
+                if matches(entry, own.text) and len(own.results) < MAX_RESULTS_PER_QUERY:
+                    _merge(own.results, entry, [hits.provider], local=False)
+            return Output(hits_for=hits.qid)
+        route = self._reverse.get(hits.qid)
+        if route is None or now - route[1] > self.query_memory:
+            self.counters["hits_unroutable"] += 1
+            return Output()
+        return Output(sends=[(route[0], encode(hits))])
+
+    def _on_peer_list(self, message: PeerList, now: float) -> None:
+        for info in message.peers:
+            if info.id != self.node_id:
+                self.known_peers[info.id] = (info.host, info.port, now)
+        self._trim_known()
+
+    # ------------------------------------------------------------------ searching
+
+    def start_query(self, text: str, now: float, neighbors: Iterable[str]) -> tuple[bytes, list[Send]]:
+        """Flood a query; answers collect in :meth:`query_results` until :meth:`finish_query`."""
+        qid = secrets.token_bytes(16)
+        self._seen_queries.add(qid, now)
+        own = self._own[qid] = _OwnQuery(text=text)
+        for view in self.network_files():  # what we already know answers at once
+            entry = Entry(**{k: view[k] for k in ("rid", "name", "size", "mime", "category",
+                                                 "title", "description", "duration")})
+            if matches(entry, text):
+                _merge(own.results, entry, view["providers"], local=view["local"])
+        data = encode(Query(qid=qid, ttl=self.ttl, text=text))
+        return qid, [(peer, data) for peer in neighbors]
+
+    def query_results(self, qid: bytes) -> list[dict[str, Any]]:
+        own = self._own.get(qid)
+        return [] if own is None else _finished(own.results.values())
+
+    def finish_query(self, qid: bytes) -> list[dict[str, Any]]:
+        results = self.query_results(qid)
+        self._own.pop(qid, None)
+        return results
+
+    # ------------------------------------------------------------------ peers
+
+    def peer_list(self, connected: Iterable[tuple[str, str, int]]) -> bytes:
+        peers = [PeerInfo(id=i, host=h, port=p) for i, h, p in connected if p > 0]
+        return encode(PeerList(peers=peers[:MAX_PEERS_LISTED]))
+
+    def peer_down(self, peer: str, now: float, grace: float) -> None:
+        """A neighbour left: its shares go after ``grace`` unless it re-announces
+        (through another path) before then."""
+        self._buckets.pop(peer, None)
+        rec = self.records.get(peer)
+        if rec is not None:
+            rec.expires_at = min(rec.expires_at, now + grace)
+
+    def address_of(self, peer: str) -> tuple[str, int] | None:
+        known = self.known_peers.get(peer)
+        return None if known is None else (known[0], known[1])
+
+    def _trim_known(self) -> None:
+        if len(self.known_peers) > MAX_KNOWN_PEERS:
+            oldest = sorted(self.known_peers, key=lambda k: self.known_peers[k][2])
+            for key in oldest[: len(self.known_peers) - MAX_KNOWN_PEERS]:
+                del self.known_peers[key]
+
+    # ------------------------------------------------------------------ time
+
+    def expire(self, now: float) -> Output:
+        """Drop records of origins not heard of in time, and stale query routes."""
+        self._forget_routes(now)
+        dead = [o for o, rec in self.records.items() if rec.expires_at <= now]
+        if not dead:
+            return Output()
+        before = self._remote_rids()
+        for origin in dead:
+            del self.records[origin]
+            self.counters["expired"] += 1
+        return self._diff(before)
+
+    def next_timer(self) -> float | None:
+        return min((rec.expires_at for rec in self.records.values()), default=None)
+
+    def _forget_routes(self, now: float) -> None:
+        if len(self._reverse) > 2 * len(self._seen_queries) + 64:
+            limit = now - self.query_memory
+            self._reverse = {q: r for q, r in self._reverse.items() if r[1] >= limit}
+
+    # ------------------------------------------------------------------ views
+
+    def _remote_rids(self) -> set[str]:
+        return {rid for rec in self.records.values() for rid in rec.entries}
+
+    def _diff(self, before: set[str]) -> Output:
+        after = self._remote_rids()
+        return Output(added=after - before, removed=before - after)
+
+    def providers(self, rid: str) -> list[str]:
+        """Other nodes whose current announce lists ``rid``."""
+        return sorted(o for o, rec in self.records.items() if rid in rec.entries)
+
+    def network_files(self) -> list[dict[str, Any]]:
+        """Every file the network offers, ours included, merged by rid."""
+        merged: dict[str, dict[str, Any]] = {}
+        for entry in self.local.values():
+            _merge(merged, entry, [self.node_id], local=True)
+        for origin in sorted(self.records):
+            for entry in self.records[origin].entries.values():
+                _merge(merged, entry, [origin], local=False)
+        return _finished(merged.values())
+
+
+def _merge(into: dict[str, dict[str, Any]], entry: Entry, providers: Iterable[str], *,
+           local: bool) -> None:
+    """Add ``entry`` to a rid-keyed view: the first description wins, providers unite."""
+    view = into.get(entry.rid)
+    if view is None:
+        view = into[entry.rid] = {**entry_dict(entry), "providers": set(), "local": False}
+    view["providers"].update(providers)
+    view["local"] = view["local"] or local
+
+
+def _finished(views: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = [{**v, "providers": sorted(v["providers"])} for v in views]
+    out.sort(key=lambda v: (v["title"] or v["name"]).casefold())
+    return out

@@ -1,0 +1,422 @@
+"""FloodingDiscovery: the trio glue around :class:`FloodCore` for one node.
+
+It is the node's ``discovery`` provider and the ``flood`` message protocol. Messages go
+out through one bounded queue and one sender task per peer, so a slow peer never stalls
+the receive loop that called us, nor the other peers (a full queue drops, and counts).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+import trio
+
+from p2pkit import (
+    ContentAdded,
+    ContentRemoved,
+    Field,
+    FieldType,
+    GenericEvent,
+    P2PKitError,
+    Peer,
+    PeerDown,
+    PeerUp,
+)
+from p2pkit.capabilities import CHANNEL_CONTROL
+from p2pkit.endpoint import Address
+from p2pkit.events import Event
+from p2pkit.hookspecs import hookimpl
+
+from ._config import FloodingConfig
+from ._core import FloodCore, Output, Send
+from ._messages import LAN_BEACON_BYTE, MAX_QUERY, Entry, LanBeacon, decode_beacon, encode_beacon
+
+log = logging.getLogger("p2pkit.flooding")
+
+PROTOCOL = "flood"
+_ENTRY_LIMITS = {"name": 255, "mime": 100, "category": 16, "title": 512, "description": 4096}
+
+
+def _wall_ms() -> int:
+    """Floor for announce sequence numbers, so they keep growing across restarts."""
+    return int(time.time() * 1000)
+
+
+def entry_from_item(item: Any) -> Entry | None:
+    """A store item (``ItemInfo``, a manifest or a mapping) as a wire entry; None if it
+    cannot be one (the network would reject it)."""
+    get = item.get if isinstance(item, Mapping) else lambda k, d=None: getattr(item, k, d)
+    if not get("complete", True) or get("broken", False):
+        return None  # a partial or damaged copy is not something we can serve
+    raw = {k: get(k) for k in ("rid", "name", "size", "mime", "category", "title",
+                               "description", "duration")}
+    for key, limit in _ENTRY_LIMITS.items():
+        if isinstance(raw[key], str):
+            raw[key] = raw[key][:limit]
+    raw = {k: v for k, v in raw.items() if v is not None or k == "duration"}
+    try:
+        return msgspec.convert(raw, Entry)  # validates exactly as a receiver will
+    except msgspec.ValidationError as exc:
+        log.warning("not announcing %r: %s", raw.get("rid"), exc)
+        return None
+
+
+class FloodingDiscovery:
+    """Limited-flooding discovery (seed 004 §4.3.3) for small networks."""
+
+    name = PROTOCOL
+    requires = ("transport",)
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        cfg = node.config.section("flooding")
+        self.config: FloodingConfig = cfg if isinstance(cfg, FloodingConfig) else FloodingConfig()
+        c = self.config
+        self.core = FloodCore(
+            node.id, node.identity.public_key, node.identity.sign, ttl=c.ttl,
+            entry_expiry=c.entry_expiry, rate=c.rate_limit, burst=c.rate_burst,
+        )
+        self._queues: dict[str, trio.MemorySendChannel[bytes]] = {}
+        self._local_dirty = trio.Event()
+        self._timer_changed = trio.Event()
+        self._armed_deadline = math.inf  # when the expiry loop wakes next
+        self._connected = trio.Event()  # a flood peer came up (wait_settled)
+        self._news = trio.Event()  # an announce told us something new (wait_settled)
+        self._query_events: dict[bytes, trio.Event] = {}
+        self._bootstrap_addresses: list[Address] = []
+        self._dialing: set[Address] = set()
+        self._random = random.Random(node.id)  # deterministic per node (simulator)
+        self.dropped_sends = 0
+        self.lan_beacons_in = 0
+
+    # ------------------------------------------------------------------ hooks
+
+    @hookimpl
+    def p2pkit_message_protocols(self, node: Any) -> Iterable[Any]:
+        return [self]
+
+    @hookimpl
+    def p2pkit_services(self, node: Any) -> Iterable[Any]:
+        return [self.serve]
+
+    @hookimpl
+    def p2pkit_datagram_handlers(self, node: Any) -> Iterable[Any]:
+        if not self.config.lan_discovery:
+            return []
+        return [([LAN_BEACON_BYTE], self._on_lan_datagrams)]
+
+    @hookimpl
+    def p2pkit_fields(self, node: Any) -> Iterable[Field]:
+        return [
+            Field("flood.files", FieldType.INT, lambda: len(self.core.network_files()),
+                  description="files the network offers (ours included)"),
+            Field("flood.origins", FieldType.INT, lambda: len(self.core.records),
+                  description="other nodes whose share lists we hold"),
+            Field("flood.known_peers", FieldType.INT, lambda: len(self.core.known_peers),
+                  description="peer addresses learned (announces, peer exchange, LAN)"),
+            Field("flood.counters", FieldType.JSON,
+                  lambda: {**self.core.counters, "dropped_sends": self.dropped_sends,
+                           "lan_beacons_in": self.lan_beacons_in},
+                  description="protocol counters (duplicates, rate limited, expired...)"),
+        ]
+
+    @hookimpl
+    def p2pkit_event(self, node: Any, event: Event) -> None:
+        if isinstance(event, PeerUp):
+            self._peer_up(event.peer_id)
+        elif isinstance(event, PeerDown):
+            self._peer_down(event.peer_id)
+        elif isinstance(event, ContentAdded | ContentRemoved):
+            if event.local:
+                self._local_dirty.set()
+        elif isinstance(event, GenericEvent) and (
+            event.kind.startswith("store.") or event.kind == "settings.changed"
+        ):
+            self._local_dirty.set()  # a download completed, an item was evicted, p2p toggled
+
+    # ------------------------------------------------------------------ message protocol
+
+    async def handle(self, peer: Peer, payload: bytes) -> None:
+        fresh = self.core.counters["announces_new"]
+        now = trio.current_time()
+        out = self.core.receive(peer.id, peer.address[0], payload, now, self._neighbors())
+        if self.core.counters["announces_new"] != fresh:
+            self._news.set()
+        self._apply(out)
+
+    # ------------------------------------------------------------------ Discovery API
+
+    async def bootstrap(self, addresses: Sequence[Address]) -> int:
+        """Dial every address, retrying with backoff (peers may start after us) for up to
+        ``bootstrap_timeout`` seconds; returns how many answered. Remembered: an isolated
+        node dials them again."""
+        for addr in addresses:
+            if addr not in self._bootstrap_addresses:
+                self._bootstrap_addresses.append(addr)
+        answered: list[Address] = []
+        async with trio.open_nursery() as nursery:
+            for addr in addresses:
+                nursery.start_soon(self._dial_with_backoff, addr, answered)
+        return len(answered)
+
+    def network_files(self) -> list[dict[str, Any]]:
+        self._refresh_local()
+        return self.core.network_files()
+
+    async def search(self, query: str) -> list[dict[str, Any]]:
+        """Flood ``query``; our own and already-known matches plus every answer that
+        arrives within ``search_timeout`` (ending early after ``search_idle`` without any)."""
+        text = query.strip()[:MAX_QUERY]
+        self._refresh_local()
+        if not text:  # "" is a substring of everything (seed 004 search semantics)
+            return self.core.network_files()
+        now = trio.current_time()
+        qid, sends = self.core.start_query(text, now, self._neighbors())
+        if not sends:
+            return self.core.finish_query(qid)
+        woke = self._query_events[qid] = trio.Event()
+        self._send_all(sends)
+        try:
+            with trio.move_on_at(now + self.config.search_timeout):
+                while True:
+                    with trio.move_on_after(self.config.search_idle) as idle:
+                        await woke.wait()
+                    if idle.cancelled_caught:
+                        break
+                    woke = self._query_events[qid] = trio.Event()
+        finally:
+            self._query_events.pop(qid, None)
+        return self.core.finish_query(qid)
+
+    async def find_providers(self, rid: str) -> list[str]:
+        """Peers whose current announce lists ``rid``: connected ones first."""
+        peers = self.node.peers
+        providers = self.core.providers(rid)
+        return sorted(providers, key=lambda p: (peers is None or peers.get(p) is None, p))
+
+    async def wait_settled(self, deadline: float, *, quiet: float = 1.0) -> bool:
+        """Wait (until ``deadline``) for a flood peer, then until no new announce has
+        arrived for ``quiet`` seconds. False if no peer answered in time."""
+        with trio.move_on_at(deadline):
+            await self._connected.wait()
+        if not self._queues:
+            return False
+        with trio.move_on_at(deadline):
+            while True:
+                news = self._news = trio.Event()
+                with trio.move_on_after(quiet) as calm:
+                    await news.wait()
+                if calm.cancelled_caught:
+                    break
+        return True
+
+    def address_of(self, peer_id: str) -> Address | None:
+        """A listen address learned for ``peer_id`` (to dial a provider we are not
+        connected to), or None."""
+        peer = self.node.peers.get(peer_id) if self.node.peers is not None else None
+        return peer.listen_address if peer is not None else self.core.address_of(peer_id)
+
+    # ------------------------------------------------------------------ services
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self.core.port = self.node.endpoint.local_address[1]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._announce_loop)
+            nursery.start_soon(self._expiry_loop)
+            nursery.start_soon(self._maintenance_loop)
+            if self.config.lan_discovery:
+                nursery.start_soon(self._lan_beacon_loop)
+            task_status.started()
+
+    async def _announce_loop(self) -> None:
+        """Announce at once when our share list changes, and every ``announce_interval``."""
+        next_periodic = -math.inf
+        while True:
+            changed = self._refresh_local()
+            now = trio.current_time()
+            if changed or now >= next_periodic:
+                neighbors = self._neighbors()
+                if neighbors:
+                    self._send_all(self.core.announce_to(neighbors, _wall_ms()))
+                next_periodic = now + self.config.announce_interval
+            with trio.move_on_at(next_periodic):
+                await self._local_dirty.wait()
+            self._local_dirty = trio.Event()
+
+    async def _expiry_loop(self) -> None:
+        while True:
+            self._apply(self.core.expire(trio.current_time()))
+            deadline = self.core.next_timer()
+            self._armed_deadline = math.inf if deadline is None else deadline
+            with trio.move_on_at(self._armed_deadline):
+                await self._timer_changed.wait()
+            self._timer_changed = trio.Event()
+
+    async def _maintenance_loop(self) -> None:
+        """Peer exchange and, when isolated, dialing the bootstrap addresses again."""
+        while True:
+            await trio.sleep(self.config.pex_interval)
+            peers = self._flood_peers()
+            if not peers and self._bootstrap_addresses:
+                for addr in self._bootstrap_addresses:
+                    self._spawn_dial(addr)
+                continue
+            if self.config.peer_exchange:
+                data = self._peer_list()
+                self._send_all([(p.id, data) for p in peers])
+                self._connect_to_known()
+
+    # ------------------------------------------------------------------ peers
+
+    def _flood_peers(self) -> list[Peer]:
+        peers = self.node.peers
+        if peers is None:
+            return []
+        return [p for p in peers.all() if p.id in self._queues]
+
+    def _neighbors(self) -> list[str]:
+        return list(self._queues)
+
+    def _peer_up(self, peer_id: str) -> None:
+        peer = self.node.peers.get(peer_id) if self.node.peers is not None else None
+        if peer is None or PROTOCOL not in peer.protocols or peer_id in self._queues:
+            return
+        send, receive = trio.open_memory_channel[bytes](self.config.queue_size)
+        self._queues[peer_id] = send
+        self.node.nursery.start_soon(self._sender, peer, receive)
+        self._connected.set()
+        self._refresh_local()
+        self._send_all(self.core.sync_for(peer_id, _wall_ms()))
+        if self.config.peer_exchange:
+            self._send_all([(peer_id, self._peer_list())])
+
+    def _peer_down(self, peer_id: str) -> None:
+        send = self._queues.pop(peer_id, None)
+        if send is not None:
+            send.close()
+        self.core.peer_down(peer_id, trio.current_time(), self.config.peer_down_grace)
+        self._timer_changed.set()
+
+    async def _sender(self, peer: Peer, queue: trio.MemoryReceiveChannel[bytes]) -> None:
+        async with queue:
+            async for data in queue:
+                try:
+                    await peer.send(PROTOCOL, data, channel=CHANNEL_CONTROL)
+                except P2PKitError:  # SessionClosed: PeerDown closes the queue
+                    return
+
+    def _peer_list(self) -> bytes:
+        peers = self.node.peers.all() if self.node.peers is not None else []
+        return self.core.peer_list((p.id, p.listen_address[0], p.listen_address[1]) for p in peers)
+
+    def _connect_to_known(self) -> None:
+        peers = self.node.peers
+        if peers is None:
+            return
+        room = min(self.config.target_peers, self.node.settings.max_connections) - len(peers)
+        candidates = [
+            (host, port) for pid, (host, port, _) in sorted(self.core.known_peers.items())
+            if pid != self.node.id and peers.get(pid) is None and (host, port) not in self._dialing
+        ]
+        self._random.shuffle(candidates)
+        for addr in candidates[: max(0, room)]:
+            self._spawn_dial(addr, once=True)
+
+    def _spawn_dial(self, addr: Address, *, once: bool = False) -> None:
+        if addr in self._dialing:
+            return
+        self.node.nursery.start_soon(self._dial_once if once else self._dial_with_backoff, addr, [])
+
+    async def _dial_once(self, addr: Address, answered: list[Address]) -> bool:
+        if self.node.peers is None:
+            return False
+        self._dialing.add(addr)
+        try:
+            with trio.fail_after(self.config.connect_timeout):
+                await self.node.peers.connect(addr)
+        except (P2PKitError, OSError, trio.TooSlowError) as exc:
+            log.debug("could not connect to %s:%s: %s", addr[0], addr[1], exc)
+            return False
+        finally:
+            self._dialing.discard(addr)
+        answered.append(addr)
+        return True
+
+    async def _dial_with_backoff(self, addr: Address, answered: list[Address]) -> None:
+        limit = self.config.bootstrap_timeout
+        delay = 0.25
+        with trio.move_on_after(limit if limit > 0 else math.inf):
+            while not await self._dial_once(addr, answered):
+                log.info("bootstrap %s:%s not reachable yet; retrying in %.1f s", addr[0], addr[1], delay)
+                await trio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    # ------------------------------------------------------------------ LAN discovery
+
+    async def _lan_beacon_loop(self) -> None:
+        """Broadcast our id and port from the node's own socket (so the source address a
+        receiver sees is the one it must dial)."""
+        beacon = encode_beacon(LanBeacon(id=self.node.id, port=self.node.endpoint.local_address[1]))
+        target = (self.config.lan_address, self.config.lan_port)
+        while True:
+            if not self.node.endpoint.send(beacon, target):
+                log.debug("LAN beacon to %s:%s not sent", *target)
+            await trio.sleep(self.config.lan_interval)
+
+    def _on_lan_datagrams(self, batch: list[tuple[bytes, Address]], now: float) -> None:
+        peers = self.node.peers
+        for data, (host, _port) in batch:
+            beacon = decode_beacon(data)
+            if beacon is None or beacon.id == self.node.id:
+                continue
+            self.lan_beacons_in += 1
+            self.core.known_peers[beacon.id] = (host, beacon.port, now)
+            if peers is not None and peers.get(beacon.id) is None and len(peers) < min(
+                self.config.target_peers, self.node.settings.max_connections
+            ):
+                self._spawn_dial((host, beacon.port), once=True)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _refresh_local(self) -> bool:
+        """Read our share list from the store; True if it changed since last time."""
+        store = self.node.store
+        entries: list[Entry] = []
+        if store is not None and self.node.settings.p2p_enabled:
+            for item in store.items():
+                entry = entry_from_item(item)
+                if entry is not None:
+                    entries.append(entry)
+        return self.core.set_local(entries)
+
+    def _send_all(self, sends: Iterable[Send]) -> None:
+        for peer_id, data in sends:
+            queue = self._queues.get(peer_id)
+            if queue is None:
+                continue
+            try:
+                queue.send_nowait(data)
+            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                self.dropped_sends += 1
+
+    def _apply(self, out: Output) -> None:
+        self._send_all(out.sends)
+        deadline = self.core.next_timer()
+        if deadline is not None and deadline < self._armed_deadline:
+            self._timer_changed.set()
+        if out.hits_for is not None:
+            woke = self._query_events.get(out.hits_for)
+            if woke is not None:
+                woke.set()
+        if out.added or out.removed:
+            names = {f["rid"]: f["name"] for f in self.core.network_files()}
+            for rid in sorted(out.removed):
+                self.node.emit(ContentRemoved(rid=rid, local=False))
+            for rid in sorted(out.added):
+                self.node.emit(ContentAdded(rid=rid, name=names.get(rid, ""), local=False))

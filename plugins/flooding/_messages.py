@@ -1,0 +1,138 @@
+"""Wire messages of the ``flood`` protocol: typed msgspec structs, validated on decode.
+
+Every message is msgpack with a ``t`` tag. Input is hostile: sizes, counts and TTLs are
+bounded by the schema, and :func:`decode` turns anything malformed into a
+RemoteProtocolError (the kernel then drops that peer).
+
+    Announce  a node's complete list of shared content, signed by the node (Ed25519), so a
+              relay can neither forge nor alter it; flooded with a TTL. A newer ``seq``
+              replaces the older list: an unshare is simply an announce without the rid.
+    Query     a flooded search with a random id and a TTL.
+    Hits      answers to a query from one provider, routed back along the reverse path.
+    PeerList  peer exchange: the listen addresses of a neighbour's peers (one hop).
+
+    LanBeacon a UDP datagram (first byte 0x46, not a session message) a node broadcasts on
+              the LAN so others can connect to it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from p2pkit import RemoteProtocolError
+
+MAX_TTL = 16
+MAX_ENTRIES = 512  # shares in one announce
+MAX_HITS = 100
+MAX_PEERS_LISTED = 64
+MAX_BODY = 1 << 20  # signed announce body
+MAX_QUERY = 256
+LAN_BEACON_BYTE = 0x46  # "F"
+
+Hex64 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+QueryId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
+Ttl = Annotated[int, msgspec.Meta(ge=0, le=MAX_TTL)]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+
+
+class Entry(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """One shared file as the network sees it (no piece hashes: the swarm fetches those)."""
+
+    rid: Hex64
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    size: Annotated[int, msgspec.Meta(ge=0, le=1 << 40)]
+    mime: Annotated[str, msgspec.Meta(max_length=100)] = "application/octet-stream"
+    category: Annotated[str, msgspec.Meta(max_length=16)] = ""
+    title: Annotated[str, msgspec.Meta(max_length=512)] = ""
+    description: Annotated[str, msgspec.Meta(max_length=4096)] = ""
+    duration: Annotated[float, msgspec.Meta(ge=0, le=1e8)] | None = None
+
+
+class AnnounceBody(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """The signed part of an announce."""
+
+    seq: Annotated[int, msgspec.Meta(ge=0, le=(1 << 63) - 1)]
+    port: Port  # the origin's listen port (its host is filled in by the first hop)
+    entries: Annotated[list[Entry], msgspec.Meta(max_length=MAX_ENTRIES)]
+
+    def __post_init__(self) -> None:
+        if len({e.rid for e in self.entries}) != len(self.entries):
+            raise ValueError("an announce lists a rid twice")
+
+
+class Announce(msgspec.Struct, frozen=True, tag="ann", tag_field="t"):
+    public_key: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+    body: Annotated[bytes, msgspec.Meta(max_length=MAX_BODY)]
+    signature: Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
+    ttl: Ttl
+    host: Annotated[str, msgspec.Meta(max_length=255)] = ""  # unsigned hint, see AnnounceBody.port
+
+
+class Query(msgspec.Struct, frozen=True, tag="q", tag_field="t"):
+    qid: QueryId
+    ttl: Ttl
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_QUERY)]
+
+
+class Hits(msgspec.Struct, frozen=True, tag="hits", tag_field="t"):
+    qid: QueryId
+    provider: Hex64
+    entries: Annotated[list[Entry], msgspec.Meta(max_length=MAX_HITS)]
+
+
+class PeerInfo(msgspec.Struct, frozen=True, array_like=True):
+    id: Hex64
+    host: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)]
+
+
+class PeerList(msgspec.Struct, frozen=True, tag="pex", tag_field="t"):
+    peers: Annotated[list[PeerInfo], msgspec.Meta(max_length=MAX_PEERS_LISTED)]
+
+
+class LanBeacon(msgspec.Struct, frozen=True, array_like=True):
+    id: Hex64
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)]
+
+
+Message = Announce | Query | Hits | PeerList
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Message)
+_body_decoder = msgspec.msgpack.Decoder(AnnounceBody)
+_beacon_decoder = msgspec.msgpack.Decoder(LanBeacon)
+
+
+def encode(message: Message | AnnounceBody) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode(data: bytes) -> Message:
+    """A message from a peer; RemoteProtocolError if it is malformed in any way."""
+    try:
+        return _decoder.decode(data)
+    except (msgspec.DecodeError, ValueError) as exc:  # ValidationError is a DecodeError
+        raise RemoteProtocolError(f"malformed flood message: {exc}") from None
+
+
+def decode_body(data: bytes) -> AnnounceBody:
+    try:
+        return _body_decoder.decode(data)
+    except (msgspec.DecodeError, ValueError) as exc:
+        raise RemoteProtocolError(f"malformed announce body: {exc}") from None
+
+
+def encode_beacon(beacon: LanBeacon) -> bytes:
+    return bytes((LAN_BEACON_BYTE,)) + _encoder.encode(beacon)
+
+
+def decode_beacon(data: bytes) -> LanBeacon | None:
+    """A LAN beacon, or None if the datagram is not a valid one (datagrams are not peers)."""
+    if not data or data[0] != LAN_BEACON_BYTE:
+        return None
+    try:
+        return _beacon_decoder.decode(data[1:])
+    except (msgspec.DecodeError, ValueError):
+        return None
