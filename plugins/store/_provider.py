@@ -66,10 +66,22 @@ class StoreProvider(Store):
             root, piece_size=cfg.piece_size, copy_shares=cfg.copy_shares,
             thumbnail_px=cfg.thumbnail_px, idle_close_s=cfg.idle_close_s, durable=cfg.durable,
             limit_bytes=None if limit_mb is None else int(limit_mb) * MIB,
+            monotonic=self._now,
         )
         self.sweep_interval_s = cfg.sweep_interval_s
         self.on_content = self._content_event
         self.on_evict = self._evict_event
+
+    _last_now = 0.0
+
+    def _now(self) -> float:
+        """trio's clock (virtual in the simulator); the last value seen when called
+        outside trio (a worker thread), so idle times stay on one clock."""
+        try:
+            self._last_now = trio.current_time()
+        except RuntimeError:
+            pass
+        return self._last_now
 
     # ------------------------------------------------------------------ events out
 

@@ -1,0 +1,298 @@
+"""Own shares, manifests, verified pieces, have-bitmap persistence, export, eviction."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+import trio
+
+from p2pkit.plugins.store import (
+    IncompleteContent,
+    Manifest,
+    Store,
+    StoreError,
+    StoreFullError,
+    UnknownItem,
+    UnsupportedMedia,
+)
+
+PIECE = 16 * 1024
+
+
+def transfer(src: Store, dst: Store, rid: str, pieces: range | list[int] | None = None) -> None:
+    manifest = src.manifest(rid)
+    assert manifest is not None
+    dst.begin_download(manifest)
+    for i in pieces if pieces is not None else range(manifest.num_pieces):
+        data = src.read_piece(rid, i)
+        assert data is not None
+        assert dst.write_piece(rid, i, data)
+
+
+def test_import_builds_a_manifest(store: Store, media: dict[str, Path]) -> None:
+    path = media["png"]
+    progress: list[tuple[int, int]] = []
+    m = store.import_file(path, description="noise", progress=lambda d, t: progress.append((d, t)))
+    data = path.read_bytes()
+    assert (m.name, m.size, m.mime, m.category) == ("picture.png", len(data), "image/png", "image")
+    assert m.title == "picture" and m.description == "noise"
+    assert m.piece_size == PIECE and m.num_pieces == -(-len(data) // PIECE)
+    assert list(m.piece_hashes) == [
+        hashlib.sha256(data[i:i + PIECE]).digest() for i in range(0, len(data), PIECE)
+    ]
+    assert (m.width, m.height) == (160, 120)
+    assert m.thumbnail is not None and m.thumbnail[:3] == b"\xff\xd8\xff"  # a JPEG
+    assert progress[-1] == (len(data), len(data)) and len(progress) == m.num_pieces
+    assert m.rid == hashlib.sha256(m.encode()).hexdigest()
+    info = store.item(m.rid)
+    assert info is not None and info.pinned and info.complete and info.source == str(path)
+    assert store.used_bytes == 0  # kept by reference: the original file is not copied
+
+
+def test_rid_is_deterministic_and_depends_on_texts(tmp_path: Path, media: dict[str, Path]) -> None:
+    with Store(tmp_path / "a", piece_size=PIECE) as a, Store(tmp_path / "b", piece_size=PIECE) as b:
+        assert a.import_file(media["wav"]).rid == b.import_file(media["wav"]).rid
+        assert a.import_file(media["wav"], title="other").rid != b.import_file(media["wav"]).rid
+        assert len(a.items()) == 2
+
+
+def test_reimport_is_idempotent(store: Store, media: dict[str, Path]) -> None:
+    first = store.import_file(media["wav"])
+    again = store.import_file(media["wav"])
+    assert first == again and len(store.items()) == 1
+
+
+@pytest.mark.parametrize("kind,mime,category,duration", [
+    ("png", "image/png", "image", None),
+    ("jpeg", "image/jpeg", "image", None),
+    ("wav", "audio/wav", "audio", 1.5),
+    ("mp3", "audio/mpeg", "audio", 2.612),
+    ("mp4", "video/mp4", "video", 2.5),
+    ("avi", "video/x-msvideo", "video", 2.5),
+])
+def test_category_and_duration(store: Store, media: dict[str, Path], kind: str, mime: str,
+                               category: str, duration: float | None) -> None:
+    m = store.import_file(media[kind])
+    assert (m.mime, m.category) == (mime, category)
+    if duration is None:
+        assert m.duration is None
+    else:
+        assert m.duration == pytest.approx(duration, abs=0.05)
+    if category == "video":
+        assert (m.width, m.height) == (96, 64) and m.thumbnail
+
+
+def test_category_comes_from_bytes_not_extension(store: Store, media: dict[str, Path],
+                                                 tmp_path: Path) -> None:
+    disguised = tmp_path / "not-a-song.mp3"
+    disguised.write_bytes(media["png"].read_bytes())
+    m = store.import_file(disguised)
+    assert (m.category, m.mime) == ("image", "image/png")
+    fake = tmp_path / "movie.mp4"
+    fake.write_bytes(b"This is plain text pretending to be a video.\n" * 100)
+    with pytest.raises(UnsupportedMedia, match="movie.mp4"):
+        store.import_file(fake)
+
+
+def test_non_media_and_bad_paths_are_refused(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "doc.pdf").write_bytes(b"%PDF-1.7\n" + os.urandom(5000))
+    with pytest.raises(UnsupportedMedia):
+        store.import_file(tmp_path / "empty.png")
+    with pytest.raises(UnsupportedMedia):
+        store.import_file(tmp_path / "doc.pdf")
+    with pytest.raises(StoreError):
+        store.import_file(tmp_path / "missing.png")
+    with pytest.raises(StoreError):
+        store.import_file(tmp_path)
+    assert store.items() == []
+
+
+def test_download_with_verification(store: Store, other: Store, media: dict[str, Path],
+                                    tmp_path: Path) -> None:
+    m = store.import_file(media["png"])
+    assert other.begin_download(m) is True
+    assert other.begin_download(m) is False
+    good = store.read_piece(m.rid, 0)
+    assert good is not None
+    bad = bytes([good[0] ^ 1]) + good[1:]
+    assert other.write_piece(m.rid, 0, bad) is False
+    assert other.write_piece(m.rid, 0, good[:-1]) is False
+    assert other.write_piece(m.rid, m.num_pieces, good) is False
+    assert other.write_piece(m.rid, -1, good) is False
+    assert not other.has_piece(m.rid, 0) and other.used_bytes == 0
+    assert other.write_piece(m.rid, 0, good)
+    assert other.write_piece(m.rid, 0, good)  # duplicate: accepted, stored once
+    assert other.used_bytes == len(good)
+    assert other.read_piece(m.rid, 1) is None
+    with pytest.raises(IncompleteContent):
+        other.export(m.rid, tmp_path / "x.png")
+    transfer(store, other, m.rid)
+    assert other.is_complete(m.rid)
+    assert other.used_bytes == m.size
+    out = other.export(m.rid, tmp_path)  # a directory gets the manifest's name
+    assert out == tmp_path / "picture.png"
+    assert out.read_bytes() == media["png"].read_bytes()
+    with pytest.raises(UnknownItem):
+        other.write_piece("0" * 64, 0, good)
+
+
+def test_have_bitmap_survives_restart(tmp_path: Path, store: Store, media: dict[str, Path]) -> None:
+    m = store.import_file(media["png"])
+    half = list(range(0, m.num_pieces, 2))
+    with Store(tmp_path / "dl", piece_size=PIECE) as dl:
+        transfer(store, dl, m.rid, half)
+        bitmap = dl.have_bitmap(m.rid)
+    with Store(tmp_path / "dl", piece_size=PIECE) as dl:
+        assert dl.have_bitmap(m.rid) == bitmap
+        assert dl.missing_pieces(m.rid) == [i for i in range(m.num_pieces) if i % 2]
+        assert dl.progress(m.rid) == (len(half), m.num_pieces)
+        assert dl.manifest(m.rid) == m
+        assert dl.used_bytes == sum(m.piece_length(i) for i in half)
+        transfer(store, dl, m.rid, dl.missing_pieces(m.rid))
+        assert dl.is_complete(m.rid)
+        assert dl.export(m.rid, tmp_path / "out.png").read_bytes() == media["png"].read_bytes()
+
+
+def test_damaged_piece_on_disk_is_never_served(tmp_path: Path, store: Store,
+                                               media: dict[str, Path]) -> None:
+    m = store.import_file(media["png"])
+    with Store(tmp_path / "dl", piece_size=PIECE) as dl:
+        transfer(store, dl, m.rid)
+        data_file = tmp_path / "dl" / "content" / m.rid
+    with data_file.open("r+b") as f:  # bit rot (or a write the crash cut short) in piece 2
+        f.seek(2 * PIECE + 100)
+        f.write(b"\x00\x01\x02")
+    with Store(tmp_path / "dl", piece_size=PIECE) as dl:
+        assert dl.is_complete(m.rid)  # not known until read
+        assert dl.read_piece(m.rid, 2) is None
+        assert not dl.has_piece(m.rid, 2) and not dl.is_complete(m.rid)
+        assert dl.read_content(m.rid, 0, m.size) is None
+        assert dl.verify(m.rid) == []  # the rest is fine
+        transfer(store, dl, m.rid, [2])
+        assert dl.read_content(m.rid, 0, m.size) == media["png"].read_bytes()
+
+
+def test_truncated_data_file_clears_bits_on_open(tmp_path: Path, store: Store,
+                                                 media: dict[str, Path]) -> None:
+    m = store.import_file(media["png"])
+    with Store(tmp_path / "dl", piece_size=PIECE) as dl:
+        transfer(store, dl, m.rid)
+    os.truncate(tmp_path / "dl" / "content" / m.rid, 3 * PIECE + 5)
+    with Store(tmp_path / "dl", piece_size=PIECE) as dl:
+        assert dl.missing_pieces(m.rid) == list(range(3, m.num_pieces))
+        assert dl.used_bytes == 3 * PIECE
+
+
+def test_changed_source_is_detected(store: Store, tmp_path: Path, makers: dict) -> None:
+    path = makers["png"](tmp_path / "mine.png", seed=3)
+    m = store.import_file(path)
+    assert store.read_piece(m.rid, 0) is not None
+    data = bytearray(path.read_bytes())
+    data[PIECE + 7] ^= 0xFF
+    path.write_bytes(bytes(data))  # same size, different bytes
+    assert store.read_piece(m.rid, 1) is None  # piece 1 fails its hash
+    info = store.item(m.rid)
+    assert info is not None and info.broken and not info.complete
+    assert store.read_piece(m.rid, 0) is None  # nothing of a changed share is trusted
+
+
+def test_changed_source_is_detected_on_open(tmp_path: Path, makers: dict) -> None:
+    path = makers["png"](tmp_path / "mine.png")
+    with Store(tmp_path / "s", piece_size=PIECE) as s:
+        m = s.import_file(path)
+    path.write_bytes(path.read_bytes() + b"appended")
+    with Store(tmp_path / "s", piece_size=PIECE) as s:
+        assert s.item(m.rid).broken  # type: ignore[union-attr]
+        assert s.read_piece(m.rid, 0) is None
+        # sharing the file again replaces the broken entry
+        m2 = s.import_file(path)
+        assert s.is_complete(m2.rid) and m2.rid != m.rid
+
+
+def test_copy_shares_survive_deletion_of_the_original(tmp_path: Path, makers: dict) -> None:
+    path = makers["wav"](tmp_path / "tone.wav")
+    original = path.read_bytes()
+    with Store(tmp_path / "s", piece_size=PIECE, copy_shares=True) as s:
+        m = s.import_file(path)
+        assert s.used_bytes == m.size
+        assert s.item(m.rid).source is None  # type: ignore[union-attr]
+    path.unlink()
+    with Store(tmp_path / "s", piece_size=PIECE) as s:
+        assert s.read_content(m.rid, 0, m.size) == original
+        assert s.export(m.rid, tmp_path / "back.wav").read_bytes() == original
+
+
+def test_content_eviction_spares_pinned_and_the_writer(tmp_path: Path, store: Store,
+                                                       makers: dict) -> None:
+    a = store.import_file(makers["png"](tmp_path / "a.png", seed=1))
+    b = store.import_file(makers["png"](tmp_path / "b.png", seed=2))
+    size = a.size
+    with Store(tmp_path / "dl", piece_size=PIECE, limit_bytes=int(size * 1.5)) as dl:
+        evicted: list[tuple[str, str, int]] = []
+        dl.on_evict = lambda kind, key, n: evicted.append((kind, key, n))
+        transfer(store, dl, a.rid)
+        dl.pin_content(a.rid)
+        dl.begin_download(b)
+        with pytest.raises(StoreFullError):
+            transfer(store, dl, b.rid)  # a is pinned: b cannot complete
+        assert dl.is_complete(a.rid) and evicted == []
+        dl.pin_content(a.rid, False)
+        transfer(store, dl, b.rid, dl.missing_pieces(b.rid))  # now a is evicted for b
+        assert a.rid not in dl and dl.is_complete(b.rid)
+        assert evicted == [("content", a.rid, size)]
+        assert dl.used_bytes == b.size
+
+
+def test_remove_and_unknown(store: Store, media: dict[str, Path]) -> None:
+    m = store.import_file(media["png"])
+    assert store.remove(m.rid) is True
+    assert store.remove(m.rid) is False
+    assert store.remove("../../etc") is False
+    assert store.manifest(m.rid) is None
+    assert store.read_piece(m.rid, 0) is None
+    assert media["png"].exists()  # the original of an own share is left alone
+
+
+def test_read_content_ranges(store: Store, media: dict[str, Path]) -> None:
+    m = store.import_file(media["png"])
+    data = media["png"].read_bytes()
+    for begin, end in [(0, 1), (PIECE - 3, PIECE + 3), (5, m.size), (m.size - 1, m.size + 50)]:
+        assert store.read_content(m.rid, begin, end) == data[begin:end]
+    assert store.read_content(m.rid, 10, 5) is None
+    assert store.read_content(m.rid, m.size, m.size + 1) == b""
+
+
+def test_store_rejects_bad_piece_size(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        Store(tmp_path / "s", piece_size=1000)
+
+
+def test_manifest_round_trip(store: Store, media: dict[str, Path]) -> None:
+    m = store.import_file(media["mp4"])
+    raw = store.manifest_bytes(m.rid)
+    assert raw is not None
+    assert Manifest.decode(raw, rid=m.rid) == m
+
+
+async def test_async_import_yields_to_other_tasks(tmp_path: Path, makers: dict) -> None:
+    path = makers["png"](tmp_path / "big.png", w=600, h=400)  # ~700 kB, ~44 pieces
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await trio.lowlevel.checkpoint()
+
+    with Store(tmp_path / "s", piece_size=PIECE) as s:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ticker)
+            m = await s.import_file_async(path)
+            nursery.cancel_scope.cancel()
+        assert ticks >= m.num_pieces  # the other task ran between pieces
+        out = await s.export_async(m.rid, tmp_path / "copy.png")
+        assert out.read_bytes() == path.read_bytes()

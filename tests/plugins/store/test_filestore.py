@@ -1,0 +1,308 @@
+"""The seed FileStore contract: create/append/read, limit, eviction, handles, reopening."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from p2pkit.plugins.store import (
+    FileStore,
+    InvalidSid,
+    StoreError,
+    StoreFullError,
+    UnknownItem,
+)
+
+
+class FakeWallClock:
+    """Wall-clock ms only label items; tests step it to show mtime is recorded."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+@pytest.fixture
+def fs(tmp_path: Path):
+    with FileStore(tmp_path / "fs") as s:
+        yield s
+
+
+def test_create_append_read(fs: FileStore) -> None:
+    fs.create("movie/seg-1")
+    fs.append("movie/seg-1", b"abc")
+    fs.append("movie/seg-1", bytearray(b"def"))
+    fs.append("movie/seg-1", memoryview(b"ghi"))
+    assert fs.read("movie/seg-1", 0, 9) == b"abcdefghi"
+    assert fs.read("movie/seg-1", 2, 5) == b"cde"
+    assert fs.read("movie/seg-1", 7, 100) == b"hi"  # end clipped to the size
+    assert fs.size("movie/seg-1") == 9
+    assert fs.used_bytes == 9
+
+
+@pytest.mark.parametrize("begin,end", [(-1, 3), (5, 2), (9, 20), (100, 200), (0, 0)])
+def test_read_out_of_range_is_empty(fs: FileStore, begin: int, end: int) -> None:
+    fs.create("s")
+    fs.append("s", b"123456789")
+    assert fs.read("s", begin, end) == b""
+
+
+def test_read_unknown_or_malformed_is_empty(fs: FileStore) -> None:
+    assert fs.read("nope", 0, 10) == b""
+    assert fs.read(None, 0, 10) == b""  # type: ignore[arg-type]
+    assert fs.read("s", "0", 10) == b""  # type: ignore[arg-type]
+
+
+def test_append_requires_create(fs: FileStore) -> None:
+    with pytest.raises(UnknownItem):
+        fs.append("missing", b"x")
+
+
+def test_create_again_empties(fs: FileStore) -> None:
+    fs.create("s")
+    fs.append("s", b"12345")
+    fs.create("s")
+    assert fs.size("s") == 0
+    assert fs.used_bytes == 0
+    assert fs.read("s", 0, 5) == b""
+
+
+@pytest.mark.parametrize("sid", ["", "a\x00b", "x" * 1025, 42, None, "\ud800"])
+def test_malformed_sids_are_refused(fs: FileStore, sid: object) -> None:
+    with pytest.raises(InvalidSid):
+        fs.create(sid)  # type: ignore[arg-type]
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(sid=st.text(min_size=1, max_size=200).filter(lambda s: "\x00" not in s))
+def test_hostile_sids_stay_inside_the_store(tmp_path: Path, sid: str) -> None:
+    base = Path(tempfile.mkdtemp(dir=tmp_path))
+    root = base / "hostile"
+    with FileStore(root) as fs:
+        fs.create(sid)
+        fs.append(sid, b"payload")
+        assert fs.read(sid, 0, 7) == b"payload"
+        assert fs.delete(sid)
+    # nothing outside the store directory was created
+    assert sorted(p.name for p in base.iterdir()) == ["hostile"]
+
+
+@pytest.mark.parametrize("sid", ["../../escape", "/etc/passwd", "..", "a/../../b", "C:\\x", "~root"])
+def test_path_like_sids_are_just_names(tmp_path: Path, sid: str) -> None:
+    root = tmp_path / "fs"
+    with FileStore(root) as fs:
+        fs.create(sid)
+        fs.append(sid, b"x")
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert all(root in p.parents for p in files)
+    assert not (tmp_path / "escape").exists()
+
+
+def test_eviction_by_least_recent_modification(tmp_path: Path) -> None:
+    clock = FakeWallClock()
+    with FileStore(tmp_path / "fs", limit_bytes=300, clock=clock) as fs:
+        for sid in ("a", "b", "c"):
+            fs.create(sid)
+            fs.append(sid, b"x" * 100)
+        fs.append("a", b"")  # an empty append is not a modification
+        # touching b makes a the oldest modification, then c
+        fs.create("d")
+        fs.append("b", b"")
+        assert fs.used_bytes == 300
+        fs.append("d", b"y" * 100)  # needs 100 bytes: evicts the least recently modified
+        assert not fs.exists("a")
+        assert fs.exists("b") and fs.exists("c") and fs.exists("d")
+        fs.append("b", b"z")  # b modified: now c is the oldest
+        assert not fs.exists("c")
+        assert fs.used_bytes <= 300
+        assert fs.read("d", 0, 100) == b"y" * 100
+
+
+def test_pinned_items_are_never_evicted(tmp_path: Path) -> None:
+    with FileStore(tmp_path / "fs", limit_bytes=250) as fs:
+        fs.create("pinned", pinned=True)
+        fs.append("pinned", b"p" * 200)
+        fs.create("cache")
+        fs.append("cache", b"c" * 50)
+        fs.create("new")
+        fs.append("new", b"n" * 40)  # evicts "cache", never "pinned"
+        assert fs.exists("pinned") and not fs.exists("cache")
+        with pytest.raises(StoreFullError):
+            fs.append("new", b"n" * 100)  # only pinned and the writer itself remain
+        assert fs.size("new") == 40  # the refused append left nothing behind
+        assert fs.used_bytes == 240
+
+
+def test_evict_until_and_set_limit(tmp_path: Path) -> None:
+    with FileStore(tmp_path / "fs") as fs:
+        for i in range(5):
+            fs.create(f"s{i}")
+            fs.append(f"s{i}", b"x" * 100)
+        assert fs.used_bytes == 500
+        assert fs.evict_until(100) == 0  # no limit: nothing to do
+        assert fs.set_storage_limit(350) == 200  # evicts the two oldest at once
+        assert [o.sid for o in fs.objects()] == ["s2", "s3", "s4"]
+        assert fs.evict_until(100) == 100  # 300 + 100 > 350: one more goes
+        assert [o.sid for o in fs.objects()] == ["s3", "s4"]
+        assert fs.used_bytes == 200
+        with pytest.raises(ValueError):
+            fs.set_storage_limit(-1)
+
+
+def test_used_bytes_accounting_survives_reopen(tmp_path: Path) -> None:
+    with FileStore(tmp_path / "fs") as fs:
+        fs.create("a")
+        fs.append("a", b"1" * 1000)
+        fs.create("b", pinned=True)
+        fs.append("b", b"2" * 24)
+        fs.delete("a")
+        fs.create("c")
+        fs.append("c", b"3" * 5)
+    with FileStore(tmp_path / "fs") as fs:
+        assert fs.used_bytes == 29
+        assert fs.read("b", 0, 100) == b"2" * 24
+        assert {o.sid: o.pinned for o in fs.objects()} == {"b": True, "c": False}
+
+
+def test_mtime_is_recorded(tmp_path: Path) -> None:
+    clock = FakeWallClock()
+    with FileStore(tmp_path / "fs", clock=clock) as fs:
+        fs.create("a")
+        before = fs.objects()[0].mtime_ms
+        fs.append("a", b"x")
+        assert fs.objects()[0].mtime_ms > before
+
+
+def test_idle_handles_are_closed(tmp_path: Path) -> None:
+    now = [0.0]
+    with FileStore(tmp_path / "fs", idle_close_s=5.0, monotonic=lambda: now[0]) as fs:
+        fs.create("a")
+        fs.create("b")
+        assert fs.open_handles == 2
+        now[0] = 3.0
+        fs.append("b", b"x")
+        now[0] = 6.0
+        assert fs.close_idle() == 1  # a idle for 6 s, b for 3 s
+        assert fs.open_handles == 1
+        assert fs.read("a", 0, 1) == b""  # reopened on demand
+        fs.append("a", b"y")
+        assert fs.read("a", 0, 1) == b"y"
+        now[0] = 20.0
+        assert fs.close_idle() == 2
+        assert fs.open_handles == 0
+
+
+def test_second_process_is_refused(tmp_path: Path) -> None:
+    with FileStore(tmp_path / "fs"), pytest.raises(StoreError, match="in use"):
+        FileStore(tmp_path / "fs")
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    FileStore(tmp_path / "fs").close()
+    db = sqlite3.connect(tmp_path / "fs" / "store.sqlite3")
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        FileStore(tmp_path / "fs")
+
+
+def test_uncommitted_tail_is_truncated_on_open(tmp_path: Path) -> None:
+    """The state a kill -9 between write and commit leaves: bytes past the committed size."""
+    with FileStore(tmp_path / "fs") as fs:
+        fs.create("a")
+        fs.append("a", b"committed")
+        path = Path(fs._objects["a"].path)
+    with path.open("ab") as f:
+        f.write(b"half-writ")
+    with FileStore(tmp_path / "fs") as fs:
+        assert fs.size("a") == 9
+        assert fs.read("a", 0, 100) == b"committed"
+        assert fs.counters["recovered_truncations"] == 1
+        fs.append("a", b"!")
+        assert fs.read("a", 0, 100) == b"committed!"
+    assert path.stat().st_size == 10
+
+
+def test_orphans_and_lost_files_are_reconciled(tmp_path: Path) -> None:
+    with FileStore(tmp_path / "fs") as fs:
+        fs.create("kept")
+        fs.append("kept", b"k")
+        fs.create("lost")
+        fs.append("lost", b"l" * 10)
+        fs.create("empty")
+        lost = Path(fs._objects["lost"].path)
+        empty = Path(fs._objects["empty"].path)
+    lost.unlink()
+    empty.unlink()
+    orphan = tmp_path / "fs" / "objects" / ("0" * 64)
+    orphan.write_bytes(b"from a crashed create")
+    with FileStore(tmp_path / "fs") as fs:
+        assert not fs.exists("lost")
+        assert fs.exists("empty") and fs.size("empty") == 0
+        assert fs.used_bytes == 1
+    assert not orphan.exists()
+
+
+def test_shorter_file_than_committed_is_believed(tmp_path: Path) -> None:
+    """Power loss without durable=True can lose unsynced data; the row follows the file."""
+    with FileStore(tmp_path / "fs") as fs:
+        fs.create("a")
+        fs.append("a", b"0123456789")
+        path = Path(fs._objects["a"].path)
+    os.truncate(path, 4)
+    with FileStore(tmp_path / "fs") as fs:
+        assert fs.size("a") == 4
+        assert fs.used_bytes == 4
+
+
+def test_closed_store_refuses_work(tmp_path: Path) -> None:
+    fs = FileStore(tmp_path / "fs")
+    fs.create("a")
+    fs.close()
+    fs.close()  # idempotent
+    with pytest.raises(StoreError):
+        fs.append("a", b"x")
+    assert fs.read("a", 0, 1) == b""
+
+
+def test_durable_mode_round_trips(tmp_path: Path) -> None:
+    with FileStore(tmp_path / "fs", durable=True) as fs:
+        fs.create("a")
+        fs.append("a", b"x" * 4096)
+    with FileStore(tmp_path / "fs", durable=True) as fs:
+        assert fs.read("a", 0, 4096) == b"x" * 4096
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(ops=st.lists(st.tuples(st.sampled_from("abc"), st.binary(max_size=300)), max_size=30),
+       limit=st.integers(min_value=0, max_value=1500))
+def test_model_based_accounting(tmp_path: Path, ops: list[tuple[str, bytes]], limit: int) -> None:
+    """used_bytes always equals the sum of sizes, never exceeds the limit, and every
+    surviving resource holds exactly the bytes appended to it (no eviction of it since)."""
+    root = Path(tempfile.mkdtemp(dir=tmp_path))  # hypothesis may replay an example
+    with FileStore(root, limit_bytes=limit) as fs:
+        model: dict[str, bytes] = {}
+        for sid, data in ops:
+            if not fs.exists(sid):
+                fs.create(sid)
+                model[sid] = b""
+            try:
+                fs.append(sid, data)
+                model[sid] += data
+            except StoreFullError:
+                assert len(data) > limit
+            model = {k: v for k, v in model.items() if fs.exists(k)}
+            assert fs.used_bytes == sum(len(v) for v in model.values()) <= limit
+        for sid, data in model.items():
+            assert fs.read(sid, 0, 10_000) == data
+    with FileStore(root, limit_bytes=limit) as fs:
+        assert fs.used_bytes == sum(len(v) for v in model.values())

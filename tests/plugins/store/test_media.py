@@ -1,0 +1,86 @@
+"""Media type detection from bytes (magic numbers) and probing of real files."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from p2pkit.plugins.store import UnsupportedMedia, sniff
+from p2pkit.plugins.store._media import mp3_duration, probe
+
+
+@pytest.mark.parametrize("header,name,mime,category", [
+    (b"\x89PNG\r\n\x1a\n" + bytes(20), "x", "image/png", "image"),
+    (b"\xff\xd8\xff\xe0" + bytes(20), "x.txt", "image/jpeg", "image"),
+    (b"GIF89a" + bytes(20), "", "image/gif", "image"),
+    (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "", "image/webp", "image"),
+    (b"RIFF\x00\x00\x00\x00WAVEfmt ", "", "audio/wav", "audio"),
+    (b"RIFF\x00\x00\x00\x00AVI LIST", "", "video/x-msvideo", "video"),
+    (b"\x00\x00\x00\x1cftypisom\x00\x00\x02\x00", "a.mp4", "video/mp4", "video"),
+    (b"\x00\x00\x00\x1cftypisom\x00\x00\x02\x00", "a.m4a", "audio/mp4", "audio"),
+    (b"\x00\x00\x00\x1cftypM4A \x00\x00\x02\x00", "a.mp4", "audio/mp4", "audio"),
+    (b"\x00\x00\x00\x14ftypqt  \x00\x00\x00\x00", "", "video/quicktime", "video"),
+    (b"\x1a\x45\xdf\xa3\x9fB\x86\x81\x01B\x82\x84webm", "", "video/webm", "video"),
+    (b"\x1a\x45\xdf\xa3\x9fB\x86\x81\x01B\x82\x88matroska", "", "video/x-matroska", "video"),
+    (b"OggS\x00\x02" + bytes(22) + b"\x01vorbis", "", "audio/ogg", "audio"),
+    (b"OggS\x00\x02" + bytes(22) + b"\x80theora", "", "video/ogg", "video"),
+    (b"fLaC\x00\x00\x00\x22", "", "audio/flac", "audio"),
+    (b"ID3\x04\x00\x00\x00\x00\x00\x00", "", "audio/mpeg", "audio"),
+    (b"FORM\x00\x00\x00\x00AIFFCOMM", "", "audio/aiff", "audio"),
+    (b"\x00\x00\x01\xba\x44\x00", "", "video/mpeg", "video"),
+    (b"FLV\x01\x05", "", "video/x-flv", "video"),
+])
+def test_sniff_magic_numbers(header: bytes, name: str, mime: str, category: str) -> None:
+    media = sniff(header, name)
+    assert (media.mime, media.category) == (mime, category)
+
+
+def test_sniff_mpeg_ts_and_bare_mp3_frames() -> None:
+    ts = bytearray(188 * 3)
+    ts[0] = ts[188] = ts[376] = 0x47
+    assert sniff(bytes(ts)).mime == "video/mp2t"
+    frame = bytes([0xFF, 0xFB, 0x90, 0x00]) + bytes(413)  # 417-byte MPEG-1 L3 frame
+    assert sniff(frame * 3).mime == "audio/mpeg"
+    bmp = b"BM" + struct.pack("<IHHII", 1000, 0, 0, 54, 40) + bytes(40)
+    assert sniff(bmp).mime == "image/bmp"
+
+
+@pytest.mark.parametrize("header", [
+    b"", b"hello world", b"%PDF-1.4", b"PK\x03\x04", b"\x7fELF\x02\x01",
+    b"\xff\xfb\x90\x00" + b"garbage-not-a-second-frame" * 30,  # one lone sync word
+    b"BM" + bytes(40),  # "BM" text without a bitmap header size
+    b"RIFF\x00\x00\x00\x00XXXX",
+])
+def test_sniff_refuses_non_media(header: bytes) -> None:
+    with pytest.raises(UnsupportedMedia):
+        sniff(header, "file.mp4")
+
+
+@given(st.binary(max_size=600))
+def test_sniff_never_crashes(data: bytes) -> None:
+    try:
+        media = sniff(data, "x")
+    except UnsupportedMedia:
+        return
+    assert media.category in ("audio", "video", "image")
+
+
+def test_mp3_duration_cbr_and_xing(tmp_path: Path, makers: dict) -> None:
+    cbr = makers["mp3"](tmp_path / "cbr.mp3", frames=200)
+    assert mp3_duration(cbr) == pytest.approx(200 * 1152 / 44100, rel=0.01)
+    vbr = makers["mp3"](tmp_path / "vbr.mp3", frames=300, xing=True)
+    assert mp3_duration(vbr) == pytest.approx(300 * 1152 / 44100, abs=0.001)
+
+
+def test_probe_unreadable_media_is_empty(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
+    info = probe(broken, sniff(broken.read_bytes(), broken.name))
+    assert info.duration is None and info.thumbnail is None
+    bad_wav = tmp_path / "bad.wav"
+    bad_wav.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    assert probe(bad_wav, sniff(bad_wav.read_bytes())).duration is None
