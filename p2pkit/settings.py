@@ -55,15 +55,19 @@ class Settings:
     ) -> None:
         self._values: dict[str, Any] = attrs.asdict(defaults)
         self._on_change = on_change
-        self._db = sqlite3.connect(str(db_path) if db_path else ":memory:", isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        for key, raw in self._db.execute("SELECT key, value FROM settings"):
-            if key in SETTINGS:
-                try:
-                    self._values[key] = self._validated(key, json.loads(raw))
-                except (FieldError, ValueError):
-                    pass  # a stored value that no longer validates falls back to the default
+        # An ephemeral node (db_path None) keeps settings in memory only: no database at all,
+        # which matters when the simulator runs thousands of nodes.
+        self._db = sqlite3.connect(str(db_path), isolation_level=None) if db_path else None
+        if self._db is not None:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            for key, raw in self._db.execute("SELECT key, value FROM settings"):
+                if key in SETTINGS:
+                    try:
+                        self._values[key] = self._validated(key, json.loads(raw))
+                    except (FieldError, ValueError):
+                        pass  # a stored value that no longer validates falls back to the default
 
     def _validated(self, key: str, value: Any) -> Any:
         spec = SETTINGS.get(key)
@@ -86,11 +90,12 @@ class Settings:
         value = self._validated(key, value)
         changed = self._values[key] != value
         self._values[key] = value
-        self._db.execute(
-            "INSERT INTO settings(key, value) VALUES(?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, json.dumps(value)),
-        )
+        if self._db is not None:
+            self._db.execute(
+                "INSERT INTO settings(key, value) VALUES(?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(value)),
+            )
         if changed and self._on_change is not None:
             self._on_change(key, value)
         return value
@@ -109,7 +114,8 @@ class Settings:
         return iter(SETTINGS)
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
 
     @property
     def p2p_enabled(self) -> bool:

@@ -42,6 +42,7 @@ def test_setting_the_same_value_does_not_notify():
 def test_a_corrupt_stored_value_falls_back_to_the_default(tmp_path):
     db = tmp_path / "s.sqlite"
     settings = Settings(CfgSection(), db)
+    assert settings._db is not None
     settings._db.execute("INSERT INTO settings VALUES ('cache_limit_mb', '\"lots\"')")
     settings.close()
     assert Settings(CfgSection(), db).cache_limit_mb == 2048
