@@ -10,7 +10,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from p2pkit.plugins.store import Store
 
 PIECE = 16 * 1024  # small pieces so small files have several

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from p2pkit.plugins.store import FileStore, Manifest, Store
 
 PIECE = 64 * 1024

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import sqlite3
+import tempfile
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from p2pkit.plugins.store import (
     FileStore,
     InvalidSid,

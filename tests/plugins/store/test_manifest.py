@@ -8,7 +8,6 @@ import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from p2pkit.plugins.store import Manifest, is_rid
 
 H = hashlib.sha256(b"x").digest()

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from p2pkit.plugins.store import UnsupportedMedia, sniff
 from p2pkit.plugins.store._media import mp3_duration, probe
 
