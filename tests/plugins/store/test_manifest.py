@@ -74,7 +74,7 @@ def test_decode_fuzz(data: bytes) -> None:
 
 @given(st.dictionaries(st.sampled_from(["name", "size", "mime", "category", "piece_size",
                                         "piece_hashes", "title", "thumbnail", "x"]),
-                       st.one_of(st.integers(), st.text(max_size=20), st.binary(max_size=40),
+                       st.one_of(st.integers(-(2**63), 2**63 - 1), st.text(max_size=20), st.binary(max_size=40),
                                  st.lists(st.binary(min_size=32, max_size=32), max_size=4),
                                  st.none())))
 def test_decode_fuzz_structured(fields: dict[str, object]) -> None:
