@@ -10,9 +10,9 @@ server and every other client carry on.
 
 from __future__ import annotations
 
+import enum
 import errno
 import logging
-import math
 import os
 import secrets
 import socket as stdlib_socket
@@ -183,66 +183,89 @@ async def _serve_client(
         stats.clients_active -= 1
 
 
+class _Wait(enum.Enum):
+    """What the connection's deadline is guarding at the moment."""
+
+    IDLE = "idle"  # between frames: no limit (a leftover deadline just re-arms)
+    FRAME = "frame"  # a frame has started: it must be complete by the deadline
+    SEND = "send"  # a reply is going out: the client must read it by the deadline
+
+
+@attrs.define
+class _Connection:
+    stream: trio.SocketStream
+    registry: FieldRegistry
+    frame_timeout: float
+    stats: RepeaterStats
+    parser: FrameParser = attrs.field(factory=FrameParser)
+    waiting: _Wait = _Wait.IDLE
+
+
 async def _client_loop(
     stream: trio.SocketStream,
     registry: FieldRegistry,
     frame_timeout: float,
     stats: RepeaterStats,
 ) -> None:
-    parser = FrameParser()
-    frame_started = math.inf  # when the first byte of the pending frame arrived
+    conn = _Connection(stream, registry, frame_timeout, stats)
+    # One cancel scope per deadline expiry rather than one per await: a trio cancel scope
+    # costs several microseconds, a deadline change about one (see benchmarks/repeater.py).
+    while True:
+        with trio.CancelScope() as scope:
+            await _serve_frames(conn, scope)
+            return  # EOF, or a fatal frame already answered
+        if conn.waiting is _Wait.IDLE:
+            continue  # the deadline of an earlier send expired while we were idle: harmless
+        stats.error_replies += 1
+        stats.protocol_errors += 1
+        if conn.waiting is _Wait.SEND:
+            log.info("repeater client stopped reading replies; disconnecting")
+            return
+        log.info("repeater client stalled mid-frame; disconnecting")
+        message = f"frame incomplete after {frame_timeout:g} s; closing the connection"
+        with trio.move_on_after(frame_timeout):
+            await stream.send_all(error_frame(message))
+        return
+
+
+async def _serve_frames(conn: _Connection, scope: trio.CancelScope) -> None:
+    """Answer frames until EOF or a fatal frame; the caller handles deadline expiry."""
+    parser, stats = conn.parser, conn.stats
     while True:
         # Answer every complete frame already buffered (clients may pipeline).
         while True:
+            fatal = False
             try:
                 frame = parser.next_frame()
             except FrameError as exc:
                 stats.error_replies += 1
-                if not exc.recoverable:
+                fatal = not exc.recoverable
+                if fatal:
                     stats.protocol_errors += 1
                     log.info("repeater client sent a bad frame (%s); disconnecting", exc)
-                    await _send(stream, error_frame(str(exc), exc.field), frame_timeout)
-                    return
-                await _send(stream, error_frame(str(exc), exc.field), frame_timeout)
-                frame_started = math.inf
-                continue
-            if frame is None:
-                break
-            frame_started = math.inf
-            stats.requests += 1
-            reply = _answer(registry, frame)
-            if reply[0] == FuncType.ERROR:
-                stats.error_replies += 1
-            if not await _send(stream, reply, frame_timeout):
+                reply = error_frame(str(exc), exc.field)
+            else:
+                if frame is None:
+                    break
+                stats.requests += 1
+                reply = _answer(conn.registry, frame)
+                if reply[0] == FuncType.ERROR:
+                    stats.error_replies += 1
+            conn.waiting = _Wait.SEND
+            scope.deadline = trio.current_time() + conn.frame_timeout
+            await conn.stream.send_all(reply)
+            if fatal:
                 return
-        now = trio.current_time()
-        if parser.buffered and frame_started == math.inf:
-            frame_started = now
-        deadline = frame_started + frame_timeout if parser.buffered else math.inf
-        with trio.move_on_at(deadline):
-            data = await stream.receive_some(_RECEIVE_SIZE)
-            if not data:
-                return  # EOF; a half frame from a client that hung up needs no answer
-            parser.feed(data)
-            continue
-        stats.error_replies += 1
-        stats.protocol_errors += 1
-        log.info("repeater client stalled mid-frame; disconnecting")
-        await _send(
-            stream,
-            error_frame(f"frame incomplete after {frame_timeout:g} s; closing the connection"),
-            frame_timeout,
-        )
-        return
-
-
-async def _send(stream: trio.SocketStream, data: bytes, within: float) -> bool:
-    """Send within ``within`` seconds; False if the client did not read it in time."""
-    with trio.move_on_after(within):
-        await stream.send_all(data)
-        return True
-    log.info("repeater client stopped reading replies; disconnecting")
-    return False
+        if not parser.buffered:
+            conn.waiting = _Wait.IDLE  # the send's deadline may stay: expiry just re-arms
+        elif conn.waiting is not _Wait.FRAME:
+            # A frame has begun; it keeps this deadline however slowly its bytes drip in.
+            conn.waiting = _Wait.FRAME
+            scope.deadline = trio.current_time() + conn.frame_timeout
+        data = await conn.stream.receive_some(_RECEIVE_SIZE)
+        if not data:
+            return  # EOF; a half frame from a client that hung up needs no answer
+        parser.feed(data)
 
 
 def _answer(registry: FieldRegistry, frame: Frame) -> bytes:
