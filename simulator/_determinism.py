@@ -14,6 +14,7 @@ re-executes itself with ``PYTHONHASHSEED=0`` (see ``plugin.py``).
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import Iterator
 
 import trio
@@ -29,8 +30,12 @@ def pinned_scheduler(seed: int) -> Iterator[None]:
     allowed = run_module._ALLOW_DETERMINISTIC_SCHEDULING
     run_module._r.seed(derive_seed(seed, "trio-scheduler"))
     run_module._ALLOW_DETERMINISTIC_SCHEDULING = True  # type: ignore[misc]
+    # Code under test that uses the global ``random`` module gets a seeded stream too.
+    global_state = random.getstate()
+    random.seed(derive_seed(seed, "global-random"))
     try:
         yield
     finally:
+        random.setstate(global_state)
         run_module._r.setstate(state)
         run_module._ALLOW_DETERMINISTIC_SCHEDULING = allowed  # type: ignore[misc]

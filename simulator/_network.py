@@ -192,12 +192,16 @@ class Network:
     def partition(self, sides: Iterable[Iterable[Host]]) -> None:
         """Split the network: hosts on different sides can no longer reach each other.
 
-        Hosts not named stay on side 0 together with the first side."""
+        Hosts not named stay on side 0 together with the first side; a host named on
+        several sides belongs to the first of them (so ``[["a"], ["everyone"]]`` works)."""
         for host in self.hosts.values():
             host.partition = 0
+        assigned: set[str] = set()
         for index, side in enumerate(sides):
             for host in side:
-                host.partition = index
+                if host.name not in assigned:
+                    assigned.add(host.name)
+                    host.partition = index
 
     def heal(self) -> None:
         for host in self.hosts.values():

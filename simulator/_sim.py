@@ -35,6 +35,7 @@ from ._metrics import Metrics
 from ._nat import NatBox, NatProfile, NatType
 from ._network import Host, Network
 from ._rng import derive_bytes, derive_rng
+from ._workloads import Flow, SimNodePlugin
 
 log = logging.getLogger("p2pkit.simulator")
 
@@ -76,6 +77,13 @@ class SimNode:
         self.final_transport_stats: dict[str, float] | None = None
         self._scope: trio.CancelScope | None = None
         self._stopped: trio.Event | None = None
+        self._running = trio.Event()
+
+    async def wait_running(self) -> Node:
+        """Wait until the node is up; returns the kernel node."""
+        while self.node is None:
+            await self._running.wait()
+        return self.node
 
     def __repr__(self) -> str:
         return f"<SimNode {self.name} {self.address} {'up' if self.node else 'down'}>"
@@ -112,6 +120,8 @@ class Simulation:
         self.groups: dict[str, list[str]] = {}
         self.notes: list[str] = []
         self.results: dict[str, Any] = {}  # workload results for the report
+        self.flows: dict[int, Flow] = {}  # bulk transfers by flow id
+        self._start_hooks: list[Callable[[SimNode, Node], None]] = []
         self.progress: ProgressFn | None = None
         self._nursery: trio.Nursery | None = None
 
@@ -234,6 +244,11 @@ class Simulation:
         sim_node._scope.cancel()
         await stopped.wait()
 
+    def on_node_start(self, fn: Callable[[SimNode, Node], None]) -> None:
+        """Call ``fn(sim_node, node)`` whenever a node (re)starts; tasks it starts in
+        ``node.nursery`` end when that node stops."""
+        self._start_hooks.append(fn)
+
     def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Run a background task for the rest of the simulation."""
         self._require_nursery().start_soon(fn, *args)
@@ -256,10 +271,16 @@ class Simulation:
         try:
             with trio.CancelScope() as scope:
                 sim_node._scope = scope
-                async with open_node(config, endpoint=endpoint, identity=identity) as node:
+                plugin = SimNodePlugin(self, sim_node)
+                async with open_node(
+                    config, endpoint=endpoint, identity=identity, plugins=[plugin]
+                ) as node:
                     sim_node.node = node
                     sim_node.node_id = node.id
                     sim_node._online_since = self.now
+                    sim_node._running.set()
+                    for hook in self._start_hooks:
+                        hook(sim_node, node)
                     task_status.started(node)
                     await trio.sleep_forever()
         finally:
@@ -267,6 +288,7 @@ class Simulation:
                 sim_node.online_time += self.now - sim_node._online_since
                 sim_node._online_since = None
             sim_node.node = None
+            sim_node._running = trio.Event()
             sim_node._scope = None
             endpoint.close()
             sim_node._stopped.set()

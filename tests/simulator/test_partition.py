@@ -41,3 +41,13 @@ async def test_offline_host_drops_both_ways(autojump_clock: object) -> None:
         await trio.sleep(1)
     assert ra.received == [] and rb.received == []
     assert net.drops == {"host_down": 2}
+
+
+async def test_first_side_wins_for_hosts_named_twice(autojump_clock: object) -> None:
+    from p2pkit.simulator import Simulation
+
+    sim = Simulation(seed=1)
+    for i in range(3):
+        sim.add_host(f"h{i}", group="all")
+    sim.partition(["h0"], ["all"])
+    assert [sim.host(f"h{i}").partition for i in range(3)] == [0, 1, 1]

@@ -1,0 +1,492 @@
+"""Scenario files: TOML (declarative) or a Python module with ``async def scenario(sim)``.
+
+A mistake in a TOML scenario raises :class:`ScenarioError` naming the file, the line and
+the key (``churn.toml:12: groups[0].link.loss: must be a probability ...``).
+See docs/simulator.md for the format.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ._core import CoreLatency
+from ._dist import Distribution
+from ._link import LinkProfile
+from ._loss import LossSpec
+from ._nat import NatProfile, NatType
+
+BUILTIN_DIR = Path(__file__).parent / "scenarios"
+
+
+class ScenarioError(ValueError):
+    """A scenario file is malformed; the message names the file, line and key."""
+
+
+# ---------------------------------------------------------------------------- locating keys
+
+
+def _line_of(text: str, path: Sequence[str | int]) -> int | None:
+    """Best-effort line number of a key path in TOML text (None if not found)."""
+    lines = text.splitlines()
+    start, end = 0, len(lines)
+    header: list[str] = []
+    i = 0
+    # walk down table headers: [a], [[a]] (n-th), [a.b]
+    while i < len(path):
+        part = path[i]
+        nxt = path[i + 1] if i + 1 < len(path) else None
+        if isinstance(part, str) and isinstance(nxt, int):
+            name = ".".join([*header, part])
+            pattern = re.compile(rf"^\s*\[\[\s*{re.escape(name)}\s*\]\]")
+            hits = [n for n in range(start, end) if pattern.match(lines[n])]
+            if nxt < len(hits):
+                start = hits[nxt] + 1
+                end = next((n for n in range(start, len(lines)) if lines[n].lstrip().startswith("[")),
+                           len(lines))
+                header = [*header, part]
+                i += 2
+                continue
+            break
+        if isinstance(part, str) and i < len(path) - 1:
+            name = ".".join([*header, part])
+            pattern = re.compile(rf"^\s*\[\s*{re.escape(name)}\s*\]")
+            hit = next((n for n in range(len(lines)) if pattern.match(lines[n])), None)
+            if hit is not None:
+                start = hit + 1
+                end = next((n for n in range(start, len(lines)) if lines[n].lstrip().startswith("[")),
+                           len(lines))
+                header = [*header, part]
+                i += 1
+                continue
+        break
+    # the remaining key (or inline-table key) inside [start, end)
+    for part in reversed(path[i:] or path[-1:]):
+        if not isinstance(part, str):
+            continue
+        pattern = re.compile(rf'(^|[\s{{,]){re.escape(part)}\s*=|^\s*"{re.escape(part)}"\s*=')
+        for n in range(start, end):
+            if pattern.search(lines[n]):
+                return n + 1
+    return start if 0 < start <= len(lines) else None
+
+
+def _format_path(path: Sequence[str | int]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+class _Reader:
+    """Typed access to a TOML table that reports errors with file, line and key."""
+
+    def __init__(self, data: Mapping[str, Any], path: tuple[str | int, ...], ctx: _Context) -> None:
+        if not isinstance(data, Mapping):
+            raise ctx.error(path, "must be a table")
+        self.data = data
+        self.path = path
+        self.ctx = ctx
+        self.used: set[str] = set()
+
+    def error(self, key: str | int | None, message: str) -> ScenarioError:
+        return self.ctx.error(self.path if key is None else (*self.path, key), message)
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            if default is ...:
+                raise self.error(key, "is required")
+            return default
+        value = self.data[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            names = " or ".join(k.__name__ for k in kinds)
+            raise self.error(key, f"must be {names}, got {value!r}")
+        return value
+
+    def number(self, key: str, default: Any = ..., *, minimum: float | None = 0.0) -> float:
+        value = self.get(key, float, default)
+        if value is not None and minimum is not None and value < minimum:
+            raise self.error(key, f"must be >= {minimum}, got {value!r}")
+        return value  # type: ignore[no-any-return]
+
+    def table(self, key: str) -> _Reader:
+        self.used.add(key)
+        return _Reader(self.data.get(key, {}), (*self.path, key), self.ctx)
+
+    def finish(self) -> None:
+        unknown = [k for k in self.data if k not in self.used]
+        if unknown:
+            raise self.error(unknown[0], "unknown key")
+
+
+@attrs.define
+class _Context:
+    source: str
+    text: str
+
+    def error(self, path: Sequence[str | int], message: str) -> ScenarioError:
+        line = _line_of(self.text, path)
+        where = f"{self.source}:{line}" if line else self.source
+        return ScenarioError(f"{where}: {_format_path(path) or '(top level)'}: {message}")
+
+
+# ---------------------------------------------------------------------------- the spec
+
+
+@attrs.frozen
+class GroupSpec:
+    name: str
+    count: int
+    link: LinkProfile
+    nat: NatProfile | None
+    nat_shared: bool
+    node: bool
+    port: int
+    config: Mapping[str, Any]
+    start: float
+    arrivals: float | None  # Poisson arrival rate (hosts/s), None = all at `start`
+    session: Distribution | None  # churn: online time before leaving
+    downtime: Distribution | None  # churn: offline time before rejoining (None = never)
+    leave: str  # "crash" or "graceful"
+
+
+@attrs.frozen
+class EventSpec:
+    at: float
+    action: str
+    target: tuple[str, ...] = ()
+    sides: tuple[tuple[str, ...], ...] = ()
+    link: LinkProfile | None = None
+
+
+@attrs.frozen
+class ScenarioSpec:
+    name: str
+    description: str
+    duration: float
+    seed: int
+    resolution: float
+    bin_seconds: float
+    core: CoreLatency
+    links: Mapping[str, LinkProfile]
+    groups: tuple[GroupSpec, ...]
+    timeline: tuple[EventSpec, ...]
+    workloads: tuple[Mapping[str, Any], ...]
+    source: str
+    # validated workload parameters are read by the workload itself (see _workloads.py)
+
+
+ACTIONS = ("partition", "heal", "link", "crash", "leave", "rejoin")
+
+
+def _loss(reader: _Reader, key: str) -> LossSpec | None:
+    if not reader.has(key):
+        reader.used.add(key)
+        return None
+    value = reader.get(key, (float, dict))
+    try:
+        if isinstance(value, float):
+            return LossSpec.bernoulli(value)
+        table = _Reader(value, (*reader.path, key), reader.ctx)
+        model = table.get("model", str, "ge")
+        if model == "bernoulli":
+            spec = LossSpec.bernoulli(table.number("rate"))
+        elif model == "ge":
+            r = table.get("r", float, None)
+            spec = LossSpec.gemodel(table.number("p"), r, table.number("bad_loss", 1.0),
+                                    table.number("good_loss", 0.0))
+        else:
+            raise table.error("model", f"must be 'bernoulli' or 'ge', got {model!r}")
+        table.finish()
+        return spec
+    except ValueError as exc:
+        if isinstance(exc, ScenarioError):
+            raise
+        raise reader.error(key, str(exc)) from None
+
+
+def _link(reader: _Reader) -> LinkProfile:
+    both = reader.number("rate_mbps", 0.0)
+    up = reader.number("up_mbps", both) * 1e6
+    down = reader.number("down_mbps", both) * 1e6
+    latency = reader.number("latency_ms", 0.0) / 1000
+    queue_ms = reader.get("queue_ms", float, None)
+    queue = reader.get("queue_bytes", int, None)
+    if queue is None:
+        queue = int(max(up, down) / 8 * queue_ms / 1000) if queue_ms is not None else 256 * 1024
+    try:
+        profile = LinkProfile(
+            up_bps=up, down_bps=down, latency=latency,
+            jitter=reader.number("jitter_ms", 0.0) / 1000, queue_bytes=queue,
+            loss=_loss(reader, "loss") or LossSpec(), up_loss=_loss(reader, "up_loss"),
+            down_loss=_loss(reader, "down_loss"), duplicate=reader.number("duplicate", 0.0),
+            reorder=reader.number("reorder", 0.0), mtu=reader.get("mtu", int, 1500),
+        )
+    except ValueError as exc:
+        if isinstance(exc, ScenarioError):
+            raise
+        raise reader.error(None, str(exc)) from None
+    reader.finish()
+    return profile
+
+
+def _distribution(reader: _Reader, key: str) -> Distribution | None:
+    if not reader.has(key):
+        reader.used.add(key)
+        return None
+    value = reader.get(key, (float, dict))
+    if isinstance(value, float):
+        return Distribution(value=value)
+    table = _Reader(value, (*reader.path, key), reader.ctx)
+    kwargs: dict[str, Any] = {"kind": table.get("dist", str)}
+    for name in ("value", "mean", "low", "high", "shape", "scale", "median", "sigma"):
+        if table.has(name):
+            kwargs[name] = table.number(name)
+    table.finish()
+    try:
+        return Distribution(**kwargs)
+    except ValueError as exc:
+        raise reader.error(key, str(exc)) from None
+
+
+def _link_ref(reader: _Reader, key: str, links: Mapping[str, LinkProfile]) -> LinkProfile:
+    value = reader.get(key, (str, dict), None)
+    if value is None:
+        return LinkProfile()
+    if isinstance(value, str):
+        if value not in links:
+            raise reader.error(key, f"no link profile named {value!r} (have: {', '.join(links)})")
+        return links[value]
+    return _link(_Reader(value, (*reader.path, key), reader.ctx))
+
+
+def _names(reader: _Reader, key: str) -> tuple[str, ...]:
+    value = reader.get(key, (str, list))
+    items = [value] if isinstance(value, str) else value
+    if not all(isinstance(v, str) for v in items):
+        raise reader.error(key, "must be a name or a list of names")
+    return tuple(items)
+
+
+def parse_scenario(text: str, source: str = "<scenario>",
+                   overrides: Sequence[str] = ()) -> ScenarioSpec:
+    """Parse and validate TOML scenario text (``overrides``: ``"key.path=value"``)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{source}: invalid TOML: {exc}") from None
+    ctx = _Context(source, text)
+    for override in overrides:
+        _apply_override(data, override, ctx)
+    top = _Reader(data, (), ctx)
+
+    meta = top.table("scenario")
+    name = meta.get("name", str, Path(source).stem)
+    description = meta.get("description", str, "")
+    duration = meta.number("duration", 60.0)
+    if duration <= 0:
+        raise meta.error("duration", "must be > 0")
+    seed = meta.get("seed", int, 0)
+    resolution = meta.number("resolution_ms", 0.0) / 1000
+    bin_seconds = meta.number("bin_s", 1.0)
+    if bin_seconds <= 0:
+        raise meta.error("bin_s", "must be > 0")
+    meta.finish()
+
+    core_t = top.table("core")
+    matrix_t = core_t.table("matrix")
+    matrix: dict[tuple[str, str], float] = {}
+    for pair in matrix_t.data:
+        a, sep, b = pair.partition(":")
+        if not sep:
+            raise matrix_t.error(pair, "keys are 'group_a:group_b'")
+        matrix[(a, b)] = matrix_t.number(pair) / 1000
+    try:
+        core = CoreLatency(
+            distribution=core_t.get("distribution", str, "constant"),
+            mean=core_t.number("latency_ms", 0.0) / 1000, sd=core_t.number("sd_ms", 0.0) / 1000,
+            low=core_t.number("low_ms", 0.0) / 1000, high=core_t.number("high_ms", 0.0) / 1000,
+            matrix=matrix,
+        )
+    except ValueError as exc:
+        raise core_t.error(None, str(exc)) from None
+    core_t.finish()
+
+    links_t = top.table("links")
+    links = {key: _link(links_t.table(key)) for key in list(links_t.data)}
+
+    groups: list[GroupSpec] = []
+    raw_groups = top.get("groups", list, [])
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_groups):
+        g = _Reader(raw, ("groups", index), ctx)
+        gname = g.get("name", str)
+        if gname in seen or not re.fullmatch(r"[A-Za-z0-9_.-]+", gname):
+            raise g.error("name", f"{gname!r} is a duplicate or not [A-Za-z0-9_.-]+")
+        seen.add(gname)
+        count = g.get("count", int, 1)
+        if count < 0:
+            raise g.error("count", "must be >= 0")
+        nat_name = g.get("nat", str, "open")
+        try:
+            nat_type = NatType.parse(nat_name)
+        except ValueError as exc:
+            raise g.error("nat", str(exc)) from None
+        nat = None if nat_type is NatType.OPEN else NatProfile(
+            type=nat_type, mapping_timeout=g.number("nat_timeout", 30.0),
+            hairpin=g.get("hairpin", bool, False),
+            inbound_refresh=g.get("nat_inbound_refresh", bool, False),
+        )
+        if nat is None:
+            g.used.update(("nat_timeout", "hairpin", "nat_inbound_refresh"))
+        leave = g.get("leave", str, "crash")
+        if leave not in ("crash", "graceful"):
+            raise g.error("leave", "must be 'crash' or 'graceful'")
+        arrivals = g.get("arrivals", float, None)
+        if arrivals is not None and arrivals <= 0:
+            raise g.error("arrivals", "must be > 0 (hosts per second)")
+        port = g.get("port", int, 7700)
+        if not 0 < port < 65536:
+            raise g.error("port", "must be 1..65535")
+        groups.append(GroupSpec(
+            name=gname, count=count, link=_link_ref(g, "link", links), nat=nat,
+            nat_shared=g.get("nat_shared", bool, False), node=g.get("node", bool, True),
+            port=port, config=g.get("config", dict, {}), start=g.number("start", 0.0),
+            arrivals=arrivals, session=_distribution(g, "session"),
+            downtime=_distribution(g, "downtime"), leave=leave,
+        ))
+        g.finish()
+
+    names = set(seen) | {f"{g.name}-{i}" for g in groups for i in range(g.count)}
+    events: list[EventSpec] = []
+    for index, raw in enumerate(top.get("timeline", list, [])):
+        e = _Reader(raw, ("timeline", index), ctx)
+        action = e.get("action", str)
+        if action not in ACTIONS:
+            raise e.error("action", f"must be one of {', '.join(ACTIONS)}, got {action!r}")
+        at = e.number("at")
+        kwargs: dict[str, Any] = {}
+        if action == "partition":
+            sides = e.get("sides", list)
+            if not all(isinstance(s, list) and all(isinstance(n, str) for n in s) for s in sides):
+                raise e.error("sides", "must be a list of lists of host/group names")
+            kwargs["sides"] = tuple(tuple(s) for s in sides)
+            targets = [n for s in sides for n in s]
+        elif action == "heal":
+            targets = []
+        else:
+            kwargs["target"] = _names(e, "target")
+            targets = list(kwargs["target"])
+            if action == "link":
+                kwargs["link"] = _link_ref(e, "link", links)
+        for target in targets:
+            if target not in names:
+                raise e.error("sides" if action == "partition" else "target",
+                              f"no host or group named {target!r}")
+        e.finish()
+        events.append(EventSpec(at=at, action=action, **kwargs))
+    events.sort(key=lambda ev: ev.at)
+
+    workloads: list[Mapping[str, Any]] = []
+    from ._workloads import WORKLOADS
+
+    for index, raw in enumerate(top.get("workload", list, [])):
+        w = _Reader(raw, ("workload", index), ctx)
+        kind = w.get("kind", str)
+        if kind not in WORKLOADS:
+            raise w.error("kind", f"must be one of {', '.join(WORKLOADS)}, got {kind!r}")
+        params = WORKLOADS[kind].validate(w, {g.name: g for g in groups})
+        w.finish()
+        workloads.append({"kind": kind, **params})
+
+    top.get("metrics", dict, {})  # reserved for metric selection; accepted, unused
+    top.finish()
+    return ScenarioSpec(
+        name=name, description=description, duration=duration, seed=seed,
+        resolution=resolution, bin_seconds=bin_seconds, core=core, links=links,
+        groups=tuple(groups), timeline=tuple(events), workloads=tuple(workloads), source=source,
+    )
+
+
+def _apply_override(data: dict[str, Any], override: str, ctx: _Context) -> None:
+    key, sep, raw = override.partition("=")
+    if not sep or not key.strip():
+        raise ScenarioError(f"--set {override!r}: expected key.path=value")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word is a string
+    parts: list[str | int] = [int(p) if p.isdigit() else p for p in key.strip().split(".")]
+    target: Any = data
+    for i, part in enumerate(parts[:-1]):
+        nxt = parts[i + 1]
+        if isinstance(part, int):
+            if not isinstance(target, list) or part >= len(target):
+                raise ScenarioError(f"--set {override!r}: {_format_path(parts[:i + 1])} does not exist")
+            target = target[part]
+        else:
+            if part not in target:
+                target[part] = [] if isinstance(nxt, int) else {}
+            target = target[part]
+    last = parts[-1]
+    if isinstance(last, int):
+        if not isinstance(target, list) or last >= len(target):
+            raise ScenarioError(f"--set {override!r}: {_format_path(parts)} does not exist")
+        target[last] = value
+    else:
+        if not isinstance(target, dict):
+            raise ScenarioError(f"--set {override!r}: {_format_path(parts[:-1])} is not a table")
+        target[last] = value
+
+
+# ---------------------------------------------------------------------------- finding files
+
+
+def builtin_scenarios() -> dict[str, Path]:
+    """Built-in scenario name -> file, sorted by name."""
+    return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.toml"))}
+
+
+def resolve_scenario_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    builtin = builtin_scenarios().get(name_or_path.removesuffix(".toml"))
+    if builtin is not None:
+        return builtin
+    raise ScenarioError(
+        f"{name_or_path}: no such file and no built-in scenario of that name "
+        f"(built-ins: {', '.join(builtin_scenarios())})"
+    )
+
+
+def load_python_scenario(path: Path) -> tuple[Callable[..., Any], dict[str, Any]]:
+    """The ``scenario`` function of a Python module and its optional ``DURATION``/``SEED``/
+    ``RESOLUTION``/``NAME`` settings."""
+    spec = importlib.util.spec_from_file_location(f"p2pkit_scenario_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ScenarioError(f"{path}: cannot import")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fn = getattr(module, "scenario", None)
+    if fn is None or not callable(fn):
+        raise ScenarioError(f"{path}: a Python scenario defines `async def scenario(sim)`")
+    settings = {
+        key.lower(): getattr(module, key)
+        for key in ("DURATION", "SEED", "RESOLUTION", "NAME")
+        if hasattr(module, key)
+    }
+    return fn, settings
