@@ -1,0 +1,339 @@
+"""The flooding core without I/O: cores wired by a synchronous in-memory delivery loop."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+
+import msgspec
+import pytest
+from p2pkit.plugins.flooding import Entry, FloodCore, Output, entry_from_item
+from p2pkit.plugins.flooding._messages import Announce, Hits, PeerInfo, PeerList, decode, encode
+from p2pkit.plugins.flooding._util import SeenCache, TokenBucket
+
+from p2pkit import Identity, RemoteProtocolError
+
+
+def rid_of(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def entry(name: str, **kw: object) -> Entry:
+    return Entry(rid=rid_of(name), name=name, size=1000, mime="video/mp4", category="video",
+                 title=kw.pop("title", name.rsplit(".", 1)[0]), **kw)  # type: ignore[arg-type]
+
+
+class Net:
+    """Cores connected by links; ``run`` delivers every queued message until quiet."""
+
+    def __init__(self, n: int, *, ttl: int = 4, expiry: float = 90.0) -> None:
+        self.ids: list[str] = []
+        self.cores: dict[str, FloodCore] = {}
+        for i in range(n):
+            ident = Identity.from_seed(bytes([i + 1]) * 32)
+            core = FloodCore(ident.node_id, ident.public_key, ident.sign, ttl=ttl, entry_expiry=expiry)
+            core.port = 7000 + i
+            self.ids.append(ident.node_id)
+            self.cores[ident.node_id] = core
+        self.links: dict[str, set[str]] = {i: set() for i in self.ids}
+        self.queue: deque[tuple[str, str, bytes]] = deque()
+        self.delivered = 0
+        self.events: dict[str, Output] = {i: Output() for i in self.ids}
+        self.now = 0.0
+
+    def core(self, index: int) -> FloodCore:
+        return self.cores[self.ids[index]]
+
+    def link(self, a: int, b: int) -> None:
+        self.links[self.ids[a]].add(self.ids[b])
+        self.links[self.ids[b]].add(self.ids[a])
+
+    def line(self) -> None:
+        for i in range(len(self.ids) - 1):
+            self.link(i, i + 1)
+
+    def post(self, sender: str, sends: list[tuple[str, bytes]]) -> None:
+        for to, data in sends:
+            assert to in self.links[sender], "a core sent to a peer it is not connected to"
+            self.queue.append((sender, to, data))
+
+    def share(self, index: int, *entries: Entry) -> None:
+        node = self.ids[index]
+        core = self.cores[node]
+        core.set_local(entries)
+        self.post(node, core.announce_to(self.links[node]))
+        self.run()
+
+    def run(self) -> None:
+        while self.queue:
+            sender, to, data = self.queue.popleft()
+            self.delivered += 1
+            out = self.cores[to].receive(sender, "10.0.0.1", data, self.now, self.links[to])
+            seen = self.events[to]
+            seen.added |= out.added
+            seen.removed |= out.removed
+            self.post(to, out.sends)
+
+    def rids(self, index: int) -> set[str]:
+        return {f["rid"] for f in self.core(index).network_files()}
+
+
+def test_share_is_visible_across_a_line_and_unshare_propagates() -> None:
+    net = Net(3)
+    net.line()
+    video = entry("holiday.mp4", description="Beach at sunset")
+    net.share(0, video)
+    (seen,) = net.core(2).network_files()
+    assert seen["rid"] == video.rid and seen["providers"] == [net.ids[0]] and not seen["local"]
+    assert seen["description"] == "Beach at sunset"
+    assert net.events[net.ids[2]].added == {video.rid}
+    net.share(0)  # unshared: the new list is empty
+    assert net.core(2).network_files() == []
+    assert net.events[net.ids[2]].removed == {video.rid}
+
+
+def test_own_shares_are_listed_as_local() -> None:
+    net = Net(1)
+    net.core(0).set_local([entry("a.mp3")])
+    (mine,) = net.core(0).network_files()
+    assert mine["local"] and mine["providers"] == [net.ids[0]]
+
+
+def test_ttl_limits_how_far_an_announce_travels() -> None:
+    net = Net(5, ttl=2)
+    net.line()
+    net.share(0, entry("x.mp4"))
+    assert [bool(net.rids(i)) for i in range(1, 5)] == [True, True, False, False]
+
+
+def test_duplicates_are_suppressed_in_a_full_mesh() -> None:
+    n = 6
+    net = Net(n, ttl=8)
+    for a in range(n):
+        for b in range(a + 1, n):
+            net.link(a, b)
+    net.share(0, entry("x.mp4"))
+    assert all(net.rids(i) for i in range(1, n))
+    # Each of the n-1 receivers forwards a new announce once, to everyone but the sender
+    # and the origin; everything beyond the first copy is dropped as a duplicate.
+    assert net.delivered == (n - 1) + (n - 1) * (n - 2)
+    assert sum(net.core(i).counters["announces_new"] for i in range(n)) == n - 1
+    assert sum(net.core(i).counters["duplicates"] for i in range(n)) == (n - 1) * (n - 2)
+
+
+def test_a_replayed_or_older_announce_changes_nothing() -> None:
+    net = Net(2)
+    net.link(0, 1)
+    a, b = net.core(0), net.core(1)
+    a.set_local([entry("new.mp4")])
+    old = encode(a.make_announce())
+    a.set_local([entry("newer.mp4")])
+    new = encode(a.make_announce())
+    b.receive(net.ids[0], "h", new, 0.0, [])
+    out = b.receive(net.ids[0], "h", old, 0.0, [])
+    assert not out.sends and not out.added
+    assert net.rids(1) == {rid_of("newer.mp4")}
+    assert b.counters["duplicates"] == 1
+
+
+def test_a_forged_or_altered_announce_is_a_remote_error() -> None:
+    net = Net(2)
+    a, b = net.core(0), net.core(1)
+    a.set_local([entry("x.mp4")])
+    ann = a.make_announce()
+    body = msgspec.msgpack.decode(ann.body)
+    body["entries"][0]["name"] = "evil.exe"
+    altered = msgspec.structs.replace(ann, body=msgspec.msgpack.encode(body))
+    with pytest.raises(RemoteProtocolError, match="signature"):
+        b.receive(net.ids[0], "h", encode(altered), 0.0, [])
+    other = Identity.from_seed(b"\x09" * 32)
+    impostor = msgspec.structs.replace(ann, public_key=other.public_key)
+    with pytest.raises(RemoteProtocolError, match="signature"):
+        b.receive(net.ids[0], "h", encode(impostor), 0.0, [])
+    assert b.network_files() == []
+
+
+def test_the_first_hop_fills_in_the_origin_host_for_later_hops() -> None:
+    net = Net(3)
+    net.line()
+    net.share(0, entry("x.mp4"))
+    assert net.core(1).address_of(net.ids[0]) == ("10.0.0.1", 7000)
+    assert net.core(2).records[net.ids[0]].host == "10.0.0.1"
+
+
+def test_entries_of_a_silent_origin_expire() -> None:
+    net = Net(3, expiry=90.0)
+    net.line()
+    video = entry("x.mp4")
+    net.share(0, video)
+    c = net.core(2)
+    assert c.next_timer() == 90.0
+    assert not c.expire(89.0).removed
+    out = c.expire(90.0)
+    assert out.removed == {video.rid} and c.network_files() == []
+    assert c.next_timer() is None and c.counters["expired"] == 1
+
+
+def test_a_periodic_reannounce_keeps_entries_alive() -> None:
+    net = Net(2, expiry=90.0)
+    net.link(0, 1)
+    net.share(0, entry("x.mp4"))
+    net.now = 80.0
+    net.share(0, entry("x.mp4"))  # same list, new seq: refreshes the record
+    assert not net.core(1).expire(100.0).removed
+    assert net.core(1).next_timer() == 170.0
+
+
+def test_a_neighbour_that_goes_down_expires_after_the_grace_period() -> None:
+    net = Net(2, expiry=90.0)
+    net.link(0, 1)
+    net.share(0, entry("x.mp4"))
+    b = net.core(1)
+    b.peer_down(net.ids[0], now=5.0, grace=10.0)
+    assert b.next_timer() == 15.0
+    assert b.expire(15.0).removed == {rid_of("x.mp4")}
+
+
+def test_a_late_joiner_gets_the_list_by_sync() -> None:
+    net = Net(3)
+    net.link(0, 1)
+    net.share(0, entry("x.mp4"))
+    net.link(1, 2)  # node 2 connects to node 1 afterwards
+    net.post(net.ids[1], net.core(1).sync_for(net.ids[2]))
+    net.run()
+    assert net.rids(2) == {rid_of("x.mp4")}
+    assert net.core(2).providers(rid_of("x.mp4")) == [net.ids[0]]
+
+
+def test_the_same_file_from_two_providers_is_one_row_with_both() -> None:
+    net = Net(3)
+    net.line()
+    video = entry("x.mp4")
+    net.share(0, video)
+    net.share(2, video)
+    (row,) = net.core(1).network_files()
+    assert row["providers"] == sorted([net.ids[0], net.ids[2]])
+
+
+def test_search_is_flooded_and_answers_come_back_along_the_reverse_path() -> None:
+    net = Net(4)
+    net.line()  # 0 - 1 - 2 - 3
+    cat = entry("cat.mp4", title="Funny Cat", description="a kitten plays")
+    dog = entry("dog.mp4", title="Dog", description="Cats are not here")
+    bird = entry("bird.png", title="Bird")
+    for index, shared in ((0, cat), (1, dog), (3, bird)):
+        net.cores[net.ids[index]].set_local([shared])  # not announced: only the query finds them
+    d = net.core(3)
+    qid, sends = d.start_query("CAT", 0.0, net.links[net.ids[3]])
+    net.post(net.ids[3], sends)
+    net.run()
+    results = d.finish_query(qid)
+    assert {r["rid"] for r in results} == {cat.rid, dog.rid}  # title, description, any case
+    by_rid = {r["rid"]: r for r in results}
+    assert by_rid[cat.rid]["providers"] == [net.ids[0]]
+    assert not by_rid[cat.rid]["local"]
+    assert net.core(1).counters["hits_in"] == 1  # node 1 relayed node 0's hits
+
+
+def test_search_includes_local_and_already_known_matches_and_merges_providers() -> None:
+    net = Net(3)
+    net.line()
+    song = entry("song.mp3", title="Song")
+    net.share(0, song)  # announced: node 2 already knows it
+    net.core(2).set_local([song])
+    qid, sends = net.core(2).start_query("song", 0.0, net.links[net.ids[2]])
+    net.post(net.ids[2], sends)
+    net.run()
+    (row,) = net.core(2).finish_query(qid)
+    assert row["providers"] == sorted([net.ids[0], net.ids[2]]) and row["local"]
+
+
+def test_a_duplicate_query_is_answered_once() -> None:
+    net = Net(3)
+    for a, b in ((0, 1), (1, 2), (0, 2)):  # triangle: node 2 gets the query twice
+        net.link(a, b)
+    net.core(2).set_local([entry("x.mp4")])
+    qid, sends = net.core(0).start_query("x", 0.0, net.links[net.ids[0]])
+    net.post(net.ids[0], sends)
+    net.run()
+    assert len(net.core(0).finish_query(qid)) == 1
+    assert net.core(2).counters["queries_in"] == 2 and net.core(2).counters["duplicates"] == 1
+
+
+def test_hits_nobody_asked_for_are_dropped() -> None:
+    net = Net(2)
+    stray = Hits(qid=b"q" * 16, provider=net.ids[0], entries=[entry("x.mp4")])
+    out = net.core(1).receive(net.ids[0], "h", encode(stray), 0.0, [net.ids[0]])
+    assert not out.sends and out.hits_for is None
+    assert net.core(1).counters["hits_unroutable"] == 1
+
+
+def test_a_flooding_peer_is_rate_limited() -> None:
+    ident = Identity.from_seed(b"\x01" * 32)
+    core = FloodCore(ident.node_id, ident.public_key, ident.sign, rate=10.0, burst=5.0)
+    message = encode(PeerList(peers=[]))
+    for _ in range(8):
+        core.receive("p" * 64, "h", message, 0.0, [])
+    assert core.counters["rate_limited"] == 3
+    core.receive("p" * 64, "h", message, 0.5, [])  # tokens refill with time
+    assert core.counters["rate_limited"] == 3
+
+
+def test_peer_lists_teach_addresses_but_not_our_own() -> None:
+    net = Net(2)
+    b = net.core(1)
+    listed = PeerList(peers=[PeerInfo(id=net.ids[0], host="10.0.0.5", port=7001),
+                             PeerInfo(id=net.ids[1], host="10.0.0.6", port=7002)])
+    b.receive(net.ids[0], "h", encode(listed), 0.0, [])
+    assert b.known_peers == {net.ids[0]: ("10.0.0.5", 7001, 0.0)}
+    assert decode(b.peer_list([(net.ids[0], "10.0.0.5", 7001), ("f" * 64, "h", 0)])) == PeerList(
+        peers=[PeerInfo(id=net.ids[0], host="10.0.0.5", port=7001)])
+
+
+def test_set_local_reports_changes_only() -> None:
+    net = Net(1)
+    core = net.core(0)
+    assert core.set_local([entry("a.mp4")])
+    assert not core.set_local([entry("a.mp4")])
+    assert core.set_local([])
+
+
+def test_sequence_numbers_grow_and_follow_the_wall_clock_floor() -> None:
+    core = Net(1).core(0)
+    first = core.make_announce(seq_floor=1000)
+    second = core.make_announce(seq_floor=10)
+    assert isinstance(first, Announce)
+    assert core.seq == 1001 and second.signature != first.signature
+
+
+def test_entry_from_item_validates_truncates_and_skips_partial_items() -> None:
+    item = {"rid": rid_of("a"), "name": "a.mp4", "size": 5, "mime": "video/mp4",
+            "category": "video", "title": "t" * 600, "description": "", "duration": 1.5,
+            "complete": True, "broken": False}
+    made = entry_from_item(item)
+    assert made is not None and len(made.title) == 512 and made.duration == 1.5
+    assert entry_from_item({**item, "complete": False}) is None
+    assert entry_from_item({**item, "broken": True}) is None
+    assert entry_from_item({**item, "rid": "not-a-rid"}) is None
+
+
+def test_seen_cache_is_bounded_in_size_and_age() -> None:
+    seen = SeenCache(capacity=3, max_age=10.0)
+    assert seen.add("a", 0.0) and not seen.add("a", 1.0)
+    for key in "bcd":
+        seen.add(key, 2.0)
+    assert "a" not in seen and len(seen) == 3
+    assert seen.add("b", 20.0)  # too old to count as seen
+
+
+def test_token_bucket_refills_up_to_its_burst() -> None:
+    bucket = TokenBucket(rate=2.0, burst=2.0, now=0.0)
+    assert bucket.take(0.0) and bucket.take(0.0) and not bucket.take(0.0)
+    assert bucket.take(0.5) and not bucket.take(0.5)
+    assert bucket.take(100.0) and bucket.take(100.0) and not bucket.take(100.0)
+
+
+def test_ttl_out_of_range_is_a_local_error() -> None:
+    ident = Identity.from_seed(b"\x01" * 32)
+    with pytest.raises(ValueError):
+        FloodCore(ident.node_id, ident.public_key, ident.sign, ttl=0)
