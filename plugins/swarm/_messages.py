@@ -102,9 +102,21 @@ class Reject(_Msg, tag="rj"):
     length: Length
 
 
+MAX_PEX = 50
+Host = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+
+
+class Peers(_Msg, tag="px"):
+    """Other members of this content's swarm (listen addresses), so leechers find each
+    other and trade instead of all pulling from the seeders."""
+
+    addresses: Annotated[list[tuple[Host, Port]], msgspec.Meta(max_length=MAX_PEX)]
+
+
 Message = (
     ManifestRequest | ManifestResponse | Bitfield | Have | Interested | NotInterested
-    | Choke | Unchoke | Request | Piece | Cancel | Reject
+    | Choke | Unchoke | Request | Piece | Cancel | Reject | Peers
 )
 
 _encoder = msgspec.msgpack.Encoder()
@@ -149,6 +161,6 @@ def unpack_bits(bits: bytes, count: int) -> list[bool]:
 
 __all__ = [
     "MAX_BLOCK", "PROTOCOL", "Bitfield", "Cancel", "Choke", "Have", "Interested",
-    "ManifestRequest", "ManifestResponse", "Message", "NotInterested", "Piece", "Reject",
+    "ManifestRequest", "ManifestResponse", "Message", "NotInterested", "Peers", "Piece", "Reject",
     "Request", "Unchoke", "decode", "encode", "pack_bits", "unpack_bits",
 ]

@@ -13,7 +13,7 @@ RID = "ab" * 32
     m.ManifestRequest(RID), m.ManifestResponse(RID, b"x"), m.ManifestResponse(RID, None),
     m.Bitfield(RID, b"\xf0"), m.Have(RID, 3), m.Interested(RID), m.NotInterested(RID),
     m.Choke(RID), m.Unchoke(RID), m.Request(RID, 1, 0, 65536), m.Piece(RID, 1, 0, b"data"),
-    m.Cancel(RID, 1, 0, 10), m.Reject(RID, 1, 0, 10),
+    m.Cancel(RID, 1, 0, 10), m.Reject(RID, 1, 0, 10), m.Peers(RID, [("127.0.0.1", 7700)]),
 ])
 def test_round_trip(msg: m.Message) -> None:
     assert m.decode(m.encode(msg)) == msg
@@ -26,6 +26,8 @@ def test_round_trip(msg: m.Message) -> None:
     m.Request(RID, 1, 0, 0),                 # empty request
     m.Have("not-a-rid", 1),                  # rid must be 64 hex digits
     m.Piece(RID, 0, 0, b""),                 # empty block
+    m.Peers(RID, [("h", 1)] * 51),           # too many addresses
+    m.Peers(RID, [("h", 0)]),                # port 0
 ])
 def test_out_of_bounds_fields_are_rejected(bad: m.Message) -> None:
     data = msgspec.msgpack.encode(bad)  # the encoder does not validate; the decoder must

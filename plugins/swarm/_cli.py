@@ -1,0 +1,115 @@
+"""``p2pkit get RID --bootstrap HOST:PORT [-o PATH] [--timeout S]``.
+
+A one-shot node (ephemeral unless ``--data-dir``/``--profile`` is given, which also makes
+an interrupted download resume) dials the bootstrap peers, downloads the content from
+every peer that has it with a progress bar, exports it verified and exits 0. It exits 1
+with one clear line when it cannot finish: no provider within ``swarm.provider_wait_s``
+(60 s by default) or the ``--timeout`` ran out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import trio
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from p2pkit.cli import UsageError, add_node_arguments, config_from_args, console, setup_logging
+from p2pkit.node import open_node
+
+from ._errors import SwarmError
+
+
+def add_get_command(subparsers: argparse._SubParsersAction[Any]) -> None:
+    get = subparsers.add_parser("get", help="download a file from the peers that have it")
+    get.add_argument("rid", help="content id (64 hex digits, see `p2pkit files`)")
+    add_node_arguments(get)
+    get.add_argument("-o", "--output", type=Path, metavar="PATH",
+                     help="file or directory to write (default: the file's name, here)")
+    get.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                     help="give up after this long (default: no limit once a provider answers)")
+    get.add_argument("--quiet", action="store_true", help="no progress bar")
+    get.set_defaults(func=cmd_get)
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    from p2pkit.plugins.store import is_rid
+
+    if not args.bootstrap:
+        raise UsageError("p2pkit get needs --bootstrap HOST:PORT (a running node)")
+    if not is_rid(args.rid):
+        raise UsageError(f"{args.rid!r} is not a content id (64 lowercase hex digits)")
+    if args.timeout is not None and not args.timeout > 0:
+        raise UsageError("--timeout must be > 0")
+    overrides: dict[str, Any] = {}
+    if args.data_dir is None and args.profile is None and args.config is None:
+        overrides["ephemeral"] = True
+    if args.repeater is None:
+        overrides["repeater"] = "off"
+    if args.port is None:
+        overrides["port"] = 0
+    if args.log_level is None:
+        overrides["log_level"] = "warning"
+    config = config_from_args(args, **overrides)
+    setup_logging(config.node.log_level)
+    dest = args.output if args.output is not None else Path.cwd()
+
+    async def main() -> tuple[Path | None, str]:
+        async with open_node(config) as node:
+            with trio.move_on_after(args.timeout if args.timeout else float("inf")):
+                try:
+                    return await _download(node, args.rid, dest, quiet=args.quiet), ""
+                except SwarmError as exc:
+                    return None, str(exc)
+            return None, f"the download did not finish within {args.timeout:g} s"
+
+    path, error = trio.run(main)
+    if path is None:
+        console.print(f"[red]error:[/red] {error}", highlight=False)
+        return 1
+    digest = _sha256(path)
+    console.print(f"saved {path} ({path.stat().st_size} bytes, verified, sha256 {digest})",
+                  highlight=False)
+    return 0
+
+
+async def _download(node: Any, rid: str, dest: Path, *, quiet: bool) -> Path:
+    swarm = node.capability("swarm")
+    if quiet:
+        return await node.download(rid, dest)  # type: ignore[no-any-return]
+    columns = (
+        TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
+        TransferSpeedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[peers]} peers"),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(f"{rid[:12]}…", total=None, peers=0)
+
+        def progress(done: int, total: int) -> None:
+            torrent = swarm.torrents.get(rid)
+            if torrent is not None:
+                bar.update(task, description=torrent.manifest.name[:40])
+            bar.update(task, completed=done, total=total,
+                       peers=len(torrent.peers) if torrent is not None else 0)
+
+        return await node.download(rid, dest, progress=progress)  # type: ignore[no-any-return]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+__all__ = ["add_get_command", "cmd_get"]

@@ -1,0 +1,729 @@
+"""The swarm as a node capability: the "swarm" peer protocol and multi-source downloads.
+
+Flow of one download (``download(rid)``):
+
+1. The manifest comes from the store (resume) or from peers: providers found through
+   ``node.discovery.find_providers(rid)`` and every connected peer are asked; the first
+   answer that hashes to ``rid`` wins.
+2. Our bitfield goes to every connected peer; those that hold any of the content answer
+   with theirs and a list of other swarm members (which we dial), so leechers trade with
+   each other, not only with seeders.
+3. We say Interested to peers with pieces we lack; their choker unchokes us; we keep a
+   pipeline of requests sized to each path; blocks are assembled into pieces, and the
+   store checks each piece's SHA-256 before it is kept. A failed piece gives its only
+   sender a strike (three and the peer is dropped); mixed pieces are fetched again from
+   one peer (see the picker).
+4. Complete: the file is exported (atomically) and we keep seeding it.
+
+Handlers never wait on the network: replies are queued on the peer's :class:`Link` and a
+writer task per peer sends them, control before uploads; uploads pass the token bucket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import tempfile
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import msgspec
+import trio
+
+from p2pkit._exceptions import RemoteProtocolError, SessionClosed
+from p2pkit.capabilities import CHANNEL_BULK, CHANNEL_CONTROL
+from p2pkit.events import ContentRemoved, Event, GenericEvent, Notice, PeerDown, PeerUp
+from p2pkit.fields import Field, FieldType
+from p2pkit.hookspecs import hookimpl
+from p2pkit.peers import Peer
+
+from . import _messages as msg
+from ._bucket import TokenBucket
+from ._choker import Choker, PeerView
+from ._errors import NoProvidersError, P2PDisabledError, SwarmError
+from ._picker import Block
+from ._pipeline import RateMeter, pipeline_depth
+from ._state import Link, PeerState, Torrent
+
+log = logging.getLogger("p2pkit.swarm")
+
+TICK = 1.0  # housekeeping: choking rounds, timeouts, refills, progress
+PIECE_CACHE = 16  # verified pieces kept in memory for serving their blocks
+
+
+def _block_size_ok(_inst: Any, _attr: Any, value: int) -> None:
+    if not 16 * 1024 <= value <= msg.MAX_BLOCK:
+        raise ValueError(f"swarm.block_size must be between 16384 and {msg.MAX_BLOCK}")
+
+
+def _positive(_inst: Any, attr: Any, value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"swarm.{attr.name} must be > 0")
+
+
+@attrs.define
+class SwarmConfig:
+    """``[swarm]``: how pieces are exchanged."""
+
+    block_size: int = attrs.field(default=64 * 1024, validator=_block_size_ok)
+    regular_slots: int = attrs.field(default=4, validator=_positive)  # tit-for-tat slots
+    choke_interval_s: float = attrs.field(default=10.0, validator=_positive)
+    optimistic_interval_s: float = attrs.field(default=30.0, validator=_positive)
+    max_strikes: int = attrs.field(default=3, validator=_positive)  # bad pieces before a drop
+    request_timeout_s: float = attrs.field(default=20.0, validator=_positive)
+    provider_wait_s: float = attrs.field(default=60.0, validator=_positive)
+    max_peers: int = attrs.field(default=40, validator=_positive)  # per content
+    upload_queue: int = attrs.field(default=256, validator=_positive)  # per peer
+    max_depth: int = attrs.field(default=64, validator=_positive)  # requests per peer
+
+
+class SwarmProvider:
+    """The node's ``swarm`` capability (needs a transport and a store)."""
+
+    requires = ("transport", "store")
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        try:
+            self.cfg: SwarmConfig = node.config.section("swarm")
+        except Exception:  # used without the plugin's section bound (tests, embedding)
+            self.cfg = SwarmConfig()
+        self.rng = random.Random(int(node.id[:16], 16))
+        self.links: dict[str, Link] = {}
+        self.torrents: dict[str, Torrent] = {}
+        self.banned: set[str] = set()
+        self.bucket = TokenBucket.from_kbps(node.settings.upload_limit_kbps)
+        self._manifest_waiters: dict[str, trio.Event] = {}
+        self._manifests: dict[str, Any] = {}
+        self._piece_cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._dialing: set[tuple[str, int]] = set()
+        self.up = RateMeter()
+        self.down = RateMeter()
+        self.bytes_from_peers: Counter[str] = Counter()  # every content, every peer
+        self.bytes_to_peers: Counter[str] = Counter()
+        self.counters: Counter[str] = Counter()
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def name(self) -> str:  # the MessageProtocol's name
+        return msg.PROTOCOL
+
+    def _now(self) -> float:
+        return trio.current_time()
+
+    @property
+    def store(self) -> Any:
+        return self.node.store
+
+    def _allowed(self, peer: Peer) -> bool:
+        return bool(peer.enabled) and self.node.settings.p2p_enabled and peer.id not in self.banned
+
+    def _link(self, peer: Peer) -> Link:
+        link = self.links.get(peer.id)
+        if link is None or link.peer is not peer:
+            if link is not None:
+                link.close()
+            link = self.links[peer.id] = Link(peer)
+            self.node.nursery.start_soon(self._writer, link)
+        return link
+
+    async def _writer(self, link: Link) -> None:
+        """Send one peer's queued messages: control first, then uploads."""
+        peer = link.peer
+        try:
+            while not link.closed:
+                await link.wait()
+                if link.control:
+                    await peer.send(msg.PROTOCOL, link.control.popleft(), channel=CHANNEL_CONTROL)
+                elif link.uploads:
+                    rid, request = link.uploads.popleft()
+                    await self._upload(link, rid, request)
+        except SessionClosed:
+            pass
+        finally:
+            link.close()
+
+    def _torrent(self, rid: str) -> Torrent | None:
+        """The state of ``rid``, built from the store on first use (None if unknown)."""
+        t = self.torrents.get(rid)
+        if t is not None:
+            return t
+        manifest = self.store.manifest(rid)
+        if manifest is None:
+            return None
+        have = msg.unpack_bits(self.store.have_bitmap(rid), manifest.num_pieces)
+        choker = Choker(slots=self.cfg.regular_slots, interval=self.cfg.choke_interval_s,
+                        optimistic_interval=self.cfg.optimistic_interval_s, rng=self.rng)
+        t = Torrent(rid, manifest, have, block_size=self.cfg.block_size, choker=choker,
+                    rng=self.rng)
+        self.torrents[rid] = t
+        return t
+
+    # ------------------------------------------------------------------ hooks
+
+    @hookimpl
+    def p2pkit_message_protocols(self, node: Any) -> Iterable[Any]:
+        return [self]
+
+    @hookimpl
+    def p2pkit_services(self, node: Any) -> Iterable[Any]:
+        return [self.serve]
+
+    @hookimpl
+    def p2pkit_event(self, node: Any, event: Event) -> None:
+        if isinstance(event, PeerDown):
+            self._peer_gone(event.peer_id)
+        elif isinstance(event, PeerUp):
+            peer = node.peers.get(event.peer_id) if node.peers is not None else None
+            if peer is not None:
+                for t in self.torrents.values():
+                    if t.active:
+                        self._join(t, peer)
+        elif isinstance(event, GenericEvent) and event.kind == "settings.changed":
+            key = str(event.data.get("key", "")).removeprefix("cfg.")
+            if key == "upload_limit_kbps":
+                self.bucket.set_rate(int(event.data["value"]) * 1024, now=self._now())
+            elif key == "p2p_enabled":
+                for t in self.torrents.values():
+                    self._rechoke(t)
+        elif isinstance(event, ContentRemoved) and event.local:
+            self._forget_torrent(event.rid)
+        elif isinstance(event, GenericEvent) and event.kind == "store.evicted":
+            rid = event.data.get("key")
+            if isinstance(rid, str) and rid in self.torrents:
+                self._forget_torrent(rid)
+
+    @hookimpl
+    def p2pkit_fields(self, node: Any) -> Iterable[Field]:
+        now = trio.current_time
+        return [
+            Field("swarm.downloads", FieldType.INT,
+                  lambda: sum(t.active for t in self.torrents.values()),
+                  description="downloads in progress"),
+            Field("swarm.down_rate", FieldType.FLOAT, lambda: self.down.rate(now()),
+                  description="piece bytes/s received from peers, 5 s window"),
+            Field("swarm.up_rate", FieldType.FLOAT, lambda: self.up.rate(now()),
+                  description="piece bytes/s sent to peers, 5 s window"),
+            Field("swarm.bytes_from", FieldType.JSON, lambda: dict(self.bytes_from_peers),
+                  description="piece bytes received from each peer id"),
+            Field("swarm.bytes_to", FieldType.JSON, lambda: dict(self.bytes_to_peers),
+                  description="piece bytes sent to each peer id"),
+            Field("swarm.stats", FieldType.JSON, lambda: dict(self.counters),
+                  description="counters: bad pieces, strikes, rejects, timeouts..."),
+        ]
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Housekeeping every second: choking rounds, request timeouts, refills, progress."""
+        task_status.started()
+        while True:
+            await trio.sleep(TICK)
+            now = self._now()
+            for t in list(self.torrents.values()):
+                self._rechoke(t)
+                if t.active:
+                    self._expire_requests(t, now)
+                    for pid in list(t.peers):
+                        self._fill(t, pid)
+                    self._report(t, now)
+
+    # ------------------------------------------------------------------ receiving
+
+    async def handle(self, peer: Peer, payload: bytes) -> None:
+        """One message from ``peer`` (called in its receive loop: never waits)."""
+        m = msg.decode(payload)
+        if isinstance(m, msg.ManifestRequest):
+            self._on_manifest_request(peer, m)
+        elif isinstance(m, msg.ManifestResponse):
+            self._on_manifest_response(peer, m)
+        elif peer.id in self.banned:
+            self.counters["from_banned"] += 1
+        elif isinstance(m, msg.Bitfield):
+            self._on_bitfield(peer, m)
+        else:
+            t = self.torrents.get(m.rid)
+            ps = t.peers.get(peer.id) if t is not None else None
+            if t is None or ps is None:
+                self.counters["out_of_swarm"] += 1  # a late message after we left; harmless
+                return
+            self._dispatch(t, ps, m)
+
+    def _dispatch(self, t: Torrent, ps: PeerState, m: msg.Message) -> None:
+        pid = ps.peer.id
+        if isinstance(m, msg.Piece):
+            self._on_piece(t, ps, m)
+        elif isinstance(m, msg.Request):
+            self._on_request(t, ps, m)
+        elif isinstance(m, msg.Have):
+            if m.piece >= t.num_pieces:
+                raise RemoteProtocolError(f"have for piece {m.piece} of {t.num_pieces}")
+            if ps.pieces is None:
+                ps.pieces = [False] * t.num_pieces
+                t.picker.add_peer(pid, ps.pieces)
+            ps.pieces[m.piece] = True
+            t.picker.peer_has(pid, m.piece)
+            self._update_interest(t, ps)
+            self._fill(t, pid)
+        elif isinstance(m, msg.Interested | msg.NotInterested):
+            ps.peer_interested = isinstance(m, msg.Interested)
+            self._rechoke(t)
+        elif isinstance(m, msg.Choke):
+            ps.peer_choking = True
+            t.picker.forget_requests(pid, list(ps.requested))
+            ps.requested.clear()
+        elif isinstance(m, msg.Unchoke):
+            ps.peer_choking = False
+            self._fill(t, pid)
+        elif isinstance(m, msg.Cancel):
+            ps.link.cancel_upload(t.rid, msg.Request(t.rid, m.piece, m.offset, m.length))
+        elif isinstance(m, msg.Reject):
+            block = Block(m.piece, m.offset, m.length)
+            if ps.requested.pop(block, None) is not None:
+                t.picker.forget_requests(pid, [block])
+                self.counters["rejected"] += 1
+        elif isinstance(m, msg.Peers):
+            self._on_peers(t, m)
+
+    # manifest ---------------------------------------------------------------
+
+    def _on_manifest_request(self, peer: Peer, m: msg.ManifestRequest) -> None:
+        data = self.store.manifest_bytes(m.rid) if self._allowed(peer) else None
+        self._link(peer).send(msg.ManifestResponse(m.rid, data))
+
+    def _on_manifest_response(self, peer: Peer, m: msg.ManifestResponse) -> None:
+        waiter = self._manifest_waiters.get(m.rid)
+        if waiter is None or m.manifest is None or m.rid in self._manifests:
+            return
+        from p2pkit.plugins.store import Manifest
+
+        try:
+            manifest = Manifest.decode(m.manifest, rid=m.rid)
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise RemoteProtocolError(f"manifest for {m.rid[:12]} is invalid: {exc}") from None
+        self._manifests[m.rid] = manifest
+        waiter.set()
+
+    # swarm membership -------------------------------------------------------
+
+    def _join(self, t: Torrent, peer: Peer) -> PeerState | None:
+        """Add ``peer`` to the swarm of ``t`` and send it our bitfield (once)."""
+        if not self._allowed(peer):
+            return None
+        ps = t.peers.get(peer.id)
+        if ps is None:
+            if len(t.peers) >= self.cfg.max_peers:
+                return None
+            ps = t.peers[peer.id] = PeerState(self._link(peer))
+        if not ps.bitfield_sent:
+            ps.bitfield_sent = True
+            ps.link.send(t.bitfield())
+        return ps
+
+    def _on_bitfield(self, peer: Peer, m: msg.Bitfield) -> None:
+        t = self._torrent(m.rid)
+        if t is None:
+            return  # not ours to talk about
+        pieces = msg.unpack_bits(m.bits, t.num_pieces)
+        ps = self._join(t, peer)
+        if ps is None:
+            return
+        first = ps.pieces is None
+        ps.pieces = pieces
+        t.picker.add_peer(peer.id, pieces)
+        if first:
+            others = [p.peer.listen_address for pid, p in t.peers.items() if pid != peer.id]
+            self.rng.shuffle(others)
+            if others:
+                ps.link.send(msg.Peers(t.rid, others[: msg.MAX_PEX]))
+        self._update_interest(t, ps)
+        self._rechoke(t)
+
+    def _on_peers(self, t: Torrent, m: msg.Peers) -> None:
+        if not t.active or self.node.peers is None:
+            return
+        for host, port in m.addresses:
+            if len(t.peers) + len(self._dialing) >= self.cfg.max_peers:
+                break
+            addr = (host, port)
+            if addr in self._dialing or self.node.peers.by_address(addr) is not None:
+                continue
+            self._dialing.add(addr)
+            self.node.nursery.start_soon(self._dial, addr)
+
+    async def _dial(self, addr: tuple[str, int]) -> Peer | None:
+        try:
+            with trio.move_on_after(10):
+                return await self.node.peers.connect(addr)  # type: ignore[no-any-return]
+        except (SessionClosed, RemoteProtocolError, OSError) as exc:
+            log.debug("swarm: dialing %s failed: %s", addr, exc)
+        finally:
+            self._dialing.discard(addr)
+        return None
+
+    def _peer_gone(self, peer_id: str) -> None:
+        link = self.links.pop(peer_id, None)
+        if link is not None:
+            link.close()
+        for t in self.torrents.values():
+            ps = t.peers.pop(peer_id, None)
+            if ps is not None:
+                t.picker.remove_peer(peer_id)
+                self._rechoke(t)
+
+    def _forget_torrent(self, rid: str) -> None:
+        t = self.torrents.pop(rid, None)
+        if t is None:
+            return
+        for ps in t.peers.values():
+            ps.link.cancel_upload(rid)
+            if not ps.am_choking:
+                ps.link.send(msg.Choke(rid))  # they forget their requests at once
+        t.error = SwarmError("the content was removed from the store")
+        t.poke()
+
+    # interest and choking ---------------------------------------------------
+
+    def _update_interest(self, t: Torrent, ps: PeerState) -> None:
+        want = (t.active and ps.peer.enabled
+                and t.picker.interesting(ps.peer.id))
+        if want != ps.am_interested:
+            ps.am_interested = want
+            ps.link.send(msg.Interested(t.rid) if want else msg.NotInterested(t.rid))
+
+    def _rechoke(self, t: Torrent) -> None:
+        now = self._now()
+        seeding = t.complete
+        views = {
+            pid: PeerView(ps.peer_interested and self._allowed(ps.peer),
+                          ps.up.rate(now) if seeding else ps.down.rate(now))
+            for pid, ps in t.peers.items()
+        }
+        unchoked = t.choker.update(now, views)
+        for pid, ps in t.peers.items():
+            choke = pid not in unchoked
+            if choke != ps.am_choking:
+                ps.am_choking = choke
+                ps.link.send(msg.Choke(t.rid) if choke else msg.Unchoke(t.rid))
+                if choke:
+                    ps.link.cancel_upload(t.rid)
+
+    # requesting -------------------------------------------------------------
+
+    def _rtt(self, peer: Peer) -> float:
+        try:
+            stats = peer.stats()
+        except Exception:
+            return 0.1
+        for key in ("srtt", "srtt_s", "rtt"):
+            value = stats.get(key)
+            if isinstance(value, int | float) and value > 0:
+                return float(value)
+        value = stats.get("srtt_ms")
+        return float(value) / 1000 if isinstance(value, int | float) and value > 0 else 0.1
+
+    def _fill(self, t: Torrent, pid: str) -> None:
+        """Top up the request pipeline to ``pid``."""
+        ps = t.peers.get(pid)
+        if (ps is None or not t.active or ps.peer_choking
+                or not self._allowed(ps.peer)):
+            return
+        now = self._now()
+        depth = pipeline_depth(ps.down.rate(now), self._rtt(ps.peer), self.cfg.block_size,
+                               hi=self.cfg.max_depth)
+        need = depth - len(ps.requested)
+        if need <= 0:
+            return
+        for block in t.picker.pick(pid, need):
+            ps.requested[block] = now
+            ps.link.send(msg.Request(t.rid, block.piece, block.offset, block.length))
+
+    def _expire_requests(self, t: Torrent, now: float) -> None:
+        limit = now - self.cfg.request_timeout_s
+        for pid, ps in t.peers.items():
+            late = [b for b, at in ps.requested.items() if at < limit]
+            if late:
+                self.counters["request_timeouts"] += len(late)
+                for b in late:
+                    del ps.requested[b]
+                t.picker.forget_requests(pid, late)
+
+    def _on_piece(self, t: Torrent, ps: PeerState, m: msg.Piece) -> None:
+        pid = ps.peer.id
+        block = Block(m.piece, m.offset, len(m.data))
+        if ps.requested.pop(block, None) is None:
+            self.counters["unrequested_blocks"] += 1
+            return
+        now = self._now()
+        n = len(m.data)
+        ps.down.add(n, now)
+        t.down.add(n, now)
+        self.down.add(n, now)
+        t.bytes_from[pid] += n
+        self.bytes_from_peers[pid] += n
+        expected, others, piece_done = t.picker.on_block(pid, block)
+        for other, b in others:
+            ops = t.peers.get(other)
+            if ops is not None and ops.requested.pop(b, None) is not None:
+                ops.link.send(msg.Cancel(t.rid, b.piece, b.offset, b.length))
+        if not expected:
+            self.counters["duplicate_blocks"] += 1
+            self._fill(t, pid)
+            return
+        buf = t.buffers.get(m.piece)
+        if buf is None:
+            buf = t.buffers[m.piece] = bytearray(t.manifest.piece_length(m.piece))
+        buf[m.offset:m.offset + n] = m.data
+        if piece_done:
+            self._finish_piece(t, m.piece, bytes(t.buffers.pop(m.piece)))
+        self._fill(t, pid)
+
+    def _finish_piece(self, t: Torrent, index: int, data: bytes) -> None:
+        from p2pkit.plugins.store import StoreError
+
+        try:
+            ok = self.store.write_piece(t.rid, index, data)
+        except StoreError as exc:  # full, or the content was evicted meanwhile
+            t.error = exc
+            t.poke()
+            return
+        if not ok:
+            self.counters["bad_pieces"] += 1
+            blame, cancels = t.picker.piece_failed(index)
+            self._send_cancels(t, cancels)
+            if blame is not None:
+                self._strike(t, blame, index)
+            return
+        self._send_cancels(t, t.picker.piece_verified(index))
+        for ps in list(t.peers.values()):
+            if not ps.is_seed:
+                ps.link.send(msg.Have(t.rid, index))
+            self._update_interest(t, ps)
+        if t.picker.complete:
+            t.poke()
+            self._report(t, self._now(), force=True)
+
+    def _send_cancels(self, t: Torrent, cancels: list[tuple[str, Block]]) -> None:
+        for pid, b in cancels:
+            ps = t.peers.get(pid)
+            if ps is not None and ps.requested.pop(b, None) is not None:
+                ps.link.send(msg.Cancel(t.rid, b.piece, b.offset, b.length))
+
+    def _strike(self, t: Torrent, pid: str, index: int) -> None:
+        t.strikes[pid] += 1
+        self.counters["strikes"] += 1
+        ps = t.peers.get(pid)
+        log.warning("swarm: piece %d of %s from %s failed its hash (strike %d)",
+                    index, t.rid[:12], pid[:12], t.strikes[pid])
+        if t.strikes[pid] < self.cfg.max_strikes or ps is None:
+            return
+        self.banned.add(pid)
+        self.counters["peers_dropped"] += 1
+        self.node.emit(Notice(level="warning", source="swarm",
+                              message=f"dropped peer {pid[:12]}: {t.strikes[pid]} corrupt pieces"))
+        ps.peer.close("sent corrupt pieces")  # PeerDown removes it everywhere
+
+    # uploading --------------------------------------------------------------
+
+    def _on_request(self, t: Torrent, ps: PeerState, m: msg.Request) -> None:
+        if not t.block_in_range(m.piece, m.offset, m.length):
+            raise RemoteProtocolError(f"request outside piece {m.piece} of {t.rid[:12]}")
+        if (ps.am_choking or not self._allowed(ps.peer) or not t.picker.have[m.piece]
+                or len(ps.link.uploads) >= self.cfg.upload_queue):
+            self.counters["rejects_sent"] += 1
+            ps.link.send(msg.Reject(t.rid, m.piece, m.offset, m.length))
+            return
+        ps.link.queue_upload(t.rid, m)
+
+    def _read_piece(self, rid: str, index: int) -> bytes | None:
+        key = (rid, index)
+        data = self._piece_cache.get(key)
+        if data is not None:
+            self._piece_cache.move_to_end(key)
+            return data
+        data = self.store.read_piece(rid, index)
+        if data is not None:
+            self._piece_cache[key] = data
+            if len(self._piece_cache) > PIECE_CACHE:
+                self._piece_cache.popitem(last=False)
+        return data  # type: ignore[no-any-return]
+
+    async def _upload(self, link: Link, rid: str, m: msg.Request) -> None:
+        t = self.torrents.get(rid)
+        ps = t.peers.get(link.peer.id) if t is not None else None
+        if t is None or ps is None or ps.am_choking or not self._allowed(link.peer):
+            return  # choked since it was queued: the peer has forgotten the request
+        data = self._read_piece(rid, m.piece)
+        if data is None:  # evicted or damaged on disk since we said we had it
+            link.send(msg.Reject(rid, m.piece, m.offset, m.length))
+            return
+        block = data[m.offset:m.offset + m.length]
+        delay = self.bucket.reserve(len(block), self._now())
+        if delay > 0:
+            await trio.sleep(delay)
+        await link.peer.send(msg.PROTOCOL, msg.encode(msg.Piece(rid, m.piece, m.offset, block)),
+                             channel=CHANNEL_BULK)
+        now = self._now()
+        ps.up.add(len(block), now)
+        self.up.add(len(block), now)
+        t.bytes_to[link.peer.id] += len(block)
+        self.bytes_to_peers[link.peer.id] += len(block)
+
+    # ------------------------------------------------------------------ downloading
+
+    async def fetch(self, rid: str, *, progress: Any = None) -> Any:
+        """Download ``rid`` into the store (verified) without exporting; returns the manifest."""
+        from p2pkit.plugins.store import is_rid
+
+        if not is_rid(rid):
+            raise SwarmError(f"{rid!r} is not a content id (64 hex digits)")
+        if not self.node.settings.p2p_enabled:
+            raise P2PDisabledError("peer-to-peer transfer is switched off (cfg.p2p_enabled = false)")
+        store = self.store
+        manifest = store.manifest(rid)
+        if manifest is None:
+            manifest = await self._fetch_manifest(rid)
+            store.begin_download(manifest)
+        t = self._torrent(rid)
+        if t is None:
+            raise SwarmError(f"{rid[:12]} vanished from the store")
+        if t.complete:
+            return manifest
+        if t.downloading:
+            raise SwarmError(f"{rid[:12]} is already being downloaded")
+        t.downloading = True
+        t.error = None
+        t.progress_cb = progress
+        t.started_at = self._now()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._recruit, t)
+                while not t.complete and t.error is None:
+                    await t.wake.wait()
+                    t.wake = trio.Event()
+                nursery.cancel_scope.cancel()
+        finally:
+            t.downloading = False
+            t.progress_cb = None
+            for ps in t.peers.values():
+                self._update_interest(t, ps)
+        if t.error is not None:
+            raise SwarmError(f"download of {rid[:12]} failed: {t.error}")
+        if not store.is_complete(rid):
+            raise SwarmError(f"{rid[:12]} was removed from the store during the download")
+        self.node.emit(GenericEvent(kind="download.complete", data={
+            "rid": rid, "bytes": manifest.size, "seconds": self._now() - t.started_at,
+            "from": dict(t.bytes_from)}))
+        return manifest
+
+    async def download(self, rid: str, dest: Path | None = None, *, progress: Any = None) -> Path:
+        """Fetch ``rid`` from peers (verified) and export it; returns the file's path.
+
+        ``dest``: a file path or a directory (the manifest's name is used); default
+        ``<data_dir>/downloads/`` (a temporary directory for an ephemeral node).
+        """
+        manifest = await self.fetch(rid, progress=progress)
+        if dest is None:
+            base = (Path(self.node.data_dir) / "downloads" if self.node.data_dir is not None
+                    else Path(tempfile.gettempdir()) / f"p2pkit-downloads-{self.node.id[:12]}")
+            base.mkdir(parents=True, exist_ok=True)
+            dest = base / manifest.name
+        return await self.store.export_async(rid, dest)  # type: ignore[no-any-return]
+
+    def _candidates(self, rid: str) -> list[Peer]:
+        if self.node.peers is None:
+            return []
+        return [p for p in self.node.peers.all() if self._allowed(p)]
+
+    async def _providers(self, rid: str) -> list[Peer]:
+        """Connected providers of ``rid`` announced by discovery (dialled if needed)."""
+        discovery = self.node.discovery
+        peers = self.node.peers
+        if discovery is None or peers is None:
+            return []
+        try:
+            with trio.move_on_after(10):
+                ids = list(await discovery.find_providers(rid))
+        except Exception as exc:  # a failing discovery must not kill the download
+            log.info("swarm: find_providers(%s) failed: %s", rid[:12], exc)
+            return []
+        found = []
+        for pid in ids:
+            peer = peers.get(pid)
+            if peer is None:
+                addr = None
+                address_of = getattr(discovery, "address_of", None)
+                if callable(address_of):
+                    addr = address_of(pid)
+                if addr is not None:
+                    peer = await self._dial(tuple(addr))
+            if peer is not None and self._allowed(peer):
+                found.append(peer)
+        return found
+
+    async def _fetch_manifest(self, rid: str) -> Any:
+        """Ask providers and connected peers until one sends a manifest hashing to ``rid``."""
+        waiter = self._manifest_waiters.setdefault(rid, trio.Event())
+        asked: set[str] = set()
+        try:
+            with trio.move_on_after(self.cfg.provider_wait_s):
+                while rid not in self._manifests:
+                    for peer in [*await self._providers(rid), *self._candidates(rid)]:
+                        if peer.id not in asked:
+                            asked.add(peer.id)
+                            self._link(peer).send(msg.ManifestRequest(rid))
+                    with trio.move_on_after(2.0):
+                        await waiter.wait()
+                    if len(asked) > 64:
+                        asked.clear()  # ask again: they may have it by now
+            manifest = self._manifests.pop(rid, None)
+        finally:
+            if self._manifest_waiters.get(rid) is waiter:
+                del self._manifest_waiters[rid]
+        if manifest is None:
+            raise NoProvidersError(
+                f"no peer offered {rid[:12]} within {self.cfg.provider_wait_s:g} s")
+        return manifest
+
+    async def _recruit(self, t: Torrent) -> None:
+        """Keep the swarm of a download populated: providers and every connected peer."""
+        delay = 1.0
+        while True:
+            if len(t.peers) < self.cfg.max_peers:
+                for peer in self._candidates(t.rid):
+                    self._join(t, peer)
+                for peer in await self._providers(t.rid):
+                    self._join(t, peer)
+            await trio.sleep(delay)
+            delay = min(delay * 2, 15.0)
+
+    def _report(self, t: Torrent, now: float, *, force: bool = False) -> None:
+        if not force and now - t.last_progress < 0.5:
+            return
+        t.last_progress = now
+        done, total = t.done_bytes(), t.manifest.size
+        if t.progress_cb is not None:
+            with contextlib.suppress(Exception):
+                t.progress_cb(done, total)
+        active = sum(1 for ps in t.peers.values() if not ps.peer_choking)
+        self.node.emit(GenericEvent(kind="download.progress", data={
+            "rid": t.rid, "done": done, "total": total, "rate": t.down.rate(now),
+            "peers": len(t.peers), "unchoked_by": active,
+            "rates": {pid[:16]: ps.down.rate(now) for pid, ps in t.peers.items()},
+        }))
+
+    def status(self) -> Mapping[str, Any]:
+        """A JSON-friendly view of every content in the swarm (web UI, tests)."""
+        now = self._now()
+        return {rid: {
+            "downloading": t.downloading, "complete": t.complete,
+            "have": t.picker.have_count, "pieces": t.num_pieces, "peers": len(t.peers),
+            "rate": t.down.rate(now), "bytes_from": dict(t.bytes_from),
+            "bytes_to": dict(t.bytes_to), "strikes": dict(t.strikes),
+        } for rid, t in self.torrents.items()}
+
+
+__all__ = ["SwarmConfig", "SwarmProvider"]

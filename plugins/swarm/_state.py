@@ -1,0 +1,146 @@
+"""Per-peer and per-content state of the swarm provider (no I/O here).
+
+A :class:`Link` is one peer's outgoing traffic: control messages first, then uploads,
+sent by one task per peer, so a message handler only ever queues and never waits on the
+network. A :class:`Torrent` is everything about one rid: the manifest, the picker, the
+choker, and a :class:`PeerState` for every peer in its swarm.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, deque
+from collections.abc import Callable
+
+import attrs
+import trio
+
+from p2pkit.peers import Peer
+
+from . import _messages as msg
+from ._choker import Choker
+from ._picker import Block, PiecePicker
+from ._pipeline import RateMeter
+
+
+class Link:
+    """Outgoing queues of one peer, drained by one writer task."""
+
+    def __init__(self, peer: Peer) -> None:
+        self.peer = peer
+        self.control: deque[bytes] = deque()
+        self.uploads: deque[tuple[str, msg.Request]] = deque()
+        self.closed = False
+        self._wake = trio.Event()
+
+    def send(self, message: msg.Message) -> None:
+        if not self.closed:
+            self.control.append(msg.encode(message))
+            self._wake.set()
+
+    def queue_upload(self, rid: str, request: msg.Request) -> None:
+        self.uploads.append((rid, request))
+        self._wake.set()
+
+    def cancel_upload(self, rid: str, request: msg.Request | None = None) -> None:
+        """Drop queued uploads of ``rid`` (all of them, or one request)."""
+        self.uploads = deque(
+            (r, q) for r, q in self.uploads
+            if r != rid or (request is not None and (q.piece, q.offset, q.length)
+                            != (request.piece, request.offset, request.length))
+        )
+
+    def close(self) -> None:
+        self.closed = True
+        self.control.clear()
+        self.uploads.clear()
+        self._wake.set()
+
+    async def wait(self) -> None:
+        """Until there is something to send (or the link closed)."""
+        if self.control or self.uploads or self.closed:
+            return
+        self._wake = trio.Event()
+        await self._wake.wait()
+
+
+@attrs.define(eq=False)
+class PeerState:
+    """One peer in one content's swarm. ``am_*`` is us, ``peer_*`` is them."""
+
+    link: Link
+    pieces: list[bool] | None = None  # their bitfield, once received
+    bitfield_sent: bool = False
+    am_choking: bool = True
+    am_interested: bool = False
+    peer_choking: bool = True
+    peer_interested: bool = False
+    requested: dict[Block, float] = attrs.field(factory=dict)  # block → when asked
+    down: RateMeter = attrs.field(factory=RateMeter)
+    up: RateMeter = attrs.field(factory=RateMeter)
+
+    @property
+    def peer(self) -> Peer:
+        return self.link.peer
+
+    @property
+    def is_seed(self) -> bool:
+        return self.pieces is not None and all(self.pieces)
+
+
+class Torrent:
+    """One rid: manifest, what we have, who has what, who we serve."""
+
+    def __init__(self, rid: str, manifest: object, have: list[bool], *, block_size: int,
+                 choker: Choker, rng: random.Random) -> None:
+        from p2pkit.plugins.store import Manifest
+
+        assert isinstance(manifest, Manifest)
+        self.rid = rid
+        self.manifest = manifest
+        lengths = [manifest.piece_length(i) for i in range(manifest.num_pieces)]
+        self.picker = PiecePicker(lengths, block_size=block_size,
+                                  have=[i for i, h in enumerate(have) if h], rng=rng)
+        self.choker = choker
+        self.peers: dict[str, PeerState] = {}
+        self.buffers: dict[int, bytearray] = {}
+        self.downloading = False
+        self.wake = trio.Event()  # set when a waiting download should look again
+        self.error: Exception | None = None  # why the download cannot go on
+        self.bytes_from: Counter[str] = Counter()
+        self.bytes_to: Counter[str] = Counter()
+        self.strikes: Counter[str] = Counter()
+        self.progress_cb: Callable[[int, int], None] | None = None
+        self.last_progress = float("-inf")
+        self.started_at = 0.0
+        self.down = RateMeter()
+
+    @property
+    def complete(self) -> bool:
+        return self.picker.complete
+
+    @property
+    def active(self) -> bool:
+        """A download is running and still misses pieces."""
+        return self.downloading and not self.picker.complete
+
+    def poke(self) -> None:
+        self.wake.set()
+
+    @property
+    def num_pieces(self) -> int:
+        return self.manifest.num_pieces
+
+    def done_bytes(self) -> int:
+        m = self.manifest
+        return sum(m.piece_length(i) for i, h in enumerate(self.picker.have) if h)
+
+    def bitfield(self) -> msg.Bitfield:
+        return msg.Bitfield(self.rid, msg.pack_bits(self.picker.have))
+
+    def block_in_range(self, piece: int, offset: int, length: int) -> bool:
+        return (piece < self.num_pieces
+                and offset + length <= self.manifest.piece_length(piece))
+
+
+__all__ = ["Link", "PeerState", "Torrent"]
