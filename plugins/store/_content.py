@@ -93,6 +93,16 @@ class ItemInfo(msgspec.Struct, frozen=True):
     mtime_ms: int
 
 
+def _plain_text(text: str) -> str:
+    return text.encode("utf-8", "replace").decode("utf-8")[:4096]
+
+
+def _plain_name(name: str) -> str:
+    """A file name every peer can accept: valid UTF-8, no separators, at most 255 chars."""
+    name = name.encode("utf-8", "replace").decode("utf-8").replace("\\", "_").replace("\x00", "_")
+    return name[:255] or "file"
+
+
 class Store(FileStore):
     """FileStore plus verified content: import, download pieces, serve, export."""
 
@@ -123,6 +133,8 @@ class Store(FileStore):
             except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
                 self._db.execute("DELETE FROM content WHERE rid = ?", (rid,))
                 continue
+            if source is not None:  # stored as bytes: a path need not be valid UTF-8
+                source = os.fsdecode(source if isinstance(source, bytes) else str(source))
             item = _Content(manifest, bool(pinned), source, ssize, smtime, bytearray(have), 0, 0,
                             mtime_ms, seq, added_ms, str(cdir / rid))
             if len(item.have) != (manifest.num_pieces + 7) // 8:
@@ -263,11 +275,11 @@ class Store(FileStore):
             info = probe(path, media, self.thumbnail_px)
             yield
             manifest = Manifest(
-                name=path.name[:255], size=st.st_size, mime=media.mime,
+                name=_plain_name(path.name), size=st.st_size, mime=media.mime,
                 category=media.category,  # type: ignore[arg-type]
                 piece_size=self.piece_size, piece_hashes=tuple(hashes),
-                title=(path.stem if title is None else title)[:4096],
-                description=description[:4096], duration=info.duration,
+                title=_plain_text(path.stem if title is None else title),
+                description=_plain_text(description), duration=info.duration,
                 width=info.width, height=info.height, thumbnail=info.thumbnail,
             )
             self._add_share(manifest, path, st, tmp if copy else None, pinned)
@@ -313,7 +325,8 @@ class Store(FileStore):
         self._db.execute(
             "INSERT INTO content(rid, manifest, pinned, source, source_size, source_mtime_ns, "
             "have, stored_bytes, mtime_ms, seq, added_ms) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
-            (rid, item.manifest.encode(), int(item.pinned), item.source, item.source_size,
+            (rid, item.manifest.encode(), int(item.pinned),
+             None if item.source is None else os.fsencode(item.source), item.source_size,
              item.source_mtime_ns, bytes(item.have), item.stored_bytes, item.mtime_ms,
              item.seq, item.added_ms),
         )

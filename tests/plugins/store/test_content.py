@@ -295,3 +295,18 @@ async def test_async_import_yields_to_other_tasks(tmp_path: Path, makers: dict) 
         assert ticks >= m.num_pieces  # the other task ran between pieces
         out = await s.export_async(m.rid, tmp_path / "copy.png")
         assert out.read_bytes() == path.read_bytes()
+
+
+def test_awkward_file_names_become_plain_names(store: Store, tmp_path: Path, media: dict[str, Path]) -> None:
+    odd = os.fsdecode(b"caf\xe9 back\\slash.png")  # not UTF-8, with a backslash
+    path = tmp_path / odd
+    path.write_bytes(media["png"].read_bytes())
+    m = store.import_file(path, title="t" * 5000)
+    assert "\\" not in m.name and m.name.endswith("slash.png")
+    m.name.encode("utf-8")  # valid UTF-8
+    assert len(m.title) == 4096
+    assert Manifest.decode(m.encode(), rid=m.rid) == m
+    store.close()
+    with Store(store.root, piece_size=PIECE) as again:  # the path survives a restart
+        assert again.item(m.rid).source == str(path)  # type: ignore[union-attr]
+        assert again.read_piece(m.rid, 0) is not None
