@@ -16,6 +16,8 @@ from typing import Any
 
 import attrs
 
+from p2pkit._exceptions import ConfigError
+
 from ._core import CoreLatency
 from ._dist import Distribution
 from ._link import LinkProfile
@@ -25,7 +27,7 @@ from ._nat import NatProfile, NatType
 BUILTIN_DIR = Path(__file__).parent / "scenarios"
 
 
-class ScenarioError(ValueError):
+class ScenarioError(ConfigError, ValueError):
     """A scenario file is malformed; the message names the file, line and key."""
 
 

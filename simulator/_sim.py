@@ -317,11 +317,16 @@ class Simulation:
                 await scenario(self)
                 await trio.sleep_until(self._epoch + self.duration)
             self._snapshot_transports()
+            self._finish_results()
             nursery.cancel_scope.cancel()
         self._nursery = None
         for sim_node in self.nodes.values():
             if sim_node._online_since is not None:  # pragma: no cover - closed above
                 sim_node.online_time += self.duration - sim_node._online_since
+
+    def _finish_results(self) -> None:
+        if self.flows:
+            self.results["bulk"] = [flow.result(self.duration) for flow in self.flows.values()]
 
     def _snapshot_transports(self) -> None:
         for sim_node in self.nodes.values():

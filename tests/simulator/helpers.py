@@ -6,7 +6,6 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import trio
-
 from p2pkit.simulator import Network, VirtualEndpoint
 
 

@@ -7,7 +7,6 @@ import random
 
 import pytest
 import trio
-
 from p2pkit.simulator import HEADER_BYTES, LinkProfile, LossSpec, Network
 from p2pkit.simulator._link import DROP_LOSS, DROP_QUEUE
 from p2pkit.simulator._loss import GilbertElliottLoss
@@ -95,7 +94,7 @@ async def test_end_to_end_delay_over_two_links_and_core(autojump_clock: object) 
         await trio.sleep(1)
     size = 972 + HEADER_BYTES
     expected = size * 8 / 8e6 + 0.002 + 0.015 + size * 8 / 4e6 + 0.003
-    (t, data, src), = rb.received
+    (t, _data, src), = rb.received
     assert t - t0 == pytest.approx(expected)
     assert src == ("11.0.0.1", 5000)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import trio
-
 from p2pkit.simulator import NatProfile, NatType, Network
 
 from .helpers import running
@@ -111,7 +110,7 @@ async def test_hairpinning(hairpin: bool, autojump_clock: object) -> None:
     a = net.add_host("a", nat=nat).bind(4000)
     b = net.add_host("b", nat=nat).bind(4000)
     server = net.add_host("server").bind(3478)
-    async with running(net, a, b, server) as (ra, rb, rs):
+    async with running(net, a, b, server) as (ra, _rb, rs):
         a_public = await _mapped_address(net, a, rs, server)
         b_public = await _mapped_address(net, b, rs, server)
         b.send(b"via public", a_public)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import trio
-
 from p2pkit.simulator import LinkProfile, Network
 
 from .helpers import running

@@ -1,0 +1,106 @@
+"""Scenario files: parsing, clear errors naming key and line, overrides, built-ins."""
+
+from __future__ import annotations
+
+import pytest
+from p2pkit.simulator import NatType, ScenarioError, builtin_scenarios, parse_scenario
+from p2pkit.simulator._runner import run_file
+
+GOOD = """
+[scenario]
+name = "t"
+duration = 10.0
+resolution_ms = 1.0
+
+[links.dsl]
+up_mbps = 1.0
+down_mbps = 8.0
+latency_ms = 10.0
+loss = { model = "ge", p = 0.01, r = 0.3 }
+
+[[groups]]
+name = "a"
+count = 3
+link = "dsl"
+nat = "symmetric"
+
+[[groups]]
+name = "b"
+link = { rate_mbps = 100.0, loss = 0.02 }
+session = { dist = "exponential", mean = 5.0 }
+
+[[timeline]]
+at = 2.0
+action = "partition"
+sides = [["a"], ["b"]]
+"""
+
+
+def test_parse_a_complete_scenario() -> None:
+    spec = parse_scenario(GOOD, "t.toml")
+    assert spec.name == "t" and spec.resolution == 0.001
+    a, b = spec.groups
+    assert a.count == 3 and a.link.up_bps == 1e6 and a.link.latency == 0.010
+    assert a.nat is not None and a.nat.type is NatType.SYMMETRIC
+    assert a.link.loss.expected_loss == pytest.approx(0.01 / 0.31)
+    assert b.link.loss.rate == 0.02 and b.session is not None and b.session.mean == 5.0
+    assert spec.timeline[0].sides == (("a",), ("b",))
+
+
+@pytest.mark.parametrize(
+    ("bad", "good", "expected"),
+    [
+        ('latency_ms = 10.0', 'latency_ms = "ten"', r"t\.toml:10: links\.dsl\.latency_ms: must be float"),
+        ('nat = "symmetric"', 'nat = "cone"', r"t\.toml:17: groups\[0\]\.nat: unknown NAT type 'cone'"),
+        ('link = "dsl"', 'link = "fibre"', r"t\.toml:16: groups\[0\]\.link: no link profile named 'fibre'"),
+        ('p = 0.01', 'p = 1.5', r"t\.toml:11: links\.dsl\.loss: p must be a probability"),
+        ('sides = [["a"], ["b"]]', 'sides = [["a"], ["nobody"]]',
+         r"t\.toml:27: timeline\[0\]\.sides: no host or group named 'nobody'"),
+        ('count = 3', 'count = 3\ncolour = "red"', r"t\.toml:\d+: groups\[0\]\.colour: unknown key"),
+        ('action = "partition"', 'action = "explode"', r"timeline\[0\]\.action: must be one of"),
+    ],
+)
+def test_errors_name_file_line_and_key(bad: str, good: str, expected: str) -> None:
+    assert bad in GOOD
+    with pytest.raises(ScenarioError, match=expected):
+        parse_scenario(GOOD.replace(bad, good, 1), "t.toml")
+
+
+def test_invalid_toml_reports_position() -> None:
+    with pytest.raises(ScenarioError, match=r"t\.toml: invalid TOML: .*line 3"):
+        parse_scenario("[scenario]\nname = 'x'\nduration = = 3\n", "t.toml")
+
+
+def test_overrides_change_values_and_reject_bad_paths() -> None:
+    spec = parse_scenario(GOOD, "t.toml", ["links.dsl.latency_ms=25", "groups.0.count=7",
+                                           "scenario.name=renamed"])
+    assert spec.groups[0].link.latency == 0.025 and spec.groups[0].count == 7
+    assert spec.name == "renamed"
+    with pytest.raises(ScenarioError, match="groups\\[5\\] does not exist"):
+        parse_scenario(GOOD, "t.toml", ["groups.5.count=1"])
+    with pytest.raises(ScenarioError, match=r"expected key\.path=value"):
+        parse_scenario(GOOD, "t.toml", ["nonsense"])
+
+
+def test_builtin_scenarios_parse() -> None:
+    names = builtin_scenarios()
+    assert {"lossy-link", "nat-zoo", "churn"} <= set(names)
+    for path in names.values():
+        parse_scenario(path.read_text(), str(path))
+
+
+def test_nat_zoo_reachability_matrix_is_the_textbook_one() -> None:
+    _sim, report = run_file("nat-zoo")
+    cells = report["results"]["punch"]["by_nat_pair"]
+
+    def ok(pair: str) -> bool:
+        return cells[pair]["ok"] == cells[pair]["tried"]
+
+    def never(pair: str) -> bool:
+        return cells[pair]["ok"] == 0
+
+    assert ok("full-cone | symmetric") and ok("restricted-cone | symmetric")
+    assert ok("port-restricted-cone | port-restricted-cone") and ok("open | symmetric")
+    assert never("port-restricted-cone | symmetric") and never("symmetric | symmetric")
+    assert all(never(pair) for pair in cells if "udp-blocked" in pair)
+    assert report["network"]["drops"]["nat_filtered"] > 0
