@@ -77,7 +77,7 @@ class ObjectInfo:
     pinned: bool
 
 
-def write_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+def write_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
     """pwrite until everything is written (a regular file may take it in parts)."""
     view = memoryview(data)
     while view:

@@ -13,6 +13,7 @@ import contextlib
 import struct
 import wave
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -166,10 +167,10 @@ def probe(path: Path, media: MediaType, thumbnail_px: int = THUMBNAIL_PX) -> Med
     return MediaInfo()
 
 
-def _thumbnail(frame: object, px: int) -> bytes | None:
+def _thumbnail(frame: Any, px: int) -> bytes | None:
     import cv2  # imported lazily: OpenCV takes a while to load
 
-    h, w = frame.shape[:2]  # type: ignore[attr-defined]
+    h, w = frame.shape[:2]
     if not h or not w:
         return None
     scale = min(1.0, px / max(h, w))
@@ -273,14 +274,14 @@ def mp3_duration(path: Path) -> float | None:
             continue
         bitrate, rate, samples, _mono, length = header
         frame = head[i:i + max(length, 200)]
-        for tag in (b"Xing", b"Info"):
-            pos = frame.find(tag)
+        for marker in (b"Xing", b"Info"):
+            pos = frame.find(marker)
             if 0 <= pos < 64 and len(frame) >= pos + 12 and frame[pos + 7] & 1:
-                count = struct.unpack_from(">I", frame, pos + 8)[0]
+                count = int(struct.unpack_from(">I", frame, pos + 8)[0])
                 return round(count * samples / rate, 3)
         pos = frame.find(b"VBRI")
         if pos == 36 and len(frame) >= pos + 18:
-            count = struct.unpack_from(">I", frame, pos + 14)[0]
+            count = int(struct.unpack_from(">I", frame, pos + 14)[0])
             return round(count * samples / rate, 3)
         with contextlib.suppress(ZeroDivisionError):
             return round((size - i) * 8 / bitrate, 3)
