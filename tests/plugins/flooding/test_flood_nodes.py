@@ -1,0 +1,192 @@
+"""Real nodes on loopback: the flooding plugin over the real transport and UDP sockets.
+
+Timers are shortened (announce every 0.5 s, expiry 2 s) so the tests run in seconds of
+real time; every wait is bounded by ``trio.fail_after`` so a bug fails instead of hanging.
+"""
+
+from __future__ import annotations
+
+import wave
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import trio
+
+from p2pkit import ContentAdded, ContentRemoved, NodeConfig, PeerDown, open_node
+from p2pkit.plugin_manager import create_plugin_manager
+
+FLOODING = "p2pkit.plugins.flooding"
+FAST = {
+    "announce_interval": 0.5, "entry_expiry": 2.0, "peer_down_grace": 1.0,
+    "search_timeout": 3.0, "search_idle": 0.5, "pex_interval": 0.3, "bootstrap_timeout": 20.0,
+    "connect_timeout": 5.0,
+}
+
+
+def _transport_offered() -> bool:
+    pm = create_plugin_manager()
+    return any("transport" in (impl.function() or {})
+               for impl in pm.hook.p2pkit_capabilities.get_hookimpls())
+
+
+pytestmark = pytest.mark.skipif(not _transport_offered(),
+                                reason="no transport plugin (rudp) is registered yet")
+
+
+def make_wav(path: Path, freq: float = 440.0, seconds: float = 0.5) -> Path:
+    t = np.arange(int(seconds * 8000)) / 8000
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes((np.sin(2 * np.pi * freq * t) * 12000).astype("<i2").tobytes())
+    return path
+
+
+def port_of(node: Any) -> int:
+    return int(node.endpoint.local_address[1])
+
+
+@asynccontextmanager
+async def flood_node(*bootstrap: Any, **flooding: Any) -> AsyncIterator[Any]:
+    config = NodeConfig.from_mapping({
+        "node": {"ephemeral": True, "port": 0, "host": "127.0.0.1",
+                 "bootstrap": [f"127.0.0.1:{port_of(b)}" for b in bootstrap]},
+        "flooding": {**FAST, **flooding},
+    })
+    async with open_node(config, plugins=[FLOODING]) as node:
+        yield node
+
+
+async def until(predicate: Callable[[], Any], limit: float = 15.0) -> Any:
+    """Poll ``predicate`` until it is truthy; fail the test after ``limit`` seconds.
+    (Polling on purpose: the state lives in several nodes, no single event covers it.)"""
+    with trio.fail_after(limit):
+        while not (value := predicate()):  # noqa: ASYNC110
+            await trio.sleep(0.05)
+    return value
+
+
+def rids(node: Any) -> set[str]:
+    return {f["rid"] for f in node.network_files()}
+
+
+@asynccontextmanager
+async def line(**flooding: Any) -> AsyncIterator[tuple[Any, Any, Any]]:
+    """A - B - C, without peer exchange so C only hears of A through B."""
+    flooding.setdefault("peer_exchange", False)
+    async with flood_node(**flooding) as a, flood_node(a, **flooding) as b, \
+            flood_node(b, **flooding) as c:
+        await until(lambda: len(b.peers) == 2 and len(c.peers) == 1)
+        yield a, b, c
+
+
+async def test_share_on_a_is_seen_on_c_and_unshare_propagates(tmp_path: Path) -> None:
+    async with line() as (a, _b, c), c.events.subscribe() as events:
+        manifest = await a.share(make_wav(tmp_path / "sunset.wav"), title="Sunset Walk",
+                                 description="Waves at dusk")
+        row = await until(lambda: next((f for f in c.network_files() if f["rid"] == manifest.rid), None))
+        assert row["providers"] == [a.id] and not row["local"]
+        assert (row["title"], row["description"], row["category"]) == ("Sunset Walk", "Waves at dusk", "audio")
+        assert row["size"] == manifest.size and row["name"] == "sunset.wav"
+        assert await c.discovery.find_providers(manifest.rid) == [a.id]
+        assert c.discovery.address_of(a.id) == a.endpoint.local_address
+        assert c.peers.get(a.id) is None  # no shortcut: it came through B
+
+        assert await a.unshare(manifest.rid)
+        await until(lambda: manifest.rid not in rids(c))
+        seen = []
+        while len(seen) < 2:
+            with trio.fail_after(5):
+                event = await events.receive()
+            if isinstance(event, ContentAdded | ContentRemoved) and event.rid == manifest.rid:
+                seen.append(event)
+        assert [type(e) for e in seen] == [ContentAdded, ContentRemoved]
+        assert not any(e.local for e in seen)
+
+
+async def test_search_from_c_finds_the_file_on_a(tmp_path: Path) -> None:
+    async with line() as (a, b, c):
+        wanted = await a.share(make_wav(tmp_path / "birds.wav", 660), description="Morning BIRDSONG")
+        await b.share(make_wav(tmp_path / "rain.wav", 330), title="Rain")
+        with trio.fail_after(10):
+            results = await c.search("birdsong")
+        assert [r["rid"] for r in results] == [wanted.rid]
+        assert results[0]["providers"] == [a.id]
+        assert a.discovery.core.counters["queries_in"] >= 1  # the query travelled two hops
+        with trio.fail_after(10):
+            assert {r["title"] for r in await c.search("")} >= {"Rain", "birds"}
+
+
+async def test_a_node_that_leaves_expires(tmp_path: Path) -> None:
+    async with flood_node(peer_exchange=False) as b, flood_node(b, peer_exchange=False) as c:
+        async with flood_node(b, peer_exchange=False) as a:
+            manifest = await a.share(make_wav(tmp_path / "gone.wav"))
+            await until(lambda: manifest.rid in rids(c))
+        # A stopped without a word; B saw PeerDown, C only sees no more re-announces.
+        await until(lambda: manifest.rid not in rids(c))
+        assert c.discovery.core.counters["expired"] >= 1
+
+
+async def test_a_late_joiner_gets_the_current_list(tmp_path: Path) -> None:
+    async with flood_node(peer_exchange=False) as a:
+        manifest = await a.share(make_wav(tmp_path / "early.wav"))
+        async with flood_node(a, peer_exchange=False) as late:
+            await until(lambda: manifest.rid in rids(late))
+
+
+async def test_peer_exchange_connects_c_to_a_directly() -> None:
+    async with flood_node() as a, flood_node(a) as b, flood_node(b) as c:
+        await until(lambda: c.peers.get(a.id) is not None and a.peers.get(c.id) is not None)
+        assert b.discovery.core.known_peers  # addresses were gossiped
+
+
+async def test_bootstrap_retries_until_the_peer_starts() -> None:
+    with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as probe:
+        await probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = NodeConfig.from_mapping({
+        "node": {"ephemeral": True, "port": 0, "host": "127.0.0.1",
+                 "bootstrap": [f"127.0.0.1:{port}"]},
+        "flooding": FAST,
+    })
+    async with open_node(config, plugins=[FLOODING]) as early:
+        await trio.sleep(1.0)  # it has tried and failed by now
+        late_config = NodeConfig.from_mapping({
+            "node": {"ephemeral": True, "port": port, "host": "127.0.0.1"}, "flooding": FAST})
+        async with open_node(late_config, plugins=[FLOODING]) as late:
+            await until(lambda: early.peers.get(late.id) is not None)
+
+
+async def test_lan_beacons_connect_nodes_without_bootstrap() -> None:
+    async with flood_node(lan_discovery=True, lan_port=1) as a, flood_node(
+        lan_discovery=True, lan_address="127.0.0.1", lan_port=port_of(a), lan_interval=0.2,
+    ) as b:
+        await until(lambda: a.peers.get(b.id) is not None)
+        assert a.discovery.lan_beacons_in >= 1
+
+
+async def test_a_peer_sending_garbage_is_dropped_and_the_node_goes_on() -> None:
+    async with flood_node(peer_exchange=False) as a, flood_node(a, peer_exchange=False) as b, \
+            b.events.subscribe() as events:
+        peer = await until(lambda: a.peers.get(b.id))
+        await peer.send("flood", b"\xc1 not msgpack")
+        with trio.fail_after(10):
+            while True:
+                event = await events.receive()
+                if isinstance(event, PeerDown) and event.peer_id == a.id:
+                    break
+        assert "protocol error" in event.reason
+        assert b.state.value == "running"
+
+
+async def test_search_without_peers_returns_local_matches_at_once(tmp_path: Path) -> None:
+    async with flood_node() as a:
+        manifest = await a.share(make_wav(tmp_path / "solo.wav"), title="Solo Tune")
+        with trio.fail_after(1):
+            (row,) = await a.search("TUNE")
+        assert row["rid"] == manifest.rid and row["local"] and row["providers"] == [a.id]
