@@ -1,0 +1,60 @@
+"""``p2pkit sim list`` / ``p2pkit sim run`` through the kernel's command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from p2pkit.cli import main
+
+
+def test_sim_list_names_the_builtins(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("lossy-link", "nat-zoo", "churn"):
+        assert name in out
+
+
+def test_sim_run_writes_report_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "run", "nat-zoo", "--seed", "3", "--out", str(tmp_path), "--quiet",
+                 "--set", "scenario.duration=12.0"]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["seed"] == 3 and report["duration_s"] == 12.0
+    assert report["results"]["punch"]["pairs"]
+    assert (tmp_path / "throughput.png").stat().st_size > 1000
+    assert (tmp_path / "loss.png").exists()
+    assert "hole punching by NAT pair" in capsys.readouterr().out
+
+
+def test_bad_scenario_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[scenario]\nduration = 5.0\n\n[[groups]]\nname = "a"\nnat = "cone"\n')
+    assert main(["sim", "run", str(bad), "--quiet", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.toml:6: groups[0].nat: unknown NAT type 'cone'" in " ".join(err.split())
+
+
+def test_python_scenario_module(tmp_path: Path) -> None:
+    script = tmp_path / "custom.py"
+    script.write_text(
+        "from p2pkit.simulator import LinkProfile\n"
+        "DURATION = 3.0\nSEED = 11\n"
+        "async def scenario(sim):\n"
+        "    a = sim.add_host('a', LinkProfile(latency=0.02)).bind(1000)\n"
+        "    b = sim.add_host('b').bind(2000)\n"
+        "    got = []\n"
+        "    async def serve():\n"
+        "        await b.run(lambda batch, now: got.extend(batch))\n"
+        "    sim.spawn(serve)\n"
+        "    await sim.sleep(0.1)\n"
+        "    a.send(b'hi', b.local_address)\n"
+        "    await sim.sleep(1)\n"
+        "    sim.results['got'] = [d.decode() for d, _ in got]\n"
+    )
+    out = tmp_path / "out"
+    assert main(["sim", "run", str(script), "--quiet", "--no-plots", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["results"]["got"] == ["hi"] and report["seed"] == 11
+    assert report["duration_s"] == 3.0
