@@ -22,9 +22,8 @@ from __future__ import annotations
 import enum
 import json
 import struct
-from typing import Any
-
-import attrs
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from .._exceptions import FieldError, LocalProtocolError, RemoteProtocolError
 from ..fields import INT64_MAX, INT64_MIN, MAX_FIELD_NAME_BYTES, FieldType
@@ -59,6 +58,7 @@ class FuncType(enum.IntEnum):
 
 
 REQUEST_FUNC_TYPES = frozenset({FuncType.GET, FuncType.SET})
+_FUNC_TYPES = {int(f): f for f in FuncType}
 REPLY_FUNC_TYPES = frozenset(FuncType)
 
 
@@ -77,8 +77,7 @@ class FrameError(RemoteProtocolError):
         self.field = field
 
 
-@attrs.frozen
-class Frame:
+class Frame(NamedTuple):
     func_type: FuncType
     field: str
     body: bytes = b""
@@ -87,6 +86,7 @@ class Frame:
 # ---------------------------------------------------------------------------- names
 
 
+@lru_cache(maxsize=512)  # the same few names go back and forth all day
 def encode_name(name: str) -> bytes:
     """The 32-byte NUL-padded name; LocalProtocolError if it cannot be sent."""
     raw = name.encode("utf-8")
@@ -100,6 +100,7 @@ def encode_name(name: str) -> bytes:
     return raw.ljust(MAX_FIELD_NAME_BYTES, b"\x00")
 
 
+@lru_cache(maxsize=512)
 def decode_name(raw: bytes) -> str:
     """The name from its 32-byte slot: up to the first NUL, the rest must be NUL padding."""
     name, _, padding = raw.partition(b"\x00")
@@ -190,7 +191,7 @@ class FrameParser:
             name = decode_name(raw_name)
         except ValueError as exc:
             raise FrameError(str(exc), recoverable=True) from None
-        return Frame(FuncType(func_type), name, body)
+        return Frame(_FUNC_TYPES[func_type], name, body)
 
     def _fail(self, message: str, *, field: str = "") -> None:
         self._broken = FrameError(message, recoverable=False, field=field)
