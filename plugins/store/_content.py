@@ -65,6 +65,9 @@ class _Content:
     added_ms: int
     data_path: str
     broken: bool = False  # a referenced source changed or vanished
+    # pieces hashed (on write or first read) by this process: their bytes are not hashed
+    # again while the process runs (a restart starts with none verified)
+    verified: bytearray = attrs.field(factory=bytearray)
 
     @property
     def complete(self) -> bool:
@@ -376,6 +379,7 @@ class Store(FileStore):
             except OSError as exc:
                 raise StoreError(f"writing piece {index} of {rid} failed: {exc.strerror}") from None
             _set_bit(item.have, index, True)
+            self._mark_verified(item, index)
             item.have_count += 1
             item.stored_bytes += len(data)
             item.seq, item.mtime_ms = self._tick()
@@ -414,12 +418,17 @@ class Store(FileStore):
         item = self._item(rid)
         return (0 if item.broken else item.have_count), item.manifest.num_pieces
 
-    def read_piece(self, rid: str, index: int) -> bytes | None:
+    def read_piece(self, rid: str, index: int, *, rehash: bool = False) -> bytes | None:
         """Piece ``index``, checked against its SHA-256; None if absent or damaged (a
-        damaged piece is forgotten so it is fetched again)."""
+        damaged piece is forgotten so it is fetched again). A piece is hashed the first
+        time this process reads it (or when it was written); later reads trust that,
+        unless ``rehash``. An own share's file is checked with ``stat`` on every read."""
         with self._lock:
             item = self._content.get(rid)
             if item is None or not self.has_piece(rid, index) or self._closed:
+                return None
+            if item.source is not None and not self._source_unchanged(item):
+                self._forget_damaged(rid, item, index)
                 return None
             m = item.manifest
             length = m.piece_length(index)
@@ -431,10 +440,20 @@ class Store(FileStore):
                 data = os.pread(fd, length, index * m.piece_size)
             except OSError:
                 data = b""
-            if len(data) == length and hashlib.sha256(data).digest() == m.piece_hashes[index]:
-                return data
+            if len(data) == length:
+                if not rehash and item.verified and _bit(item.verified, index):
+                    return data
+                if hashlib.sha256(data).digest() == m.piece_hashes[index]:
+                    self._mark_verified(item, index)
+                    return data
             self._forget_damaged(rid, item, index)
             return None
+
+    @staticmethod
+    def _mark_verified(item: _Content, index: int) -> None:
+        if not item.verified:
+            item.verified = bytearray(len(item.have))
+        _set_bit(item.verified, index, True)
 
     def _forget_damaged(self, rid: str, item: _Content, index: int) -> None:
         self.counters.setdefault("damaged_pieces", 0)
@@ -445,6 +464,8 @@ class Store(FileStore):
                 self._handles.close(item.source)
             return
         _set_bit(item.have, index, False)
+        if item.verified:
+            _set_bit(item.verified, index, False)
         item.have_count -= 1
         item.stored_bytes -= item.manifest.piece_length(index)
         self._used -= item.manifest.piece_length(index)
@@ -476,7 +497,7 @@ class Store(FileStore):
         item = self._item(rid)
         bad = []
         for i in range(item.manifest.num_pieces):
-            if _bit(item.have, i) and not item.broken and self.read_piece(rid, i) is None:
+            if _bit(item.have, i) and not item.broken and self.read_piece(rid, i, rehash=True) is None:
                 bad.append(i)
         return bad
 

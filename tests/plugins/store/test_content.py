@@ -310,3 +310,18 @@ def test_awkward_file_names_become_plain_names(store: Store, tmp_path: Path, med
     with Store(store.root, piece_size=PIECE) as again:  # the path survives a restart
         assert again.item(m.rid).source == str(path)  # type: ignore[union-attr]
         assert again.read_piece(m.rid, 0) is not None
+
+
+def test_damage_while_running_is_found_by_verify(tmp_path: Path, store: Store,
+                                                  media: dict[str, Path]) -> None:
+    m = store.import_file(media["png"])
+    with Store(tmp_path / "dl", piece_size=PIECE) as dl:
+        transfer(store, dl, m.rid)
+        with (tmp_path / "dl" / "content" / m.rid).open("r+b") as f:
+            f.seek(PIECE + 1)
+            f.write(b"\xff\xfe")
+        # pieces hashed on write are trusted for the rest of this run...
+        assert dl.read_piece(m.rid, 1) is not None
+        # ...until verify() (or rehash=True) hashes them again
+        assert dl.verify(m.rid) == [1]
+        assert dl.read_piece(m.rid, 1) is None and dl.missing_pieces(m.rid) == [1]
