@@ -101,14 +101,22 @@ def human_size(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+RID_PREFIX = 16  # hex digits shown when the terminal is too narrow for a whole rid
+
+
 def print_table(files: list[dict[str, Any]]) -> None:
+    out = Console(soft_wrap=False)
+    whole = out.width >= 120  # a 64-digit rid squeezes every other column below that
     table = Table(title=f"{len(files)} file(s) on the network")
     table.add_column("rid", no_wrap=True, style="cyan")
     table.add_column("name", overflow="fold")
-    table.add_column("size", justify="right")
-    table.add_column("category")
-    table.add_column("providers", justify="right")
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("category", no_wrap=True)
+    table.add_column("providers", justify="right", no_wrap=True)
     for f in files:
-        table.add_row(f["rid"], f["title"] or f["name"], human_size(f["size"]), f["category"],
+        rid = f["rid"] if whole else f["rid"][:RID_PREFIX] + "…"
+        table.add_row(rid, f["title"] or f["name"], human_size(f["size"]), f["category"],
                       str(len(f["providers"])))
-    Console(soft_wrap=False).print(table)
+    out.print(table)
+    if not whole:
+        out.print("[dim]rids shortened to fit; --json prints them whole[/dim]")
