@@ -64,23 +64,43 @@ def cmd_get(args: argparse.Namespace) -> int:
     setup_logging(config.node.log_level)
     dest = args.output if args.output is not None else Path.cwd()
 
+    sources: dict[str, int] = {}
+
     async def main() -> tuple[Path | None, str]:
         async with open_node(config) as node:
+            have, total = _resumable(node, args.rid)
+            if have:
+                console.print(f"resuming: {have} of {total} pieces already here", highlight=False)
             with trio.move_on_after(args.timeout if args.timeout else float("inf")):
                 try:
                     return await _download(node, args.rid, dest, quiet=args.quiet), ""
                 except SwarmError as exc:
                     return None, str(exc)
+                finally:
+                    torrent = node.swarm.torrents.get(args.rid)
+                    if torrent is not None:
+                        sources.update(torrent.bytes_from)
             return None, f"the download did not finish within {args.timeout:g} s"
 
     path, error = trio.run(main)
     if path is None:
         console.print(f"[red]error:[/red] {error}", highlight=False)
         return 1
+    for peer_id, n in sorted(sources.items(), key=lambda kv: -kv[1]):
+        console.print(f"  from peer {peer_id}: {n} bytes", highlight=False)
     digest = _sha256(path)
     console.print(f"saved {path} ({path.stat().st_size} bytes, verified, sha256 {digest})",
                   highlight=False)
     return 0
+
+
+def _resumable(node: Any, rid: str) -> tuple[int, int]:
+    """(pieces already stored, pieces in total) of a download left unfinished before."""
+    store = node.store
+    if store is None or store.manifest(rid) is None or store.is_complete(rid):
+        return 0, 0
+    have, total = store.progress(rid)
+    return int(have), int(total)
 
 
 async def _download(node: Any, rid: str, dest: Path, *, quiet: bool) -> Path:

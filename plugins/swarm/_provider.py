@@ -522,6 +522,7 @@ class SwarmProvider:
             return
         self.banned.add(pid)
         self.counters["peers_dropped"] += 1
+        log.warning("swarm: dropped peer %s after %d corrupt pieces", pid[:12], t.strikes[pid])
         self.node.emit(Notice(level="warning", source="swarm",
                               message=f"dropped peer {pid[:12]}: {t.strikes[pid]} corrupt pieces"))
         ps.peer.close("sent corrupt pieces")  # PeerDown removes it everywhere

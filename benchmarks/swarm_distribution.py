@@ -1,0 +1,147 @@
+"""Swarm distribution time against the theoretical minimum (Kumar & Ross 2006).
+
+In the simulator (virtual time, real kernel + rudp + store + swarm), one seeder and N
+leechers with heterogeneous upload bandwidths; every leecher starts downloading a file of
+F bytes at the same instant. Measured: the time until every leecher has the whole file,
+verified. Compared in the same run with
+
+* the P2P lower bound D = max(F/u_s, F/d_min, N·F/(u_s + Σu_i)), and
+* the client-server time max(N·F/u_s, F/d_min) (the seeder alone serving everyone).
+
+    python -m benchmarks.swarm_distribution [--quick] [-n N] [--size-mb F] [--seed S]
+
+The last line of output is one JSON object: n, ratio_to_bound, seconds, bound_seconds,
+client_server_seconds, and the parameters. Target: ratio at most 1.3 at N = 100.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+from typing import Any
+
+import trio
+from p2pkit.simulator import LinkProfile, LossSpec, Simulation
+
+MBIT = 1e6
+UPLOAD_CHOICES_MBIT = (2.0, 5.0, 10.0, 20.0)  # leecher uploads, drawn per leecher
+SEEDER_UP_MBIT = 20.0
+DOWN_MBIT = 100.0
+LATENCY = 0.010  # one-way, per access link
+
+
+def make_media(path: Path, size: int, seed: int) -> Path:
+    """A WAV of ``size`` bytes (noise): real media the store accepts."""
+    rng = random.Random(seed)
+    frames = max(1, (size - 44) // 2)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(44100)
+        w.writeframes(rng.randbytes(frames * 2))
+    return path
+
+
+def bounds(size: int, n: int, seeder_up: float, ups: list[float], down: float) -> dict[str, float]:
+    """Times in seconds; rates in bits/s, size in bytes."""
+    bits = size * 8
+    p2p = max(bits / seeder_up, bits / down, n * bits / (seeder_up + sum(ups)))
+    client_server = max(n * bits / seeder_up, bits / down)
+    return {"bound_seconds": p2p, "client_server_seconds": client_server}
+
+
+def run(n: int, size: int, seed: int, loss: float, verbose: bool) -> dict[str, Any]:
+    rng = random.Random(seed)
+    ups = [rng.choice(UPLOAD_CHOICES_MBIT) * MBIT for _ in range(n)]
+    b = bounds(size, n, SEEDER_UP_MBIT * MBIT, ups, DOWN_MBIT * MBIT)
+    finished: dict[str, float] = {}
+    result: dict[str, Any] = {}
+    cfg = {"cfg": {"max_connections": n + 10}, "swarm": {"max_peers": 60}}
+
+    with tempfile.TemporaryDirectory(prefix="p2pkit-bench-") as tmp:
+        media = make_media(Path(tmp) / "clip.wav", size, seed)
+
+        async def scenario(sim: Simulation) -> None:
+            def link(up: float) -> LinkProfile:
+                return LinkProfile(up_bps=up, down_bps=DOWN_MBIT * MBIT, latency=LATENCY,
+                                   queue_bytes=256 * 1024, loss=LossSpec.bernoulli(loss))
+
+            seeder_sim = sim.add_node("seeder", link=link(SEEDER_UP_MBIT * MBIT), config=cfg)
+            seeder = await sim.start(seeder_sim)
+            manifest = await seeder.share(media)
+            seeder_addr = f"{seeder_sim.address[0]}:{seeder_sim.address[1]}"
+            leechers = []
+            for i, up in enumerate(ups):
+                sim_node = sim.add_node(f"l{i}", link=link(up), config={
+                    **cfg, "node": {"bootstrap": [seeder_addr]}})
+                leechers.append(await sim.start(sim_node))
+            with trio.fail_after(120):
+                while not all(len(node.peers) >= 1 for node in leechers):  # noqa: ASYNC110
+                    await trio.sleep(0.1)
+            t0 = sim.now
+
+            async def fetch(name: str, node: Any) -> None:
+                await node.swarm.fetch(manifest.rid)
+                finished[name] = sim.now - t0
+                if verbose:
+                    print(f"  {name} done at {finished[name]:.2f} s "
+                          f"({len(finished)}/{n})", file=sys.stderr)
+
+            async with trio.open_nursery() as nursery:
+                for i, node in enumerate(leechers):
+                    nursery.start_soon(fetch, f"l{i}", node)
+            result["seconds"] = max(finished.values())
+            result["mean_seconds"] = sum(finished.values()) / len(finished)
+            result["seeder_uploaded"] = sum(seeder.swarm.bytes_to_peers.values())
+            for node in leechers:
+                assert node.store.is_complete(manifest.rid)
+
+        started = time.perf_counter()
+        Simulation(seed=seed, duration=3600, resolution=0.001).run(scenario)
+        wall = time.perf_counter() - started
+    if "seconds" not in result:
+        raise SystemExit("the swarm did not finish within the simulated hour")
+    return {
+        "n": n, "size_bytes": size, "loss": loss, "seed": seed,
+        "seconds": round(result["seconds"], 3),
+        "mean_seconds": round(result["mean_seconds"], 3),
+        "bound_seconds": round(b["bound_seconds"], 3),
+        "client_server_seconds": round(b["client_server_seconds"], 3),
+        "ratio_to_bound": round(result["seconds"] / b["bound_seconds"], 3),
+        "speedup_vs_client_server": round(b["client_server_seconds"] / result["seconds"], 2),
+        "seeder_upload_copies": round(result["seeder_uploaded"] / size, 2),
+        "wall_seconds": round(wall, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="N=20, 4 MB")
+    parser.add_argument("-n", type=int, help="leechers (default 100, quick 20)")
+    parser.add_argument("--size-mb", type=float, help="file size in MB (default 8, quick 4)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--loss", type=float, default=0.0, help="packet loss on every link")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    n = args.n or (20 if args.quick else 100)
+    size = int((args.size_mb or (4 if args.quick else 8)) * 1e6)
+    out = run(n, size, args.seed, args.loss, args.verbose)
+    print(f"N={n} leechers, F={size / 1e6:.1f} MB, seeder {SEEDER_UP_MBIT:g} Mbit/s up, "
+          f"leechers {'/'.join(f'{u:g}' for u in UPLOAD_CHOICES_MBIT)} Mbit/s up, "
+          f"{DOWN_MBIT:g} Mbit/s down, {LATENCY * 1000:g} ms per link")
+    print(f"  swarm (measured)   {out['seconds']:9.2f} s   (mean leecher {out['mean_seconds']:.2f} s)")
+    print(f"  P2P lower bound    {out['bound_seconds']:9.2f} s   ratio {out['ratio_to_bound']:.3f}")
+    print(f"  client-server      {out['client_server_seconds']:9.2f} s   "
+          f"swarm is {out['speedup_vs_client_server']:.1f}x faster")
+    print(f"  seeder uploaded {out['seeder_upload_copies']:.2f} copies; wall {out['wall_seconds']} s")
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""Real nodes on loopback: the swarm over the real transport, UDP sockets and stores.
+
+Every wait is bounded by ``trio.fail_after``, so a bug fails a test instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import wave
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from p2pkit.plugins.swarm import NoProvidersError, P2PDisabledError, SwarmProvider
+from p2pkit.plugins.swarm import _messages as msg
+
+from p2pkit import NodeConfig, open_node
+from p2pkit._exceptions import RemoteProtocolError
+from p2pkit.events import GenericEvent
+from p2pkit.hookspecs import hookimpl
+from p2pkit.plugin_manager import create_plugin_manager
+
+SWARM = "p2pkit.plugins.swarm"
+
+
+def _transport_offered() -> bool:
+    pm = create_plugin_manager()
+    return any("transport" in (impl.function() or {})
+               for impl in pm.hook.p2pkit_capabilities.get_hookimpls())
+
+
+pytestmark = pytest.mark.skipif(not _transport_offered(),
+                                reason="no transport plugin (rudp) is registered yet")
+
+
+def make_wav(path: Path, seconds: float, seed: int = 0, rate: int = 22050) -> Path:
+    rng = random.Random(seed)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(rng.randbytes(int(seconds * rate) * 2))
+    return path
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def port_of(node: Any) -> int:
+    return int(node.endpoint.local_address[1])
+
+
+@asynccontextmanager
+async def swarm_node(*bootstrap: Any, plugins: list[Any] | None = None,
+                     cfg: dict[str, Any] | None = None, **node: Any) -> AsyncIterator[Any]:
+    config = NodeConfig.from_mapping({
+        "node": {"ephemeral": True, "port": 0, "host": "127.0.0.1",
+                 "bootstrap": [f"127.0.0.1:{port_of(b)}" for b in bootstrap], **node},
+        "cfg": cfg or {},
+    })
+    async with open_node(config, plugins=plugins or [SWARM]) as n:
+        yield n
+
+
+async def until(predicate: Callable[[], Any], limit: float = 20.0) -> Any:
+    with trio.fail_after(limit):
+        while not (value := predicate()):  # noqa: ASYNC110
+            await trio.sleep(0.05)
+    return value
+
+
+async def test_two_nodes_download_verified(tmp_path: Path) -> None:
+    media = make_wav(tmp_path / "a.wav", 30, seed=1)  # 1.3 MB, 6 pieces
+    async with swarm_node() as seed, swarm_node(seed) as leech:
+        manifest = await seed.share(media)
+        await until(lambda: len(leech.peers) == 1)
+        seen: list[tuple[int, int]] = []
+        async with leech.events.subscribe() as events:
+            with trio.fail_after(30):
+                path = await leech.download(manifest.rid, tmp_path / "out.wav",
+                                            progress=lambda d, t: seen.append((d, t)))
+            kinds = []
+            while True:
+                try:
+                    kinds.append(events.receive_nowait())
+                except trio.WouldBlock:
+                    break
+        assert sha(path) == sha(media)
+        assert seen[-1] == (manifest.size, manifest.size)
+        progress = [e for e in kinds if isinstance(e, GenericEvent) and e.kind == "download.progress"]
+        assert progress and progress[-1].data["done"] == manifest.size
+        assert {"rid", "done", "total", "rate", "peers"} <= set(progress[-1].data)
+        assert leech.swarm.bytes_from_peers[seed.id] >= manifest.size
+        assert seed.swarm.bytes_to_peers[leech.id] >= manifest.size
+        assert leech.fields.get("swarm.bytes_from")[seed.id] >= manifest.size
+        # downloading again is instant: the content is complete in the store
+        with trio.fail_after(10):
+            again = await leech.download(manifest.rid, tmp_path / "again.wav")
+        assert sha(again) == sha(media)
+
+
+async def test_multi_source_and_leechers_trade(tmp_path: Path) -> None:
+    media = make_wav(tmp_path / "b.wav", 60, seed=2)  # 2.6 MB, 11 pieces
+    async with AsyncExitStack() as stack:
+        s1 = await stack.enter_async_context(swarm_node())
+        s2 = await stack.enter_async_context(swarm_node(s1))
+        m1 = await s1.share(media)
+        m2 = await s2.share(media)
+        assert m1.rid == m2.rid
+        leechers = [await stack.enter_async_context(swarm_node(s1, s2)) for _ in range(3)]
+        await until(lambda: all(len(lc.peers) >= 2 for lc in leechers))
+        paths: list[Path] = []
+
+        async def fetch(i: int, node: Any) -> None:
+            paths.append(await node.download(m1.rid, tmp_path / f"out{i}.wav"))
+
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                for i, node in enumerate(leechers):
+                    nursery.start_soon(fetch, i, node)
+        assert all(sha(p) == sha(media) for p in paths)
+        for lc in leechers:
+            got = lc.swarm.bytes_from_peers
+            assert got[s1.id] > 0 and got[s2.id] > 0  # both seeders served every leecher
+
+
+class CorruptSwarm(SwarmProvider):
+    def _read_piece(self, rid: str, index: int) -> bytes | None:
+        data = super()._read_piece(rid, index)
+        return None if data is None else bytes([data[0] ^ 1]) + data[1:]
+
+
+class CorruptPlugin:
+    @hookimpl
+    def p2pkit_capabilities(self) -> dict[str, Any]:
+        return {"swarm": CorruptSwarm}
+
+
+async def test_corrupting_peer_gets_strikes_and_is_dropped(tmp_path: Path) -> None:
+    media = make_wav(tmp_path / "c.wav", 60, seed=3)
+    async with swarm_node() as honest, \
+            swarm_node(honest, plugins=[CorruptPlugin()], disable=["swarm"]) as liar, \
+            swarm_node(honest, liar, cfg={}) as leech:
+        assert isinstance(liar.swarm, CorruptSwarm)
+        manifest = await honest.share(media)
+        await liar.share(media)
+        await until(lambda: len(leech.peers) == 2)
+        with trio.fail_after(60):
+            path = await leech.download(manifest.rid, tmp_path / "out.wav")
+        assert sha(path) == sha(media)
+        stats = leech.swarm.counters
+        assert stats["bad_pieces"] >= 3 and stats["peers_dropped"] == 1
+        assert liar.id in leech.swarm.banned and honest.id not in leech.swarm.banned
+        assert leech.swarm.torrents[manifest.rid].strikes[liar.id] == 3
+        assert leech.swarm.torrents[manifest.rid].strikes[honest.id] == 0
+
+
+async def test_disabled_peer_is_not_used(tmp_path: Path) -> None:
+    media = make_wav(tmp_path / "d.wav", 20, seed=4)
+    async with swarm_node() as s1, swarm_node(s1) as s2, swarm_node(s1, s2) as leech:
+        manifest = await s1.share(media)
+        await s2.share(media)
+        await until(lambda: len(leech.peers) == 2)
+        leech.peers.get(s2.id).enabled = False
+        with trio.fail_after(30):
+            path = await leech.download(manifest.rid, tmp_path / "out.wav")
+        assert sha(path) == sha(media)
+        assert leech.swarm.bytes_from_peers[s2.id] == 0
+
+
+async def test_p2p_disabled_is_a_clear_error(tmp_path: Path) -> None:
+    async with swarm_node(cfg={"p2p_enabled": False}) as node:
+        with pytest.raises(P2PDisabledError, match="p2p_enabled"):
+            await node.download("ab" * 32)
+
+
+async def test_no_provider_is_a_clear_error() -> None:
+    async with swarm_node() as lonely:
+        lonely.swarm.cfg.provider_wait_s = 1.0
+        with trio.fail_after(10), pytest.raises(NoProvidersError, match="no peer offered"):
+            await lonely.download("cd" * 32)
+
+
+async def test_garbage_from_a_peer_drops_only_that_peer(tmp_path: Path) -> None:
+    async with swarm_node() as a, swarm_node(a) as b:
+        await until(lambda: len(a.peers) == 1)
+        peer = b.peers.get(a.id)
+        await peer.send("swarm", b"\x93\xa2zz\x01")  # a tag nobody knows
+        await until(lambda: len(a.peers) == 0)
+        with pytest.raises(RemoteProtocolError):
+            msg.decode(b"\x93\xa2zz\x01")
