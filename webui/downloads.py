@@ -1,0 +1,160 @@
+"""Downloads started from the UI: run in the node's nursery, observed by the browser.
+
+A download is queued → running → completed | failed. Content this node already holds
+completely (an own share, an earlier download) is exported from the store without
+touching the network; anything else goes through ``node.download`` (the swarm). Progress
+is pushed to WebSocket clients at most a few times a second per download.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from p2pkit._exceptions import CapabilityError, P2PKitError
+from p2pkit.rates import RateMeter
+
+from .history import History
+from .hub import Hub
+
+log = logging.getLogger("p2pkit.webui.downloads")
+PUBLISH_INTERVAL = 0.25  # seconds between progress messages of one download
+MAX_REMEMBERED = 200
+
+
+class Download:
+    def __init__(self, rid: str, name: str, size: int, title: str) -> None:
+        self.id = secrets.token_hex(8)
+        self.rid = rid
+        self.name = name
+        self.title = title
+        self.total = size
+        self.done = 0
+        self.state = "queued"
+        self.error = ""
+        self.peers = 0
+        self.path: Path | None = None
+        self.started = trio.current_time()
+        self.finished: float | None = None
+        self._meter = RateMeter(window=3.0, resolution=0.2)
+        self._last_publish = -1e9
+
+    @property
+    def rate(self) -> float:
+        if self.state != "running":
+            return 0.0
+        return self._meter.rate(trio.current_time(), self.done)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "rid": self.rid, "name": self.name, "title": self.title,
+            "state": self.state, "bytes": self.done, "total": self.total,
+            "progress": (self.done / self.total) if self.total else (1.0 if self.state == "completed" else 0.0),
+            "rate": round(self.rate, 1), "peers": self.peers, "error": self.error,
+            "elapsed": round((self.finished or trio.current_time()) - self.started, 3),
+            "file_url": f"/api/downloads/{self.id}/file" if self.state == "completed" else None,
+        }
+
+
+class DownloadManager:
+    def __init__(self, node: Any, hub: Hub, history: History, root: Path) -> None:
+        self._node = node
+        self._hub = hub
+        self._history = history
+        self._root = root
+        self._downloads: OrderedDict[str, Download] = OrderedDict()
+
+    def get(self, download_id: str) -> Download | None:
+        return self._downloads.get(download_id)
+
+    def all(self) -> list[Download]:
+        return list(reversed(self._downloads.values()))
+
+    def active_for(self, rid: str) -> Download | None:
+        for dl in self._downloads.values():
+            if dl.rid == rid and dl.state in ("queued", "running"):
+                return dl
+        return None
+
+    def start(self, rid: str, name: str, size: int, title: str = "") -> Download:
+        dl = Download(rid, name, size, title or name)
+        self._downloads[dl.id] = dl
+        self._forget_old()
+        self._node.nursery.start_soon(self._run, dl)
+        self._publish(dl, force=True)
+        return dl
+
+    def _forget_old(self) -> None:
+        while len(self._downloads) > MAX_REMEMBERED:
+            old_id, old = next(iter(self._downloads.items()))
+            if old.state in ("queued", "running"):
+                break
+            del self._downloads[old_id]
+            shutil.rmtree(self._root / old_id, ignore_errors=True)
+
+    def on_swarm_progress(self, data: dict[str, Any]) -> None:
+        """``download.progress`` events of the swarm carry the peer count."""
+        rid = data.get("rid")
+        dl = self.active_for(rid) if isinstance(rid, str) else None
+        if dl is None:
+            return
+        peers = data.get("peers")
+        if isinstance(peers, int) and not isinstance(peers, bool):
+            dl.peers = peers
+        elif isinstance(peers, list | tuple | set):
+            dl.peers = len(peers)
+        done = data.get("done", data.get("bytes"))
+        if isinstance(done, int) and not isinstance(done, bool) and done >= dl.done:
+            self._progress(dl, done, dl.total)
+
+    def _progress(self, dl: Download, done: int, total: int) -> None:
+        dl.done, dl.total = done, total or dl.total
+        dl._meter.sample(trio.current_time(), done)
+        self._publish(dl)
+
+    def _publish(self, dl: Download, force: bool = False) -> None:
+        now = trio.current_time()
+        if not force and now - dl._last_publish < PUBLISH_INTERVAL:
+            return
+        dl._last_publish = now
+        self._hub.publish({"type": "download", "download": dl.as_dict()})
+
+    async def _run(self, dl: Download) -> None:
+        dest = self._root / dl.id
+        dest.mkdir(parents=True, exist_ok=True)
+        dl.state = "running"
+        dl._meter.sample(trio.current_time(), 0)
+        self._publish(dl, force=True)
+        log.info("download %s started: %s", dl.id, dl.name)
+        try:
+            store = self._node.store
+            if store is not None and dl.rid in store and store.is_complete(dl.rid):
+                dl.path = Path(await store.export_async(dl.rid, dest))
+            else:
+                dl.path = Path(await self._node.download(
+                    dl.rid, dest, progress=lambda done, total: self._progress(dl, done, total)))
+            dl.done = dl.total = dl.path.stat().st_size
+            dl.state = "completed"
+            self._history.add(dl.rid, "download", dl.title)
+            log.info("download %s completed: %s (%d bytes)", dl.id, dl.name, dl.total)
+        except CapabilityError as exc:
+            dl.state, dl.error = "failed", f"this node cannot download: {exc}"
+        except (P2PKitError, OSError) as exc:
+            dl.state, dl.error = "failed", str(exc) or type(exc).__name__
+            log.warning("download %s failed: %s", dl.id, dl.error)
+        except Exception as exc:
+            dl.state, dl.error = "failed", f"internal error: {type(exc).__name__}"
+            log.exception("download %s failed", dl.id)
+        finally:
+            dl.finished = trio.current_time()
+            if dl.state not in ("completed", "failed"):  # cancelled: the node is stopping
+                dl.state, dl.error = "failed", "the node stopped"
+            self._publish(dl, force=True)
+            if dl.state == "completed":
+                self._hub.publish({"type": "history.changed"})

@@ -1,0 +1,63 @@
+"""Every error the API returns is JSON: ``{"error": name, "message": text, ...}``.
+
+Handlers registered here turn werkzeug's HTTP exceptions (404, 405, 413, ...), our own
+:class:`ApiError` and any unexpected exception into that shape, with the right status.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from quart import Quart, jsonify
+from quart.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("p2pkit.webui")
+
+_NAMES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+    415: "unsupported_media_type", 422: "invalid", 500: "internal_error",
+    503: "unavailable", 507: "insufficient_storage",
+}
+
+
+class ApiError(Exception):
+    """An error to report to the client as JSON with ``status``; ``key`` names the
+    offending request field when there is one."""
+
+    def __init__(self, status: int, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.key = key
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": _NAMES.get(self.status, "error"), "message": self.message}
+        if self.key is not None:
+            out["key"] = self.key
+        return out
+
+
+def error_response(status: int, message: str, **extra: Any) -> ResponseReturnValue:
+    return jsonify({"error": _NAMES.get(status, "error"), "message": message, **extra}), status
+
+
+def install_error_handlers(app: Quart) -> None:
+    @app.errorhandler(ApiError)
+    async def _api_error(exc: ApiError) -> ResponseReturnValue:
+        return jsonify(exc.body()), exc.status
+
+    @app.errorhandler(HTTPException)
+    async def _http_error(exc: HTTPException) -> ResponseReturnValue:
+        status = exc.code or 500
+        message = exc.description or exc.name
+        if status == 413:
+            message = "the request body is larger than this server accepts"
+        return error_response(status, message)
+
+    @app.errorhandler(Exception)
+    async def _unexpected(exc: Exception) -> ResponseReturnValue:
+        log.exception("unhandled error in a web request")
+        return error_response(500, f"internal error: {type(exc).__name__}")

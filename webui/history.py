@@ -1,0 +1,82 @@
+"""Download and viewing history (seed 004 §4.1.3), persisted in SQLite.
+
+A node with a data directory keeps it in ``<data_dir>/webui.sqlite``; an ephemeral node in
+memory. Views of the same content update one entry (the latest position, for resuming);
+every download is its own entry. Lists are newest first.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS history (
+    id TEXT PRIMARY KEY,
+    rid TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    title TEXT NOT NULL,
+    position REAL NOT NULL DEFAULT 0,
+    duration REAL,
+    play_time INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_by_time ON history(play_time DESC);
+"""
+_COLUMNS = ("id", "rid", "kind", "title", "position", "duration", "play_time", "created_at", "updated_at")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class History:
+    def __init__(self, db_path: Path | None) -> None:
+        self._db = sqlite3.connect(str(db_path) if db_path else ":memory:", isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def add(self, rid: str, kind: str, title: str, position: float = 0.0,
+            duration: float | None = None) -> dict[str, Any]:
+        now = _now_ms()
+        if kind == "view":
+            row = self._db.execute(
+                "SELECT id FROM history WHERE rid = ? AND kind = 'view'", (rid,)).fetchone()
+            if row is not None:
+                self._db.execute(
+                    "UPDATE history SET title = ?, position = ?, duration = COALESCE(?, duration),"
+                    " play_time = ?, updated_at = ? WHERE id = ?",
+                    (title, position, duration, now, now, row[0]))
+                return self.get(row[0]) or {}
+        entry_id = secrets.token_hex(8)
+        self._db.execute(
+            "INSERT INTO history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (entry_id, rid, kind, title, position, duration, now, now, now))
+        return self.get(entry_id) or {}
+
+    def get(self, entry_id: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM history WHERE id = ?", (entry_id,)).fetchone()
+        return dict(zip(_COLUMNS, row)) if row else None
+
+    def list(self, limit: int = 100, kind: str | None = None) -> list[dict[str, Any]]:
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM history"
+        args: tuple[Any, ...] = ()
+        if kind is not None:
+            sql += " WHERE kind = ?"
+            args = (kind,)
+        sql += " ORDER BY play_time DESC, created_at DESC LIMIT ?"
+        return [dict(zip(_COLUMNS, row)) for row in self._db.execute(sql, (*args, limit))]
+
+    def delete(self, entry_id: str) -> bool:
+        return self._db.execute("DELETE FROM history WHERE id = ?", (entry_id,)).rowcount > 0
+
+    def clear(self) -> int:
+        return self._db.execute("DELETE FROM history").rowcount
+
+    def close(self) -> None:
+        self._db.close()

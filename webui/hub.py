@@ -1,0 +1,108 @@
+"""Fan-out of UI messages to every open WebSocket.
+
+One pump task turns node events into JSON messages; downloads and the log relay publish
+their own. Each client has a bounded queue: a slow browser loses its oldest messages
+(counted), never slows the node.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+
+from p2pkit.events import (
+    ContentAdded,
+    ContentRemoved,
+    Event,
+    GenericEvent,
+    Notice,
+    PeerDown,
+    PeerUp,
+)
+
+Message = dict[str, Any]
+CLIENT_BUFFER = 512
+LOG_HISTORY = 200
+
+
+class Hub:
+    def __init__(self) -> None:
+        self._clients: list[trio.MemorySendChannel[Message]] = []
+        self.dropped = 0
+        self.recent_logs: deque[Message] = deque(maxlen=LOG_HISTORY)
+
+    def publish(self, message: Message) -> None:
+        if message.get("type") == "log":
+            self.recent_logs.append(message)
+        for send in list(self._clients):
+            try:
+                send.send_nowait(message)
+            except trio.WouldBlock:
+                self.dropped += 1
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._clients.remove(send)
+
+    @property
+    def client_count(self) -> int:
+        return len(self._clients)
+
+    @asynccontextmanager
+    async def client(self) -> AsyncIterator[trio.MemoryReceiveChannel[Message]]:
+        send, receive = trio.open_memory_channel[Message](CLIENT_BUFFER)
+        self._clients.append(send)
+        try:
+            async with receive:
+                yield receive
+        finally:
+            if send in self._clients:
+                self._clients.remove(send)
+            send.close()
+
+
+def event_message(event: Event) -> Message | None:
+    """The UI message for a node event, or None if the UI does not care."""
+    if isinstance(event, PeerUp):
+        return {"type": "peer.up", "peer_id": event.peer_id, "address": f"{event.address[0]}:{event.address[1]}"}
+    if isinstance(event, PeerDown):
+        return {"type": "peer.down", "peer_id": event.peer_id, "reason": event.reason}
+    if isinstance(event, ContentAdded | ContentRemoved):
+        change = "added" if isinstance(event, ContentAdded) else "removed"
+        return {"type": "files.changed", "change": change, "rid": event.rid, "local": event.local,
+                "name": getattr(event, "name", "")}
+    if isinstance(event, Notice):
+        return {"type": "log", "level": event.level, "message": event.message,
+                "source": event.source, "time": time.time()}
+    if isinstance(event, GenericEvent):
+        if event.kind == "settings.changed":
+            key = str(event.data.get("key", "")).removeprefix("cfg.")
+            return {"type": "settings.changed", "key": key, "value": event.data.get("value")}
+        if event.kind in ("store.completed", "store.removed", "store.evicted", "discovery.changed"):
+            return {"type": "files.changed", "change": event.kind, "rid": event.data.get("rid", event.data.get("key")),
+                    "local": event.kind.startswith("store.")}
+    return None
+
+
+class LogRelay(logging.Handler):
+    """Sends ``p2pkit`` log records to the hub. Records may come from worker threads, so
+    delivery goes through the trio token (thread-safe, and in order)."""
+
+    def __init__(self, hub: Hub, token: trio.lowlevel.TrioToken, level: int = logging.INFO) -> None:
+        super().__init__(level)
+        self._hub = hub
+        self._token = token
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = {"type": "log", "level": record.levelname.lower(), "source": record.name,
+                       "message": record.getMessage()[:2000], "time": record.created}
+            self._token.run_sync_soon(self._hub.publish, message)
+        except (trio.RunFinishedError, RuntimeError):
+            pass  # the node is gone; nobody is listening
+        except Exception:
+            self.handleError(record)

@@ -1,0 +1,138 @@
+"""Own files (upload, list, remove), network files, downloads."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import trio
+from quart import Blueprint, jsonify, send_file
+from quart.typing import ResponseReturnValue
+
+from ..app import web_ui
+from ..errors import ApiError
+from ..schemas import DownloadRequest, read_json
+from ..uploads import UploadReceiver, sweep_orphans
+from ..views import local_file, local_files, network_files
+
+bp = Blueprint("files", __name__)
+log = logging.getLogger("p2pkit.webui.files")
+
+
+def _store():  # type: ignore[no-untyped-def]
+    store = web_ui().node.store
+    if store is None:
+        raise ApiError(503, "this node has no store plugin, so it cannot share files")
+    return store
+
+
+@bp.get("/api/files")
+async def list_files() -> ResponseReturnValue:
+    return jsonify({"files": local_files(web_ui())})
+
+
+@bp.post("/api/files")
+async def upload_file() -> ResponseReturnValue:
+    web = web_ui()
+    store = _store()
+    from p2pkit.plugins.store import StoreFullError, UnsupportedMedia, sniff
+
+    if web.upload_slots.available_tokens == 0:
+        raise ApiError(503, "too many uploads at once; try again shortly")
+    async with web.upload_slots:
+        receiver = UploadReceiver(web.uploads_dir, web.config.max_upload_mb * 1024 * 1024, sniff)
+        web.uploads_in_progress.add(receiver.dir)
+        try:
+            upload = await receiver.receive()
+            try:
+                manifest = await web.node.share(upload.path, title=upload.title or None,
+                                                description=upload.description)
+            except UnsupportedMedia as exc:
+                raise ApiError(415, f"not an audio, video or image file ({exc})", key="file") from None
+            except StoreFullError as exc:
+                raise ApiError(507, f"the store is full: {exc}") from None
+        except BaseException:
+            shutil.rmtree(receiver.dir, ignore_errors=True)
+            raise
+        finally:
+            web.uploads_in_progress.discard(receiver.dir)
+    info = store.item(manifest.rid)
+    if info is None or info.source != str(upload.path.resolve()):
+        shutil.rmtree(receiver.dir, ignore_errors=True)  # the same content was already shared
+    _sweep()
+    log.info("shared %s (%s, %d bytes) as %s", manifest.name, manifest.category, manifest.size, manifest.rid[:12])
+    return jsonify(local_file(web, store.item(manifest.rid))), 201
+
+
+def _sweep() -> None:
+    web = web_ui()
+    store = web.node.store
+    keep = {i.source for i in store.items() if i.source} if store is not None else set()
+    sweep_orphans(web.uploads_dir, keep, web.uploads_in_progress)
+
+
+@bp.delete("/api/files/<rid>")
+async def remove_file(rid: str) -> ResponseReturnValue:
+    store = _store()
+    info = store.item(rid) if len(rid) == 64 else None
+    if info is None:
+        raise ApiError(404, f"no local file with rid {rid[:80]!r}")
+    await web_ui().node.unshare(rid)
+    _sweep()
+    log.info("removed %s (%s)", info.name, rid[:12])
+    return jsonify({"rid": rid, "removed": True})
+
+
+@bp.get("/api/network/files")
+async def list_network_files() -> ResponseReturnValue:
+    return jsonify({"files": network_files(web_ui())})
+
+
+@bp.post("/api/downloads")
+async def start_download() -> ResponseReturnValue:
+    web = web_ui()
+    body = await read_json(DownloadRequest)
+    existing = web.downloads.active_for(body.rid)
+    if existing is not None:
+        return jsonify(existing.as_dict()), 200
+    known = {f["rid"]: f for f in network_files(web)}
+    entry = known.get(body.rid)
+    store = web.node.store
+    info = store.item(body.rid) if store is not None else None
+    if entry is None and (info is None or not info.complete):
+        raise ApiError(404, f"no file with rid {body.rid} is known on the network", key="rid")
+    if entry is None:
+        entry = {"name": info.name, "size": info.size, "title": info.title}
+    if web.node.swarm is None and (info is None or not info.complete):
+        raise ApiError(503, "this node has no swarm plugin, so it cannot download")
+    dl = web.downloads.start(body.rid, entry["name"], int(entry["size"]), entry.get("title", ""))
+    return jsonify(dl.as_dict()), 202
+
+
+@bp.get("/api/downloads")
+async def list_downloads() -> ResponseReturnValue:
+    return jsonify({"downloads": [d.as_dict() for d in web_ui().downloads.all()]})
+
+
+def _download(download_id: str):  # type: ignore[no-untyped-def]
+    dl = web_ui().downloads.get(download_id)
+    if dl is None:
+        raise ApiError(404, f"no download with id {download_id[:80]!r}")
+    return dl
+
+
+@bp.get("/api/downloads/<download_id>")
+async def get_download(download_id: str) -> ResponseReturnValue:
+    return jsonify(_download(download_id).as_dict())
+
+
+@bp.get("/api/downloads/<download_id>/file")
+async def download_file(download_id: str) -> ResponseReturnValue:
+    dl = _download(download_id)
+    if dl.state != "completed" or dl.path is None:
+        raise ApiError(409, f"download {download_id} is {dl.state}, not completed")
+    path = trio.Path(dl.path)
+    if not await path.is_file():
+        raise ApiError(410, "the downloaded file is gone from disk")
+    return await send_file(Path(path), as_attachment=True, attachment_filename=dl.name, conditional=True)

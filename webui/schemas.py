@@ -1,0 +1,81 @@
+"""Request bodies as msgspec structs, and a bounded JSON reader that validates them.
+
+Malformed JSON is a 400; JSON of the wrong shape is a 422 naming the offending key.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+from quart import request
+
+from .errors import ApiError
+
+T = TypeVar("T")
+MAX_JSON_BYTES = 64 * 1024
+RID_PATTERN = "^[0-9a-f]{64}$"
+Rid = Annotated[str, msgspec.Meta(pattern=RID_PATTERN)]
+_PATH_RE = re.compile(r"at `\$\.([A-Za-z0-9_]+)")
+
+
+class DownloadRequest(msgspec.Struct, forbid_unknown_fields=True):
+    rid: Rid
+
+
+class HistoryCreate(msgspec.Struct, forbid_unknown_fields=True):
+    rid: Rid
+    kind: Literal["view", "download"] = "view"
+    title: Annotated[str, msgspec.Meta(max_length=4096)] = ""
+    position: Annotated[float, msgspec.Meta(ge=0, le=1e9)] = 0.0
+    duration: Annotated[float, msgspec.Meta(ge=0, le=1e9)] | None = None
+
+
+class PeerToggle(msgspec.Struct, forbid_unknown_fields=True):
+    enabled: bool | None = None  # absent: flip
+
+
+async def read_body(limit: int = MAX_JSON_BYTES) -> bytes:
+    """The request body, refusing (413) more than ``limit`` bytes without buffering them."""
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, f"request body is larger than {limit} bytes")
+    data = bytearray()
+    async for chunk in request.body:
+        data += chunk
+        if len(data) > limit:
+            raise ApiError(413, f"request body is larger than {limit} bytes")
+    return bytes(data)
+
+
+def decode_json(data: bytes, type_: type[T]) -> T:
+    """Decode ``data`` as ``type_``: 400 if not JSON, 422 (naming the key) if the wrong shape."""
+    try:
+        raw = msgspec.json.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, f"malformed JSON: {exc}") from None
+    try:
+        return msgspec.convert(raw, type_)
+    except msgspec.ValidationError as exc:
+        match = _PATH_RE.search(str(exc))
+        key = match.group(1) if match else _unknown_key(str(exc))
+        raise ApiError(422, str(exc), key=key) from None
+
+
+def _unknown_key(message: str) -> str | None:
+    found = re.search(r"unknown field `([^`]*)`", message) or re.search(
+        r"missing required field `([^`]*)`", message)
+    return found.group(1) if found else None
+
+
+async def read_json(type_: type[T], *, allow_empty: bool = False) -> T:
+    data = await read_body()
+    if allow_empty and not data.strip():
+        data = b"{}"
+    return decode_json(data, type_)
+
+
+async def read_json_object() -> dict[str, Any]:
+    """A JSON object of any keys (the caller validates them one by one)."""
+    raw = await read_json(dict[str, Any])
+    return raw

@@ -1,0 +1,199 @@
+// Share (seed 000): upload, my files, network files with download, log panel.
+import { api, upload } from "../api.js";
+import * as downloads from "../downloads.js";
+import * as live from "../live.js";
+import {
+  categoryIcon, categoryTag, formatBytes, formatDuration, formatRate, formatTime, h, logs, shortId, toast,
+} from "../ui.js";
+
+const ACCEPT = "audio/*,video/*,image/*";
+const AUTO_REFRESH_MS = 10000;
+
+export default {
+  title: "Share",
+  mount(root) {
+    const status = live.state.status;
+    const myList = h("ul.files#my-files");
+    const netList = h("ul.files#network-files");
+    const myCount = h("span.count");
+    const netCount = h("span.count");
+    const uploads = h("ul.uploads#uploads");
+    const title = h("input#upload-title", { type: "text", placeholder: "Title (optional)", maxLength: 4096 });
+    const description = h("input#upload-description", { type: "text", placeholder: "Description (optional)", maxLength: 4096 });
+    const picker = h("input#file-input", { type: "file", accept: ACCEPT, multiple: true, hidden: true });
+    const drop = h("div.drop#drop-zone", { role: "button", tabIndex: 0 },
+      h("strong", {}, "Drop audio, video or images here"), h("br"), "or click to choose files",
+      h("br"), h("small", {}, status ? `up to ${formatBytes(status.max_upload_bytes)} each` : ""));
+    const logBox = h("pre.log#log");
+
+    root.append(
+      h("div.page-head", {}, h("h1", {}, "Share"),
+        h("span.sub", {}, "Files you share are announced to the network; peers fetch them from you directly.")),
+      h("div.grid", {},
+        h("section.card", {}, h("h2", {}, "Upload"), drop, picker,
+          h("div.upload-fields", {}, title, description), uploads),
+        h("section.card", {}, h("h2", {}, "My files", myCount), myList),
+        h("section.card.wide", {},
+          h("h2", {}, "Network files", netCount, h("span.spacer"),
+            h("button.btn#refresh-network", { onclick: () => refreshNetwork(true) }, "⟳ Refresh")),
+          netList),
+        h("section.card.wide", {},
+          h("h2", {}, "Log", h("span.spacer"),
+            h("button.btn#clear-log", { onclick: () => logs.clear() }, "Clear")),
+          logBox)));
+
+    // ---- upload ----
+    const sendFiles = (files) => { for (const file of files) uploadOne(file); };
+    drop.addEventListener("click", () => picker.click());
+    drop.addEventListener("keydown", (e) => (e.key === "Enter" || e.key === " ") && picker.click());
+    picker.addEventListener("change", () => { sendFiles([...picker.files]); picker.value = ""; });
+    drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+    drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+    drop.addEventListener("drop", (e) => {
+      e.preventDefault();
+      drop.classList.remove("over");
+      sendFiles([...e.dataTransfer.files]);
+    });
+
+    async function uploadOne(file) {
+      const bar = h("i");
+      const label = h("span", {}, "0%");
+      const row = h("li", {}, h("span.n", { title: file.name }, file.name), h("div.bar", {}, bar), label);
+      uploads.prepend(row);
+      logs.add("info", `uploading ${file.name} (${formatBytes(file.size)})`);
+      try {
+        const item = await upload(file, { title: title.value, description: description.value }, (done, total) => {
+          const pct = Math.round((done / total) * 100);
+          bar.style.width = `${pct}%`;
+          label.textContent = `${pct}%`;
+        });
+        bar.parentElement.classList.add("done");
+        bar.style.width = "100%";
+        label.textContent = "shared";
+        logs.add("ok", `shared ${item.name} as ${item.category} (${formatBytes(item.size)}), rid ${shortId(item.rid)}`);
+        toast(`Shared ${item.name}`, "ok");
+        title.value = "";
+        description.value = "";
+        refreshMine();
+        refreshNetwork();
+        setTimeout(() => row.remove(), 4000);
+      } catch (err) {
+        bar.parentElement.classList.add("failed");
+        bar.style.width = "100%";
+        label.textContent = err.status === 415 ? "not media" : err.status === 413 ? "too large" : "failed";
+        logs.add("error", `upload of ${file.name} failed: ${err.message}`);
+        toast(`${file.name}: ${err.message}`, "error", 7000);
+      }
+    }
+
+    // ---- my files ----
+    async function refreshMine() {
+      let files;
+      try { ({ files } = await api("/api/files")); } catch (err) { toast(err.message, "error"); return; }
+      myCount.textContent = files.length ? `${files.length}` : "";
+      myList.replaceChildren(...(files.length ? files.map(myRow) : [h("li.empty", {}, "Nothing shared yet.")]));
+    }
+    function myRow(f) {
+      const meta = [formatBytes(f.size), f.mime, formatDuration(f.duration),
+        f.shared ? "shared" : f.complete ? "downloaded" : `${Math.round(f.progress * 100)}% downloaded`].filter(Boolean);
+      return h("li.file", { dataset: { rid: f.rid } },
+        thumb(f),
+        h("div.name", { title: f.name }, categoryTag(f.category), " ", f.title || f.name),
+        h("div.actions", {}, h("button.btn.danger.remove", { onclick: () => remove(f) }, "Remove")),
+        h("div.meta", {}, ...meta.map((m) => h("span", {}, m))));
+    }
+    async function remove(f) {
+      try {
+        await api(`/api/files/${f.rid}`, { method: "DELETE" });
+        logs.add("info", `removed ${f.name}`);
+        toast(`Removed ${f.name}`, "ok");
+      } catch (err) { toast(err.message, "error"); }
+      refreshMine();
+      refreshNetwork();
+    }
+
+    // ---- network files ----
+    let netTimer = null;
+    async function refreshNetwork(manual = false) {
+      let files;
+      try { ({ files } = await api("/api/network/files")); } catch (err) { if (manual) toast(err.message, "error"); return; }
+      const others = files.filter((f) => f.providers > 0 || !f.local);
+      netCount.textContent = others.length ? `${others.length}` : "";
+      netList.replaceChildren(...(others.length ? others.map(netRow)
+        : [h("li.empty", {}, "No files on the network yet. Files other nodes share appear here by themselves.")]));
+      if (manual) logs.add("info", `network files refreshed: ${others.length}`);
+    }
+    function netRow(f) {
+      const dl = downloads.byRid.get(f.rid);
+      const busy = dl && ["queued", "running"].includes(dl.state);
+      const button = h("button.btn.primary.download", {
+        disabled: busy || f.providers === 0,
+        onclick: async () => {
+          button.disabled = true;
+          try { await downloads.start(f); } catch (err) { toast(err.message, "error"); button.disabled = false; }
+        },
+      }, busy ? "Downloading…" : "Download");
+      return h("li.file", { dataset: { rid: f.rid } },
+        thumb(f),
+        h("div.name", { title: f.name }, categoryTag(f.category), " ", f.title || f.name),
+        h("div.actions", {}, button),
+        h("div.meta", {}, h("span", {}, formatBytes(f.size)), f.duration ? h("span", {}, formatDuration(f.duration)) : null,
+          h("span.providers", {}, `${f.providers} provider${f.providers === 1 ? "" : "s"}`),
+          f.local ? h("span.tag.tag-soft", {}, "on this node") : null),
+        dl ? progressRow(dl) : null);
+    }
+    function progressRow(dl) {
+      const pct = Math.round((dl.progress || 0) * 100);
+      const bar = h(`div.bar${dl.state === "completed" ? ".done" : dl.state === "failed" ? ".failed" : ""}`, {},
+        h("i", { style: { width: `${dl.state === "failed" ? 100 : pct}%` } }));
+      const text = dl.state === "completed" ? `done · ${formatBytes(dl.total)} in ${dl.elapsed.toFixed(1)} s`
+        : dl.state === "failed" ? `failed: ${dl.error}`
+          : `${pct}% · ${formatRate(dl.rate)} · ${dl.peers} peer${dl.peers === 1 ? "" : "s"}`;
+      return h("div.progress", { dataset: { state: dl.state } }, bar, h("span.progress-text", {}, text));
+    }
+    const stopDownloads = downloads.onChange((dl) => {
+      const row = netList.querySelector(`li[data-rid="${dl.rid}"]`);
+      if (!row) return;
+      row.querySelector(".progress")?.remove();
+      row.append(progressRow(dl));
+      const button = row.querySelector("button.download");
+      const busy = ["queued", "running"].includes(dl.state);
+      button.disabled = busy;
+      button.textContent = busy ? "Downloading…" : "Download";
+      if (dl.state === "completed") refreshMine();
+    });
+
+    function thumb(f) {
+      return f.thumbnail_url ? h("img.thumb", { src: f.thumbnail_url, alt: "", loading: "lazy" })
+        : h("div.thumb", {}, categoryIcon(f.category));
+    }
+
+    // ---- log panel ----
+    const logLine = (line) => h(`div.${line.level}`, {},
+      h("span.t", {}, formatTime(line.time * 1000).padEnd(10)), " ", line.message);
+    logBox.replaceChildren(...logs.lines.map(logLine));
+    logBox.scrollTop = logBox.scrollHeight;
+    const stopLogs = logs.subscribe((line) => {
+      if (line === null) { logBox.replaceChildren(); return; }
+      const stick = logBox.scrollTop + logBox.clientHeight >= logBox.scrollHeight - 20;
+      logBox.append(logLine(line));
+      while (logBox.childElementCount > 500) logBox.firstChild.remove();
+      if (stick) logBox.scrollTop = logBox.scrollHeight;
+    });
+
+    // ---- live updates ----
+    const stopFiles = live.on("files.changed", (m) => {
+      if (m.local) refreshMine();
+      refreshNetwork();
+    });
+    const stopPeers = [live.on("peer.up", () => refreshNetwork()), live.on("peer.down", () => refreshNetwork())];
+    const stopHello = live.on("hello", () => { refreshMine(); refreshNetwork(); });
+    netTimer = setInterval(refreshNetwork, AUTO_REFRESH_MS);
+    refreshMine();
+    refreshNetwork();
+    return () => {
+      clearInterval(netTimer);
+      stopDownloads(); stopLogs(); stopFiles(); stopHello(); stopPeers.forEach((f) => f());
+    };
+  },
+};
