@@ -69,7 +69,7 @@ async def serve_repeater(
     task_status: trio.TaskStatus[RepeaterStats] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``registry`` on the Unix socket ``path`` until cancelled."""
-    path = Path(path)
+    path = _expand(path)
     sock, inode = await _bind(path)
     stats = RepeaterStats(path=path)
     try:
@@ -96,6 +96,11 @@ async def serve_repeater(
 
 
 # ---------------------------------------------------------------------------- socket file
+
+
+def _expand(path: str | os.PathLike[str]) -> Path:
+    # "~/x.sock" in a config file means the home directory, as for `p2pkit ctl`.
+    return Path(path).expanduser()
 
 
 async def _bind(path: Path) -> tuple[trio.socket.SocketType, int]:
