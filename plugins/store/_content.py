@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 import msgspec
 
-from ._errors import IncompleteContent, StoreError, UnknownItem, UnsupportedMedia
+from ._errors import IncompleteContent, StoreError, StoreFullError, UnknownItem, UnsupportedMedia
 from ._filestore import FileStore, write_all
 from ._manifest import DEFAULT_PIECE_SIZE, MAX_PIECE_SIZE, MIN_PIECE_SIZE, Manifest, is_rid
 from ._media import HEADER_BYTES, probe, sniff
@@ -345,6 +345,11 @@ class Store(FileStore):
             self._check_open()
             if rid in self._content:
                 return False
+            if self._limit is not None and manifest.size > self._limit - self._pinned_bytes():
+                raise StoreFullError(
+                    f"{manifest.name} ({manifest.size} bytes) cannot fit: the limit is "
+                    f"{self._limit} bytes and pinned items hold {self._pinned_bytes()}"
+                )
             item = _Content(manifest, False, None, None, None,
                             bytearray((manifest.num_pieces + 7) // 8), 0, 0, 0, 0, 0,
                             str(self.root / CONTENT_DIR / rid))
@@ -353,6 +358,10 @@ class Store(FileStore):
             self._insert(rid, item)
             self._content[rid] = item
             return True
+
+    def _pinned_bytes(self) -> int:
+        return (sum(o.size for o in self._objects.values() if o.pinned)
+                + sum(c.stored_bytes for c in self._content.values() if c.pinned))
 
     def write_piece(self, rid: str, index: int, data: bytes | bytearray | memoryview) -> bool:
         """Store piece ``index`` if its SHA-256 matches the manifest; False (nothing stored)
@@ -585,7 +594,11 @@ class Store(FileStore):
             dest = dest / item.manifest.name
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
         try:
-            with tmp.open("wb") as out:
+            try:
+                out = tmp.open("wb")
+            except OSError as exc:
+                raise StoreError(f"cannot write {dest}: {exc.strerror}") from None
+            with out:
                 for i in range(item.manifest.num_pieces):
                     piece = self.read_piece(rid, i)
                     if piece is None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from p2pkit.plugins.store import (
     IncompleteContent,
     Manifest,
@@ -235,14 +238,19 @@ def test_content_eviction_spares_pinned_and_the_writer(tmp_path: Path, store: St
         dl.on_evict = lambda kind, key, n: evicted.append((kind, key, n))
         transfer(store, dl, a.rid)
         dl.pin_content(a.rid)
-        dl.begin_download(b)
         with pytest.raises(StoreFullError):
-            transfer(store, dl, b.rid)  # a is pinned: b cannot complete
-        assert dl.is_complete(a.rid) and evicted == []
+            dl.begin_download(b)  # a is pinned: b cannot fit, known before any transfer
+        dl.create("sid-pinned", pinned=True)
         dl.pin_content(a.rid, False)
-        transfer(store, dl, b.rid, dl.missing_pieces(b.rid))  # now a is evicted for b
+        dl.begin_download(b)
+        dl.pin("sid-pinned")
+        dl.append("sid-pinned", b"p" * int(size * 0.6))  # pinned after b began: b cannot finish
+        with pytest.raises(StoreFullError):
+            transfer(store, dl, b.rid)
+        assert evicted == [("content", a.rid, size)]  # a (unpinned) went first, in vain
+        dl.delete("sid-pinned")
+        transfer(store, dl, b.rid, dl.missing_pieces(b.rid))  # now b completes
         assert a.rid not in dl and dl.is_complete(b.rid)
-        assert evicted == [("content", a.rid, size)]
         assert dl.used_bytes == b.size
 
 
@@ -325,3 +333,43 @@ def test_damage_while_running_is_found_by_verify(tmp_path: Path, store: Store,
         # ...until verify() (or rehash=True) hashes them again
         assert dl.verify(m.rid) == [1]
         assert dl.read_piece(m.rid, 1) is None and dl.missing_pieces(m.rid) == [1]
+
+
+def test_download_larger_than_the_limit_is_refused_up_front(tmp_path: Path, store: Store,
+                                                             media: dict[str, Path]) -> None:
+    m = store.import_file(media["png"])
+    with Store(tmp_path / "small", piece_size=PIECE, limit_bytes=m.size - 1) as small:
+        with pytest.raises(StoreFullError, match="cannot fit"):
+            small.begin_download(m)
+        assert m.rid not in small
+    with pytest.raises(StoreError, match="cannot write"):
+        store.export(m.rid, tmp_path / "no" / "such" / "dir.png")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(writes=st.lists(st.tuples(st.integers(0, 9), st.booleans()), max_size=40))
+def test_bitmap_matches_good_writes_and_survives_reopen(tmp_path: Path,
+                                                        writes: list[tuple[int, bool]]) -> None:
+    """Pieces written in any order, some corrupted: the bitmap holds exactly the good ones,
+    before and after reopening, and the bytes read back are the original ones."""
+    data = bytes(range(256)) * (PIECE * 10 // 256 - 3)  # 10 pieces, the last one short
+    hashes = tuple(hashlib.sha256(data[i:i + PIECE]).digest() for i in range(0, len(data), PIECE))
+    m = Manifest(name="x.mp4", size=len(data), mime="video/mp4", category="video",
+                 piece_size=PIECE, piece_hashes=hashes)
+    root = Path(tempfile.mkdtemp(dir=tmp_path))
+    good: set[int] = set()
+    with Store(root, piece_size=PIECE) as s:
+        s.begin_download(m)
+        for index, corrupt in writes:
+            piece = data[index * PIECE:(index + 1) * PIECE]
+            if corrupt:
+                piece = piece[:-1] + bytes([piece[-1] ^ 0x55])
+            assert s.write_piece(m.rid, index, piece) is (not corrupt)
+            if not corrupt:
+                good.add(index)
+    with Store(root, piece_size=PIECE) as s:
+        assert set(range(10)) - set(s.missing_pieces(m.rid)) == good
+        assert s.used_bytes == sum(m.piece_length(i) for i in good)
+        for i in good:
+            assert s.read_piece(m.rid, i) == data[i * PIECE:(i + 1) * PIECE]
+        assert s.is_complete(m.rid) is (len(good) == 10)
