@@ -107,6 +107,7 @@ class FloodCore:
         self.rate, self.burst = rate, burst
         self.port = 0
         self.local: dict[str, Entry] = {}
+        self.local_changed = False  # set_local saw a change not yet announced to all
         self.seq = 0
         self.records: dict[str, OriginRecord] = {}
         self.known_peers: dict[str, tuple[str, int, float]] = {}  # id -> (host, port, seen)
@@ -128,6 +129,7 @@ class FloodCore:
         if new == self.local:
             return False
         self.local = new
+        self.local_changed = True
         return True
 
     def make_announce(self, seq_floor: int = 0) -> Announce:
@@ -142,6 +144,8 @@ class FloodCore:
                         signature=self._sign(SIGN_CONTEXT + body), ttl=self.ttl)
 
     def announce_to(self, neighbors: Iterable[str], seq_floor: int = 0) -> list[Send]:
+        """Our announce for every neighbour (this clears ``local_changed``)."""
+        self.local_changed = False
         data = encode(self.make_announce(seq_floor))
         return [(peer, data) for peer in neighbors]
 

@@ -171,7 +171,8 @@ class FloodingDiscovery:
 
     async def search(self, query: str) -> list[dict[str, Any]]:
         """Flood ``query``; our own and already-known matches plus every answer that
-        arrives within ``search_timeout`` (ending early after ``search_idle`` without any)."""
+        arrives within ``search_timeout``, ending early once answers have come and then
+        stopped for ``search_idle``. Without any answer it takes ``search_timeout``."""
         text = query.strip()[:MAX_QUERY]
         self._refresh_local()
         if not text:  # "" is a substring of everything (seed 004 search semantics)
@@ -184,12 +185,13 @@ class FloodingDiscovery:
         self._send_all(sends)
         try:
             with trio.move_on_at(now + self.config.search_timeout):
-                while True:
+                await woke.wait()  # the first answer: the nearest providers have spoken
+                while True:  # then stop once answers have dried up for search_idle
+                    woke = self._query_events[qid] = trio.Event()
                     with trio.move_on_after(self.config.search_idle) as idle:
                         await woke.wait()
                     if idle.cancelled_caught:
                         break
-                    woke = self._query_events[qid] = trio.Event()
         finally:
             self._query_events.pop(qid, None)
         return self.core.finish_query(qid)
@@ -238,9 +240,9 @@ class FloodingDiscovery:
         """Announce at once when our share list changes, and every ``announce_interval``."""
         next_periodic = -math.inf
         while True:
-            changed = self._refresh_local()
+            self._refresh_local()
             now = trio.current_time()
-            if changed or now >= next_periodic:
+            if self.core.local_changed or now >= next_periodic:
                 neighbors = self._neighbors()
                 if neighbors:
                     self._send_all(self.core.announce_to(neighbors, _wall_ms()))
@@ -385,7 +387,8 @@ class FloodingDiscovery:
     # ------------------------------------------------------------------ plumbing
 
     def _refresh_local(self) -> bool:
-        """Read our share list from the store; True if it changed since last time."""
+        """Read our share list from the store; True if it changed since last time (the
+        announce loop then tells everyone, whoever noticed the change)."""
         store = self.node.store
         entries: list[Entry] = []
         if store is not None and self.node.settings.p2p_enabled:
@@ -393,7 +396,10 @@ class FloodingDiscovery:
                 entry = entry_from_item(item)
                 if entry is not None:
                     entries.append(entry)
-        return self.core.set_local(entries)
+        changed = self.core.set_local(entries)
+        if changed:
+            self._local_dirty.set()
+        return changed
 
     def _send_all(self, sends: Iterable[Send]) -> None:
         for peer_id, data in sends:

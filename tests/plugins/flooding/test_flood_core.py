@@ -293,8 +293,12 @@ def test_peer_lists_teach_addresses_but_not_our_own() -> None:
 def test_set_local_reports_changes_only() -> None:
     net = Net(1)
     core = net.core(0)
-    assert core.set_local([entry("a.mp4")])
-    assert not core.set_local([entry("a.mp4")])
+    assert core.set_local([entry("a.mp4")]) and core.local_changed
+    core.sync_for("p" * 64)  # one new peer heard it; the others have not
+    assert core.local_changed
+    core.announce_to(["p" * 64])
+    assert not core.local_changed
+    assert not core.set_local([entry("a.mp4")]) and not core.local_changed
     assert core.set_local([])
 
 
