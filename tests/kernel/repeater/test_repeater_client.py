@@ -78,7 +78,7 @@ def test_no_reply_in_time_is_unavailable(tmp_path: Path) -> None:
             mute.bind(path)
             mute.listen(1)  # accepts into the backlog, never answers
             with RepeaterClient(path, timeout=0.2) as client, \
-                    pytest.raises(RepeaterUnavailable, match="no reply within 0.2 s"):
+                    pytest.raises(RepeaterUnavailable, match=r"no reply within 0\.2 s"):
                 client.get_raw("peer.count")
 
 
@@ -135,6 +135,6 @@ async def test_typed_get_of_a_malformed_value_is_a_clear_error(nursery: trio.Nur
         path = Path(name) / "fake.sock"
         await _fake_server(path, reply, nursery)
         async with AsyncRepeaterClient(path) as client:
-            with pytest.raises(repeater.RepeaterError, match="peer.count: malformed reply: wrong value size"):
+            with pytest.raises(repeater.RepeaterError, match=r"peer\.count: malformed reply: wrong value size"):
                 await client.get("peer.count")
         nursery.cancel_scope.cancel()
