@@ -17,7 +17,7 @@ import pytest
 import trio
 
 from p2pkit import ContentAdded, ContentRemoved, NodeConfig, PeerDown, open_node
-from p2pkit.plugin_manager import create_plugin_manager
+from p2pkit.plugin_manager import BUILTIN_PLUGINS, create_plugin_manager
 
 FLOODING = "p2pkit.plugins.flooding"
 FAST = {
@@ -190,3 +190,13 @@ async def test_search_without_peers_returns_local_matches_at_once(tmp_path: Path
         with trio.fail_after(1):
             (row,) = await a.search("TUNE")
         assert row["rid"] == manifest.rid and row["local"] and row["providers"] == [a.id]
+
+
+@pytest.mark.skipif(FLOODING not in BUILTIN_PLUGINS, reason="flooding is not a built-in plugin yet")
+async def test_the_documented_example_runs(tmp_path: Path) -> None:
+    from docs.examples.flooding_three_nodes import main
+
+    result = await main(tmp_path)
+    assert result["listed"]["title"] == "Harbour Bells"
+    assert result["listed"]["providers"] == [result["a"]]
+    assert [f["title"] for f in result["found"]] == ["Harbour Bells"]
