@@ -47,6 +47,8 @@ def error_response(status: int, message: str, **extra: Any) -> ResponseReturnVal
 def install_error_handlers(app: Quart) -> None:
     @app.errorhandler(ApiError)
     async def _api_error(exc: ApiError) -> ResponseReturnValue:
+        if exc.status == 413:  # the rest of the body was not read: this connection is done
+            return jsonify(exc.body()), exc.status, {"Connection": "close"}
         return jsonify(exc.body()), exc.status
 
     @app.errorhandler(HTTPException)
@@ -55,6 +57,7 @@ def install_error_handlers(app: Quart) -> None:
         message = exc.description or exc.name
         if status == 413:
             message = "the request body is larger than this server accepts"
+            return jsonify({"error": _NAMES[413], "message": message}), 413, {"Connection": "close"}
         return error_response(status, message)
 
     @app.errorhandler(Exception)

@@ -1,0 +1,270 @@
+"""The JSON API against the real app and a real node: settings, history, downloads,
+peers, errors, the event socket."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import trio
+from p2pkit.webui import WebConfig, WebUI
+
+from p2pkit.node import open_node
+
+from .conftest import multipart, node_config, png_bytes
+
+RID = "ab" * 32
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+async def test_settings_get_and_partial_update(client, web) -> None:
+    before = await (await client.get("/api/settings")).get_json()
+    assert set(before) == {"p2p_enabled", "upload_limit_kbps", "cache_limit_mb", "max_connections"}
+    response = await client.put("/api/settings", json={"max_connections": 7})
+    assert response.status_code == 200
+    after = await response.get_json()
+    assert after == {**before, "max_connections": 7}
+    assert web.node.settings.max_connections == 7  # applied at once
+    after = await (await client.put("/api/settings", json={"p2p_enabled": False, "upload_limit_kbps": 64})).get_json()
+    assert after["p2p_enabled"] is False and after["upload_limit_kbps"] == 64 and after["max_connections"] == 7
+
+
+@pytest.mark.parametrize(("body", "key"), [
+    ({"no_such_setting": 1}, "no_such_setting"),
+    ({"p2p_enabled": "yes"}, "p2p_enabled"),
+    ({"max_connections": True}, "max_connections"),
+    ({"upload_limit_kbps": -1}, "upload_limit_kbps"),
+    ({"cache_limit_mb": 0}, "cache_limit_mb"),
+    ({"cache_limit_mb": 1.5}, "cache_limit_mb"),
+    ({"max_connections": 5, "cache_limit_mb": -3}, "cache_limit_mb"),
+])
+async def test_bad_settings_are_422_naming_the_key_and_change_nothing(client, web, body, key) -> None:
+    before = web.node.settings.as_dict()
+    response = await client.put("/api/settings", json=body)
+    assert response.status_code == 422
+    error = await response.get_json()
+    assert error["key"] == key and key in error["message"]
+    assert web.node.settings.as_dict() == before
+
+
+@pytest.mark.parametrize("raw", [b"{", b"[1, 2]", b"\"text\"", b"\xff\xfe", b"{}", b""])
+async def test_malformed_settings_body(client, raw: bytes) -> None:
+    response = await client.put("/api/settings", data=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code in (400, 422)
+    assert "message" in await response.get_json()
+
+
+async def test_huge_json_body_is_413(client) -> None:
+    response = await client.put("/api/settings", data=b"{\"x\": \"" + b"a" * 100_000 + b"\"}",
+                                headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+
+
+async def test_settings_and_history_persist_across_restarts(tmp_path: Path) -> None:
+    config = node_config(ephemeral=False, data_dir=str(tmp_path), repeater="off")
+    async with open_node(config) as node:
+        ui = WebUI(node, WebConfig(http_port=0))
+        await node.nursery.start(ui.run_background)
+        client = ui.app.test_client()
+        assert (await client.put("/api/settings", json={"cache_limit_mb": 123})).status_code == 200
+        assert (await client.post("/api/history", json={"rid": RID, "title": "kept"})).status_code == 201
+    async with open_node(node_config(ephemeral=False, data_dir=str(tmp_path), repeater="off")) as node:
+        ui = WebUI(node, WebConfig(http_port=0))
+        await node.nursery.start(ui.run_background)
+        client = ui.app.test_client()
+        assert (await (await client.get("/api/settings")).get_json())["cache_limit_mb"] == 123
+        history = (await (await client.get("/api/history")).get_json())["history"]
+        assert [e["title"] for e in history] == ["kept"]
+
+
+# ---------------------------------------------------------------------------- history
+
+
+async def test_history_newest_first_views_merge_and_delete(client) -> None:
+    first = await (await client.post("/api/history", json={"rid": RID, "title": "one", "kind": "view"})).get_json()
+    other = "cd" * 32
+    await trio.sleep(0.002)  # play_time is wall-clock milliseconds
+    second = await (await client.post("/api/history", json={"rid": other, "title": "two", "kind": "download"})).get_json()
+    await trio.sleep(0.002)
+    again = await client.post("/api/history", json={"rid": RID, "title": "one", "kind": "view", "position": 42.5})
+    assert again.status_code == 201
+    assert (await again.get_json())["id"] == first["id"]  # a view of the same rid is updated, not duplicated
+    history = (await (await client.get("/api/history")).get_json())["history"]
+    assert [e["id"] for e in history] == [first["id"], second["id"]]
+    assert history[0]["position"] == 42.5
+    only_downloads = (await (await client.get("/api/history?kind=download")).get_json())["history"]
+    assert [e["id"] for e in only_downloads] == [second["id"]]
+    assert (await client.delete(f"/api/history/{second['id']}")).status_code == 200
+    assert (await client.delete(f"/api/history/{second['id']}")).status_code == 404
+    assert len((await (await client.get("/api/history")).get_json())["history"]) == 1
+    assert (await (await client.delete("/api/history")).get_json())["deleted"] == 1
+
+
+@pytest.mark.parametrize("body", [
+    {"rid": "short", "title": "x"}, {"rid": RID, "kind": "stream"}, {"rid": RID, "position": -1},
+    {"rid": RID, "extra": 1}, {"title": "no rid"},
+])
+async def test_bad_history_is_422(client, body) -> None:
+    response = await client.post("/api/history", json=body)
+    assert response.status_code == 422
+    assert "key" in await response.get_json()
+
+
+async def test_bad_history_query(client) -> None:
+    assert (await client.get("/api/history?limit=0")).status_code == 422
+    assert (await client.get("/api/history?limit=abc")).status_code == 422
+    assert (await client.get("/api/history?kind=nope")).status_code == 422
+
+
+# ---------------------------------------------------------------------------- downloads
+
+
+async def test_download_errors(client) -> None:
+    response = await client.post("/api/downloads", data=b"{not json", headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and (await response.get_json())["error"] == "bad_request"
+    response = await client.post("/api/downloads", json={"rid": 5})
+    assert response.status_code == 422 and (await response.get_json())["key"] == "rid"
+    response = await client.post("/api/downloads", json={"rid": "../../etc/passwd"})
+    assert response.status_code == 422
+    response = await client.post("/api/downloads", json={"rid": RID})
+    assert response.status_code == 404 and (await response.get_json())["key"] == "rid"
+    assert (await client.get("/api/downloads/nope")).status_code == 404
+    assert (await client.get("/api/downloads/nope/file")).status_code == 404
+
+
+async def test_download_of_local_content_exports_it(client, web) -> None:
+    body, headers = multipart({}, "mine.png", png_bytes())
+    item = await (await client.post("/api/files", data=body, headers=headers)).get_json()
+    started = await client.post("/api/downloads", json={"rid": item["rid"]})
+    assert started.status_code == 202
+    dl = await started.get_json()
+    with trio.fail_after(10):
+        while dl["state"] not in ("completed", "failed"):
+            await trio.sleep(0.05)
+            dl = await (await client.get(f"/api/downloads/{dl['id']}")).get_json()
+    assert dl["state"] == "completed", dl
+    assert dl["bytes"] == dl["total"] == item["size"]
+    saved = await client.get(dl["file_url"])
+    assert saved.status_code == 200
+    assert await saved.get_data() == png_bytes()
+    assert "mine.png" in saved.headers["Content-Disposition"]
+    history = (await (await client.get("/api/history")).get_json())["history"]
+    assert history[0]["kind"] == "download" and history[0]["rid"] == item["rid"]
+
+
+# ---------------------------------------------------------------------------- peers, node
+
+
+async def test_peers_without_peers(client) -> None:
+    assert (await (await client.get("/api/peers")).get_json()) == {"peers": []}
+    stats = await (await client.get("/api/peers/stats")).get_json()
+    assert stats["online"] == 0 and stats["total"] == 0 and stats["nat_type"]
+    response = await client.put(f"/api/peers/{RID}/toggle", json={})
+    assert response.status_code == 404
+    response = await client.put(f"/api/peers/{RID}/toggle", json={"enabled": "maybe"})
+    assert response.status_code == 422
+
+
+async def test_node_status(client, web) -> None:
+    status = await (await client.get("/api/node")).get_json()
+    assert status["id"] == web.node.id and status["state"] == "running"
+    assert status["udp"].startswith("127.0.0.1:")
+
+
+async def test_unknown_routes_and_methods_are_json(client) -> None:
+    response = await client.get("/api/does-not-exist")
+    assert response.status_code == 404 and (await response.get_json())["error"] == "not_found"
+    response = await client.patch("/api/files")
+    assert response.status_code == 405 and "message" in await response.get_json()
+
+
+async def test_pages_and_static(client) -> None:
+    for path in ("/", "/share", "/search", "/peers", "/history", "/settings", "/search/" + RID):
+        response = await client.get(path)
+        assert response.status_code == 200
+        assert b'type="module"' in await response.get_data()
+    js = await client.get("/static/js/main.js")
+    assert js.status_code == 200 and "javascript" in js.mimetype
+    css = await client.get("/static/css/app.css")
+    assert css.status_code == 200 and css.mimetype == "text/css"
+
+
+async def test_openapi(client) -> None:
+    doc = await (await client.get("/api/openapi.json")).get_json()
+    assert doc["openapi"].startswith("3.")
+    assert "post" in doc["paths"]["/api/files"] and "put" in doc["paths"]["/api/settings"]
+    assert "DownloadRequest" in doc["components"]["schemas"]
+
+
+# ---------------------------------------------------------------------------- access
+
+
+async def test_token_required_off_loopback() -> None:
+    async with open_node(node_config()) as node:
+        with pytest.raises(ValueError, match="token"):
+            WebUI(node, WebConfig(host="0.0.0.0"))
+        ui = WebUI(node, WebConfig(host="0.0.0.0"), token="s3cret-token")
+        await node.nursery.start(ui.run_background)
+        client = ui.app.test_client()
+        assert (await client.get("/api/node")).status_code == 401
+        assert (await client.get("/api/node", headers={"Authorization": "Bearer wrong"})).status_code == 401
+        assert (await client.get("/api/node", headers={"Authorization": "Bearer s3cret-token"})).status_code == 200
+        assert (await client.get("/api/node", headers={"X-P2PKit-Token": "s3cret-token"})).status_code == 200
+        page = await client.get("/share?token=s3cret-token")
+        assert page.status_code == 302 and page.headers["Location"] == "/share"
+        assert "p2pkit_token=s3cret-token" in page.headers["Set-Cookie"]
+        assert "HttpOnly" in page.headers["Set-Cookie"]
+        assert (await client.get("/api/node")).status_code == 200  # the cookie now carries it
+
+
+async def test_loopback_refuses_foreign_host_and_cross_origin(client) -> None:
+    response = await client.get("/api/node", headers={"Host": "evil.example:3000"})
+    assert response.status_code == 403
+    response = await client.put("/api/settings", json={"max_connections": 3},
+                                headers={"Origin": "http://evil.example"})
+    assert response.status_code == 403
+    ok = await client.put("/api/settings", json={"max_connections": 3},
+                          headers={"Origin": "http://localhost"})
+    assert ok.status_code == 200
+
+
+# ---------------------------------------------------------------------------- websocket
+
+
+async def test_websocket_pushes_events(client, web) -> None:
+    async with client.websocket("/ws") as ws:
+        hello = json.loads(await ws.receive())
+        assert hello["type"] == "hello" and hello["status"]["id"] == web.node.id
+        body, headers = multipart({}, "live.png", png_bytes(seed=9))
+        assert (await client.post("/api/files", data=body, headers=headers)).status_code == 201
+        await client.put("/api/settings", json={"upload_limit_kbps": 99})
+        seen: dict[str, dict] = {}
+        with trio.fail_after(10):
+            while not {"files.changed", "settings.changed"} <= set(seen):
+                message = json.loads(await ws.receive())
+                seen.setdefault(message["type"], message)
+        assert seen["files.changed"]["local"] is True
+        assert seen["settings.changed"] == {"type": "settings.changed", "key": "upload_limit_kbps", "value": 99}
+        await ws.send(json.dumps({"type": "ping"}))
+        with trio.fail_after(10):
+            while json.loads(await ws.receive())["type"] != "pong":
+                pass
+
+
+async def test_log_lines_reach_the_ui(client) -> None:
+    import logging
+
+    async with client.websocket("/ws") as ws:
+        assert json.loads(await ws.receive())["type"] == "hello"
+        logging.getLogger("p2pkit.test").warning("a line for the log panel")
+        with trio.fail_after(10):
+            while True:
+                message = json.loads(await ws.receive())
+                if message["type"] == "log":
+                    break
+        assert message["message"] == "a line for the log panel" and message["level"] == "warning"
+    logs = (await (await client.get("/api/logs")).get_json())["logs"]
+    assert logs[-1]["message"] == "a line for the log panel"
