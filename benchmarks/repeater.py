@@ -249,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_repeater_vs_echo_trio": round(repeater / echo_trio, 3),
         "ratio_repeater_vs_echo_plain": round(repeater / echo_plain, 3),
         "ratio_client_vs_raw": round(client / repeater, 3),
+        # per-request latency is less disturbed by other jobs than throughput
+        "ratio_p50_echo_trio_vs_repeater": round(
+            best["echo-trio (same frame sizes)"]["p50_us"]
+            / best["repeater (raw client loop)"]["p50_us"], 3),
         "p50_us": {k: round(v["p50_us"], 1) for k, v in best.items()},
     }))
     return 0
