@@ -57,7 +57,10 @@ def coerce(ftype: FieldType, value: Any, name: str = "value") -> Any:
     if ftype is FieldType.BYTES:
         return bytes(checked)
     if ftype is FieldType.JSON:
-        json.dumps(value)  # raises TypeError for values JSON cannot carry
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise FieldError(f"{name}: not representable as JSON ({exc})") from None
     return value
 
 

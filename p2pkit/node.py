@@ -182,8 +182,10 @@ class Node:
                   description="bytes/s sent, sliding 5 s window"),
             Field("net.down_rate", FieldType.FLOAT, self._down_rate,
                   description="bytes/s received, sliding 5 s window"),
-            Field("net.bytes_sent", FieldType.INT, lambda: self.endpoint.stats.bytes_sent),
-            Field("net.bytes_received", FieldType.INT, lambda: self.endpoint.stats.bytes_received),
+            Field("net.bytes_sent", FieldType.INT, lambda: self.endpoint.stats.bytes_sent,
+                  description="bytes sent on the node's socket since start"),
+            Field("net.bytes_received", FieldType.INT, lambda: self.endpoint.stats.bytes_received,
+                  description="bytes received on the node's socket since start"),
             Field("meta.fields", FieldType.JSON, self.fields.describe,
                   description="every field with its type and whether it is settable"),
         ]
@@ -243,6 +245,16 @@ def _resolve_data_dir(config: NodeConfig) -> Path | None:
     except OSError as exc:
         raise ConfigError(f"data directory {data_dir} is not writable: {exc.strerror}") from None
     return data_dir
+
+
+def _repeater_path(config: NodeConfig, data_dir: Path | None) -> Path | None:
+    """Where the repeater listens: an explicit path always; by default only for nodes
+    with a data directory (an ephemeral node has nowhere to put the socket)."""
+    if config.node.repeater == "off":
+        return None
+    if config.node.repeater:
+        return Path(config.node.repeater).expanduser()
+    return data_dir / "repeater.sock" if data_dir is not None else None
 
 
 def _build_providers(node: Node) -> None:
@@ -324,13 +336,13 @@ async def open_node(
                         await nursery.start(service)
                 if node.peers is not None:
                     await nursery.start(node.peers.serve)
-                if data_dir is not None:
+                if data_dir is not None:  # simulated nodes read endpoint stats directly
                     nursery.start_soon(node._sample_rates)
-                    if config.node.repeater != "off":
-                        from .repeater.server import serve_repeater
+                socket_path = _repeater_path(config, data_dir)
+                if socket_path is not None:
+                    from .repeater.server import serve_repeater
 
-                        socket_path = Path(config.node.repeater) if config.node.repeater else data_dir / "repeater.sock"
-                        await nursery.start(serve_repeater, node.fields, socket_path)
+                    await nursery.start(serve_repeater, node.fields, socket_path)
                 if bootstrap and (node.peers is not None or node.discovery is not None):
                     nursery.start_soon(node._bootstrap, bootstrap)
                 node.state = NodeState.RUNNING

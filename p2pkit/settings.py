@@ -78,7 +78,7 @@ class Settings:
             try:
                 spec.validate(value)
             except ValueError as exc:
-                raise FieldError(f"{key}: {exc}") from None
+                raise FieldError(f"cfg.{key}: {exc}") from None
         return value
 
     def get(self, key: str) -> Any:
