@@ -1,0 +1,69 @@
+"""Flooding in the simulator: real, unmodified nodes over lossy virtual links, virtual time."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+from typing import Any
+
+import pytest
+from p2pkit.simulator import LinkProfile, LossSpec, Simulation
+
+from p2pkit.plugin_manager import create_plugin_manager
+
+
+def _rudp_importable() -> bool:
+    try:
+        create_plugin_manager(["p2pkit.plugins.rudp"])
+    except Exception:
+        return False
+    return True
+
+
+pytestmark = pytest.mark.skipif(not _rudp_importable(), reason="the rudp plugin is not available")
+
+PLUGINS = ["p2pkit.plugins.rudp", "p2pkit.plugins.flooding"]
+FLOODING = {"announce_interval": 5.0, "entry_expiry": 16.0, "peer_down_grace": 3.0,
+            "pex_interval": 2.0, "ttl": 4}
+N = 12
+
+
+def _tone(path: Path) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\x10\x00" * 8000)
+    return path
+
+
+def test_a_share_reaches_every_node_over_lossy_links_and_expires_after_a_crash(tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    async def scenario(sim: Simulation) -> None:
+        link = LinkProfile(latency=0.02, jitter=0.005, loss=LossSpec(model="bernoulli", rate=0.02))
+        nodes = []
+        for i in range(N):
+            # A chain of bootstraps; peer exchange adds shortcuts.
+            boot = [f"{sim.host(f'n{i - 1}').ip}:7700"] if i else []
+            config = {"node": {"plugins": PLUGINS, "bootstrap": boot}, "flooding": FLOODING}
+            nodes.append(sim.add_node(f"n{i}", link=link, config=config))
+        for node in nodes:
+            await sim.start(node)
+        await sim.sleep(10)
+        first = nodes[0].node
+        manifest = await first.share(_tone(tmp_path / "lossy.wav"), title="Lossy Tone")
+        await sim.sleep(10)
+        seen["rid"] = manifest.rid
+        seen["origin"] = first.id
+        seen["listed"] = {n.name: [f["rid"] for f in n.node.network_files()] for n in nodes}
+        seen["search"] = await nodes[-1].node.search("LOSSY")
+        await sim.crash(nodes[0])
+        await sim.sleep(FLOODING["entry_expiry"] + 6)
+        seen["after"] = {n.name: [f["rid"] for f in n.node.network_files()] for n in nodes[1:]}
+
+    Simulation(seed=3, duration=50.0, resolution=0.001).run(scenario)
+    assert all(rids == [seen["rid"]] for rids in seen["listed"].values()), seen["listed"]
+    (hit,) = seen["search"]
+    assert hit["rid"] == seen["rid"] and hit["providers"] == [seen["origin"]]
+    assert all(rids == [] for rids in seen["after"].values()), seen["after"]
