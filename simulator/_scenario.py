@@ -330,6 +330,9 @@ def parse_scenario(text: str, source: str = "<scenario>",
     links_t = top.table("links")
     links = {key: _link(links_t.table(key)) for key in list(links_t.data)}
 
+    from ._sim import merge_config
+
+    shared_config = top.get("config", dict, {})
     groups: list[GroupSpec] = []
     raw_groups = top.get("groups", list, [])
     seen: set[str] = set()
@@ -366,7 +369,8 @@ def parse_scenario(text: str, source: str = "<scenario>",
         groups.append(GroupSpec(
             name=gname, count=count, link=_link_ref(g, "link", links), nat=nat,
             nat_shared=g.get("nat_shared", bool, False), node=g.get("node", bool, True),
-            port=port, config=g.get("config", dict, {}), start=g.number("start", 0.0),
+            port=port, config=merge_config(shared_config, g.get("config", dict, {})),
+            start=g.number("start", 0.0),
             arrivals=arrivals, session=_distribution(g, "session"),
             downtime=_distribution(g, "downtime"), leave=leave,
         ))

@@ -12,8 +12,8 @@ from p2pkit.simulator import LinkProfile, LossSpec, Simulation, run_file
 from p2pkit.simulator._determinism import pinned_scheduler
 from p2pkit.simulator._report import report_json
 
-SMALL_CHURN = ["groups.0.count=12", "scenario.duration=40.0", "timeline.0.at=20.0",
-               "timeline.1.at=30.0"]
+SMALL_CHURN = ["groups.0.count=8", "groups.0.session.mean=10.0", "groups.0.downtime.mean=4.0",
+               "scenario.duration=25.0", "timeline.0.at=12.0", "timeline.1.at=18.0"]
 
 
 def test_same_seed_same_report_in_process() -> None:
@@ -23,6 +23,7 @@ def test_same_seed_same_report_in_process() -> None:
     assert report_json(first) == report_json(second)
     assert report_json(first) != report_json(other)
     assert first["aggregate"]["node_crashes"] > 0  # churn really happened
+    assert first["network"]["datagrams_delivered"] > 0  # and the nodes talked
 
 
 async def _raw_traffic(sim: Simulation) -> None:
