@@ -38,6 +38,7 @@ log = logging.getLogger("p2pkit.store")
 MAX_SID_BYTES = 1024
 DB_NAME = "store.sqlite3"
 OBJECTS_DIR = "objects"
+CHECKPOINT_WAL_BYTES = 1 << 20  # the sweep checkpoints once the WAL holds this much
 
 EvictCallback = Callable[[str, str, int], None]  # (kind "sid"|"content", key, bytes freed)
 
@@ -96,13 +97,21 @@ class FileStore:
         limit_bytes: int | None = None,
         idle_close_s: float = 5.0,
         durable: bool = False,
+        commit_delay_s: float = 0.0,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.root = Path(root)
         self.idle_close_s = idle_close_s
         self.durable = durable
+        # > 0: appends commit their new size at most this late (group commit). After a
+        # crash the store still reopens consistent (every file is cut back to a committed
+        # size), but appends of the last ``commit_delay_s`` may be gone.
+        self.commit_delay_s = commit_delay_s
+        self._dirty: set[str] = set()
+        self._dirty_since = 0.0
         self._clock = clock
+        self._monotonic = monotonic
         self._lock = threading.RLock()
         self._limit = limit_bytes
         self._used = 0
@@ -138,6 +147,7 @@ class FileStore:
         with self._lock:
             if self._closed:
                 return
+            self.flush()
             self._closed = True
             self._handles.close_all()
             self._db.close()
@@ -211,6 +221,7 @@ class FileStore:
             )
             fd = self._handles.get(path, create=True)
             os.ftruncate(fd, 0)
+            self._dirty.discard(sid)
             if old is not None:
                 self._used -= old.size
             self._objects[sid] = _Object(path, 0, now, seq, pinned)
@@ -237,14 +248,35 @@ class FileStore:
                     os.ftruncate(fd, obj.size)  # nothing of a failed append stays
                 raise StoreError(f"append to {sid!r:.80} failed: {exc.strerror}") from None
             seq, now = self._tick()
-            self._db.execute(
-                "UPDATE objects SET size = ?, mtime_ms = ?, seq = ? WHERE sid = ?",
-                (obj.size + n, now, seq, sid),
-            )
+            if self.commit_delay_s <= 0:
+                self._db.execute(
+                    "UPDATE objects SET size = ?, mtime_ms = ?, seq = ? WHERE sid = ?",
+                    (obj.size + n, now, seq, sid),
+                )
             obj.size += n
             obj.mtime_ms, obj.seq = now, seq
             self._used += n
             self.counters["appends"] += 1
+            if self.commit_delay_s > 0:
+                if not self._dirty:
+                    self._dirty_since = self._monotonic()
+                self._dirty.add(sid)
+                if self._monotonic() - self._dirty_since >= self.commit_delay_s:
+                    self.flush()
+
+    def flush(self) -> None:
+        """Commit the sizes of appends still waiting for a group commit."""
+        with self._lock:
+            if not self._dirty or self._closed:
+                return
+            rows = [(o.size, o.mtime_ms, o.seq, sid) for sid in self._dirty
+                    if (o := self._objects.get(sid)) is not None]
+            self._dirty.clear()
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "UPDATE objects SET size = ?, mtime_ms = ?, seq = ? WHERE sid = ?", rows)
+            self._db.execute("COMMIT")
+            self.counters["group_commits"] = self.counters.get("group_commits", 0) + 1
 
     def read(self, sid: str, begin: int, end: int) -> bytes:
         """Bytes ``[begin, end)`` of ``sid`` (``end`` clipped to the size). As in the seed,
@@ -362,6 +394,7 @@ class FileStore:
         if kind != "sid":
             raise ValueError(kind)
         obj = self._objects.pop(key)
+        self._dirty.discard(key)
         self._db.execute("DELETE FROM objects WHERE sid = ?", (key,))
         self._handles.close(obj.path)
         with contextlib.suppress(FileNotFoundError):
@@ -371,11 +404,22 @@ class FileStore:
     # ------------------------------------------------------------------ idle handles
 
     def close_idle(self, now: float | None = None) -> int:
-        """Close file handles unused for ``idle_close_s`` seconds; returns how many."""
+        """The periodic sweep: commit pending group commits, checkpoint the WAL, close
+        file handles unused for ``idle_close_s`` seconds; returns how many were closed."""
         with self._lock:
+            self.flush()  # the periodic sweep also bounds how late a group commit is
+            if not self._closed and self._wal_bytes() >= CHECKPOINT_WAL_BYTES:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                self.counters["checkpoints"] = self.counters.get("checkpoints", 0) + 1
             closed = self._handles.close_idle(self.idle_close_s, now)
             self.counters["handles_closed"] += closed
             return closed
+
+    def _wal_bytes(self) -> int:
+        try:
+            return os.stat(self.root / (DB_NAME + "-wal")).st_size
+        except FileNotFoundError:
+            return 0
 
     @property
     def open_handles(self) -> int:

@@ -78,11 +78,15 @@ class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     @classmethod
     def decode(cls, data: bytes, *, rid: str | None = None) -> Manifest:
-        """Decode hostile bytes; ``msgspec.ValidationError``/``DecodeError`` if malformed,
-        ``ValueError`` if ``rid`` is given and does not match."""
-        manifest = _DECODER.decode(data)
+        """Decode hostile bytes: ``msgspec.DecodeError`` (``ValidationError`` is one) if
+        malformed; ``ValueError`` if ``rid`` is given and the bytes do not hash to it
+        (checked first, so garbage sent for a rid is not even parsed)."""
         if rid is not None and hashlib.sha256(data).hexdigest() != rid:
             raise ValueError("manifest does not match its rid")
+        try:
+            manifest = _DECODER.decode(data)
+        except UnicodeDecodeError as exc:  # msgspec lets invalid UTF-8 through as this
+            raise msgspec.DecodeError(f"invalid UTF-8 in manifest: {exc.reason}") from None
         if rid is not None and manifest.encode() != data:
             raise ValueError("manifest encoding is not canonical")
         return manifest

@@ -42,6 +42,9 @@ class StoreConfig:
     sweep_interval_s: float = attrs.field(default=1.0, validator=_positive)
     copy_shares: bool = False  # False: own shares kept by reference (verified on every read)
     durable: bool = False  # True: fsync every write (survives power loss, slower)
+    # > 0: group commit of appends' sizes (faster small appends; a crash may lose the
+    # appends of the last commit_delay_s, never consistency)
+    commit_delay_s: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
     thumbnail_px: int = 160
 
 
@@ -65,6 +68,7 @@ class StoreProvider(Store):
         super().__init__(
             root, piece_size=cfg.piece_size, copy_shares=cfg.copy_shares,
             thumbnail_px=cfg.thumbnail_px, idle_close_s=cfg.idle_close_s, durable=cfg.durable,
+            commit_delay_s=cfg.commit_delay_s,
             limit_bytes=None if limit_mb is None else int(limit_mb) * MIB,
             monotonic=self._now,
         )

@@ -81,7 +81,7 @@ def test_malformed_sids_are_refused(fs: FileStore, sid: object) -> None:
         fs.create(sid)  # type: ignore[arg-type]
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(sid=st.text(min_size=1, max_size=200).filter(lambda s: "\x00" not in s))
 def test_hostile_sids_stay_inside_the_store(tmp_path: Path, sid: str) -> None:
     base = Path(tempfile.mkdtemp(dir=tmp_path))
@@ -318,3 +318,59 @@ def test_corrupt_database_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "fs" / "store.sqlite3").unlink()
     with FileStore(tmp_path / "fs") as fs:
         fs.create("a")
+
+
+def test_group_commit_flushes_on_delay_sweep_and_close(tmp_path: Path) -> None:
+    now = [0.0]
+    fs = FileStore(tmp_path / "fs", commit_delay_s=0.5, monotonic=lambda: now[0])
+    fs.create("a")
+    fs.append("a", b"1")
+    fs.append("a", b"2")
+    assert fs.read("a", 0, 10) == b"12"  # served at once from the file
+    committed = lambda: sqlite3.connect(tmp_path / "fs" / "store.sqlite3")  # noqa: E731
+    now[0] = 0.6
+    fs.append("a", b"3")  # the delay has passed: one commit for all three
+    assert fs.counters["group_commits"] == 1
+    fs.append("a", b"4")
+    fs.close_idle()  # the periodic sweep commits too
+    assert fs.counters["group_commits"] == 2
+    fs.append("a", b"5")
+    fs.create("b")
+    fs.append("b", b"x")
+    fs.delete("b")  # a deleted resource is not resurrected by the group commit
+    fs.close()
+    db = committed()
+    assert db.execute("SELECT sid, size FROM objects").fetchall() == [("a", 5)]
+    db.close()
+    with FileStore(tmp_path / "fs") as fs:
+        assert fs.read("a", 0, 10) == b"12345"
+
+
+def test_group_commit_crash_keeps_a_committed_prefix(tmp_path: Path) -> None:
+    """Uncommitted appends vanish after a crash, cut exactly at a committed size."""
+    fs = FileStore(tmp_path / "fs", commit_delay_s=3600)
+    fs.create("a")
+    fs.append("a", b"first")
+    fs.flush()
+    fs.append("a", b"-lost")  # written to the file, size not committed
+    path = Path(fs._objects["a"].path)
+    assert path.read_bytes() == b"first-lost"
+    # what a kill -9 leaves: the file as is, the database as committed, the lock released
+    os.close(fs._lockfile)
+    fs._db.close()
+    with FileStore(tmp_path / "fs") as again:
+        assert again.read("a", 0, 100) == b"first"
+        assert again.counters["recovered_truncations"] == 1
+
+
+def test_sweep_checkpoints_a_grown_wal(tmp_path: Path) -> None:
+    with FileStore(tmp_path / "fs") as fs:
+        fs.create("a")
+        fs.close_idle()
+        assert fs.counters.get("checkpoints", 0) == 0  # nothing worth it yet
+        for _ in range(600):  # each commit adds a page or two to the WAL
+            fs.append("a", b"x")
+        fs.close_idle()
+        assert fs.counters["checkpoints"] == 1
+    with FileStore(tmp_path / "fs") as fs:
+        assert fs.size("a") == 600

@@ -83,3 +83,8 @@ def test_decode_fuzz_structured(fields: dict[str, object]) -> None:
     except (msgspec.ValidationError, msgspec.DecodeError):
         return
     assert m.num_pieces == -(-m.size // m.piece_size)
+
+
+def test_invalid_utf8_is_a_decode_error() -> None:
+    with pytest.raises(msgspec.DecodeError):
+        Manifest.decode(b"\x81\xd9\x03\x00\x00\x80")
