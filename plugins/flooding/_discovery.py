@@ -90,7 +90,8 @@ class FloodingDiscovery:
         self._news = trio.Event()  # an announce told us something new (wait_settled)
         self._query_events: dict[bytes, trio.Event] = {}
         self._bootstrap_addresses: list[Address] = []
-        self._dialing: set[Address] = set()
+        self._dialing: set[Address] = set()  # one attempt in progress
+        self._redialing: set[Address] = set()  # a retry-with-backoff task exists
         self._random = random.Random(node.id)  # deterministic per node (simulator)
         self.dropped_sends = 0
         self.lan_beacons_in = 0
@@ -322,21 +323,30 @@ class FloodingDiscovery:
         if peers is None:
             return
         room = min(self.config.target_peers, self.node.settings.max_connections) - len(peers)
+        if room <= 0:
+            return
         candidates = [
-            (host, port) for pid, (host, port, _) in sorted(self.core.known_peers.items())
+            (pid, (host, port)) for pid, (host, port, _) in sorted(self.core.known_peers.items())
             if pid != self.node.id and peers.get(pid) is None and (host, port) not in self._dialing
         ]
         self._random.shuffle(candidates)
-        for addr in candidates[: max(0, room)]:
-            self._spawn_dial(addr, once=True)
+        for pid, addr in candidates[:room]:
+            self.node.nursery.start_soon(self._dial_known, pid, addr)
+
+    async def _dial_known(self, peer_id: str, addr: Address) -> None:
+        if not await self._dial_once(addr, []):
+            # Forget it until someone lists it again: a dead address is not retried forever.
+            known = self.core.known_peers.get(peer_id)
+            if known is not None and (known[0], known[1]) == addr:
+                del self.core.known_peers[peer_id]
 
     def _spawn_dial(self, addr: Address, *, once: bool = False) -> None:
-        if addr in self._dialing:
+        if addr in self._dialing or addr in self._redialing:
             return
         self.node.nursery.start_soon(self._dial_once if once else self._dial_with_backoff, addr, [])
 
     async def _dial_once(self, addr: Address, answered: list[Address]) -> bool:
-        if self.node.peers is None:
+        if self.node.peers is None or addr in self._dialing:
             return False
         self._dialing.add(addr)
         try:
@@ -351,13 +361,20 @@ class FloodingDiscovery:
         return True
 
     async def _dial_with_backoff(self, addr: Address, answered: list[Address]) -> None:
+        if addr in self._redialing:
+            return
+        self._redialing.add(addr)
         limit = self.config.bootstrap_timeout
         delay = 0.25
-        with trio.move_on_after(limit if limit > 0 else math.inf):
-            while not await self._dial_once(addr, answered):
-                log.info("bootstrap %s:%s not reachable yet; retrying in %.1f s", addr[0], addr[1], delay)
-                await trio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+        try:
+            with trio.move_on_after(limit if limit > 0 else math.inf):
+                while not await self._dial_once(addr, answered):
+                    log.info("bootstrap %s:%s not reachable yet; retrying in %.1f s",
+                             addr[0], addr[1], delay)
+                    await trio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+        finally:
+            self._redialing.discard(addr)
 
     # ------------------------------------------------------------------ LAN discovery
 
