@@ -1,0 +1,164 @@
+"""A BBR-style controller (after BBR v1): model the path, pace at the bottleneck rate.
+
+It estimates the bottleneck bandwidth (max delivery rate over the last ten rounds) and the
+minimum RTT (over ten seconds), paces at ``gain x bandwidth`` and caps the data in flight
+at about two bandwidth-delay products. Random loss does not shrink the model, which is
+why it is the default: on a lossy wireless or long-haul path NewReno halves its window at
+every loss and leaves the link idle, BBR keeps it busy.
+
+States: startup (double the rate each round until the bandwidth stops growing), drain
+(empty the queue startup built), probe_bw (cycle gains 1.25, 0.75, 1 x 6 around the
+estimate so a bigger share is noticed), probe_rtt (briefly shrink to 4 packets when the
+minimum RTT is 10 s old so queues drain and the true RTT is seen again).
+"""
+
+from __future__ import annotations
+
+from .congestion import RateSample, register_congestion_controller
+
+STARTUP_GAIN = 2.885  # 2/ln 2: doubles the delivery rate every round
+DRAIN_GAIN = 1 / STARTUP_GAIN
+CWND_GAIN = 2.0
+PROBE_GAINS = (1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
+BW_WINDOW_ROUNDS = 10
+MIN_RTT_WINDOW = 10.0
+PROBE_RTT_DURATION = 0.2
+FULL_BW_GROWTH = 1.25
+FULL_BW_ROUNDS = 3
+MIN_CWND_PACKETS = 4
+# Acks of a whole received batch arrive together; a few extra packets of window cover
+# that aggregation so the pipe does not idle between ack bursts.
+AGGREGATION_PACKETS = 64
+
+
+class Bbr:
+    name = "bbr"
+
+    def __init__(self, max_datagram: int, initial_cwnd: int) -> None:
+        self.mss = max_datagram
+        self.cwnd = initial_cwnd
+        self.pacing_rate = 0.0
+        self._initial_cwnd = initial_cwnd
+        self._state = "startup"
+        self._pacing_gain = STARTUP_GAIN
+        self._cwnd_gain = STARTUP_GAIN
+        self._bw_samples: list[tuple[int, float]] = []  # (round, max rate in that round)
+        self.btl_bw = 0.0
+        self.min_rtt = 0.0
+        self._min_rtt_stamp = 0.0
+        self._round = 0
+        self._next_round_delivered = 0
+        self._full_bw = 0.0
+        self._full_bw_rounds = 0
+        self._cycle_index = 0
+        self._cycle_stamp = 0.0
+        self._probe_rtt_done = 0.0
+        self._prior_state = "probe_bw"
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def on_packet_sent(self, now: float, size: int, bytes_in_flight: int) -> None:
+        pass
+
+    def _update_bw(self, sample: RateSample) -> bool:
+        """Feed the windowed-max filter; True when a new round started."""
+        new_round = False
+        if sample.prior_delivered >= self._next_round_delivered:
+            self._next_round_delivered = sample.total_delivered
+            self._round += 1
+            new_round = True
+        rate = sample.delivery_rate
+        if rate > 0 and (not sample.is_app_limited or rate >= self.btl_bw):
+            samples = self._bw_samples
+            if samples and samples[-1][0] == self._round:
+                if rate > samples[-1][1]:
+                    samples[-1] = (self._round, rate)
+            else:
+                samples.append((self._round, rate))
+            oldest = self._round - BW_WINDOW_ROUNDS
+            while samples and samples[0][0] <= oldest:
+                samples.pop(0)
+            self.btl_bw = max(r for _, r in samples)
+        return new_round
+
+    def on_ack(self, now: float, acked_bytes: int, sample: RateSample, bytes_in_flight: int) -> None:
+        new_round = self._update_bw(sample)
+        if sample.rtt > 0 and (
+            self.min_rtt == 0 or sample.rtt <= self.min_rtt or now - self._min_rtt_stamp > MIN_RTT_WINDOW
+        ):
+            if self.min_rtt and sample.rtt > self.min_rtt and self._state != "probe_rtt":
+                self._enter_probe_rtt(now)  # the old minimum expired: drain queues, re-measure
+            self.min_rtt = sample.rtt
+            self._min_rtt_stamp = now
+        state = self._state
+        if state == "startup":
+            if new_round and self.btl_bw > 0:
+                if self.btl_bw >= self._full_bw * FULL_BW_GROWTH:
+                    self._full_bw = self.btl_bw
+                    self._full_bw_rounds = 0
+                else:
+                    self._full_bw_rounds += 1
+                    if self._full_bw_rounds >= FULL_BW_ROUNDS:
+                        self._state = "drain"
+                        self._pacing_gain = DRAIN_GAIN
+                        self._cwnd_gain = CWND_GAIN
+        elif state == "drain":
+            if bytes_in_flight <= self._bdp():
+                self._enter_probe_bw(now)
+        elif state == "probe_bw":
+            if self.min_rtt > 0 and now - self._cycle_stamp > self.min_rtt:
+                self._cycle_index = (self._cycle_index + 1) % len(PROBE_GAINS)
+                self._cycle_stamp = now
+                self._pacing_gain = PROBE_GAINS[self._cycle_index]
+        elif state == "probe_rtt" and now >= self._probe_rtt_done:
+            self._enter_probe_bw(now)
+        self._set_outputs()
+
+    def _enter_probe_bw(self, now: float) -> None:
+        self._state = "probe_bw"
+        self._cwnd_gain = CWND_GAIN
+        self._cycle_index = 2  # start at gain 1: no probing right after draining
+        self._pacing_gain = PROBE_GAINS[self._cycle_index]
+        self._cycle_stamp = now
+
+    def _enter_probe_rtt(self, now: float) -> None:
+        if self._state == "startup":
+            return
+        self._state = "probe_rtt"
+        self._probe_rtt_done = now + max(PROBE_RTT_DURATION, self.min_rtt)
+
+    def _bdp(self) -> float:
+        return self.btl_bw * self.min_rtt
+
+    def _set_outputs(self) -> None:
+        if self.btl_bw <= 0 or self.min_rtt <= 0:
+            return  # no model yet: keep the initial window, unpaced
+        floor = MIN_CWND_PACKETS * self.mss
+        if self._state == "probe_rtt":
+            self.cwnd = floor
+        else:
+            target = int(self._cwnd_gain * self._bdp()) + AGGREGATION_PACKETS * self.mss
+            if self._state == "startup":
+                target = max(target, self._initial_cwnd)
+            self.cwnd = max(target, floor)
+        self.pacing_rate = self._pacing_gain * self.btl_bw
+
+    def on_loss(self, now: float, lost_bytes: int, newest_lost_sent_time: float, bytes_in_flight: int) -> None:
+        pass  # loss-tolerant by design: the model, not loss, sets the rate
+
+    def on_rto(self, now: float) -> None:
+        # A whole RTO without acks: the model may be stale (path change); restart gently.
+        self.cwnd = MIN_CWND_PACKETS * self.mss
+        self._bw_samples.clear()
+        self.btl_bw = 0.0
+        self._state = "startup"
+        self._pacing_gain = STARTUP_GAIN
+        self._cwnd_gain = STARTUP_GAIN
+        self._full_bw = 0.0
+        self._full_bw_rounds = 0
+        self.pacing_rate = 0.0
+
+
+register_congestion_controller("bbr", Bbr)

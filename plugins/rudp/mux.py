@@ -1,0 +1,283 @@
+"""All rudp connections of one node over its one datagram endpoint, sans-IO.
+
+The multiplexer routes datagrams to connections by connection id (so many sessions, and
+later hole punching, share one socket), runs the handshake's first step with bounded
+state, answers packets for unknown connections with a rate-limited RESET, and collects
+what every connection wants to send. It never touches a socket or a clock: the trio
+driver (and the simulator, and the unit tests) call ``receive_batch(batch, now)``,
+``handle_timer(now)``, ``datagrams_to_send(now)`` and ``get_timer()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections import Counter, deque
+
+from p2pkit._exceptions import RemoteProtocolError
+from p2pkit.endpoint import Address, Datagram
+
+from .config import RudpConfig
+from .congestion import CongestionFactory, congestion_factory
+from .connection import CLOSED, ESTABLISHED, SYN_RECEIVED, SYN_SENT, Connection
+from .packet import (
+    FLAG_ENCRYPTED,
+    FLAG_UNKNOWN_CONNECTION,
+    H_CID,
+    H_FLAGS,
+    HEADER,
+    HEADER_SIZE,
+    MAGIC,
+    MAX_TYPE,
+    RESET,
+    SYN,
+    VERSION,
+    MalformedPacket,
+    decode_handshake,
+    encode_header,
+)
+
+log = logging.getLogger("p2pkit.rudp")
+
+RESET_MIN_INTERVAL = 0.1  # per address
+
+
+class MuxStats:
+    """Counters of things that never reached a connection."""
+
+    __slots__ = ("malformed", "resets_sent", "resets_suppressed", "syn_dropped", "unknown_connection")
+
+    def __init__(self) -> None:
+        self.malformed = 0
+        self.unknown_connection = 0
+        self.syn_dropped = 0
+        self.resets_sent = 0
+        self.resets_suppressed = 0
+
+
+class Multiplexer:
+    def __init__(
+        self,
+        config: RudpConfig | None = None,
+        *,
+        now: float = 0.0,
+        cc_factory: CongestionFactory | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config or RudpConfig()
+        self._cc_factory = cc_factory or congestion_factory(self.config.congestion)
+        self._rng = rng or random.Random()
+        self.connections: dict[int, Connection] = {}
+        self._by_peer: dict[tuple[Address, int], Connection] = {}
+        self.accept_queue: deque[Connection] = deque()
+        self.touched: dict[Connection, None] = {}  # app-visible changes since take_touched()
+        self._pending_by_ip: Counter[str] = Counter()
+        self._pending: dict[Connection, str] = {}  # responder handshakes in progress -> ip
+        self._out: list[Datagram] = []
+        self._reset_tokens = float(self.config.reset_rate_per_s)
+        self._reset_time = now
+        self._reset_last: dict[Address, float] = {}
+        self.stats = MuxStats()
+        self._closed_total: Counter[str] = Counter()
+
+    # ------------------------------------------------------------------ app side
+
+    def connect(self, addr: Address, now: float) -> Connection:
+        """Start a handshake with ``addr``; the SYN leaves with the next datagrams_to_send."""
+        conn = self._new_connection(addr, now, initiator=True)
+        return conn
+
+    def accept(self) -> Connection | None:
+        """The next established incoming connection, if any."""
+        return self.accept_queue.popleft() if self.accept_queue else None
+
+    def take_touched(self) -> list[Connection]:
+        """Connections with app-visible changes (messages, state) since the last call."""
+        if not self.touched:
+            return []
+        touched = list(self.touched)
+        self.touched.clear()
+        return touched
+
+    def _new_connection(self, addr: Address, now: float, *, initiator: bool) -> Connection:
+        rng = self._rng
+        cid = rng.getrandbits(32)
+        while cid == 0 or cid in self.connections:
+            cid = rng.getrandbits(32)
+        conn = Connection(
+            self.config, local_cid=cid, remote=addr, isn=rng.getrandbits(32),
+            cc_factory=self._cc_factory, now=now, initiator=initiator, on_change=self._on_change,
+        )
+        self.connections[cid] = conn
+        return conn
+
+    def _on_change(self, conn: Connection) -> None:
+        self.touched[conn] = None
+        if conn in self._pending and conn.state is not SYN_RECEIVED:
+            ip = self._pending.pop(conn)
+            self._pending_by_ip[ip] -= 1
+            if self._pending_by_ip[ip] <= 0:
+                del self._pending_by_ip[ip]
+            if conn.state is ESTABLISHED and not conn.initiator:
+                self.accept_queue.append(conn)
+
+    # ------------------------------------------------------------------ receiving
+
+    def receive_batch(self, batch: list[Datagram], now: float) -> None:
+        """Handle every datagram of a batch (the demux's handler signature)."""
+        unpack = HEADER.unpack_from
+        conns = self.connections
+        stats = self.stats
+        for data, addr in batch:
+            if len(data) < HEADER_SIZE:
+                stats.malformed += 1
+                continue
+            h = unpack(data)
+            if (
+                h[0] != MAGIC or h[1] != VERSION or not 0 < h[2] <= MAX_TYPE
+                or h[3] & FLAG_ENCRYPTED
+            ):
+                stats.malformed += 1
+                continue
+            if h[H_FLAGS] & FLAG_UNKNOWN_CONNECTION:
+                self._on_unknown_reset(h, addr)
+                continue
+            conn = conns.get(h[H_CID])
+            if conn is not None and conn.remote == addr:
+                try:
+                    conn.on_packet(h, data, now)
+                except RemoteProtocolError as exc:
+                    if isinstance(exc, MalformedPacket):
+                        stats.malformed += 1
+                    log.debug("rudp %r: %s", conn, exc)
+                    conn.protocol_error(exc)
+                continue
+            ptype = h[2]
+            if ptype == SYN:
+                try:
+                    self._on_syn(h, data, addr, now)
+                except MalformedPacket:
+                    stats.malformed += 1
+            elif ptype != RESET:
+                stats.unknown_connection += 1
+                self._reply_unknown(h[H_CID], addr, now)
+
+    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
+        self.receive_batch([(data, addr)], now)
+
+    def _on_syn(self, h: tuple[int, ...], data: bytes, addr: Address, now: float) -> None:
+        peer_cid, _ = decode_handshake(data)
+        existing = self._by_peer.get((addr, peer_cid))
+        if existing is not None and existing.state is not CLOSED:
+            existing.on_packet(h, data, now)  # type: ignore[arg-type]  # duplicate SYN
+            return
+        for conn in self.connections.values():
+            if conn.remote == addr and conn.state is SYN_SENT and not conn.peer_cid:
+                conn.accept_syn(h, data, now)  # type: ignore[arg-type]  # simultaneous open
+                self._by_peer[(addr, peer_cid)] = conn
+                return
+        ip = addr[0]
+        cfg = self.config
+        if (
+            len(self._pending) >= cfg.max_pending_handshakes
+            or self._pending_by_ip[ip] >= cfg.max_handshakes_per_ip
+            or len(self.accept_queue) + len(self._pending) >= cfg.accept_backlog
+        ):
+            self.stats.syn_dropped += 1
+            return
+        conn = self._new_connection(addr, now, initiator=False)
+        self._pending[conn] = ip
+        self._pending_by_ip[ip] += 1
+        self._by_peer[(addr, peer_cid)] = conn
+        conn.accept_syn(h, data, now)  # type: ignore[arg-type]
+
+    def _on_unknown_reset(self, h: tuple[int, ...], addr: Address) -> None:
+        """The peer says it does not know the connection we address as ``conn_id``."""
+        if h[2] != RESET:
+            self.stats.malformed += 1
+            return
+        conn = self._by_peer.get((addr, h[H_CID]))
+        if conn is not None and conn.state is not CLOSED:
+            conn._set_closed("peer does not know this connection (restarted?)")
+
+    def _reply_unknown(self, cid: int, addr: Address, now: float) -> None:
+        # Rate-limited, so we cannot be used to reflect traffic at a third party.
+        rate = self.config.reset_rate_per_s
+        self._reset_tokens = min(rate, self._reset_tokens + (now - self._reset_time) * rate)
+        self._reset_time = now
+        last = self._reset_last.get(addr)
+        if self._reset_tokens < 1 or (last is not None and now - last < RESET_MIN_INTERVAL):
+            self.stats.resets_suppressed += 1
+            return
+        self._reset_tokens -= 1
+        if len(self._reset_last) > 4096:
+            self._reset_last.clear()
+        self._reset_last[addr] = now
+        self.stats.resets_sent += 1
+        self._out.append(
+            (encode_header(RESET, FLAG_UNKNOWN_CONNECTION, cid, 0, 0, 0, 0, int(now * 1e6) & 0xFFFFFFFF, 0), addr)
+        )
+
+    # ------------------------------------------------------------------ sending and timers
+
+    def datagrams_to_send(self, now: float) -> list[Datagram]:
+        """Everything every connection wants to send now, in one list (one send_batch)."""
+        out = self._out
+        self._out = []
+        for conn in list(self.connections.values()):
+            conn.datagrams_to_send(now, out)
+            if conn.state is CLOSED:
+                self._forget(conn)
+        return out
+
+    def get_timer(self) -> float:
+        """Earliest time any connection needs ``handle_timer`` (``inf`` if none)."""
+        t = math.inf
+        for conn in self.connections.values():
+            ct = conn.get_timer()
+            if ct < t:
+                t = ct
+        return t
+
+    def handle_timer(self, now: float) -> None:
+        for conn in list(self.connections.values()):
+            if conn.get_timer() <= now:
+                conn.handle_timer(now)
+
+    def _forget(self, conn: Connection) -> None:
+        self.connections.pop(conn.local_cid, None)
+        if conn.peer_cid:
+            key = (conn.remote, conn.peer_cid)
+            if self._by_peer.get(key) is conn:
+                del self._by_peer[key]
+        if conn in self._pending:
+            ip = self._pending.pop(conn)
+            self._pending_by_ip[ip] -= 1
+            if self._pending_by_ip[ip] <= 0:
+                del self._pending_by_ip[ip]
+        try:
+            self.accept_queue.remove(conn)
+        except ValueError:
+            pass
+        self._closed_total[conn.close_reason or "closed"] += 1
+
+    # ------------------------------------------------------------------ stats
+
+    def totals(self, now: float) -> dict[str, float]:
+        """Aggregates over live connections plus the multiplexer's own counters."""
+        keys = ("bytes_sent", "bytes_received", "packets_sent", "packets_received",
+                "send_rate_Bps", "recv_rate_Bps", "retransmits", "lost_packets", "bytes_in_flight")
+        total: dict[str, float] = dict.fromkeys(keys, 0.0)
+        for conn in self.connections.values():
+            st = conn.stats(now)
+            for key in keys:
+                total[key] += float(st[key])
+        total["connections"] = float(sum(1 for c in self.connections.values() if c.state is ESTABLISHED))
+        total["handshakes_pending"] = float(len(self._pending))
+        total["malformed"] = float(self.stats.malformed)
+        total["unknown_connection"] = float(self.stats.unknown_connection)
+        total["syn_dropped"] = float(self.stats.syn_dropped)
+        total["resets_sent"] = float(self.stats.resets_sent)
+        return total
+

@@ -1,0 +1,276 @@
+"""Loss recovery of one connection's sender: what is in flight, what was lost, timers.
+
+Packets keep their sequence number when retransmitted (the seed's seq/ack/ackBits), and
+RTT comes from echoed timestamps, so retransmissions never confuse the RTT estimate.
+Loss is detected RACK-style: a packet is lost once a packet transmitted at least three
+transmissions later has been acknowledged, or one transmitted later was acknowledged and
+9/8 RTT have passed. A tail-loss probe (one retransmission of the newest packet after
+about two RTTs) recovers a lost last packet without waiting for the RTO; the RTO
+(RFC 6298, with backoff) is the last resort and tells the congestion controller.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict, deque
+
+from .congestion import CongestionController, RateSample
+from .rtt import CLOCK_GRANULARITY, RttEstimator
+
+PACKET_THRESHOLD = 3
+TIME_THRESHOLD = 9 / 8
+
+
+class SentPacket:
+    __slots__ = (
+        "app_limited", "data", "delivered", "delivered_time", "first_sent_time", "in_flight",
+        "sent_time", "seq", "size", "tx",
+    )
+
+    def __init__(self, seq: int, data: bytes, now: float, tx: int) -> None:
+        self.seq = seq
+        self.data = data  # the whole datagram; the header is rewritten on retransmission
+        self.size = len(data)
+        self.sent_time = now
+        self.tx = tx  # transmission counter at the last (re)transmission
+        self.in_flight = True
+        self.delivered = 0
+        self.delivered_time = 0.0
+        self.first_sent_time = 0.0
+        self.app_limited = False
+
+
+class LossRecovery:
+    def __init__(self, cc: CongestionController, rtt: RttEstimator, first_seq: int) -> None:
+        self.cc = cc
+        self.rtt = rtt
+        self.sent: OrderedDict[int, SentPacket] = OrderedDict()  # unacked, by last transmission
+        self.lost: deque[int] = deque()  # sequence numbers waiting for retransmission
+        self.snd_una = first_seq
+        self.snd_nxt = first_seq
+        self.bytes_in_flight = 0
+        self.app_limited = False
+        self._tx = 0
+        self._rack_tx = -1
+        self._loss_time = 0.0
+        self._last_send_time = 0.0
+        self._tlp_sent = False
+        self._delivered = 0
+        self._delivered_time = 0.0
+        self._first_sent_time = 0.0
+        self._sample = RateSample()
+        # counters
+        self.retransmits = 0
+        self.lost_packets = 0
+        self.rto_count = 0
+        self.tlp_count = 0
+        self.acked_bytes = 0
+
+    # ------------------------------------------------------------------ sending
+
+    def on_sent(self, data: bytes, now: float) -> SentPacket:
+        """Record a new packet with sequence number ``snd_nxt``."""
+        seq = self.snd_nxt
+        self.snd_nxt = seq + 1
+        if not self.bytes_in_flight:
+            self._first_sent_time = now
+            self._delivered_time = now
+        p = SentPacket(seq, data, now, self._tx)
+        self._tx += 1
+        p.delivered = self._delivered
+        p.delivered_time = self._delivered_time
+        p.first_sent_time = self._first_sent_time
+        p.app_limited = self.app_limited
+        self.sent[seq] = p
+        self.bytes_in_flight += p.size
+        self._last_send_time = now
+        self.cc.on_packet_sent(now, p.size, self.bytes_in_flight)
+        return p
+
+    def on_retransmitted(self, p: SentPacket, data: bytes, now: float) -> None:
+        if not self.bytes_in_flight:
+            self._first_sent_time = now
+            self._delivered_time = now
+        p.data = data
+        p.sent_time = now
+        p.tx = self._tx
+        self._tx += 1
+        p.delivered = self._delivered
+        p.delivered_time = self._delivered_time
+        p.first_sent_time = self._first_sent_time
+        if not p.in_flight:
+            p.in_flight = True
+            self.bytes_in_flight += p.size
+        self.sent.move_to_end(p.seq)
+        self._last_send_time = now
+        self.retransmits += 1
+        self.cc.on_packet_sent(now, p.size, self.bytes_in_flight)
+
+    def next_lost(self) -> SentPacket | None:
+        """The next packet to retransmit (skipping ones acknowledged meanwhile)."""
+        lost = self.lost
+        sent = self.sent
+        while lost:
+            p = sent.get(lost[0])
+            if p is not None and not p.in_flight:
+                return p
+            lost.popleft()
+        return None
+
+    def newest_unacked(self) -> SentPacket | None:
+        if not self.sent:
+            return None
+        return self.sent[next(reversed(self.sent))]
+
+    # ------------------------------------------------------------------ acknowledgements
+
+    def on_ack(
+        self, cum: int, bits: int, sacks: list[tuple[int, int]], rtt_sample: float, now: float,
+    ) -> int:
+        """Apply an acknowledgement; returns bytes newly acknowledged, or -1 if it acks
+        sequence numbers never sent (the packet must be dropped)."""
+        snd_una = self.snd_una
+        snd_nxt = self.snd_nxt
+        if cum > snd_nxt or cum < snd_una - (1 << 30):
+            return -1
+        sent = self.sent
+        pop = sent.pop
+        acked: list[SentPacket] = []
+        if cum > snd_una:
+            for seq in range(snd_una, cum):
+                p = pop(seq, None)
+                if p is not None:
+                    acked.append(p)
+            self.snd_una = cum
+        if bits and sent:
+            seq = cum + 1
+            while bits and seq < snd_nxt:
+                if bits & 1:
+                    p = pop(seq, None)
+                    if p is not None:
+                        acked.append(p)
+                bits >>= 1
+                seq += 1
+        if sacks and sent:
+            for lo, hi in sacks:
+                lo = max(lo, cum)
+                hi = min(hi, snd_nxt)
+                for seq in range(lo, hi):
+                    p = pop(seq, None)
+                    if p is not None:
+                        acked.append(p)
+        if not acked:
+            return 0
+        newest = acked[0]
+        acked_bytes = 0
+        in_flight = self.bytes_in_flight
+        prior_in_flight = in_flight
+        for p in acked:
+            acked_bytes += p.size
+            if p.in_flight:
+                in_flight -= p.size
+            if p.tx > newest.tx:
+                newest = p
+        self.bytes_in_flight = in_flight
+        self.acked_bytes += acked_bytes
+        self._delivered += acked_bytes
+        self._delivered_time = now
+        if newest.tx > self._rack_tx:
+            self._rack_tx = newest.tx
+        rtt = self.rtt
+        if rtt_sample > 0:
+            rtt.update(rtt_sample)
+        rtt.on_progress()
+        self._tlp_sent = False
+        # Rate sample (BBR draft): delivered over the longer of send and ack intervals.
+        sample = self._sample
+        interval = max(newest.sent_time - newest.first_sent_time, now - newest.delivered_time)
+        sample.delivered = self._delivered - newest.delivered
+        sample.interval = interval
+        sample.delivery_rate = sample.delivered / interval if interval > 0 else 0.0
+        sample.prior_delivered = newest.delivered
+        sample.total_delivered = self._delivered
+        sample.rtt = rtt_sample
+        sample.min_rtt = rtt.min_rtt
+        sample.srtt = rtt.srtt
+        sample.newest_sent_time = newest.sent_time
+        sample.is_app_limited = newest.app_limited
+        sample.prior_in_flight = prior_in_flight
+        self._first_sent_time = newest.sent_time
+        self.cc.on_ack(now, acked_bytes, sample, in_flight)
+        self.detect_losses(now)
+        return acked_bytes
+
+    def detect_losses(self, now: float) -> None:
+        rack_tx = self._rack_tx
+        self._loss_time = 0.0
+        if rack_tx < 0:
+            return
+        rtt = self.rtt
+        reo = max(TIME_THRESHOLD * max(rtt.srtt, rtt.latest), CLOCK_GRANULARITY)
+        lost_bytes = 0
+        newest_lost = -math.inf
+        for p in self.sent.values():
+            if p.tx >= rack_tx:
+                break
+            if not p.in_flight:
+                continue
+            if p.tx + PACKET_THRESHOLD <= rack_tx or p.sent_time + reo <= now:
+                p.in_flight = False
+                self.bytes_in_flight -= p.size
+                self.lost.append(p.seq)
+                lost_bytes += p.size
+                self.lost_packets += 1
+                if p.sent_time > newest_lost:
+                    newest_lost = p.sent_time
+            else:
+                self._loss_time = p.sent_time + reo
+                break
+        if lost_bytes:
+            self.cc.on_loss(now, lost_bytes, newest_lost, self.bytes_in_flight)
+
+    # ------------------------------------------------------------------ timers
+
+    def _oldest_in_flight(self) -> SentPacket | None:
+        for p in self.sent.values():
+            if p.in_flight:
+                return p
+        return None
+
+    def get_timer(self) -> float:
+        if not self.bytes_in_flight:
+            return math.inf
+        t = self._loss_time or math.inf
+        oldest = self._oldest_in_flight()
+        if oldest is not None:
+            t = min(t, oldest.sent_time + self.rtt.rto)
+        if not self._tlp_sent:
+            t = min(t, self._last_send_time + self.rtt.pto)
+        return t
+
+    def on_timer(self, now: float) -> str | None:
+        """Fire whatever is due: "loss", "rto" (all in flight declared lost), "tlp" (the
+        caller retransmits the newest packet), or None."""
+        if not self.bytes_in_flight:
+            return None
+        if self._loss_time and now >= self._loss_time:
+            self.detect_losses(now)
+            return "loss"
+        oldest = self._oldest_in_flight()
+        if oldest is not None and now >= oldest.sent_time + self.rtt.rto:
+            for p in self.sent.values():
+                if p.in_flight:
+                    p.in_flight = False
+                    self.lost.append(p.seq)
+                    self.lost_packets += 1
+            self.bytes_in_flight = 0
+            self.rto_count += 1
+            self.rtt.on_timeout()
+            self._tlp_sent = False
+            self.cc.on_rto(now)
+            return "rto"
+        if not self._tlp_sent and now >= self._last_send_time + self.rtt.pto:
+            self._tlp_sent = True
+            self.tlp_count += 1
+            return "tlp"
+        return None

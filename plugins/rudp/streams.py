@@ -1,0 +1,246 @@
+"""Channels: per-channel ordered byte streams carrying length-prefixed messages.
+
+Sending: every message becomes ``u32 length + bytes`` appended to its channel's stream.
+Packets are filled lowest channel first (so control, channel 0, overtakes bulk), and one
+packet carries as many consecutive messages as fit (aggregation of small messages) while
+a large message simply spans many packets (fragmentation) — both fall out of slicing a
+stream. Receiving: each channel reassembles its own stream by offset, so a lost bulk
+packet never holds back a control message on another channel.
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from collections import deque
+
+from p2pkit._exceptions import RemoteProtocolError
+
+from .packet import STREAM_FRAME, STREAM_HEADER, STREAM_HEADER_SIZE
+
+LENGTH_PREFIX = 4
+
+
+class FlowControlError(RemoteProtocolError):
+    """The peer sent more than our advertised window, or on a channel we do not allow."""
+
+
+class _SendChannel:
+    __slots__ = ("head", "id", "offset", "pieces", "queued")
+
+    def __init__(self, channel: int) -> None:
+        self.id = channel
+        self.pieces: deque[memoryview] = deque()
+        self.head = 0  # bytes of pieces[0] already sent
+        self.offset = 0  # stream offset of the next byte to send
+        self.queued = 0  # bytes queued, not yet sent
+
+
+class SendStreams:
+    """Queued outgoing messages of one connection, by channel."""
+
+    def __init__(self) -> None:
+        self._channels: dict[int, _SendChannel] = {}
+        self._pending: list[int] = []  # channel ids with queued data, ascending
+        self.queued_bytes = 0
+        self.sent_bytes = 0  # stream bytes handed to packets (the flow-control counter)
+        self.messages = 0
+
+    def push(self, channel: int, message: bytes) -> None:
+        ch = self._channels.get(channel)
+        if ch is None:
+            ch = self._channels[channel] = _SendChannel(channel)
+        size = len(message)
+        ch.pieces.append(memoryview(size.to_bytes(LENGTH_PREFIX, "big")))
+        if size:
+            ch.pieces.append(memoryview(message).cast("B"))
+        ch.queued += size + LENGTH_PREFIX
+        self.queued_bytes += size + LENGTH_PREFIX
+        self.messages += 1
+        if ch.queued == size + LENGTH_PREFIX:
+            insort(self._pending, channel)
+
+    def has_data(self) -> bool:
+        return self.queued_bytes > 0
+
+    def fill(self, parts: list[bytes | memoryview], room: int, credit: int) -> int:
+        """Append stream frames to ``parts`` using at most ``room`` bytes of packet and
+        ``credit`` stream bytes (flow control); returns the stream bytes taken."""
+        taken_total = 0
+        pending = self._pending
+        drained = 0
+        for channel in pending:
+            space = min(room - STREAM_HEADER_SIZE, credit - taken_total)
+            if space <= 0:
+                break
+            ch = self._channels[channel]
+            take = ch.queued if ch.queued < space else space
+            parts.append(STREAM_HEADER.pack(STREAM_FRAME, channel, ch.offset, take))
+            room -= STREAM_HEADER_SIZE + take
+            ch.offset += take
+            ch.queued -= take
+            taken_total += take
+            pieces = ch.pieces
+            head = ch.head
+            while take:
+                piece = pieces[0]
+                avail = len(piece) - head
+                if avail <= take:
+                    parts.append(piece[head:] if head else piece)
+                    pieces.popleft()
+                    take -= avail
+                    head = 0
+                else:
+                    parts.append(piece[head : head + take])
+                    head += take
+                    take = 0
+            ch.head = head
+            if ch.queued == 0:
+                drained += 1
+            else:
+                break  # this channel still has data but the packet is full
+        if drained:
+            del pending[:drained]
+        self.queued_bytes -= taken_total
+        self.sent_bytes += taken_total
+        return taken_total
+
+    def clear(self) -> None:
+        self._channels.clear()
+        self._pending.clear()
+        self.queued_bytes = 0
+
+
+class _RecvChannel:
+    __slots__ = ("buf", "expected", "highest", "need", "ooo")
+
+    def __init__(self) -> None:
+        self.expected = 0  # next in-order stream offset
+        self.highest = 0  # one past the highest offset seen (flow control)
+        self.ooo: dict[int, bytes] = {}  # offset -> data that arrived early
+        self.buf = bytearray()  # in-order bytes of the message being assembled
+        self.need = -1  # body length of the message being assembled, -1 = read the prefix
+
+
+class RecvStreams:
+    """Reassembly of incoming channels into whole messages, with flow-control accounting."""
+
+    def __init__(self, window: int, max_message: int, max_channels: int) -> None:
+        self.window = window
+        self.max_message = max_message
+        self.max_channels = max_channels
+        self._channels: dict[int, _RecvChannel] = {}
+        self.inbox: dict[int, deque[bytes]] = {}
+        self.inbox_count = 0
+        self.inbox_bytes = 0  # stream bytes of complete messages not yet taken by the app
+        self.in_order = 0  # stream bytes received in order, all channels
+        self.partial = 0  # in-order bytes of incomplete messages
+        self.partial_need = 0  # announced sizes of incomplete messages (credit for big ones)
+        self.ooo_bytes = 0
+        self.highest_total = 0  # sum of the channels' highest offsets
+        self.max_data = window  # what we advertised (never decreases)
+        self.advertised = window  # max_data carried by our last packet
+        self.messages = 0
+
+    def update_max_data(self) -> int:
+        released = self.in_order - self.partial - self.inbox_bytes
+        extra = min(self.partial_need, self.max_message)
+        value = released + self.window + extra
+        if value > self.max_data:
+            self.max_data = value
+        return self.max_data
+
+    def on_frame(self, channel: int, offset: int, data: bytes) -> bool:
+        """Take one stream frame; True if whole messages became available."""
+        ch = self._channels.get(channel)
+        if ch is None:
+            if channel >= self.max_channels:
+                raise FlowControlError(f"channel {channel} exceeds the {self.max_channels} allowed")
+            ch = self._channels[channel] = _RecvChannel()
+        n = len(data)
+        end = offset + n
+        if end > ch.highest:
+            self.highest_total += end - ch.highest
+            ch.highest = end
+            if self.highest_total > self.max_data:
+                raise FlowControlError(
+                    f"peer sent {self.highest_total - self.max_data} bytes beyond the window"
+                )
+        expected = ch.expected
+        if offset == expected:
+            buf = ch.buf
+            buf += data
+            expected = end
+            ooo = ch.ooo
+            while ooo:
+                nxt = ooo.pop(expected, None)
+                if nxt is None:
+                    break
+                buf += nxt
+                self.ooo_bytes -= len(nxt)
+                expected += len(nxt)
+            grown = expected - ch.expected
+            ch.expected = expected
+            self.in_order += grown
+            self.partial += grown
+            if len(buf) >= (LENGTH_PREFIX if ch.need < 0 else ch.need):
+                return self._extract(channel, ch)
+            return False
+        if offset > expected:
+            if offset not in ch.ooo:
+                if self.ooo_bytes + n > 2 * self.window + self.max_message:
+                    raise FlowControlError("too much out-of-order data buffered")
+                ch.ooo[offset] = data
+                self.ooo_bytes += n
+            return False
+        if end > expected:  # overlaps what we have (not produced by our sender): keep the rest
+            return self.on_frame(channel, expected, data[expected - offset :])
+        return False
+
+    def _extract(self, channel: int, ch: _RecvChannel) -> bool:
+        buf = ch.buf
+        size = len(buf)
+        pos = 0
+        found = 0
+        inbox = self.inbox.get(channel)
+        if inbox is None:
+            inbox = self.inbox[channel] = deque()
+        with memoryview(buf) as view:
+            while True:
+                need = ch.need
+                if need < 0:
+                    if size - pos < LENGTH_PREFIX:
+                        break
+                    need = int.from_bytes(view[pos : pos + LENGTH_PREFIX], "big")
+                    if need > self.max_message:
+                        raise FlowControlError(f"message of {need} bytes exceeds the limit")
+                    pos += LENGTH_PREFIX
+                    ch.need = need
+                    self.partial_need += need
+                if size - pos < need:
+                    break
+                inbox.append(bytes(view[pos : pos + need]))
+                pos += need
+                ch.need = -1
+                self.partial_need -= need
+                self.inbox_bytes += need + LENGTH_PREFIX
+                found += 1
+        if pos:
+            del buf[:pos]
+            self.partial -= pos
+        if found:
+            self.inbox_count += found
+            self.messages += found
+        return found > 0
+
+    def pop(self) -> tuple[int, bytes] | None:
+        """The next complete message, lowest channel first."""
+        if not self.inbox_count:
+            return None
+        for channel in sorted(self.inbox):
+            queue = self.inbox[channel]
+            if queue:
+                message = queue.popleft()
+                self.inbox_count -= 1
+                self.inbox_bytes -= len(message) + LENGTH_PREFIX
+                return channel, message
+        return None  # pragma: no cover - inbox_count says otherwise

@@ -1,0 +1,342 @@
+"""The trio driver: one per node, all rudp sessions over the node's datagram endpoint.
+
+It is deliberately thin. Incoming batches arrive through the demux as a synchronous call
+(``handle_datagrams``); the multiplexer handles the whole batch, then everything it
+produced leaves in one ``endpoint.send_batch`` (a partial accept is finished by a writer
+task after ``wait_writable``). One timer task sleeps until the multiplexer's earliest
+timer inside a cancel scope whose deadline the synchronous paths move earlier. Sessions
+wait on parking lots that the driver unparks when their connection changed: no task is
+woken per datagram and nothing awaits per packet.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from p2pkit._exceptions import SessionClosed
+from p2pkit.capabilities import CHANNEL_BULK
+from p2pkit.endpoint import Address, Datagram, DatagramEndpoint
+from p2pkit.fields import Field, FieldType
+from p2pkit.hookspecs import hookimpl
+
+from .config import RudpConfig
+from .congestion import CongestionFactory, congestion_factory
+from .connection import CLOSED, ESTABLISHED, FIN_WAIT, SYN_RECEIVED, SYN_SENT, TIME_WAIT, Connection
+from .mux import Multiplexer
+from .packet import MAGIC
+
+if TYPE_CHECKING:
+    from p2pkit.node import Node
+
+log = logging.getLogger("p2pkit.rudp")
+
+MAX_BACKLOG = 20000  # datagrams waiting for socket space; beyond that they are lost like any
+MIN_TIMER_STEP = 50e-6  # never spin: a timer due "now" fires after at least this
+
+
+class RudpSession:
+    """A :class:`p2pkit.capabilities.Session` over one rudp connection."""
+
+    def __init__(self, transport: RudpTransport, conn: Connection) -> None:
+        self._transport = transport
+        self.connection = conn
+        self._lot = trio.lowlevel.ParkingLot()  # readers, writers, closers: any change
+
+    def __repr__(self) -> str:
+        return f"<RudpSession {self.connection!r}>"
+
+    @property
+    def remote_address(self) -> Address:
+        return self.connection.remote
+
+    @property
+    def is_open(self) -> bool:
+        return self.connection.state is ESTABLISHED
+
+    @property
+    def close_reason(self) -> str | None:
+        return self.connection.close_reason
+
+    def _closed_error(self) -> SessionClosed:
+        conn = self.connection
+        return SessionClosed(f"session with {conn.remote[0]}:{conn.remote[1]} is closed "
+                             f"({conn.close_reason or conn.state.value})")
+
+    async def send(self, message: bytes, *, channel: int = CHANNEL_BULK) -> None:
+        """Queue ``message`` on ``channel``; waits while the send buffer is full."""
+        conn = self.connection
+        while not conn.can_send:
+            if conn.state in (CLOSED, TIME_WAIT, FIN_WAIT):
+                raise self._closed_error()
+            await self._lot.park()
+        if conn.state in (CLOSED, TIME_WAIT, FIN_WAIT):
+            raise self._closed_error()
+        conn.send(message, channel)
+        self._transport._flush()
+        await trio.lowlevel.checkpoint()
+
+    async def receive(self) -> tuple[int, bytes]:
+        """The next message as (channel, bytes), lowest channel first."""
+        conn = self.connection
+        while True:
+            item = conn.next_message()
+            if item is not None:
+                if conn.wants_output:
+                    self._transport._flush()
+                await trio.lowlevel.checkpoint()
+                return item
+            if conn.state is CLOSED or conn.state is TIME_WAIT:
+                raise self._closed_error()
+            await self._lot.park()
+
+    async def aclose(self) -> None:
+        """Deliver what is queued, then FIN; returns when the peer confirmed or gave up."""
+        conn = self.connection
+        if conn.state is CLOSED:
+            await trio.lowlevel.checkpoint()
+            return
+        conn.close()
+        self._transport._flush()
+        try:
+            while conn.state not in (CLOSED, TIME_WAIT):
+                await self._lot.park()
+        except trio.Cancelled:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Close now, telling the peer (RESET)."""
+        self.connection.abort()
+        self._transport._flush()
+
+    def stats(self) -> Mapping[str, Any]:
+        return self.connection.stats(trio.current_time())
+
+    def _wake(self) -> None:
+        self._lot.unpark_all()
+
+
+class RudpTransport:
+    """The ``transport`` capability: ``connect``, ``accept``, sessions, stats.
+
+    Build it with a node (``RudpTransport(node)``, what the kernel does) or directly over
+    an endpoint for tests and tools (``RudpTransport.over(endpoint, config)``); then run
+    ``endpoint.run(transport.handle_datagrams)`` and ``transport.serve`` in a nursery.
+    """
+
+    def __init__(self, node: Node | None = None, *, endpoint: DatagramEndpoint | None = None,
+                 config: RudpConfig | None = None,
+                 extra_controllers: Mapping[str, CongestionFactory] | None = None) -> None:
+        self._node = node
+        self._endpoint = endpoint
+        if config is None and node is not None:
+            config = node.config.section("rudp")
+        self.config = config or RudpConfig()
+        extra = dict(extra_controllers or {})
+        if node is not None:
+            for mapping in node.pm.hook.p2pkit_rudp_congestion_controllers():
+                extra.update(mapping or {})
+        factory = congestion_factory(self.config.congestion, extra)
+        self.mux = Multiplexer(self.config, cc_factory=factory, now=trio.current_time()
+                               if _in_trio() else 0.0)
+        self._sessions: dict[Connection, RudpSession] = {}
+        self._accept_lot = trio.lowlevel.ParkingLot()
+        self._backlog: list[Datagram] = []
+        self._backlog_event = trio.Event()
+        self._timer_scope: trio.CancelScope | None = None
+        self.backlog_dropped = 0
+
+    @classmethod
+    def over(cls, endpoint: DatagramEndpoint, config: RudpConfig | None = None, **kw: Any) -> RudpTransport:
+        return cls(None, endpoint=endpoint, config=config, **kw)
+
+    @property
+    def endpoint(self) -> DatagramEndpoint:
+        if self._endpoint is None:
+            assert self._node is not None
+            self._endpoint = self._node.endpoint
+        return self._endpoint
+
+    # ------------------------------------------------------------------ plugin hooks
+
+    @hookimpl
+    def p2pkit_datagram_handlers(self, node: Node) -> Iterable[tuple[Iterable[int], Any]]:
+        return [([MAGIC], self.handle_datagrams)]
+
+    @hookimpl
+    def p2pkit_services(self, node: Node) -> Iterable[Any]:
+        return [self.serve]
+
+    @hookimpl
+    def p2pkit_fields(self, node: Node) -> Iterable[Field]:
+        def total(key: str) -> float:
+            return self.mux.totals(trio.current_time())[key]
+
+        return [
+            Field("net.sessions", FieldType.INT, lambda: int(total("connections")),
+                  description="established rudp sessions"),
+            Field("net.retransmits", FieldType.INT, lambda: int(total("retransmits")),
+                  description="rudp packets retransmitted (live sessions)"),
+            Field("net.lost_packets", FieldType.INT, lambda: int(total("lost_packets")),
+                  description="rudp packets declared lost (live sessions)"),
+            Field("net.srtt_ms", FieldType.FLOAT, self._mean_srtt_ms,
+                  description="mean smoothed RTT over rudp sessions"),
+            Field("net.malformed", FieldType.INT, lambda: self.mux.stats.malformed,
+                  description="malformed rudp datagrams dropped"),
+        ]
+
+    def _mean_srtt_ms(self) -> float:
+        values = [c.rtt.srtt for c in self.mux.connections.values() if c.state is ESTABLISHED]
+        return 1000 * sum(values) / len(values) if values else 0.0
+
+    # ------------------------------------------------------------------ transport API
+
+    async def connect(self, addr: Address) -> RudpSession:
+        """Open a session to ``addr``; SessionClosed if the handshake fails."""
+        conn = self.mux.connect((addr[0], int(addr[1])), trio.current_time())
+        session = self._session_for(conn)
+        self._flush()
+        try:
+            while conn.state is SYN_SENT or conn.state is SYN_RECEIVED:
+                await session._lot.park()
+        except trio.Cancelled:
+            conn.abort("connect cancelled")
+            self._flush()
+            raise
+        if conn.state is not ESTABLISHED:
+            raise SessionClosed(f"cannot connect to {addr[0]}:{addr[1]}: {conn.close_reason}")
+        return session
+
+    async def accept(self) -> RudpSession:
+        """Wait for the next incoming session."""
+        while True:
+            conn = self.mux.accept()
+            if conn is not None:
+                if conn.state is CLOSED:
+                    continue
+                await trio.lowlevel.checkpoint()
+                return self._session_for(conn)
+            await self._accept_lot.park()
+
+    def sessions(self) -> list[RudpSession]:
+        return [s for c, s in self._sessions.items() if c.state is ESTABLISHED]
+
+    def stats(self) -> Mapping[str, float]:
+        return self.mux.totals(trio.current_time())
+
+    def _session_for(self, conn: Connection) -> RudpSession:
+        session = self._sessions.get(conn)
+        if session is None:
+            session = self._sessions[conn] = RudpSession(self, conn)
+        return session
+
+    # ------------------------------------------------------------------ driving
+
+    def handle_datagrams(self, batch: list[Datagram], now: float) -> None:
+        """Demux handler: the whole batch, then one flush."""
+        self.mux.receive_batch(batch, now)
+        self._flush(now)
+
+    def _flush(self, now: float | None = None) -> None:
+        if now is None:
+            now = trio.current_time()
+        mux = self.mux
+        out = mux.datagrams_to_send(now)
+        if out:
+            if self._backlog:
+                self._queue_backlog(out)
+            else:
+                accepted = self.endpoint.send_batch(out)
+                if accepted < len(out):
+                    self._queue_backlog(out[accepted:])
+        self._wake(mux)
+        scope = self._timer_scope
+        if scope is not None:
+            deadline = mux.get_timer()
+            if deadline < scope.deadline:
+                scope.deadline = max(deadline, now + MIN_TIMER_STEP)
+
+    def _queue_backlog(self, datagrams: list[Datagram]) -> None:
+        self._backlog.extend(datagrams)
+        excess = len(self._backlog) - MAX_BACKLOG
+        if excess > 0:
+            del self._backlog[:excess]
+            self.backlog_dropped += excess
+        self._backlog_event.set()
+
+    def _wake(self, mux: Multiplexer) -> None:
+        for conn in mux.take_touched():
+            session = self._sessions.get(conn)
+            if session is not None:
+                session._wake()
+                if conn.state is CLOSED:
+                    del self._sessions[conn]
+        if mux.accept_queue:
+            self._accept_lot.unpark_all()
+        # writers blocked on a full send buffer: packets left, so there may be room now
+        for conn, session in self._sessions.items():
+            if session._lot and conn.can_send:
+                session._wake()
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Timers of every connection, and the writer for a full socket. Runs until cancelled."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._writer)
+            task_status.started()
+            try:
+                await self._timer_loop()
+            finally:
+                self._shutdown()
+
+    async def _timer_loop(self) -> None:
+        mux = self.mux
+        while True:
+            now = trio.current_time()
+            deadline = mux.get_timer()
+            with trio.CancelScope(deadline=max(deadline, now + MIN_TIMER_STEP)) as scope:
+                self._timer_scope = scope
+                await trio.sleep_forever()
+            self._timer_scope = None
+            now = trio.current_time()
+            mux.handle_timer(now)
+            self._flush(now)
+
+    async def _writer(self) -> None:
+        endpoint = self.endpoint
+        while True:
+            await self._backlog_event.wait()
+            while self._backlog:
+                await endpoint.wait_writable()
+                accepted = endpoint.send_batch(self._backlog)
+                del self._backlog[:accepted]
+            self._backlog_event = trio.Event()
+
+    def _shutdown(self) -> None:
+        """Node stopping: tell every peer (RESET) and wake every waiter with SessionClosed."""
+        now = trio.current_time()
+        for conn in list(self.mux.connections.values()):
+            conn.abort("transport stopped")
+        try:
+            out = self.mux.datagrams_to_send(now)
+            if out and not getattr(self.endpoint, "closed", False):
+                self.endpoint.send_batch(out)
+        except (OSError, trio.ClosedResourceError):
+            pass
+        self._wake(self.mux)
+        self._accept_lot.unpark_all()
+
+
+def _in_trio() -> bool:
+    try:
+        trio.current_time()
+    except RuntimeError:
+        return False
+    return True
+
+
+_ = (math, SYN_RECEIVED)
