@@ -118,6 +118,9 @@ class FileStore:
         self._seq = 0
         self._objects: dict[str, _Object] = {}
         self.on_evict: EvictCallback | None = None
+        # called when there is something for the sweep to do later (a handle opened, an
+        # append waiting for its group commit): lets a sweeper sleep while all is idle
+        self.on_activity: Callable[[], None] | None = None
         self.counters = {"appends": 0, "evictions": 0, "evicted_bytes": 0, "handles_closed": 0,
                          "recovered_truncations": 0, "recovered_orphans": 0}
         self.root.mkdir(parents=True, exist_ok=True)
@@ -125,7 +128,7 @@ class FileStore:
         self._lockfile = self._take_lock()
         try:
             self._db = _db.connect(self.root / DB_NAME, durable=durable)
-            self._handles = HandleCache(monotonic)
+            self._handles = HandleCache(monotonic, on_open=self._activity)
             self._closed = False
             self._recover()
         except BaseException:
@@ -194,6 +197,15 @@ class FileStore:
                 with contextlib.suppress(OSError):
                     entry.unlink()
 
+    def _activity(self) -> None:
+        if self.on_activity is not None:
+            self.on_activity()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing for the sweep to do until the next activity."""
+        return not self._handles and not self._dirty
+
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError("the store is closed")
@@ -260,6 +272,7 @@ class FileStore:
             if self.commit_delay_s > 0:
                 if not self._dirty:
                     self._dirty_since = self._monotonic()
+                    self._activity()
                 self._dirty.add(sid)
                 if self._monotonic() - self._dirty_since >= self.commit_delay_s:
                     self.flush()
@@ -407,6 +420,7 @@ class FileStore:
         """The periodic sweep: commit pending group commits, checkpoint the WAL, close
         file handles unused for ``idle_close_s`` seconds; returns how many were closed."""
         with self._lock:
+            self.counters["sweeps"] = self.counters.get("sweeps", 0) + 1
             self.flush()  # the periodic sweep also bounds how late a group commit is
             if not self._closed and self._wal_bytes() >= CHECKPOINT_WAL_BYTES:
                 self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")

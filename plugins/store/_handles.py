@@ -10,8 +10,10 @@ class HandleCache:
     """path → file descriptor, with the time of last use. Not thread-safe by itself:
     the store calls it under its lock."""
 
-    def __init__(self, monotonic: Callable[[], float], max_open: int = 128) -> None:
+    def __init__(self, monotonic: Callable[[], float], max_open: int = 128,
+                 on_open: Callable[[], None] | None = None) -> None:
         self._monotonic = monotonic
+        self._on_open = on_open
         self._max_open = max_open
         self._open: dict[str, list[float | int]] = {}  # path -> [fd, last_used]
 
@@ -31,6 +33,8 @@ class HandleCache:
             flags |= os.O_CREAT
         fd = os.open(path, flags, 0o644)
         self._open[path] = [fd, now]
+        if self._on_open is not None:
+            self._on_open()
         return fd
 
     def close(self, path: str) -> None:

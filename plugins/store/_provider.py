@@ -133,14 +133,39 @@ class StoreProvider(Store):
             self.set_storage_limit(value * MIB)
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """Close idle file handles every ``sweep_interval_s``; close the store on exit."""
+        """The sweep: every ``sweep_interval_s`` while there are open handles or pending
+        group commits; asleep (no timer at all) while the store is idle, which matters
+        in the simulator where every distinct wake-up instant costs."""
+        self._token = trio.lowlevel.current_trio_token()
+        self._wake = trio.Event()
+        self.on_activity = self._activity
         task_status.started()
         try:
             while True:
+                if self.idle:
+                    self._wake = trio.Event()
+                    await self._wake.wait()
                 await trio.sleep(self.sweep_interval_s)
                 self.close_idle()
         finally:
+            self.on_activity = None
             self.close()
+
+    _token: Any = None
+    _wake: trio.Event | None = None
+
+    def _activity(self) -> None:
+        wake = self._wake
+        if wake is None or wake.is_set():
+            return
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:  # a worker thread: hand the wake-up to trio's thread
+            if self._token is not None:
+                with contextlib.suppress(trio.RunFinishedError):
+                    self._token.run_sync_soon(wake.set)
+            return
+        wake.set()
 
     def close(self) -> None:
         """Close the store; an ephemeral node's temporary directory is removed."""

@@ -118,3 +118,26 @@ def test_bad_store_config_names_the_key() -> None:
 
     with pytest.raises(ConfigError, match="piece_size"):
         trio.run(main)
+
+
+async def test_idle_store_sleeps_without_timers(autojump_clock: trio.testing.MockClock) -> None:
+    async with open_node(config(store={"idle_close_s": 5.0, "sweep_interval_s": 1.0})) as node:
+        store = node.store
+        await trio.sleep(100)
+        assert store.counters.get("sweeps", 0) == 0  # nothing open: no wake-ups at all
+        store.create("a")  # opens a handle: the sweep wakes up
+        await trio.sleep(7)
+        assert store.open_handles == 0
+        sweeps = store.counters["sweeps"]
+        assert 5 <= sweeps <= 7
+        await trio.sleep(100)
+        assert store.counters["sweeps"] == sweeps  # idle again
+
+
+async def test_activity_from_a_worker_thread_wakes_the_sweep(
+        autojump_clock: trio.testing.MockClock) -> None:
+    async with open_node(config(store={"idle_close_s": 2.0})) as node:
+        store = node.store
+        await trio.to_thread.run_sync(store.create, "t")
+        await trio.sleep(5)
+        assert store.open_handles == 0
