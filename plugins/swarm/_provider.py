@@ -145,6 +145,9 @@ class SwarmProvider:
                     await self._upload(link, rid, request)
         except SessionClosed:
             pass
+        except Exception:  # a bug here must cost one peer's link, never the node
+            self.counters["writer_errors"] += 1
+            log.exception("swarm: sending to %r failed", peer)
         finally:
             link.close()
 
@@ -224,12 +227,16 @@ class SwarmProvider:
             await trio.sleep(TICK)
             now = self._now()
             for t in list(self.torrents.values()):
-                self._rechoke(t)
-                if t.active:
-                    self._expire_requests(t, now)
-                    for pid in list(t.peers):
-                        self._fill(t, pid)
-                    self._report(t, now)
+                try:
+                    self._rechoke(t)
+                    if t.active:
+                        self._expire_requests(t, now)
+                        for pid in list(t.peers):
+                            self._fill(t, pid)
+                        self._report(t, now)
+                except Exception:  # keep the other downloads going
+                    self.counters["tick_errors"] += 1
+                    log.exception("swarm: housekeeping of %s failed", t.rid[:12])
 
     # ------------------------------------------------------------------ receiving
 
@@ -333,7 +340,8 @@ class SwarmProvider:
             return
         first = ps.pieces is None
         ps.pieces = pieces
-        t.picker.add_peer(peer.id, pieces)
+        t.picker.add_peer(peer.id, pieces)  # (a repeated bitfield also resets its requests)
+        ps.requested.clear()
         if first:
             others = [p.peer.listen_address for pid, p in t.peers.items() if pid != peer.id]
             self.rng.shuffle(others)
@@ -358,7 +366,7 @@ class SwarmProvider:
         try:
             with trio.move_on_after(10):
                 return await self.node.peers.connect(addr)  # type: ignore[no-any-return]
-        except (SessionClosed, RemoteProtocolError, OSError) as exc:
+        except (SessionClosed, RemoteProtocolError, trio.TooSlowError, OSError) as exc:
             log.debug("swarm: dialing %s failed: %s", addr, exc)
         finally:
             self._dialing.discard(addr)
@@ -587,7 +595,12 @@ class SwarmProvider:
         manifest = store.manifest(rid)
         if manifest is None:
             manifest = await self._fetch_manifest(rid)
-            store.begin_download(manifest)
+            from p2pkit.plugins.store import StoreError
+
+            try:
+                store.begin_download(manifest)
+            except StoreError as exc:  # e.g. larger than the storage limit allows
+                raise SwarmError(f"cannot download {rid[:12]}: {exc}") from None
         t = self._torrent(rid)
         if t is None:
             raise SwarmError(f"{rid[:12]} vanished from the store")

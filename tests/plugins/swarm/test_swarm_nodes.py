@@ -25,10 +25,11 @@ from p2pkit.hookspecs import hookimpl
 from p2pkit.plugin_manager import create_plugin_manager
 
 SWARM = "p2pkit.plugins.swarm"
+BASE = ["p2pkit.plugins.rudp", SWARM]  # no-ops once they are built-ins
 
 
 def _transport_offered() -> bool:
-    pm = create_plugin_manager()
+    pm = create_plugin_manager(BASE)
     return any("transport" in (impl.function() or {})
                for impl in pm.hook.p2pkit_capabilities.get_hookimpls())
 
@@ -63,7 +64,7 @@ async def swarm_node(*bootstrap: Any, plugins: list[Any] | None = None,
                  "bootstrap": [f"127.0.0.1:{port_of(b)}" for b in bootstrap], **node},
         "cfg": cfg or {},
     })
-    async with open_node(config, plugins=plugins or [SWARM]) as n:
+    async with open_node(config, plugins=[*BASE, *(plugins or [])]) as n:
         yield n
 
 
@@ -136,6 +137,8 @@ class CorruptSwarm(SwarmProvider):
 
 
 class CorruptPlugin:
+    __name__ = "corrupt"
+
     @hookimpl
     def p2pkit_capabilities(self) -> dict[str, Any]:
         return {"swarm": CorruptSwarm}
@@ -144,7 +147,7 @@ class CorruptPlugin:
 async def test_corrupting_peer_gets_strikes_and_is_dropped(tmp_path: Path) -> None:
     media = make_wav(tmp_path / "c.wav", 60, seed=3)
     async with swarm_node() as honest, \
-            swarm_node(honest, plugins=[CorruptPlugin()], disable=["swarm"]) as liar, \
+            swarm_node(honest, plugins=[CorruptPlugin()], swarm="corrupt") as liar, \
             swarm_node(honest, liar, cfg={}) as leech:
         assert isinstance(liar.swarm, CorruptSwarm)
         manifest = await honest.share(media)
