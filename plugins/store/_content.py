@@ -482,7 +482,8 @@ class Store(FileStore):
 
     def read_content(self, rid: str, begin: int, end: int) -> bytes | None:
         """Bytes ``[begin, end)`` of the content (``end`` clipped to its size) if every
-        piece they span is present and verified; None otherwise (HTTP Range serving)."""
+        piece they span is present and verified; None otherwise (HTTP Range serving:
+        the caller bounds the range, this returns it in one piece of memory)."""
         item = self._content.get(rid)
         if item is None or begin < 0 or end < begin:
             return None
@@ -527,7 +528,8 @@ class Store(FileStore):
 
     def items(self) -> list[ItemInfo]:
         with self._lock:
-            return [self._info(rid, item) for rid, item in self._content.items()]
+            ordered = sorted(self._content.items(), key=lambda kv: kv[1].added_ms)
+            return [self._info(rid, item) for rid, item in ordered]
 
     def item(self, rid: str) -> ItemInfo | None:
         with self._lock:
@@ -602,6 +604,8 @@ class Store(FileStore):
                 for i in range(item.manifest.num_pieces):
                     piece = self.read_piece(rid, i)
                     if piece is None:
+                        if rid not in self._content:
+                            raise UnknownItem(f"{rid} was removed during the export")
                         raise IncompleteContent(f"piece {i} of {rid} is damaged; fetch it again")
                     out.write(piece)
                     yield

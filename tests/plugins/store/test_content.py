@@ -373,3 +373,22 @@ def test_bitmap_matches_good_writes_and_survives_reopen(tmp_path: Path,
         for i in good:
             assert s.read_piece(m.rid, i) == data[i * PIECE:(i + 1) * PIECE]
         assert s.is_complete(m.rid) is (len(good) == 10)
+
+
+async def test_removal_during_an_async_export_is_reported(tmp_path: Path, store: Store,
+                                                          media: dict[str, Path]) -> None:
+    m = store.import_file(media["png"], copy=True)
+    async with trio.open_nursery() as nursery:
+        async def remove_soon() -> None:
+            await trio.lowlevel.checkpoint()
+            store.remove(m.rid)
+
+        nursery.start_soon(remove_soon)
+        with pytest.raises(UnknownItem, match="removed during the export"):
+            await store.export_async(m.rid, tmp_path / "out.png")
+    assert not_written(tmp_path, "out.png")
+
+
+def not_written(directory: Path, name: str) -> bool:
+    """Neither the file nor its temporary ``.name.*.part`` is there."""
+    return not (directory / name).exists() and not list(directory.glob(f".{name}.*"))
