@@ -28,6 +28,7 @@ from p2pkit.config import NodeConfig
 from p2pkit.identity import Identity
 from p2pkit.node import Node, open_node
 
+from ._clock import virtual_clock
 from ._core import CoreLatency
 from ._determinism import pinned_scheduler
 from ._link import LinkProfile
@@ -299,7 +300,7 @@ class Simulation:
         """Run ``scenario`` in a fresh ``trio.run`` with virtual time; returns the report."""
         self.progress = progress
         with pinned_scheduler(self.seed):
-            trio.run(self.run_async, scenario, clock=trio.testing.MockClock(autojump_threshold=0))
+            trio.run(self.run_async, scenario, clock=virtual_clock(self.network.resolution))
         from ._report import build_report
 
         return build_report(self)

@@ -154,3 +154,22 @@ async def test_unbound_port_and_buffering_before_run(autojump_clock: object) -> 
         assert received == [b"early"]
         nursery.cancel_scope.cancel()
     assert net.drops == {"port_unreachable": 1}
+
+
+def test_grid_clock_fires_timers_together_never_early() -> None:
+    from p2pkit.simulator._clock import virtual_clock
+
+    fired: list[tuple[float, float]] = []
+
+    async def main() -> None:
+        async def timer(delay: float) -> None:
+            await trio.sleep(delay)
+            fired.append((delay, trio.current_time()))
+
+        async with trio.open_nursery() as nursery:
+            for delay in (0.0101, 0.0102, 0.0109, 0.0110, 0.0111, 2.5):
+                nursery.start_soon(timer, delay)
+
+    trio.run(main, clock=virtual_clock(0.001))
+    assert [round(t, 9) for _d, t in fired] == [0.011] * 4 + [0.012, 2.5]
+    assert all(t >= d for d, t in fired)
