@@ -43,6 +43,7 @@ from ._util import SeenCache, TokenBucket
 
 SIGN_CONTEXT = b"p2pkit-flood-announce-v1"
 MAX_KNOWN_PEERS = 1024
+MAX_TOMBSTONES = 4096
 MAX_RESULTS_PER_QUERY = 1000
 
 Send = tuple[str, bytes]  # (peer id, message)
@@ -70,6 +71,7 @@ class OriginRecord:
     seq: int
     entries: dict[str, Entry]
     announce: Announce  # the signed original, forwarded to peers that connect later
+    born: float  # when the origin sent it, on our clock (``now - age`` on receipt)
     expires_at: float
     host: str
     port: int
@@ -110,6 +112,9 @@ class FloodCore:
         self.local_changed = False  # set_local saw a change not yet announced to all
         self.seq = 0
         self.records: dict[str, OriginRecord] = {}
+        # origin -> (last seq, forget at): an expired list must not come back from a peer
+        # that still holds a copy (sync would otherwise resurrect it with a fresh expiry).
+        self._tombstones: dict[str, tuple[int, float]] = {}
         self.known_peers: dict[str, tuple[str, int, float]] = {}  # id -> (host, port, seen)
         self._seen_queries = SeenCache(4096, query_memory)
         self._reverse: dict[bytes, tuple[str, float]] = {}  # query id -> (came from, when)
@@ -118,7 +123,7 @@ class FloodCore:
         self.query_memory = query_memory
         self.counters = {
             "announces_in": 0, "announces_new": 0, "duplicates": 0, "queries_in": 0,
-            "hits_in": 0, "hits_unroutable": 0, "rate_limited": 0, "expired": 0,
+            "hits_in": 0, "hits_unroutable": 0, "rate_limited": 0, "expired": 0, "stale": 0,
         }
 
     # ------------------------------------------------------------------ own content
@@ -149,12 +154,14 @@ class FloodCore:
         data = encode(self.make_announce(seq_floor))
         return [(peer, data) for peer in neighbors]
 
-    def sync_for(self, peer: str, seq_floor: int = 0) -> list[Send]:
-        """What a newly connected peer gets: our announce and every record we hold."""
+    def sync_for(self, peer: str, now: float, seq_floor: int = 0) -> list[Send]:
+        """What a newly connected peer gets: our announce and every record we hold, each
+        with its age, so a copy expires when the original would."""
         out = [(peer, encode(self.make_announce(seq_floor)))]
         for rec in self.records.values():
-            if rec.origin != peer:
-                relayed = msgspec.structs.replace(rec.announce, ttl=max(1, self.ttl - 1))
+            if rec.origin != peer and rec.expires_at > now:
+                relayed = msgspec.structs.replace(
+                    rec.announce, ttl=max(1, self.ttl - 1), age=max(0.0, now - rec.born))
                 out.append((peer, encode(relayed)))
         return out
 
@@ -185,25 +192,33 @@ class FloodCore:
         body = decode_body(ann.body)
         origin = node_id_of(ann.public_key)
         known = self.records.get(origin)
-        if origin == self.node_id or (known is not None and body.seq <= known.seq):
+        buried = self._tombstones.get(origin)
+        if (origin == self.node_id or (known is not None and body.seq <= known.seq)
+                or (buried is not None and body.seq <= buried[0])):
             self.counters["duplicates"] += 1
+            return Output()
+        born = now - ann.age
+        if born + self.entry_expiry <= now:
+            self.counters["stale"] += 1  # a copy older than its lifetime
             return Output()
         if not verify(ann.public_key, ann.signature, SIGN_CONTEXT + ann.body):
             raise RemoteProtocolError("announce signature does not verify")
         self.counters["announces_new"] += 1
         host = sender_host if sender == origin else ann.host
         before = self._remote_rids()
-        stored = msgspec.structs.replace(ann, host=host)
+        stored = msgspec.structs.replace(ann, host=host, age=0.0)
+        self._tombstones.pop(origin, None)
         self.records[origin] = OriginRecord(
             origin=origin, seq=body.seq, entries={e.rid: e for e in body.entries},
-            announce=stored, expires_at=now + self.entry_expiry, host=host, port=body.port,
+            announce=stored, born=born, expires_at=born + self.entry_expiry, host=host,
+            port=body.port,
         )
         if host and body.port:
             self.known_peers[origin] = (host, body.port, now)
             self._trim_known()
         out = self._diff(before)
         if ann.ttl > 1:
-            data = encode(msgspec.structs.replace(stored, ttl=ann.ttl - 1))
+            data = encode(msgspec.structs.replace(stored, ttl=ann.ttl - 1, age=ann.age))
             out.sends = [(p, data) for p in neighbors if p not in (sender, origin)]
         return out
 
@@ -297,13 +312,16 @@ class FloodCore:
     def expire(self, now: float) -> Output:
         """Drop records of origins not heard of in time, and stale query routes."""
         self._forget_routes(now)
+        self._tombstones = {o: t for o, t in self._tombstones.items() if t[1] > now}
         dead = [o for o, rec in self.records.items() if rec.expires_at <= now]
         if not dead:
             return Output()
         before = self._remote_rids()
         for origin in dead:
-            del self.records[origin]
+            self._tombstones[origin] = (self.records.pop(origin).seq, now + 2 * self.entry_expiry)
             self.counters["expired"] += 1
+        while len(self._tombstones) > MAX_TOMBSTONES:
+            del self._tombstones[next(iter(self._tombstones))]
         return self._diff(before)
 
     def next_timer(self) -> float | None:

@@ -295,7 +295,7 @@ class FloodingDiscovery:
         self.node.nursery.start_soon(self._sender, peer, receive)
         self._connected.set()
         self._refresh_local()
-        self._send_all(self.core.sync_for(peer_id, _wall_ms()))
+        self._send_all(self.core.sync_for(peer_id, trio.current_time(), _wall_ms()))
         if self.config.peer_exchange:
             self._send_all([(peer_id, self._peer_list())])
 

@@ -68,6 +68,7 @@ class Announce(msgspec.Struct, frozen=True, tag="ann", tag_field="t"):
     signature: Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
     ttl: Ttl
     host: Annotated[str, msgspec.Meta(max_length=255)] = ""  # unsigned hint, see AnnounceBody.port
+    age: Annotated[float, msgspec.Meta(ge=0, le=1e7)] = 0.0  # s since the origin sent it (sync)
 
 
 class Query(msgspec.Struct, frozen=True, tag="q", tag_field="t"):

@@ -199,7 +199,7 @@ def test_a_late_joiner_gets_the_list_by_sync() -> None:
     net.link(0, 1)
     net.share(0, entry("x.mp4"))
     net.link(1, 2)  # node 2 connects to node 1 afterwards
-    net.post(net.ids[1], net.core(1).sync_for(net.ids[2]))
+    net.post(net.ids[1], net.core(1).sync_for(net.ids[2], net.now))
     net.run()
     assert net.rids(2) == {rid_of("x.mp4")}
     assert net.core(2).providers(rid_of("x.mp4")) == [net.ids[0]]
@@ -294,7 +294,7 @@ def test_set_local_reports_changes_only() -> None:
     net = Net(1)
     core = net.core(0)
     assert core.set_local([entry("a.mp4")]) and core.local_changed
-    core.sync_for("p" * 64)  # one new peer heard it; the others have not
+    core.sync_for("p" * 64, 0.0)  # one new peer heard it; the others have not
     assert core.local_changed
     core.announce_to(["p" * 64])
     assert not core.local_changed
@@ -341,3 +341,40 @@ def test_ttl_out_of_range_is_a_local_error() -> None:
     ident = Identity.from_seed(b"\x01" * 32)
     with pytest.raises(ValueError):
         FloodCore(ident.node_id, ident.public_key, ident.sign, ttl=0)
+
+
+def test_a_synced_copy_expires_when_the_original_would() -> None:
+    net = Net(3, expiry=90.0)
+    net.link(0, 1)
+    net.share(0, entry("x.mp4"))  # node 1 hears it at t=0
+    net.now = 50.0
+    net.link(1, 2)
+    net.post(net.ids[1], net.core(1).sync_for(net.ids[2], net.now))
+    net.run()
+    assert net.rids(2) == {rid_of("x.mp4")}
+    assert net.core(2).next_timer() == pytest.approx(90.0)
+
+
+def test_an_expired_list_is_not_resurrected_by_a_peer_that_still_holds_it() -> None:
+    net = Net(3, expiry=90.0)
+    net.line()
+    net.share(0, entry("x.mp4"))
+    b = net.core(1)
+    b.peer_down(net.ids[0], now=1.0, grace=2.0)  # A left; B knows first
+    assert b.expire(3.0).removed == {rid_of("x.mp4")}
+    net.now = 4.0  # C, which still holds A's list, (re)connects to B and syncs
+    net.post(net.ids[2], net.core(2).sync_for(net.ids[1], net.now))
+    net.run()
+    assert net.rids(1) == set()
+    net.now = 10.0  # a genuinely new announce from A (it came back) is accepted
+    net.share(0, entry("x.mp4"))
+    assert net.rids(1) == {rid_of("x.mp4")}
+
+
+def test_a_copy_older_than_its_lifetime_is_ignored() -> None:
+    net = Net(2, expiry=90.0)
+    a, b = net.core(0), net.core(1)
+    a.set_local([entry("x.mp4")])
+    old = msgspec.structs.replace(a.make_announce(), age=95.0)
+    out = b.receive(net.ids[0], "h", encode(old), 100.0, [])
+    assert not out.added and b.counters["stale"] == 1
