@@ -12,10 +12,6 @@ from ._metrics import summarize
 if TYPE_CHECKING:
     from ._sim import Simulation
 
-# Sample lists longer than this appear in report.json only as a summary.
-RAW_SAMPLES_LIMIT = 2000
-
-
 def _clean(value: Any) -> Any:
     """JSON-safe, rounded floats so the file is stable text."""
     if isinstance(value, float):
@@ -39,6 +35,8 @@ def _host_entry(sim: Simulation, name: str) -> dict[str, Any]:
         "bytes_sent": host.bytes_sent,
         "bytes_received": host.bytes_received,
         "drops": dict(sorted(host.drops.items())),
+        "link": {"up_bps": host.link.up_bps, "down_bps": host.link.down_bps,
+                 "latency_s": host.link.latency, "online": host.online},
         "uplink": {"packets": host.up.packets_sent, "bytes": host.up.bytes_sent,
                    "loss_drops": host.up.drops_loss, "queue_drops": host.up.drops_queue},
         "downlink": {"packets": host.down.packets_sent, "bytes": host.down.bytes_sent,
@@ -64,7 +62,7 @@ def build_report(sim: Simulation) -> dict[str, Any]:
     network = sim.network
     samples: dict[str, Any] = {}
     for name, values in sorted(sim.metrics.samples.items()):
-        if len(values) <= RAW_SAMPLES_LIMIT:
+        if len(values) <= sim.raw_samples_limit:
             samples[name] = [[t, v] for t, v in values]
     delivered = network.delivered_bytes_by_bin
     last_bin = int(sim.duration / network.bin_seconds)

@@ -18,10 +18,12 @@ from ._workloads import WORKLOADS
 
 
 def simulation_for(spec: ScenarioSpec, seed: int | None = None) -> Simulation:
-    return Simulation(
+    sim = Simulation(
         spec.seed if seed is None else seed, duration=spec.duration, resolution=spec.resolution,
         core=spec.core, bin_seconds=spec.bin_seconds, name=spec.name,
     )
+    sim.raw_samples_limit = spec.raw_samples
+    return sim
 
 
 def scenario_function(spec: ScenarioSpec) -> ScenarioFn:
@@ -134,10 +136,7 @@ def run_file(path_or_name: str, *, seed: int | None = None, overrides: list[str]
     """Load and run a scenario; write report.json (and plots) to ``out_dir`` if given."""
     sim, fn, _spec = load(path_or_name, overrides)
     if seed is not None:
-        fresh = Simulation(seed, duration=sim.duration, resolution=sim.network.resolution,
-                           core=sim.network.core, bin_seconds=sim.network.bin_seconds,
-                           name=sim.name)
-        sim = fresh
+        sim = sim.reseeded(seed)
     report = sim.run(fn, progress=progress)
     if out_dir is not None:
         from ._report import write_plots, write_report

@@ -188,7 +188,7 @@ class ScenarioSpec:
     timeline: tuple[EventSpec, ...]
     workloads: tuple[Mapping[str, Any], ...]
     source: str
-    # validated workload parameters are read by the workload itself (see _workloads.py)
+    raw_samples: int = 2000  # sample lists up to this long appear raw in report.json
 
 
 ACTIONS = ("partition", "heal", "link", "crash", "leave", "rejoin")
@@ -418,12 +418,20 @@ def parse_scenario(text: str, source: str = "<scenario>",
         w.finish()
         workloads.append({"kind": kind, **params})
 
-    top.get("metrics", dict, {})  # reserved for metric selection; accepted, unused
+    metrics_t = top.table("metrics")
+    bin_seconds = metrics_t.number("bin_s", bin_seconds)
+    if bin_seconds <= 0:
+        raise metrics_t.error("bin_s", "must be > 0")
+    raw_samples = metrics_t.get("raw_samples", int, 2000)
+    if raw_samples < 0:
+        raise metrics_t.error("raw_samples", "must be >= 0")
+    metrics_t.finish()
     top.finish()
     return ScenarioSpec(
         name=name, description=description, duration=duration, seed=seed,
         resolution=resolution, bin_seconds=bin_seconds, core=core, links=links,
         groups=tuple(groups), timeline=tuple(events), workloads=tuple(workloads), source=source,
+        raw_samples=raw_samples,
     )
 
 

@@ -124,7 +124,16 @@ class Simulation:
         self.flows: dict[int, Flow] = {}  # bulk transfers by flow id
         self._start_hooks: list[Callable[[SimNode, Node], None]] = []
         self.progress: ProgressFn | None = None
+        self.raw_samples_limit = 2000  # sample lists up to this long appear raw in the report
         self._nursery: trio.Nursery | None = None
+
+    def reseeded(self, seed: int) -> Simulation:
+        """A fresh, not yet run simulation with the same settings and another seed."""
+        sim = Simulation(seed, duration=self.duration, resolution=self.network.resolution,
+                         core=self.network.core, bin_seconds=self.network.bin_seconds,
+                         name=self.name)
+        sim.raw_samples_limit = self.raw_samples_limit
+        return sim
 
     # ------------------------------------------------------------------ time & randomness
 

@@ -71,15 +71,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ._runner import load
-    from ._sim import Simulation
 
     _reexec_with_fixed_hash_seed()
     console = Console()
     sim, fn, _spec = load(args.scenario, args.overrides)
     if args.seed is not None:
-        sim = Simulation(args.seed, duration=sim.duration, resolution=sim.network.resolution,
-                         core=sim.network.core, bin_seconds=sim.network.bin_seconds,
-                         name=sim.name)
+        sim = sim.reseeded(args.seed)
     out_dir = args.out or Path("sim-out") / f"{sim.name}-{sim.seed}"
     started = time.perf_counter()
     if args.quiet:

@@ -8,7 +8,7 @@ from p2pkit.simulator._workloads import WORKLOADS
 
 pytest.importorskip("p2pkit.plugins.rudp.transport")
 
-RUDP = {"node": {"plugins": ["p2pkit.plugins.rudp"], "disable": ["store"]}}
+RUDP = {"node": {"plugins": ["p2pkit.plugins.rudp"], "disable": ["store", "swarm"]}}
 
 
 def test_bulk_transfer_completes_exactly_over_a_lossy_link() -> None:
