@@ -124,3 +124,28 @@ class FakeNet:
                 break
             self.step()
         self.now = max(self.now, end)
+
+
+A: Address = ("10.0.0.1", 1000)
+B: Address = ("10.0.0.2", 2000)
+
+
+def connected_pair(net: FakeNet, config_a: RudpConfig | None = None,
+                   config_b: RudpConfig | None = None):  # type: ignore[no-untyped-def]
+    """Two hosts with an established connection: (mux_a, mux_b, conn_a, conn_b)."""
+    a = net.add_host(A, config_a)
+    b = net.add_host(B, config_b)
+    ca = a.connect(B, net.now)
+    assert net.run_until(lambda: ca.is_established and bool(b.accept_queue), 60), ca.close_reason
+    cb = b.accept()
+    assert cb is not None and cb.is_established
+    return a, b, ca, cb
+
+
+def drain(conn, into: list) -> int:  # type: ignore[no-untyped-def]
+    """Move every received message of ``conn`` into ``into``; returns how many."""
+    n = 0
+    while (item := conn.next_message()) is not None:
+        into.append(item)
+        n += 1
+    return n
