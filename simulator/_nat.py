@@ -90,6 +90,10 @@ class NatBox:
         self._by_key: dict[tuple[object, ...], Mapping] = {}
         self._by_port: dict[int, Mapping] = {}
         self.mappings_created = 0
+        # Set by the Network that owns the box: hosts behind it by private IP, core site.
+        self.lan: dict[str, object] = {}
+        self.site = -1
+        self.group = ""
 
     # -------------------------------------------------------------- outbound
 

@@ -66,6 +66,7 @@ class Host:
         self.endpoints: dict[int, VirtualEndpoint] = {}
         self._next_port = _EPHEMERAL_FIRST
         self.drops: dict[str, int] = {}
+        self.core_cache: dict[int, float] = {}  # target site -> one-way core latency
         self.datagrams_sent = 0
         self.datagrams_received = 0
         self.bytes_sent = 0
@@ -121,13 +122,13 @@ class Network:
         self.nats: dict[str, NatBox] = {}
         self._public: dict[str, Host | NatBox] = {}
         self._nat_hosts: dict[int, dict[str, Host]] = {}  # id(nat) -> private ip -> host
-        self._nat_sites: dict[int, tuple[int, str]] = {}  # id(nat) -> (site, group)
         self._core_cache: dict[tuple[int, int], float] = {}
         self._next_public = _PUBLIC_BASE
         self._next_site = 0
         self._heap: list[tuple] = []
         self._seq = 0
         self._scope: trio.CancelScope | None = None
+        self._dispatch_now: float | None = None  # the instant being delivered, if any
         self.drops: dict[str, int] = {}
         self.datagrams_sent = 0
         self.datagrams_delivered = 0
@@ -153,8 +154,8 @@ class Network:
         nat = NatBox(profile, self._allocate_public_ip(), derive_rng(self.seed, "nat", name))
         self.nats[name] = nat
         self._public[nat.public_ip] = nat
-        self._nat_hosts[id(nat)] = {}
-        self._nat_sites[id(nat)] = (self._next_site, group)
+        self._nat_hosts[id(nat)] = nat.lan = {}
+        nat.site, nat.group = self._next_site, group
         self._next_site += 1
         return nat
 
@@ -174,7 +175,7 @@ class Network:
         else:
             lan = self._nat_hosts[id(nat)]
             ip = str(ipaddress.IPv4Address(_PRIVATE_BASE + len(lan)))
-            host = Host(self, name, ip, link, group, nat, self._nat_sites[id(nat)][0])
+            host = Host(self, name, ip, link, group, nat, nat.site)
             lan[ip] = host
         self.hosts[name] = host
         return host
@@ -221,9 +222,18 @@ class Network:
         if scope is not None and event[0] < scope.deadline:
             scope.deadline = event[0]
 
+    def _core_to(self, host: Host, target: Host | NatBox) -> float:
+        latency = host.core_cache.get(target.site)
+        if latency is None:
+            latency = self._core_latency(host.site, host.group, target.site, target.group)
+            host.core_cache[target.site] = latency
+        return latency
+
     def send(self, host: Host, port: int, data: bytes, dst: Address) -> None:
         """Route one datagram from ``host:port`` (called by the endpoint, synchronously)."""
-        now = trio.current_time()
+        now = self._dispatch_now
+        if now is None:
+            now = trio.current_time()
         self.datagrams_sent += 1
         size = len(data) + HEADER_BYTES
         host.datagrams_sent += 1
@@ -242,14 +252,9 @@ class Network:
             if target is None:
                 host._drop("no_route")
                 return
-            if target.__class__ is Host:
-                core = self._core_latency(host.site, host.group, target.site, target.group)
-            else:
-                site, group = self._nat_sites[id(target)]
-                core = self._core_latency(host.site, host.group, site, group)
+            core = self._core_to(host, target)
         else:
-            lan = self._nat_hosts[id(nat)]
-            target = lan.get(dst_ip)
+            target = nat.lan.get(dst_ip)
             if target is not None:  # same LAN: no NAT, no core
                 wire_src = (host.ip, port)
                 core = 0.0
@@ -270,22 +275,25 @@ class Network:
                     if target is None:
                         host._drop("no_route")
                         return
-                    site, group = (
-                        (target.site, target.group) if target.__class__ is Host
-                        else self._nat_sites[id(target)]
-                    )
-                    core = self._core_latency(host.site, host.group, site, group)
-        copies = 2 if host.link.duplicate and host.rng.random() < host.link.duplicate else 1
+                    core = self._core_to(host, target)
+        duplicate = host.link.duplicate
+        copies = 2 if duplicate and host.rng.random() < duplicate else 1
+        res = self.resolution
+        heap = self._heap
         for _ in range(copies):
             arrival = host.up.transmit(size, now)
             if arrival < 0:
                 host._drop("loss" if arrival == DROP_LOSS else "queue")
                 continue
+            arrival += core
+            if res:
+                arrival = math.ceil(arrival / res - 1e-9) * res
             self._seq += 1
-            self._push(
-                (self._grid(arrival + core), self._seq, _TRANSIT, host, wire_src, dst, data, size,
-                 target)
-            )
+            heapq.heappush(heap, (arrival, self._seq, _TRANSIT, host, wire_src, dst, data, size,
+                                  target))
+            scope = self._scope
+            if scope is not None and arrival < scope.deadline:
+                scope.deadline = arrival
 
     # ------------------------------------------------------------------ delivering
 
@@ -299,7 +307,7 @@ class Network:
             if internal.__class__ is str:
                 src._drop(internal)
                 return
-            host = self._nat_hosts[id(target)].get(internal[0])
+            host = target.lan.get(internal[0])
             if host is None:
                 src._drop("no_route")
                 return
@@ -314,8 +322,11 @@ class Network:
         if arrival < 0:
             host._drop("loss" if arrival == DROP_LOSS else "queue")
             return
+        res = self.resolution
+        if res:
+            arrival = math.ceil(arrival / res - 1e-9) * res
         self._seq += 1
-        self._push((self._grid(arrival), self._seq, _DELIVER, host, port, data, wire_src))
+        self._push((arrival, self._seq, _DELIVER, host, port, data, wire_src))
 
     def _process(self, now: float) -> None:
         heap = self._heap
@@ -342,15 +353,18 @@ class Network:
                     batch.append((data, wire_src))
             if batches:
                 self.dispatch_instants += 1
+                self._dispatch_now = now  # sends made by dispatch happen at this instant
                 bins = self.delivered_bytes_by_bin
                 b = int((now - self.epoch) / self.bin_seconds)
-                for endpoint, batch in batches.items():
-                    count = len(batch)
-                    nbytes = sum(len(d) for d, _a in batch)
-                    self.datagrams_delivered += count
-                    self.bytes_delivered += nbytes
-                    bins[b] = bins.get(b, 0) + nbytes
-                    endpoint._deliver(batch, now, nbytes)
+                try:
+                    for endpoint, batch in batches.items():
+                        nbytes = sum(len(d) for d, _a in batch)
+                        self.datagrams_delivered += len(batch)
+                        self.bytes_delivered += nbytes
+                        bins[b] = bins.get(b, 0) + nbytes
+                        endpoint._deliver(batch, now, nbytes)
+                finally:
+                    self._dispatch_now = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Deliver datagrams until cancelled (start it in the simulation's nursery)."""
