@@ -38,15 +38,19 @@ CREATE TABLE content (            -- pieces of manifests, verified by SHA-256
 """
 
 
-def connect(path: Path, *, durable: bool) -> sqlite3.Connection:
-    """Open (creating if needed) and check the schema version."""
+def connect(path: Path, *, durable: bool, volatile: bool = False) -> sqlite3.Connection:
+    """Open (creating if needed) and check the schema version. ``volatile``: the store is
+    thrown away when its process ends (ephemeral node), so nothing is ever synced."""
     try:
         db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        if volatile:  # before the journal mode switch, which would sync otherwise
+            db.execute("PRAGMA synchronous=OFF")
         # One process owns the store (LOCK file), so SQLite need not coordinate with
         # others: exclusive locking keeps the WAL index in memory, ~35 % cheaper commits.
         db.execute("PRAGMA locking_mode=EXCLUSIVE")
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        if not volatile:
+            db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         # A checkpoint syncs the database file (milliseconds). The store checkpoints from
         # its periodic sweep instead (FileStore.close_idle), off the append path; the
         # automatic one stays as a bound (8192 pages, 32 MiB of WAL) for a store without

@@ -67,7 +67,8 @@ class StoreProvider(Store):
         limit_mb = getattr(settings, "cache_limit_mb", None)
         super().__init__(
             root, piece_size=cfg.piece_size, copy_shares=cfg.copy_shares,
-            thumbnail_px=cfg.thumbnail_px, idle_close_s=cfg.idle_close_s, durable=cfg.durable,
+            thumbnail_px=cfg.thumbnail_px, idle_close_s=cfg.idle_close_s,
+            durable=cfg.durable and self._tmpdir is None, volatile=self._tmpdir is not None,
             commit_delay_s=cfg.commit_delay_s,
             limit_bytes=None if limit_mb is None else int(limit_mb) * MIB,
             monotonic=self._now,

@@ -374,3 +374,13 @@ def test_sweep_checkpoints_a_grown_wal(tmp_path: Path) -> None:
         assert fs.counters["checkpoints"] == 1
     with FileStore(tmp_path / "fs") as fs:
         assert fs.size("a") == 600
+
+
+def test_volatile_store_works_and_cannot_be_durable(tmp_path: Path) -> None:
+    with FileStore(tmp_path / "v", volatile=True) as fs:
+        fs.create("a")
+        fs.append("a", b"abc")
+    with FileStore(tmp_path / "v", volatile=True) as fs:  # a clean close keeps everything
+        assert fs.read("a", 0, 3) == b"abc"
+    with pytest.raises(ValueError):
+        FileStore(tmp_path / "w", volatile=True, durable=True)

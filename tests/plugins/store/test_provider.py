@@ -141,3 +141,10 @@ async def test_activity_from_a_worker_thread_wakes_the_sweep(
         await trio.to_thread.run_sync(store.create, "t")
         await trio.sleep(5)
         assert store.open_handles == 0
+
+
+async def test_ephemeral_store_is_volatile_and_persistent_is_not(tmp_path: Path) -> None:
+    async with open_node(config()) as node:
+        assert node.store.volatile and not node.store.durable
+    async with open_node(config(tmp_path / "d", store={"durable": True})) as node:
+        assert node.store.durable and not node.store.volatile
