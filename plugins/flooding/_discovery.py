@@ -54,11 +54,12 @@ def entry_from_item(item: Any) -> Entry | None:
     get = item.get if isinstance(item, Mapping) else lambda k, d=None: getattr(item, k, d)
     if not get("complete", True) or get("broken", False):
         return None  # a partial or damaged copy is not something we can serve
-    raw = {k: get(k) for k in ("rid", "name", "size", "mime", "category", "title",
-                               "description", "duration")}
+    raw: dict[str, Any] = {k: get(k) for k in ("rid", "name", "size", "mime", "category",
+                                               "title", "description", "duration")}
     for key, limit in _ENTRY_LIMITS.items():
-        if isinstance(raw[key], str):
-            raw[key] = raw[key][:limit]
+        value = raw[key]
+        if isinstance(value, str):
+            raw[key] = value[:limit]
     raw = {k: v for k, v in raw.items() if v is not None or k == "duration"}
     try:
         return msgspec.convert(raw, Entry)  # validates exactly as a receiver will

@@ -101,7 +101,7 @@ class LanBeacon(msgspec.Struct, frozen=True, array_like=True):
 Message = Announce | Query | Hits | PeerList
 
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(Message)
+_decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)
 _body_decoder = msgspec.msgpack.Decoder(AnnounceBody)
 _beacon_decoder = msgspec.msgpack.Decoder(LanBeacon)
 
