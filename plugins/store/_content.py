@@ -128,9 +128,10 @@ class Store(FileStore):
         cdir.mkdir(exist_ok=True)
         rows = self._db.execute(
             "SELECT rid, manifest, pinned, source, source_size, source_mtime_ns, have, "
-            "mtime_ms, seq, added_ms FROM content"
+            "stored_bytes, mtime_ms, seq, added_ms FROM content"
         ).fetchall()
-        for rid, blob, pinned, source, ssize, smtime, have, mtime_ms, seq, added_ms in rows:
+        for (rid, blob, pinned, source, ssize, smtime, have, stored_bytes, mtime_ms, seq,
+             added_ms) in rows:
             try:
                 manifest = Manifest.decode(bytes(blob), rid=rid)
             except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
@@ -150,7 +151,8 @@ class Store(FileStore):
             self._content[rid] = item
             self._used += item.stored_bytes
             self._seq = max(self._seq, seq)
-            self._persist_have(rid, item)
+            if bytes(item.have) != bytes(have) or item.stored_bytes != stored_bytes:
+                self._persist_have(rid, item)
         for entry in cdir.iterdir():
             if entry.name not in self._content or entry.name.endswith(".part"):
                 self.counters["recovered_orphans"] += 1
