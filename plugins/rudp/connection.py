@@ -59,7 +59,7 @@ from .stats import RateMeter
 from .streams import RecvStreams, SendStreams
 
 MAX_REORDER = 1 << 20  # sequence numbers further ahead than this are refused
-HANDSHAKE_RETRIES = 8
+HANDSHAKE_RETRIES = 12
 FIN_RETRIES = 6
 MICROS = 1_000_000
 PACING_MIN_WAIT = 20e-6  # below this a timer would not advance time at all
@@ -203,6 +203,10 @@ class Connection:
             self._reset_pending = True
         self._set_closed(reason)
 
+    def abort_silently(self, reason: str) -> None:
+        """Close without telling the peer (it already forgot us, or is gone)."""
+        self._set_closed(reason)
+
     @property
     def wants_output(self) -> bool:
         return bool(
@@ -240,7 +244,7 @@ class Connection:
             + encode_handshake(self.local_cid, self.config.mtu)
         )
         self._hs_attempts += 1
-        self._hs_deadline = now + self.rtt.rto * (1 << min(self._hs_attempts - 1, 6))
+        self._hs_deadline = now + self._handshake_interval()
 
     def _queue_syn_ack(self, now: float) -> None:
         assert self.rcv is not None
@@ -252,7 +256,12 @@ class Connection:
             + encode_handshake(self.local_cid, self.config.mtu)
         )
         self._hs_attempts += 1
-        self._hs_deadline = now + self.rtt.rto * (1 << min(self._hs_attempts - 1, 6))
+        self._hs_deadline = now + self._handshake_interval()
+
+    def _handshake_interval(self) -> float:
+        # Doubling from the initial RTO but capped at 2 s: a peer behind a lossy link or a
+        # NAT being punched gets several more tries within the connect timeout.
+        return min(self.rtt.rto * (1 << min(self._hs_attempts - 1, 6)), max(2.0, self.rtt.rto))
 
     def accept_syn(self, h: Header, data: bytes, now: float) -> None:
         """Take the peer's SYN (as responder, or in a simultaneous open)."""
@@ -328,8 +337,8 @@ class Connection:
             self._echo = h[H_TS]
             if rcv.add(seq):
                 streams, sacks = decode_frames(data)
-                if sacks:
-                    raise RemoteProtocolError("SACK frame in a DATA packet")
+                if sacks or not streams:
+                    raise RemoteProtocolError("a DATA packet carries stream frames, and only those")
                 on_frame = self.recv_streams.on_frame
                 delivered = False
                 for channel, offset, chunk in streams:
@@ -358,12 +367,21 @@ class Connection:
         elif ptype == SYN_ACK:
             self._on_syn_ack(h, data, now)
         elif ptype == FIN:
-            self._on_fin(now)
+            # FIN is sent once everything is acknowledged, so its seq is exactly our next.
+            if self.rcv is not None and unwrap(h[H_SEQ], self.rcv.next) == self.rcv.next:
+                self._on_fin(now)
+            else:
+                self.invalid += 1
         elif ptype == FIN_ACK:
             if state is FIN_WAIT:
                 self._set_closed("closed")
         elif ptype == RESET:
-            self._set_closed("reset by peer")
+            # the sender's next sequence number: never below what we have, never far above
+            rcv = self.rcv
+            if rcv is None or 0 <= unwrap(h[H_SEQ], rcv.next) - rcv.next < MAX_REORDER:
+                self.abort_silently("reset by peer")
+            else:
+                self.invalid += 1
         elif ptype == SYN:
             # a retransmitted SYN for this connection: our SYN_ACK was lost
             if state is SYN_RECEIVED:

@@ -197,9 +197,10 @@ class Multiplexer:
         if h[2] != RESET:
             self.stats.malformed += 1
             return
-        conn = self._by_peer.get((addr, h[H_CID]))
-        if conn is not None and conn.state is not CLOSED:
-            conn._set_closed("peer does not know this connection (restarted?)")
+        cid = h[H_CID]
+        for conn in list(self.connections.values()):  # rare and rate-limited at the source
+            if conn.peer_cid == cid and conn.remote == addr and conn.state is not CLOSED:
+                conn.abort_silently("peer does not know this connection (restarted?)")
 
     def _reply_unknown(self, cid: int, addr: Address, now: float) -> None:
         # Rate-limited, so we cannot be used to reflect traffic at a third party.

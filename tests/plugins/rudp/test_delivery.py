@@ -12,7 +12,11 @@ from .fakenet import FakeNet, connected_pair, drain
 
 def transfer(net: FakeNet, messages: list[bytes], config: RudpConfig | None = None,
              channel: int = 1, timeout: float = 600.0) -> list[bytes]:
+    # the handshake has its own tests; here the faults start once the session is up
+    faults = net.loss, net.reorder, net.duplicate
+    net.loss = net.reorder = net.duplicate = 0.0
     _, _, ca, cb = connected_pair(net, config, config)
+    net.loss, net.reorder, net.duplicate = faults
     for m in messages:
         ca.send(m, channel)
     got: list[tuple[int, bytes]] = []

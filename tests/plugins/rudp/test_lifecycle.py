@@ -1,0 +1,236 @@
+"""Handshake edge cases, heartbeat, idle timeout, graceful and abortive close."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from p2pkit.plugins.rudp import RudpConfig
+from p2pkit.plugins.rudp.connection import ConnectionState
+from p2pkit.plugins.rudp.packet import (
+    ACK,
+    DATA,
+    PING,
+    SYN,
+    SYN_ACK,
+    encode_handshake,
+    encode_header,
+)
+
+from p2pkit import SessionClosed
+
+from .fakenet import A, B, FakeNet, connected_pair, drain
+
+ESTABLISHED = ConnectionState.ESTABLISHED
+CLOSED = ConnectionState.CLOSED
+
+
+def drop_first(ptype: int, count: int = 1, src: tuple[str, int] | None = None):  # type: ignore[no-untyped-def]
+    left = {"n": count}
+
+    def drop(data: bytes, s, d) -> bool:  # type: ignore[no-untyped-def]
+        if data[2] == ptype and (src is None or s == src) and left["n"] > 0:
+            left["n"] -= 1
+            return True
+        return False
+
+    return drop
+
+
+def exchange(net: FakeNet, ca, cb) -> None:  # type: ignore[no-untyped-def]
+    ca.send(b"ping", 1)
+    cb.send(b"pong", 1)
+    got_a: list[tuple[int, bytes]] = []
+    got_b: list[tuple[int, bytes]] = []
+    assert net.run_until(lambda: (drain(ca, got_a), drain(cb, got_b)) and bool(got_a and got_b), 30)
+    assert got_b == [(1, b"ping")] and got_a == [(1, b"pong")]
+
+
+@pytest.mark.parametrize("lost", [SYN, SYN_ACK, ACK], ids=["lost_syn", "lost_syn_ack", "lost_final_ack"])
+def test_handshake_survives_a_lost_packet(lost: int) -> None:
+    net = FakeNet(seed=1, drop=drop_first(lost))
+    a = net.add_host(A)
+    b = net.add_host(B)
+    ca = a.connect(B, net.now)
+    assert net.run_until(lambda: ca.is_established and bool(b.accept_queue), 30)
+    cb = b.accept()
+    assert cb is not None
+    exchange(net, ca, cb)
+    assert net.dropped == 1
+
+
+def test_lost_final_ack_is_repaired_by_the_first_data_packet() -> None:
+    net = FakeNet(seed=1, drop=drop_first(ACK, src=A))
+    a, b = net.add_host(A), net.add_host(B)
+    ca = a.connect(B, net.now)
+    assert net.run_until(lambda: ca.is_established, 5)
+    ca.send(b"first", 1)  # carries the ack the lost ACK carried
+    assert net.run_until(lambda: bool(b.accept_queue), 0.5)  # well before a SYN_ACK retry
+    cb = b.accept()
+    got: list[tuple[int, bytes]] = []
+    assert net.run_until(lambda: drain(cb, got) >= 0 and bool(got), 1)
+    assert got == [(1, b"first")]
+
+
+def test_simultaneous_open_makes_one_session_each_side() -> None:
+    net = FakeNet(seed=2)
+    a, b = net.add_host(A), net.add_host(B)
+    ca = a.connect(B, net.now)
+    cb = b.connect(A, net.now)
+    assert net.run_until(lambda: ca.is_established and cb.is_established, 30)
+    assert len(a.connections) == 1 and len(b.connections) == 1
+    assert not a.accept_queue and not b.accept_queue
+    assert ca.peer_cid == cb.local_cid and cb.peer_cid == ca.local_cid
+    exchange(net, ca, cb)
+
+
+def test_duplicate_and_replayed_syn_do_not_create_sessions() -> None:
+    net = FakeNet(seed=3)
+    syns: list[bytes] = []
+    net.drop = lambda data, s, d: (data[2] == SYN and syns.append(data)) or False
+    a, b, ca, cb = connected_pair(net)
+    for _ in range(5):
+        net.inject(syns[0], A, B)
+    net.run_for(1.0)
+    assert len(b.connections) == 1 and not b.accept_queue
+    exchange(net, ca, cb)
+
+
+def test_peer_restart_is_detected_and_a_new_session_works() -> None:
+    net = FakeNet(seed=4)
+    a, b, ca, cb = connected_pair(net)
+    net.hosts[B] = type(b)(RudpConfig(), now=net.now)  # B loses all state
+    assert net.run_until(lambda: ca.state is CLOSED, 5)  # next heartbeat gets a RESET
+    assert "does not know" in (ca.close_reason or "")
+    b2 = net.hosts[B]
+    ca2 = a.connect(B, net.now)
+    assert net.run_until(lambda: ca2.is_established and bool(b2.accept_queue), 30)
+    exchange(net, ca2, b2.accept())
+
+
+def test_unknown_connection_replies_are_rate_limited() -> None:
+    net = FakeNet(seed=5)
+    b = net.add_host(B)
+    stranger = ("10.9.9.9", 9)
+    for i in range(1000):
+        net.inject(encode_header(DATA, 0, 1234, i, 0, 0, 0, 0, 0), stranger, B, at=i * 0.001)
+    net.run_for(1.5)
+    assert b.stats.unknown_connection == 1000
+    assert 1 <= b.stats.resets_sent <= 12  # at most one per 100 ms per address
+
+
+def test_syn_flood_state_is_bounded_and_expires() -> None:
+    config = RudpConfig(max_pending_handshakes=64, max_handshakes_per_ip=4, connect_timeout_ms=2000)
+    net = FakeNet(seed=6)
+    b = net.add_host(B, config)
+    rng = random.Random(0)
+    for i in range(5000):
+        src = (f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}", rng.randrange(1, 65535))
+        syn = encode_header(SYN, 0, 0, i, 0, 0, 65536, 0, 0) + encode_handshake(i + 1, 1400)
+        net.inject(syn, src, B)
+    same_ip = [(("10.1.1.1", port)) for port in range(1000, 1100)]
+    for i, src in enumerate(same_ip):
+        net.inject(encode_header(SYN, 0, 0, i, 0, 0, 65536, 0, 0) + encode_handshake(9000 + i, 1400), src, B)
+    net.step()
+    assert len(b.connections) <= 64
+    assert b.stats.syn_dropped >= 5100 - 64
+    assert sum(1 for c in b.connections.values() if c.remote[0] == "10.1.1.1") <= 4
+    net.run_for(3.0)  # spoofed handshakes never complete and are dropped
+    assert not b.connections
+    a = net.add_host(A, config)
+    ca = a.connect(B, net.now)
+    assert net.run_until(lambda: ca.is_established and bool(b.accept_queue), 10)
+
+
+def test_heartbeat_keeps_an_idle_session_alive() -> None:
+    pings = {"n": 0}
+
+    def count(data: bytes, s, d) -> bool:  # type: ignore[no-untyped-def]
+        pings["n"] += data[2] == PING
+        return False
+
+    net = FakeNet(seed=7, drop=count)
+    a, b, ca, cb = connected_pair(net)
+    assert ca.config.heartbeat_ms == 1000 and ca.config.idle_timeout_ms == 10000
+    net.run_for(60.0)
+    assert ca.is_established and cb.is_established
+    assert 40 <= pings["n"] <= 130  # about one per second per side, never a storm
+
+
+def test_idle_timeout_closes_both_sides_when_the_link_dies() -> None:
+    net = FakeNet(seed=8)
+    a, b, ca, cb = connected_pair(net)
+    died = net.now
+    net.drop = lambda data, s, d: True
+    assert net.run_until(lambda: ca.state is CLOSED and cb.state is CLOSED, 30)
+    assert ca.close_reason == cb.close_reason == "idle timeout"
+    assert 9.9 <= net.now - died <= 11.5
+    assert not a.connections and not b.connections
+
+
+def test_custom_idle_timeout_and_heartbeat() -> None:
+    config = RudpConfig(heartbeat_ms=200, idle_timeout_ms=1000)
+    net = FakeNet(seed=9)
+    _, _, ca, cb = connected_pair(net, config, config)
+    net.run_for(5.0)
+    assert ca.is_established  # 200 ms heartbeats keep a 1 s timeout satisfied
+    start = net.now
+    net.drop = lambda data, s, d: True
+    assert net.run_until(lambda: ca.state is CLOSED, 5)
+    assert 0.9 <= net.now - start <= 1.5
+
+
+def test_graceful_close_delivers_everything_first() -> None:
+    net = FakeNet(seed=10, loss=0.1, rate=1e6)
+    a, b, ca, cb = connected_pair(net)
+    messages = [bytes([i]) * 3000 for i in range(50)]
+    for m in messages:
+        ca.send(m, 1)
+    ca.close()
+    with pytest.raises(SessionClosed):
+        ca.send(b"late", 1)
+    assert net.run_until(lambda: ca.state is CLOSED, 120)
+    assert ca.close_reason == "closed"
+    assert cb.state in (ConnectionState.TIME_WAIT, CLOSED)
+    got: list[tuple[int, bytes]] = []
+    drain(cb, got)
+    assert [m for _, m in got] == messages
+    with pytest.raises(SessionClosed):
+        cb.send(b"too late", 1)
+    net.run_for(10.0)
+    assert cb.state is CLOSED and cb.close_reason == "closed by peer"
+    assert not a.connections and not b.connections
+
+
+def test_close_survives_lost_fin_and_fin_ack() -> None:
+    net = FakeNet(seed=11)
+    _, _, ca, cb = connected_pair(net)
+    net.drop = drop_first(6)  # FIN
+    ca.close()
+    assert net.run_until(lambda: ca.state is CLOSED, 30)
+    assert ca.close_reason == "closed" and cb.close_reason == "closed by peer"
+
+
+def test_abort_resets_the_peer() -> None:
+    net = FakeNet(seed=12)
+    _, _, ca, cb = connected_pair(net)
+    ca.abort()
+    assert ca.state is CLOSED
+    assert net.run_until(lambda: cb.state is CLOSED, 5)
+    assert cb.close_reason == "reset by peer"
+
+
+def test_connect_to_nobody_times_out() -> None:
+    net = FakeNet(seed=13)
+    a = net.add_host(A, RudpConfig(connect_timeout_ms=3000))
+    ca = a.connect(("10.0.0.99", 1), net.now)
+    assert net.run_until(lambda: ca.state is CLOSED, 10)
+    assert ca.close_reason == "handshake timed out"
+    assert 2.9 <= net.now <= 3.5
+
+
+def test_established_state_names_follow_the_seed() -> None:
+    assert [s.value for s in ConnectionState] == [
+        "SynSent", "SynReceived", "Established", "FinWait", "TimeWait", "Closed",
+    ]
+    _ = (SYN_ACK, ESTABLISHED)
