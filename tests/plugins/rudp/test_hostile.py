@@ -43,7 +43,7 @@ def header_for(cb, ptype: int = DATA, *, seq: int | None = None, ack: int | None
 @given(ptype=st.integers(1, 8), tail=st.binary(max_size=80), garbage=st.binary(max_size=60))
 def test_garbage_never_crashes_and_is_counted(ptype: int, tail: bytes, garbage: bytes) -> None:
     net = FakeNet(seed=0)
-    a, b, ca, cb = connected_pair(net)
+    _a, b, ca, cb = connected_pair(net)
     # Sequence number 10 ahead: a blind attacker cannot know the exact next one, and the
     # check below sends a single packet, so a frame that happens to be valid stays harmless.
     forged = header_for(cb, ptype, seq=cb.rcv.next + 10) + tail
@@ -57,7 +57,7 @@ def test_garbage_never_crashes_and_is_counted(ptype: int, tail: bytes, garbage: 
 
 def test_truncated_and_foreign_datagrams_are_dropped() -> None:
     net = FakeNet(seed=0)
-    a, b, ca, cb = connected_pair(net)
+    _a, b, ca, cb = connected_pair(net)
     valid = header_for(cb, PING)
     b.receive_batch([(valid[:10], A), (b"\x00\x01" + valid[2:], A), (b"", A)], net.now)
     assert b.stats.malformed >= 2
@@ -66,7 +66,7 @@ def test_truncated_and_foreign_datagrams_are_dropped() -> None:
 
 def test_ack_for_data_never_sent_is_dropped() -> None:
     net = FakeNet(seed=0)
-    a, b, ca, cb = connected_pair(net)
+    _a, b, ca, cb = connected_pair(net)
     before = cb.invalid
     bogus = header_for(cb, ACK, ack=cb.recovery.snd_nxt + 1000)
     b.receive_batch([(bogus, A)], net.now)
@@ -77,7 +77,7 @@ def test_ack_for_data_never_sent_is_dropped() -> None:
 
 def test_sack_bits_and_ranges_for_unsent_packets_are_ignored() -> None:
     net = FakeNet(seed=0)
-    a, b, ca, cb = connected_pair(net)
+    _a, b, ca, cb = connected_pair(net)
     cb.send(b"x" * 1000, 1)  # one packet in flight, so the ack is processed in full
     for data, dst in b.datagrams_to_send(net.now):
         net.inject(data, B, dst, at=net.now + 0.01)
@@ -96,7 +96,7 @@ def test_sack_bits_and_ranges_for_unsent_packets_are_ignored() -> None:
 
 def test_absurd_window_does_not_unbound_memory() -> None:
     net = FakeNet(seed=0, delay=0.05)
-    a, b, ca, cb = connected_pair(net, RudpConfig(send_buffer=100_000))
+    a, _b, ca, _cb = connected_pair(net, RudpConfig(send_buffer=100_000))
     b_header = encode_header(PING, 0, ca.local_cid, ca.rcv.next, ca.recovery.snd_una, 0, 2**64 - 1, 0, 0)  # type: ignore[union-attr]
     a.receive_batch([(b_header, B)], net.now)
     assert ca.peer_max_data == 2**64 - 1
@@ -110,7 +110,7 @@ def test_absurd_window_does_not_unbound_memory() -> None:
 
 def test_window_violation_resets_the_session() -> None:
     net = FakeNet(seed=0)
-    a, b, ca, cb = connected_pair(net, RudpConfig(receive_window=10_000), RudpConfig(receive_window=10_000))
+    _a, b, _ca, cb = connected_pair(net, RudpConfig(receive_window=10_000), RudpConfig(receive_window=10_000))
     frame = STREAM_HEADER.pack(STREAM_FRAME, 1, 50_000, 100) + b"q" * 100
     b.receive_batch([(header_for(cb) + frame, A)], net.now)
     assert cb.state is CLOSED and "window" in (cb.close_reason or "")
@@ -120,7 +120,7 @@ def test_window_violation_resets_the_session() -> None:
 
 def test_message_over_the_limit_resets_the_session() -> None:
     net = FakeNet(seed=0)
-    a, b, ca, cb = connected_pair(net)
+    _a, b, _ca, cb = connected_pair(net)
     prefix = (64 * 1024 * 1024 + 1).to_bytes(4, "big")
     frame = STREAM_HEADER.pack(STREAM_FRAME, 1, 0, 4) + prefix
     b.receive_batch([(header_for(cb) + frame, A)], net.now)
@@ -129,7 +129,7 @@ def test_message_over_the_limit_resets_the_session() -> None:
 
 def test_channel_out_of_range_resets_the_session() -> None:
     net = FakeNet(seed=0)
-    a, b, ca, cb = connected_pair(net)
+    _a, b, _ca, cb = connected_pair(net)
     frame = STREAM_HEADER.pack(STREAM_FRAME, 200, 0, 4) + bytes(4)
     b.receive_batch([(header_for(cb) + frame, A)], net.now)
     assert cb.state is CLOSED and "channel" in (cb.close_reason or "")
@@ -137,7 +137,7 @@ def test_channel_out_of_range_resets_the_session() -> None:
 
 def test_valid_connection_id_from_another_address_is_not_accepted() -> None:
     net = FakeNet(seed=0)
-    a, b, ca, cb = connected_pair(net)
+    _a, b, ca, cb = connected_pair(net)
     frame = STREAM_HEADER.pack(STREAM_FRAME, 1, 0, 8) + (4).to_bytes(4, "big") + b"evil"
     b.receive_batch([(header_for(cb) + frame, ("10.6.6.6", 666))], net.now)
     assert cb.next_message() is None
@@ -149,7 +149,7 @@ def test_replayed_data_is_delivered_once() -> None:
     net = FakeNet(seed=0)
     seen: list[bytes] = []
     net.drop = lambda data, s, d: (data[2] == DATA and s == A and seen.append(data)) or False
-    a, b, ca, cb = connected_pair(net)
+    _a, b, ca, cb = connected_pair(net)
     ca.send(b"once", 1)
     got: list[tuple[int, bytes]] = []
     assert net.run_until(lambda: drain(cb, got) >= 0 and bool(got), 5)

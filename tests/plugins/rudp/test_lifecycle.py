@@ -88,7 +88,7 @@ def test_duplicate_and_replayed_syn_do_not_create_sessions() -> None:
     net = FakeNet(seed=3)
     syns: list[bytes] = []
     net.drop = lambda data, s, d: (data[2] == SYN and syns.append(data)) or False
-    a, b, ca, cb = connected_pair(net)
+    _a, b, ca, cb = connected_pair(net)
     for _ in range(5):
         net.inject(syns[0], A, B)
     net.run_for(1.0)
@@ -98,7 +98,7 @@ def test_duplicate_and_replayed_syn_do_not_create_sessions() -> None:
 
 def test_peer_restart_is_detected_and_a_new_session_works() -> None:
     net = FakeNet(seed=4)
-    a, b, ca, cb = connected_pair(net)
+    a, b, ca, _cb = connected_pair(net)
     net.hosts[B] = type(b)(RudpConfig(), now=net.now)  # B loses all state
     assert net.run_until(lambda: ca.state is CLOSED, 5)  # next heartbeat gets a RESET
     assert "does not know" in (ca.close_reason or "")
@@ -150,7 +150,7 @@ def test_heartbeat_keeps_an_idle_session_alive() -> None:
         return False
 
     net = FakeNet(seed=7, drop=count)
-    a, b, ca, cb = connected_pair(net)
+    _a, _b, ca, cb = connected_pair(net)
     assert ca.config.heartbeat_ms == 1000 and ca.config.idle_timeout_ms == 10000
     net.run_for(60.0)
     assert ca.is_established and cb.is_established
@@ -171,7 +171,7 @@ def test_idle_timeout_closes_both_sides_when_the_link_dies() -> None:
 def test_custom_idle_timeout_and_heartbeat() -> None:
     config = RudpConfig(heartbeat_ms=200, idle_timeout_ms=1000)
     net = FakeNet(seed=9)
-    _, _, ca, cb = connected_pair(net, config, config)
+    _, _, ca, _cb = connected_pair(net, config, config)
     net.run_for(5.0)
     assert ca.is_established  # 200 ms heartbeats keep a 1 s timeout satisfied
     start = net.now
