@@ -131,14 +131,15 @@ class FileStore:
                          "recovered_truncations": 0, "recovered_orphans": 0}
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / OBJECTS_DIR).mkdir(exist_ok=True)
-        self._lockfile = self._take_lock()
+        # a volatile store lives in a directory private to this process: no lock needed
+        self._lockfile = -1 if volatile else self._take_lock()
         try:
             self._db = _db.connect(self.root / DB_NAME, durable=durable, volatile=volatile)
             self._handles = HandleCache(monotonic, on_open=self._activity)
             self._closed = False
             self._recover()
         except BaseException:
-            os.close(self._lockfile)
+            self._release_lock()
             raise
 
     # ------------------------------------------------------------------ lifecycle
@@ -152,6 +153,11 @@ class FileStore:
             raise StoreError(f"store {self.root} is in use by another process") from None
         return fd
 
+    def _release_lock(self) -> None:
+        if self._lockfile >= 0:
+            os.close(self._lockfile)
+            self._lockfile = -1
+
     def close(self) -> None:
         with self._lock:
             if self._closed:
@@ -160,7 +166,7 @@ class FileStore:
             self._closed = True
             self._handles.close_all()
             self._db.close()
-            os.close(self._lockfile)
+            self._release_lock()
 
     def __enter__(self) -> FileStore:
         return self
