@@ -21,7 +21,9 @@ PROJECT = "p2pkit"
 ENTRY_POINT_GROUP = "p2pkit.plugins"
 
 # The built-in plugins, by module; the name a plugin is known by is the last part.
-BUILTIN_PLUGINS: tuple[str, ...] = ("p2pkit.plugins.store", "p2pkit.plugins.rudp", "p2pkit.plugins.swarm")
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "p2pkit.plugins.store", "p2pkit.plugins.rudp", "p2pkit.plugins.swarm", "p2pkit.plugins.flooding",
+)
 
 
 def plugin_name(module_name: str) -> str:
