@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import wave
 from pathlib import Path
@@ -88,10 +89,11 @@ def _wav(path: Path) -> Path:
     return path
 
 
-async def _cli(*argv: str) -> trio.CompletedProcess[bytes]:
+async def _cli(*argv: str, columns: int = 80) -> trio.CompletedProcess[bytes]:
     with trio.fail_after(60):
         return await trio.run_process([sys.executable, "-m", "p2pkit.cli", *argv],
-                                      capture_stdout=True, capture_stderr=True, check=False)
+                                      capture_stdout=True, capture_stderr=True, check=False,
+                                      env={**os.environ, "COLUMNS": str(columns)})
 
 
 @needs_builtins
@@ -111,8 +113,9 @@ async def test_files_and_search_against_a_running_node(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr.decode()
         assert [r["rid"] for r in json.loads(done.stdout)] == [manifest.rid]
 
-        done = await _cli("files", "--bootstrap", where, "--timeout", "20")
+        done = await _cli("files", "--bootstrap", where, "--timeout", "20", columns=160)
         assert done.returncode == 0 and manifest.rid in done.stdout.decode()
+        assert "Harbour Bells" in done.stdout.decode()
 
 
 @needs_builtins
