@@ -58,7 +58,8 @@ from .rtt import RttEstimator
 from .stats import RateMeter
 from .streams import RecvStreams, SendStreams
 
-MAX_REORDER = 1 << 20  # sequence numbers further ahead than this are refused
+MAX_REORDER = 1 << 20
+ACK_RANGES = 32  # SACK ranges per ACK packet (8 bytes each)  # sequence numbers further ahead than this are refused
 HANDSHAKE_RETRIES = 12
 FIN_RETRIES = 6
 MICROS = 1_000_000
@@ -539,7 +540,7 @@ class Connection:
             self._tokens = tokens
         self.recv_streams.advertised = max_data
         if self._ack_pending:
-            sacks = rcv.beyond_bitmap(16) if rcv.ranges else []
+            sacks = rcv.ack_ranges(ACK_RANGES) if rcv.ranges else []
             if sacks or not sent_any:
                 payload = encode_sack_frame(sacks) if sacks else b""
                 out.append((pack(0x52, 1, ACK, 0, cid, recovery.snd_nxt & SEQ_MASK, ack, bits, max_data, ts, echo) + payload, addr))

@@ -16,6 +16,7 @@ class ReceivedRanges:
         self.ranges: list[list[int]] = []
         self._starts: list[int] = []  # ranges[i][0], kept for bisect
         self.max_ranges = max_ranges
+        self._fresh: set[int] = set()  # out-of-order arrivals not yet reported in an ACK
 
     def add(self, seq: int) -> bool:
         """Record ``seq``; False if it was already there (a duplicate) or must be refused."""
@@ -53,6 +54,8 @@ class ReceivedRanges:
                 return False  # too fragmented (hostile or pathological): let it be resent
             ranges.insert(i, [seq, seq + 1])
             starts.insert(i, seq)
+        if len(self._fresh) < 4096:
+            self._fresh.add(seq)
         return True
 
     def contains(self, seq: int) -> bool:
@@ -73,15 +76,50 @@ class ReceivedRanges:
                 bits |= 1 << (seq - base)
         return bits
 
+    def ack_ranges(self, count: int) -> list[tuple[int, int]]:
+        """Ranges for the next ACK (ascending): first every range that gained a number
+        since the last call, then the highest ones, up to ``count``; only ranges the
+        32-bit bitmap does not fully describe.
+
+        Reporting what is new matters most: the sender remembers older acks, and a packet
+        received but never reported would be declared lost and sent again.
+        """
+        limit = self.next + 33
+        chosen: dict[int, tuple[int, int]] = {}
+        if self._fresh:
+            starts = self._starts
+            ranges = self.ranges
+            for seq in self._fresh:
+                i = bisect_right(starts, seq) - 1
+                if i >= 0 and ranges[i][1] > seq and ranges[i][1] > limit:
+                    chosen[ranges[i][0]] = (ranges[i][0], ranges[i][1])
+                    if len(chosen) >= count:
+                        break
+            self._fresh.clear()
+        if len(chosen) < count:
+            for start, end in reversed(self.ranges):
+                if end <= limit:
+                    break
+                chosen.setdefault(start, (start, end))
+                if len(chosen) >= count:
+                    break
+        return sorted(chosen.values())
+
     def beyond_bitmap(self, count: int) -> list[tuple[int, int]]:
-        """Up to ``count`` ranges (lowest first) not fully described by ``ack_bits``."""
+        """Up to ``count`` of the highest ranges not fully described by ``ack_bits``.
+
+        The highest, because the sender remembers what earlier acks told it: what it has
+        not heard of yet are the newest arrivals (the same choice as QUIC's ACK frame).
+        """
         limit = self.next + 33
         out: list[tuple[int, int]] = []
-        for start, end in self.ranges:
-            if end > limit:
-                out.append((start, end))
-                if len(out) >= count:
-                    break
+        for start, end in reversed(self.ranges):
+            if end <= limit:
+                break
+            out.append((start, end))
+            if len(out) >= count:
+                break
+        out.reverse()
         return out
 
     @property

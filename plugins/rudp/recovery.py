@@ -187,7 +187,11 @@ class LossRecovery:
         interval = max(newest.sent_time - newest.first_sent_time, now - newest.delivered_time)
         sample.delivered = self._delivered - newest.delivered
         sample.interval = interval
-        sample.delivery_rate = sample.delivered / interval if interval > 0 else 0.0
+        # An interval shorter than the path's minimum RTT cannot be real: it comes from an
+        # ack of the original transmission of a packet just retransmitted (Linux
+        # tcp_rate_gen discards these too). Such a sample would inflate the bandwidth.
+        valid = interval > 0 and interval >= rtt.min_rtt
+        sample.delivery_rate = sample.delivered / interval if valid else 0.0
         sample.prior_delivered = newest.delivered
         sample.total_delivered = self._delivered
         sample.rtt = rtt_sample

@@ -119,6 +119,7 @@ class FakeNet:
 
     def run_for(self, duration: float) -> None:
         end = self.now + duration
+        self.flush()  # whatever the app queued since the last step leaves now
         while self.next_event() <= end or self._heap:
             if self.next_event() > end:
                 break

@@ -1,0 +1,126 @@
+"""Congestion control: the registry, NewReno's state machine, BBR on a real bottleneck."""
+
+from __future__ import annotations
+
+import pytest
+
+from p2pkit import ConfigError
+from p2pkit.plugins.rudp import RudpConfig, congestion_controllers, register_congestion_controller
+from p2pkit.plugins.rudp.bbr import Bbr
+from p2pkit.plugins.rudp.congestion import RateSample, congestion_factory
+from p2pkit.plugins.rudp.newreno import NewReno
+
+from .fakenet import FakeNet, connected_pair, drain
+
+MSS = 1400
+
+
+def test_registry_has_both_and_default_is_loss_tolerant() -> None:
+    assert {"bbr", "newreno"} <= set(congestion_controllers())
+    assert congestion_factory("default") is Bbr
+    with pytest.raises(ConfigError, match=r"rudp\.congestion.*cubic"):
+        congestion_factory("cubic")
+
+
+def test_newreno_slow_start_avoidance_recovery() -> None:
+    cc = NewReno(MSS, 10 * MSS)
+    sample = RateSample(newest_sent_time=1.0, prior_in_flight=10 * MSS, srtt=0.1)
+    cc.on_ack(1.0, 10 * MSS, sample, 0)
+    assert cc.cwnd == 20 * MSS and cc.state == "slow_start"
+    cc.on_loss(2.0, MSS, 1.9, 10 * MSS)
+    assert cc.cwnd == 10 * MSS and cc.state == "recovery"
+    cc.on_loss(2.1, MSS, 1.95, 10 * MSS)  # same episode: no second halving
+    assert cc.cwnd == 10 * MSS
+    sample.newest_sent_time = 1.99  # acks of packets sent before recovery: no growth
+    cc.on_ack(2.2, MSS, sample, 0)
+    assert cc.cwnd == 10 * MSS
+    sample.newest_sent_time = 2.3
+    for _ in range(10):
+        cc.on_ack(2.5, MSS, sample, 0)
+    assert cc.state == "congestion_avoidance" and cc.cwnd == 11 * MSS  # +1 MSS per window
+    cc.on_rto(3.0)
+    assert cc.cwnd == 2 * MSS and cc.ssthresh == 5 * MSS + MSS // 2
+
+
+def goodput(congestion: str, loss: float, seconds: float = 20.0) -> float:
+    config = RudpConfig(congestion=congestion)
+    net = FakeNet(seed=42, loss=0.0, rate=1.25e6, delay=0.02, queue_limit=0.04)  # 10 Mbit/s
+    _, _, ca, cb = connected_pair(net, config, config)
+    net.loss = loss
+    chunk = b"g" * 50_000
+    got: list[tuple[int, bytes]] = []
+    start = net.now
+    while net.now - start < seconds:
+        while ca.can_send:
+            ca.send(chunk, 1)
+        net.run_for(0.05)
+        drain(cb, got)
+    return len(got) * len(chunk) / seconds
+
+
+def test_both_controllers_fill_a_clean_link() -> None:
+    for name in ("default", "newreno"):
+        assert goodput(name, 0.0, 10.0) > 0.8 * 1.25e6
+
+
+def test_default_keeps_a_lossy_link_busy_where_newreno_collapses() -> None:
+    bbr = goodput("default", 0.05)
+    reno = goodput("newreno", 0.05)
+    assert bbr > 0.6 * 1.25e6
+    assert bbr > 2 * reno
+
+
+def test_bbr_models_the_bottleneck() -> None:
+    net = FakeNet(seed=1, rate=1.25e6, delay=0.02, queue_limit=0.1)
+    _, _, ca, cb = connected_pair(net)
+    for _ in range(200):
+        ca.send(b"m" * 20_000, 1)
+    got: list[tuple[int, bytes]] = []
+    net.run_for(3.0)
+    drain(cb, got)
+    cc = ca.cc
+    assert isinstance(cc, Bbr)
+    assert cc.state in ("probe_bw", "probe_rtt")
+    assert 0.8 * 1.25e6 <= cc.btl_bw <= 1.3 * 1.25e6
+    assert 0.039 <= cc.min_rtt <= 0.06
+    assert ca.rtt.srtt < 0.04 + 0.1  # the queue is not kept full
+
+
+class FixedWindow:
+    """A toy controller: a constant window, no pacing."""
+
+    name = "fixed"
+    state = "fixed"
+
+    def __init__(self, max_datagram: int, initial_cwnd: int) -> None:
+        self.cwnd = 4 * max_datagram
+        self.pacing_rate = 0.0
+
+    def on_packet_sent(self, now: float, size: int, bytes_in_flight: int) -> None:
+        pass
+
+    def on_ack(self, now: float, acked_bytes: int, sample: RateSample, bytes_in_flight: int) -> None:
+        pass
+
+    def on_loss(self, now: float, lost_bytes: int, newest_lost_sent_time: float, bytes_in_flight: int) -> None:
+        pass
+
+    def on_rto(self, now: float) -> None:
+        pass
+
+
+def test_a_registered_controller_is_used() -> None:
+    register_congestion_controller("fixed-test", FixedWindow)
+    config = RudpConfig(congestion="fixed-test")
+    net = FakeNet(seed=3)
+    _, _, ca, cb = connected_pair(net, config, config)
+    assert ca.cc.name == "fixed"
+    for _ in range(50):
+        ca.send(b"f" * 1000, 1)
+    peak = 0
+    got: list[tuple[int, bytes]] = []
+    while len(got) < 50:
+        net.step()
+        peak = max(peak, ca.recovery.bytes_in_flight)
+        drain(cb, got)
+    assert peak <= 4 * 1400
