@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-
-from p2pkit import ConfigError
 from p2pkit.plugins.rudp import RudpConfig, congestion_controllers, register_congestion_controller
 from p2pkit.plugins.rudp.bbr import Bbr
 from p2pkit.plugins.rudp.congestion import RateSample, congestion_factory
 from p2pkit.plugins.rudp.newreno import NewReno
+
+from p2pkit import ConfigError
 
 from .fakenet import FakeNet, connected_pair, drain
 
