@@ -1,0 +1,219 @@
+"""The trio driver over real UDP on loopback, and inside real nodes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+from p2pkit.plugins.rudp import RudpConfig, RudpTransport
+from p2pkit.plugins.rudp.congestion import RateSample
+
+from p2pkit import CHANNEL_BULK, CHANNEL_CONTROL, NodeConfig, SessionClosed, hookimpl, open_node
+from p2pkit.capabilities import Session, Transport
+from p2pkit.udp import UdpEndpoint
+
+
+@asynccontextmanager
+async def transports(
+    config_a: RudpConfig | None = None, config_b: RudpConfig | None = None, **kw: bool
+) -> AsyncIterator[tuple[RudpTransport, RudpTransport]]:
+    ea = await UdpEndpoint.open("127.0.0.1", 0, **kw)
+    eb = await UdpEndpoint.open("127.0.0.1", 0, **kw)
+    ta, tb = RudpTransport.over(ea, config_a), RudpTransport.over(eb, config_b)
+    with ea, eb:
+        async with trio.open_nursery() as nursery:
+            for ep, t in ((ea, ta), (eb, tb)):
+                await nursery.start(ep.run, t.handle_datagrams)
+                await nursery.start(t.serve)
+            yield ta, tb
+            nursery.cancel_scope.cancel()
+
+
+async def pair(ta: RudpTransport, tb: RudpTransport):  # type: ignore[no-untyped-def]
+    addr = tb.endpoint.local_address
+    async with trio.open_nursery() as nursery:
+        accepted: list = []
+
+        async def accept() -> None:
+            accepted.append(await tb.accept())
+
+        nursery.start_soon(accept)
+        sa = await ta.connect(addr)
+    return sa, accepted[0]
+
+
+@pytest.mark.parametrize("offload", [True, False], ids=["gso_gro", "plain"])
+async def test_messages_both_ways_over_loopback(offload: bool) -> None:
+    async with transports(gso=offload, gro=offload) as (ta, tb):
+        assert isinstance(ta, Transport)
+        sa, sb = await pair(ta, tb)
+        assert isinstance(sa, Session) and sa.is_open and sb.is_open
+        assert sb.remote_address == ta.endpoint.local_address
+        messages = [bytes([i % 256]) * (i * 997 % 70_000) for i in range(200)]
+
+        async def send_all() -> None:
+            for m in messages:
+                await sa.send(m)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(send_all)
+            got = [await sb.receive() for _ in messages]
+        assert got == [(CHANNEL_BULK, m) for m in messages]
+        await sb.send(b"reply", channel=CHANNEL_CONTROL)
+        assert await sa.receive() == (CHANNEL_CONTROL, b"reply")
+        stats = sa.stats()
+        assert stats["bytes_sent"] > sum(map(len, messages))
+        assert stats["srtt_ms"] > 0 and stats["messages_sent"] == 200
+        totals = ta.stats()
+        assert totals["connections"] == 1 and totals["bytes_sent"] >= stats["bytes_sent"]
+
+
+async def test_send_applies_backpressure_when_the_reader_is_slow() -> None:
+    config = RudpConfig(receive_window=64 * 1024, send_buffer=128 * 1024)
+    async with transports(config, config) as (ta, tb):
+        sa, sb = await pair(ta, tb)
+        sent = 0
+        with trio.move_on_after(1.0):
+            while sent < 1000:
+                await sa.send(b"b" * 10_000)
+                sent += 1
+        assert sent < 40  # blocked long before 10 MB: window + send buffer, no more
+        received = 0
+        async with trio.open_nursery() as nursery:
+
+            async def send_rest() -> None:
+                for _ in range(sent, 300):
+                    await sa.send(b"b" * 10_000)
+
+            nursery.start_soon(send_rest)
+            while received < 300:
+                _, message = await sb.receive()
+                assert message == b"b" * 10_000
+                received += 1
+
+
+async def test_graceful_close_then_receive_raises() -> None:
+    async with transports() as (ta, tb):
+        sa, sb = await pair(ta, tb)
+        for i in range(20):
+            await sa.send(b"%d" % i)
+        await sa.aclose()
+        assert not sa.is_open
+        got = [await sb.receive() for _ in range(20)]
+        assert [m for _, m in got] == [b"%d" % i for i in range(20)]
+        with pytest.raises(SessionClosed, match="closed by peer"):
+            await sb.receive()
+        with pytest.raises(SessionClosed):
+            await sa.send(b"after close")
+
+
+async def test_abort_wakes_the_peer_reader() -> None:
+    async with transports() as (ta, tb):
+        sa, sb = await pair(ta, tb)
+        async with trio.open_nursery() as nursery:
+
+            async def reader() -> None:
+                with pytest.raises(SessionClosed, match="reset by peer"):
+                    await sb.receive()
+
+            nursery.start_soon(reader)
+            await trio.sleep(0.05)
+            sa.abort()
+
+
+async def test_connect_to_a_silent_port_fails_cleanly() -> None:
+    silent = await UdpEndpoint.open("127.0.0.1", 0)  # bound but nobody answers
+    with silent:
+        async with transports(RudpConfig(connect_timeout_ms=300, initial_rto_ms=100)) as (ta, _):
+            with pytest.raises(SessionClosed, match="handshake timed out"):
+                await ta.connect(silent.local_address)
+
+
+async def test_many_sessions_share_one_socket() -> None:
+    async with transports() as (ta, tb):
+        pairs = [await pair(ta, tb) for _ in range(10)]
+        assert len({sa.connection.local_cid for sa, _ in pairs}) == 10
+        for i, (sa, _) in enumerate(pairs):
+            await sa.send(b"session %d" % i)
+        for i, (_, sb) in enumerate(pairs):
+            assert await sb.receive() == (CHANNEL_BULK, b"session %d" % i)
+        assert ta.stats()["connections"] == 10
+
+
+async def test_transport_stops_cleanly_and_tells_peers() -> None:
+    ea = await UdpEndpoint.open("127.0.0.1", 0)
+    async with transports() as (_, tb):
+        ta = RudpTransport.over(ea)
+        with ea:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(ea.run, ta.handle_datagrams)
+                await nursery.start(ta.serve)
+                sa, sb = await pair(ta, tb)
+                nursery.cancel_scope.cancel()
+        with pytest.raises(SessionClosed):
+            with trio.fail_after(5):
+                await sb.receive()
+        assert sa.close_reason == "transport stopped"
+
+
+def node_config(**rudp: object) -> NodeConfig:
+    return NodeConfig.from_mapping(
+        {"node": {"port": 0, "host": "127.0.0.1", "ephemeral": True, "repeater": "off"}, "rudp": rudp}
+    )
+
+
+async def test_two_real_nodes_become_peers_over_rudp() -> None:
+    async with open_node(node_config(heartbeat_ms=500)) as a, open_node(node_config()) as b:
+        assert isinstance(a.transport, RudpTransport)
+        assert a.config.section("rudp").heartbeat_ms == 500
+        peer = await a.peers.connect(b.endpoint.local_address)
+        assert peer.id == b.id
+        with trio.fail_after(5):
+            while a.id not in [p.id for p in b.peers.all()]:
+                await trio.sleep(0.01)
+        assert peer.stats()["srtt_ms"] > 0
+        assert a.fields.get("net.sessions") == 1
+
+
+class FixedWindow:
+    name = "fixed"
+    state = "fixed"
+
+    def __init__(self, max_datagram: int, initial_cwnd: int) -> None:
+        self.cwnd = 8 * max_datagram
+        self.pacing_rate = 0.0
+
+    def on_packet_sent(self, now: float, size: int, bytes_in_flight: int) -> None:
+        pass
+
+    def on_ack(self, now: float, acked_bytes: int, sample: RateSample, bytes_in_flight: int) -> None:
+        pass
+
+    def on_loss(self, now: float, lost_bytes: int, newest_lost_sent_time: float, bytes_in_flight: int) -> None:
+        pass
+
+    def on_rto(self, now: float) -> None:
+        pass
+
+
+class FixedWindowPlugin:
+    @hookimpl
+    def p2pkit_rudp_congestion_controllers(self) -> Mapping[str, object]:
+        return {"fixed-window": FixedWindow}
+
+
+async def test_a_plugin_adds_a_congestion_controller() -> None:
+    config = node_config(congestion="fixed-window")
+    async with open_node(config, plugins=[FixedWindowPlugin()]) as a, open_node(node_config()) as b:
+        peer = await a.peers.connect(b.endpoint.local_address)
+        assert peer.stats()["congestion"] == "fixed"
+
+
+async def test_unknown_controller_is_a_config_error() -> None:
+    from p2pkit import ConfigError
+
+    with pytest.raises(ConfigError, match="rudp.congestion"):
+        async with open_node(node_config(congestion="warp-drive")):
+            pass
