@@ -171,7 +171,7 @@ async def test_two_real_nodes_become_peers_over_rudp() -> None:
         peer = await a.peers.connect(b.endpoint.local_address)
         assert peer.id == b.id
         with trio.fail_after(5):
-            while a.id not in [p.id for p in b.peers.all()]:
+            while a.id not in [p.id for p in b.peers.all()]:  # noqa: ASYNC110 - polling another node
                 await trio.sleep(0.01)
         assert peer.stats()["srtt_ms"] > 0
         assert a.fields.get("net.sessions") == 1
@@ -214,6 +214,6 @@ async def test_a_plugin_adds_a_congestion_controller() -> None:
 async def test_unknown_controller_is_a_config_error() -> None:
     from p2pkit import ConfigError
 
-    with pytest.raises(ConfigError, match="rudp.congestion"):
+    with pytest.raises(ConfigError, match=r"rudp\.congestion"):
         async with open_node(node_config(congestion="warp-drive")):
             pass
