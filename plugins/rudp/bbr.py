@@ -26,9 +26,14 @@ PROBE_RTT_DURATION = 0.2
 FULL_BW_GROWTH = 1.25
 FULL_BW_ROUNDS = 3
 MIN_CWND_PACKETS = 4
-# Acks of a whole received batch arrive together; a few extra packets of window cover
-# that aggregation so the pipe does not idle between ack bursts.
-AGGREGATION_PACKETS = 64
+# A few packets of window beyond the model so tiny BDPs (loopback) still flow.
+AGGREGATION_PACKETS = 16
+# Ack aggregation (Linux BBR's extra_acked): acks of a whole received batch arrive
+# together, and a receiver process that is descheduled acks nothing for a while. The
+# window must cover what arrives in such a burst beyond what the bandwidth explains, or
+# the sender idles between bursts. Capped like Linux, at 100 ms of the estimated rate.
+EXTRA_ACKED_WINDOW_ROUNDS = 10
+EXTRA_ACKED_MAX_TIME = 0.1
 
 
 class Bbr:
@@ -54,6 +59,10 @@ class Bbr:
         self._cycle_stamp = 0.0
         self._probe_rtt_done = 0.0
         self._prior_state = "probe_bw"
+        self._epoch_start = 0.0
+        self._epoch_acked = 0
+        self._extra_samples: list[tuple[int, int]] = []  # (round, max extra acked)
+        self.extra_acked = 0
 
     @property
     def state(self) -> str:
@@ -83,8 +92,30 @@ class Bbr:
             self.btl_bw = max(r for _, r in samples)
         return new_round
 
+    def _update_ack_aggregation(self, now: float, acked_bytes: int) -> None:
+        if self.btl_bw <= 0:
+            return
+        expected = self.btl_bw * (now - self._epoch_start)
+        if self._epoch_acked <= expected:
+            self._epoch_start = now  # acks are not ahead of the rate: start a new epoch
+            self._epoch_acked = 0
+            expected = 0.0
+        self._epoch_acked += acked_bytes
+        extra = min(int(self._epoch_acked - expected), self.cwnd)
+        samples = self._extra_samples
+        if samples and samples[-1][0] == self._round:
+            if extra > samples[-1][1]:
+                samples[-1] = (self._round, extra)
+        else:
+            samples.append((self._round, extra))
+        oldest = self._round - EXTRA_ACKED_WINDOW_ROUNDS
+        while samples and samples[0][0] <= oldest:
+            samples.pop(0)
+        self.extra_acked = min(max(x for _, x in samples), int(self.btl_bw * EXTRA_ACKED_MAX_TIME))
+
     def on_ack(self, now: float, acked_bytes: int, sample: RateSample, bytes_in_flight: int) -> None:
         new_round = self._update_bw(sample)
+        self._update_ack_aggregation(now, acked_bytes)
         if sample.rtt > 0 and (
             self.min_rtt == 0 or sample.rtt <= self.min_rtt or now - self._min_rtt_stamp > MIN_RTT_WINDOW
         ):
@@ -139,7 +170,7 @@ class Bbr:
         if self._state == "probe_rtt":
             self.cwnd = floor
         else:
-            target = int(self._cwnd_gain * self._bdp()) + AGGREGATION_PACKETS * self.mss
+            target = int(self._cwnd_gain * self._bdp()) + self.extra_acked + AGGREGATION_PACKETS * self.mss
             if self._state == "startup":
                 target = max(target, self._initial_cwnd)
             self.cwnd = max(target, floor)
@@ -158,6 +189,8 @@ class Bbr:
         self._cwnd_gain = STARTUP_GAIN
         self._full_bw = 0.0
         self._full_bw_rounds = 0
+        self._extra_samples.clear()
+        self.extra_acked = 0
         self.pacing_rate = 0.0
 
 

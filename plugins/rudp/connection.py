@@ -42,6 +42,9 @@ from .packet import (
     RESET,
     SEQ_HALF,
     SEQ_MASK,
+    STREAM_FRAME,
+    STREAM_HEADER,
+    STREAM_HEADER_SIZE,
     SYN,
     SYN_ACK,
     Header,
@@ -59,6 +62,7 @@ from .stats import RateMeter
 from .streams import RecvStreams, SendStreams
 
 MAX_REORDER = 1 << 20
+FAST_FRAME_MIN = HEADER_SIZE + STREAM_HEADER_SIZE
 ACK_RANGES = 32  # SACK ranges per ACK packet (8 bytes each)  # sequence numbers further ahead than this are refused
 HANDSHAKE_RETRIES = 12
 FIN_RETRIES = 6
@@ -324,19 +328,38 @@ class Connection:
         ptype = h[H_TYPE]
         state = self.state
         if ptype == DATA:
+            # The per-packet hot path of a bulk receiver: kept flat on purpose.
             if state is not ESTABLISHED and not self._handshake_done_by(h, now):
                 return
             rcv = self.rcv
             assert rcv is not None
-            seq = unwrap(h[H_SEQ], rcv.next)
-            if seq - rcv.next >= MAX_REORDER or seq < rcv.next - SEQ_HALF:
+            nxt = rcv.next
+            seq = nxt + ((h[H_SEQ] - nxt + SEQ_HALF) & SEQ_MASK) - SEQ_HALF
+            if seq - nxt >= MAX_REORDER:
                 self.invalid += 1
                 return
-            if not self._on_ack_fields(h, None, now):
+            # Ack fields that say nothing new (the usual case for a one-way transfer) are
+            # skipped without a call.
+            if (
+                h[H_ACK] != self.recovery.snd_una & SEQ_MASK or h[H_BITS]
+                or h[H_MAXDATA] > self.peer_max_data
+            ) and not self._on_ack_fields(h, None, now):
                 return
             self._ack_pending = True
             self._echo = h[H_TS]
-            if rcv.add(seq):
+            if seq == nxt and not rcv.ranges:
+                rcv.next = seq + 1
+                new = True
+            else:
+                new = rcv.add(seq)
+            if new:
+                size = len(data)
+                if size > FAST_FRAME_MIN and data[HEADER_SIZE] == STREAM_FRAME:
+                    _, channel, offset, length = STREAM_HEADER.unpack_from(data, HEADER_SIZE)
+                    if length and FAST_FRAME_MIN + length == size:  # exactly one stream frame
+                        if self.recv_streams.on_frame(channel, offset, data[FAST_FRAME_MIN:]):
+                            self._touch()
+                        return
                 streams, sacks = decode_frames(data)
                 if sacks or not streams:
                     raise RemoteProtocolError("a DATA packet carries stream frames, and only those")

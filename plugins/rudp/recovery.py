@@ -27,17 +27,21 @@ class SentPacket:
         "sent_time", "seq", "size", "tx",
     )
 
-    def __init__(self, seq: int, data: bytes, now: float, tx: int) -> None:
+    def __init__(
+        self, seq: int, data: bytes, now: float, tx: int, delivered: int, delivered_time: float,
+        first_sent_time: float, app_limited: bool,
+    ) -> None:
         self.seq = seq
         self.data = data  # the whole datagram; the header is rewritten on retransmission
         self.size = len(data)
         self.sent_time = now
         self.tx = tx  # transmission counter at the last (re)transmission
         self.in_flight = True
-        self.delivered = 0
-        self.delivered_time = 0.0
-        self.first_sent_time = 0.0
-        self.app_limited = False
+        # delivery-rate bookkeeping (BBR draft): the sender's state when this was sent
+        self.delivered = delivered
+        self.delivered_time = delivered_time
+        self.first_sent_time = first_sent_time
+        self.app_limited = app_limited
 
 
 class LossRecovery:
@@ -75,12 +79,9 @@ class LossRecovery:
         if not self.bytes_in_flight:
             self._first_sent_time = now
             self._delivered_time = now
-        p = SentPacket(seq, data, now, self._tx)
+        p = SentPacket(seq, data, now, self._tx, self._delivered, self._delivered_time,
+                       self._first_sent_time, self.app_limited)
         self._tx += 1
-        p.delivered = self._delivered
-        p.delivered_time = self._delivered_time
-        p.first_sent_time = self._first_sent_time
-        p.app_limited = self.app_limited
         self.sent[seq] = p
         self.bytes_in_flight += p.size
         self._last_send_time = now

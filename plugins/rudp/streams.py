@@ -65,8 +65,23 @@ class SendStreams:
     def fill(self, parts: list[bytes | memoryview], room: int, credit: int) -> int:
         """Append stream frames to ``parts`` using at most ``room`` bytes of packet and
         ``credit`` stream bytes (flow control); returns the stream bytes taken."""
-        taken_total = 0
         pending = self._pending
+        if pending:
+            # Fast path of bulk transfer: the head piece alone fills the packet.
+            ch = self._channels[pending[0]]
+            space = min(room - STREAM_HEADER_SIZE, credit)
+            head = ch.head
+            piece = ch.pieces[0]
+            if 0 < space < len(piece) - head:
+                parts.append(STREAM_HEADER.pack(STREAM_FRAME, ch.id, ch.offset, space))
+                parts.append(piece[head : head + space])
+                ch.head = head + space
+                ch.offset += space
+                ch.queued -= space
+                self.queued_bytes -= space
+                self.sent_bytes += space
+                return space
+        taken_total = 0
         drained = 0
         for channel in pending:
             space = min(room - STREAM_HEADER_SIZE, credit - taken_total)
