@@ -70,6 +70,14 @@ def _safe_stats(peer: Any) -> Mapping[str, Any]:
         return {}
 
 
+def _rate(stats: Mapping[str, Any], key: str, meter: Any, now: float, counter: int) -> float:
+    """The transport's own rate when it reports one, else ours from the byte counter."""
+    value = stats.get(key)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return round(float(value), 1)
+    return round(meter.rate(now, counter), 1)
+
+
 def peer_rows(web: WebUI) -> list[dict[str, Any]]:
     now = trio.current_time()
     rows = []
@@ -81,11 +89,12 @@ def peer_rows(web: WebUI) -> list[dict[str, Any]]:
         rows.append({
             "id": pid, "address": known.address, "online": online,
             "enabled": bool(peer.enabled) if peer is not None else known.enabled,
-            "up_rate": round(known.up.rate(now, sent), 1) if online else 0.0,
-            "down_rate": round(known.down.rate(now, received), 1) if online else 0.0,
+            "up_rate": _rate(stats, "send_rate_Bps", known.up, now, sent) if online else 0.0,
+            "down_rate": _rate(stats, "recv_rate_Bps", known.down, now, received) if online else 0.0,
             "bytes_sent": sent, "bytes_received": received,
-            "rtt_ms": round(float(stats["srtt"]) * (1000 if float(stats["srtt"]) < 10 else 1), 1)
-            if isinstance(stats.get("srtt"), int | float) else None,
+            "rtt_ms": round(float(stats["srtt_ms"]), 1)
+            if isinstance(stats.get("srtt_ms"), int | float) else None,
+            "loss_rate": stats.get("loss_rate") if isinstance(stats.get("loss_rate"), int | float) else None,
             "nat_type": getattr(peer, "nat_type", None) if peer is not None else None,
             "agent": getattr(peer, "agent", "") if peer is not None else "",
             "connected_for": round(now - known.last_change, 1) if online else None,

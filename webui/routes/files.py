@@ -18,6 +18,7 @@ from ..views import local_file, local_files, network_files
 
 bp = Blueprint("files", __name__)
 log = logging.getLogger("p2pkit.webui.files")
+FILE_CHUNK = 256 * 1024
 
 
 def _store():  # type: ignore[no-untyped-def]
@@ -135,4 +136,8 @@ async def download_file(download_id: str) -> ResponseReturnValue:
     path = trio.Path(dl.path)
     if not await path.is_file():
         raise ApiError(410, "the downloaded file is gone from disk")
-    return await send_file(Path(path), as_attachment=True, attachment_filename=dl.name, conditional=True)
+    response = await send_file(Path(path), as_attachment=True, attachment_filename=dl.name, conditional=True)
+    # quart-trio reads files through a worker thread per chunk; its default 8 KiB chunks
+    # cost a thread hop per 8 KiB
+    response.response.buffer_size = FILE_CHUNK  # type: ignore[union-attr]
+    return response
