@@ -486,7 +486,10 @@ class Connection:
             self._control.clear()
         state = self.state
         if state is ESTABLISHED or state is FIN_WAIT:
-            self._send_data(now, out)
+            if self._ack_pending or self.recovery.lost or self.send_streams.queued_bytes:
+                self._send_data(now, out)
+            else:
+                self._pace_wait = 0.0  # nothing waits for the pacer
             if self._close_requested and state is ESTABLISHED:
                 self._maybe_send_fin(now, out)
         if len(out) > n_before:

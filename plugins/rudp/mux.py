@@ -232,6 +232,16 @@ class Multiplexer:
                 self._forget(conn)
         return out
 
+    def datagrams_for(self, conn: Connection, now: float) -> list[Datagram]:
+        """What one connection (plus the multiplexer itself) wants to send now: the cheap
+        flush after an application call that touched only that connection."""
+        out = self._out
+        self._out = []
+        conn.datagrams_to_send(now, out)
+        if conn.state is CLOSED:
+            self._forget(conn)
+        return out
+
     def get_timer(self) -> float:
         """Earliest time any connection needs ``handle_timer`` (``inf`` if none)."""
         t = math.inf

@@ -12,7 +12,6 @@ woken per datagram and nothing awaits per packet.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -73,11 +72,16 @@ class RudpSession:
         while not conn.can_send:
             if conn.state in (CLOSED, TIME_WAIT, FIN_WAIT):
                 raise self._closed_error()
-            await self._lot.park()
+            blocked = self._transport._blocked_writers
+            blocked.add(self)
+            try:
+                await self._lot.park()
+            finally:
+                blocked.discard(self)
         if conn.state in (CLOSED, TIME_WAIT, FIN_WAIT):
             raise self._closed_error()
         conn.send(message, channel)
-        self._transport._flush()
+        self._transport._flush(conn)
         await trio.lowlevel.checkpoint()
 
     async def receive(self) -> tuple[int, bytes]:
@@ -87,7 +91,7 @@ class RudpSession:
             item = conn.next_message()
             if item is not None:
                 if conn.wants_output:
-                    self._transport._flush()
+                    self._transport._flush(conn)
                 await trio.lowlevel.checkpoint()
                 return item
             if conn.state is CLOSED or conn.state is TIME_WAIT:
@@ -101,7 +105,7 @@ class RudpSession:
             await trio.lowlevel.checkpoint()
             return
         conn.close()
-        self._transport._flush()
+        self._transport._flush(conn)
         try:
             while conn.state not in (CLOSED, TIME_WAIT):
                 await self._lot.park()
@@ -112,7 +116,7 @@ class RudpSession:
     def abort(self) -> None:
         """Close now, telling the peer (RESET)."""
         self.connection.abort()
-        self._transport._flush()
+        self._transport._flush(self.connection)
 
     def stats(self) -> Mapping[str, Any]:
         return self.connection.stats(trio.current_time())
@@ -149,6 +153,7 @@ class RudpTransport:
         self._backlog: list[Datagram] = []
         self._backlog_event = trio.Event()
         self._timer_scope: trio.CancelScope | None = None
+        self._blocked_writers: set[RudpSession] = set()
         self.backlog_dropped = 0
 
     @classmethod
@@ -200,13 +205,13 @@ class RudpTransport:
         """Open a session to ``addr``; SessionClosed if the handshake fails."""
         conn = self.mux.connect((addr[0], int(addr[1])), trio.current_time())
         session = self._session_for(conn)
-        self._flush()
+        self._flush(conn)
         try:
             while conn.state is SYN_SENT or conn.state is SYN_RECEIVED:
                 await session._lot.park()
         except trio.Cancelled:
             conn.abort("connect cancelled")
-            self._flush()
+            self._flush(conn)
             raise
         if conn.state is not ESTABLISHED:
             raise SessionClosed(f"cannot connect to {addr[0]}:{addr[1]}: {conn.close_reason}")
@@ -240,13 +245,19 @@ class RudpTransport:
     def handle_datagrams(self, batch: list[Datagram], now: float) -> None:
         """Demux handler: the whole batch, then one flush."""
         self.mux.receive_batch(batch, now)
-        self._flush(now)
+        self._flush_all(now)
 
-    def _flush(self, now: float | None = None) -> None:
-        if now is None:
-            now = trio.current_time()
+    def _flush_all(self, now: float) -> None:
+        self._send(self.mux.datagrams_to_send(now), now, self.mux.get_timer())
+
+    def _flush(self, conn: Connection) -> None:
+        """After an application call on one connection: flush only that one."""
+        now = trio.current_time()
+        out = self.mux.datagrams_for(conn, now)
+        self._send(out, now, conn.get_timer())
+
+    def _send(self, out: list[Datagram], now: float, deadline: float) -> None:
         mux = self.mux
-        out = mux.datagrams_to_send(now)
         if out:
             if self._backlog:
                 self._queue_backlog(out)
@@ -256,10 +267,8 @@ class RudpTransport:
                     self._queue_backlog(out[accepted:])
         self._wake(mux)
         scope = self._timer_scope
-        if scope is not None:
-            deadline = mux.get_timer()
-            if deadline < scope.deadline:
-                scope.deadline = max(deadline, now + MIN_TIMER_STEP)
+        if scope is not None and deadline < scope.deadline:
+            scope.deadline = max(deadline, now + MIN_TIMER_STEP)
 
     def _queue_backlog(self, datagrams: list[Datagram]) -> None:
         self._backlog.extend(datagrams)
@@ -279,8 +288,8 @@ class RudpTransport:
         if mux.accept_queue:
             self._accept_lot.unpark_all()
         # writers blocked on a full send buffer: packets left, so there may be room now
-        for conn, session in self._sessions.items():
-            if session._lot and conn.can_send:
+        for session in list(self._blocked_writers):
+            if session.connection.can_send or session.connection.state is not ESTABLISHED:
                 session._wake()
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -304,7 +313,7 @@ class RudpTransport:
             self._timer_scope = None
             now = trio.current_time()
             mux.handle_timer(now)
-            self._flush(now)
+            self._flush_all(now)
 
     async def _writer(self) -> None:
         endpoint = self.endpoint
@@ -338,5 +347,3 @@ def _in_trio() -> bool:
         return False
     return True
 
-
-_ = (math, SYN_RECEIVED)
