@@ -21,6 +21,7 @@ export async function api(path, { method = "GET", json, body, signal } = {}) {
   try {
     response = await fetch(path, init);
   } catch (err) {
+    if (err.name === "AbortError") throw err; // the caller gave up; not an error to show
     throw new ApiError(0, { message: `the node is not reachable (${err.message})` });
   }
   const text = await response.text();

@@ -61,6 +61,7 @@ export function cover(cls, file) {
 
 // ---- toasts ----
 export function toast(message, kind = "info", ms = 4000) {
+  (window.p2pkitToasts ||= []).push({ kind, message: String(message) }); // a record for tests
   const box = document.getElementById("toasts");
   if (!box) return;
   const el = h(`div.toast.${kind}`, { role: "status" }, message);

@@ -132,7 +132,7 @@ export default {
           button.disabled = true;
           try { await downloads.start(f); } catch (err) { toast(err.message, "error"); button.disabled = false; }
         },
-      }, busy ? "Downloading…" : "Download");
+      }, busy ? "Downloading…" : f.local ? "Save" : "Download");
       return h("li.file", { dataset: { rid: f.rid } },
         thumb(f),
         h("div.name", { title: f.name }, categoryTag(f.category), " ", f.title || f.name),
@@ -159,7 +159,7 @@ export default {
       const button = row.querySelector("button.download");
       const busy = ["queued", "running"].includes(dl.state);
       button.disabled = busy;
-      button.textContent = busy ? "Downloading…" : "Download";
+      button.textContent = busy ? "Downloading…" : dl.state === "completed" ? "Save" : "Download";
       if (dl.state === "completed") refreshMine();
     });
 

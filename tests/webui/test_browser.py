@@ -1,0 +1,238 @@
+"""The UI in real headless Chromium (Debian ``chromium``) against two real node processes.
+
+A shares through the page; B sees it without reloading, downloads it with the progress
+bar, and the browser saves a byte-identical file under the original name; removing it on
+A makes it disappear from B; every page is exercised and screenshotted (under the test's
+output directory; also into docs/img/ when P2PKIT_DOCS_SCREENSHOTS=1).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import os
+import shutil
+import struct
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from .nodeproc import NodeProcess
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+TIMEOUT_MS = 30_000
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (.ci/run installs it)"),
+]
+
+
+def noise_png(path: Path, width: int = 900, height: int = 600) -> Path:
+    rng = np.random.default_rng(7)
+    image = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+    cv2.circle(image, (width // 2, height // 2), height // 3, (40, 120, 250), -1)
+    cv2.imwrite(str(path), image)
+    return path
+
+
+def tone_wav(seconds: float = 1.0, rate: int = 8000) -> bytes:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(struct.pack("<h", int(12000 * math.sin(2 * math.pi * 440 * i / rate)))
+                               for i in range(int(seconds * rate))))
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NodeProcess, NodeProcess]]:
+    root = tmp_path_factory.mktemp("nodes")
+    a = NodeProcess(root / "a")
+    try:
+        b = NodeProcess(root / "b", "--bootstrap", f"127.0.0.1:{a.udp_port}")
+    except BaseException:
+        a.stop()
+        raise
+    try:
+        yield a, b
+    finally:
+        b.stop()
+        a.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True, timeout=TIMEOUT_MS)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    out = tmp_path_factory.mktemp("screenshots")
+
+    def take(page: Any, name: str, toasts: bool = False) -> Path:
+        path = out / f"webui-{name}.png"
+        if not toasts:
+            page.evaluate("document.getElementById('toasts').replaceChildren()")
+        page.wait_for_timeout(300)  # let transitions settle
+        page.screenshot(path=str(path), full_page=True)
+        if os.environ.get("P2PKIT_DOCS_SCREENSHOTS") == "1":
+            DOCS_IMG.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, DOCS_IMG / path.name)
+        return path
+
+    return take
+
+
+def open_page(browser: Any, url: str) -> Any:
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    page.wait_for_selector("#conn.conn-online")
+    page.js_errors = errors  # type: ignore[attr-defined]
+    return page
+
+
+def error_toasts(page: Any) -> list[str]:
+    return page.evaluate("(window.p2pkitToasts || []).filter(t => t.kind === 'error').map(t => t.message)")
+
+
+def test_share_download_remove_across_two_nodes(nodes, browser, shots, tmp_path: Path) -> None:
+    a, b = nodes
+    original = noise_png(tmp_path / "Sunset noise.png")
+    page_a = open_page(browser, a.base + "/share")
+    page_b = open_page(browser, b.base + "/share")
+    page_b.wait_for_selector("#conn:has-text('1 peer')")
+
+    # upload on A through the picker, with a title
+    page_a.fill("#upload-title", "Sunset over noise")
+    page_a.set_input_files("#file-input", str(original))
+    row_a = page_a.wait_for_selector("#my-files li[data-rid]")
+    rid = row_a.get_attribute("data-rid")
+    assert rid and len(rid) == 64
+    assert row_a.query_selector(".tag-image") is not None
+    assert "KiB" in row_a.inner_text() or "MiB" in row_a.inner_text()
+    page_a.wait_for_selector(".toast.ok")
+    shots(page_a, "share", toasts=True)
+
+    # B sees it without reloading, and downloads it with a live progress bar
+    row_b = page_b.wait_for_selector(f"#network-files li[data-rid='{rid}']")
+    assert "Sunset over noise" in row_b.inner_text() and "1 provider" in row_b.inner_text()
+    with page_b.expect_download(timeout=60_000) as info:
+        page_b.click(f"#network-files li[data-rid='{rid}'] button.download")
+        page_b.wait_for_selector(f"#network-files li[data-rid='{rid}'] .progress")
+    download = info.value
+    assert download.suggested_filename == "Sunset noise.png"
+    saved = tmp_path / "saved.png"
+    download.save_as(str(saved))
+    assert saved.read_bytes() == original.read_bytes()
+    page_b.wait_for_selector(f"#network-files li[data-rid='{rid}'] .progress[data-state=completed]")
+    page_b.wait_for_selector(f"#my-files li[data-rid='{rid}']")  # B holds it now
+    shots(page_b, "share-downloaded")
+
+    # search and detail on B
+    page_b.click("#nav a[data-page=search]")
+    page_b.fill("#search-input", "sunset")
+    page_b.wait_for_selector(f"#search-results article[data-rid='{rid}']")
+    shots(page_b, "search")
+    page_b.click(f"#search-results article[data-rid='{rid}']")
+    detail = page_b.wait_for_selector(f"#video-detail[data-rid='{rid}']")
+    assert rid in detail.inner_text() and "Sunset over noise" in detail.inner_text()
+    shots(page_b, "detail")
+
+    # history on B: the download and the view, newest first; delete one
+    page_b.click("#nav a[data-page=history]")
+    page_b.wait_for_selector("#history-table tr[data-id] >> nth=1")
+    kinds = page_b.eval_on_selector_all("#history-table tr[data-id] .tag", "els => els.map(e => e.textContent)")
+    assert kinds == ["view", "download"]
+    shots(page_b, "history")
+    page_b.click("#history-table tr[data-id] >> nth=0 >> button.delete")
+    page_b.wait_for_function("document.querySelectorAll('#history-table tr[data-id]').length === 1")
+    assert [e["kind"] for e in b.api("/api/history").json()["history"]] == ["download"]
+
+    # peers on B: A is online; the toggle switches it off and on
+    page_b.click("#nav a[data-page=peers]")
+    row = page_b.wait_for_selector(f"#peer-table tr[data-peer='{a.node_id}']")
+    assert "online" in row.inner_text()
+    shots(page_b, "peers")
+    page_b.click(f"#peer-table tr[data-peer='{a.node_id}'] label.switch")
+    page_b.wait_for_function(f"""fetch('/api/peers').then(r => r.json()).then(
+        d => d.peers.some(p => p.id === '{a.node_id}' && p.enabled === false))""")
+    page_b.wait_for_selector(".toast.ok:has-text('disabled')")
+    page_b.click(f"#peer-table tr[data-peer='{a.node_id}'] label.switch")
+    page_b.wait_for_selector(".toast.ok:has-text('enabled')")
+    assert all(p["enabled"] for p in b.api("/api/peers").json()["peers"])
+
+    # remove on A: it disappears from B's network list without a reload
+    page_b.click("#nav a[data-page=share]")
+    page_b.wait_for_selector(f"#network-files li[data-rid='{rid}']")
+    page_a.click(f"#my-files li[data-rid='{rid}'] button.remove")
+    page_a.wait_for_selector(f"#my-files li[data-rid='{rid}']", state="detached")
+    page_b.wait_for_selector(f"#network-files li[data-rid='{rid}']", state="detached")
+    assert page_a.js_errors == [] and page_b.js_errors == []
+    assert error_toasts(page_a) == [] and error_toasts(page_b) == []
+
+
+def test_settings_round_trip(nodes, browser, shots) -> None:
+    _, b = nodes
+    page = open_page(browser, b.base + "/settings")
+    page.wait_for_function("document.querySelector('#setting-cache_limit_mb').value !== ''")
+    page.fill("#setting-cache_limit_mb", "1234")
+    page.press("#setting-cache_limit_mb", "Tab")
+    page.wait_for_selector(".setting.saved[data-key=cache_limit_mb]")
+    page.click(".setting[data-key=p2p_enabled] label.switch")
+    page.wait_for_function("fetch('/api/settings').then(r => r.json()).then(s => s.p2p_enabled === false)")
+    assert b.api("/api/settings").json()["cache_limit_mb"] == 1234
+    page.reload()
+    page.wait_for_function("document.querySelector('#setting-cache_limit_mb').value === '1234'")
+    assert page.is_checked("#setting-p2p_enabled") is False
+    page.fill("#setting-max_connections", "0")
+    page.press("#setting-max_connections", "Tab")
+    error = page.wait_for_selector(".setting[data-key=max_connections] .error:not([hidden])")
+    assert "max_connections" in error.inner_text()
+    shots(page, "settings")
+    page.click(".setting[data-key=p2p_enabled] label.switch")
+    page.wait_for_function("fetch('/api/settings').then(r => r.json()).then(s => s.p2p_enabled === true)")
+    b.api("/api/settings", method="PUT", json={"cache_limit_mb": 2048})
+
+
+def test_drag_and_drop_and_refusals(nodes, browser) -> None:
+    a, _ = nodes
+    page = open_page(browser, a.base + "/share")
+    wav = base64.b64encode(tone_wav()).decode()
+    page.evaluate(
+        """(data) => {
+            const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], "tone 440.wav", { type: "audio/wav" }));
+            document.querySelector("#drop-zone").dispatchEvent(
+                new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+        }""", wav)
+    row = page.wait_for_selector("#my-files li[data-rid]:has(.tag-audio)")
+    assert "tone 440" in row.inner_text()
+    page.set_input_files("#file-input", files=[{"name": "notes.txt", "mimeType": "text/plain",
+                                                "buffer": b"not media at all\n" * 100}])
+    page.wait_for_selector(".toast.error:has-text('not an audio')")
+    page.wait_for_selector("#uploads li:has-text('not media')")
+    assert page.js_errors == []
