@@ -19,6 +19,9 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/p2pkit node
 
+demo: $(STAMP)
+	$(BIN)/python -m p2pkit.webui.demo
+
 test: $(STAMP) lint typecheck pytest
 
 lint: $(STAMP)
