@@ -135,8 +135,10 @@ async def test_download_errors(client) -> None:
     assert (await client.get("/api/downloads/nope/file")).status_code == 404
 
 
-async def test_download_of_local_content_exports_it(client, web) -> None:
-    body, headers = multipart({}, "mine.png", png_bytes())
+@pytest.mark.parametrize(("name", "disposition"), [
+    ("mine.png", "filename*=UTF-8''mine.png"), ("日本.png", "filename*=UTF-8''%E6%97%A5%E6%9C%AC.png"), ("été 2024.png", "filename*=UTF-8''%C3%A9t%C3%A9%202024.png")])
+async def test_download_of_local_content_exports_it(client, web, name, disposition) -> None:
+    body, headers = multipart({}, name, png_bytes())
     item = await (await client.post("/api/files", data=body, headers=headers)).get_json()
     started = await client.post("/api/downloads", json={"rid": item["rid"]})
     assert started.status_code == 202
@@ -150,7 +152,7 @@ async def test_download_of_local_content_exports_it(client, web) -> None:
     saved = await client.get(dl["file_url"])
     assert saved.status_code == 200
     assert await saved.get_data() == png_bytes()
-    assert "mine.png" in saved.headers["Content-Disposition"]
+    assert disposition in saved.headers["Content-Disposition"]
     history = (await (await client.get("/api/history")).get_json())["history"]
     assert history[0]["kind"] == "download" and history[0]["rid"] == item["rid"]
 

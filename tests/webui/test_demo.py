@@ -28,3 +28,10 @@ def test_demo_check(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert "every node sees all three files" in result.stdout
     assert result.stdout.count("http://127.0.0.1:") == 3
+
+
+async def test_embedding_example_runs() -> None:
+    from docs.examples.webui_embed import main
+
+    item = await main()
+    assert item["category"] == "image" and item["title"] == "A blue square"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import mimetypes
 import shutil
 from pathlib import Path
+from urllib.parse import quote
 
 import trio
 from quart import Blueprint, jsonify, send_file
@@ -116,6 +118,16 @@ async def list_downloads() -> ResponseReturnValue:
     return jsonify({"downloads": [d.as_dict() for d in web_ui().downloads.all()]})
 
 
+def content_disposition(name: str) -> str:
+    """RFC 6266: an ASCII fallback plus the exact UTF-8 name (browsers use the latter)."""
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\%' else "_" for c in name) or "download"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def _mime(name: str) -> str:
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
 def _download(download_id: str):  # type: ignore[no-untyped-def]
     dl = web_ui().downloads.get(download_id)
     if dl is None:
@@ -136,7 +148,8 @@ async def download_file(download_id: str) -> ResponseReturnValue:
     path = trio.Path(dl.path)
     if not await path.is_file():
         raise ApiError(410, "the downloaded file is gone from disk")
-    response = await send_file(Path(path), as_attachment=True, attachment_filename=dl.name, conditional=True)
+    response = await send_file(Path(path), mimetype=_mime(dl.name), conditional=True)
+    response.headers["Content-Disposition"] = content_disposition(dl.name)
     # quart-trio reads files through a worker thread per chunk; its default 8 KiB chunks
     # cost a thread hop per 8 KiB
     response.response.buffer_size = FILE_CHUNK  # type: ignore[union-attr]
