@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest demo bench clean
+.PHONY: run test install chromium lint typecheck pytest demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +16,18 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# A node with its web UI on http://localhost:3000 (seed 000), on the embedded defaults.
 run: $(STAMP)
-	$(BIN)/p2pkit node
+	$(BIN)/p2pkit web
 
 demo: $(STAMP)
 	$(BIN)/python -m p2pkit.webui.demo
 
-test: $(STAMP) lint typecheck pytest
+test: $(STAMP) chromium lint typecheck pytest
+
+# The web UI's browser tests drive Debian's chromium (never a downloaded browser build).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 lint: $(STAMP)
 	$(BIN)/ruff check p2pkit plugins simulator webui benchmarks tests
