@@ -26,7 +26,7 @@ from p2pkit.rates import RateMeter
 from .auth import install_access_checks
 from .config import WebConfig, is_loopback
 from .downloads import DownloadManager
-from .errors import install_error_handlers
+from .errors import install_body_limit, install_error_handlers
 from .history import History
 from .hub import Hub, LogRelay, event_message
 
@@ -94,6 +94,7 @@ class WebUI:
         app.extensions["p2pkit.webui"] = self
         install_error_handlers(app)
         install_access_checks(app, self.token, self.loopback_only)
+        install_body_limit(app)
         from .routes import register_all
 
         register_all(app)
@@ -130,6 +131,7 @@ class WebUI:
         config.errorlog = logging.getLogger("p2pkit.webui.http")
         config.graceful_timeout = 1.0
         config.websocket_ping_interval = 20.0
+        config.websocket_max_message_size = 64 * 1024  # clients only send pings
         async with trio.open_nursery() as nursery:
             await nursery.start(self.run_background)
             binds = await nursery.start(lambda task_status: serve(

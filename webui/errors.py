@@ -64,3 +64,21 @@ def install_error_handlers(app: Quart) -> None:
     async def _unexpected(exc: Exception) -> ResponseReturnValue:
         log.exception("unhandled error in a web request")
         return error_response(500, f"internal error: {type(exc).__name__}")
+
+
+UPLOAD_ROUTE = ("POST", "/api/files")
+MAX_OTHER_BODY = 64 * 1024
+
+
+def install_body_limit(app: Quart) -> None:
+    """Only the upload route takes large bodies; anything else declaring more is refused
+    before Quart buffers it."""
+    from quart import request
+
+    @app.before_request
+    async def _limit_body() -> ResponseReturnValue | None:
+        length = request.content_length
+        if length is not None and length > MAX_OTHER_BODY and (request.method, request.path) != UPLOAD_ROUTE:
+            return jsonify({"error": _NAMES[413], "message": f"request body is larger than {MAX_OTHER_BODY} bytes"}), \
+                413, {"Connection": "close"}
+        return None

@@ -57,6 +57,11 @@ async def test_malformed_settings_body(client, raw: bytes) -> None:
     assert "message" in await response.get_json()
 
 
+async def test_large_body_outside_uploads_is_413(client) -> None:
+    response = await client.post("/api/history", data=b"x" * 200_000, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+
+
 async def test_huge_json_body_is_413(client) -> None:
     response = await client.put("/api/settings", data=b"{\"x\": \"" + b"a" * 100_000 + b"\"}",
                                 headers={"Content-Type": "application/json"})

@@ -139,6 +139,7 @@ def test_share_download_remove_across_two_nodes(nodes, browser, shots, tmp_path:
     # B sees it without reloading, and downloads it with a live progress bar
     row_b = page_b.wait_for_selector(f"#network-files li[data-rid='{rid}']")
     assert "Sunset over noise" in row_b.inner_text() and "1 provider" in row_b.inner_text()
+    assert "files.changed" in page_b.evaluate("window.p2pkitLive")  # pushed, not polled
     with page_b.expect_download(timeout=60_000) as info:
         page_b.click(f"#network-files li[data-rid='{rid}'] button.download")
         page_b.wait_for_selector(f"#network-files li[data-rid='{rid}'] .progress")

@@ -62,3 +62,12 @@ async def test_real_server_non_media_gets_a_clean_415(served) -> None:
         response = await http.post("/api/files", files=files)
         assert response.status_code == 415
         assert "not an audio, video or image" in response.json()["message"]
+
+
+async def test_real_server_refuses_large_bodies_outside_uploads(served) -> None:
+    _, base = served
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        response = await http.request("GET", "/api/node", content=b"x" * 300_000)
+        assert response.status_code == 413
+        response = await http.put("/api/settings", content=b"{" + b" " * 300_000 + b"}")
+        assert response.status_code == 413

@@ -13,6 +13,9 @@ export function on(type, fn) {
 }
 
 function dispatch(message) {
+  const seen = (window.p2pkitLive ||= []); // a short record of message types, for tests
+  seen.push(message.type);
+  if (seen.length > 200) seen.shift();
   for (const key of [message.type, "*"]) {
     for (const fn of listeners.get(key) || []) {
       try { fn(message); } catch (err) { console.error("live listener failed", err); }
