@@ -34,6 +34,7 @@ UPLOAD_CHOICES_MBIT = (2.0, 5.0, 10.0, 20.0)  # leecher uploads, drawn per leech
 SEEDER_UP_MBIT = 20.0
 DOWN_MBIT = 100.0
 LATENCY = 0.010  # one-way, per access link
+QUEUE_SECONDS = 0.1  # each access link buffers 100 ms of its rate (drop-tail)
 
 
 def make_media(path: Path, size: int, seed: int) -> Path:
@@ -61,15 +62,19 @@ def bounds(size: int, n: int, seeder_up: float, ups: list[float], down: float) -
     return {"bound_seconds": p2p, "client_server_seconds": client_server}
 
 
-def run(n: int, size: int, seed: int, loss: float, verbose: bool) -> dict[str, Any]:
+def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: int = 256,
+        block_kib: int = 16, max_peers: int = 30) -> dict[str, Any]:
     rng = random.Random(seed)
     ups = [rng.choice(UPLOAD_CHOICES_MBIT) * MBIT for _ in range(n)]
     b = bounds(size, n, SEEDER_UP_MBIT * MBIT, ups, DOWN_MBIT * MBIT)
     finished: dict[str, float] = {}
     result: dict[str, Any] = {}
-    plugins = ["p2pkit.plugins.rudp", "p2pkit.plugins.swarm"]  # no-ops once built in
-    cfg = {"cfg": {"max_connections": n + 10}, "swarm": {"max_peers": 60},
-           "node": {"plugins": plugins}}
+    # Discovery is not needed: leechers know the seeder, and the swarm's own peer exchange
+    # introduces them to each other.
+    node_cfg = {"disable": ["flooding", "kademlia"]}
+    cfg = {"cfg": {"max_connections": n + 10},
+           "swarm": {"max_peers": max_peers, "block_size": block_kib * 1024},
+           "store": {"piece_size": piece_kib * 1024}, "node": node_cfg}
 
     with tempfile.TemporaryDirectory(prefix="p2pkit-bench-") as tmp:
         media = make_media(Path(tmp) / "clip.wav", size, seed)
@@ -77,7 +82,8 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool) -> dict[str, A
         async def scenario(sim: Simulation) -> None:
             def link(up: float) -> LinkProfile:
                 return LinkProfile(up_bps=up, down_bps=DOWN_MBIT * MBIT, latency=LATENCY,
-                                   queue_bytes=256 * 1024, loss=LossSpec.bernoulli(loss))
+                                   queue_bytes=max(16384, int(up / 8 * QUEUE_SECONDS)),
+                                   loss=LossSpec.bernoulli(loss))
 
             seeder_sim = sim.add_node("seeder", link=link(SEEDER_UP_MBIT * MBIT), config=cfg)
             seeder = await sim.start(seeder_sim)
@@ -86,7 +92,7 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool) -> dict[str, A
             leechers = []
             for i, up in enumerate(ups):
                 sim_node = sim.add_node(f"l{i}", link=link(up), config={
-                    **cfg, "node": {"plugins": plugins, "bootstrap": [seeder_addr]}})
+                    **cfg, "node": {**node_cfg, "bootstrap": [seeder_addr]}})
                 leechers.append(await sim.start(sim_node))
             with trio.fail_after(120):
                 while not all(len(node.peers) >= 1 for node in leechers):  # noqa: ASYNC110
@@ -119,7 +125,8 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool) -> dict[str, A
     if "seconds" not in result:
         raise SystemExit("the swarm did not finish within the simulated hour")
     return {
-        "n": n, "size_bytes": size, "loss": loss, "seed": seed,
+        "n": n, "size_bytes": size, "loss": loss, "seed": seed, "piece_kib": piece_kib,
+        "block_kib": block_kib, "max_peers": max_peers,
         "seconds": round(result["seconds"], 3),
         "mean_seconds": round(result["mean_seconds"], 3),
         "bound_seconds": round(b["bound_seconds"], 3),
@@ -138,14 +145,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size-mb", type=float, help="file size in MB (default 8, quick 4)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--loss", type=float, default=0.0, help="packet loss on every link")
+    parser.add_argument("--piece-kib", type=int, default=256, help="store piece size")
+    parser.add_argument("--block-kib", type=int, default=16, help="swarm request size")
+    parser.add_argument("--max-peers", type=int, default=30, help="peers per leecher")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     n = args.n or (20 if args.quick else 100)
     size = int((args.size_mb or (4 if args.quick else 8)) * 1e6)
-    out = run(n, size, args.seed, args.loss, args.verbose)
+    out = run(n, size, args.seed, args.loss, args.verbose, piece_kib=args.piece_kib,
+              block_kib=args.block_kib, max_peers=args.max_peers)
     print(f"N={n} leechers, F={size / 1e6:.1f} MB, seeder {SEEDER_UP_MBIT:g} Mbit/s up, "
           f"leechers {'/'.join(f'{u:g}' for u in UPLOAD_CHOICES_MBIT)} Mbit/s up, "
-          f"{DOWN_MBIT:g} Mbit/s down, {LATENCY * 1000:g} ms per link")
+          f"{DOWN_MBIT:g} Mbit/s down, {LATENCY * 1000:g} ms per link, "
+          f"{QUEUE_SECONDS * 1000:g} ms queues, {args.piece_kib} KiB pieces, loss {args.loss:g}")
     print(f"  swarm (measured)   {out['seconds']:9.2f} s   (mean leecher {out['mean_seconds']:.2f} s)")
     print(f"  P2P lower bound    {out['bound_seconds']:9.2f} s   ratio {out['ratio_to_bound']:.3f}")
     print(f"  client-server      {out['client_server_seconds']:9.2f} s   "

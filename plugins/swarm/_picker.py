@@ -10,7 +10,9 @@ Order of preference when a peer can take more requests:
    something to trade, and the rarest piece is the slowest to get.
 4. **Rarest first**: fewest peers have it; ties broken by a per-node random order, so
    different peers start on different pieces.
-5. **Endgame**: once every missing block is requested, blocks already in flight from other
+5. **Stale requests**: a block asked of another peer longer than ``stale_after`` seconds
+   ago (a slow or vanished peer) may be asked of this one too, at most two at a time.
+6. **Endgame**: once every missing block is requested, blocks already in flight from other
    peers are requested again from this one; the first copy wins and the caller cancels
    the others (``on_block`` returns them).
 
@@ -49,6 +51,7 @@ class _Partial:
     requested: list[set[str]]
     received: list[bool]
     sources: list[str | None]
+    asked_at: list[float]  # when each block was last requested
     owner: str | None = None  # suspect pieces: the one peer allowed to send it
 
     def missing(self) -> int:
@@ -80,6 +83,7 @@ class PiecePicker:
         self.peer_pieces: dict[str, list[bool]] = {}
         self._partial: dict[int, _Partial] = {}
         self._suspect: set[int] = set()
+        self._now = 0.0
         self.playhead: int | None = None
         self.deadline_window = 0
 
@@ -165,19 +169,42 @@ class PiecePicker:
 
     # ------------------------------------------------------------------ picking
 
-    def pick(self, peer: str, count: int) -> list[Block]:
-        """Up to ``count`` blocks to request from ``peer`` (marked as requested by it)."""
+    def pick(self, peer: str, count: int, *, now: float = 0.0,
+             stale_after: float | None = None) -> list[Block]:
+        """Up to ``count`` blocks to request from ``peer`` (marked as requested by it at
+        ``now``); with ``stale_after``, also blocks others were asked for that long ago."""
         pieces = self.peer_pieces.get(peer)
         if pieces is None or count <= 0:
             return []
+        self._now = now
         picked: list[Block] = []
         for piece in self._candidate_order(pieces):
             self._take_fresh(piece, peer, count - len(picked), picked)
             if len(picked) >= count:
                 return picked
+        if stale_after is not None:
+            self._take_stale(peer, pieces, count - len(picked), picked, now - stale_after)
         if self.in_endgame():
             self._take_endgame(peer, pieces, count - len(picked), picked)
         return picked
+
+    def _take_stale(self, peer: str, pieces: list[bool], count: int, out: list[Block],
+                    before: float) -> None:
+        for piece, partial in self._partial.items():
+            if count <= 0:
+                return
+            if not pieces[piece] or self.have[piece] or not self._allowed(partial, piece, peer):
+                continue
+            for i, (block, who, got) in enumerate(zip(partial.blocks, partial.requested,
+                                                      partial.received)):
+                if count <= 0:
+                    return
+                if (not got and who and peer not in who and len(who) < 2
+                        and partial.asked_at[i] < before):
+                    who.add(peer)
+                    partial.asked_at[i] = self._now
+                    out.append(block)
+                    count -= 1
 
     def _candidate_order(self, pieces: list[bool]) -> list[int]:
         wanted = [i for i, (p, h) in enumerate(zip(pieces, self.have)) if p and not h]
@@ -205,7 +232,7 @@ class PiecePicker:
             blocks = [Block(piece, off, min(self.block_size, length - off))
                       for off in range(0, length, self.block_size)]
             partial = _Partial(blocks, [set() for _ in blocks], [False] * len(blocks),
-                               [None] * len(blocks))
+                               [None] * len(blocks), [0.0] * len(blocks))
             self._partial[piece] = partial
         return partial
 
@@ -220,11 +247,13 @@ class PiecePicker:
         partial = self._partial_for(piece)
         if not self._allowed(partial, piece, peer):
             return
-        for block, who, got in zip(partial.blocks, partial.requested, partial.received):
+        for i, (block, who, got) in enumerate(zip(partial.blocks, partial.requested,
+                                                  partial.received)):
             if count <= 0:
                 return
             if not got and not who:
                 who.add(peer)
+                partial.asked_at[i] = self._now
                 out.append(block)
                 count -= 1
 

@@ -11,6 +11,7 @@ bounded below (a fresh peer gets a few requests) and above (one peer cannot hog 
 from __future__ import annotations
 
 import math
+from collections import deque
 
 MIN_DEPTH = 2
 MAX_DEPTH = 64
@@ -30,32 +31,40 @@ def pipeline_depth(
 
 
 class RateMeter:
-    """Bytes per second over a sliding window of ``window`` seconds (1 s buckets)."""
+    """Bytes per second over the last ``window`` seconds.
 
-    def __init__(self, window: float = 5.0) -> None:
+    Samples are kept individually, so the estimate is right from the first round trip
+    (a meter with 1 s buckets would understate a fresh peer and keep its pipeline short).
+    """
+
+    MIN_SPAN = 0.05  # seconds: below this a rate is mostly noise
+
+    def __init__(self, window: float = 3.0) -> None:
         self.window = window
-        self._buckets: dict[int, int] = {}
+        self._samples: deque[tuple[float, int]] = deque()
+        self._sum = 0
         self.total = 0
         self._start: float | None = None
 
     def add(self, n: int, now: float) -> None:
         if self._start is None:
             self._start = now
-        key = int(now)
-        self._buckets[key] = self._buckets.get(key, 0) + n
+        self._samples.append((now, n))
+        self._sum += n
         self.total += n
-        if len(self._buckets) > self.window + 2:
-            cutoff = int(now - self.window)
-            for k in [k for k in self._buckets if k < cutoff]:
-                del self._buckets[k]
+        self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        cutoff = now - self.window
+        while self._samples and self._samples[0][0] < cutoff:
+            self._sum -= self._samples.popleft()[1]
 
     def rate(self, now: float) -> float:
         if self._start is None:
             return 0.0
-        span = min(self.window, max(now - self._start, 1.0))
-        cutoff = now - span
-        total = sum(n for k, n in self._buckets.items() if k + 1 > cutoff)
-        return total / span
+        self._trim(now)
+        span = min(self.window, max(now - self._start, self.MIN_SPAN))
+        return self._sum / span
 
 
 __all__ = ["MAX_DEPTH", "MIN_DEPTH", "RateMeter", "pipeline_depth"]

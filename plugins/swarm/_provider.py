@@ -46,13 +46,14 @@ from ._bucket import TokenBucket
 from ._choker import Choker, PeerView
 from ._errors import NoProvidersError, P2PDisabledError, SwarmError
 from ._picker import Block
-from ._pipeline import RateMeter, pipeline_depth
+from ._pipeline import MIN_DEPTH, RateMeter, pipeline_depth
 from ._state import Link, PeerState, Torrent
 
 log = logging.getLogger("p2pkit.swarm")
 
 TICK = 1.0  # housekeeping: choking rounds, timeouts, refills, progress
 PIECE_CACHE = 16  # verified pieces kept in memory for serving their blocks
+MIN_IN_FLIGHT = 64 * 1024  # bytes requested from a peer before its rate is known
 
 
 def _block_size_ok(_inst: Any, _attr: Any, value: int) -> None:
@@ -69,12 +70,13 @@ def _positive(_inst: Any, attr: Any, value: float) -> None:
 class SwarmConfig:
     """``[swarm]``: how pieces are exchanged."""
 
-    block_size: int = attrs.field(default=64 * 1024, validator=_block_size_ok)
+    block_size: int = attrs.field(default=16 * 1024, validator=_block_size_ok)
     regular_slots: int = attrs.field(default=4, validator=_positive)  # tit-for-tat slots
     choke_interval_s: float = attrs.field(default=10.0, validator=_positive)
     optimistic_interval_s: float = attrs.field(default=30.0, validator=_positive)
     max_strikes: int = attrs.field(default=3, validator=_positive)  # bad pieces before a drop
     request_timeout_s: float = attrs.field(default=20.0, validator=_positive)
+    duplicate_after_s: float = attrs.field(default=2.0, validator=_positive)  # ask another peer too
     provider_wait_s: float = attrs.field(default=60.0, validator=_positive)
     max_peers: int = attrs.field(default=40, validator=_positive)  # per content
     upload_queue: int = attrs.field(default=256, validator=_positive)  # per peer
@@ -440,12 +442,14 @@ class SwarmProvider:
                 or not self._allowed(ps.peer)):
             return
         now = self._now()
-        depth = pipeline_depth(ps.down.rate(now), self._rtt(ps.peer), self.cfg.block_size,
-                               hi=self.cfg.max_depth)
+        block = self.cfg.block_size
+        lo = max(MIN_DEPTH, MIN_IN_FLIGHT // block)  # a fresh peer gets at least 64 KiB asked
+        depth = pipeline_depth(ps.down.rate(now), self._rtt(ps.peer), block, lo=lo,
+                               hi=max(lo, self.cfg.max_depth))
         need = depth - len(ps.requested)
         if need <= 0:
             return
-        for block in t.picker.pick(pid, need):
+        for block in t.picker.pick(pid, need, now=now, stale_after=self.cfg.duplicate_after_s):
             ps.requested[block] = now
             ps.link.send(msg.Request(t.rid, block.piece, block.offset, block.length))
 

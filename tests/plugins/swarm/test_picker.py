@@ -149,3 +149,18 @@ def test_mixed_bad_piece_is_refetched_from_one_peer() -> None:
 def test_bad_bitfield_length() -> None:
     with pytest.raises(ValueError):
         picker(pieces=3).add_peer("a", [True])
+
+
+def test_stale_requests_are_also_asked_of_another_peer() -> None:
+    p = picker(pieces=8, random_first=0)
+    p.add_peer("slow", [True] * 8)
+    slow = p.pick("slow", 16, now=0.0)  # four pieces in flight from the slow peer
+    taken = {b.piece for b in slow}
+    assert len(slow) == 16 and len(taken) == 4 and not p.in_endgame()
+    p.add_peer("fast", [i in taken for i in range(8)])  # has only what slow is sending
+    assert p.pick("fast", 4, now=1.0, stale_after=2.0) == []  # not stale yet
+    again = p.pick("fast", 4, now=3.0, stale_after=2.0)
+    assert len(again) == 4 and set(again) <= set(slow)
+    assert p.pick("fast", 4, now=3.0, stale_after=2.0)[0] not in again  # next ones
+    expected, cancels, _ = p.on_block("fast", again[0])
+    assert expected and cancels == [("slow", again[0])]  # the slow copy is cancelled
