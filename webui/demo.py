@@ -39,7 +39,7 @@ def make_video(folder: Path, seconds: float = 4.0, fps: int = 24, size: tuple[in
     width, height = size
     for fourcc, ext in (("VP80", ".webm"), ("avc1", ".mp4"), ("mp4v", ".mp4"), ("MJPG", ".avi")):
         path = folder / f"bouncing-ball{ext}"
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, size)
         if not writer.isOpened():
             continue
         frames = int(seconds * fps)
@@ -110,6 +110,7 @@ class DemoNode:
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         self.url = ""
+        self.udp_port = 0
 
     def wait_ready(self, limit: float = 60.0) -> str:
         deadline = time.monotonic() + limit
@@ -149,7 +150,7 @@ def start_nodes(root: Path, http_port: int, udp_port: int) -> list[DemoNode]:
                             udp_port + i if udp_port else 0, bootstrap, files[i])
             nodes.append(node)
             node.wait_ready()
-            node.udp_port = int(node.api("/api/node")["udp"].rsplit(":", 1)[1])  # type: ignore[attr-defined]
+            node.udp_port = int(node.api("/api/node")["udp"].rsplit(":", 1)[1])
     except BaseException:
         for node in nodes:
             node.stop()

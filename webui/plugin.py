@@ -46,7 +46,7 @@ def p2pkit_cli_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def web_config(args: argparse.Namespace, section: WebConfig) -> tuple[WebConfig, str | None]:
     """Flags over the ``[web]`` section; the token to require (None on loopback)."""
-    from p2pkit.config import ConfigError
+    from p2pkit._exceptions import ConfigError
 
     host = args.http_host or section.host
     port = section.http_port if args.http_port is None else args.http_port

@@ -75,7 +75,7 @@ def _rate(stats: Mapping[str, Any], key: str, meter: Any, now: float, counter: i
     value = stats.get(key)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return round(float(value), 1)
-    return round(meter.rate(now, counter), 1)
+    return round(float(meter.rate(now, counter)), 1)
 
 
 def peer_rows(web: WebUI) -> list[dict[str, Any]]:

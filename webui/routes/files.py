@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import mimetypes
 import shutil
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import trio
@@ -13,6 +15,7 @@ from quart import Blueprint, jsonify, send_file
 from quart.typing import ResponseReturnValue
 
 from ..app import web_ui
+from ..downloads import Download
 from ..errors import ApiError
 from ..schemas import DownloadRequest, read_json
 from ..uploads import UploadReceiver, sweep_orphans
@@ -23,7 +26,7 @@ log = logging.getLogger("p2pkit.webui.files")
 FILE_CHUNK = 256 * 1024
 
 
-def _store():  # type: ignore[no-untyped-def]
+def _store() -> Any:
     store = web_ui().node.store
     if store is None:
         raise ApiError(503, "this node has no store plugin, so it cannot share files")
@@ -39,7 +42,9 @@ async def list_files() -> ResponseReturnValue:
 async def upload_file() -> ResponseReturnValue:
     web = web_ui()
     store = _store()
-    from p2pkit.plugins.store import StoreFullError, UnsupportedMedia, sniff
+    store_api: Any = importlib.import_module("p2pkit.plugins.store")
+    StoreFullError, UnsupportedMedia, sniff = (
+        store_api.StoreFullError, store_api.UnsupportedMedia, store_api.sniff)
 
     if web.upload_slots.available_tokens == 0:
         raise ApiError(503, "too many uploads at once; try again shortly")
@@ -105,8 +110,9 @@ async def start_download() -> ResponseReturnValue:
     info = store.item(body.rid) if store is not None else None
     if entry is None and (info is None or not info.complete):
         raise ApiError(404, f"no file with rid {body.rid} is known on the network", key="rid")
-    if entry is None:
+    if entry is None and info is not None:
         entry = {"name": info.name, "size": info.size, "title": info.title}
+    assert entry is not None
     if web.node.swarm is None and (info is None or not info.complete):
         raise ApiError(503, "this node has no swarm plugin, so it cannot download")
     dl = web.downloads.start(body.rid, entry["name"], int(entry["size"]), entry.get("title", ""))
@@ -128,7 +134,7 @@ def _mime(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
-def _download(download_id: str):  # type: ignore[no-untyped-def]
+def _download(download_id: str) -> Download:
     dl = web_ui().downloads.get(download_id)
     if dl is None:
         raise ApiError(404, f"no download with id {download_id[:80]!r}")
@@ -152,5 +158,5 @@ async def download_file(download_id: str) -> ResponseReturnValue:
     response.headers["Content-Disposition"] = content_disposition(dl.name)
     # quart-trio reads files through a worker thread per chunk; its default 8 KiB chunks
     # cost a thread hop per 8 KiB
-    response.response.buffer_size = FILE_CHUNK  # type: ignore[union-attr]
+    response.response.buffer_size = FILE_CHUNK  # type: ignore[attr-defined]
     return response
