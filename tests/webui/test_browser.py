@@ -140,10 +140,16 @@ def test_share_download_remove_across_two_nodes(nodes, browser, shots, tmp_path:
     row_b = page_b.wait_for_selector(f"#network-files li[data-rid='{rid}']")
     assert "Sunset over noise" in row_b.inner_text() and "1 provider" in row_b.inner_text()
     assert "files.changed" in page_b.evaluate("window.p2pkitLive")  # pushed, not polled
+    # A uploads at most 400 KiB/s, so the 1.2 MiB take a few seconds and the bar is seen moving
+    assert a.api("/api/settings", method="PUT", json={"upload_limit_kbps": 400}).status_code == 200
     with page_b.expect_download(timeout=60_000) as info:
         page_b.click(f"#network-files li[data-rid='{rid}'] button.download")
-        page_b.wait_for_selector(f"#network-files li[data-rid='{rid}'] .progress")
+        running = page_b.wait_for_selector(
+            f"#network-files li[data-rid='{rid}'] .progress[data-state=running]:has-text('1 peer')")
+        assert "/s" in running.inner_text()
+        shots(page_b, "share-downloading")
     download = info.value
+    a.api("/api/settings", method="PUT", json={"upload_limit_kbps": 0})
     assert download.suggested_filename == "Sunset noise.png"
     saved = tmp_path / "saved.png"
     download.save_as(str(saved))
