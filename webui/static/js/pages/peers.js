@@ -25,8 +25,32 @@ export default {
       stats.replaceChildren(stat(`${s.online} / ${s.total}`, "online / known"), stat(formatRate(s.up_rate), "upload"),
         stat(formatRate(s.down_rate), "download"), stat(formatBytes(s.bytes_sent + s.bytes_received), "exchanged"),
         stat(s.nat_type, "NAT type"));
-      body.replaceChildren(...(peers.length ? peers.map(row)
-        : [h("tr", {}, h("td.empty", { colSpan: 9 }, "No peers yet. Start another node with --bootstrap pointing here."))]));
+      if (!peers.length) {
+        body.replaceChildren(h("tr", {}, h("td.empty", { colSpan: 9 },
+          "No peers yet. Start another node with --bootstrap pointing here.")));
+        return;
+      }
+      // update rows in place: a table rebuilt every 2 s would flicker under the pointer
+      const rows = new Map([...body.querySelectorAll("tr[data-peer]")].map((tr) => [tr.dataset.peer, tr]));
+      const ordered = peers.map((p) => {
+        const tr = rows.get(p.id) || row(p);
+        fillRow(tr, p);
+        return tr;
+      });
+      const same = ordered.length === body.children.length && ordered.every((tr, i) => body.children[i] === tr);
+      if (!same) body.replaceChildren(...ordered);
+    }
+    function fillRow(tr, p) {
+      const cells = tr.children;
+      cells[1].textContent = p.address;
+      cells[2].replaceChildren(h(`span.dot${p.online ? ".on" : ""}`), p.online ? "online" : "offline");
+      cells[3].textContent = formatRate(p.up_rate);
+      cells[4].textContent = formatRate(p.down_rate);
+      cells[5].textContent = formatBytes(p.bytes_sent);
+      cells[6].textContent = formatBytes(p.bytes_received);
+      cells[7].textContent = p.nat_type || "unknown";
+      const toggle = cells[8].querySelector("input");
+      if (document.activeElement !== toggle) toggle.checked = p.enabled;
     }
     function row(p) {
       const toggle = h("input", { type: "checkbox", checked: p.enabled, "aria-label": `enable peer ${p.id}` });
@@ -37,12 +61,8 @@ export default {
         } catch (err) { toast(err.message, "error"); toggle.checked = !toggle.checked; }
       });
       return h("tr", { dataset: { peer: p.id } },
-        h("td.mono", { title: p.id }, shortId(p.id, 16)), h("td.mono", {}, p.address),
-        h("td", {}, h(`span.dot${p.online ? ".on" : ""}`), p.online ? "online" : "offline"),
-        h("td", {}, formatRate(p.up_rate)), h("td", {}, formatRate(p.down_rate)),
-        h("td", {}, formatBytes(p.bytes_sent)), h("td", {}, formatBytes(p.bytes_received)),
-        h("td", {}, p.nat_type || "unknown"),
-        h("td", {}, h("label.switch", {}, toggle, h("span"))));
+        h("td.mono", { title: p.id }, shortId(p.id, 16)), h("td.mono"), h("td"), h("td"), h("td"),
+        h("td"), h("td"), h("td"), h("td", {}, h("label.switch", {}, toggle, h("span"))));
     }
     const timer = setInterval(refresh, 2000);
     const stops = ["peer.up", "peer.down", "peer.toggled"].map((t) => live.on(t, refresh));
