@@ -29,6 +29,7 @@ from .downloads import DownloadManager
 from .errors import install_body_limit, install_error_handlers
 from .history import History
 from .hub import Hub, LogRelay, event_message
+from .views import node_status, sample_peer_rates
 
 log = logging.getLogger("p2pkit.webui")
 STATUS_INTERVAL = 2.0
@@ -174,8 +175,6 @@ class WebUI:
     async def _tick_status(self) -> None:
         while True:
             await trio.sleep(STATUS_INTERVAL)
-            from .views import node_status, sample_peer_rates
-
             sample_peer_rates(self)
             if self.hub.client_count:
                 self.hub.publish({"type": "status", "status": node_status(self)})

@@ -9,11 +9,12 @@ from ..app import web_ui
 from ..openapi import openapi_document
 
 bp = Blueprint("pages", __name__)
+# Client-side pages (static/js/main.js PAGES); the player and AI pages join this list.
 PAGES = ("share", "search", "peers", "history", "settings")
 
 
 @bp.get("/")
-@bp.get("/<any(share, search, peers, history, settings):page>")
+@bp.get(f"/<any({', '.join(PAGES)}):page>")
 @bp.get("/search/<rid>")
 async def index(page: str = "share", rid: str = "") -> ResponseReturnValue:
     web = web_ui()
