@@ -65,6 +65,9 @@ def _run(args: argparse.Namespace,
         overrides["port"] = 0
     if args.log_level is None:
         overrides["log_level"] = "warning"  # retries are noise for a one-shot command
+    # A one-shot node learns the list from its bootstrap peers' sync; dialing more peers
+    # would only add churn to the network. ``--set flooding.peer_exchange=true`` wins.
+    args.assignments = ["flooding.peer_exchange=false", *(args.assignments or ())]
     config = config_from_args(args, **overrides)
     setup_logging(config.node.log_level)
 
