@@ -24,6 +24,7 @@ from p2pkit import RemoteProtocolError
 from p2pkit.identity import node_id_of, verify
 
 from ._messages import (
+    MAX_BODY,
     MAX_ENTRIES,
     MAX_HITS,
     MAX_PEERS_LISTED,
@@ -124,6 +125,7 @@ class FloodCore:
         self.counters = {
             "announces_in": 0, "announces_new": 0, "duplicates": 0, "queries_in": 0,
             "hits_in": 0, "hits_unroutable": 0, "rate_limited": 0, "expired": 0, "stale": 0,
+            "truncated": 0,
         }
 
     # ------------------------------------------------------------------ own content
@@ -144,7 +146,12 @@ class FloodCore:
         restarts, so peers do not ignore a restarted node as stale.
         """
         self.seq = max(self.seq + 1, seq_floor)
-        body = encode(AnnounceBody(seq=self.seq, port=self.port, entries=list(self.local.values())))
+        entries = list(self.local.values())
+        body = encode(AnnounceBody(seq=self.seq, port=self.port, entries=entries))
+        while len(body) > MAX_BODY:  # receivers reject larger bodies: announce what fits
+            entries = entries[: len(entries) * 9 // 10]
+            body = encode(AnnounceBody(seq=self.seq, port=self.port, entries=entries))
+            self.counters["truncated"] += 1
         return Announce(public_key=self.public_key, body=body,
                         signature=self._sign(SIGN_CONTEXT + body), ttl=self.ttl)
 

@@ -378,3 +378,13 @@ def test_a_copy_older_than_its_lifetime_is_ignored() -> None:
     old = msgspec.structs.replace(a.make_announce(), age=95.0)
     out = b.receive(net.ids[0], "h", encode(old), 100.0, [])
     assert not out.added and b.counters["stale"] == 1
+
+
+def test_a_share_list_too_big_for_one_announce_is_cut_to_fit() -> None:
+    net = Net(2)
+    a, b = net.core(0), net.core(1)
+    a.set_local([entry(f"f{i}.mp4", description="d" * 4000) for i in range(512)])
+    ann = a.make_announce()
+    assert len(ann.body) <= (1 << 20) and a.counters["truncated"] > 0
+    out = b.receive(net.ids[0], "h", encode(ann), 0.0, [])
+    assert 200 < len(out.added) < 512
