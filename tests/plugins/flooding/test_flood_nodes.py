@@ -205,3 +205,11 @@ async def test_the_documented_example_runs(tmp_path: Path) -> None:
     assert result["listed"]["title"] == "Harbour Bells"
     assert result["listed"]["providers"] == [result["a"]]
     assert [f["title"] for f in result["found"]] == ["Harbour Bells"]
+
+
+@pytest.mark.skipif(FLOODING not in BUILTIN_PLUGINS, reason="flooding is not a built-in plugin yet")
+async def test_a_default_node_discovers_by_flooding() -> None:
+    config = NodeConfig.from_mapping({"node": {"ephemeral": True, "port": 0, "host": "127.0.0.1"}})
+    async with open_node(config) as node:
+        assert node.provider_names["discovery"] == "flooding"
+        assert node.fields.get("flood.files") == 0
