@@ -56,7 +56,7 @@ from .packet import (
     unwrap,
 )
 from .ranges import ReceivedRanges
-from .recovery import LossRecovery
+from .recovery import P_DATA, P_SEQ, P_SIZE, LossRecovery
 from .rtt import RttEstimator
 from .stats import RateMeter
 from .streams import RecvStreams, SendStreams
@@ -528,7 +528,7 @@ class Connection:
         while True:
             p = recovery.next_lost() if recovery.lost else None
             if p is not None:
-                size = p.size
+                size = p[P_SIZE]
                 if recovery.bytes_in_flight + size > cc.cwnd:
                     break
                 if tokens < size:
@@ -536,8 +536,8 @@ class Connection:
                     break
                 tokens -= size
                 recovery.lost.popleft()
-                buf = bytearray(p.data)
-                HEADER.pack_into(buf, 0, 0x52, 1, DATA, 0, cid, p.seq & SEQ_MASK, ack, bits, max_data, ts, echo)
+                buf = bytearray(p[P_DATA])
+                HEADER.pack_into(buf, 0, 0x52, 1, DATA, 0, cid, p[P_SEQ] & SEQ_MASK, ack, bits, max_data, ts, echo)
                 datagram = bytes(buf)
                 recovery.on_retransmitted(p, datagram, now)
                 out.append((datagram, addr))
@@ -635,11 +635,7 @@ class Connection:
             self._control.append(self._small_packet(FIN, now))
         action = self.recovery.on_timer(now)
         if action == "tlp":
-            p = self.recovery.newest_unacked()
-            if p is not None and p.in_flight:
-                p.in_flight = False
-                self.recovery.bytes_in_flight -= p.size
-                self.recovery.lost.appendleft(p.seq)
+            self.recovery.probe_newest()
         if state is ESTABLISHED and (now >= self.last_send_time + self._heartbeat or (
             self.send_streams.queued_bytes
             and self.peer_max_data <= self.send_streams.sent_bytes

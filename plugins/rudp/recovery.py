@@ -21,27 +21,19 @@ PACKET_THRESHOLD = 3
 TIME_THRESHOLD = 9 / 8
 
 
-class SentPacket:
-    __slots__ = (
-        "app_limited", "data", "delivered", "delivered_time", "first_sent_time", "in_flight",
-        "sent_time", "seq", "size", "tx",
-    )
+# A sent packet is a plain tuple, not an object: tuples of numbers and bytes are untracked
+# by Python's cyclic GC, while thousands of packet objects alive for an RTT each made the
+# full collections a sixth of the sender's CPU time.
+#   (seq, datagram, size, sent_time, tx, in_flight, delivered, delivered_time,
+#    first_sent_time, app_limited)
+# tx is the transmission counter at the last (re)transmission; the delivered* fields are
+# the sender's delivery-rate state when it was sent (BBR draft).
+SentPacket = tuple[int, bytes, int, float, int, bool, int, float, float, bool]
+P_SEQ, P_DATA, P_SIZE, P_SENT, P_TX, P_IN_FLIGHT, P_DELIVERED, P_DELIVERED_TIME, P_FIRST_SENT, P_APP_LIMITED = range(10)
 
-    def __init__(
-        self, seq: int, data: bytes, now: float, tx: int, delivered: int, delivered_time: float,
-        first_sent_time: float, app_limited: bool,
-    ) -> None:
-        self.seq = seq
-        self.data = data  # the whole datagram; the header is rewritten on retransmission
-        self.size = len(data)
-        self.sent_time = now
-        self.tx = tx  # transmission counter at the last (re)transmission
-        self.in_flight = True
-        # delivery-rate bookkeeping (BBR draft): the sender's state when this was sent
-        self.delivered = delivered
-        self.delivered_time = delivered_time
-        self.first_sent_time = first_sent_time
-        self.app_limited = app_limited
+
+def _not_in_flight(p: SentPacket) -> SentPacket:
+    return (p[0], p[1], p[2], p[3], p[4], False, p[6], p[7], p[8], p[9])
 
 
 class LossRecovery:
@@ -72,40 +64,35 @@ class LossRecovery:
 
     # ------------------------------------------------------------------ sending
 
-    def on_sent(self, data: bytes, now: float) -> SentPacket:
+    def on_sent(self, data: bytes, now: float) -> None:
         """Record a new packet with sequence number ``snd_nxt``."""
         seq = self.snd_nxt
         self.snd_nxt = seq + 1
         if not self.bytes_in_flight:
             self._first_sent_time = now
             self._delivered_time = now
-        p = SentPacket(seq, data, now, self._tx, self._delivered, self._delivered_time,
-                       self._first_sent_time, self.app_limited)
+        size = len(data)
+        self.sent[seq] = (seq, data, size, now, self._tx, True, self._delivered,
+                          self._delivered_time, self._first_sent_time, self.app_limited)
         self._tx += 1
-        self.sent[seq] = p
-        self.bytes_in_flight += p.size
+        self.bytes_in_flight += size
         self._last_send_time = now
-        self.cc.on_packet_sent(now, p.size, self.bytes_in_flight)
-        return p
+        self.cc.on_packet_sent(now, size, self.bytes_in_flight)
 
     def on_retransmitted(self, p: SentPacket, data: bytes, now: float) -> None:
         if not self.bytes_in_flight:
             self._first_sent_time = now
             self._delivered_time = now
-        p.data = data
-        p.sent_time = now
-        p.tx = self._tx
+        seq, size = p[P_SEQ], p[P_SIZE]
+        if not p[P_IN_FLIGHT]:
+            self.bytes_in_flight += size
+        self.sent[seq] = (seq, data, size, now, self._tx, True, self._delivered,
+                          self._delivered_time, self._first_sent_time, p[P_APP_LIMITED])
         self._tx += 1
-        p.delivered = self._delivered
-        p.delivered_time = self._delivered_time
-        p.first_sent_time = self._first_sent_time
-        if not p.in_flight:
-            p.in_flight = True
-            self.bytes_in_flight += p.size
-        self.sent.move_to_end(p.seq)
+        self.sent.move_to_end(seq)
         self._last_send_time = now
         self.retransmits += 1
-        self.cc.on_packet_sent(now, p.size, self.bytes_in_flight)
+        self.cc.on_packet_sent(now, size, self.bytes_in_flight)
 
     def next_lost(self) -> SentPacket | None:
         """The next packet to retransmit (skipping ones acknowledged meanwhile)."""
@@ -113,15 +100,21 @@ class LossRecovery:
         sent = self.sent
         while lost:
             p = sent.get(lost[0])
-            if p is not None and not p.in_flight:
+            if p is not None and not p[P_IN_FLIGHT]:
                 return p
             lost.popleft()
         return None
 
-    def newest_unacked(self) -> SentPacket | None:
+    def probe_newest(self) -> None:
+        """Tail-loss probe: queue the newest packet for one more transmission."""
         if not self.sent:
-            return None
-        return self.sent[next(reversed(self.sent))]
+            return
+        seq = next(reversed(self.sent))
+        p = self.sent[seq]
+        if p[P_IN_FLIGHT]:
+            self.sent[seq] = _not_in_flight(p)
+            self.bytes_in_flight -= p[P_SIZE]
+            self.lost.appendleft(seq)
 
     # ------------------------------------------------------------------ acknowledgements
 
@@ -163,21 +156,23 @@ class LossRecovery:
         if not acked:
             return 0
         newest = acked[0]
+        newest_tx = newest[P_TX]
         acked_bytes = 0
         in_flight = self.bytes_in_flight
         prior_in_flight = in_flight
         for p in acked:
-            acked_bytes += p.size
-            if p.in_flight:
-                in_flight -= p.size
-            if p.tx > newest.tx:
+            acked_bytes += p[P_SIZE]
+            if p[P_IN_FLIGHT]:
+                in_flight -= p[P_SIZE]
+            if p[P_TX] > newest_tx:
                 newest = p
+                newest_tx = p[P_TX]
         self.bytes_in_flight = in_flight
         self.acked_bytes += acked_bytes
         self._delivered += acked_bytes
         self._delivered_time = now
-        if newest.tx > self._rack_tx:
-            self._rack_tx = newest.tx
+        if newest_tx > self._rack_tx:
+            self._rack_tx = newest_tx
         rtt = self.rtt
         if rtt_sample > 0:
             rtt.update(rtt_sample)
@@ -185,23 +180,24 @@ class LossRecovery:
         self._tlp_sent = False
         # Rate sample (BBR draft): delivered over the longer of send and ack intervals.
         sample = self._sample
-        interval = max(newest.sent_time - newest.first_sent_time, now - newest.delivered_time)
-        sample.delivered = self._delivered - newest.delivered
+        newest_sent = newest[P_SENT]
+        interval = max(newest_sent - newest[P_FIRST_SENT], now - newest[P_DELIVERED_TIME])
+        sample.delivered = self._delivered - newest[P_DELIVERED]
         sample.interval = interval
         # An interval shorter than the path's minimum RTT cannot be real: it comes from an
         # ack of the original transmission of a packet just retransmitted (Linux
         # tcp_rate_gen discards these too). Such a sample would inflate the bandwidth.
         valid = interval > 0 and interval >= rtt.min_rtt
         sample.delivery_rate = sample.delivered / interval if valid else 0.0
-        sample.prior_delivered = newest.delivered
+        sample.prior_delivered = newest[P_DELIVERED]
         sample.total_delivered = self._delivered
         sample.rtt = rtt_sample
         sample.min_rtt = rtt.min_rtt
         sample.srtt = rtt.srtt
-        sample.newest_sent_time = newest.sent_time
-        sample.is_app_limited = newest.app_limited
+        sample.newest_sent_time = newest_sent
+        sample.is_app_limited = newest[P_APP_LIMITED]
         sample.prior_in_flight = prior_in_flight
-        self._first_sent_time = newest.sent_time
+        self._first_sent_time = newest_sent
         self.cc.on_ack(now, acked_bytes, sample, in_flight)
         self.detect_losses(now)
         return acked_bytes
@@ -215,22 +211,29 @@ class LossRecovery:
         reo = max(TIME_THRESHOLD * max(rtt.srtt, rtt.latest), CLOCK_GRANULARITY)
         lost_bytes = 0
         newest_lost = -math.inf
-        for p in self.sent.values():
-            if p.tx >= rack_tx:
+        sent = self.sent
+        marked: list[SentPacket] = []
+        for p in sent.values():
+            tx = p[P_TX]
+            if tx >= rack_tx:
                 break
-            if not p.in_flight:
+            if not p[P_IN_FLIGHT]:
                 continue
-            if p.tx + PACKET_THRESHOLD <= rack_tx or p.sent_time + reo <= now:
-                p.in_flight = False
-                self.bytes_in_flight -= p.size
-                self.lost.append(p.seq)
-                lost_bytes += p.size
-                self.lost_packets += 1
-                if p.sent_time > newest_lost:
-                    newest_lost = p.sent_time
+            sent_time = p[P_SENT]
+            if tx + PACKET_THRESHOLD <= rack_tx or sent_time + reo <= now:
+                marked.append(p)
+                lost_bytes += p[P_SIZE]
+                if sent_time > newest_lost:
+                    newest_lost = sent_time
             else:
-                self._loss_time = p.sent_time + reo
+                self._loss_time = sent_time + reo
                 break
+        for p in marked:
+            seq = p[P_SEQ]
+            sent[seq] = _not_in_flight(p)
+            self.lost.append(seq)
+        self.lost_packets += len(marked)
+        self.bytes_in_flight -= lost_bytes
         if lost_bytes:
             self.cc.on_loss(now, lost_bytes, newest_lost, self.bytes_in_flight)
 
@@ -238,7 +241,7 @@ class LossRecovery:
 
     def _oldest_in_flight(self) -> SentPacket | None:
         for p in self.sent.values():
-            if p.in_flight:
+            if p[P_IN_FLIGHT]:
                 return p
         return None
 
@@ -248,7 +251,7 @@ class LossRecovery:
         t = self._loss_time or math.inf
         oldest = self._oldest_in_flight()
         if oldest is not None:
-            t = min(t, oldest.sent_time + self.rtt.rto)
+            t = min(t, oldest[P_SENT] + self.rtt.rto)
         if not self._tlp_sent:
             t = min(t, self._last_send_time + self.rtt.pto)
         return t
@@ -262,12 +265,13 @@ class LossRecovery:
             self.detect_losses(now)
             return "loss"
         oldest = self._oldest_in_flight()
-        if oldest is not None and now >= oldest.sent_time + self.rtt.rto:
-            for p in self.sent.values():
-                if p.in_flight:
-                    p.in_flight = False
-                    self.lost.append(p.seq)
-                    self.lost_packets += 1
+        if oldest is not None and now >= oldest[P_SENT] + self.rtt.rto:
+            sent = self.sent
+            for p in [p for p in sent.values() if p[P_IN_FLIGHT]]:
+                seq = p[P_SEQ]
+                sent[seq] = _not_in_flight(p)
+                self.lost.append(seq)
+                self.lost_packets += 1
             self.bytes_in_flight = 0
             self.rto_count += 1
             self.rtt.on_timeout()
