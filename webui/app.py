@@ -23,7 +23,7 @@ from quart_trio import QuartTrio
 from p2pkit.events import Event, GenericEvent, PeerDown, PeerUp
 from p2pkit.rates import RateMeter
 
-from .auth import install_access_checks
+from .auth import install_access_checks, install_security_headers
 from .config import WebConfig, is_loopback
 from .downloads import DownloadManager
 from .errors import install_body_limit, install_error_handlers
@@ -70,6 +70,8 @@ class WebUI:
         self.root = root.resolve()
         self.uploads_dir = self.root / "uploads"
         self.downloads_dir = self.root / "downloads"
+        # downloads of an earlier run were already handed to the browser; the store keeps its copy
+        shutil.rmtree(self.downloads_dir, ignore_errors=True)
         for d in (self.uploads_dir, self.downloads_dir):
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.hub = Hub()
@@ -96,6 +98,7 @@ class WebUI:
         install_error_handlers(app)
         install_access_checks(app, self.token, self.loopback_only)
         install_body_limit(app)
+        install_security_headers(app)
         from .routes import register_all
 
         register_all(app)
@@ -108,6 +111,7 @@ class WebUI:
         """Event pump, log relay and status ticks; runs until cancelled."""
         relay = LogRelay(self.hub, trio.lowlevel.current_trio_token())
         logging.getLogger("p2pkit").addHandler(relay)
+        self.sweep_uploads()
         try:
             for peer in self.node.peers.all() if self.node.peers is not None else ():
                 self._peer_up(peer.id, f"{peer.address[0]}:{peer.address[1]}")
@@ -139,6 +143,14 @@ class WebUI:
                 self.app, config, shutdown_trigger=trio.sleep_forever, task_status=task_status))
             log.info("web UI listening on %s", ", ".join(binds))
             task_status.started(binds)
+
+    def sweep_uploads(self) -> None:
+        """Upload directories whose file is no longer shared (e.g. after a crash) go."""
+        from .uploads import sweep_orphans
+
+        store = self.node.store
+        keep = {i.source for i in store.items() if i.source} if store is not None else set()
+        sweep_orphans(self.uploads_dir, keep, self.uploads_in_progress)
 
     # ------------------------------------------------------------------ events
 

@@ -66,3 +66,21 @@ def install_access_checks(app: Quart, token: str | None, loopback_only: bool) ->
     async def _check_websocket() -> ResponseReturnValue | None:
         return refusal(websocket.host, websocket.headers.get("Origin"), True,
                        presented(websocket.headers, websocket.args, websocket.cookies))
+
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+       "media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+       "form-action 'self'")
+
+
+def install_security_headers(app: Quart) -> None:
+    """The UI only ever loads its own files; nothing may frame it (clickjacking)."""
+
+    @app.after_request
+    async def _headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if response.mimetype == "text/html":
+            response.headers["Content-Security-Policy"] = CSP
+            response.headers["X-Frame-Options"] = "DENY"
+        return response

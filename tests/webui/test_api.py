@@ -193,6 +193,9 @@ async def test_pages_and_static(client) -> None:
         response = await client.get(path)
         assert response.status_code == 200
         assert b'type="module"' in await response.get_data()
+    page = await client.get("/")
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Frame-Options"] == "DENY"
     js = await client.get("/static/js/main.js")
     assert js.status_code == 200 and "javascript" in js.mimetype
     css = await client.get("/static/css/app.css")

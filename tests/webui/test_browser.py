@@ -14,6 +14,7 @@ import math
 import os
 import shutil
 import struct
+import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,10 +109,25 @@ def open_page(browser: Any, url: str) -> Any:
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: msg.type == "error" and "Content Security Policy" in msg.text
+            and errors.append(msg.text))
     page.goto(url)
     page.wait_for_selector("#conn.conn-online")
     page.js_errors = errors  # type: ignore[attr-defined]
     return page
+
+
+def wait_until(page: Any, expression: str, limit: float = TIMEOUT_MS / 1000) -> Any:
+    """Poll a JS expression (promises awaited) until truthy. Playwright's wait_for_function
+    evaluates strings in the page, which the UI's Content-Security-Policy rightly forbids."""
+    deadline = time.monotonic() + limit
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {limit} s: {expression}")
+        page.wait_for_timeout(100)
 
 
 def error_toasts(page: Any) -> list[str]:
@@ -175,7 +191,7 @@ def test_share_download_remove_across_two_nodes(nodes, browser, shots, tmp_path:
     assert kinds == ["view", "download"]
     shots(page_b, "history")
     page_b.click("#history-table tr[data-id] >> nth=0 >> button.delete")
-    page_b.wait_for_function("document.querySelectorAll('#history-table tr[data-id]').length === 1")
+    wait_until(page_b, "document.querySelectorAll('#history-table tr[data-id]').length === 1")
     assert [e["kind"] for e in b.api("/api/history").json()["history"]] == ["download"]
 
     # peers on B: A is online; the toggle switches it off and on
@@ -184,7 +200,7 @@ def test_share_download_remove_across_two_nodes(nodes, browser, shots, tmp_path:
     assert "online" in row.inner_text()
     shots(page_b, "peers")
     page_b.click(f"#peer-table tr[data-peer='{a.node_id}'] label.switch")
-    page_b.wait_for_function(f"""fetch('/api/peers').then(r => r.json()).then(
+    wait_until(page_b, f"""fetch('/api/peers').then(r => r.json()).then(
         d => d.peers.some(p => p.id === '{a.node_id}' && p.enabled === false))""")
     page_b.wait_for_selector(".toast.ok:has-text('disabled')")
     page_b.click(f"#peer-table tr[data-peer='{a.node_id}'] label.switch")
@@ -204,15 +220,15 @@ def test_share_download_remove_across_two_nodes(nodes, browser, shots, tmp_path:
 def test_settings_round_trip(nodes, browser, shots) -> None:
     _, b = nodes
     page = open_page(browser, b.base + "/settings")
-    page.wait_for_function("document.querySelector('#setting-cache_limit_mb').value !== ''")
+    wait_until(page, "document.querySelector('#setting-cache_limit_mb').value !== ''")
     page.fill("#setting-cache_limit_mb", "1234")
     page.press("#setting-cache_limit_mb", "Tab")
     page.wait_for_selector(".setting.saved[data-key=cache_limit_mb]")
     page.click(".setting[data-key=p2p_enabled] label.switch")
-    page.wait_for_function("fetch('/api/settings').then(r => r.json()).then(s => s.p2p_enabled === false)")
+    wait_until(page, "fetch('/api/settings').then(r => r.json()).then(s => s.p2p_enabled === false)")
     assert b.api("/api/settings").json()["cache_limit_mb"] == 1234
     page.reload()
-    page.wait_for_function("document.querySelector('#setting-cache_limit_mb').value === '1234'")
+    wait_until(page, "document.querySelector('#setting-cache_limit_mb').value === '1234'")
     assert page.is_checked("#setting-p2p_enabled") is False
     page.fill("#setting-max_connections", "0")
     page.press("#setting-max_connections", "Tab")
@@ -220,7 +236,8 @@ def test_settings_round_trip(nodes, browser, shots) -> None:
     assert "max_connections" in error.inner_text()
     shots(page, "settings")
     page.click(".setting[data-key=p2p_enabled] label.switch")
-    page.wait_for_function("fetch('/api/settings').then(r => r.json()).then(s => s.p2p_enabled === true)")
+    wait_until(page, "fetch('/api/settings').then(r => r.json()).then(s => s.p2p_enabled === true)")
+    assert page.js_errors == []
     b.api("/api/settings", method="PUT", json={"cache_limit_mb": 2048})
 
 

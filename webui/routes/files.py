@@ -18,7 +18,7 @@ from ..app import web_ui
 from ..downloads import Download
 from ..errors import ApiError
 from ..schemas import DownloadRequest, read_json
-from ..uploads import UploadReceiver, sweep_orphans
+from ..uploads import UploadReceiver
 from ..views import local_file, local_files, network_files
 
 bp = Blueprint("files", __name__)
@@ -74,10 +74,7 @@ async def upload_file() -> ResponseReturnValue:
 
 
 def _sweep() -> None:
-    web = web_ui()
-    store = web.node.store
-    keep = {i.source for i in store.items() if i.source} if store is not None else set()
-    sweep_orphans(web.uploads_dir, keep, web.uploads_in_progress)
+    web_ui().sweep_uploads()
 
 
 @bp.delete("/api/files/<rid>")
