@@ -141,7 +141,6 @@ class WebUI:
             await nursery.start(self.run_background)
             binds = await nursery.start(lambda task_status: serve(
                 self.app, config, shutdown_trigger=trio.sleep_forever, task_status=task_status))
-            log.info("web UI listening on %s", ", ".join(binds))
             task_status.started(binds)
 
     def sweep_uploads(self) -> None:

@@ -23,7 +23,7 @@ export default {
     const picker = h("input#file-input", { type: "file", accept: ACCEPT, multiple: true, hidden: true });
     const drop = h("div.drop#drop-zone", { role: "button", tabIndex: 0 },
       h("strong", {}, "Drop audio, video or images here"), h("br"), "or click to choose files",
-      h("br"), h("small", {}, status ? `up to ${formatBytes(status.max_upload_bytes)} each` : ""));
+      h("br"), h("small#upload-limit", {}, status ? `up to ${formatBytes(status.max_upload_bytes)} each` : ""));
     const logBox = h("pre.log#log");
 
     root.append(
@@ -187,7 +187,11 @@ export default {
       refreshNetwork();
     });
     const stopPeers = [live.on("peer.up", () => refreshNetwork()), live.on("peer.down", () => refreshNetwork())];
-    const stopHello = live.on("hello", () => { refreshMine(); refreshNetwork(); });
+    const stopHello = live.on("hello", (m) => {
+      drop.querySelector("#upload-limit").textContent = `up to ${formatBytes(m.status.max_upload_bytes)} each`;
+      refreshMine();
+      refreshNetwork();
+    });
     netTimer = setInterval(refreshNetwork, AUTO_REFRESH_MS);
     refreshMine();
     refreshNetwork();
