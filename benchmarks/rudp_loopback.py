@@ -50,7 +50,7 @@ def report(**values: float) -> None:
 def rudp_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from p2pkit.plugins.rudp import RudpConfig
 
-    return RudpConfig(mtu=args.mtu, congestion=args.congestion)
+    return RudpConfig(mtu=args.mtu, congestion=args.congestion, pacing=not args.no_pacing)
 
 
 async def rudp_receive(args: argparse.Namespace) -> None:
@@ -248,7 +248,8 @@ def run_role(args: argparse.Namespace) -> None:
 
 def measure(proto: str, nbytes: int, args: argparse.Namespace) -> dict[str, float]:
     base = [sys.executable, "-m", "benchmarks.rudp_loopback", "--proto", proto,
-            "--bytes", str(nbytes), "--mtu", str(args.mtu), "--congestion", args.congestion]
+            "--bytes", str(nbytes), "--mtu", str(args.mtu), "--congestion", args.congestion,
+            *(["--no-pacing"] if args.no_pacing else [])]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     receiver = subprocess.Popen([*base, "--role", "recv"], stdout=subprocess.PIPE, text=True, env=env)
     assert receiver.stdout is not None
@@ -278,6 +279,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="64 MB instead of 256 MB")
     parser.add_argument("--mtu", type=int, default=1400, help="rudp datagram size")
     parser.add_argument("--congestion", default="default", help="rudp congestion controller")
+    parser.add_argument("--no-pacing", action="store_true", help="rudp without pacing")
     parser.add_argument("--proto", choices=["rudp", "tcp", "aioquic"], help=argparse.SUPPRESS)
     parser.add_argument("--role", choices=["recv", "send"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -309,6 +311,7 @@ def main() -> None:
         "rudp_vs_aioquic": round(rudp / quic, 1), "rudp_vs_tcp": round(rudp / tcp, 3),
         **{f"{p}_MBps_per_cpu": round(results[p]["MBps_per_cpu"], 1) for p in results},
         "bytes": size, "aioquic_bytes": quic_size, "mtu": args.mtu, "congestion": args.congestion,
+        "pacing": not args.no_pacing,
     }))
 
 

@@ -47,6 +47,7 @@ _SOCKET_BUFFER = 8 * 1024 * 1024
 _GSO_SIZE = struct.Struct("=H")
 _GRO_SIZE = struct.Struct("=i")
 _WOULD_BLOCK = (BlockingIOError, InterruptedError)
+_MSG_TRUNC = int(socket.MSG_TRUNC)  # a plain int: IntFlag's & costs a Python call per datagram
 
 
 class UdpEndpoint:
@@ -242,7 +243,7 @@ class UdpEndpoint:
                 # ICMP port unreachable etc. surface here on Linux; they are not fatal.
                 log.debug("UDP receive error ignored: %s", exc)
                 continue
-            if flags & socket.MSG_TRUNC:
+            if flags & _MSG_TRUNC:
                 self.truncated += 1
                 continue
             peer: Address = (addr[0], addr[1])

@@ -517,10 +517,14 @@ class Connection:
         rate = cc.pacing_rate if self._pacing else 0.0
         if rate > 0:
             burst = max(16 * mtu, rate * 0.002)
+            # Wake up for a quantum of about 1 ms of data (2..48 datagrams), not for every
+            # datagram: like Linux's TSO autosizing, it keeps timer wake-ups under ~1000/s.
+            quantum = min(max(rate * 0.001, 2 * mtu), 48 * mtu)
             tokens = self._tokens + (now - self._pace_time) * rate
             tokens = min(tokens, burst)
         else:
             tokens = math.inf
+            quantum = 0.0
         self._pace_time = now
         self._pace_wait = 0.0
         pack = HEADER.pack
@@ -532,7 +536,7 @@ class Connection:
                 if recovery.bytes_in_flight + size > cc.cwnd:
                     break
                 if tokens < size:
-                    self._pace_wait = now + max((size - tokens) / rate, PACING_MIN_WAIT)
+                    self._pace_wait = now + max((quantum - tokens) / rate, PACING_MIN_WAIT)
                     break
                 tokens -= size
                 recovery.lost.popleft()
@@ -552,7 +556,7 @@ class Connection:
             if recovery.bytes_in_flight + mtu > cc.cwnd:
                 break
             if tokens < mtu:
-                self._pace_wait = now + max((mtu - tokens) / rate, PACING_MIN_WAIT)
+                self._pace_wait = now + max((quantum - tokens) / rate, PACING_MIN_WAIT)
                 break
             parts: list[bytes | memoryview] = [b""]
             streams.fill(parts, room, credit)
