@@ -253,6 +253,7 @@ def test_drag_and_drop_and_refusals(nodes, browser) -> None:
             document.querySelector("#drop-zone").dispatchEvent(
                 new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
         }""", wav)
+    page.wait_for_selector("#uploads li .tag-audio")  # the detected category, as a tag
     row = page.wait_for_selector("#my-files li[data-rid]:has(.tag-audio)")
     assert "tone 440" in row.inner_text()
     page.set_input_files("#file-input", files=[{"name": "notes.txt", "mimeType": "text/plain",

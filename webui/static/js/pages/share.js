@@ -69,7 +69,7 @@ export default {
         });
         bar.parentElement.classList.add("done");
         bar.style.width = "100%";
-        label.textContent = "shared";
+        label.replaceChildren(categoryTag(item.category), ` ${formatBytes(item.size)}`);
         logs.add("ok", `shared ${item.name} as ${item.category} (${formatBytes(item.size)}), rid ${shortId(item.rid)}`);
         toast(`Shared ${item.name}`, "ok");
         title.value = "";
