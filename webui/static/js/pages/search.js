@@ -23,6 +23,7 @@ export default {
       lastQuery = input.value.trim();
       controller?.abort();
       controller = new AbortController();
+      summary.textContent = "searching the network…";
       let data;
       try {
         data = await api(`/api/search?q=${encodeURIComponent(lastQuery)}`, { signal: controller.signal });
