@@ -10,7 +10,7 @@ from .congestion import CongestionFactory
 
 
 @hookspec
-def p2pkit_rudp_congestion_controllers() -> Mapping[str, CongestionFactory]:
+def p2pkit_rudp_congestion_controllers() -> Mapping[str, CongestionFactory]:  # type: ignore[empty-body]
     """Extra congestion controllers: ``{"name": factory}``, selectable with
     ``[rudp] congestion = "name"``. ``factory(max_datagram, initial_cwnd)`` returns an
     object implementing :class:`p2pkit.plugins.rudp.congestion.CongestionController`.

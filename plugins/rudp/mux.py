@@ -271,7 +271,8 @@ class Multiplexer:
             self.accept_queue.remove(conn)
         except ValueError:
             pass
-        self._closed_total[conn.close_reason or "closed"] += 1
+        # by category only ("protocol error", "idle timeout"...): details vary without bound
+        self._closed_total[(conn.close_reason or "closed").split(":", 1)[0]] += 1
 
     # ------------------------------------------------------------------ stats
 

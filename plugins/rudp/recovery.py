@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, deque
+from typing import Final
 
 from .congestion import CongestionController, RateSample
 from .rtt import CLOCK_GRANULARITY, RttEstimator
@@ -29,7 +30,16 @@ TIME_THRESHOLD = 9 / 8
 # tx is the transmission counter at the last (re)transmission; the delivered* fields are
 # the sender's delivery-rate state when it was sent (BBR draft).
 SentPacket = tuple[int, bytes, int, float, int, bool, int, float, float, bool]
-P_SEQ, P_DATA, P_SIZE, P_SENT, P_TX, P_IN_FLIGHT, P_DELIVERED, P_DELIVERED_TIME, P_FIRST_SENT, P_APP_LIMITED = range(10)
+P_SEQ: Final = 0
+P_DATA: Final = 1
+P_SIZE: Final = 2
+P_SENT: Final = 3
+P_TX: Final = 4
+P_IN_FLIGHT: Final = 5
+P_DELIVERED: Final = 6
+P_DELIVERED_TIME: Final = 7
+P_FIRST_SENT: Final = 8
+P_APP_LIMITED: Final = 9
 
 
 def _not_in_flight(p: SentPacket) -> SentPacket:
