@@ -1,0 +1,42 @@
+"""Per-session stats a user (or the web UI) reads."""
+
+from __future__ import annotations
+
+from .fakenet import FakeNet, connected_pair, drain
+
+
+def test_stats_during_a_lossy_transfer() -> None:
+    net = FakeNet(seed=9, rate=1.0e6, delay=0.025, queue_limit=0.05)
+    _, _, ca, cb = connected_pair(net)
+    net.loss = 0.03
+    got: list[tuple[int, bytes]] = []
+    for _ in range(80):  # 4 s of virtual time, always something to send
+        while ca.can_send:
+            ca.send(b"s" * 20_000, 1)
+        net.run_for(0.05)
+        drain(cb, got)
+    a, b = ca.stats(net.now), cb.stats(net.now)
+    assert 0.6e6 <= a["send_rate_Bps"] <= 1.2e6  # the link's 1 MB/s over the last 2 s
+    assert 0.5e6 <= b["recv_rate_Bps"] <= 1.2e6
+    assert 50 <= a["srtt_ms"] <= 160 and a["min_rtt_ms"] >= 50  # 2 x 25 ms plus queueing
+    assert a["rttvar_ms"] > 0 and a["rto_ms"] >= 200
+    assert a["retransmits"] > 0 and a["lost_packets"] > 0
+    assert 0.01 <= a["loss_rate"] <= 0.2
+    assert a["bytes_sent"] > b["bytes_sent"] and b["bytes_received"] > 0
+    assert a["packets_sent"] >= b["packets_received"]
+    assert a["messages_sent"] > b["messages_received"] == len(got) > 0
+    assert a["cwnd"] > 0 and a["congestion"] == "bbr" and a["congestion_state"]
+    assert a["state"] == "Established" and a["max_datagram"] == 1400
+    assert a["bytes_in_flight"] <= a["cwnd"]
+
+
+def test_rates_decay_when_idle() -> None:
+    net = FakeNet(seed=1)
+    _, _, ca, cb = connected_pair(net)
+    for _ in range(50):
+        ca.send(b"i" * 10_000, 1)
+    net.run_for(1.0)
+    drain(cb, [])
+    assert ca.stats(net.now)["send_rate_Bps"] > 100_000
+    net.run_for(5.0)  # only heartbeats now
+    assert ca.stats(net.now)["send_rate_Bps"] < 1_000
