@@ -119,7 +119,10 @@ class WebUI:
                 nursery.start_soon(self._tick_status)
                 task_status.started()
                 async for event in events:
-                    self._on_event(event)
+                    try:
+                        self._on_event(event)
+                    except Exception:  # a UI bug must never take the node down
+                        log.exception("web UI failed to handle %s", event.kind)
         finally:
             logging.getLogger("p2pkit").removeHandler(relay)
             self.history.close()
@@ -186,9 +189,12 @@ class WebUI:
     async def _tick_status(self) -> None:
         while True:
             await trio.sleep(STATUS_INTERVAL)
-            sample_peer_rates(self)
-            if self.hub.client_count:
-                self.hub.publish({"type": "status", "status": node_status(self)})
+            try:
+                sample_peer_rates(self)
+                if self.hub.client_count:
+                    self.hub.publish({"type": "status", "status": node_status(self)})
+            except Exception:  # a UI bug must never take the node down
+                log.exception("web UI status tick failed")
 
 
 def web_ui() -> WebUI:

@@ -278,3 +278,20 @@ async def test_log_lines_reach_the_ui(client) -> None:
         assert message["message"] == "a line for the log panel" and message["level"] == "warning"
     logs = (await (await client.get("/api/logs")).get_json())["logs"]
     assert logs[-1]["message"] == "a line for the log panel"
+
+
+async def test_odd_events_do_not_break_the_ui(client, web) -> None:
+    from p2pkit.events import GenericEvent
+
+    async with client.websocket("/ws") as ws:
+        assert json.loads(await ws.receive())["type"] == "hello"
+        web.node.emit(GenericEvent(kind="download.progress", data={"rid": object(), "peers": "many"}))
+        web.node.emit(GenericEvent(kind="settings.changed", data={"key": 5, "value": b"\xff"}))
+        web.node.emit(GenericEvent(kind="store.completed", data={}))
+        await client.put("/api/settings", json={"max_connections": 11})
+        with trio.fail_after(10):
+            while True:
+                message = json.loads(await ws.receive())
+                if message["type"] == "settings.changed" and message["key"] == "max_connections":
+                    break
+    assert (await client.get("/api/node")).status_code == 200
