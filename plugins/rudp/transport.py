@@ -154,6 +154,7 @@ class RudpTransport:
         self._backlog_event = trio.Event()
         self._timer_scope: trio.CancelScope | None = None
         self._blocked_writers: set[RudpSession] = set()
+        self._stopped = False
         self.backlog_dropped = 0
 
     @classmethod
@@ -203,6 +204,8 @@ class RudpTransport:
 
     async def connect(self, addr: Address) -> RudpSession:
         """Open a session to ``addr``; SessionClosed if the handshake fails."""
+        if self._stopped:
+            raise SessionClosed("the rudp transport has stopped")
         conn = self.mux.connect((addr[0], int(addr[1])), trio.current_time())
         session = self._session_for(conn)
         self._flush(conn)
@@ -220,6 +223,8 @@ class RudpTransport:
     async def accept(self) -> RudpSession:
         """Wait for the next incoming session."""
         while True:
+            if self._stopped:
+                raise SessionClosed("the rudp transport has stopped")
             conn = self.mux.accept()
             if conn is not None:
                 if conn.state is CLOSED:
@@ -327,6 +332,7 @@ class RudpTransport:
 
     def _shutdown(self) -> None:
         """Node stopping: tell every peer (RESET) and wake every waiter with SessionClosed."""
+        self._stopped = True
         now = trio.current_time()
         for conn in list(self.mux.connections.values()):
             conn.abort("transport stopped")

@@ -156,6 +156,10 @@ async def test_transport_stops_cleanly_and_tells_peers() -> None:
             with trio.fail_after(5):
                 await sb.receive()
         assert sa.close_reason == "transport stopped"
+        with pytest.raises(SessionClosed, match="stopped"):
+            await ta.accept()
+        with pytest.raises(SessionClosed, match="stopped"):
+            await ta.connect(tb.endpoint.local_address)
 
 
 def node_config(**rudp: object) -> NodeConfig:
