@@ -67,7 +67,9 @@ class Multiplexer:
     ) -> None:
         self.config = config or RudpConfig()
         self._cc_factory = cc_factory or congestion_factory(self.config.congestion)
-        self._rng = rng or random.Random()
+        # Drawn from the global generator so a simulation that seeds it is reproducible
+        # (ids and initial sequence numbers are not secrets: see the docs).
+        self._rng = rng or random.Random(random.getrandbits(64))
         self.connections: dict[int, Connection] = {}
         self._by_peer: dict[tuple[Address, int], Connection] = {}
         self.accept_queue: deque[Connection] = deque()

@@ -73,11 +73,11 @@ class RudpSession:
             if conn.state in (CLOSED, TIME_WAIT, FIN_WAIT):
                 raise self._closed_error()
             blocked = self._transport._blocked_writers
-            blocked.add(self)
+            blocked[self] = None
             try:
                 await self._lot.park()
             finally:
-                blocked.discard(self)
+                blocked.pop(self, None)
         if conn.state in (CLOSED, TIME_WAIT, FIN_WAIT):
             raise self._closed_error()
         conn.send(message, channel)
@@ -153,7 +153,7 @@ class RudpTransport:
         self._backlog: list[Datagram] = []
         self._backlog_event = trio.Event()
         self._timer_scope: trio.CancelScope | None = None
-        self._blocked_writers: set[RudpSession] = set()
+        self._blocked_writers: dict[RudpSession, None] = {}  # ordered: reproducible wake-ups
         self._stopped = False
         self.backlog_dropped = 0
 
