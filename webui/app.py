@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import socket
 import tempfile
 import weakref
 from pathlib import Path
@@ -140,6 +141,7 @@ class WebUI:
         config.graceful_timeout = 1.0
         config.websocket_ping_interval = 20.0
         config.websocket_max_message_size = 64 * 1024  # clients only send pings
+        _check_bindable(host, self.config.http_port)  # a clear error before any task starts
         async with trio.open_nursery() as nursery:
             await nursery.start(self.run_background)
             binds = await nursery.start(lambda task_status: serve(
@@ -195,6 +197,17 @@ class WebUI:
                     self.hub.publish({"type": "status", "status": node_status(self)})
             except Exception:  # a UI bug must never take the node down
                 log.exception("web UI status tick failed")
+
+
+def _check_bindable(host: str, port: int) -> None:
+    """Raise OSError now if ``host:port`` cannot be listened on (hypercorn would fail
+    later, deep inside its nurseries)."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host.strip("[]"), port))
 
 
 def web_ui() -> WebUI:

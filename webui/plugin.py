@@ -75,6 +75,7 @@ def display_url(bind: str, host: str, token: str | None) -> str:
 def cmd_web(args: argparse.Namespace) -> int:
     import trio
 
+    from p2pkit._exceptions import ConfigError
     from p2pkit.cli import config_from_args, console, describe, run_until_interrupted, setup_logging
     from p2pkit.node import open_node
 
@@ -88,7 +89,11 @@ def cmd_web(args: argparse.Namespace) -> int:
             section = node.config.section("web")
             web_cfg, token = web_config(args, section)
             web = WebUI(node, web_cfg, token=token)
-            binds = await node.nursery.start(web.serve)
+            try:
+                binds = await node.nursery.start(web.serve)
+            except OSError as exc:
+                raise ConfigError(f"cannot listen on {web_cfg.host}:{web_cfg.http_port}: "
+                                  f"{exc.strerror or exc} (choose another --http-port)") from None
             describe(node)
             for path in args.share or ():
                 manifest = await node.share(path)
