@@ -155,7 +155,8 @@ class RudpTransport:
         self._timer_scope: trio.CancelScope | None = None
         self._blocked_writers: dict[RudpSession, None] = {}  # ordered: reproducible wake-ups
         self._stopped = False
-        self.backlog_dropped = 0
+        self.backlog_dropped = 0  # datagrams dropped because the backlog overflowed
+        self.backlog_waits = 0  # times the writer waited for a full socket
 
     @classmethod
     def over(cls, endpoint: DatagramEndpoint, config: RudpConfig | None = None, **kw: Any) -> RudpTransport:
@@ -325,7 +326,12 @@ class RudpTransport:
         while True:
             await self._backlog_event.wait()
             while self._backlog:
-                await endpoint.wait_writable()
+                self.backlog_waits += 1
+                try:
+                    await endpoint.wait_writable()
+                except trio.ClosedResourceError:
+                    self._backlog.clear()  # the socket is gone: so is what waited for it
+                    return
                 accepted = endpoint.send_batch(self._backlog)
                 del self._backlog[:accepted]
             self._backlog_event = trio.Event()

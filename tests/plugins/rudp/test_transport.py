@@ -221,3 +221,54 @@ async def test_unknown_controller_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"rudp\.congestion"):
         async with open_node(node_config(congestion="warp-drive")):
             pass
+
+
+class ChokedEndpoint:
+    """A real UDP endpoint whose socket buffer is "full" after a few datagrams per call,
+    the way a busy socket answers EAGAIN: exercises the driver's partial-accept path."""
+
+    def __init__(self, real: UdpEndpoint, per_call: int = 3) -> None:
+        self.real = real
+        self.stats = real.stats
+        self.per_call = per_call
+        self.waits = 0
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        return self.real.local_address
+
+    def send(self, data: bytes, addr: tuple[str, int]) -> bool:
+        return self.real.send(data, addr)
+
+    def send_batch(self, datagrams):  # type: ignore[no-untyped-def]
+        return self.real.send_batch(list(datagrams)[: self.per_call])
+
+    async def wait_writable(self) -> None:
+        self.waits += 1
+        await self.real.wait_writable()
+
+    async def run(self, dispatch, *, task_status=trio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
+        await self.real.run(dispatch, task_status=task_status)
+
+    def close(self) -> None:
+        self.real.close()
+
+
+async def test_partial_send_batch_is_finished_after_wait_writable() -> None:
+    real_a = await UdpEndpoint.open("127.0.0.1", 0)
+    eb = await UdpEndpoint.open("127.0.0.1", 0)
+    ea = ChokedEndpoint(real_a)
+    ta, tb = RudpTransport.over(ea), RudpTransport.over(eb)  # type: ignore[arg-type]
+    with real_a, eb:
+        async with trio.open_nursery() as nursery:
+            for ep, t in ((ea, ta), (eb, tb)):
+                await nursery.start(ep.run, t.handle_datagrams)
+                await nursery.start(t.serve)
+            sa, sb = await pair(ta, tb)
+            payload = bytes(range(256)) * 4096  # 1 MiB: hundreds of datagrams per flush
+            await sa.send(payload)
+            with trio.fail_after(20):
+                assert await sb.receive() == (CHANNEL_BULK, payload)
+            nursery.cancel_scope.cancel()
+    assert ea.waits > 0 and ta.backlog_waits > 0
+    assert ta.backlog_dropped == 0
