@@ -37,6 +37,7 @@ from .packet import (
     H_TYPE,
     HEADER,
     HEADER_SIZE,
+    MAGIC,
     MAX_SACK_RANGES,
     PING,
     RESET,
@@ -47,6 +48,7 @@ from .packet import (
     STREAM_HEADER_SIZE,
     SYN,
     SYN_ACK,
+    VERSION,
     Header,
     decode_frames,
     decode_handshake,
@@ -68,7 +70,6 @@ HANDSHAKE_RETRIES = 12
 FIN_RETRIES = 6
 MICROS = 1_000_000
 PACING_MIN_WAIT = 20e-6  # below this a timer would not advance time at all
-_MAGIC_VERSION = (0x52, 1)
 
 
 class ConnectionState(enum.Enum):
@@ -541,7 +542,7 @@ class Connection:
                 tokens -= size
                 recovery.lost.popleft()
                 buf = bytearray(p[P_DATA])
-                HEADER.pack_into(buf, 0, 0x52, 1, DATA, 0, cid, p[P_SEQ] & SEQ_MASK, ack, bits, max_data, ts, echo)
+                HEADER.pack_into(buf, 0, MAGIC, VERSION, DATA, 0, cid, p[P_SEQ] & SEQ_MASK, ack, bits, max_data, ts, echo)
                 datagram = bytes(buf)
                 recovery.on_retransmitted(p, datagram, now)
                 out.append((datagram, addr))
@@ -560,7 +561,7 @@ class Connection:
                 break
             parts: list[bytes | memoryview] = [b""]
             streams.fill(parts, room, credit)
-            parts[0] = pack(0x52, 1, DATA, 0, cid, recovery.snd_nxt & SEQ_MASK, ack, bits, max_data, ts, echo)
+            parts[0] = pack(MAGIC, VERSION, DATA, 0, cid, recovery.snd_nxt & SEQ_MASK, ack, bits, max_data, ts, echo)
             datagram = b"".join(parts)
             tokens -= len(datagram)
             recovery.on_sent(datagram, now)
@@ -573,7 +574,7 @@ class Connection:
             sacks = rcv.ack_ranges(ACK_RANGES) if rcv.ranges else []
             if sacks or not sent_any:
                 payload = encode_sack_frame(sacks) if sacks else b""
-                out.append((pack(0x52, 1, ACK, 0, cid, recovery.snd_nxt & SEQ_MASK, ack, bits, max_data, ts, echo) + payload, addr))
+                out.append((pack(MAGIC, VERSION, ACK, 0, cid, recovery.snd_nxt & SEQ_MASK, ack, bits, max_data, ts, echo) + payload, addr))
             self._ack_pending = False
 
     def _maybe_send_fin(self, now: float, out: list[tuple[bytes, Address]]) -> None:
