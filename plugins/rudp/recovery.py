@@ -159,7 +159,10 @@ class LossRecovery:
             for lo, hi in sacks:
                 lo = max(lo, cum)
                 hi = min(hi, snd_nxt)
-                for seq in range(lo, hi):
+                # Walk the shorter of the range and what is outstanding, so an ACK full of
+                # huge ranges costs no more than the packets actually in flight.
+                seqs = range(lo, hi) if hi - lo <= len(sent) else [s for s in sent if lo <= s < hi]
+                for seq in seqs:
                     p = pop(seq, None)
                     if p is not None:
                         acked.append(p)
