@@ -18,6 +18,8 @@ from p2pkit._exceptions import RemoteProtocolError
 from .packet import STREAM_FRAME, STREAM_HEADER, STREAM_HEADER_SIZE
 
 LENGTH_PREFIX = 4
+OOO_ENTRY_COST = 100  # bytes charged per out-of-order entry (dict slot + bytes header)
+MAX_OOO_ENTRIES = 1 << 17  # more early fragments than any honest window produces
 
 
 class FlowControlError(RemoteProtocolError):
@@ -151,6 +153,7 @@ class RecvStreams:
         self.partial = 0  # in-order bytes of incomplete messages
         self.partial_need = 0  # announced sizes of incomplete messages (credit for big ones)
         self.ooo_bytes = 0
+        self.ooo_entries = 0
         self.highest_total = 0  # sum of the channels' highest offsets
         self.max_data = window  # what we advertised (never decreases)
         self.advertised = window  # max_data carried by our last packet
@@ -192,6 +195,7 @@ class RecvStreams:
                     break
                 buf += nxt
                 self.ooo_bytes -= len(nxt)
+                self.ooo_entries -= 1
                 expected += len(nxt)
             grown = expected - ch.expected
             ch.expected = expected
@@ -202,10 +206,14 @@ class RecvStreams:
             return False
         if offset > expected:
             if offset not in ch.ooo:
-                if self.ooo_bytes + n > 2 * self.window + self.max_message:
+                # Each entry is charged its bookkeeping too, so a peer sending one-byte
+                # frames cannot make the dictionary cost far more than the window.
+                cost = self.ooo_bytes + n + (self.ooo_entries + 1) * OOO_ENTRY_COST
+                if cost > 2 * self.window + self.max_message or self.ooo_entries >= MAX_OOO_ENTRIES:
                     raise FlowControlError("too much out-of-order data buffered")
                 ch.ooo[offset] = data
                 self.ooo_bytes += n
+                self.ooo_entries += 1
             return False
         if end > expected:  # overlaps what we have (not produced by our sender): keep the rest
             return self.on_frame(channel, expected, data[expected - offset :])

@@ -158,3 +158,23 @@ def test_replayed_data_is_delivered_once() -> None:
     drain(cb, got)
     assert got == [(1, b"once")]
     assert cb.duplicates == 10
+
+
+def test_flood_of_tiny_out_of_order_frames_is_bounded() -> None:
+    from p2pkit.plugins.rudp.streams import MAX_OOO_ENTRIES
+
+    net = FakeNet(seed=0)
+    config = RudpConfig(receive_window=1 << 20)
+    a, b, ca, cb = connected_pair(net, config, config)
+    offset = 10
+    seq = cb.rcv.next + 1  # leave a hole at rcv.next so nothing is ever in order
+    while cb.state is not CLOSED:
+        frames = b"".join(
+            STREAM_HEADER.pack(STREAM_FRAME, 1, offset + 2 * i, 1) + b"x" for i in range(100)
+        )
+        offset += 200
+        b.receive_batch([(header_for(cb, seq=seq) + frames, A)], net.now)
+        seq += 1
+        assert cb.recv_streams.ooo_entries <= MAX_OOO_ENTRIES
+        assert seq < cb.rcv.next + 10_000  # the session gives up long before that
+    assert "out-of-order" in (cb.close_reason or "")
