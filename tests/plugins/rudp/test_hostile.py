@@ -165,7 +165,7 @@ def test_flood_of_tiny_out_of_order_frames_is_bounded() -> None:
 
     net = FakeNet(seed=0)
     config = RudpConfig(receive_window=1 << 20)
-    a, b, ca, cb = connected_pair(net, config, config)
+    _a, b, _ca, cb = connected_pair(net, config, config)
     offset = 10
     seq = cb.rcv.next + 1  # leave a hole at rcv.next so nothing is ever in order
     while cb.state is not CLOSED:
