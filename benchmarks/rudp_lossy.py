@@ -48,7 +48,7 @@ def run_controller(controller: str, duration: float, warmup: float, seed: int) -
     wall = time.perf_counter() - started
     out: dict[str, float] = {}
     for flow in report["results"].get("bulk", []):
-        rows = report["series"].get(f"goodput.{flow['from']}_bytes", [])
+        rows = report["series"].get(f"goodput.{flow['from']}_bps", [])
         window = [bps for t, bps in rows if warmup <= t < duration - 1]
         goodput = sum(window) / len(window) if window else 0.0
         suffix, _loss = PROFILES[flow["from"]]

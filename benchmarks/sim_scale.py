@@ -18,6 +18,7 @@ import argparse
 import gc
 import json
 import resource
+import sys
 import time
 
 import trio
@@ -59,7 +60,16 @@ def kernel_run(nodes: int, degree: int, duration: float, seed: int) -> dict[str,
     gc.collect()
     base = _current_rss_mb()
     started = time.perf_counter()
-    report = sim.run(scenario)
+    last = [-1]
+
+    def progress(now: float, total: float) -> None:
+        tenth = int(now / total * 10)
+        if tenth > last[0]:
+            last[0] = tenth
+            print(f"  ... {now:.0f}/{total:.0f} virtual s after {time.perf_counter() - started:.0f} "
+                  "wall s", file=sys.stderr, flush=True)
+
+    report = sim.run(scenario, progress=progress)
     wall = time.perf_counter() - started
     peak = _rss_mb()
     net = report["network"]

@@ -89,7 +89,9 @@ def build_report(sim: Simulation) -> dict[str, Any]:
         "results": sim.results,
         "series": {
             "network_delivered_bps": throughput,
-            **{k: [[t, v * 8] for t, v in rows] if k.endswith("_bytes") else rows
+            # amounts recorded as bytes per bin are reported as bits per second
+            **{(k.removesuffix("_bytes") + "_bps" if k.endswith("_bytes") else k):
+               ([[t, v * 8] for t, v in rows] if k.endswith("_bytes") else rows)
                for k, rows in sim.metrics.series_table(sim.duration).items()},
         },
         "samples": samples,
@@ -129,7 +131,7 @@ def write_plots(sim: Simulation, report: Mapping[str, Any], out_dir: Path) -> li
 
     fig, ax = plt.subplots(figsize=(8, 4))
     for name, rows in report["series"].items():
-        if name == "network_delivered_bps" or name.endswith("_bytes"):
+        if name.endswith("_bps"):
             ax.plot([r[0] for r in rows], [r[1] / 1e6 for r in rows], label=name)
     ax.set_xlabel("virtual time (s)")
     ax.set_ylabel("Mbit/s")

@@ -29,6 +29,8 @@ def test_bulk_transfer_completes_exactly_over_a_lossy_link() -> None:
     assert flow["received"] == 300_000 and flow["completed_s"] is not None, flow
     assert report["nodes"]["src"]["uplink"]["loss_drops"] > 0  # the loss really happened
     assert report["aggregate"]["samples"]["bulk_completion_s"]["count"] == 1
+    # the goodput time series (bits per second per 1 s bin) adds up to the bytes received
+    assert sum(v for _t, v in report["series"]["goodput.src_bps"]) / 8 == 300_000
 
 
 def test_sessions_through_nats_towards_a_public_node() -> None:
