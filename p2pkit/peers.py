@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import msgspec
 import trio
@@ -22,7 +22,7 @@ from .capabilities import CHANNEL_CONTROL, Session, Transport
 from .demux import DatagramHandler
 from .endpoint import Address
 from .events import PeerDown, PeerUp
-from .identity import Identity, node_id_of, verify
+from .identity import PUBLIC_KEY_BYTES, Identity, node_id_of, verify
 
 if TYPE_CHECKING:
     from .node import Node
@@ -34,6 +34,9 @@ log = logging.getLogger("p2pkit.peers")
 HANDSHAKE_TIMEOUT = 10.0
 PROTOCOL_VERSION = 1
 MAX_PROTOCOL_NAME = 32
+MAX_PROTOCOLS = 64
+MAX_AGENT = 128
+NONCE_BYTES = 16
 _AUTH_CONTEXT = b"p2pkit-peer-auth-v1"
 
 
@@ -46,12 +49,18 @@ class MessageProtocol(Protocol):
 
 
 class Hello(msgspec.Struct, forbid_unknown_fields=False):
+    """Bounded: the listen port is relayed to others (peer exchange), where an
+    out-of-range one would make *us* look malformed."""
+
     version: int
-    public_key: bytes
-    nonce: bytes
-    listen_port: int
-    protocols: list[str]
-    agent: str = ""
+    public_key: Annotated[bytes, msgspec.Meta(min_length=PUBLIC_KEY_BYTES, max_length=PUBLIC_KEY_BYTES)]
+    nonce: Annotated[bytes, msgspec.Meta(min_length=NONCE_BYTES, max_length=NONCE_BYTES)]
+    listen_port: Annotated[int, msgspec.Meta(ge=0, le=65535)]
+    protocols: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=MAX_PROTOCOL_NAME)]],
+        msgspec.Meta(max_length=MAX_PROTOCOLS),
+    ]
+    agent: Annotated[str, msgspec.Meta(max_length=MAX_AGENT)] = ""
 
 
 class Auth(msgspec.Struct):
@@ -195,7 +204,7 @@ class PeerManager:
 
     async def _establish(self, session: Session, *, initiated: bool) -> Peer:
         identity: Identity = self._node.identity
-        nonce = secrets.token_bytes(16)
+        nonce = secrets.token_bytes(NONCE_BYTES)
         hello = Hello(
             version=PROTOCOL_VERSION, public_key=identity.public_key, nonce=nonce,
             listen_port=self._node.endpoint.local_address[1],
@@ -205,8 +214,6 @@ class PeerManager:
             with trio.fail_after(HANDSHAKE_TIMEOUT):
                 await session.send(_encoder.encode(hello), channel=CHANNEL_CONTROL)
                 theirs = self._decode(_hello_decoder, await session.receive())
-                if len(theirs.nonce) != 16:
-                    raise RemoteProtocolError("hello nonce must be 16 bytes")
                 signed = _AUTH_CONTEXT + theirs.nonce + identity.public_key
                 await session.send(_encoder.encode(Auth(identity.sign(signed))), channel=CHANNEL_CONTROL)
                 auth = self._decode(_auth_decoder, await session.receive())

@@ -1,5 +1,8 @@
 """The peer layer over the real rudp transport on loopback."""
 
+import contextlib
+
+import msgspec
 import pytest
 import trio
 
@@ -135,3 +138,44 @@ def test_message_frames_are_validated():
             decode_message(garbage)
     with pytest.raises(ValueError):
         encode_message("x" * 33, b"")
+
+
+async def _hostile_handshake(a, b, **overrides):
+    """Handshake with ``b`` over a raw session from ``a``, sending a Hello with ``overrides``
+    (and a valid Auth); returns b's handshake failure count once b has judged it."""
+    from p2pkit.peers import _AUTH_CONTEXT, Auth, Hello, _encoder
+
+    session = await a.transport.connect(addr(b))
+    fields = {"version": 1, "public_key": a.identity.public_key, "nonce": b"n" * 16,
+              "listen_port": 1, "protocols": ["echo"], "agent": "x", **overrides}
+    await session.send(_encoder.encode(Hello(**fields)))
+    _, raw = await session.receive()
+    theirs = msgspec.msgpack.decode(raw, type=Hello)
+    signed = _AUTH_CONTEXT + theirs.nonce + a.identity.public_key
+    with contextlib.suppress(SessionClosed):
+        await session.send(_encoder.encode(Auth(a.identity.sign(signed))))
+    await wait_for(lambda: b.peers.handshake_failures or b.peers.get(a.id) is not None)
+    session.abort()
+    return b.peers.handshake_failures
+
+
+@pytest.mark.parametrize("overrides", [
+    {"listen_port": 70000},  # would be relayed in peer exchange and get *us* dropped
+    {"listen_port": -1},
+    {"protocols": ["p"] * 10_000},
+    {"protocols": ["x" * 100]},
+    {"agent": "a" * 100_000},
+])
+async def test_a_hello_outside_its_bounds_is_refused(overrides):
+    async with open_node(config(), plugins=[Echo()]) as a, open_node(config(), plugins=[Echo()]) as b:
+        with trio.fail_after(10):
+            assert await _hostile_handshake(a, b, **overrides) == 1
+        assert b.peers.get(a.id) is None
+
+
+async def test_a_hello_within_bounds_is_accepted_by_the_hostile_helper():
+    # the helper above is honest apart from its overrides: without them, b accepts it
+    async with open_node(config(), plugins=[Echo()]) as a, open_node(config(), plugins=[Echo()]) as b:
+        with trio.fail_after(10):
+            assert await _hostile_handshake(a, b) == 0
+        assert b.peers.get(a.id).listen_address == ("127.0.0.1", 1)
