@@ -77,6 +77,7 @@ class UdpEndpoint:
         self._recv_size = max(recv_size, _MAX_DATAGRAM + 1) if self.gro else recv_size
         self._ancsize = socket.CMSG_SPACE(_GRO_SIZE.size) if self.gro else 0
         _grow_buffers(sock)
+        _allow_broadcast(sock)
         addr = sock.getsockname()
         self._local: Address = (addr[0], addr[1])
 
@@ -338,6 +339,15 @@ def _enable_gro(sock: socket.socket) -> bool:
     except OSError:
         return False
     return True
+
+
+def _allow_broadcast(sock: socket.socket) -> None:
+    """LAN discovery sends beacons to 255.255.255.255 from the node's one socket."""
+    if sock.family == socket.AF_INET:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        except OSError:
+            log.debug("could not enable SO_BROADCAST")
 
 
 def _grow_buffers(sock: socket.socket) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 
 import pytest
@@ -159,3 +160,11 @@ async def test_close_is_idempotent_and_ends_run() -> None:
     with pytest.raises(trio.ClosedResourceError):
         await a.wait_writable()
     b.close()
+
+
+async def test_broadcast_is_allowed_for_lan_discovery():
+    endpoint = await UdpEndpoint.open("127.0.0.1", 0)
+    try:
+        assert endpoint._sock.getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST) == 1
+    finally:
+        endpoint.close()
