@@ -221,8 +221,7 @@ class FloodCore:
             port=body.port,
         )
         if host and body.port:
-            self.known_peers[origin] = (host, body.port, now)
-            self._trim_known()
+            self.learn_peer(origin, host, body.port, now)
         out = self._diff(before)
         if ann.ttl > 1:
             data = encode(msgspec.structs.replace(stored, ttl=ann.ttl - 1, age=ann.age))
@@ -263,8 +262,7 @@ class FloodCore:
     def _on_peer_list(self, message: PeerList, now: float) -> None:
         for info in message.peers:
             if info.id != self.node_id:
-                self.known_peers[info.id] = (info.host, info.port, now)
-        self._trim_known()
+                self.learn_peer(info.id, info.host, info.port, now)
 
     # ------------------------------------------------------------------ searching
 
@@ -308,11 +306,13 @@ class FloodCore:
         known = self.known_peers.get(peer)
         return None if known is None else (known[0], known[1])
 
-    def _trim_known(self) -> None:
+    def learn_peer(self, peer: str, host: str, port: int, now: float) -> None:
+        """Remember ``peer``'s listen address; past MAX_KNOWN_PEERS the one heard of
+        longest ago is forgotten (the dict is kept in order of last hearing)."""
+        self.known_peers.pop(peer, None)
+        self.known_peers[peer] = (host, port, now)
         if len(self.known_peers) > MAX_KNOWN_PEERS:
-            oldest = sorted(self.known_peers, key=lambda k: self.known_peers[k][2])
-            for key in oldest[: len(self.known_peers) - MAX_KNOWN_PEERS]:
-                del self.known_peers[key]
+            del self.known_peers[next(iter(self.known_peers))]
 
     # ------------------------------------------------------------------ time
 

@@ -341,15 +341,20 @@ class FloodingDiscovery:
             if known is not None and (known[0], known[1]) == addr:
                 del self.core.known_peers[peer_id]
 
-    def _spawn_dial(self, addr: Address, *, once: bool = False) -> None:
+    def _spawn_dial(self, addr: Address) -> None:
         if addr in self._dialing or addr in self._redialing:
             return
-        self.node.nursery.start_soon(self._dial_once if once else self._dial_with_backoff, addr, [])
+        self.node.nursery.start_soon(self._dial_with_backoff, addr, [])
 
     async def _dial_once(self, addr: Address, answered: list[Address]) -> bool:
         if self.node.peers is None or addr in self._dialing:
             return False
         self._dialing.add(addr)
+        return await self._dial_reserved(addr, answered)
+
+    async def _dial_reserved(self, addr: Address, answered: list[Address]) -> bool:
+        """Dial ``addr``, which the caller has already put in ``_dialing``."""
+        assert self.node.peers is not None
         try:
             with trio.fail_after(self.config.connect_timeout):
                 await self.node.peers.connect(addr)
@@ -396,11 +401,16 @@ class FloodingDiscovery:
             if beacon is None or beacon.id == self.node.id:
                 continue
             self.lan_beacons_in += 1
-            self.core.known_peers[beacon.id] = (host, beacon.port, now)
-            if peers is not None and peers.get(beacon.id) is None and len(peers) < min(
-                self.config.target_peers, self.node.settings.max_connections
-            ):
-                self._spawn_dial((host, beacon.port), once=True)
+            self.core.learn_peer(beacon.id, host, beacon.port, now)
+            addr = (host, beacon.port)
+            # Beacons are unauthenticated datagrams: dials in flight count against the
+            # room, so a flood of made-up beacons cannot start a task each.
+            if (peers is None or peers.get(beacon.id) is not None or addr in self._dialing
+                    or addr in self._redialing or len(peers) + len(self._dialing) >= min(
+                        self.config.target_peers, self.node.settings.max_connections)):
+                continue
+            self._dialing.add(addr)
+            self.node.nursery.start_soon(self._dial_reserved, addr, [])
 
     # ------------------------------------------------------------------ plumbing
 

@@ -213,3 +213,21 @@ async def test_a_default_node_discovers_by_flooding() -> None:
     async with open_node(config) as node:
         assert node.provider_names["discovery"] == "flooding"
         assert node.fields.get("flood.files") == 0
+
+
+async def test_a_flood_of_lan_beacons_is_bounded_in_memory_and_dials() -> None:
+    """Anyone who can send UDP to the node's port can send beacons with made-up ids and
+    ports: what the node remembers and how many dials it starts stay bounded."""
+    from p2pkit.plugins.flooding._core import MAX_KNOWN_PEERS
+    from p2pkit.plugins.flooding._messages import LanBeacon, encode_beacon
+
+    async with flood_node(lan_discovery=True, lan_port=1, lan_interval=1000.0) as a:
+        tasks_before = len(a.nursery.child_tasks)
+        batch = [(encode_beacon(LanBeacon(id=f"{i:064x}", port=1000 + i)), ("192.0.2.1", 7700))
+                 for i in range(1, 3 * MAX_KNOWN_PEERS)]
+        a.discovery._on_lan_datagrams(batch, trio.current_time())
+        a.discovery._on_lan_datagrams(batch[::-1], trio.current_time())
+        await trio.lowlevel.checkpoint()
+        assert a.discovery.lan_beacons_in == 2 * len(batch)
+        assert len(a.discovery.core.known_peers) <= MAX_KNOWN_PEERS
+        assert len(a.nursery.child_tasks) - tasks_before <= a.discovery.config.target_peers
