@@ -44,6 +44,10 @@ from ._util import SeenCache, TokenBucket
 
 SIGN_CONTEXT = b"p2pkit-flood-announce-v1"
 MAX_KNOWN_PEERS = 1024
+# Identities are free, so what we hold of other origins is bounded: a hostile neighbour
+# signing announces for made-up origins fills these, not our memory.
+MAX_ORIGINS = 4096
+MAX_HELD_BYTES = 64 << 20  # signed announce bodies held, all origins together
 MAX_TOMBSTONES = 4096
 MAX_RESULTS_PER_QUERY = 1000
 
@@ -125,7 +129,7 @@ class FloodCore:
         self.counters = {
             "announces_in": 0, "announces_new": 0, "duplicates": 0, "queries_in": 0,
             "hits_in": 0, "hits_unroutable": 0, "rate_limited": 0, "expired": 0, "stale": 0,
-            "truncated": 0,
+            "truncated": 0, "records_full": 0,
         }
 
     # ------------------------------------------------------------------ own content
@@ -208,6 +212,9 @@ class FloodCore:
         if born + self.entry_expiry <= now:
             self.counters["stale"] += 1  # a copy older than its lifetime
             return Output()
+        if not self._has_room(known, len(ann.body)):
+            self.counters["records_full"] += 1  # neither kept nor relayed
+            return Output()
         if not verify(ann.public_key, ann.signature, SIGN_CONTEXT + ann.body):
             raise RemoteProtocolError("announce signature does not verify")
         self.counters["announces_new"] += 1
@@ -227,6 +234,14 @@ class FloodCore:
             data = encode(msgspec.structs.replace(stored, ttl=ann.ttl - 1, age=ann.age))
             out.sends = [(p, data) for p in neighbors if p not in (sender, origin)]
         return out
+
+    def _has_room(self, known: OriginRecord | None, size: int) -> bool:
+        """Whether an announce of ``size`` bytes fits beside what we hold (an origin we
+        know replaces its old list; a new one also needs a free slot)."""
+        held = sum(len(rec.announce.body) for rec in self.records.values())
+        if known is not None:
+            return held - len(known.announce.body) + size <= MAX_HELD_BYTES
+        return len(self.records) < MAX_ORIGINS and held + size <= MAX_HELD_BYTES
 
     def _on_query(self, sender: str, query: Query, now: float,
                   neighbors: Collection[str]) -> Output:

@@ -388,3 +388,42 @@ def test_a_share_list_too_big_for_one_announce_is_cut_to_fit() -> None:
     assert len(ann.body) <= (1 << 20) and a.counters["truncated"] > 0
     out = b.receive(net.ids[0], "h", encode(ann), 0.0, [])
     assert 200 < len(out.added) < 512
+
+
+def _made_up_origin(i: int, entries: list[Entry]) -> bytes:
+    ident = Identity.from_seed(i.to_bytes(4, "big") * 8)
+    core = FloodCore(ident.node_id, ident.public_key, ident.sign)
+    core.set_local(entries)
+    return encode(core.make_announce())
+
+
+def test_announces_from_made_up_origins_are_bounded_in_bytes_and_count(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Identities are free: a hostile neighbour can sign announces for as many origins as
+    it likes. What we hold stays bounded; origins we already know still update."""
+    from p2pkit.plugins.flooding import _core
+
+    # the real limits (4096 origins, 64 MiB) scaled down so the test takes no time
+    MAX_HELD_BYTES, MAX_ORIGINS = 8 << 20, 300
+    monkeypatch.setattr(_core, "MAX_HELD_BYTES", MAX_HELD_BYTES)
+    monkeypatch.setattr(_core, "MAX_ORIGINS", MAX_ORIGINS)
+    me = Identity.from_seed(b"\x01" * 32)
+    victim = FloodCore(me.node_id, me.public_key, me.sign, rate=1e9, burst=1e9)
+    known = _made_up_origin(1, [entry("kept.mp4")])
+    victim.receive("p" * 64, "h", known, 0.0, [])
+    bulky = [entry(f"f{i}.mp4", description="d" * 4000) for i in range(260)]  # ~1 MiB body
+    for i in range(2, 2 + MAX_HELD_BYTES // (1 << 20) + 8):
+        victim.receive("p" * 64, "h", _made_up_origin(i, bulky), 0.0, [])
+    assert sum(len(r.announce.body) for r in victim.records.values()) <= MAX_HELD_BYTES
+    small = [entry("s.mp4")]
+    for i in range(10_000, 10_000 + MAX_ORIGINS):
+        victim.receive("p" * 64, "h", _made_up_origin(i, small), 0.0, [])
+    assert len(victim.records) <= MAX_ORIGINS
+    assert victim.counters["records_full"] > 0
+    # the origin we knew first can still replace its list
+    first = Identity.from_seed((1).to_bytes(4, "big") * 8)
+    update = FloodCore(first.node_id, first.public_key, first.sign)
+    update.seq = 5
+    update.set_local([entry("updated.mp4")])
+    victim.receive("p" * 64, "h", encode(update.make_announce()), 0.0, [])
+    assert rid_of("updated.mp4") in victim.records[first.node_id].entries
