@@ -43,6 +43,19 @@ def connect(path: Path, *, durable: bool, volatile: bool = False) -> sqlite3.Con
     thrown away when its process ends (ephemeral node), so nothing is ever synced."""
     try:
         db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot open store database {path}: {exc}") from None
+    try:
+        _configure(db, path, durable=durable, volatile=volatile)
+    except BaseException:
+        db.close()  # a store that cannot open leaks no descriptor (restart loops)
+        raise
+    return db
+
+
+def _configure(db: sqlite3.Connection, path: Path, *, durable: bool, volatile: bool) -> None:
+    """Connection settings, the schema version check, the tables on first use."""
+    try:
         if volatile:  # before the journal mode switch, which would sync otherwise
             db.execute("PRAGMA synchronous=OFF")
         # One process owns the store (LOCK file), so SQLite need not coordinate with
@@ -63,7 +76,6 @@ def connect(path: Path, *, durable: bool, volatile: bool = False) -> sqlite3.Con
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot open store database {path}: {exc}") from None
     if version > SCHEMA_VERSION:
-        db.close()
         raise StoreError(
             f"store database {path} has schema version {version}; this p2pkit knows "
             f"{SCHEMA_VERSION} (made by a newer p2pkit?)"
@@ -71,5 +83,4 @@ def connect(path: Path, *, durable: bool, volatile: bool = False) -> sqlite3.Con
     if version == 0:
         # one transaction: a crash leaves either no tables or all of them
         db.executescript("BEGIN;" + _SCHEMA_V1 + f"PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
-    return db
 

@@ -135,10 +135,17 @@ class FileStore:
         self._lockfile = -1 if volatile else self._take_lock()
         try:
             self._db = _db.connect(self.root / DB_NAME, durable=durable, volatile=volatile)
-            self._handles = HandleCache(monotonic, on_open=self._activity)
-            self._closed = False
+        except BaseException:
+            self._release_lock()
+            raise
+        self._handles = HandleCache(monotonic, on_open=self._activity)
+        self._closed = False
+        try:
             self._recover()
         except BaseException:
+            self._closed = True
+            self._handles.close_all()
+            self._db.close()
             self._release_lock()
             raise
 

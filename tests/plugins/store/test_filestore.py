@@ -320,6 +320,23 @@ def test_corrupt_database_is_a_clear_error(tmp_path: Path) -> None:
         fs.create("a")
 
 
+def test_failed_opens_leak_no_file_descriptors(tmp_path: Path) -> None:
+    """A node restarted in a loop against a damaged or too new store must not run out of
+    descriptors: every failed open closes what it opened."""
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "store.sqlite3").write_bytes(b"this is not a database" * 100)
+    FileStore(tmp_path / "new").close()
+    db = sqlite3.connect(tmp_path / "new" / "store.sqlite3")
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        for root in ("bad", "new"):
+            with pytest.raises(StoreError):
+                FileStore(tmp_path / root)
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
 def test_group_commit_flushes_on_delay_sweep_and_close(tmp_path: Path) -> None:
     now = [0.0]
     fs = FileStore(tmp_path / "fs", commit_delay_s=0.5, monotonic=lambda: now[0])
