@@ -52,7 +52,7 @@ def decode_json(data: bytes, type_: type[T]) -> T:
     """Decode ``data`` as ``type_``: 400 if not JSON, 422 (naming the key) if the wrong shape."""
     try:
         raw = msgspec.json.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # msgspec: RecursionError past its depth limit
         raise ApiError(400, f"malformed JSON: {exc}") from None
     try:
         return msgspec.convert(raw, type_)

@@ -57,6 +57,19 @@ async def test_malformed_settings_body(client, raw: bytes) -> None:
     assert "message" in await response.get_json()
 
 
+@pytest.mark.parametrize(("method", "path"), [
+    ("PUT", "/api/settings"), ("POST", "/api/history"), ("POST", "/api/downloads"),
+    ("PUT", f"/api/peers/{RID}/toggle"),
+])
+@pytest.mark.parametrize("raw", [b"[" * 60_000, b'{"a":' * 12_000])
+async def test_deeply_nested_json_is_400_not_a_server_error(client, method, path, raw) -> None:
+    # msgspec raises RecursionError, not DecodeError, past its nesting limit
+    response = await client.open(path, method=method, data=raw,
+                                 headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert "malformed JSON" in (await response.get_json())["message"]
+
+
 async def test_large_body_outside_uploads_is_413(client) -> None:
     response = await client.post("/api/history", data=b"x" * 200_000, headers={"Content-Type": "application/json"})
     assert response.status_code == 413
