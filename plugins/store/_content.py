@@ -17,7 +17,7 @@ import hashlib
 import os
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import msgspec
@@ -104,6 +104,31 @@ def _plain_name(name: str) -> str:
     """A file name every peer can accept: valid UTF-8, no separators, at most 255 chars."""
     name = name.encode("utf-8", "replace").decode("utf-8").replace("\\", "_").replace("\x00", "_")
     return name[:255] or "file"
+
+
+R = TypeVar("R")
+
+
+def _run(steps: Generator[None, None, R]) -> R:
+    """Drive a step generator (import, export) to its end; its return value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+
+async def _run_yielding(steps: Generator[None, None, R]) -> R:
+    """Like :func:`_run`, yielding to trio between steps so a large file does not stall
+    the node (no threads: safe in the simulator)."""
+    import trio
+
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        await trio.lowlevel.checkpoint()
 
 
 class Store(FileStore):
@@ -223,27 +248,15 @@ class Store(FileStore):
         the store's ``copy_shares``) copies the file into the store instead of keeping a
         reference. Importing the same file with the same texts again returns the same rid.
         """
-        steps = self._import_steps(Path(path), title, description, progress, copy, pinned)
-        try:
-            while True:
-                next(steps)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+        return _run(self._import_steps(Path(path), title, description, progress, copy, pinned))
 
     async def import_file_async(self, path: Path | str, *, title: str | None = None,
                                 description: str = "", progress: ProgressFn | None = None,
                                 copy: bool | None = None, pinned: bool = True) -> Manifest:
         """Like ``import_file`` but yields to trio between pieces, so a large file does not
         stall the node (no threads: safe in the simulator)."""
-        import trio
-
-        steps = self._import_steps(Path(path), title, description, progress, copy, pinned)
-        try:
-            while True:
-                next(steps)
-                await trio.lowlevel.checkpoint()
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+        return await _run_yielding(
+            self._import_steps(Path(path), title, description, progress, copy, pinned))
 
     def _import_steps(self, path: Path, title: str | None, description: str,
                       progress: ProgressFn | None, copy: bool | None,
@@ -572,23 +585,10 @@ class Store(FileStore):
     def export(self, rid: str, dest: Path | str) -> Path:
         """Write the complete, verified content to ``dest`` (atomically: a temporary file
         renamed into place). A directory ``dest`` receives the manifest's file name."""
-        steps = self._export_steps(rid, Path(dest))
-        try:
-            while True:
-                next(steps)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+        return _run(self._export_steps(rid, Path(dest)))
 
     async def export_async(self, rid: str, dest: Path | str) -> Path:
-        import trio
-
-        steps = self._export_steps(rid, Path(dest))
-        try:
-            while True:
-                next(steps)
-                await trio.lowlevel.checkpoint()
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+        return await _run_yielding(self._export_steps(rid, Path(dest)))
 
     def _export_steps(self, rid: str, dest: Path) -> Generator[None, None, Path]:
         item = self._item(rid)
