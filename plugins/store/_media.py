@@ -185,7 +185,10 @@ def _probe_image(path: Path, px: int) -> MediaInfo:
     import numpy as np
 
     data = np.fromfile(str(path), dtype=np.uint8)
-    frame = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    try:
+        frame = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error:  # e.g. a header claiming more pixels than OpenCV will allocate
+        return MediaInfo()
     if frame is None:  # GIF and friends: OpenCV's video reader knows them
         return _probe_video(path, px, image=True)
     h, w = frame.shape[:2]
@@ -210,6 +213,8 @@ def _probe_video(path: Path, px: int, image: bool = False) -> MediaInfo:
         h, w = frame.shape[:2]
         return MediaInfo(duration=duration, width=int(w), height=int(h),
                          thumbnail=_thumbnail(frame, px))
+    except cv2.error:  # a backend refusing the file raises instead of reporting
+        return MediaInfo()
     finally:
         cap.release()
 

@@ -83,3 +83,23 @@ def test_probe_unreadable_media_is_empty(tmp_path: Path) -> None:
     bad_wav = tmp_path / "bad.wav"
     bad_wav.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     assert probe(bad_wav, sniff(bad_wav.read_bytes())).duration is None
+
+
+def test_an_image_claiming_too_many_pixels_is_shared_without_a_thumbnail(tmp_path: Path) -> None:
+    """A 100 000 x 100 000 PNG header in a few hundred bytes: OpenCV refuses to decode it
+    with an exception, which must not fail the share (probe is best effort)."""
+    import zlib
+
+    from p2pkit.plugins.store import Store
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b""))
+    info = probe(bomb, sniff(bomb.read_bytes(), bomb.name))
+    assert info.thumbnail is None
+    with Store(tmp_path / "store") as store:
+        manifest = store.import_file(bomb)
+        assert store.is_complete(manifest.rid) and manifest.thumbnail is None
