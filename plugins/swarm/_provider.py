@@ -339,18 +339,25 @@ class SwarmProvider:
         pieces = msg.unpack_bits(m.bits, t.num_pieces)
         ps = self._join(t, peer)
         if ps is None:
+            if self._allowed(peer) and t.peers:  # full: point the newcomer to the others
+                self._link(peer).send(msg.Peers(t.rid, self._pex(t, exclude=peer.id)))
             return
         first = ps.pieces is None
         ps.pieces = pieces
         t.picker.add_peer(peer.id, pieces)  # (a repeated bitfield also resets its requests)
         ps.requested.clear()
         if first:
-            others = [p.peer.listen_address for pid, p in t.peers.items() if pid != peer.id]
-            self.rng.shuffle(others)
+            others = self._pex(t, exclude=peer.id)
             if others:
-                ps.link.send(msg.Peers(t.rid, others[: msg.MAX_PEX]))
+                ps.link.send(msg.Peers(t.rid, others))
         self._update_interest(t, ps)
         self._rechoke(t)
+
+    def _pex(self, t: Torrent, *, exclude: str) -> list[tuple[str, int]]:
+        """Up to 50 listen addresses of other members of ``t``'s swarm, in random order."""
+        others = [p.peer.listen_address for pid, p in t.peers.items() if pid != exclude]
+        self.rng.shuffle(others)
+        return others[: msg.MAX_PEX]
 
     def _on_peers(self, t: Torrent, m: msg.Peers) -> None:
         if not t.active or self.node.peers is None:
@@ -710,6 +717,10 @@ class SwarmProvider:
         """Keep the swarm of a download populated: providers and every connected peer."""
         delay = 1.0
         while True:
+            for ps in list(t.peers.values()):
+                if ps.pieces is None and ps.bitfield_sent:  # unanswered (it was full): ask again
+                    ps.bitfield_sent = False
+                    self._join(t, ps.peer)
             if len(t.peers) < self.cfg.max_peers:
                 for peer in self._candidates(t.rid):
                     self._join(t, peer)
