@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from ._exceptions import FieldError
+from ._exceptions import ConfigError, FieldError
 from .config import CfgSection
 from .fields import FieldType, coerce
 
@@ -45,6 +45,19 @@ SETTINGS: dict[str, SettingSpec] = {
 }
 
 
+def _open_db(path: Path) -> sqlite3.Connection:
+    """The settings database; a damaged file is a ConfigError naming it (and is closed)."""
+    db = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise ConfigError(f"settings database {path} is damaged ({exc}); move it away to "
+                          "start with the defaults") from None
+    return db
+
+
 class Settings:
     """``settings.p2p_enabled`` reads; ``settings.set("p2p_enabled", False)`` validates,
     persists and notifies ``on_change(key, value)``."""
@@ -57,16 +70,13 @@ class Settings:
         self._on_change = on_change
         # An ephemeral node (db_path None) keeps settings in memory only: no database at all,
         # which matters when the simulator runs thousands of nodes.
-        self._db = sqlite3.connect(str(db_path), isolation_level=None) if db_path else None
+        self._db = _open_db(db_path) if db_path else None
         if self._db is not None:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             for key, raw in self._db.execute("SELECT key, value FROM settings"):
                 if key in SETTINGS:
                     try:
                         self._values[key] = self._validated(key, json.loads(raw))
-                    except (FieldError, ValueError):
+                    except (FieldError, ValueError, RecursionError):
                         pass  # a stored value that no longer validates falls back to the default
 
     def _validated(self, key: str, value: Any) -> Any:
