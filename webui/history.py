@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from p2pkit._exceptions import ConfigError
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS history (
     id TEXT PRIMARY KEY,
@@ -37,8 +39,13 @@ def _now_ms() -> int:
 class History:
     def __init__(self, db_path: Path | None) -> None:
         self._db = sqlite3.connect(str(db_path) if db_path else ":memory:", isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise ConfigError(f"history database {db_path} is damaged ({exc}); move it away "
+                              "to start with an empty history") from None
 
     def add(self, rid: str, kind: str, title: str, position: float = 0.0,
             duration: float | None = None) -> dict[str, Any]:

@@ -308,3 +308,14 @@ async def test_odd_events_do_not_break_the_ui(client, web) -> None:
                 if message["type"] == "settings.changed" and message["key"] == "max_connections":
                     break
     assert (await client.get("/api/node")).status_code == 200
+
+
+def test_a_damaged_history_database_is_a_clear_error(tmp_path: Path) -> None:
+    from p2pkit.webui.history import History
+
+    from p2pkit import ConfigError
+
+    damaged = tmp_path / "webui.sqlite"
+    damaged.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(ConfigError, match=r"webui\.sqlite"):
+        History(damaged)
