@@ -43,13 +43,11 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 def coerce(ftype: FieldType, value: Any, name: str = "value") -> Any:
     """Check ``value`` against ``ftype`` and normalise it; FieldError if it does not fit."""
-    if (ftype is FieldType.INT and isinstance(value, bool)) or (
-        ftype in (FieldType.FLOAT,) and isinstance(value, bool)
-    ):
-        raise FieldError(f"{name}: expected {ftype.value}, got bool")
+    if ftype in (FieldType.INT, FieldType.FLOAT) and isinstance(value, bool):
+        raise FieldError(f"{name}: expected {ftype.value}, got bool")  # bool is an int subclass
     if not isinstance(value, _PY_TYPES[ftype]):
         raise FieldError(f"{name}: expected {ftype.value}, got {type(value).__name__}")
-    checked: Any = value
+    checked: Any = value  # isinstance() with a tuple of types leaves mypy with ``object``
     if ftype is FieldType.INT and not INT64_MIN <= checked <= INT64_MAX:
         raise FieldError(f"{name}: {value} does not fit in a signed 64-bit integer")
     if ftype is FieldType.FLOAT:
