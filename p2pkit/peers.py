@@ -137,6 +137,7 @@ class PeerManager:
         self._connecting: dict[Address, trio.Event] = {}
         self.unknown_protocol = 0
         self.handshake_failures = 0
+        self.refused = 0  # incoming sessions turned away at max_connections
         self.on_peer_up: list[Callable[[Peer], None]] = []
 
     # ------------------------------------------------------------------ registry
@@ -192,8 +193,12 @@ class PeerManager:
             session = await self._transport.accept()
             self._node.nursery.start_soon(self._accept_one, session)
 
+    def _full(self) -> bool:
+        return len(self._peers) >= self._node.settings.max_connections
+
     async def _accept_one(self, session: Session) -> None:
-        if len(self._peers) >= self._node.settings.max_connections:
+        if self._full():
+            self.refused += 1
             log.info("refusing %s: max_connections reached", session.remote_address)
             session.abort()
             return
@@ -228,6 +233,11 @@ class PeerManager:
             session.abort()
             raise SessionClosed("connected to ourselves")
         existing = self._peers.get(peer_id)
+        if existing is None and not initiated and self._full():
+            # checked again: handshakes accepted while there was room finish in parallel
+            self.refused += 1
+            session.abort()
+            raise SessionClosed("max_connections reached")
         if existing is not None:
             # Both sides dialled at once: keep the session opened by the smaller id, on both ends.
             keep_new = (initiated and identity.node_id < peer_id) or (

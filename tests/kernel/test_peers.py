@@ -179,3 +179,31 @@ async def test_a_hello_within_bounds_is_accepted_by_the_hostile_helper():
         with trio.fail_after(10):
             assert await _hostile_handshake(a, b) == 0
         assert b.peers.get(a.id).listen_address == ("127.0.0.1", 1)
+
+
+async def test_max_connections_holds_against_handshakes_in_parallel():
+    """Identities are free: several handshakes started before any finishes must not all
+    be admitted past max_connections."""
+    from p2pkit import Identity
+    from p2pkit.peers import _AUTH_CONTEXT, Auth, Hello, _encoder
+
+    async with open_node(config()) as b, open_node(config()) as a:
+        b.settings.set("max_connections", 2)
+        sessions = []
+        for _ in range(5):
+            ident = Identity.generate()
+            session = await a.transport.connect(addr(b))
+            await session.send(_encoder.encode(Hello(
+                version=1, public_key=ident.public_key, nonce=b"n" * 16, listen_port=1,
+                protocols=[])))
+            sessions.append((ident, session))
+        for ident, session in sessions:  # every Hello is in before the first Auth
+            _, raw = await session.receive()
+            theirs = msgspec.msgpack.decode(raw, type=Hello)
+            with contextlib.suppress(SessionClosed):
+                await session.send(_encoder.encode(Auth(ident.sign(
+                    _AUTH_CONTEXT + theirs.nonce + ident.public_key))))
+        await wait_for(lambda: len(b.peers) + b.peers.refused >= 5 or len(b.peers) > 2)
+        assert len(b.peers) == 2 and b.peers.refused == 3
+        for _, session in sessions:
+            session.abort()
