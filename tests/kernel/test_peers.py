@@ -45,9 +45,10 @@ def addr(node):
     return ("127.0.0.1", node.endpoint.local_address[1])
 
 
-async def wait_for(predicate, timeout=10):
-    with trio.fail_after(timeout):
-        while not predicate():
+async def wait_for(predicate, limit=10):
+    """Poll ``predicate`` (state spread over two nodes: no single event covers it)."""
+    with trio.fail_after(limit):
+        while not predicate():  # noqa: ASYNC110
             await trio.sleep(0.01)
 
 

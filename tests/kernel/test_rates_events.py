@@ -1,4 +1,5 @@
 import trio
+import trio.lowlevel
 
 from p2pkit.events import EventBus, GenericEvent, PeerUp
 from p2pkit.rates import RateMeter
@@ -38,7 +39,7 @@ async def test_a_slow_subscriber_loses_old_events_and_never_blocks():
         got = [events.receive_nowait().as_dict()["i"] for _ in range(2)]
         assert got == [0, 1]
         with trio.testing.assert_checkpoints():
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
 
 
 def test_event_dicts_are_json_ready():
