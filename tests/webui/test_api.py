@@ -175,6 +175,20 @@ async def test_download_of_local_content_exports_it(client, web, name, dispositi
     assert history[0]["kind"] == "download" and history[0]["rid"] == item["rid"]
 
 
+async def test_a_downloaded_file_removed_from_disk_is_410_gone(client, web) -> None:
+    body, headers = multipart({}, "gone.png", png_bytes())
+    item = await (await client.post("/api/files", data=body, headers=headers)).get_json()
+    dl = await (await client.post("/api/downloads", json={"rid": item["rid"]})).get_json()
+    with trio.fail_after(10):
+        while dl["state"] not in ("completed", "failed"):
+            await trio.sleep(0.05)
+            dl = await (await client.get(f"/api/downloads/{dl['id']}")).get_json()
+    web.downloads.get(dl["id"]).path.unlink()
+    response = await client.get(dl["file_url"])
+    assert response.status_code == 410
+    assert (await response.get_json())["error"] == "gone"
+
+
 # ---------------------------------------------------------------------------- peers, node
 
 
