@@ -2,14 +2,15 @@
 
 Plugins observe events through the ``p2pkit_event`` hook (synchronous, called in emit
 order); async consumers such as the web UI's WebSocket subscribe to the bus and get a
-bounded stream (a slow subscriber loses its oldest events, never blocks the node).
+bounded stream (a subscriber whose buffer is full misses the events that arrive until it
+catches up; it never blocks the node).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import attrs
 import trio
@@ -83,29 +84,34 @@ class GenericEvent(Event):
         return {"kind": self.kind, **self.data}
 
 
-class EventBus:
-    """Fan-out of events to the hook and to async subscribers."""
+T = TypeVar("T")
 
-    def __init__(self, on_emit: Callable[[Event], None], buffer: int = 256) -> None:
-        self._on_emit = on_emit
+
+class FanOut(Generic[T]):
+    """Bounded fan-out to async subscribers, never blocking the publisher: a subscriber
+    whose buffer is full misses the item (counted in ``dropped``)."""
+
+    def __init__(self, buffer: int) -> None:
         self._buffer = buffer
-        self._subscribers: list[trio.MemorySendChannel[Event]] = []
+        self._subscribers: list[trio.MemorySendChannel[T]] = []
         self.dropped = 0
 
-    def emit(self, event: Event) -> None:
-        self._on_emit(event)
+    def __len__(self) -> int:
+        return len(self._subscribers)
+
+    def publish(self, item: T) -> None:
         for send in list(self._subscribers):
             try:
-                send.send_nowait(event)
+                send.send_nowait(item)
             except trio.WouldBlock:
                 self.dropped += 1
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._subscribers.remove(send)
 
     @asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[trio.MemoryReceiveChannel[Event]]:
-        """``async with bus.subscribe() as events: async for e in events: ...``"""
-        send, receive = trio.open_memory_channel[Event](self._buffer)
+    async def subscribe(self) -> AsyncIterator[trio.MemoryReceiveChannel[T]]:
+        """``async with fan.subscribe() as items: async for item in items: ...``"""
+        send, receive = trio.open_memory_channel[T](self._buffer)
         self._subscribers.append(send)
         try:
             async with receive:
@@ -114,3 +120,15 @@ class EventBus:
             if send in self._subscribers:
                 self._subscribers.remove(send)
             send.close()
+
+
+class EventBus(FanOut[Event]):
+    """Fan-out of events to the hook and to async subscribers."""
+
+    def __init__(self, on_emit: Callable[[Event], None], buffer: int = 256) -> None:
+        super().__init__(buffer)
+        self._on_emit = on_emit
+
+    def emit(self, event: Event) -> None:
+        self._on_emit(event)
+        self.publish(event)

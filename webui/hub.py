@@ -1,8 +1,8 @@
 """Fan-out of UI messages to every open WebSocket.
 
 One pump task turns node events into JSON messages; downloads and the log relay publish
-their own. Each client has a bounded queue: a slow browser loses its oldest messages
-(counted), never slows the node.
+their own. Each client has a bounded queue: a browser that falls behind misses messages
+while its queue is full (counted), never slows the node.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
@@ -20,6 +18,7 @@ from p2pkit.events import (
     ContentAdded,
     ContentRemoved,
     Event,
+    FanOut,
     GenericEvent,
     Notice,
     PeerDown,
@@ -31,38 +30,24 @@ CLIENT_BUFFER = 512
 LOG_HISTORY = 200
 
 
-class Hub:
+class Hub(FanOut[Message]):
+    """``publish(message)`` to every open WebSocket (``async with hub.client() as
+    messages``); the last log lines are kept for pages that open later."""
+
     def __init__(self) -> None:
-        self._clients: list[trio.MemorySendChannel[Message]] = []
-        self.dropped = 0
+        super().__init__(CLIENT_BUFFER)
         self.recent_logs: deque[Message] = deque(maxlen=LOG_HISTORY)
 
     def publish(self, message: Message) -> None:
         if message.get("type") == "log":
             self.recent_logs.append(message)
-        for send in list(self._clients):
-            try:
-                send.send_nowait(message)
-            except trio.WouldBlock:
-                self.dropped += 1
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._clients.remove(send)
+        super().publish(message)
+
+    client = FanOut.subscribe
 
     @property
     def client_count(self) -> int:
-        return len(self._clients)
-
-    @asynccontextmanager
-    async def client(self) -> AsyncIterator[trio.MemoryReceiveChannel[Message]]:
-        send, receive = trio.open_memory_channel[Message](CLIENT_BUFFER)
-        self._clients.append(send)
-        try:
-            async with receive:
-                yield receive
-        finally:
-            if send in self._clients:
-                self._clients.remove(send)
-            send.close()
+        return len(self)
 
 
 def event_message(event: Event) -> Message | None:

@@ -30,7 +30,7 @@ async def test_bus_fans_out_to_observer_and_subscribers():
     bus.emit(GenericEvent(kind="x"))  # no subscriber left: nothing breaks
 
 
-async def test_a_slow_subscriber_loses_old_events_and_never_blocks():
+async def test_a_full_subscriber_misses_new_events_and_never_blocks():
     bus = EventBus(lambda e: None, buffer=2)
     async with bus.subscribe() as events:
         for i in range(5):
