@@ -32,6 +32,11 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
+def _port(_inst: Any, attr: Any, value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise ValueError(f"node.{attr.name} must be 0..65535 (0 = any free port), got {value}")
+
+
 @attrs.define
 class NodeSection:
     """``[node]``: where and how the node runs."""
@@ -40,7 +45,7 @@ class NodeSection:
     data_dir: str = ""  # "" = the platform's user data dir for the profile
     ephemeral: bool = False  # no disk state at all (simulator, tests)
     host: str = "0.0.0.0"
-    port: int = 7700
+    port: int = attrs.field(default=7700, validator=_port)
     bootstrap: list[str] = attrs.field(factory=list)  # "host:port" of peers to contact
     log_level: str = "info"
     plugins: list[str] = attrs.field(factory=list)  # extra "module:attr" plugins

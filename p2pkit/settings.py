@@ -67,6 +67,11 @@ class Settings:
         on_change: Callable[[str, Any], None] | None = None,
     ) -> None:
         self._values: dict[str, Any] = attrs.asdict(defaults)
+        for key, value in self._values.items():  # [cfg] defaults obey the runtime rules
+            try:
+                self._validated(key, value)
+            except FieldError as exc:
+                raise ConfigError(f"[cfg] {exc}") from None
         self._on_change = on_change
         # An ephemeral node (db_path None) keeps settings in memory only: no database at all,
         # which matters when the simulator runs thousands of nodes.

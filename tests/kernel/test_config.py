@@ -99,3 +99,22 @@ def test_data_dir_defaults_to_profile_dir_and_ephemeral_has_none(tmp_path):
     assert NodeConfig.from_mapping({"node": {"ephemeral": True}}).data_path() is None
     custom = NodeConfig.from_mapping({"node": {"data_dir": str(tmp_path)}})
     assert custom.data_path() == tmp_path
+
+
+@pytest.mark.parametrize("port", [70000, -1])
+def test_a_port_out_of_range_is_a_config_error_not_another_port(port):
+    # 70000 used to bind port 4464 (70000 mod 65536) without a word
+    with pytest.raises(ConfigError, match=r"node\.port"):
+        NodeConfig.from_mapping({"node": {"port": port}})
+    with pytest.raises(ConfigError, match=r"node\.port"):
+        load_config(env={"P2PKIT_NODE__PORT": str(port)})
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("max_connections", 0), ("cache_limit_mb", -5), ("upload_limit_kbps", -1)])
+def test_cfg_defaults_are_validated_like_runtime_settings(key, value):
+    from p2pkit.config import CfgSection
+    from p2pkit.settings import Settings
+
+    with pytest.raises(ConfigError, match=rf"cfg\.{key}"):
+        Settings(CfgSection(**{key: value}), None)
