@@ -15,6 +15,7 @@ from typing import Any
 import trio
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from p2pkit.cli import UsageError, add_node_arguments, config_from_args, console, setup_logging
 from p2pkit.node import open_node
@@ -104,6 +105,12 @@ def human_size(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+def _peer_text(text: str) -> Text:
+    """Text another node chose, shown literally: a Text is never parsed as rich markup,
+    and control characters (an ESC could restyle or clear the terminal) become U+FFFD."""
+    return Text("".join(c if c.isprintable() else "\ufffd" for c in text))
+
+
 RID_PREFIX = 16  # hex digits shown when the terminal is too narrow for a whole rid
 
 
@@ -118,8 +125,8 @@ def print_table(files: list[dict[str, Any]]) -> None:
     table.add_column("providers", justify="right", no_wrap=True)
     for f in files:
         rid = f["rid"] if whole else f["rid"][:RID_PREFIX] + "…"
-        table.add_row(rid, f["title"] or f["name"], human_size(f["size"]), f["category"],
-                      str(len(f["providers"])))
+        table.add_row(rid, _peer_text(f["title"] or f["name"]), human_size(f["size"]),
+                      _peer_text(f["category"]), str(len(f["providers"])))
     out.print(table)
     if not whole:
         out.print("[dim]rids shortened to fit; --json prints them whole[/dim]")

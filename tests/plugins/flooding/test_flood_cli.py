@@ -65,6 +65,21 @@ def test_table_lists_rid_name_size_category_and_providers(
     assert "ab" * 32 in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("title", ["[/bold] closes nothing", "[red]Hacked[/red]", "\x1b[2Jcleared"])
+def test_titles_from_peers_are_shown_as_text_never_as_markup_or_terminal_codes(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, title: str,
+) -> None:
+    """Titles, names and categories come from other nodes: one peer's title must not
+    crash the command (rich MarkupError) nor restyle or clear the user's terminal."""
+    monkeypatch.setenv("COLUMNS", "200")
+    print_table([{"rid": "ab" * 32, "name": "x.wav", "title": title, "size": 1,
+                  "category": "[blink]audio", "providers": ["p1"]}])
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert "[blink]audio" in out
+    assert title.replace("\x1b", "\ufffd") in out
+
+
 # ---------------------------------------------------------------------------- real process
 
 def _ready_for_processes() -> bool:
