@@ -16,9 +16,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import trio
@@ -308,7 +310,7 @@ class Simulation:
     def run(self, scenario: ScenarioFn, *, progress: ProgressFn | None = None) -> dict[str, Any]:
         """Run ``scenario`` in a fresh ``trio.run`` with virtual time; returns the report."""
         self.progress = progress
-        with pinned_scheduler(self.seed):
+        with pinned_scheduler(self.seed), _relaxed_gc():
             trio.run(self.run_async, scenario, clock=virtual_clock(self.network.resolution))
         from ._report import build_report
 
@@ -351,6 +353,19 @@ class Simulation:
         while True:
             self.progress(min(self.now, self.duration), self.duration)
             await trio.sleep(step)
+
+
+@contextlib.contextmanager
+def _relaxed_gc() -> Iterator[None]:
+    """Collect garbage less often during a run: thousands of nodes make a large heap, and
+    with CPython's default thresholds the collector's scans of it cost about as much as the
+    simulation itself (measured: 2x wall time at 1000 nodes)."""
+    old = gc.get_threshold()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 def _nat_profile(nat: NatProfile | NatType | str) -> NatProfile | None:
