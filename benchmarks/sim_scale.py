@@ -75,7 +75,7 @@ def kernel_run(nodes: int, degree: int, duration: float, seed: int) -> dict[str,
     net = report["network"]
     transports = [e["node"]["transport"] for e in report["nodes"].values()
                   if e.get("node", {}).get("transport")]
-    sessions = sum(t.get("sessions", 0) for t in transports) / max(1, len(transports))
+    sessions = sum(t.get("connections", 0) for t in transports) / max(1, len(transports))
     rtt = report["aggregate"]["samples"].get("rtt_s", {})
     return {
         "wall_s": wall,
