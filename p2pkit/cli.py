@@ -11,7 +11,7 @@ import argparse
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,9 +115,17 @@ def describe(node: Node) -> None:
     console.print(f"[bold]p2pkit node[/bold] {node.id}")
     console.print(f"  udp       {host}:{port}")
     if node.data_dir is not None:
-        console.print(f"  data dir  {node.data_dir}")
+        console.print(Text(f"  data dir  {node.data_dir}"), highlight=False)
     plugins = ", ".join(f"{cap}={name}" for cap, name in sorted(node.provider_names.items()))
     console.print(f"  providers {plugins or 'none'}")
+
+
+async def share_files(node: Node, paths: Iterable[Path]) -> None:
+    """``--share FILE``: share each file and print its rid and name (a file name is shown
+    as it is, never read as markup: ``song [live].mp3`` would lose ``[live]``)."""
+    for path in paths:
+        manifest = await node.share(path)
+        console.print(Text(f"  shared    {manifest.rid}  {manifest.name}"), highlight=False)
 
 
 # ---------------------------------------------------------------------------- commands
@@ -130,9 +138,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     async def main() -> None:
         async with open_node(config) as node:
             describe(node)
-            for path in args.share or ():
-                manifest = await node.share(path)
-                console.print(f"  shared    {manifest.rid}  {manifest.name}")
+            await share_files(node, args.share or ())
             await trio.sleep_forever()
 
     return run_until_interrupted(main)

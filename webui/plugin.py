@@ -76,7 +76,14 @@ def cmd_web(args: argparse.Namespace) -> int:
     import trio
 
     from p2pkit._exceptions import ConfigError
-    from p2pkit.cli import config_from_args, console, describe, run_until_interrupted, setup_logging
+    from p2pkit.cli import (
+        config_from_args,
+        console,
+        describe,
+        run_until_interrupted,
+        setup_logging,
+        share_files,
+    )
     from p2pkit.node import open_node
 
     from .app import WebUI
@@ -95,9 +102,7 @@ def cmd_web(args: argparse.Namespace) -> int:
                 raise ConfigError(f"cannot listen on {web_cfg.host}:{web_cfg.http_port}: "
                                   f"{exc.strerror or exc} (choose another --http-port)") from None
             describe(node)
-            for path in args.share or ():
-                manifest = await node.share(path)
-                console.print(f"  shared    {manifest.rid}  {manifest.name}")
+            await share_files(node, args.share or ())
             url = display_url(binds[0], web_cfg.host, token)
             print(f"web UI: {url}", flush=True)
             if token:

@@ -84,3 +84,36 @@ def test_node_runs_until_interrupted_and_exits_zero(tmp_path, signum):
     assert not sock.exists()  # the repeater removed its socket on the way out
     identity = (tmp_path / "identity.key").read_bytes()
     assert len(identity) == 32
+
+
+def test_shared_file_names_are_printed_as_they_are(tmp_path):
+    """A name with brackets is not rich markup: '[live]' must not vanish, '[bold]' must
+    not restyle the line."""
+    import wave
+
+    media = tmp_path / "song [live] [bold].wav"
+    with wave.open(str(media), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(bytes(16000))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "p2pkit", "node", "--host", "127.0.0.1", "--port", "0",
+         "--data-dir", str(tmp_path / "data"), "--repeater", "off", "--share", str(media)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "COLUMNS": "300", "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 30
+        while not any(line.startswith("  shared ") for line in lines):
+            line = proc.stderr.readline()  # the console (node summary, logs) is stderr
+            assert line or proc.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "the file was not shared"
+            lines.append(line)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert "song [live] [bold].wav" in lines[-1]
+    assert proc.returncode == 0 and "Traceback" not in "".join(lines) + err, err
