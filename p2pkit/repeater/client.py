@@ -223,6 +223,11 @@ class RepeaterClient:
         except OSError as exc:
             self.close()
             raise RepeaterUnavailable(f"{self.path}: {exc}") from None
+        except BaseException:
+            # Interrupted mid-request (Ctrl-C): the reply may still arrive, and the next
+            # call on this connection would read it as its own.
+            self.close()
+            raise
         self.close()
         if got_bytes:
             raise RepeaterUnavailable(f"{self.path}: connection closed in the middle of a reply")
@@ -345,6 +350,12 @@ class AsyncRepeaterClient:
             raise RepeaterUnavailable(f"{self.path}: malformed reply: {exc}") from None
         except trio.BrokenResourceError:
             pass
+        except BaseException:
+            # Cancelled mid-request: the reply may still arrive, and the next call on this
+            # connection would read it as its own. Closing a socket does not wait.
+            self._stream = None
+            stream.socket.close()
+            raise
         await self.aclose()
         if got_bytes:
             raise RepeaterUnavailable(f"{self.path}: connection closed in the middle of a reply")

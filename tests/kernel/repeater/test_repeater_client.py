@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import struct
@@ -137,4 +138,40 @@ async def test_typed_get_of_a_malformed_value_is_a_clear_error(nursery: trio.Nur
         async with AsyncRepeaterClient(path) as client:
             with pytest.raises(repeater.RepeaterError, match=r"peer\.count: malformed reply: wrong value size"):
                 await client.get("peer.count")
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_cancelled_call_does_not_leave_its_reply_for_the_next_one(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A call cancelled while waiting (move_on_after around it) must not leave the
+    connection one reply behind: the next call would read the old answer as its own."""
+    values = {"x.a": 1, "x.b": 2}
+
+    with tempfile.TemporaryDirectory(prefix="p2pk-") as name:
+        path = Path(name) / "slow.sock"
+        sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        await sock.bind(os.fspath(path))
+        sock.listen(4)
+
+        async def serve_one(stream: trio.SocketStream) -> None:
+            async with stream:
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    while request := await stream.receive_some(37):  # a GET is 37 bytes
+                        field = request[1:33].rstrip(b"\x00").decode()
+                        await trio.sleep(1.0)  # a slow node
+                        await stream.send_all(encode_frame(
+                            FuncType.GET, field, struct.pack(">q", values[field])))
+
+        async def serve() -> None:
+            with sock:
+                while True:
+                    conn, _ = await sock.accept()
+                    nursery.start_soon(serve_one, trio.SocketStream(conn))
+
+        nursery.start_soon(serve)
+        async with AsyncRepeaterClient(path, timeout=10) as client:
+            with trio.move_on_after(0.5):
+                await client.get_raw("x.a")
+            assert await client.get_raw("x.b") == struct.pack(">q", 2)
         nursery.cancel_scope.cancel()
