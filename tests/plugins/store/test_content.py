@@ -305,6 +305,41 @@ async def test_async_import_yields_to_other_tasks(tmp_path: Path, makers: dict) 
         assert out.read_bytes() == path.read_bytes()
 
 
+def _partial_files(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if p.name.endswith(".part")]
+
+
+async def test_a_cancelled_import_or_export_leaves_no_partial_file(tmp_path: Path, makers: dict) -> None:
+    """Cancelled half-way (the user gave up, the node is stopping), the copy in progress
+    is removed and its files closed at once, even while the Cancelled exception (and its
+    traceback) is still alive."""
+    path = makers["png"](tmp_path / "big.png", w=600, h=400)  # ~44 pieces
+
+    async def cancel_soon(scope: trio.CancelScope) -> None:
+        for _ in range(5):
+            await trio.lowlevel.checkpoint()
+        scope.cancel()
+
+    with Store(tmp_path / "s", piece_size=PIECE) as s:
+        m = await s.import_file_async(path, title="kept")
+        kept: list[BaseException] = []  # as a nursery or a log handler may hold on to it
+        attempts = [lambda: s.import_file_async(path, copy=True, title="cancelled"),
+                    lambda: s.export_async(m.rid, tmp_path / "out.png")]
+        for attempt in attempts:
+            async with trio.open_nursery() as nursery:
+                with trio.CancelScope() as scope:
+                    nursery.start_soon(cancel_soon, scope)
+                    try:
+                        await attempt()
+                    except trio.Cancelled as exc:
+                        kept.append(exc)
+                        raise
+                assert scope.cancelled_caught
+        assert len(kept) == 2
+        assert _partial_files(s.root / "content") == _partial_files(tmp_path) == []
+        assert s.items()[0].title == "kept" and len(s.items()) == 1
+
+
 def test_awkward_file_names_become_plain_names(store: Store, tmp_path: Path, media: dict[str, Path]) -> None:
     odd = os.fsdecode(b"caf\xe9 back\\slash.png")  # not UTF-8, with a backslash
     path = tmp_path / odd
