@@ -51,7 +51,7 @@ class NodeState(enum.Enum):
 def parse_address(text: str) -> Address:
     """``host:port`` → (host, port), with a ConfigError naming the bad value."""
     host, sep, port = text.strip().rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdecimal() or not 0 < int(port) < 65536:
         raise ConfigError(f"bootstrap address {text!r}: expected host:port")
     return host.strip("[]"), int(port)
 

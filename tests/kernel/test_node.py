@@ -165,3 +165,10 @@ async def test_bad_bootstrap_address_names_it():
     with pytest.raises(ConfigError, match="bootstrap address 'nowhere'"):
         async with open_node(config(bootstrap=["nowhere"])):
             pass
+
+
+def test_a_bootstrap_port_of_unicode_digits_is_a_config_error():
+    from p2pkit.node import parse_address
+
+    with pytest.raises(ConfigError, match="bootstrap address"):
+        parse_address("peer:7²")  # str.isdigit() accepts '²', int() does not

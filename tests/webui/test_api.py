@@ -134,6 +134,7 @@ async def test_bad_history_is_422(client, body) -> None:
 async def test_bad_history_query(client) -> None:
     assert (await client.get("/api/history?limit=0")).status_code == 422
     assert (await client.get("/api/history?limit=abc")).status_code == 422
+    assert (await client.get("/api/history?limit=%C2%B2")).status_code == 422  # '²' is a digit, not a number
     assert (await client.get("/api/history?kind=nope")).status_code == 422
 
 

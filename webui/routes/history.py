@@ -15,7 +15,7 @@ bp = Blueprint("history", __name__)
 @bp.get("/api/history")
 async def list_history() -> ResponseReturnValue:
     raw_limit = request.args.get("limit", "100")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
+    if not raw_limit.isdecimal() or not 1 <= int(raw_limit) <= 1000:
         raise ApiError(422, "limit must be an integer 1..1000", key="limit")
     kind = request.args.get("kind")
     if kind not in (None, "view", "download"):
