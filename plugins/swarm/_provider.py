@@ -324,13 +324,29 @@ class SwarmProvider:
             return None
         ps = t.peers.get(peer.id)
         if ps is None:
-            if len(t.peers) >= self.cfg.max_peers:
+            if len(t.peers) >= self.cfg.max_peers and not self._make_room(t):
                 return None
             ps = t.peers[peer.id] = PeerState(self._link(peer))
         if not ps.bitfield_sent:
             ps.bitfield_sent = True
             ps.link.send(t.bitfield())
         return ps
+
+    def _make_room(self, t: Torrent) -> bool:
+        """Drop one member that is of no use either way (both complete, or neither side
+        interested), so a newcomer can join a full swarm. False if everyone is useful."""
+        idle = [pid for pid, ps in t.peers.items()
+                if ps.pieces is not None and not ps.am_interested and not ps.peer_interested
+                and (ps.is_seed or not t.picker.interesting(pid))]
+        if not idle:
+            return False
+        seeds = [pid for pid in idle if t.peers[pid].is_seed and t.complete]
+        victim = (seeds or idle)[0]
+        ps = t.peers.pop(victim)
+        t.picker.remove_peer(victim)
+        ps.link.cancel_upload(t.rid)
+        self.counters["members_dropped_for_room"] += 1
+        return True
 
     def _on_bitfield(self, peer: Peer, m: msg.Bitfield) -> None:
         t = self._torrent(m.rid)
