@@ -36,6 +36,16 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def runqueue_wait() -> float:
+    """Seconds this process was runnable but waiting for a core (Linux; 0 elsewhere): on a
+    shared machine it tells CPU starvation apart from protocol idling."""
+    try:
+        with open("/proc/self/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def announce(port: int) -> None:
     print(f"PORT {port}", flush=True)
 
@@ -68,6 +78,7 @@ async def rudp_receive(args: argparse.Namespace) -> None:
         session = await transport.accept()
         start = time.perf_counter()
         cpu0 = cpu_seconds()
+        wait0 = runqueue_wait()
         got = 0
         while got < args.bytes:
             _, message = await session.receive()
@@ -78,6 +89,7 @@ async def rudp_receive(args: argparse.Namespace) -> None:
         with trio.move_on_after(2):
             await session.aclose()
         report(seconds=elapsed, bytes=got, rss_MB=peak_rss_mb(), cpu=cpu_seconds() - cpu0,
+               runqueue_wait=runqueue_wait() - wait0, packets_sent=float(stats["packets_sent"]),
                packets_received=float(stats["packets_received"]),
                gso=float(endpoint.gso), gro=float(endpoint.gro))
         nursery.cancel_scope.cancel()
@@ -96,12 +108,14 @@ async def rudp_send(args: argparse.Namespace) -> None:
         await nursery.start(transport.serve)
         session = await transport.connect(("127.0.0.1", args.port))
         cpu0 = cpu_seconds()
+        wait0 = runqueue_wait()
         chunk = b"\xab" * CHUNK
         for _ in range(args.bytes // CHUNK):
             await session.send(chunk)
         await session.receive()  # "done"
         stats = session.stats()
-        report(rss_MB=peak_rss_mb(), cpu=cpu_seconds() - cpu0, retransmits=float(stats["retransmits"]),
+        report(rss_MB=peak_rss_mb(), cpu=cpu_seconds() - cpu0, runqueue_wait=runqueue_wait() - wait0,
+               packets_received=float(stats["packets_received"]), retransmits=float(stats["retransmits"]),
                lost=float(stats["lost_packets"]), srtt_ms=float(stats["srtt_ms"]),
                cwnd=float(stats["cwnd"]))
         nursery.cancel_scope.cancel()
@@ -280,6 +294,8 @@ def main() -> None:
     parser.add_argument("--mtu", type=int, default=1400, help="rudp datagram size")
     parser.add_argument("--congestion", default="default", help="rudp congestion controller")
     parser.add_argument("--no-pacing", action="store_true", help="rudp without pacing")
+    parser.add_argument("--only-rudp", action="store_true",
+                        help="measure rudp alone (for profiling; no JSON comparison line)")
     parser.add_argument("--proto", choices=["rudp", "tcp", "aioquic"], help=argparse.SUPPRESS)
     parser.add_argument("--role", choices=["recv", "send"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -293,7 +309,8 @@ def main() -> None:
     print(f"one-direction transfer over 127.0.0.1, two processes each "
           f"(rudp/TCP {size >> 20} MiB, aioquic {quic_size >> 20} MiB)")
     results = {}
-    for proto, nbytes in (("rudp", size), ("tcp", size), ("aioquic", quic_size)):
+    runs = (("rudp", size), ("tcp", size), ("aioquic", quic_size))
+    for proto, nbytes in runs[:1] if args.only_rudp else runs:
         results[proto] = r = measure(proto, nbytes, args)
         extra = ""
         if proto == "rudp":
@@ -302,6 +319,8 @@ def main() -> None:
         print(f"  {proto:8s} {r['MBps']:8.1f} MB/s  {r['seconds']:6.2f} s  "
               f"{r['MBps_per_cpu']:8.1f} MB per CPU-second of the busier process  "
               f"peak RSS {r['rss_MB']:6.1f} MB{extra}")
+    if args.only_rudp:
+        return
     rudp, tcp, quic = (results[p]["MBps"] for p in ("rudp", "tcp", "aioquic"))
     print(f"  rudp/aioquic {rudp / quic:.1f}x   rudp/tcp {rudp / tcp:.2f}x   (wall clock; the "
           f"per-CPU figures are what the code costs when other processes share the cores)")

@@ -128,14 +128,16 @@ class SendStreams:
 
 
 class _RecvChannel:
-    __slots__ = ("buf", "expected", "highest", "need", "ooo")
+    __slots__ = ("chunks", "expected", "have", "highest", "need", "ooo", "prefix")
 
     def __init__(self) -> None:
         self.expected = 0  # next in-order stream offset
         self.highest = 0  # one past the highest offset seen (flow control)
-        self.ooo: dict[int, bytes] = {}  # offset -> data that arrived early
-        self.buf = bytearray()  # in-order bytes of the message being assembled
+        self.ooo: dict[int, bytes | memoryview] = {}  # offset -> data that arrived early
+        self.prefix = b""  # bytes of a length prefix split across frames
         self.need = -1  # body length of the message being assembled, -1 = read the prefix
+        self.chunks: list[bytes | memoryview] = []  # in-order pieces of that message's body
+        self.have = 0  # bytes in ``chunks``
 
 
 class RecvStreams:
@@ -185,25 +187,31 @@ class RecvStreams:
                 )
         expected = ch.expected
         if offset == expected:
-            buf = ch.buf
-            buf += data
-            expected = end
+            ch.expected = end
+            self.in_order += n
+            self.partial += n
+            # The usual bulk case: the frame only continues the body being assembled.
+            need = ch.need
+            if need >= 0 and ch.have + n < need:
+                ch.chunks.append(data)
+                ch.have += n
+                found = False
+            else:
+                found = self._consume(channel, ch, data)
             ooo = ch.ooo
             while ooo:
-                nxt = ooo.pop(expected, None)
+                nxt = ooo.pop(ch.expected, None)
                 if nxt is None:
                     break
-                buf += nxt
-                self.ooo_bytes -= len(nxt)
+                size = len(nxt)
+                self.ooo_bytes -= size
                 self.ooo_entries -= 1
-                expected += len(nxt)
-            grown = expected - ch.expected
-            ch.expected = expected
-            self.in_order += grown
-            self.partial += grown
-            if len(buf) >= (LENGTH_PREFIX if ch.need < 0 else ch.need):
-                return self._extract(channel, ch)
-            return False
+                ch.expected += size
+                self.in_order += size
+                self.partial += size
+                if self._consume(channel, ch, nxt):
+                    found = True
+            return found
         if offset > expected:
             if offset not in ch.ooo:
                 # Each entry is charged its bookkeeping too, so a peer sending one-byte
@@ -219,37 +227,51 @@ class RecvStreams:
             return self.on_frame(channel, expected, data[expected - offset :])
         return False
 
-    def _extract(self, channel: int, ch: _RecvChannel) -> bool:
-        buf = ch.buf
-        size = len(buf)
+    def _consume(self, channel: int, ch: _RecvChannel, data: bytes | memoryview) -> bool:
+        """Take in-order stream bytes; True if whole messages became available.
+
+        A message body is kept as the received pieces and joined once when complete: one
+        copy per byte, where a growing buffer copied each byte several times.
+        """
         pos = 0
+        n = len(data)
         found = 0
-        inbox = self.inbox.get(channel)
-        if inbox is None:
-            inbox = self.inbox[channel] = deque()
-        with memoryview(buf) as view:
-            while True:
-                need = ch.need
-                if need < 0:
-                    if size - pos < LENGTH_PREFIX:
-                        break
-                    need = int.from_bytes(view[pos : pos + LENGTH_PREFIX], "big")
-                    if need > self.max_message:
-                        raise FlowControlError(f"message of {need} bytes exceeds the limit")
-                    pos += LENGTH_PREFIX
-                    ch.need = need
-                    self.partial_need += need
-                if size - pos < need:
+        while pos < n or ch.need == 0:
+            need = ch.need
+            if need < 0:
+                take = min(LENGTH_PREFIX - len(ch.prefix), n - pos)
+                prefix = ch.prefix + bytes(data[pos : pos + take])
+                pos += take
+                if len(prefix) < LENGTH_PREFIX:
+                    ch.prefix = prefix
                     break
-                inbox.append(bytes(view[pos : pos + need]))
-                pos += need
-                ch.need = -1
-                self.partial_need -= need
-                self.inbox_bytes += need + LENGTH_PREFIX
-                found += 1
-        if pos:
-            del buf[:pos]
-            self.partial -= pos
+                ch.prefix = b""
+                need = int.from_bytes(prefix, "big")
+                if need > self.max_message:
+                    raise FlowControlError(f"message of {need} bytes exceeds the limit")
+                ch.need = need
+                self.partial_need += need
+                continue
+            take = min(need - ch.have, n - pos)
+            if take:
+                ch.chunks.append(data if take == n else data[pos : pos + take])
+                ch.have += take
+                pos += take
+            if ch.have < need:
+                break
+            chunks = ch.chunks
+            message = chunks[0] if len(chunks) == 1 and type(chunks[0]) is bytes else b"".join(chunks)
+            chunks.clear()
+            ch.have = 0
+            ch.need = -1
+            inbox = self.inbox.get(channel)
+            if inbox is None:
+                inbox = self.inbox[channel] = deque()
+            inbox.append(message)  # type: ignore[arg-type]
+            self.partial_need -= need
+            self.partial -= need + LENGTH_PREFIX
+            self.inbox_bytes += need + LENGTH_PREFIX
+            found += 1
         if found:
             self.inbox_count += found
             self.messages += found
