@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import math
+import struct
 from collections.abc import Callable
 
 from p2pkit._exceptions import LocalProtocolError, RemoteProtocolError, SessionClosed
@@ -65,6 +66,7 @@ from .streams import RecvStreams, SendStreams
 
 MAX_REORDER = 1 << 20
 FAST_FRAME_MIN = HEADER_SIZE + STREAM_HEADER_SIZE
+DATA_FRAME_HEADER = struct.Struct(HEADER.format + STREAM_HEADER.format.lstrip(">"))
 ACK_RANGES = 32  # SACK ranges per ACK packet (8 bytes each)  # sequence numbers further ahead than this are refused
 HANDSHAKE_RETRIES = 12
 FIN_RETRIES = 6
@@ -529,6 +531,8 @@ class Connection:
         self._pace_time = now
         self._pace_wait = 0.0
         pack = HEADER.pack
+        pack_data = DATA_FRAME_HEADER.pack
+        bulk_chunk = streams.bulk_chunk
         sent_any = False
         while True:
             p = recovery.next_lost() if recovery.lost else None
@@ -559,10 +563,18 @@ class Connection:
             if tokens < mtu:
                 self._pace_wait = now + max((quantum - tokens) / rate, PACING_MIN_WAIT)
                 break
-            parts: list[bytes | memoryview] = [b""]
-            streams.fill(parts, room, credit)
-            parts[0] = pack(MAGIC, VERSION, DATA, 0, cid, recovery.snd_nxt & SEQ_MASK, ack, bits, max_data, ts, echo)
-            datagram = b"".join(parts)
+            chunk = bulk_chunk(min(room - STREAM_HEADER_SIZE, credit))
+            if chunk is not None:
+                # one full stream frame: header and frame header in one pack, one copy
+                datagram = pack_data(
+                    MAGIC, VERSION, DATA, 0, cid, recovery.snd_nxt & SEQ_MASK, ack, bits, max_data,
+                    ts, echo, STREAM_FRAME, streams.chunk_channel, streams.chunk_offset, len(chunk),
+                ) + chunk
+            else:
+                parts: list[bytes | memoryview] = [b""]
+                streams.fill(parts, room, credit)
+                parts[0] = pack(MAGIC, VERSION, DATA, 0, cid, recovery.snd_nxt & SEQ_MASK, ack, bits, max_data, ts, echo)
+                datagram = b"".join(parts)
             tokens -= len(datagram)
             recovery.on_sent(datagram, now)
             out.append((datagram, addr))

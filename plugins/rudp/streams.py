@@ -46,6 +46,8 @@ class SendStreams:
         self.queued_bytes = 0
         self.sent_bytes = 0  # stream bytes handed to packets (the flow-control counter)
         self.messages = 0
+        self.chunk_channel = 0  # frame of the last bulk_chunk
+        self.chunk_offset = 0
 
     def push(self, channel: int, message: bytes) -> None:
         ch = self._channels.get(channel)
@@ -63,6 +65,28 @@ class SendStreams:
 
     def has_data(self) -> bool:
         return self.queued_bytes > 0
+
+    def bulk_chunk(self, space: int) -> memoryview | None:
+        """The fast path of a bulk transfer: when the lowest pending channel's head piece
+        alone holds more than ``space`` bytes, take exactly ``space`` of them (the frame's
+        channel and offset are left in ``chunk_channel``/``chunk_offset``); else None and
+        the caller uses :meth:`fill`."""
+        pending = self._pending
+        if not pending or space <= 0:
+            return None
+        ch = self._channels[pending[0]]
+        head = ch.head
+        piece = ch.pieces[0]
+        if space >= len(piece) - head:
+            return None
+        self.chunk_channel = ch.id
+        self.chunk_offset = ch.offset
+        ch.head = head + space
+        ch.offset += space
+        ch.queued -= space
+        self.queued_bytes -= space
+        self.sent_bytes += space
+        return piece[head : head + space]
 
     def fill(self, parts: list[bytes | memoryview], room: int, credit: int) -> int:
         """Append stream frames to ``parts`` using at most ``room`` bytes of packet and
