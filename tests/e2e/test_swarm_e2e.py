@@ -8,8 +8,10 @@ act in the middle of one (``cfg.upload_limit_kbps`` on the seeders).
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,7 +100,10 @@ def test_download_survives_a_seeder_killed_mid_transfer(tmp_path: Path, procs: l
     first = NodeProc(tmp_path, "first", share=[media], args=slow)
     procs.append(first)
     (rid,) = first.shared_rids()
-    second = NodeProc(tmp_path, "second", share=[media], args=slow, bootstrap=[first.port])
+    sock_dir = Path(tempfile.mkdtemp(prefix="p2e-"))  # a short path: Unix sockets limit it
+    sock = sock_dir / "v.sock"
+    second = NodeProc(tmp_path, "second", share=[media], bootstrap=[first.port],
+                      args=[*slow, "--repeater", str(sock)])
     procs.append(second)
     assert second.shared_rids() == [rid]
     victim_id = node_id(second)
@@ -108,9 +113,13 @@ def test_download_survives_a_seeder_killed_mid_transfer(tmp_path: Path, procs: l
     out = tmp_path / "out.wav"
     job = Background(tmp_path, "get", ["get", rid, "--bootstrap", f"127.0.0.1:{first.port}",
                                        "-o", str(out), "--quiet", "--timeout", "150"])
+    def served_by_victim() -> bool:
+        out = run(["ctl", "--socket", str(sock), "get", "swarm.up_rate"], timeout=30)
+        return out.returncode == 0 and float(out.stdout.strip() or 0) > 0
+
     try:
-        time.sleep(4)  # ~2 of 4.4 MB at 2 × 300 KiB/s
-        assert job.proc.poll() is None, job.log()
+        wait_until(served_by_victim, 60, "the second seeder to serve", interval=0.5)
+        assert job.proc.poll() is None, job.log()  # mid-transfer: 4.4 MB take ~7 s
         second.kill()
         assert job.wait(timeout=180) == 0, job.log()
     finally:
@@ -119,6 +128,7 @@ def test_download_survives_a_seeder_killed_mid_transfer(tmp_path: Path, procs: l
     got = sources(job.log())
     assert got.get(victim_id, 0) > 0  # the killed seeder had served part of it
     assert sum(got.values()) >= media.stat().st_size
+    shutil.rmtree(sock_dir, ignore_errors=True)
 
 
 def test_corrupting_peer_is_detected_and_the_download_completes(tmp_path: Path, procs: list[NodeProc]) -> None:
