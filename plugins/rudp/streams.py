@@ -46,7 +46,7 @@ class SendStreams:
         self.queued_bytes = 0
         self.sent_bytes = 0  # stream bytes handed to packets (the flow-control counter)
         self.messages = 0
-        self.chunk_channel = 0  # frame of the last bulk_chunk
+        self.chunk_channel = 0  # frame of the last bulk_chunks
         self.chunk_offset = 0
 
     def push(self, channel: int, message: bytes) -> None:
@@ -66,27 +66,30 @@ class SendStreams:
     def has_data(self) -> bool:
         return self.queued_bytes > 0
 
-    def bulk_chunk(self, space: int) -> memoryview | None:
-        """The fast path of a bulk transfer: when the lowest pending channel's head piece
-        alone holds more than ``space`` bytes, take exactly ``space`` of them (the frame's
-        channel and offset are left in ``chunk_channel``/``chunk_offset``); else None and
-        the caller uses :meth:`fill`."""
+    def bulk_chunks(self, space: int, count: int) -> list[memoryview]:
+        """The fast path of a bulk transfer: up to ``count`` slices of exactly ``space``
+        bytes from the lowest pending channel's head piece, as long as that piece holds
+        more (the piece's tail goes through :meth:`fill`). The first slice's channel and
+        offset are left in ``chunk_channel``/``chunk_offset``; the rest follow on."""
         pending = self._pending
-        if not pending or space <= 0:
-            return None
+        if not pending or space <= 0 or count <= 0:
+            return []
         ch = self._channels[pending[0]]
         head = ch.head
         piece = ch.pieces[0]
-        if space >= len(piece) - head:
-            return None
+        n = min(count, (len(piece) - head - 1) // space)
+        if n <= 0:
+            return []
         self.chunk_channel = ch.id
         self.chunk_offset = ch.offset
-        ch.head = head + space
-        ch.offset += space
-        ch.queued -= space
-        self.queued_bytes -= space
-        self.sent_bytes += space
-        return piece[head : head + space]
+        end = head + n * space
+        taken = end - head
+        ch.head = end
+        ch.offset += taken
+        ch.queued -= taken
+        self.queued_bytes -= taken
+        self.sent_bytes += taken
+        return [piece[i : i + space] for i in range(head, end, space)]
 
     def fill(self, parts: list[bytes | memoryview], room: int, credit: int) -> int:
         """Append stream frames to ``parts`` using at most ``room`` bytes of packet and
