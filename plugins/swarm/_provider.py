@@ -359,9 +359,14 @@ class SwarmProvider:
                 self._link(peer).send(msg.Peers(t.rid, self._pex(t, exclude=peer.id)))
             return
         first = ps.pieces is None
-        ps.pieces = pieces
-        t.picker.add_peer(peer.id, pieces)  # (a repeated bitfield also resets its requests)
-        ps.requested.clear()
+        if first:
+            ps.pieces = pieces
+            t.picker.add_peer(peer.id, pieces)
+        else:  # a repeated bitfield (re-sent while ours was unanswered): only news count
+            for i, has in enumerate(pieces):
+                if has and not ps.pieces[i]:  # type: ignore[index]
+                    ps.pieces[i] = True  # type: ignore[index]
+                    t.picker.peer_has(peer.id, i)
         if first:
             others = self._pex(t, exclude=peer.id)
             if others:
