@@ -105,6 +105,7 @@ class Connection:
         now: float,
         initiator: bool,
         on_change: Callable[[Connection], None] | None = None,
+        on_activity: Callable[[Connection], None] | None = None,
     ) -> None:
         self.config = config
         self.local_cid = local_cid
@@ -115,6 +116,9 @@ class Connection:
         self.close_reason: str | None = None
         self.created = now
         self._on_change = on_change
+        # An application call left work for datagrams_to_send (the multiplexer only asks
+        # connections that had events, so it must hear of these).
+        self._on_activity = on_activity
         self.max_datagram = config.mtu
         self.rtt = RttEstimator(
             config.initial_rto_ms / 1000, config.min_rto_ms / 1000, config.max_rto_ms / 1000
@@ -182,6 +186,8 @@ class Connection:
                 f"message of {len(message)} bytes exceeds the {self.config.max_message_size}-byte limit"
             )
         self.send_streams.push(channel, message)
+        if self._on_activity is not None:
+            self._on_activity(self)
 
     def next_message(self) -> tuple[int, bytes] | None:
         """Take the next received message (lowest channel first), or None."""
@@ -190,6 +196,8 @@ class Connection:
             rs = self.recv_streams
             if rs.update_max_data() - rs.advertised >= rs.window // 4:
                 self._ack_pending = True  # window update so a blocked sender resumes
+                if self._on_activity is not None:
+                    self._on_activity(self)
         return item
 
     @property
@@ -202,6 +210,8 @@ class Connection:
             self.abort("closed before established")
             return
         self._close_requested = True
+        if self._on_activity is not None:
+            self._on_activity(self)
 
     def abort(self, reason: str = "aborted") -> None:
         """Close now and tell the peer with a RESET."""

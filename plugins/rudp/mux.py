@@ -10,6 +10,8 @@ driver (and the simulator, and the unit tests) call ``receive_batch(batch, now)`
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import math
 import random
@@ -77,6 +79,14 @@ class Multiplexer:
         self._pending_by_ip: Counter[str] = Counter()
         self._pending: dict[Connection, str] = {}  # responder handshakes in progress -> ip
         self._out: list[Datagram] = []
+        # Only connections that had something happen are asked for output, and timers sit
+        # in a heap: a node with many mostly idle sessions (the simulator's meshes) must
+        # not pay for every session on every datagram. _armed holds the timer last pushed
+        # per connection; heap entries that no longer match it are stale and skipped.
+        self._dirty: dict[Connection, None] = {}
+        self._timers: list[tuple[float, int, Connection]] = []
+        self._armed: dict[Connection, float] = {}
+        self._timer_seq = itertools.count()
         self._reset_tokens = float(self.config.reset_rate_per_s)
         self._reset_time = now
         self._reset_last: dict[Address, float] = {}
@@ -110,12 +120,18 @@ class Multiplexer:
         conn = Connection(
             self.config, local_cid=cid, remote=addr, isn=rng.getrandbits(32),
             cc_factory=self._cc_factory, now=now, initiator=initiator, on_change=self._on_change,
+            on_activity=self._mark_dirty,
         )
         self.connections[cid] = conn
+        self._dirty[conn] = None
         return conn
+
+    def _mark_dirty(self, conn: Connection) -> None:
+        self._dirty[conn] = None
 
     def _on_change(self, conn: Connection) -> None:
         self.touched[conn] = None
+        self._dirty[conn] = None
         if conn in self._pending and conn.state is not SYN_RECEIVED:
             ip = self._pending.pop(conn)
             self._pending_by_ip[ip] -= 1
@@ -131,6 +147,7 @@ class Multiplexer:
         unpack = HEADER.unpack_from
         conns = self.connections
         stats = self.stats
+        dirty = self._dirty
         for data, addr in batch:
             if len(data) < HEADER_SIZE:
                 stats.malformed += 1
@@ -147,6 +164,7 @@ class Multiplexer:
                 continue
             conn = conns.get(h[H_CID])
             if conn is not None and conn.remote == addr:
+                dirty[conn] = None
                 try:
                     conn.on_packet(h, data, now)
                 except RemoteProtocolError as exc:
@@ -172,10 +190,12 @@ class Multiplexer:
         peer_cid, _ = decode_handshake(data)
         existing = self._by_peer.get((addr, peer_cid))
         if existing is not None and existing.state is not CLOSED:
+            self._dirty[existing] = None
             existing.on_packet(h, data, now)  # type: ignore[arg-type]  # duplicate SYN
             return
         for conn in self.connections.values():
             if conn.remote == addr and conn.state is SYN_SENT and not conn.peer_cid:
+                self._dirty[conn] = None
                 conn.accept_syn(h, data, now)  # type: ignore[arg-type]  # simultaneous open
                 self._by_peer[(addr, peer_cid)] = conn
                 return
@@ -225,13 +245,14 @@ class Multiplexer:
     # ------------------------------------------------------------------ sending and timers
 
     def datagrams_to_send(self, now: float) -> list[Datagram]:
-        """Everything every connection wants to send now, in one list (one send_batch)."""
+        """Everything the connections that had events want to send now, in one list."""
         out = self._out
         self._out = []
-        for conn in list(self.connections.values()):
-            conn.datagrams_to_send(now, out)
-            if conn.state is CLOSED:
-                self._forget(conn)
+        if self._dirty:
+            dirty = list(self._dirty)
+            self._dirty.clear()
+            for conn in dirty:
+                self._collect(conn, now, out)
         return out
 
     def datagrams_for(self, conn: Connection, now: float) -> list[Datagram]:
@@ -239,27 +260,48 @@ class Multiplexer:
         flush after an application call that touched only that connection."""
         out = self._out
         self._out = []
+        self._dirty.pop(conn, None)
+        self._collect(conn, now, out)
+        return out
+
+    def _collect(self, conn: Connection, now: float, out: list[Datagram]) -> None:
         conn.datagrams_to_send(now, out)
         if conn.state is CLOSED:
             self._forget(conn)
-        return out
+            return
+        t = conn.get_timer()
+        if self._armed.get(conn) != t:
+            self._armed[conn] = t
+            if t < math.inf:
+                heapq.heappush(self._timers, (t, next(self._timer_seq), conn))
 
     def get_timer(self) -> float:
         """Earliest time any connection needs ``handle_timer`` (``inf`` if none)."""
-        t = math.inf
-        for conn in self.connections.values():
-            ct = conn.get_timer()
-            if ct < t:
-                t = ct
-        return t
+        if self._dirty:  # not yet re-armed: they may want to run at once
+            return -math.inf
+        timers, armed = self._timers, self._armed
+        while timers:
+            t, _, conn = timers[0]
+            if armed.get(conn) == t:
+                return t
+            heapq.heappop(timers)  # stale: the connection re-armed or is gone
+        return math.inf
 
     def handle_timer(self, now: float) -> None:
-        for conn in list(self.connections.values()):
+        timers, armed = self._timers, self._armed
+        while timers and timers[0][0] <= now:
+            t, _, conn = heapq.heappop(timers)
+            if armed.get(conn) != t:
+                continue
+            del armed[conn]
+            self._dirty[conn] = None  # re-armed by the flush that follows
             if conn.get_timer() <= now:
                 conn.handle_timer(now)
 
     def _forget(self, conn: Connection) -> None:
         self.connections.pop(conn.local_cid, None)
+        self._armed.pop(conn, None)
+        self._dirty.pop(conn, None)
         if conn.peer_cid:
             key = (conn.remote, conn.peer_cid)
             if self._by_peer.get(key) is conn:
