@@ -1,7 +1,7 @@
 """One-direction bulk transfer over 127.0.0.1 between two processes: rudp vs trio TCP vs
 aioquic, measured in the same run.
 
-    python -m benchmarks.rudp_loopback [--quick] [--mtu 1400] [--congestion default]
+    python -m benchmarks.rudp_loopback [--quick] [--mtu 1400] [--congestion default] [--only-rudp]
 
 rudp and TCP move ``--quick`` 64 MB (default 256 MB) in 64 KiB messages/writes; aioquic
 (one stream, the Python QUIC reference) moves a quarter of that because it is slow — its
@@ -315,7 +315,9 @@ def main() -> None:
         extra = ""
         if proto == "rudp":
             extra = (f"  retransmits {r['send_retransmits']:.0f}  srtt {r['send_srtt_ms']:.2f} ms"
-                     f"  GSO {bool(r['recv_gso'])} GRO {bool(r['recv_gro'])}")
+                     f"  GSO {bool(r['recv_gso'])} GRO {bool(r['recv_gro'])}"
+                     f"  waited for a core: recv {r['recv_runqueue_wait']:.2f} s,"
+                     f" send {r['send_runqueue_wait']:.2f} s")
         print(f"  {proto:8s} {r['MBps']:8.1f} MB/s  {r['seconds']:6.2f} s  "
               f"{r['MBps_per_cpu']:8.1f} MB per CPU-second of the busier process  "
               f"peak RSS {r['rss_MB']:6.1f} MB{extra}")
