@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
 from p2pkit.simulator import LinkProfile, LossSpec, NatType, Simulation
 from p2pkit.simulator._workloads import WORKLOADS
-
-pytest.importorskip("p2pkit.plugins.rudp.transport")
 
 RUDP = {"node": {"plugins": ["p2pkit.plugins.rudp"], "disable": ["store", "swarm"]}}
 

@@ -34,7 +34,6 @@ DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (.ci/run installs it)"),
 ]
 
 

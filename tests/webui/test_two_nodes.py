@@ -8,30 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import pytest
 import trio
 from p2pkit.webui import WebConfig, WebUI
 
 from p2pkit.node import open_node
-from p2pkit.plugin_manager import create_plugin_manager
 
 from .conftest import multipart, node_config, png_bytes
 
 PLUGINS = ["p2pkit.plugins.rudp", "p2pkit.plugins.flooding", "p2pkit.plugins.swarm"]
-
-
-def _stack_available() -> bool:
-    try:
-        pm = create_plugin_manager(PLUGINS)
-    except Exception:
-        return False
-    offered = set()
-    for impl in pm.hook.p2pkit_capabilities.get_hookimpls():
-        offered |= set(impl.function() or {})
-    return {"transport", "discovery", "swarm", "store"} <= offered
-
-
-pytestmark = pytest.mark.skipif(not _stack_available(), reason="rudp/flooding/swarm not all present yet")
 
 
 @asynccontextmanager

@@ -17,7 +17,6 @@ from p2pkit.plugins.flooding._cli import add_commands, cmd_files, human_size, pr
 
 from p2pkit import NodeConfig, open_node
 from p2pkit.cli import UsageError
-from p2pkit.plugin_manager import BUILTIN_PLUGINS, create_plugin_manager
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,17 +81,6 @@ def test_titles_from_peers_are_shown_as_text_never_as_markup_or_terminal_codes(
 
 # ---------------------------------------------------------------------------- real process
 
-def _ready_for_processes() -> bool:
-    pm = create_plugin_manager()
-    has_transport = any("transport" in (impl.function() or {})
-                        for impl in pm.hook.p2pkit_capabilities.get_hookimpls())
-    return has_transport and "p2pkit.plugins.flooding" in BUILTIN_PLUGINS
-
-
-needs_builtins = pytest.mark.skipif(
-    not _ready_for_processes(),
-    reason="needs a registered transport and flooding among the built-in plugins")
-
 
 def _wav(path: Path) -> Path:
     t = np.arange(4000) / 8000
@@ -111,7 +99,6 @@ async def _cli(*argv: str, columns: int = 80) -> trio.CompletedProcess[bytes]:
                                       env={**os.environ, "COLUMNS": str(columns)})
 
 
-@needs_builtins
 async def test_files_and_search_against_a_running_node(tmp_path: Path) -> None:
     config = NodeConfig.from_mapping({"node": {"ephemeral": True, "port": 0, "host": "127.0.0.1"}})
     async with open_node(config) as node:
@@ -133,7 +120,6 @@ async def test_files_and_search_against_a_running_node(tmp_path: Path) -> None:
         assert "Harbour Bells" in done.stdout.decode()
 
 
-@needs_builtins
 async def test_no_peer_answering_is_a_clear_error() -> None:
     with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as probe:
         await probe.bind(("127.0.0.1", 0))

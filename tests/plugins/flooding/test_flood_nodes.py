@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 import trio
 
-from p2pkit import ContentAdded, ContentRemoved, NodeConfig, PeerDown, PluginError, open_node
-from p2pkit.plugin_manager import BUILTIN_PLUGINS, create_plugin_manager
+from p2pkit import ContentAdded, ContentRemoved, NodeConfig, PeerDown, open_node
 
 FLOODING = "p2pkit.plugins.flooding"
 RUDP = "p2pkit.plugins.rudp"
@@ -29,17 +27,8 @@ FAST = {
 }
 
 
-def _rudp_available() -> bool:
-    try:
-        create_plugin_manager([RUDP])
-    except PluginError:
-        return False
-    return True
-
-
 # The nodes load rudp and flooding explicitly, so these tests run whether or not they are
 # built-in plugins yet (a plugin already registered is not registered twice).
-pytestmark = pytest.mark.skipif(not _rudp_available(), reason="the rudp plugin is not available")
 
 
 def make_wav(path: Path, freq: float = 440.0, seconds: float = 0.5) -> Path:
@@ -197,7 +186,6 @@ async def test_search_without_peers_returns_local_matches_at_once(tmp_path: Path
         assert row["rid"] == manifest.rid and row["local"] and row["providers"] == [a.id]
 
 
-@pytest.mark.skipif(FLOODING not in BUILTIN_PLUGINS, reason="flooding is not a built-in plugin yet")
 async def test_the_documented_example_runs(tmp_path: Path) -> None:
     from docs.examples.flooding_three_nodes import main
 
@@ -207,7 +195,6 @@ async def test_the_documented_example_runs(tmp_path: Path) -> None:
     assert [f["title"] for f in result["found"]] == ["Harbour Bells"]
 
 
-@pytest.mark.skipif(FLOODING not in BUILTIN_PLUGINS, reason="flooding is not a built-in plugin yet")
 async def test_a_default_node_discovers_by_flooding() -> None:
     config = NodeConfig.from_mapping({"node": {"ephemeral": True, "port": 0, "host": "127.0.0.1"}})
     async with open_node(config) as node:

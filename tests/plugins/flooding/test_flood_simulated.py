@@ -6,21 +6,7 @@ import wave
 from pathlib import Path
 from typing import Any
 
-import pytest
 from p2pkit.simulator import LinkProfile, LossSpec, Simulation
-
-from p2pkit.plugin_manager import create_plugin_manager
-
-
-def _rudp_importable() -> bool:
-    try:
-        create_plugin_manager(["p2pkit.plugins.rudp"])
-    except Exception:
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(not _rudp_importable(), reason="the rudp plugin is not available")
 
 PLUGINS = ["p2pkit.plugins.rudp", "p2pkit.plugins.flooding"]
 FLOODING = {"announce_interval": 5.0, "entry_expiry": 16.0, "peer_down_grace": 3.0,

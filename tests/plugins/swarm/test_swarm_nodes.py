@@ -22,20 +22,9 @@ from p2pkit import NodeConfig, open_node
 from p2pkit._exceptions import RemoteProtocolError
 from p2pkit.events import GenericEvent
 from p2pkit.hookspecs import hookimpl
-from p2pkit.plugin_manager import create_plugin_manager
 
 SWARM = "p2pkit.plugins.swarm"
 BASE = ["p2pkit.plugins.rudp", SWARM]  # no-ops once they are built-ins
-
-
-def _transport_offered() -> bool:
-    pm = create_plugin_manager(BASE)
-    return any("transport" in (impl.function() or {})
-               for impl in pm.hook.p2pkit_capabilities.get_hookimpls())
-
-
-pytestmark = pytest.mark.skipif(not _transport_offered(),
-                                reason="no transport plugin (rudp) is registered yet")
 
 
 def make_wav(path: Path, seconds: float, seed: int = 0, rate: int = 22050) -> Path:
