@@ -14,6 +14,7 @@ import random
 from collections.abc import Callable
 
 from p2pkit.plugins.rudp.config import RudpConfig
+from p2pkit.plugins.rudp.congestion import RateSample
 from p2pkit.plugins.rudp.mux import Multiplexer
 
 Address = tuple[str, int]
@@ -150,3 +151,28 @@ def drain(conn, into: list) -> int:  # type: ignore[no-untyped-def]
         into.append(item)
         n += 1
     return n
+
+
+class FixedWindow:
+    """A toy controller: a constant window, no pacing."""
+
+    name = "fixed"
+    state = "fixed"
+
+    WINDOW_PACKETS = 4
+
+    def __init__(self, max_datagram: int, initial_cwnd: int) -> None:
+        self.cwnd = self.WINDOW_PACKETS * max_datagram
+        self.pacing_rate = 0.0
+
+    def on_packet_sent(self, now: float, size: int, bytes_in_flight: int) -> None:
+        pass
+
+    def on_ack(self, now: float, acked_bytes: int, sample: RateSample, bytes_in_flight: int) -> None:
+        pass
+
+    def on_loss(self, now: float, lost_bytes: int, newest_lost_sent_time: float, bytes_in_flight: int) -> None:
+        pass
+
+    def on_rto(self, now: float) -> None:
+        pass

@@ -10,7 +10,7 @@ from p2pkit.plugins.rudp.newreno import NewReno
 
 from p2pkit import ConfigError
 
-from .fakenet import FakeNet, connected_pair, drain
+from .fakenet import FakeNet, FixedWindow, connected_pair, drain
 
 MSS = 1400
 
@@ -84,29 +84,6 @@ def test_bbr_models_the_bottleneck() -> None:
     assert 0.8 * 1.25e6 <= cc.btl_bw <= 1.3 * 1.25e6
     assert 0.039 <= cc.min_rtt <= 0.06
     assert ca.rtt.srtt < 0.04 + 0.1  # the queue is not kept full
-
-
-class FixedWindow:
-    """A toy controller: a constant window, no pacing."""
-
-    name = "fixed"
-    state = "fixed"
-
-    def __init__(self, max_datagram: int, initial_cwnd: int) -> None:
-        self.cwnd = 4 * max_datagram
-        self.pacing_rate = 0.0
-
-    def on_packet_sent(self, now: float, size: int, bytes_in_flight: int) -> None:
-        pass
-
-    def on_ack(self, now: float, acked_bytes: int, sample: RateSample, bytes_in_flight: int) -> None:
-        pass
-
-    def on_loss(self, now: float, lost_bytes: int, newest_lost_sent_time: float, bytes_in_flight: int) -> None:
-        pass
-
-    def on_rto(self, now: float) -> None:
-        pass
 
 
 def test_a_registered_controller_is_used() -> None:

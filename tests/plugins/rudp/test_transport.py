@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 from p2pkit.plugins.rudp import RudpConfig, RudpTransport
-from p2pkit.plugins.rudp.congestion import RateSample
 
 from p2pkit import CHANNEL_BULK, CHANNEL_CONTROL, NodeConfig, SessionClosed, hookimpl, open_node
 from p2pkit.capabilities import Session, Transport
 from p2pkit.udp import UdpEndpoint
+
+from .fakenet import FixedWindow
 
 
 @asynccontextmanager
@@ -181,31 +182,14 @@ async def test_two_real_nodes_become_peers_over_rudp() -> None:
         assert a.fields.get("net.sessions") == 1
 
 
-class FixedWindow:
-    name = "fixed"
-    state = "fixed"
-
-    def __init__(self, max_datagram: int, initial_cwnd: int) -> None:
-        self.cwnd = 8 * max_datagram
-        self.pacing_rate = 0.0
-
-    def on_packet_sent(self, now: float, size: int, bytes_in_flight: int) -> None:
-        pass
-
-    def on_ack(self, now: float, acked_bytes: int, sample: RateSample, bytes_in_flight: int) -> None:
-        pass
-
-    def on_loss(self, now: float, lost_bytes: int, newest_lost_sent_time: float, bytes_in_flight: int) -> None:
-        pass
-
-    def on_rto(self, now: float) -> None:
-        pass
+class EightPacketWindow(FixedWindow):
+    WINDOW_PACKETS = 8
 
 
 class FixedWindowPlugin:
     @hookimpl
     def p2pkit_rudp_congestion_controllers(self) -> Mapping[str, object]:
-        return {"fixed-window": FixedWindow}
+        return {"fixed-window": EightPacketWindow}
 
 
 async def test_a_plugin_adds_a_congestion_controller() -> None:
