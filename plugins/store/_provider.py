@@ -42,9 +42,6 @@ class StoreConfig:
     sweep_interval_s: float = attrs.field(default=1.0, validator=_positive)
     copy_shares: bool = False  # False: own shares kept by reference (verified on every read)
     durable: bool = False  # True: fsync every write (survives power loss, slower)
-    # > 0: group commit of appends' sizes (faster small appends; a crash may lose the
-    # appends of the last commit_delay_s, never consistency)
-    commit_delay_s: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
     thumbnail_px: int = 160
 
 
@@ -69,7 +66,6 @@ class StoreProvider(Store):
             root, piece_size=cfg.piece_size, copy_shares=cfg.copy_shares,
             thumbnail_px=cfg.thumbnail_px, idle_close_s=cfg.idle_close_s,
             durable=cfg.durable and self._tmpdir is None, volatile=self._tmpdir is not None,
-            commit_delay_s=cfg.commit_delay_s,
             limit_bytes=None if limit_mb is None else int(limit_mb) * MIB,
             monotonic=self._now,
         )
@@ -134,8 +130,8 @@ class StoreProvider(Store):
             self.set_storage_limit(value * MIB)
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """The sweep: every ``sweep_interval_s`` while there are open handles or pending
-        group commits; asleep (no timer at all) while the store is idle, which matters
+        """The sweep: every ``sweep_interval_s`` while there are open handles or sizes
+        SQLite has not learnt yet; asleep (no timer at all) while the store is idle, which matters
         in the simulator where every distinct wake-up instant costs."""
         self._token = trio.lowlevel.current_trio_token()
         self._wake = trio.Event()

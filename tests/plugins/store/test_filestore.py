@@ -337,47 +337,259 @@ def test_failed_opens_leak_no_file_descriptors(tmp_path: Path) -> None:
     assert len(os.listdir("/proc/self/fd")) == before
 
 
-def test_group_commit_flushes_on_delay_sweep_and_close(tmp_path: Path) -> None:
-    now = [0.0]
-    fs = FileStore(tmp_path / "fs", commit_delay_s=0.5, monotonic=lambda: now[0])
+def unclean_stop(fs: FileStore) -> None:
+    """What ``kill -9`` leaves: files, map and WAL as the page cache holds them, nothing
+    flushed or closed in order, the lock released (by the dying process)."""
+    fs._closed = True
+    fs._handles.close_all()
+    fs._db.close()
+    if fs._sizes is not None:
+        fs._sizes.close()
+    fs._release_lock()
+
+
+def committed_sizes(root: Path) -> dict[str, int]:
+    db = sqlite3.connect(root / "store.sqlite3")
+    try:
+        return dict(db.execute("SELECT sid, size FROM objects").fetchall())
+    finally:
+        db.close()
+
+
+def test_appends_reach_sqlite_at_the_sweep_and_close(tmp_path: Path) -> None:
+    """An append costs no SQLite commit; the sweep and close tell SQLite in one go."""
+    fs = FileStore(tmp_path / "fs")
     fs.create("a")
     fs.append("a", b"1")
     fs.append("a", b"2")
-    assert fs.read("a", 0, 10) == b"12"  # served at once from the file
-    committed = lambda: sqlite3.connect(tmp_path / "fs" / "store.sqlite3")  # noqa: E731
-    now[0] = 0.6
-    fs.append("a", b"3")  # the delay has passed: one commit for all three
-    assert fs.counters["group_commits"] == 1
-    fs.append("a", b"4")
-    fs.close_idle()  # the periodic sweep commits too
-    assert fs.counters["group_commits"] == 2
-    fs.append("a", b"5")
+    assert fs.read("a", 0, 10) == b"12"
+    fs.close_idle()  # the periodic sweep
+    assert fs.counters["flushes"] == 1
+    fs.append("a", b"3")
     fs.create("b")
     fs.append("b", b"x")
-    fs.delete("b")  # a deleted resource is not resurrected by the group commit
+    fs.delete("b")  # a deleted resource is not resurrected by the flush
     fs.close()
-    db = committed()
-    assert db.execute("SELECT sid, size FROM objects").fetchall() == [("a", 5)]
+    assert fs.counters["flushes"] == 2
+    db = sqlite3.connect(tmp_path / "fs" / "store.sqlite3")
+    assert db.execute("SELECT sid, size FROM objects").fetchall() == [("a", 3)]
     db.close()
     with FileStore(tmp_path / "fs") as fs:
-        assert fs.read("a", 0, 10) == b"12345"
+        assert fs.read("a", 0, 10) == b"123"
+        assert fs.counters["recovered_from_map"] == 0  # a clean close: SQLite knew it all
 
 
-def test_group_commit_crash_keeps_a_committed_prefix(tmp_path: Path) -> None:
-    """Uncommitted appends vanish after a crash, cut exactly at a committed size."""
-    fs = FileStore(tmp_path / "fs", commit_delay_s=3600)
+def test_unclean_stop_keeps_every_append(tmp_path: Path) -> None:
+    """Many small appends, then the process dies before any sweep: reopening finds every
+    append whole (the sizes map had them although SQLite did not)."""
+    root = tmp_path / "fs"
+    fs = FileStore(root)
+    expected: dict[str, bytes] = {}
+    for i in range(40):
+        sid = f"seg-{i % 7}"
+        if sid not in expected:
+            fs.create(sid)
+            expected[sid] = b""
+        data = bytes([i]) * (1 + 997 * i % 5000)
+        fs.append(sid, data)
+        expected[sid] += data
+    unclean_stop(fs)
+    assert set(committed_sizes(root).values()) == {0}  # SQLite only saw the creates
+    with FileStore(root) as fs:
+        for sid, data in expected.items():
+            assert fs.size(sid) == len(data)
+            assert fs.read(sid, 0, 1 << 20) == data
+        assert fs.used_bytes == sum(map(len, expected.values()))
+        assert fs.counters["recovered_from_map"] == len(expected)
+        assert fs.counters["recovered_truncations"] == 0
+    assert committed_sizes(root) == {sid: len(d) for sid, d in expected.items()}
+
+
+def test_many_resources_grow_the_map_and_reuse_slots(tmp_path: Path) -> None:
+    root = tmp_path / "fs"
+    fs = FileStore(root)
+    for i in range(300):  # the map starts with 31 slots
+        fs.create(f"r{i}")
+        fs.append(f"r{i}", str(i).encode())
+    for i in range(0, 300, 2):
+        fs.delete(f"r{i}")
+    for i in range(300, 400):  # these take the freed slots
+        fs.create(f"r{i}")
+        fs.append(f"r{i}", str(i).encode() * 2)
+    unclean_stop(fs)
+    with FileStore(root) as fs:
+        sizes = {o.sid: o.size for o in fs.objects()}
+        expected = {f"r{i}": len(str(i)) for i in range(1, 300, 2)}
+        expected |= {f"r{i}": 2 * len(str(i)) for i in range(300, 400)}
+        assert sizes == expected
+        assert fs.counters["recovered_from_map"] == len(expected)
+
+
+def test_append_cut_short_is_dropped_whole(tmp_path: Path) -> None:
+    """Killed inside an append: its bytes may be on disk, its record torn. Reopening cuts
+    the file back to the previous append, never to a torn one."""
+    root = tmp_path / "fs"
+    fs = FileStore(root)
     fs.create("a")
-    fs.append("a", b"first")
-    fs.flush()
-    fs.append("a", b"-lost")  # written to the file, size not committed
-    path = Path(fs._objects["a"].path)
-    assert path.read_bytes() == b"first-lost"
-    # what a kill -9 leaves: the file as is, the database as committed, the lock released
-    os.close(fs._lockfile)
-    fs._db.close()
-    with FileStore(tmp_path / "fs") as again:
-        assert again.read("a", 0, 100) == b"first"
-        assert again.counters["recovered_truncations"] == 1
+    fs.append("a", b"first,")
+    fs.append("a", b"second")
+    obj = fs._objects["a"]
+    newest = obj.half ^ 1  # the record the last append wrote
+    assert fs._sizes is not None
+    off = 128 + obj.slot * 128 + newest * 64 + 20  # inside its size field
+    fs._sizes._mm[off] ^= 0xFF  # torn: the CRC no longer matches
+    unclean_stop(fs)
+    with FileStore(root) as fs:
+        assert fs.read("a", 0, 100) == b"first,"
+        assert fs.counters["recovered_truncations"] == 1
+        fs.append("a", b"again")
+    with FileStore(root) as fs:
+        assert fs.read("a", 0, 100) == b"first,again"
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage", "truncated"])
+def test_lost_sizes_map_falls_back_to_sqlite(tmp_path: Path, damage: str) -> None:
+    """Without its map the store still opens consistent, at the sizes SQLite last learnt
+    (the sweep's flush): appends after it are cut off, whole."""
+    root = tmp_path / "fs"
+    fs = FileStore(root)
+    fs.create("a")
+    fs.append("a", b"flushed")
+    fs.close_idle()
+    fs.append("a", b"+later")
+    unclean_stop(fs)
+    sizes_map = root / "sizes.map"
+    if damage == "missing":
+        sizes_map.unlink()
+    elif damage == "garbage":
+        sizes_map.write_bytes(os.urandom(8192))
+    else:
+        os.truncate(sizes_map, 100)
+    with FileStore(root) as fs:
+        assert fs.read("a", 0, 100) == b"flushed"
+        assert fs.used_bytes == 7
+        fs.append("a", b"!")
+    with FileStore(root) as fs:
+        assert fs.read("a", 0, 100) == b"flushed!"
+
+
+def test_forged_records_cannot_grow_a_resource(tmp_path: Path) -> None:
+    """A record claiming more bytes than the file holds is not believed."""
+    root = tmp_path / "fs"
+    fs = FileStore(root)
+    fs.create("a")
+    fs.append("a", b"abc")
+    obj = fs._objects["a"]
+    assert fs._sizes is not None
+    fs._sizes.write(obj.slot, obj.half, obj.key, obj.seq + 1, 10**12, obj.mtime_ms)
+    unclean_stop(fs)
+    with FileStore(root) as fs:
+        assert fs.size("a") == 3
+        assert fs.used_bytes == 3
+
+
+def test_eviction_order_survives_an_unclean_stop(tmp_path: Path) -> None:
+    """The order of last modification comes back exactly, although SQLite only knew the
+    order of creation: the least recently appended-to resource is evicted first."""
+    root = tmp_path / "fs"
+    fs = FileStore(root)
+    for sid in ("a", "b", "c"):
+        fs.create(sid)
+    for sid in ("c", "a", "b", "a", "b"):  # c now has the oldest modification, then a
+        fs.append(sid, b"x" * 100)
+    unclean_stop(fs)
+    with FileStore(root, limit_bytes=500) as fs:
+        evicted: list[str] = []
+        fs.on_evict = lambda kind, key, size: evicted.append(key)
+        fs.create("d")
+        fs.append("d", b"y" * 100)
+        assert evicted == ["c"]
+        fs.append("d", b"y" * 200)
+        assert evicted == ["c", "a"]
+        assert fs.read("b", 0, 1000) == b"x" * 200
+
+
+def test_a_sid_created_again_does_not_inherit_old_records(tmp_path: Path) -> None:
+    root = tmp_path / "fs"
+    fs = FileStore(root)
+    fs.create("a")
+    fs.append("a", b"old" * 100)
+    fs.delete("a")
+    for i in range(5):  # others take and write slots meanwhile
+        fs.create(f"o{i}")
+        fs.append(f"o{i}", b"o")
+    unclean_stop(fs)
+    fs = FileStore(root)
+    fs.create("a")
+    fs.append("a", b"new")
+    unclean_stop(fs)
+    with FileStore(root) as fs:
+        assert fs.read("a", 0, 1000) == b"new"
+        assert fs.used_bytes == 3 + 5
+
+
+def test_create_cut_short_never_brings_old_bytes_back(tmp_path: Path) -> None:
+    """kill -9 inside ``create`` of a sid that existed before, after its row was committed
+    but before the file was emptied and its record written: the old records (still in the
+    map) are older than the row, so the resource reopens empty, not with the old bytes."""
+    root = tmp_path / "fs"
+    fs = FileStore(root)
+    fs.create("x")
+    fs.create("z")
+    fs.append("x", b"old" * 100)
+    fs.delete("x")
+    fs.delete("z")  # the next create takes z's slot; x's stale records stay in the map
+    fs.create("x")
+    obj = fs._objects["x"]
+    assert fs._sizes is not None
+    fs._sizes.clear(obj.slot)  # its record was never written
+    Path(obj.path).write_bytes(b"old" * 100)  # nor was the file emptied
+    unclean_stop(fs)
+    with FileStore(root) as fs:
+        assert fs.size("x") == 0
+        assert fs.read("x", 0, 1000) == b""
+        assert fs.used_bytes == 0
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(ops=st.lists(st.one_of(
+    st.tuples(st.just("append"), st.integers(0, 40), st.binary(min_size=1, max_size=64)),
+    st.tuples(st.just("create"), st.integers(0, 40), st.just(b"")),
+    st.tuples(st.just("delete"), st.integers(0, 40), st.just(b"")),
+    st.tuples(st.just("sweep"), st.just(0), st.just(b"")),
+    st.tuples(st.just("crash"), st.just(0), st.just(b"")),
+), max_size=80))
+def test_model_with_unclean_stops(tmp_path: Path, ops: list[tuple[str, int, bytes]]) -> None:
+    """Creates, appends, deletes (over more resources than the map's first size holds, so
+    it grows and slots are reused), sweeps and kill -9 at any point: after every reopen
+    each resource holds exactly what was appended to it."""
+    root = Path(tempfile.mkdtemp(dir=tmp_path))
+    fs = FileStore(root)
+    model: dict[str, bytes] = {}
+    try:
+        for op, i, data in ops:
+            sid = f"s{i}"
+            if op == "create":
+                fs.create(sid)
+                model[sid] = b""
+            elif op == "append" and sid in model:
+                fs.append(sid, data)
+                model[sid] += data
+            elif op == "delete":
+                assert fs.delete(sid) is (model.pop(sid, None) is not None)
+            elif op == "sweep":
+                fs.close_idle()
+            elif op == "crash":
+                unclean_stop(fs)
+                fs = FileStore(root)
+                assert {o.sid: o.size for o in fs.objects()} == {k: len(v) for k, v in model.items()}
+        unclean_stop(fs)
+        fs = FileStore(root)
+        for sid, data in model.items():
+            assert fs.read(sid, 0, 1 << 20) == data
+        assert fs.used_bytes == sum(map(len, model.values()))
+    finally:
+        fs.close()
 
 
 def test_sweep_checkpoints_a_grown_wal(tmp_path: Path) -> None:
@@ -385,12 +597,14 @@ def test_sweep_checkpoints_a_grown_wal(tmp_path: Path) -> None:
         fs.create("a")
         fs.close_idle()
         assert fs.counters.get("checkpoints", 0) == 0  # nothing worth it yet
-        for _ in range(600):  # each commit adds a page or two to the WAL
-            fs.append("a", b"x")
+        for i in range(600):  # each create commits a page or two to the WAL
+            fs.create(f"r{i}")
+        fs.append("a", b"x" * 600)
         fs.close_idle()
         assert fs.counters["checkpoints"] == 1
     with FileStore(tmp_path / "fs") as fs:
         assert fs.size("a") == 600
+        assert len(fs.objects()) == 601
 
 
 def test_volatile_store_works_and_cannot_be_durable(tmp_path: Path) -> None:
