@@ -152,6 +152,7 @@ class FileStore:
         # thousand simulated stores save a descriptor each)
         self._sizes: SizeMap | None = None
         self._handles = HandleCache(monotonic, on_open=self._activity)
+        self._fds = self._handles.entries  # read/append look their handle up inline
         self._closed = False
         try:
             if not volatile:
@@ -333,7 +334,12 @@ class FileStore:
                 return
             if self._limit is not None and self._used + n > self._limit:
                 self._reserve(n, keep=("sid", sid))
-            fd = self._handles.get(obj.path, create=True)
+            handle = self._fds.get(obj.path)
+            if handle is None:
+                fd = self._handles.get(obj.path, create=True)
+            else:
+                handle.touched = True
+                fd = handle.fd
             size = obj.size
             try:
                 written = os.pwrite(fd, data, size)
@@ -383,11 +389,17 @@ class FileStore:
             obj = self._objects.get(sid)
             if obj is None or self._closed:
                 return b""
-            end = min(end, obj.size)  # never past the committed size
+            if end > obj.size:
+                end = obj.size  # never past the committed size
             if begin >= end:
                 return b""
             try:
-                fd = self._handles.get(obj.path)
+                handle = self._fds.get(obj.path)
+                if handle is None:
+                    fd = self._handles.get(obj.path)
+                else:
+                    handle.touched = True
+                    fd = handle.fd
                 return os.pread(fd, end - begin, begin)
             except OSError as exc:
                 log.warning("store: read of %r failed: %s", sid, exc)

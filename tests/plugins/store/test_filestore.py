@@ -182,22 +182,32 @@ def test_mtime_is_recorded(tmp_path: Path) -> None:
 
 
 def test_idle_handles_are_closed(tmp_path: Path) -> None:
+    """Swept every second, as the provider does: a handle unused for 5 s is closed (at
+    most one sweep late, never early); a use keeps it open 5 s more."""
     now = [0.0]
     with FileStore(tmp_path / "fs", idle_close_s=5.0, monotonic=lambda: now[0]) as fs:
         fs.create("a")
-        fs.create("b")
+        fs.create("b")  # both opened at t=0
         assert fs.open_handles == 2
-        now[0] = 3.0
-        fs.append("b", b"x")
-        now[0] = 6.0
-        assert fs.close_idle() == 1  # a idle for 6 s, b for 3 s
-        assert fs.open_handles == 1
-        assert fs.read("a", 0, 1) == b""  # reopened on demand
-        fs.append("a", b"y")
-        assert fs.read("a", 0, 1) == b"y"
-        now[0] = 20.0
-        assert fs.close_idle() == 2
-        assert fs.open_handles == 0
+        open_after: dict[float, int] = {}
+        for tick in range(1, 19):
+            now[0] = float(tick)
+            if tick == 3:
+                fs.append("b", b"x")  # b used at 3
+            if tick == 9:
+                fs.append("a", b"y")  # a reopened on demand at 9
+                assert fs.read("a", 0, 1) == b"y"
+            if tick == 12:
+                assert fs.read("a", 0, 1) == b"y"  # a used at 12
+            fs.close_idle()
+            open_after[tick] = fs.open_handles
+        assert [open_after[t] for t in range(1, 19)] == [
+            2, 2, 2, 2,  # a unused since 0: closed at 5
+            1, 1, 1,  # b used at 3: closed at 8
+            0, 1, 1, 1, 1, 1, 1, 1, 1,  # a used at 9 and 12: closed at 17
+            0, 0,
+        ]
+        assert fs.counters["handles_closed"] == 3
 
 
 def test_second_process_is_refused(tmp_path: Path) -> None:
