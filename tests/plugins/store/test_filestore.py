@@ -457,7 +457,7 @@ def test_append_cut_short_is_dropped_whole(tmp_path: Path) -> None:
         assert fs.read("a", 0, 100) == b"first,again"
 
 
-@pytest.mark.parametrize("damage", ["missing", "garbage", "truncated"])
+@pytest.mark.parametrize("damage", ["missing", "garbage", "garbage-records", "truncated"])
 def test_lost_sizes_map_falls_back_to_sqlite(tmp_path: Path, damage: str) -> None:
     """Without its map the store still opens consistent, at the sizes SQLite last learnt
     (the sweep's flush): appends after it are cut off, whole."""
@@ -473,6 +473,9 @@ def test_lost_sizes_map_falls_back_to_sqlite(tmp_path: Path, damage: str) -> Non
         sizes_map.unlink()
     elif damage == "garbage":
         sizes_map.write_bytes(os.urandom(8192))
+    elif damage == "garbage-records":  # our header, random records: no CRC matches
+        header = sizes_map.read_bytes()[:128]
+        sizes_map.write_bytes(header + os.urandom(8192 - 128))
     else:
         os.truncate(sizes_map, 100)
     with FileStore(root) as fs:
