@@ -2,7 +2,8 @@
 
 WAL mode (exclusive locking) with ``synchronous=NORMAL``: a commit is atomic and survives the process being
 killed (the WAL is in the OS page cache); with ``durable=True`` it is FULL and survives
-power loss as well. ``PRAGMA user_version`` holds the schema version.
+power loss as well. ``PRAGMA user_version`` holds the schema version. Appends do not
+commit here (see ``_sizes.py``); creates, deletes, pins and piece bitmaps do.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ SCHEMA_VERSION = 1
 _SCHEMA_V1 = """
 CREATE TABLE objects (            -- seed 004 FileStore resources, addressed by sid
     sid      TEXT PRIMARY KEY,
-    size     INTEGER NOT NULL,    -- committed bytes; the file is truncated to this on open
-    mtime_ms INTEGER NOT NULL,    -- lastModifiedEpochMs
+    size     INTEGER NOT NULL,    -- as of the last flush; newer in sizes.map (_sizes.py)
+    mtime_ms INTEGER NOT NULL,    -- lastModifiedEpochMs (same)
     seq      INTEGER NOT NULL,    -- modification order (eviction key, ties impossible)
     pinned   INTEGER NOT NULL DEFAULT 0
 );
