@@ -352,13 +352,14 @@ class FileStore:
                     os.ftruncate(fd, size)  # nothing of a failed append stays
                 raise StoreError(f"append to {sid!r:.80} failed: {exc.strerror}") from None
             # the bytes are in; now the record that makes them count
-            self._seq += 1
-            obj.seq = self._seq
-            obj.mtime_ms = int(self._clock() * 1000)
-            obj.size = size + n
+            seq = self._seq + 1
+            now = int(self._clock() * 1000)
+            size += n
             if self._sizes is not None:
-                self._sizes.write(obj.slot, obj.half, obj.key, obj.seq, obj.size, obj.mtime_ms)
+                self._sizes.write(obj.slot, obj.half, obj.key, seq, size, now)
                 obj.half ^= 1
+            self._seq = obj.seq = seq
+            obj.mtime_ms, obj.size = now, size
             self._used += n
             self._dirty.add(sid)
             self.counters["appends"] += 1
