@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 import trio
 
 from p2pkit.endpoint import Address, Datagram, DispatchFn, EndpointStats
+from p2pkit.timers import TimerCallback
 
 if TYPE_CHECKING:
-    from ._network import Host
+    from ._network import Host, NetworkTimer
 
 # Datagrams a bound endpoint buffers before ``run`` registers its dispatch function,
 # like a socket's receive buffer; more are dropped ("rcvbuf").
@@ -22,7 +23,9 @@ class VirtualEndpoint:
 
     ``send`` hands the datagram to the network synchronously and, like a UDP socket, reports
     success even if the network later drops it (the drop is counted by reason). Received
-    datagrams are pushed by the network task straight into ``dispatch`` (see ``run``).
+    datagrams are pushed by the network task straight into ``dispatch`` (see ``run``), and
+    its timers (``timer``) are fired by that task too: a simulated node's protocol timers
+    cost no trio task.
     """
 
     def __init__(self, host: Host, port: int) -> None:
@@ -31,6 +34,7 @@ class VirtualEndpoint:
         self.stats = EndpointStats()
         self._dispatch: DispatchFn | None = None
         self._pending: list[Datagram] = []
+        self._timers: list[NetworkTimer] = []
         self._closed = False
 
     def __repr__(self) -> str:
@@ -63,6 +67,16 @@ class VirtualEndpoint:
             stats.bytes_sent += len(data)
             send(host, port, data, addr)
         return len(datagrams)
+
+    def timer(self, callback: TimerCallback) -> NetworkTimer:
+        """A :class:`p2pkit.timers.Timer` fired by the network task; closed with the
+        endpoint."""
+        timer = self.host.network.timer(callback)
+        if self._closed:
+            timer.close()
+        else:
+            self._timers.append(timer)
+        return timer
 
     async def wait_writable(self) -> None:
         # The virtual socket never refuses a send (queue overflow is a network drop).
@@ -110,5 +124,8 @@ class VirtualEndpoint:
             return
         self._closed = True
         self._pending = []
+        for timer in self._timers:
+            timer.close()
+        self._timers = []
         if self.host.endpoints.get(self.port) is self:
             del self.host.endpoints[self.port]

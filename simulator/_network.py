@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from p2pkit.timers import TimerCallback, run_callback
+
 from ._core import CoreLatency
 from ._link import DROP_LOSS, HEADER_BYTES, LinkProfile
 from ._nat import NatBox, NatProfile, NatType
@@ -37,6 +39,7 @@ Address = tuple[str, int]
 
 _TRANSIT = 0
 _DELIVER = 1
+_TIMER = 2
 
 _PUBLIC_BASE = int(ipaddress.IPv4Address("11.0.0.1"))
 _PRIVATE_BASE = int(ipaddress.IPv4Address("10.0.0.2"))
@@ -106,6 +109,49 @@ class Host:
         self.network.drops[reason] = self.network.drops.get(reason, 0) + 1
 
 
+class NetworkTimer:
+    """A :class:`p2pkit.timers.Timer` fired by the network task at its grid instants.
+
+    Deadlines are rounded up to the network's resolution, like deliveries, so a node's
+    timers share instants with its datagrams. Moving a deadline later pushes nothing: the
+    heap entry already there fires early, sees the new deadline and re-queues itself once.
+    """
+
+    __slots__ = ("_at", "_callback", "_closed", "_entry", "_network", "deadline")
+
+    def __init__(self, network: Network, callback: TimerCallback) -> None:
+        self._network = network
+        self._callback = callback
+        self.deadline = math.inf
+        self._entry = 0  # seq of the live heap entry (0 = none)
+        self._at = math.inf  # its instant
+        self._closed = False
+
+    def set(self, deadline: float) -> None:
+        if self._closed:
+            return
+        self.deadline = deadline
+        if deadline < self._at:
+            self._network._arm(self, deadline)
+
+    def close(self) -> None:
+        self._closed = True
+        self.deadline = math.inf
+        self._entry = 0
+        self._at = math.inf
+
+    def _fire(self, now: float) -> None:
+        self._entry = 0
+        self._at = math.inf
+        if self.deadline > now:  # moved later since the entry was queued
+            if self.deadline < math.inf:
+                self._network._arm(self, self.deadline)
+            return
+        self.deadline = math.inf
+        if not run_callback(self._callback, now, self):
+            self._network.timer_errors += 1
+
+
 class Network:
     """All hosts of one simulation and the task that delivers their datagrams."""
 
@@ -134,6 +180,8 @@ class Network:
         self.datagrams_delivered = 0
         self.bytes_delivered = 0
         self.dispatch_instants = 0
+        self.timers_fired = 0
+        self.timer_errors = 0
         self.bin_seconds = bin_seconds
         self.delivered_bytes_by_bin: dict[int, int] = {}
         self.epoch = 0.0  # virtual time the simulation started (bins count from it)
@@ -221,6 +269,24 @@ class Network:
         scope = self._scope
         if scope is not None and event[0] < scope.deadline:
             scope.deadline = event[0]
+
+    def timer(self, callback: TimerCallback) -> NetworkTimer:
+        """A timer fired by this network's task (see :class:`NetworkTimer`)."""
+        return NetworkTimer(self, callback)
+
+    def _arm(self, timer: NetworkTimer, deadline: float) -> None:
+        now = self._dispatch_now
+        if now is None:
+            now = trio.current_time()
+        if deadline < now:
+            deadline = now
+        at = self._grid(deadline)
+        if at < deadline:  # the grid's float tolerance must never fire a timer early
+            at = deadline
+        self._seq += 1
+        timer._entry = self._seq
+        timer._at = at
+        self._push((at, self._seq, _TIMER, timer))
 
     def _core_to(self, host: Host, target: Host | NatBox) -> float:
         latency = host.core_cache.get(target.site)
@@ -333,10 +399,17 @@ class Network:
         pop = heapq.heappop
         while heap and heap[0][0] <= now:
             batches: dict[VirtualEndpoint, list[tuple[bytes, Address]]] = {}
+            due: list[NetworkTimer] = []
             while heap and heap[0][0] <= now:
                 event = pop(heap)
-                if event[2] == _TRANSIT:
+                kind = event[2]
+                if kind == _TRANSIT:
                     self._transit(event, now)
+                    continue
+                if kind == _TIMER:
+                    timer = event[3]
+                    if timer._entry == event[1]:  # else superseded by a later set()
+                        due.append(timer)
                     continue
                 _t, _seq, _kind, host, port, data, wire_src = event
                 if not host.online:
@@ -365,6 +438,15 @@ class Network:
                         endpoint._deliver(batch, now, nbytes)
                 finally:
                     self._dispatch_now = None
+            if due:
+                # after the instant's deliveries, in the order they were armed
+                self.timers_fired += len(due)
+                self._dispatch_now = now
+                try:
+                    for timer in due:
+                        timer._fire(now)
+                finally:
+                    self._dispatch_now = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Deliver datagrams until cancelled (start it in the simulation's nursery)."""
@@ -390,6 +472,8 @@ class Network:
             "datagrams_delivered": self.datagrams_delivered,
             "bytes_delivered": self.bytes_delivered,
             "dispatch_instants": self.dispatch_instants,
+            "timers_fired": self.timers_fired,
+            "timer_errors": self.timer_errors,
             "drops": dict(sorted(self.drops.items())),
             "resolution_s": self.resolution,
         }

@@ -3,8 +3,9 @@
 It is deliberately thin. Incoming batches arrive through the demux as a synchronous call
 (``handle_datagrams``); the multiplexer handles the whole batch, then everything it
 produced leaves in one ``endpoint.send_batch`` (a partial accept is finished by a writer
-task after ``wait_writable``). One timer task sleeps until the multiplexer's earliest
-timer inside a cancel scope whose deadline the synchronous paths move earlier. Sessions
+task after ``wait_writable``). One timer (:mod:`p2pkit.timers`) is armed at the
+multiplexer's earliest deadline: a trio task on a real socket, the network's own loop in
+the simulator, where a heartbeat then wakes no task at all. Sessions
 wait on parking lots that the driver unparks when their connection changed: no task is
 woken per datagram and nothing awaits per packet.
 """
@@ -12,6 +13,7 @@ woken per datagram and nothing awaits per packet.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,7 @@ from p2pkit.capabilities import CHANNEL_BULK
 from p2pkit.endpoint import Address, Datagram, DatagramEndpoint
 from p2pkit.fields import Field, FieldType
 from p2pkit.hookspecs import hookimpl
+from p2pkit.timers import Timer, open_timer
 
 from .config import RudpConfig
 from .congestion import CongestionFactory, congestion_factory
@@ -152,7 +155,7 @@ class RudpTransport:
         self._accept_lot = trio.lowlevel.ParkingLot()
         self._backlog: list[Datagram] = []
         self._backlog_event = trio.Event()
-        self._timer_scope: trio.CancelScope | None = None
+        self._timer: Timer | None = None  # armed at the multiplexer's earliest deadline
         self._blocked_writers: dict[RudpSession, None] = {}  # ordered: reproducible wake-ups
         self._stopped = False
         self.backlog_dropped = 0  # datagrams dropped because the backlog overflowed
@@ -272,9 +275,9 @@ class RudpTransport:
                 if accepted < len(out):
                     self._queue_backlog(out[accepted:])
         self._wake(mux)
-        scope = self._timer_scope
-        if scope is not None and deadline < scope.deadline:
-            scope.deadline = max(deadline, now + MIN_TIMER_STEP)
+        timer = self._timer
+        if timer is not None and deadline < timer.deadline:
+            timer.set(max(deadline, now + MIN_TIMER_STEP))
 
     def _queue_backlog(self, datagrams: list[Datagram]) -> None:
         self._backlog.extend(datagrams)
@@ -301,25 +304,28 @@ class RudpTransport:
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Timers of every connection, and the writer for a full socket. Runs until cancelled."""
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._writer)
+            timer = self._timer = open_timer(self.endpoint, self._on_timer, nursery)
+            now = trio.current_time()
+            timer.set(max(self.mux.get_timer(), now + MIN_TIMER_STEP))
             task_status.started()
             try:
-                await self._timer_loop()
+                await self._writer()
             finally:
+                timer.close()
+                self._timer = None
                 self._shutdown()
 
-    async def _timer_loop(self) -> None:
+    def _on_timer(self, now: float) -> None:
         mux = self.mux
-        while True:
-            now = trio.current_time()
-            deadline = mux.get_timer()
-            with trio.CancelScope(deadline=max(deadline, now + MIN_TIMER_STEP)) as scope:
-                self._timer_scope = scope
-                await trio.sleep_forever()
-            self._timer_scope = None
-            now = trio.current_time()
+        try:
             mux.handle_timer(now)
-            self._flush_all(now)
+            self._send(mux.datagrams_to_send(now), now, math.inf)
+        finally:
+            # re-armed at the exact earliest deadline (``_send`` only ever moves it
+            # earlier), even after a bug raised here: the node's sessions keep their timers
+            timer = self._timer
+            if timer is not None:
+                timer.set(max(mux.get_timer(), now + MIN_TIMER_STEP))
 
     async def _writer(self) -> None:
         endpoint = self.endpoint
