@@ -1,12 +1,15 @@
 """How many real nodes the simulator runs, and how fast.
 
 N nodes, each running the kernel and the transport plugin (rudp), every node opening
-sessions to ``--degree`` random others (so about 2 * degree sessions each) that then live
-on rudp heartbeats and a ping every 5 s, for ``--duration`` virtual seconds at 1 ms time
-resolution. Side by side, the same traffic pattern on bare virtual endpoints (no kernel)
-shows what the network model itself costs.
+sessions to ``--degree`` random others (so about 2 * degree sessions each, one new
+session per node every ~5 s until it has ``degree`` of its own) that then live on rudp
+heartbeats (the seed's 1000 ms), for ``--duration`` virtual seconds at 1 ms time
+resolution — the issue's workload. ``--pings`` adds an application message each way per
+peer every ~5 s (the kernel's message path: tasks, peer layer) and reports its RTT. Side
+by side, the same traffic pattern on bare virtual endpoints (no kernel) shows what the
+network model itself costs.
 
-    python -m benchmarks.sim_scale [--nodes 1000] [--quick]
+    python -m benchmarks.sim_scale [--nodes 1000] [--quick] [--pings]
 
 Last line: JSON with nodes, speedup (virtual / wall seconds), datagrams_per_s (delivered
 per wall second), rss_MB_per_node (peak RSS growth / nodes), and the bare-network figures.
@@ -40,7 +43,8 @@ def _current_rss_mb() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
-def kernel_run(nodes: int, degree: int, duration: float, seed: int) -> dict[str, float]:
+def kernel_run(nodes: int, degree: int, duration: float, seed: int, *, pings: bool = False,
+               ) -> dict[str, float]:
     from p2pkit.simulator._workloads import WORKLOADS
 
     sim = Simulation(seed, duration=duration, resolution=0.001, core=CORE)
@@ -50,7 +54,7 @@ def kernel_run(nodes: int, degree: int, duration: float, seed: int) -> dict[str,
         for i in range(nodes):
             sim.add_node(f"n{i}", link=LINK, group="peer", config=NODE_CONFIG)
         WORKLOADS["mesh"].install(sim, {"groups": "peer", "degree": degree, "interval": 5.0,
-                                        "connect_timeout": 5.0})
+                                        "connect_timeout": 5.0, "ping": pings})
         t0 = time.perf_counter()
         for i in range(nodes):
             await sim.start(f"n{i}")
@@ -137,6 +141,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="200 nodes, 20 virtual s")
     parser.add_argument("--skip-bare", action="store_true")
+    parser.add_argument("--pings", action="store_true",
+                        help="also an application ping each way per peer every ~5 s")
     args = parser.parse_args()
     nodes, duration = (200, 20.0) if args.quick else (args.nodes, args.duration)
     print(f"{nodes} nodes, degree {args.degree}, {duration:g} virtual s, 1 ms resolution")
@@ -144,17 +150,18 @@ def main() -> None:
     if bare:
         print(f"bare network : {bare['wall_s']:.1f} wall s, {bare['speedup']:.1f}x real time, "
               f"{bare['datagrams_per_s']:.0f} datagrams/s")
-    kernel = kernel_run(nodes, args.degree, duration, args.seed)
+    kernel = kernel_run(nodes, args.degree, duration, args.seed, pings=args.pings)
     print(f"kernel + rudp: {kernel['wall_s']:.1f} wall s (starting nodes {kernel['start_wall_s']:.1f} s), "
           f"{kernel['speedup']:.2f}x real time, {kernel['datagrams_per_s']:.0f} datagrams/s, "
           f"{kernel['rss_MB_per_node']:.2f} MB/node, {kernel['sessions_per_node']:.1f} sessions/node, "
-          f"connects ok/failed {kernel['connects_ok']:.0f}/{kernel['connects_failed']:.0f}, "
-          f"RTT p50 {kernel['rtt_p50_ms']:.1f} ms")
+          f"connects ok/failed {kernel['connects_ok']:.0f}/{kernel['connects_failed']:.0f}"
+          + (f", ping RTT p50 {kernel['rtt_p50_ms']:.1f} ms" if args.pings else ""))
     for note in kernel["notes"]:
         print(f"note: {note}")
     print(json.dumps({
         "nodes": nodes,
         "duration_s": duration,
+        "pings": args.pings,
         "speedup": round(kernel["speedup"], 3),
         "datagrams_per_s": round(kernel["datagrams_per_s"]),
         "rss_MB_per_node": round(kernel["rss_MB_per_node"], 3),

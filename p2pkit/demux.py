@@ -40,6 +40,16 @@ class Demultiplexer:
     def dispatch(self, batch: list[Datagram], now: float) -> None:
         table = self._table
         self.datagrams += len(batch)
+        # the usual batch is one protocol's: hand it over whole, without regrouping
+        first = batch[0][0] if batch else b""
+        only = table[first[0]] if first else None
+        if only is not None:
+            for data, _addr in batch:
+                if not data or table[data[0]] is not only:
+                    break
+            else:
+                self._call(only, batch, now)
+                return
         groups: dict[DatagramHandler, list[Datagram]] = {}
         for datagram in batch:
             data = datagram[0]
@@ -53,8 +63,11 @@ class Demultiplexer:
             else:
                 group.append(datagram)
         for handler, group in groups.items():
-            try:
-                handler(group, now)
-            except Exception:
-                self.handler_errors += 1
-                log.exception("datagram handler %r failed; dropping %d datagrams", handler, len(group))
+            self._call(handler, group, now)
+
+    def _call(self, handler: DatagramHandler, group: list[Datagram], now: float) -> None:
+        try:
+            handler(group, now)
+        except Exception:
+            self.handler_errors += 1
+            log.exception("datagram handler %r failed; dropping %d datagrams", handler, len(group))

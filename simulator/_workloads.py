@@ -222,7 +222,8 @@ class BulkWorkload:
 
 
 class MeshWorkload:
-    """Each node of ``groups`` keeps ``degree`` sessions and pings every ``interval`` s."""
+    """Each node of ``groups`` keeps ``degree`` sessions and (unless ``ping`` is false)
+    pings every peer every ``interval`` s."""
 
     def validate(self, w: _Reader, groups: Mapping[str, GroupSpec]) -> dict[str, Any]:
         default = [name for name, g in groups.items() if g.node]
@@ -231,6 +232,7 @@ class MeshWorkload:
             "degree": w.get("degree", int, 8),
             "interval": w.number("interval", 1.0),
             "connect_timeout": w.number("connect_timeout", 5.0),
+            "ping": w.get("ping", bool, True),
         }
         if params["degree"] < 0 or params["interval"] <= 0:
             raise w.error("degree", "degree must be >= 0 and interval > 0")
@@ -270,10 +272,11 @@ class MeshWorkload:
                             metrics.count("mesh_connect_failed", node=me.name)
                     if scope.cancelled_caught:
                         metrics.count("mesh_connect_failed", node=me.name)
-            ping = _TIME.pack(_PING, sim.now)
-            for peer in peers.all():
-                node.nursery.start_soon(_send_quietly, peer, ping, CHANNEL_CONTROL)
-                metrics.count("mesh_pings", node=me.name)
+            if params["ping"]:
+                ping = _TIME.pack(_PING, sim.now)
+                for peer in peers.all():
+                    node.nursery.start_soon(_send_quietly, peer, ping, CHANNEL_CONTROL)
+                    metrics.count("mesh_pings", node=me.name)
             await sim.sleep(params["interval"] * (0.5 + rng.random()))
 
 

@@ -131,7 +131,13 @@ class Connection:
         self.recv_streams = RecvStreams(config.receive_window, config.max_message_size, config.max_channels)
         self.peer_max_data = 0
         self.send_buffer = config.send_buffer
-        self._heartbeat = config.heartbeat_ms / 1000
+        # Keep-alive is the initiator's job (as QUIC clients and WireGuard do it): its PING
+        # each heartbeat and the responder's ACK prove both ends alive, 2 datagrams a
+        # second. The responder pings only after two heartbeats without sending anything,
+        # i.e. once the initiator's PINGs stopped arriving. With equal timers both ends'
+        # PINGs would cross in flight and a quiet session would cost 4 datagrams a second.
+        hb = config.heartbeat_ms / 1000
+        self._heartbeat = hb if initiator else 2 * hb
         self._idle_timeout = config.idle_timeout_ms / 1000
         self._connect_timeout = config.connect_timeout_ms / 1000
         self._pacing = config.pacing
@@ -510,7 +516,9 @@ class Connection:
             self.packets_sent += len(out) - n_before
             for i in range(n_before, len(out)):
                 self.bytes_sent += len(out[i][0])
-        self.rates.sample(now, self.bytes_sent, self.bytes_received)
+        rates = self.rates
+        if now >= rates.next_sample:  # checked here: this runs once per flush
+            rates.sample(now, self.bytes_sent, self.bytes_received)
 
     def _send_data(self, now: float, out: list[tuple[bytes, Address]]) -> None:
         recovery = self.recovery

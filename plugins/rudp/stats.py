@@ -13,12 +13,12 @@ class RateMeter:
 
     def __init__(self, now: float) -> None:
         self._samples: deque[tuple[float, int, int]] = deque([(now, 0, 0)])
-        self._next = now + SAMPLE_EVERY
+        self.next_sample = now + SAMPLE_EVERY
 
     def sample(self, now: float, sent: int, received: int) -> None:
-        if now < self._next:
+        if now < self.next_sample:
             return
-        self._next = now + SAMPLE_EVERY
+        self.next_sample = now + SAMPLE_EVERY
         samples = self._samples
         samples.append((now, sent, received))
         while len(samples) > 2 and samples[1][0] <= now - RATE_WINDOW:
