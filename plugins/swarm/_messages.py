@@ -133,7 +133,9 @@ def decode(data: bytes) -> Message:
         raise RemoteProtocolError(f"swarm message of {len(data)} bytes is too large")
     try:
         return _decoder.decode(data)
-    except msgspec.DecodeError as exc:  # ValidationError is a subclass
+    # ValidationError is a DecodeError; msgspec lets invalid UTF-8 in a tagged union's
+    # tag escape as UnicodeDecodeError (found by the fuzz test), so that is caught too.
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise RemoteProtocolError(f"bad swarm message: {exc}") from None
 
 
