@@ -13,6 +13,7 @@ damaged on disk or left half-written by a crash are never served.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 from collections.abc import Callable, Generator, Iterator
@@ -25,7 +26,7 @@ import msgspec
 from ._errors import IncompleteContent, StoreError, StoreFullError, UnknownItem, UnsupportedMedia
 from ._filestore import FileStore, write_all
 from ._manifest import DEFAULT_PIECE_SIZE, MAX_PIECE_SIZE, MIN_PIECE_SIZE, Manifest, is_rid
-from ._media import HEADER_BYTES, probe, sniff
+from ._media import HEADER_BYTES, MediaInfo, probe, sniff
 
 CONTENT_DIR = "content"
 ProgressFn = Callable[[int, int], None]  # (bytes done, total)
@@ -109,28 +110,48 @@ def _plain_name(name: str) -> str:
 R = TypeVar("R")
 
 
-def _run(steps: Generator[None, None, R]) -> R:
+@attrs.frozen
+class _Blocking:
+    """A step that holds the CPU for a while without checkpoints (decoding an image for its
+    thumbnail): run in a worker thread where the store may use threads; its result is
+    sent back into the step generator."""
+
+    call: Callable[[], Any]
+
+
+Steps = Generator[_Blocking | None, Any, R]
+
+
+def _run(steps: Steps[R]) -> R:
     """Drive a step generator (import, export) to its end; its return value."""
+    result: Any = None
     while True:
         try:
-            next(steps)
+            step = steps.send(result)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
+        result = None if step is None else step.call()
 
 
-async def _run_yielding(steps: Generator[None, None, R]) -> R:
+async def _run_yielding(steps: Steps[R], threads: bool = False) -> R:
     """Like :func:`_run`, yielding to trio between steps so a large file does not stall
-    the node (no threads: safe in the simulator). Cancelled at a checkpoint, the steps are
-    closed at once (their files closed, a partial copy removed), not whenever the
+    the node. Blocking steps run in a worker thread only with ``threads`` (never in the
+    simulator: virtual time would jump past the thread). Cancelled at a checkpoint, the
+    steps are closed at once (their files closed, a partial copy removed), not whenever the
     exception's traceback, which holds them, is collected."""
     import trio
 
     try:
+        result: Any = None
         while True:
             try:
-                next(steps)
+                step = steps.send(result)
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
+            if step is not None and threads:
+                result = await trio.to_thread.run_sync(step.call)
+                continue
+            result = None if step is None else step.call()
             await trio.lowlevel.checkpoint()
     finally:
         steps.close()
@@ -146,6 +167,9 @@ class Store(FileStore):
         self.piece_size = piece_size
         self.copy_shares = copy_shares
         self.thumbnail_px = thumbnail_px
+        # decode thumbnails in a worker thread during import_file_async (real nodes only:
+        # the simulator's virtual clock would jump past the thread)
+        self.probe_in_thread = False
         self._content: dict[str, _Content] = {}
         self.on_content: ContentCallback | None = None
         super().__init__(root, **kwargs)
@@ -261,11 +285,12 @@ class Store(FileStore):
         """Like ``import_file`` but yields to trio between pieces, so a large file does not
         stall the node (no threads: safe in the simulator)."""
         return await _run_yielding(
-            self._import_steps(Path(path), title, description, progress, copy, pinned))
+            self._import_steps(Path(path), title, description, progress, copy, pinned),
+            threads=self.probe_in_thread)
 
     def _import_steps(self, path: Path, title: str | None, description: str,
                       progress: ProgressFn | None, copy: bool | None,
-                      pinned: bool) -> Generator[None, None, Manifest]:
+                      pinned: bool) -> Steps[Manifest]:
         copy = self.copy_shares if copy is None else copy
         try:
             path = path.resolve(strict=True)
@@ -278,7 +303,7 @@ class Store(FileStore):
             raise UnsupportedMedia(f"{path.name}: the file is empty")
         with path.open("rb") as f:
             media = sniff(f.read(HEADER_BYTES), path.name)
-        yield
+        yield None
         tmp = self.root / CONTENT_DIR / f"import-{os.getpid()}-{id(path):x}.part"
         hashes: list[bytes] = []
         done = 0
@@ -291,12 +316,12 @@ class Store(FileStore):
                     done += len(chunk)
                     if progress is not None:
                         progress(done, st.st_size)
-                    yield
+                    yield None
             after = path.stat()
             if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or done != st.st_size:
                 raise StoreError(f"{path.name} changed while it was being imported")
-            info = probe(path, media, self.thumbnail_px)
-            yield
+            info: MediaInfo = yield _Blocking(functools.partial(
+                probe, path, media, self.thumbnail_px))
             manifest = Manifest(
                 name=_plain_name(path.name), size=st.st_size, mime=media.mime,
                 category=media.category,  # type: ignore[arg-type]
@@ -595,7 +620,7 @@ class Store(FileStore):
     async def export_async(self, rid: str, dest: Path | str) -> Path:
         return await _run_yielding(self._export_steps(rid, Path(dest)))
 
-    def _export_steps(self, rid: str, dest: Path) -> Generator[None, None, Path]:
+    def _export_steps(self, rid: str, dest: Path) -> Steps[Path]:
         item = self._item(rid)
         if not item.complete:
             raise IncompleteContent(f"{rid} misses {item.manifest.num_pieces - item.have_count} pieces")
@@ -615,7 +640,7 @@ class Store(FileStore):
                             raise UnknownItem(f"{rid} was removed during the export")
                         raise IncompleteContent(f"piece {i} of {rid} is damaged; fetch it again")
                     out.write(piece)
-                    yield
+                    yield None
             os.replace(tmp, dest)
         finally:
             with contextlib.suppress(FileNotFoundError):

@@ -5,6 +5,14 @@ that holds either audio or video, such as MP4/M4A or Ogg). ``probe(path, categor
 reads duration, size and a small JPEG thumbnail with OpenCV (images, video), the stdlib
 ``wave`` (WAV) or a frame-header parser (MP3); it is best effort and never raises for a
 file it cannot read.
+
+Shared files come from strangers (web UI uploads), so decoding is bounded: an image's
+size is read from its header first (:mod:`._imagesize`) and nothing is decoded past
+``MAX_DECODE_PIXELS`` or ``MAX_DECODE_BYTES``, or when the header cannot be read; the
+manifest then gets the declared size and no thumbnail. Allowed images are decoded at
+1/2, 1/4 or 1/8 scale when the thumbnail is that much smaller (JPEG decodes natively at
+that scale; the other OpenCV decoders shrink after decoding, hence the budget). A video
+whose reported frame size is over the budget gets no frame read.
 """
 
 from __future__ import annotations
@@ -18,9 +26,17 @@ from typing import Any
 import attrs
 
 from ._errors import UnsupportedMedia
+from ._imagesize import BadImageHeader, image_size
 
 HEADER_BYTES = 4096
 THUMBNAIL_PX = 160  # longest side
+# The most pixels probe() decodes (a 3-byte BGR frame of 150 MB at most); bigger images are
+# shared with their declared size and no thumbnail. 50 MP is above any phone camera.
+MAX_DECODE_PIXELS = 50_000_000
+# Image files larger than this are not read into memory for decoding (the header is still
+# read for the size): no real image under the pixel budget needs more.
+MAX_DECODE_BYTES = 256 * 1024 * 1024
+SIZE_HEADER_BYTES = 1024 * 1024  # enough for a JPEG's APP segments before its frame header
 THUMBNAIL_QUALITY = 70
 
 _AUDIO_EXTS = {".m4a", ".m4b", ".aac", ".mp3", ".oga", ".ogg", ".opus", ".weba", ".mka"}
@@ -155,7 +171,7 @@ def probe(path: Path, media: MediaType, thumbnail_px: int = THUMBNAIL_PX) -> Med
     """Duration, size and thumbnail where they can be read; empty fields otherwise."""
     try:
         if media.category == "image":
-            return _probe_image(path, thumbnail_px)
+            return _probe_image(path, media, thumbnail_px)
         if media.category == "video":
             return _probe_video(path, thumbnail_px)
         if media.mime == "audio/wav":
@@ -180,19 +196,48 @@ def _thumbnail(frame: Any, px: int) -> bytes | None:
     return bytes(buf) if ok and len(buf) <= 64 * 1024 else None
 
 
-def _probe_image(path: Path, px: int) -> MediaInfo:
+def _reduction(width: int, height: int, px: int) -> tuple[int, int]:
+    """(OpenCV read flag, scale) decoding at the smallest scale still >= the thumbnail."""
+    import cv2
+
+    longest = max(width, height)
+    for scale, flag in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
+                        (2, cv2.IMREAD_REDUCED_COLOR_2)):
+        if longest // scale >= px:
+            return flag, scale
+    return cv2.IMREAD_COLOR, 1
+
+
+def _probe_image(path: Path, media: MediaType, px: int) -> MediaInfo:
     import cv2
     import numpy as np
 
-    data = np.fromfile(str(path), dtype=np.uint8)
+    small = path.stat().st_size <= MAX_DECODE_BYTES
+    data = path.read_bytes() if small else _read_head(path, SIZE_HEADER_BYTES)
     try:
-        frame = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    except cv2.error:  # e.g. a header claiming more pixels than OpenCV will allocate
-        return MediaInfo()
-    if frame is None:  # GIF and friends: OpenCV's video reader knows them
-        return _probe_video(path, px, image=True)
+        width, height = image_size(data, media.mime)
+    except BadImageHeader:
+        return MediaInfo()  # size unknown: decoding could cost anything
+    if width * height > MAX_DECODE_PIXELS or not small:
+        return MediaInfo(width=width, height=height)
+    flag, _scale = _reduction(width, height, px)
+    try:
+        frame = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
+    except cv2.error:  # a decoder refusing the file raises instead of returning None
+        frame = None
+    if frame is None:
+        if media.mime == "image/gif":  # older OpenCV decodes GIF only as video
+            return _probe_video(path, px, image=True)
+        return MediaInfo(width=width, height=height)
     h, w = frame.shape[:2]
-    return MediaInfo(width=int(w), height=int(h), thumbnail=_thumbnail(frame, px))
+    if (w > h and height > width) or (h > w and width > height):
+        width, height = height, width  # EXIF orientation turned the decoded frame
+    return MediaInfo(width=width, height=height, thumbnail=_thumbnail(frame, px))
+
+
+def _read_head(path: Path, n: int) -> bytes:
+    with path.open("rb") as f:
+        return f.read(n)
 
 
 def _probe_video(path: Path, px: int, image: bool = False) -> MediaInfo:
@@ -204,10 +249,16 @@ def _probe_video(path: Path, px: int, image: bool = False) -> MediaInfo:
             return MediaInfo()
         frames = cap.get(cv2.CAP_PROP_FRAME_COUNT)
         fps = cap.get(cv2.CAP_PROP_FPS)
-        ok, frame = cap.read()
         duration = None
         if not image and frames > 0 and fps > 0:
             duration = round(float(frames) / float(fps), 3)
+        width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if not (0 < width * height <= MAX_DECODE_PIXELS):  # unknown or absurd: no frame
+            sized = width > 0 and height > 0
+            return MediaInfo(duration=duration, width=width if sized else None,
+                             height=height if sized else None)
+        ok, frame = cap.read()
         if not ok or frame is None:
             return MediaInfo(duration=duration)
         h, w = frame.shape[:2]

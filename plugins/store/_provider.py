@@ -70,6 +70,9 @@ class StoreProvider(Store):
             monotonic=self._now,
         )
         self.sweep_interval_s = cfg.sweep_interval_s
+        # a node with a data directory is a real one (ephemeral: simulator, tests): its
+        # thumbnail decoding runs in a worker thread, off the node's trio thread
+        self.probe_in_thread = self._tmpdir is None
         self.on_content = self._content_event
         self.on_evict = self._evict_event
 

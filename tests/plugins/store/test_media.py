@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import struct
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from p2pkit.plugins.store import UnsupportedMedia, sniff
-from p2pkit.plugins.store._media import mp3_duration, probe
+from p2pkit.plugins.store._imagesize import image_size
+from p2pkit.plugins.store._media import MAX_DECODE_PIXELS, MediaInfo, mp3_duration, probe
+
+from .test_imagesize import jpeg_header, png_header
 
 
 @pytest.mark.parametrize("header,name,mime,category", [
@@ -103,3 +110,76 @@ def test_an_image_claiming_too_many_pixels_is_shared_without_a_thumbnail(tmp_pat
     with Store(tmp_path / "store") as store:
         manifest = store.import_file(bomb)
         assert store.is_complete(manifest.rid) and manifest.thumbnail is None
+
+
+# ---------------------------------------------------------------------------- decode budget
+
+
+def _traced_peak(fn: Callable[[], object]) -> tuple[object, int]:
+    """``fn()`` and the peak bytes Python allocated meanwhile (OpenCV's output arrays are
+    numpy arrays, so a decoded frame shows up here)."""
+    tracemalloc.start()
+    try:
+        result = fn()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("name,header", [
+    ("bomb.png", png_header(30000, 30000)),
+    ("bomb.jpg", jpeg_header(30000, 30000)),
+    ("wide.png", png_header(8000, 8000)),  # 64 MP: decodable by OpenCV, over our budget
+])
+def test_an_image_declaring_too_many_pixels_is_not_decoded(tmp_path: Path, name: str,
+                                                            header: bytes) -> None:
+    """A few hundred bytes declaring more than MAX_DECODE_PIXELS: the size comes from the
+    header, no frame is allocated, and the share succeeds without a thumbnail."""
+    from p2pkit.plugins.store import Store
+
+    bomb = tmp_path / name
+    bomb.write_bytes(header)
+    width, height = image_size(header, sniff(header).mime)
+    assert width * height > MAX_DECODE_PIXELS
+    info, peak = _traced_peak(lambda: probe(bomb, sniff(header, name)))
+    assert info == MediaInfo(width=width, height=height)
+    assert peak < 4 * 1024 * 1024  # a decoded 8000x8000 frame alone is 192 MB
+    with Store(tmp_path / "store") as store:
+        manifest = store.import_file(bomb)
+        assert store.is_complete(manifest.rid)
+        assert (manifest.width, manifest.height, manifest.thumbnail) == (width, height, None)
+
+
+def test_a_large_allowed_jpeg_is_decoded_at_reduced_scale(tmp_path: Path, makers: dict) -> None:
+    """4000x3000: the thumbnail needs 160 px, so the JPEG decodes at 1/8 (500x375); a full
+    frame would be 36 MB."""
+    photo = makers["jpeg"](tmp_path / "big.jpg", w=4000, h=3000)
+    info, peak = _traced_peak(lambda: probe(photo, sniff(photo.read_bytes()[:4096])))
+    assert isinstance(info, MediaInfo)
+    assert (info.width, info.height) == (4000, 3000) and info.thumbnail is not None
+    thumb = cv2.imdecode(np.frombuffer(info.thumbnail, np.uint8), cv2.IMREAD_COLOR)
+    assert thumb.shape[:2] == (120, 160)
+    assert peak < 4000 * 3000 * 3 // 8
+
+
+def test_small_images_keep_their_thumbnail(tmp_path: Path, makers: dict) -> None:
+    png = makers["png"](tmp_path / "p.png", w=300, h=200)
+    info = probe(png, sniff(png.read_bytes()))
+    assert (info.width, info.height) == (300, 200) and info.thumbnail is not None
+    tiny = makers["png"](tmp_path / "t.png", w=20, h=10)
+    info = probe(tiny, sniff(tiny.read_bytes()))
+    assert (info.width, info.height) == (20, 10) and info.thumbnail is not None
+
+
+def test_a_truncated_or_garbled_image_shares_without_a_thumbnail(tmp_path: Path, makers: dict) -> None:
+    from p2pkit.plugins.store import Store
+
+    photo = makers["jpeg"](tmp_path / "photo.jpg", w=640, h=480).read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(photo[:300])  # headers only: the size is known, the pixels are not
+    garbled = tmp_path / "garbled.png"
+    garbled.write_bytes(png_header(64, 64)[:16] + bytes(range(256)) * 4)  # IHDR length kept, rest junk
+    with Store(tmp_path / "store") as store:
+        for path in (cut, garbled):
+            manifest = store.import_file(path)
+            assert store.is_complete(manifest.rid) and manifest.thumbnail is None
