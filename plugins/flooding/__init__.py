@@ -16,9 +16,21 @@ from p2pkit.hookspecs import hookimpl
 from ._config import FloodingConfig
 from ._core import FloodCore, OriginRecord, Output, matches
 from ._discovery import FloodingDiscovery, entry_from_item
-from ._messages import Announce, AnnounceBody, Entry, Hits, LanBeacon, PeerInfo, PeerList, Query
+from ._messages import (
+    PROTOCOL,
+    Announce,
+    AnnounceBody,
+    Entry,
+    Hits,
+    HitsBody,
+    LanBeacon,
+    PeerInfo,
+    PeerList,
+    Query,
+)
 
 __all__ = [
+    "PROTOCOL",
     "Announce",
     "AnnounceBody",
     "Entry",
@@ -26,6 +38,7 @@ __all__ = [
     "FloodingConfig",
     "FloodingDiscovery",
     "Hits",
+    "HitsBody",
     "LanBeacon",
     "OriginRecord",
     "Output",

@@ -9,6 +9,15 @@ Content: each node floods a signed announce of its *complete* share list. The ne
 the rid; a record not refreshed within ``entry_expiry`` (the origin left) is dropped.
 Duplicates are suppressed by ``seq`` per origin (announces) and by a bounded LRU of query
 ids (queries). A TTL bounds how far anything travels.
+
+Search answers are signed too (see :meth:`FloodCore.make_hits`). Why a signature on the
+answer rather than checking it against the provider's signed announce: a query reaches
+providers whose announces we may not hold (beyond ``ttl`` of announces, not announced
+yet, expired, or dropped when ``MAX_ORIGINS`` is full), and attaching the whole announce
+(up to 1 MiB) to every answer would cost far more than 96 bytes of key and signature.
+Every hop, relays included, verifies before it merges or forwards, so an honest node never
+passes a bad answer on and a bad one is always the fault of the peer that sent it: that
+peer is dropped, as for a bad announce.
 """
 
 from __future__ import annotations
@@ -27,22 +36,26 @@ from ._messages import (
     MAX_BODY,
     MAX_ENTRIES,
     MAX_HITS,
+    MAX_HITS_BODY,
     MAX_PEERS_LISTED,
     MAX_TTL,
     Announce,
     AnnounceBody,
     Entry,
     Hits,
+    HitsBody,
     PeerInfo,
     PeerList,
     Query,
     decode,
     decode_body,
+    decode_hits_body,
     encode,
 )
 from ._util import SeenCache, TokenBucket
 
 SIGN_CONTEXT = b"p2pkit-flood-announce-v1"
+HITS_CONTEXT = b"p2pkit-flood-hits-v1"  # domain separation: an announce signature is no answer
 MAX_KNOWN_PEERS = 1024
 # Identities are free, so what we hold of other origins is bounded: a hostile neighbour
 # signing announces for made-up origins fills these, not our memory.
@@ -129,7 +142,7 @@ class FloodCore:
         self.counters = {
             "announces_in": 0, "announces_new": 0, "duplicates": 0, "queries_in": 0,
             "hits_in": 0, "hits_unroutable": 0, "rate_limited": 0, "expired": 0, "stale": 0,
-            "truncated": 0, "records_full": 0,
+            "truncated": 0, "records_full": 0, "hits_forged": 0, "malformed": 0,
         }
 
     # ------------------------------------------------------------------ own content
@@ -181,7 +194,11 @@ class FloodCore:
     def receive(self, sender: str, sender_host: str, data: bytes, now: float,
                 neighbors: Collection[str]) -> Output:
         """Handle one message from ``sender``. RemoteProtocolError if it is malformed."""
-        message = decode(data)
+        try:
+            message = decode(data)
+        except RemoteProtocolError:
+            self.counters["malformed"] += 1  # a missing field (signature...) lands here too
+            raise
         bucket = self._buckets.get(sender)
         if bucket is None:
             bucket = self._buckets[sender] = TokenBucket(self.rate, self.burst, now)
@@ -252,27 +269,62 @@ class FloodCore:
         self._forget_routes(now)
         self._reverse[query.qid] = (sender, now)
         out = Output()
-        found = [e for e in self.local.values() if matches(e, query.text)][:MAX_HITS]
+        found = [e for e in self.local.values() if matches(e, query.text)]
         if found:
-            out.sends.append((sender, encode(Hits(qid=query.qid, provider=self.node_id, entries=found))))
+            out.sends.append((sender, encode(self.make_hits(query.qid, found))))
         if query.ttl > 1:
             data = encode(msgspec.structs.replace(query, ttl=query.ttl - 1))
             out.sends.extend((p, data) for p in neighbors if p != sender)
         return out
 
+    def make_hits(self, qid: bytes, entries: Iterable[Entry]) -> Hits:
+        """Our signed answer to query ``qid``: the signature covers ``HITS_CONTEXT`` and
+        the body bytes, which encode ``qid``, our node id and the entries."""
+        found = list(entries)[:MAX_HITS]
+        body = encode(HitsBody(qid=qid, provider=self.node_id, entries=found))
+        while len(body) > MAX_HITS_BODY:  # receivers reject larger bodies: answer what fits
+            found = found[: len(found) * 9 // 10]
+            body = encode(HitsBody(qid=qid, provider=self.node_id, entries=found))
+            self.counters["truncated"] += 1
+        return Hits(qid=qid, provider=self.node_id, public_key=self.public_key, body=body,
+                    signature=self._sign(HITS_CONTEXT + body))
+
     def _on_hits(self, sender: str, hits: Hits, now: float) -> Output:
         self.counters["hits_in"] += 1
         own = self._own.get(hits.qid)
-        if own is not None:
-            for entry in hits.entries:
-                if matches(entry, own.text) and len(own.results) < MAX_RESULTS_PER_QUERY:
-                    _merge(own.results, entry, [hits.provider], local=False)
-            return Output(hits_for=hits.qid)
         route = self._reverse.get(hits.qid)
-        if route is None or now - route[1] > self.query_memory:
-            self.counters["hits_unroutable"] += 1
+        if own is None and (route is None or now - route[1] > self.query_memory):
+            self.counters["hits_unroutable"] += 1  # dropped before spending a verification
             return Output()
-        return Output(sends=[(route[0], encode(hits))])
+        body = self._verified(hits)
+        if own is not None:
+            for entry in body.entries:
+                if matches(entry, own.text) and len(own.results) < MAX_RESULTS_PER_QUERY:
+                    _merge(own.results, entry, [body.provider], local=False)
+            return Output(hits_for=hits.qid)
+        assert route is not None
+        return Output(sends=[(route[0], encode(hits))])  # unchanged: the signature travels
+
+    def _verified(self, hits: Hits) -> HitsBody:
+        """The signed body of ``hits``; counts ``hits_forged`` and raises
+        RemoteProtocolError (the sender is dropped) unless the provider's key hashes to
+        the claimed provider id, the signature verifies, and the signed qid and provider
+        are the ones the message claims."""
+        if node_id_of(hits.public_key) != hits.provider:
+            reason = "provider id is not the node id of the key"
+        elif not verify(hits.public_key, hits.signature, HITS_CONTEXT + hits.body):
+            reason = "signature does not verify"
+        else:
+            try:
+                body = decode_hits_body(hits.body)
+            except RemoteProtocolError as exc:
+                reason = str(exc)
+            else:
+                if body.qid == hits.qid and body.provider == hits.provider:
+                    return body
+                reason = "signed for another query or provider"
+        self.counters["hits_forged"] += 1
+        raise RemoteProtocolError(f"hits from {hits.provider[:12]}: {reason}")
 
     def _on_peer_list(self, message: PeerList, now: float) -> None:
         for info in message.peers:

@@ -35,11 +35,18 @@ from p2pkit.hookspecs import hookimpl
 
 from ._config import FloodingConfig
 from ._core import FloodCore, Output, Send
-from ._messages import LAN_BEACON_BYTE, MAX_QUERY, Entry, LanBeacon, decode_beacon, encode_beacon
+from ._messages import (
+    LAN_BEACON_BYTE,
+    MAX_QUERY,
+    PROTOCOL,
+    Entry,
+    LanBeacon,
+    decode_beacon,
+    encode_beacon,
+)
 
 log = logging.getLogger("p2pkit.flooding")
 
-PROTOCOL = "flood"
 _ENTRY_LIMITS = {"name": 255, "mime": 100, "category": 16, "title": 512, "description": 4096}
 
 

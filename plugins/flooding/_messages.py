@@ -8,7 +8,9 @@ RemoteProtocolError (the kernel then drops that peer).
               relay can neither forge nor alter it; flooded with a TTL. A newer ``seq``
               replaces the older list: an unshare is simply an announce without the rid.
     Query     a flooded search with a random id and a TTL.
-    Hits      answers to a query from one provider, routed back along the reverse path.
+    Hits      answers to a query from one provider, routed back along the reverse path,
+              signed by the provider over (context, qid, provider id, entries), so a relay
+              can neither forge answers for another node nor alter them.
     PeerList  peer exchange: the listen addresses of a neighbour's peers (one hop).
 
     LanBeacon a UDP datagram (first byte 0x46, not a session message) a node broadcasts on
@@ -23,11 +25,18 @@ import msgspec
 
 from p2pkit import RemoteProtocolError
 
+# The message protocol's name, negotiated in the peers' hello. Version 2: hits are signed.
+# A version-1 node ("flood") does not list "flood/2", so the two never exchange flood
+# messages (neither can take the other's for garbage and drop it); they are simply not
+# each other's discovery peers.
+PROTOCOL = "flood/2"
+
 MAX_TTL = 16
 MAX_ENTRIES = 512  # shares in one announce
 MAX_HITS = 100
 MAX_PEERS_LISTED = 64
 MAX_BODY = 1 << 20  # signed announce body
+MAX_HITS_BODY = 1 << 20  # signed hits body (100 entries of long UTF-8 text can exceed it)
 MAX_QUERY = 256
 LAN_BEACON_BYTE = 0x46  # "F"
 
@@ -77,10 +86,27 @@ class Query(msgspec.Struct, frozen=True, tag="q", tag_field="t"):
     text: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_QUERY)]
 
 
-class Hits(msgspec.Struct, frozen=True, tag="hits", tag_field="t"):
+class HitsBody(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """The signed part of a hits message: which query it answers, who answers, with what."""
+
     qid: QueryId
     provider: Hex64
     entries: Annotated[list[Entry], msgspec.Meta(max_length=MAX_HITS)]
+
+
+class Hits(msgspec.Struct, frozen=True, tag="hits", tag_field="t"):
+    """A provider's signed answer. ``qid`` and ``provider`` are repeated outside the body
+    so a relay routes without decoding it; a receiver checks that they equal the signed
+    ones and that ``provider`` is the node id of ``public_key``.
+
+    The signature covers the body *bytes* as sent (like an announce), not a re-encoding of
+    decoded structs: a receiver never has to reproduce the sender's encoding exactly."""
+
+    qid: QueryId
+    provider: Hex64
+    public_key: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+    body: Annotated[bytes, msgspec.Meta(max_length=MAX_HITS_BODY)]
+    signature: Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
 
 
 class PeerInfo(msgspec.Struct, frozen=True, array_like=True):
@@ -103,10 +129,11 @@ Message = Announce | Query | Hits | PeerList
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)
 _body_decoder = msgspec.msgpack.Decoder(AnnounceBody)
+_hits_body_decoder = msgspec.msgpack.Decoder(HitsBody)
 _beacon_decoder = msgspec.msgpack.Decoder(LanBeacon)
 
 
-def encode(message: Message | AnnounceBody) -> bytes:
+def encode(message: Message | AnnounceBody | HitsBody) -> bytes:
     return _encoder.encode(message)
 
 
@@ -123,6 +150,13 @@ def decode_body(data: bytes) -> AnnounceBody:
         return _body_decoder.decode(data)
     except (msgspec.DecodeError, ValueError) as exc:
         raise RemoteProtocolError(f"malformed announce body: {exc}") from None
+
+
+def decode_hits_body(data: bytes) -> HitsBody:
+    try:
+        return _hits_body_decoder.decode(data)
+    except (msgspec.DecodeError, ValueError) as exc:
+        raise RemoteProtocolError(f"malformed hits body: {exc}") from None
 
 
 def encode_beacon(beacon: LanBeacon) -> bytes:

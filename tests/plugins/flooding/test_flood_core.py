@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
+from collections.abc import Callable
 
 import msgspec
 import pytest
 from p2pkit.plugins.flooding import Entry, FloodCore, Output, entry_from_item
-from p2pkit.plugins.flooding._messages import Announce, Hits, PeerInfo, PeerList, decode, encode
+from p2pkit.plugins.flooding._core import HITS_CONTEXT
+from p2pkit.plugins.flooding._messages import (
+    MAX_HITS_BODY,
+    Announce,
+    Hits,
+    HitsBody,
+    PeerInfo,
+    PeerList,
+    decode,
+    decode_hits_body,
+    encode,
+)
 from p2pkit.plugins.flooding._util import SeenCache, TokenBucket
 
 from p2pkit import Identity, RemoteProtocolError
@@ -38,6 +50,7 @@ class Net:
         self.links: dict[str, set[str]] = {i: set() for i in self.ids}
         self.queue: deque[tuple[str, str, bytes]] = deque()
         self.delivered = 0
+        self.trace: list[tuple[str, str, bytes]] = []  # every delivery, in order
         self.events: dict[str, Output] = {i: Output() for i in self.ids}
         self.now = 0.0
 
@@ -68,6 +81,7 @@ class Net:
         while self.queue:
             sender, to, data = self.queue.popleft()
             self.delivered += 1
+            self.trace.append((sender, to, data))
             out = self.cores[to].receive(sender, "10.0.0.1", data, self.now, self.links[to])
             seen = self.events[to]
             seen.added |= out.added
@@ -262,10 +276,15 @@ def test_a_duplicate_query_is_answered_once() -> None:
 
 def test_hits_nobody_asked_for_are_dropped() -> None:
     net = Net(2)
-    stray = Hits(qid=b"q" * 16, provider=net.ids[0], entries=[entry("x.mp4")])
+    stray = net.core(0).make_hits(b"q" * 16, [entry("x.mp4")])
     out = net.core(1).receive(net.ids[0], "h", encode(stray), 0.0, [net.ids[0]])
     assert not out.sends and out.hits_for is None
     assert net.core(1).counters["hits_unroutable"] == 1
+    # a forged one nobody asked for is dropped the same way, before any verification
+    forged = msgspec.structs.replace(stray, signature=b"\0" * 64)
+    net.core(1).receive(net.ids[0], "h", encode(forged), 0.0, [net.ids[0]])
+    assert net.core(1).counters["hits_unroutable"] == 2
+    assert net.core(1).counters["hits_forged"] == 0
 
 
 def test_a_flooding_peer_is_rate_limited() -> None:
@@ -427,3 +446,156 @@ def test_announces_from_made_up_origins_are_bounded_in_bytes_and_count(
     update.set_local([entry("updated.mp4")])
     victim.receive("p" * 64, "h", encode(update.make_announce()), 0.0, [])
     assert rid_of("updated.mp4") in victim.records[first.node_id].entries
+
+
+# ---------------------------------------------------------------- signed search answers
+
+
+def hits_delivered(net: Net) -> list[tuple[str, str, bytes]]:
+    return [(s, t, d) for s, t, d in net.trace if isinstance(decode(d), Hits)]
+
+
+def test_a_genuine_answer_through_two_relays_is_accepted_and_relayed_unchanged() -> None:
+    net = Net(4)
+    net.line()  # 0 - 1 - 2 - 3: node 0's answer to node 3 passes relays 1 and 2
+    cat = entry("cat.mp4", title="Funny Cat")
+    net.core(0).set_local([cat])
+    qid, sends = net.core(3).start_query("cat", 0.0, net.links[net.ids[3]])
+    net.post(net.ids[3], sends)
+    net.run()
+    (row,) = net.core(3).finish_query(qid)
+    assert row["rid"] == cat.rid and row["providers"] == [net.ids[0]] and row["title"] == "Funny Cat"
+    hops = hits_delivered(net)
+    assert [(s, t) for s, t, _ in hops] == [(net.ids[0], net.ids[1]), (net.ids[1], net.ids[2]),
+                                            (net.ids[2], net.ids[3])]
+    assert len({data for _, _, data in hops}) == 1  # relays pass the signed bytes on as they are
+    assert all(net.core(i).counters["hits_forged"] == 0 for i in range(4))
+    assert [net.core(i).counters["hits_in"] for i in (1, 2, 3)] == [1, 1, 1]
+
+
+def test_answers_from_two_providers_merge_into_one_row() -> None:
+    net = Net(3)
+    net.line()
+    song = entry("song.mp3", title="Song")
+    net.core(0).set_local([song, entry("other.mp3", title="Song two")])
+    net.core(2).set_local([song])  # not announced: only the query finds them
+    qid, sends = net.core(1).start_query("song", 0.0, net.links[net.ids[1]])
+    net.post(net.ids[1], sends)
+    net.run()
+    rows = net.core(1).finish_query(qid)
+    assert [r["title"] for r in rows] == ["Song", "Song two"]
+    assert rows[0]["providers"] == sorted([net.ids[0], net.ids[2]])
+    assert rows[1]["providers"] == [net.ids[0]]
+
+
+MALLORY = Identity.from_seed(b"\x66" * 32)  # a hostile relay
+
+
+def _signed_hits(signer: Identity, qid: bytes, provider: str, entries: list[Entry], *,
+                 outer_qid: bytes | None = None, outer_provider: str | None = None,
+                 public_key: bytes | None = None) -> Hits:
+    body = encode(HitsBody(qid=qid, provider=provider, entries=entries))
+    return Hits(qid=outer_qid or qid, provider=outer_provider or provider,
+                public_key=public_key or signer.public_key, body=body,
+                signature=signer.sign(HITS_CONTEXT + body))
+
+
+def _alter_entries(hits: Hits, change: Callable[[list[dict[str, object]]], None]) -> Hits:
+    body = msgspec.msgpack.decode(hits.body)
+    change(body["entries"])
+    return msgspec.structs.replace(hits, body=msgspec.msgpack.encode(body))
+
+
+def _forgeries(victim: FloodCore, victim_id: Identity, qid: bytes) -> dict[str, Hits]:
+    """What a relay on the path (MALLORY) might send instead of, or beside, the answer
+    of ``victim`` to query ``qid``."""
+    fake = [entry("fake.mp4", title="fake")]
+    genuine = victim.make_hits(qid, [entry("real.mp4", title="real fake")])
+    other_query = victim.make_hits(b"o" * 16, [entry("real.mp4", title="real fake")])
+
+    def rename(entries: list[dict[str, object]]) -> None:
+        entries[0]["name"] = "evil.exe"
+
+    def append(entries: list[dict[str, object]]) -> None:
+        entries.append(msgspec.to_builtins(fake[0]))
+
+    return {
+        # claims the victim's id, signed with the relay's own key
+        "wrong key": _signed_hits(MALLORY, qid, victim_id.node_id, fake),
+        # the victim's key, but the relay's signature
+        "wrong signature": _signed_hits(MALLORY, qid, victim_id.node_id, fake,
+                                        public_key=victim_id.public_key),
+        "zero signature": msgspec.structs.replace(genuine, signature=b"\0" * 64),
+        # the relay's key and id outside, the victim's id in the signed body
+        "body names another provider": _signed_hits(
+            MALLORY, qid, victim_id.node_id, fake, outer_provider=MALLORY.node_id),
+        # the outer provider id does not belong to the key (the victim's genuine body)
+        "provider id not the key's": msgspec.structs.replace(genuine, provider=MALLORY.node_id),
+        # a genuine answer to another query, re-addressed
+        "replayed from another query": msgspec.structs.replace(other_query, qid=qid),
+        "entries altered": _alter_entries(genuine, rename),
+        "entries added": _alter_entries(genuine, append),
+        "another context": msgspec.structs.replace(
+            genuine, signature=victim._sign(b"p2pkit-flood-announce-v1" + genuine.body)),
+    }
+
+
+FORGERY_KINDS = list(_forgeries(
+    FloodCore(MALLORY.node_id, MALLORY.public_key, MALLORY.sign), MALLORY, b"q" * 16))
+
+
+@pytest.mark.parametrize("kind", FORGERY_KINDS)
+def test_a_forged_answer_is_rejected_counted_and_its_sender_dropped(kind: str) -> None:
+    net = Net(3)
+    net.line()  # 0 (victim provider) - 1 (relay) - 2 (asks)
+    asker = net.core(2)
+    qid, _ = asker.start_query("fake", 0.0, net.links[net.ids[2]])
+    victim_identity = Identity.from_seed(bytes([1]) * 32)  # node 0's, as Net made it
+    forged = _forgeries(net.core(0), victim_identity, qid)[kind]
+    with pytest.raises(RemoteProtocolError, match="hits from"):  # the kernel drops node 1
+        asker.receive(net.ids[1], "h", encode(forged), 0.0, net.links[net.ids[2]])
+    assert asker.counters["hits_forged"] == 1
+    assert asker.query_results(qid) == []
+
+
+@pytest.mark.parametrize("kind", FORGERY_KINDS)
+def test_a_relay_verifies_before_it_forwards(kind: str) -> None:
+    """So an honest node never passes a forgery on, and blaming the sender is fair."""
+    net = Net(3)
+    net.line()
+    qid, sends = net.core(2).start_query("fake", 0.0, net.links[net.ids[2]])
+    net.post(net.ids[2], sends)
+    net.run()  # node 1 now holds the reverse route to node 2
+    victim_identity = Identity.from_seed(bytes([1]) * 32)
+    forged = _forgeries(net.core(0), victim_identity, qid)[kind]
+    relay = net.core(1)
+    with pytest.raises(RemoteProtocolError):
+        relay.receive(net.ids[0], "h", encode(forged), 0.0, net.links[net.ids[1]])
+    assert relay.counters["hits_forged"] == 1
+
+
+def test_a_relay_can_answer_only_for_itself() -> None:
+    net = Net(3)
+    net.line()
+    asker = net.core(2)
+    qid, _ = asker.start_query("fake", 0.0, net.links[net.ids[2]])
+    relay_identity = Identity.from_seed(bytes([2]) * 32)  # node 1's
+    own = _signed_hits(relay_identity, qid, net.ids[1], [entry("fake.mp4", title="fake")])
+    out = asker.receive(net.ids[1], "h", encode(own), 0.0, net.links[net.ids[2]])
+    assert out.hits_for == qid
+    (row,) = asker.query_results(qid)
+    assert row["providers"] == [net.ids[1]]  # its own id: it must serve the pieces itself
+
+
+def test_an_answer_too_big_for_one_message_is_cut_to_fit_and_still_verifies() -> None:
+    net = Net(2)
+    net.link(0, 1)
+    wide = "\u2603" * 4096  # 3 bytes each in UTF-8
+    big = [entry(f"f{i}.mp4", title="f", description=wide) for i in range(100)]
+    provider, asker = net.core(0), net.core(1)
+    qid, _ = asker.start_query("f", 0.0, [net.ids[0]])
+    hits = provider.make_hits(qid, big)
+    assert len(hits.body) <= MAX_HITS_BODY and provider.counters["truncated"] > 0
+    asker.receive(net.ids[0], "h", encode(hits), 0.0, [net.ids[0]])
+    assert 50 < len(asker.query_results(qid)) < 100
+    assert len(decode_hits_body(hits.body).entries) == len(asker.query_results(qid))

@@ -9,12 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from p2pkit.plugins.flooding import Announce, AnnounceBody, Entry, FloodCore, Hits, Query
+from p2pkit.plugins.flooding._core import HITS_CONTEXT
 from p2pkit.plugins.flooding._messages import (
     MAX_ENTRIES,
+    MAX_HITS,
+    MAX_HITS_BODY,
     MAX_TTL,
+    HitsBody,
     LanBeacon,
     decode,
     decode_beacon,
+    decode_hits_body,
     encode,
     encode_beacon,
 )
@@ -62,14 +67,16 @@ def test_structured_garbage_is_rejected_or_handled(message: dict[str, object]) -
         pass
 
 
+SENDER = Identity.from_seed(b"\x07" * 32)
+
+
 def _valid_messages() -> list[bytes]:
-    sender = Identity.from_seed(b"\x07" * 32)
-    core = FloodCore(sender.node_id, sender.public_key, sender.sign)
+    core = FloodCore(SENDER.node_id, SENDER.public_key, SENDER.sign)
     core.set_local([Entry(rid=RID, name="x.mp4", size=10, title="X", description="d")])
     return [
         encode(core.make_announce()),
         encode(Query(qid=b"q" * 16, ttl=2, text="cat")),
-        encode(Hits(qid=b"q" * 16, provider=IDENT.node_id, entries=[Entry(rid=RID, name="x", size=1)])),
+        encode(core.make_hits(b"q" * 16, [Entry(rid=RID, name="x", size=1)])),
     ]
 
 
@@ -108,10 +115,21 @@ def test_every_message_round_trips() -> None:
     messages = [
         Announce(public_key=b"k" * 32, body=b"b", signature=b"s" * 64, ttl=3, host="10.0.0.1"),
         Query(qid=b"q" * 16, ttl=2, text="cat"),
-        Hits(qid=b"q" * 16, provider=IDENT.node_id, entries=[Entry(rid=RID, name="x.mp4", size=1)]),
+        _core().make_hits(b"q" * 16, [Entry(rid=RID, name="x.mp4", size=1)]),
     ]
     for message in messages:
         assert decode(encode(message)) == message
+    body = HitsBody(qid=b"q" * 16, provider=IDENT.node_id, entries=[Entry(rid=RID, name="x", size=1)])
+    assert decode_hits_body(encode(body)) == body
+
+
+HITS = {"t": "hits", "qid": b"q" * 16, "provider": "a" * 64, "public_key": b"k" * 32,
+        "body": b"", "signature": b"s" * 64}
+
+
+def test_a_well_formed_hits_template_decodes() -> None:
+    """The template the cases below break is itself valid, so each case tests its field."""
+    assert isinstance(decode(msgspec.msgpack.encode(HITS)), Hits)
 
 
 @pytest.mark.parametrize("bad", [
@@ -120,11 +138,14 @@ def test_every_message_round_trips() -> None:
     {"t": "q", "qid": b"q" * 16, "ttl": -1, "text": "x"},
     {"t": "q", "qid": b"q" * 16, "ttl": 1, "text": ""},
     {"t": "q", "qid": b"q" * 16, "ttl": 1, "text": "x" * 257},
-    {"t": "hits", "qid": b"q" * 16, "provider": "nothex", "entries": []},
-    {"t": "hits", "qid": b"q" * 16, "provider": "a" * 64,
-     "entries": [{"rid": RID, "name": "", "size": 1}]},
-    {"t": "hits", "qid": b"q" * 16, "provider": "a" * 64,
-     "entries": [{"rid": RID, "name": "x", "size": -1}]},
+    {**HITS, "provider": "nothex"},
+    {**HITS, "qid": b"short"},
+    {**HITS, "public_key": b"k" * 31},
+    {**HITS, "signature": b"s" * 63},
+    {**HITS, "body": b"b" * (MAX_HITS_BODY + 1)},
+    {k: v for k, v in HITS.items() if k != "signature"},  # unsigned (a version-1 answer)
+    {k: v for k, v in HITS.items() if k != "public_key"},
+    {"t": "hits", "qid": b"q" * 16, "provider": "a" * 64, "entries": []},  # version 1
     {"t": "pex", "peers": [["a" * 64, "h", 0]]},
     {"t": "pex", "peers": [["a" * 64, "h", 1]] * 65},
     {"t": "ann", "public_key": b"k" * 31, "body": b"", "signature": b"s" * 64, "ttl": 1},
@@ -163,3 +184,85 @@ def test_a_valid_signed_body_is_accepted() -> None:
     good = AnnounceBody(seq=1, port=1, entries=[Entry(rid=RID, name="x", size=1)])
     out = core.receive("a" * 64, "h", _signed(msgspec.to_builtins(good)), 0.0, [])
     assert out.added == {RID}
+
+
+# ---------------------------------------------------------------- signed hits
+
+
+@pytest.mark.parametrize("body", [
+    {"qid": b"q" * 16, "provider": "a" * 64, "entries": [{"rid": RID, "name": "", "size": 1}]},
+    {"qid": b"q" * 16, "provider": "a" * 64, "entries": [{"rid": RID, "name": "x", "size": -1}]},
+    {"qid": b"q" * 16, "provider": "a" * 64,
+     "entries": [{"rid": RID, "name": "x", "size": 1}] * (MAX_HITS + 1)},
+    {"qid": b"short", "provider": "a" * 64, "entries": []},
+    {"qid": b"q" * 16, "provider": "nothex", "entries": []},
+    {"qid": b"q" * 16, "entries": []},
+    [1, 2, 3],
+])
+def test_malformed_hits_bodies_are_remote_errors(body: object) -> None:
+    with pytest.raises(RemoteProtocolError):
+        decode_hits_body(msgspec.msgpack.encode(body))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300) | values.map(msgspec.msgpack.encode)
+       | st.fixed_dictionaries({}, optional={k: values for k in ("qid", "provider", "entries")})
+       .map(msgspec.msgpack.encode))
+def test_the_hits_body_decoder_raises_only_remote_errors(data: bytes) -> None:
+    try:
+        body = decode_hits_body(data)
+    except RemoteProtocolError:
+        return
+    assert isinstance(body, HitsBody) and len(body.entries) <= MAX_HITS
+
+
+def _asking_core() -> tuple[FloodCore, bytes, set[str]]:
+    """A core with a search in flight, and the rids its genuine answer (from SENDER) holds."""
+    core = _core()
+    qid, _ = core.start_query("x", 0.0, ["a" * 64])
+    return core, qid, {RID}
+
+
+def _genuine_answer(qid: bytes) -> bytes:
+    provider = FloodCore(SENDER.node_id, SENDER.public_key, SENDER.sign)
+    return encode(provider.make_hits(qid, [Entry(rid=RID, name="x.mp4", size=10, title="X")]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=4))
+def test_a_relay_that_alters_any_byte_of_an_answer_gains_nothing(
+    flips: list[tuple[int, int]],
+) -> None:
+    """Whatever bytes a relay changes, the asker either rejects the answer (remote error)
+    or drops it as not for its query; it never lists anything the provider did not sign."""
+    core, qid, genuine_rids = _asking_core()
+    genuine = _genuine_answer(qid)
+    mutated = bytearray(genuine)
+    for position, value in flips:
+        mutated[position % len(mutated)] = value
+    try:
+        core.receive("a" * 64, "h", bytes(mutated), 0.0, ["a" * 64])
+    except RemoteProtocolError:
+        assert core.query_results(qid) == []
+        return
+    for row in core.query_results(qid):
+        assert row["rid"] in genuine_rids and row["providers"] == [SENDER.node_id]
+        assert row["name"] == "x.mp4" and row["size"] == 10
+
+
+def test_a_signed_but_malformed_hits_body_is_forged_and_a_remote_error() -> None:
+    core, qid, _ = _asking_core()
+    raw = msgspec.msgpack.encode({"qid": qid, "provider": SENDER.node_id,
+                                  "entries": [{"rid": RID, "name": "", "size": 1}]})
+    hits = Hits(qid=qid, provider=SENDER.node_id, public_key=SENDER.public_key, body=raw,
+                signature=SENDER.sign(HITS_CONTEXT + raw))
+    with pytest.raises(RemoteProtocolError, match="malformed hits body"):
+        core.receive("a" * 64, "h", encode(hits), 0.0, [])
+    assert core.counters["hits_forged"] == 1
+
+
+def test_undecodable_messages_are_counted() -> None:
+    core = _core()
+    with pytest.raises(RemoteProtocolError):
+        core.receive("a" * 64, "h", msgspec.msgpack.encode({"t": "hits", "qid": b"q" * 16}), 0.0, [])
+    assert core.counters["malformed"] == 1

@@ -14,6 +14,9 @@ from typing import Any
 
 import numpy as np
 import trio
+from p2pkit.plugins.flooding import PROTOCOL, Entry, Hits, HitsBody
+from p2pkit.plugins.flooding._core import HITS_CONTEXT
+from p2pkit.plugins.flooding._messages import encode
 
 from p2pkit import ContentAdded, ContentRemoved, NodeConfig, PeerDown, open_node
 
@@ -116,6 +119,35 @@ async def test_search_from_c_finds_the_file_on_a(tmp_path: Path) -> None:
             assert {r["title"] for r in await c.search("")} >= {"Rain", "birds"}
 
 
+async def test_a_relay_that_forges_an_answer_is_dropped_and_never_listed(tmp_path: Path) -> None:
+    """B relays C's query but also answers that A has a file A never shared. C checks the
+    signature, drops B (as for a forged announce) and lists only what A really has."""
+    async with line() as (a, b, c), c.events.subscribe() as events:
+        wanted = await a.share(make_wav(tmp_path / "owl.wav"), title="Night Owl")
+        await until(lambda: wanted.rid in rids(c))  # announced: a known match of the search
+        async with trio.open_nursery() as nursery:
+            found: list[dict[str, Any]] = []
+
+            async def search() -> None:
+                found.extend(await c.search("owl"))
+
+            nursery.start_soon(search)
+            qid = await until(lambda: next(iter(b.discovery.core._reverse), None))
+            fake = Entry(rid="f" * 64, name="owl.exe", size=1, title="Night Owl (full)")
+            body = encode(HitsBody(qid=qid, provider=a.id, entries=[fake]))
+            forged = Hits(qid=qid, provider=a.id, public_key=b.identity.public_key, body=body,
+                          signature=b.identity.sign(HITS_CONTEXT + body))
+            await b.peers.get(c.id).send(PROTOCOL, encode(forged))
+            with trio.fail_after(10):
+                while True:
+                    event = await events.receive()
+                    if isinstance(event, PeerDown) and event.peer_id == b.id:
+                        break
+        assert "protocol error" in event.reason and "hits" in event.reason
+        assert c.discovery.core.counters["hits_forged"] == 1
+        assert [(r["rid"], r["providers"]) for r in found] == [(wanted.rid, [a.id])]
+
+
 async def test_a_node_that_leaves_expires(tmp_path: Path) -> None:
     async with flood_node(peer_exchange=False) as b, flood_node(b, peer_exchange=False) as c:
         async with flood_node(b, peer_exchange=False) as a:
@@ -168,7 +200,7 @@ async def test_a_peer_sending_garbage_is_dropped_and_the_node_goes_on() -> None:
     async with flood_node(peer_exchange=False) as a, flood_node(a, peer_exchange=False) as b, \
             b.events.subscribe() as events:
         peer = await until(lambda: a.peers.get(b.id))
-        await peer.send("flood", b"\xc1 not msgpack")
+        await peer.send(PROTOCOL, b"\xc1 not msgpack")
         with trio.fail_after(10):
             while True:
                 event = await events.receive()
