@@ -7,20 +7,30 @@ from quart.typing import ResponseReturnValue
 
 from ..app import web_ui
 from ..errors import ApiError
+from ..history import MAX_PAGE
 from ..schemas import HistoryCreate, read_json
 
 bp = Blueprint("history", __name__)
 
 
+DEFAULT_PAGE = 100
+
+
+def _page_size(raw: str) -> int:
+    """``limit`` as 1..MAX_PAGE; plain ASCII digits only (not '²', '٣', '+5', ' 5' or
+    thousands of digits, which int() would refuse with a ValueError)."""
+    if not (raw.isascii() and raw.isdecimal() and len(raw) <= 6) or not 1 <= int(raw) <= MAX_PAGE:
+        raise ApiError(422, f"limit must be an integer 1..{MAX_PAGE}", key="limit")
+    return int(raw)
+
+
 @bp.get("/api/history")
 async def list_history() -> ResponseReturnValue:
-    raw_limit = request.args.get("limit", "100")
-    if not raw_limit.isdecimal() or not 1 <= int(raw_limit) <= 1000:
-        raise ApiError(422, "limit must be an integer 1..1000", key="limit")
+    limit = _page_size(request.args.get("limit", str(DEFAULT_PAGE)))
     kind = request.args.get("kind")
     if kind not in (None, "view", "download"):
         raise ApiError(422, "kind must be 'view' or 'download'", key="kind")
-    return jsonify({"history": web_ui().history.list(int(raw_limit), kind)})
+    return jsonify({"history": web_ui().history.list(limit, kind)})
 
 
 @bp.post("/api/history")

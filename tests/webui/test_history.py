@@ -1,0 +1,111 @@
+"""The history stays bounded (newest MAX_ENTRIES kept, pruned with each insert) and its
+list endpoint refuses hostile query parameters with a clean 422, never a 500."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from p2pkit.webui import WebConfig, WebUI
+from p2pkit.webui.history import MAX_ENTRIES, MAX_PAGE, History
+
+from p2pkit.node import open_node
+
+from .conftest import node_config
+
+RID = "ab" * 32
+
+
+def test_the_newest_entries_are_kept() -> None:
+    """Inserts in the same millisecond too: the latest inserted is the newest."""
+    history = History(None)
+    for i in range(MAX_ENTRIES + 5):
+        history.add(RID, "download", f"e{i}")
+        assert len(history) <= MAX_ENTRIES
+    assert len(history) == MAX_ENTRIES
+    titles = [e["title"] for e in history.list(MAX_PAGE)]
+    assert titles == [f"e{i}" for i in range(MAX_ENTRIES + 4, 4, -1)]
+    history.close()
+
+
+def test_a_view_updated_in_place_is_recent_again_and_counts_once() -> None:
+    history = History(None, max_entries=3)
+    watched = history.add("cd" * 32, "view", "watched")
+    for i in range(2):
+        history.add(RID, "download", f"d{i}")
+    again = history.add("cd" * 32, "view", "watched", position=12.0)
+    assert again["id"] == watched["id"] and len(history) == 3
+    history.add(RID, "download", "d2")  # pushes out d0, the oldest; the re-watched view stays
+    assert [e["title"] for e in history.list()] == ["d2", "watched", "d1"]
+
+
+def test_an_oversized_database_is_pruned_when_opened(tmp_path: Path) -> None:
+    """A history written before the bound (or with a larger one) shrinks on open."""
+    path = tmp_path / "webui.sqlite"
+    big = History(path, max_entries=50)
+    for i in range(50):
+        big.add(RID, "download", f"e{i}")
+    big.close()
+    small = History(path, max_entries=10)
+    assert [e["title"] for e in small.list()] == [f"e{i}" for i in range(49, 39, -1)]
+    small.close()
+    with sqlite3.connect(path) as db:  # on disk too, not just in what list() shows
+        assert db.execute("SELECT count(*) FROM history").fetchone()[0] == 10
+
+
+def test_history_arguments_are_checked() -> None:
+    with pytest.raises(ValueError, match="max_entries"):
+        History(None, max_entries=0)
+    history = History(None)
+    for limit in (0, -1, MAX_PAGE + 1):
+        with pytest.raises(ValueError, match="limit"):
+            history.list(limit)
+
+
+BAD_LIMITS = ["0", "-1", "1001", "1.5", "", "abc", "+5", " 5", "5 ", "0x10", "1e3",
+              "\u00b2", "\u0663", "\uff15", "9" * 5000, "1" * 7]
+
+
+async def test_bad_limits_are_422_naming_the_key(client) -> None:
+    for raw in BAD_LIMITS:
+        response = await client.get("/api/history", query_string={"limit": raw})
+        assert response.status_code == 422, raw
+        assert (await response.get_json())["key"] == "limit"
+
+
+async def test_a_page_is_at_most_max_page_entries(client, web) -> None:
+    for i in range(MAX_PAGE + 3):
+        web.history.add(RID, "download", f"e{i}")
+    page = (await (await client.get(f"/api/history?limit={MAX_PAGE}")).get_json())["history"]
+    assert len(page) == MAX_PAGE and page[0]["title"] == f"e{MAX_PAGE + 2}"
+    default = (await (await client.get("/api/history")).get_json())["history"]
+    assert len(default) == 100
+    one = (await (await client.get("/api/history?limit=1&kind=download")).get_json())["history"]
+    assert [e["title"] for e in one] == [f"e{MAX_PAGE + 2}"]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.text(max_size=30), st.one_of(st.none(), st.text(max_size=12))),
+                min_size=1, max_size=10))
+def test_any_query_gets_a_clean_answer(queries: list[tuple[str, str | None]]) -> None:
+    async def run() -> None:
+        async with open_node(node_config()) as node:
+            ui = WebUI(node, WebConfig(http_port=0))
+            await node.nursery.start(ui.run_background)
+            client = ui.app.test_client()
+            ui.history.add(RID, "view", "seen")
+            for limit, kind in queries:
+                args = {"limit": limit} if kind is None else {"limit": limit, "kind": kind}
+                response = await client.get("/api/history", query_string=args)
+                body = await response.get_json()
+                if response.status_code == 200:
+                    assert len(body["history"]) <= int(limit) <= MAX_PAGE
+                else:
+                    assert response.status_code == 422 and body["key"] in ("limit", "kind")
+            node.nursery.cancel_scope.cancel()
+
+    trio.run(run)
