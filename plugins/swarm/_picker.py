@@ -4,17 +4,27 @@ Order of preference when a peer can take more requests:
 
 1. **Deadline mode** (streaming): missing pieces inside the window ahead of the playhead,
    nearest first, so playback never waits on a rare piece far ahead.
-2. **Partial pieces** already started, so pieces complete (and can be shared) quickly
-   instead of many pieces being half done.
-3. **Random first**: until a few pieces are complete, random ones — a new peer needs
-   something to trade, and the rarest piece is the slowest to get.
-4. **Rarest first**: fewest peers have it; ties broken by a per-node random order, so
+2. **Random first**: until a few pieces are complete, random ones — a new peer needs
+   something to trade, and the rarest piece is the slowest to get — except that pieces
+   only the asked peer holds come first (early on that is the seeder, whose uplink is the
+   only way new pieces enter the swarm; spending it on copies others can give is waste).
+3. **Rarest first**: fewest peers have it; ties broken by a per-node random order, so
    different peers start on different pieces.
-5. **Stale requests**: a block asked of another peer longer than ``stale_after`` seconds
-   ago (a slow or vanished peer) may be asked of this one too, at most two at a time.
+4. **Partial pieces** already started are finished first among equally rare ones, so
+   pieces complete (and can be shared) quickly instead of many being half done; a
+   started piece that others hold too does not take a rare peer's uplink.
+5. **Stealing**: a block asked of another peer longer than ``stale_after`` seconds ago
+   (the caller sizes that to how fast *this* peer would deliver it) is moved to this
+   peer: the old request goes into :attr:`PiecePicker.stolen`, for the caller to cancel,
+   so a fast uploader with spare capacity is not left idle while a slow one sits on the
+   blocks it could send, and the slow one's uplink is freed for other requests.
 6. **Endgame**: once every missing block is requested, blocks already in flight from other
    peers are requested again from this one; the first copy wins and the caller cancels
    the others (``on_block`` returns them).
+
+A block that arrives although nobody asked for it any more (it was already on its way
+when we were choked, cancelled or stole it) is kept if we still miss it: the uploader
+spent its uplink on it, throwing it away would waste that twice.
 
 Blame: a piece fetched from one peer that fails its hash convicts that peer. A piece
 assembled from several peers convicts nobody; it becomes *suspect* and is fetched again
@@ -84,6 +94,7 @@ class PiecePicker:
         self._partial: dict[int, _Partial] = {}
         self._suspect: set[int] = set()
         self._now = 0.0
+        self.stolen: list[tuple[str, Block]] = []  # (peer, block) requests moved away: cancel
         self.playhead: int | None = None
         self.deadline_window = 0
 
@@ -170,9 +181,11 @@ class PiecePicker:
     # ------------------------------------------------------------------ picking
 
     def pick(self, peer: str, count: int, *, now: float = 0.0,
-             stale_after: float | None = None) -> list[Block]:
+             stale_after: float | None = None, endgame_count: int | None = None) -> list[Block]:
         """Up to ``count`` blocks to request from ``peer`` (marked as requested by it at
-        ``now``); with ``stale_after``, also blocks others were asked for that long ago."""
+        ``now``); with ``stale_after``, also blocks others were asked for that long ago
+        (moved to ``peer``, see :attr:`stolen`); in endgame, at most ``endgame_count``
+        duplicates (None: up to ``count``)."""
         pieces = self.peer_pieces.get(peer)
         if pieces is None or count <= 0:
             return []
@@ -185,26 +198,33 @@ class PiecePicker:
         if stale_after is not None:
             self._take_stale(peer, pieces, count - len(picked), picked, now - stale_after)
         if self.in_endgame():
-            self._take_endgame(peer, pieces, count - len(picked), picked)
+            left = count - len(picked)
+            if endgame_count is not None:
+                left = min(left, endgame_count)
+            self._take_endgame(peer, pieces, left, picked)
         return picked
 
     def _take_stale(self, peer: str, pieces: list[bool], count: int, out: list[Block],
                     before: float) -> None:
+        """Steal the oldest requests (asked before ``before``) from other peers."""
+        stale = []
         for piece, partial in self._partial.items():
-            if count <= 0:
-                return
-            if not pieces[piece] or self.have[piece] or not self._allowed(partial, piece, peer):
+            if not pieces[piece] or self.have[piece] or partial.owner not in (None, peer):
                 continue
-            for i, (block, who, got) in enumerate(zip(partial.blocks, partial.requested,
-                                                      partial.received)):
-                if count <= 0:
-                    return
-                if (not got and who and peer not in who and len(who) < 2
-                        and partial.asked_at[i] < before):
-                    who.add(peer)
-                    partial.asked_at[i] = self._now
-                    out.append(block)
-                    count -= 1
+            for i, (who, got) in enumerate(zip(partial.requested, partial.received)):
+                if not got and who and peer not in who and partial.asked_at[i] < before:
+                    stale.append((partial.asked_at[i], piece, i))
+        stale.sort()
+        for _, piece, i in stale[:count]:
+            partial = self._partial[piece]
+            if not self._allowed(partial, piece, peer):
+                continue
+            who = partial.requested[i]
+            self.stolen.extend((old, partial.blocks[i]) for old in sorted(who))
+            who.clear()
+            who.add(peer)
+            partial.asked_at[i] = self._now
+            out.append(partial.blocks[i])
 
     def _candidate_order(self, pieces: list[bool]) -> list[int]:
         wanted = [i for i, (p, h) in enumerate(zip(pieces, self.have)) if p and not h]
@@ -217,20 +237,28 @@ class PiecePicker:
         chosen = set(first)
         rest = [i for i in wanted if i not in chosen]
         tb = self._tiebreak
+        av = self.availability
+        partial = self._partial
         if self.have_count < self.random_first:
-            # random first, but a started piece is still finished first
-            rest.sort(key=lambda i: (i not in self._partial, tb[i]))
+            # random first — except that a piece only this peer holds comes before one
+            # we could also get elsewhere: early on that peer is usually the seeder, and
+            # its uplink is the only way new pieces enter the swarm
+            rest.sort(key=lambda i: (av[i] > 1, i not in partial, tb[i]))
         else:
-            av = self.availability
-            rest.sort(key=lambda i: (i not in self._partial, av[i], tb[i]))
+            # rarest first; among equally rare pieces a started one is finished first (a
+            # common partial piece is not worth a rare peer's uplink)
+            rest.sort(key=lambda i: (av[i], i not in partial, tb[i]))
         return first + rest
+
+    def _grid(self, piece: int) -> list[Block]:
+        length = self.piece_lengths[piece]
+        return [Block(piece, off, min(self.block_size, length - off))
+                for off in range(0, length, self.block_size)]
 
     def _partial_for(self, piece: int) -> _Partial:
         partial = self._partial.get(piece)
         if partial is None:
-            length = self.piece_lengths[piece]
-            blocks = [Block(piece, off, min(self.block_size, length - off))
-                      for off in range(0, length, self.block_size)]
+            blocks = self._grid(piece)
             partial = _Partial(blocks, [set() for _ in blocks], [False] * len(blocks),
                                [None] * len(blocks), [0.0] * len(blocks))
             self._partial[piece] = partial
@@ -258,19 +286,22 @@ class PiecePicker:
                 count -= 1
 
     def _take_endgame(self, peer: str, pieces: list[bool], count: int, out: list[Block]) -> None:
-        for piece in sorted(self._partial, key=lambda i: self._tiebreak[i]):
-            if not pieces[piece] or self.have[piece]:
+        """Duplicates: blocks with the fewest holders first, then the longest outstanding."""
+        if count <= 0:
+            return
+        wanted = []
+        for piece, partial in self._partial.items():
+            if not pieces[piece] or self.have[piece] or partial.owner not in (None, peer):
                 continue
-            partial = self._partial[piece]
-            if not self._allowed(partial, piece, peer):
-                continue
-            for block, who, got in zip(partial.blocks, partial.requested, partial.received):
-                if count <= 0:
-                    return
+            for i, (who, got) in enumerate(zip(partial.requested, partial.received)):
                 if not got and peer not in who:
-                    who.add(peer)
-                    out.append(block)
-                    count -= 1
+                    wanted.append((len(who), partial.asked_at[i], self._tiebreak[piece], piece, i))
+        wanted.sort()
+        for *_, piece, i in wanted[:count]:
+            partial = self._partial[piece]
+            if self._allowed(partial, piece, peer):
+                partial.requested[i].add(peer)
+                out.append(partial.blocks[i])
 
     # ------------------------------------------------------------------ arrivals
 
@@ -279,9 +310,15 @@ class PiecePicker:
         ``expected`` is False for a block we did not ask anyone for (or already have);
         ``cancels`` are the other peers still fetching it (endgame); ``piece_complete``
         means every block of the piece is here and it can be verified."""
-        partial = self._partial.get(block.piece)
-        if partial is None or self.have[block.piece]:
+        if not 0 <= block.piece < self.num_pieces or self.have[block.piece]:
             return False, [], False
+        partial = self._partial.get(block.piece)
+        if partial is None:
+            length = self.piece_lengths[block.piece]
+            if (block.offset % self.block_size or block.offset >= length
+                    or block.length != min(self.block_size, length - block.offset)):
+                return False, [], False
+            partial = self._partial_for(block.piece)  # a late block of a piece not started
         try:
             index = partial.blocks.index(block)
         except ValueError:
@@ -289,7 +326,7 @@ class PiecePicker:
         if partial.received[index]:
             partial.requested[index].discard(peer)
             return False, [], False
-        if partial.owner is not None and partial.owner != peer:
+        if not self._allowed(partial, block.piece, peer):
             return False, [], False  # a suspect piece takes blocks from its owner only
         partial.received[index] = True
         partial.sources[index] = peer

@@ -54,6 +54,13 @@ log = logging.getLogger("p2pkit.swarm")
 TICK = 1.0  # housekeeping: choking rounds, timeouts, refills, progress
 PIECE_CACHE = 16  # verified pieces kept in memory for serving their blocks
 MIN_IN_FLIGHT = 64 * 1024  # bytes requested from a peer before its rate is known
+SESSION_BACKLOG_S = 0.05  # seconds of a session's rate handed to the transport ahead
+MIN_SESSION_RATE = 16 * 1024.0  # bytes/s assumed for a session that has no rate yet
+STEAL_MIN_S = 0.2
+# In endgame a peer is given duplicates of others' blocks only while it has fewer than
+# this many requests of its own in flight: enough to keep it busy, not so many that every
+# peer re-sends the whole tail (each duplicate costs someone's uplink).
+ENDGAME_IN_FLIGHT = 2  # never move a request younger than this to another peer
 
 
 def _block_size_ok(_inst: Any, _attr: Any, value: int) -> None:
@@ -72,6 +79,7 @@ class SwarmConfig:
 
     block_size: int = attrs.field(default=16 * 1024, validator=_block_size_ok)
     regular_slots: int = attrs.field(default=4, validator=_positive)  # tit-for-tat slots
+    max_extra_slots: int = attrs.field(default=8, validator=attrs.validators.ge(0))  # spare uplink
     choke_interval_s: float = attrs.field(default=10.0, validator=_positive)
     optimistic_interval_s: float = attrs.field(default=30.0, validator=_positive)
     max_strikes: int = attrs.field(default=3, validator=_positive)  # bad pieces before a drop
@@ -143,8 +151,14 @@ class SwarmProvider:
                 if link.control:
                     await peer.send(msg.PROTOCOL, link.control.popleft(), channel=CHANNEL_CONTROL)
                 elif link.uploads:
+                    backlog = self._session_backlog(peer)
+                    if backlog > 0:
+                        await link.wait_control(backlog)
+                        continue
                     rid, request = link.uploads.popleft()
                     await self._upload(link, rid, request)
+                    if not link.uploads and self._uplink_spare():
+                        self._offer_spare_uplink()
         except SessionClosed:
             pass
         except Exception:  # a bug here must cost one peer's link, never the node
@@ -152,6 +166,35 @@ class SwarmProvider:
             log.exception("swarm: sending to %r failed", peer)
         finally:
             link.close()
+
+    def _offer_spare_uplink(self) -> None:
+        """The uplink just ran out of work: let the chokers unchoke a waiting peer."""
+        for t in self.torrents.values():
+            if any(ps.peer_interested and ps.am_choking for ps in t.peers.values()):
+                self._rechoke(t)
+
+    def _session_backlog(self, peer: Peer) -> float:
+        """Seconds until the session's own send queue is short enough for the next block.
+
+        Blocks are handed to the transport only a little ahead of what it can send (about
+        ``SESSION_BACKLOG_S`` of its rate, at least two blocks): the rest waits in the
+        link's upload queue, where a Cancel or a Choke still removes it and where the
+        choker can see whether the uplink has spare capacity. Handed over all at once, a
+        choke or a moved request would arrive after megabytes already queued.
+        """
+        try:
+            stats = peer.stats()
+        except Exception:
+            return 0.0
+        queued = stats.get("send_queue_bytes")
+        if not isinstance(queued, int | float):
+            return 0.0  # a transport that does not say: no throttle
+        rate = max(float(stats.get("pacing_rate_Bps", 0) or 0),
+                   float(stats.get("send_rate_Bps", 0) or 0), MIN_SESSION_RATE)
+        high = max(2 * self.cfg.block_size, rate * SESSION_BACKLOG_S)
+        if queued <= high:
+            return 0.0
+        return max((queued - high) / rate, 0.001)
 
     def _torrent(self, rid: str) -> Torrent | None:
         """The state of ``rid``, built from the store on first use (None if unknown)."""
@@ -163,7 +206,8 @@ class SwarmProvider:
             return None
         have = msg.unpack_bits(self.store.have_bitmap(rid), manifest.num_pieces)
         choker = Choker(slots=self.cfg.regular_slots, interval=self.cfg.choke_interval_s,
-                        optimistic_interval=self.cfg.optimistic_interval_s, rng=self.rng)
+                        optimistic_interval=self.cfg.optimistic_interval_s,
+                        max_extra=self.cfg.max_extra_slots, rng=self.rng)
         t = Torrent(rid, manifest, have, block_size=self.cfg.block_size, choker=choker,
                     rng=self.rng)
         self.torrents[rid] = t
@@ -282,8 +326,10 @@ class SwarmProvider:
             self._rechoke(t)
         elif isinstance(m, msg.Choke):
             ps.peer_choking = True
-            t.picker.forget_requests(pid, list(ps.requested))
-            ps.requested.clear()
+            if ps.requested:
+                t.picker.forget_requests(pid, list(ps.requested))
+                ps.requested.clear()
+                self._fill_all(t)  # its blocks are free again: others may take them now
         elif isinstance(m, msg.Unchoke):
             ps.peer_choking = False
             self._fill(t, pid)
@@ -294,6 +340,7 @@ class SwarmProvider:
             if ps.requested.pop(block, None) is not None:
                 t.picker.forget_requests(pid, [block])
                 self.counters["rejected"] += 1
+                self._fill_all(t)
         elif isinstance(m, msg.Peers):
             self._on_peers(t, m)
 
@@ -411,6 +458,7 @@ class SwarmProvider:
             if ps is not None:
                 t.picker.remove_peer(peer_id)
                 self._rechoke(t)
+                self._fill_all(t)
 
     def _forget_torrent(self, rid: str) -> None:
         t = self.torrents.pop(rid, None)
@@ -432,15 +480,24 @@ class SwarmProvider:
             ps.am_interested = want
             ps.link.send(msg.Interested(t.rid) if want else msg.NotInterested(t.rid))
 
+    def _uplink_spare(self) -> bool:
+        """Nothing waits for our uplink: every link's upload queue is empty (the
+        transport holds only a few milliseconds of data per session, see
+        :meth:`_session_backlog`), so an upload slot more would cost nobody anything."""
+        return not any(link.uploads for link in self.links.values())
+
     def _rechoke(self, t: Torrent) -> None:
         now = self._now()
         seeding = t.complete
+        n = max(1, t.num_pieces)
         views = {
             pid: PeerView(ps.peer_interested and self._allowed(ps.peer),
-                          ps.up.rate(now) if seeding else ps.down.rate(now))
+                          ps.up.rate(now) if seeding else ps.down.rate(now),
+                          missing=(1.0 if ps.pieces is None
+                                   else 1.0 - sum(ps.pieces) / n))
             for pid, ps in t.peers.items()
         }
-        unchoked = t.choker.update(now, views)
+        unchoked = t.choker.update(now, views, spare=self._uplink_spare(), seeding=seeding)
         for pid, ps in t.peers.items():
             choke = pid not in unchoked
             if choke != ps.am_choking:
@@ -472,14 +529,39 @@ class SwarmProvider:
         now = self._now()
         block = self.cfg.block_size
         lo = max(MIN_DEPTH, MIN_IN_FLIGHT // block)  # a fresh peer gets at least 64 KiB asked
-        depth = pipeline_depth(ps.down.rate(now), self._rtt(ps.peer), block, lo=lo,
+        rtt = self._rtt(ps.peer)
+        depth = pipeline_depth(ps.down.rate(now), rtt, block, lo=lo,
                                hi=max(lo, self.cfg.max_depth))
         need = depth - len(ps.requested)
         if need <= 0:
             return
-        for block in t.picker.pick(pid, need, now=now, stale_after=self.cfg.duplicate_after_s):
+        picked = t.picker.pick(pid, need, now=now,
+                               stale_after=self._steal_after(ps, rtt, depth, now),
+                               endgame_count=ENDGAME_IN_FLIGHT - len(ps.requested))
+        for block in picked:
             ps.requested[block] = now
             ps.link.send(msg.Request(t.rid, block.piece, block.offset, block.length))
+        if t.picker.stolen:
+            self.counters["requests_moved"] += len(t.picker.stolen)
+            self._send_cancels(t, t.picker.stolen)
+            t.picker.stolen.clear()
+
+    def _fill_all(self, t: Torrent) -> None:
+        """Top up every pipeline (blocks went back to the pool)."""
+        if t.active:
+            for pid in list(t.peers):
+                self._fill(t, pid)
+
+    def _steal_after(self, ps: PeerState, rtt: float, depth: int, now: float) -> float:
+        """How old another peer's request must be before ``ps`` takes it over: longer than
+        ``ps`` needs to deliver its whole pipeline plus a round trip, i.e. it would
+        certainly come sooner from ``ps``. Before ``ps``'s rate is known: the configured
+        ``duplicate_after_s``."""
+        rate = ps.down.rate(now)
+        if rate <= 0:
+            return max(STEAL_MIN_S, 4 * rtt)
+        drain = depth * self.cfg.block_size / rate
+        return max(STEAL_MIN_S, 2 * rtt + 2 * drain)
 
     def _expire_requests(self, t: Torrent, now: float) -> None:
         limit = now - self.cfg.request_timeout_s
@@ -495,8 +577,9 @@ class SwarmProvider:
         pid = ps.peer.id
         block = Block(m.piece, m.offset, len(m.data))
         if ps.requested.pop(block, None) is None:
+            # Already on its way when we were choked or moved/cancelled the request: the
+            # picker keeps it if we still miss it (the uploader's uplink paid for it).
             self.counters["unrequested_blocks"] += 1
-            return
         now = self._now()
         n = len(m.data)
         ps.down.add(n, now)

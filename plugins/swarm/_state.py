@@ -56,6 +56,13 @@ class Link:
         self.uploads.clear()
         self._wake.set()
 
+    async def wait_control(self, seconds: float) -> None:
+        """Up to ``seconds``, ending early when a control message is queued."""
+        with trio.move_on_after(seconds):
+            while not (self.control or self.closed):
+                self._wake = trio.Event()
+                await self._wake.wait()
+
     async def wait(self) -> None:
         """Until there is something to send (or the link closed)."""
         if self.control or self.uploads or self.closed:

@@ -54,3 +54,56 @@ def test_new_interested_peer_gets_a_free_slot_at_once() -> None:
     c = Choker()
     assert c.update(0.0, views({"a": 0.0})) == {"a"}
     assert c.update(1.0, views({"a": 0.0, "b": 0.0})) == {"a", "b"}
+
+
+def test_spare_uplink_unchokes_one_more_peer_per_grow_interval() -> None:
+    c = Choker(rng=random.Random(0), grow_interval=0.25, max_extra=2)
+    rates = {f"p{i}": float(i) for i in range(10)}
+    assert len(c.update(0.0, views(rates))) == 5
+    assert len(c.update(0.1, views(rates))) == 5  # busy uplink: the reference 4 + 1
+    grown = c.update(0.2, views(rates), spare=True)
+    assert len(grown) == 6
+    # the best-rated waiting peer gets the extra slot (tit-for-tat still decides order)
+    waiting = set(rates) - (grown - c.extra)
+    assert c.extra == {max(waiting, key=lambda p: rates[p])}
+    assert len(c.update(0.3, views(rates), spare=True)) == 6  # one per grow interval
+    assert len(c.update(0.5, views(rates), spare=True)) == 7
+    assert len(c.update(0.8, views(rates), spare=True)) == 7  # at most max_extra
+
+
+def test_extra_slots_shrink_when_the_uplink_stays_busy() -> None:
+    c = Choker(rng=random.Random(0), grow_interval=0.0, max_extra=4)
+    rates = {f"p{i}": float(i) for i in range(12)}
+    c.update(0.0, views(rates))
+    for t in (1.0, 2.0, 3.0):
+        c.update(t, views(rates), spare=True)
+    assert len(c.extra) == 3
+    c.update(10.0, views(rates))  # a round in which the uplink was found spare: kept
+    assert len(c.extra) == 3
+    c.update(20.0, views(rates))  # a whole round busy: one slot given back
+    assert len(c.extra) == 2
+    c.update(30.0, views(rates))
+    assert len(c.extra) == 1
+
+
+def test_uninterested_extra_peer_is_choked() -> None:
+    c = Choker(rng=random.Random(0), grow_interval=0.0)
+    rates = {f"p{i}": float(i) for i in range(7)}
+    c.update(0.0, views(rates))
+    c.update(1.0, views(rates), spare=True)
+    (extra,) = c.extra
+    assert extra not in c.update(2.0, views(rates, uninterested={extra}))
+
+
+def test_seeding_serves_the_peers_missing_most() -> None:
+    c = Choker(rng=random.Random(0))
+    peers = {f"p{i}": PeerView(True, rate=float(100 - i), missing=i / 10) for i in range(10)}
+    unchoked = c.update(0.0, peers, seeding=True)
+    # the four missing most (besides the optimistic pick): the last to finish, not the
+    # fastest receivers
+    assert c.regular == set(sorted({"p9", "p8", "p7", "p6", "p5"} - {c.optimistic})[-4:])
+    assert len(unchoked) == 5
+    leeching = Choker(rng=random.Random(0))
+    leeching.update(0.0, peers)
+    # downloading: tit-for-tat by rate
+    assert leeching.regular == set(sorted({"p0", "p1", "p2", "p3", "p4"} - {leeching.optimistic})[:4])

@@ -57,11 +57,32 @@ def test_piece_complete_and_verified() -> None:
     assert p.on_block("a", blocks[0]) == (False, [], False)  # late duplicate ignored
 
 
-def test_unrequested_block_is_not_expected() -> None:
+def test_late_block_of_a_missing_piece_is_kept_but_not_garbage() -> None:
+    # A block already on its way when we were choked (or moved the request) still fills
+    # a hole: the uploader paid for it. Off-grid, out-of-range or owned blocks are not.
     p = picker(pieces=2)
     p.add_peer("a", [True, True])
-    assert p.on_block("a", Block(0, 0, 16 * K))[0] is False
+    assert p.on_block("a", Block(0, 0, 16 * K)) == (True, [], False)
+    assert p.on_block("a", Block(0, 0, 16 * K))[0] is False  # now a duplicate
     assert p.on_block("a", Block(7, 0, 16 * K))[0] is False
+    assert p.on_block("a", Block(1, 8 * K, 16 * K))[0] is False  # not on the block grid
+    assert p.on_block("a", Block(1, 48 * K, 32 * K))[0] is False  # past the piece end
+    # the late block counts: the rest of the piece is what is still asked for
+    assert sorted(b.offset for b in p.pick("a", 3) if b.piece == 0) == [16 * K, 32 * K, 48 * K]
+
+
+def test_late_block_of_a_suspect_piece_only_from_its_owner() -> None:
+    p = picker(pieces=1)
+    p.add_peer("a", [True])
+    p.add_peer("b", [True])
+    for b in p.pick("a", 2):
+        p.on_block("a", b)
+    for b in p.pick("b", 2):
+        p.on_block("b", b)
+    p.piece_failed(0)  # mixed sources: suspect, refetched whole from one peer
+    owned = p.pick("a", 4)
+    assert len(owned) == 4
+    assert p.on_block("b", owned[0])[0] is False
 
 
 def test_endgame_duplicates_requests_and_cancels_the_losers() -> None:
@@ -151,16 +172,58 @@ def test_bad_bitfield_length() -> None:
         picker(pieces=3).add_peer("a", [True])
 
 
-def test_stale_requests_are_also_asked_of_another_peer() -> None:
+def test_stale_requests_are_moved_to_an_idle_peer_oldest_first() -> None:
     p = picker(pieces=8, random_first=0)
     p.add_peer("slow", [True] * 8)
-    slow = p.pick("slow", 16, now=0.0)  # four pieces in flight from the slow peer
-    taken = {b.piece for b in slow}
-    assert len(slow) == 16 and len(taken) == 4 and not p.in_endgame()
+    early = p.pick("slow", 8, now=0.0)
+    late = p.pick("slow", 8, now=0.5)  # four pieces in flight from the slow peer
+    taken = {b.piece for b in early + late}
+    assert len(taken) == 4 and not p.in_endgame()
     p.add_peer("fast", [i in taken for i in range(8)])  # has only what slow is sending
     assert p.pick("fast", 4, now=1.0, stale_after=2.0) == []  # not stale yet
-    again = p.pick("fast", 4, now=3.0, stale_after=2.0)
-    assert len(again) == 4 and set(again) <= set(slow)
-    assert p.pick("fast", 4, now=3.0, stale_after=2.0)[0] not in again  # next ones
-    expected, cancels, _ = p.on_block("fast", again[0])
-    assert expected and cancels == [("slow", again[0])]  # the slow copy is cancelled
+    assert p.stolen == []
+    moved = p.pick("fast", 4, now=2.2, stale_after=2.0)
+    assert sorted(moved) == sorted(early[:4])  # the oldest requests, not the newer ones
+    # moved, not duplicated: the slow peer's requests are handed back for cancelling
+    assert sorted(p.stolen) == sorted(("slow", b) for b in moved)
+    assert all(b not in p.outstanding("slow") for b in moved)
+    assert all(b in p.outstanding("fast") for b in moved)
+    p.stolen.clear()
+    # a late copy from the slow peer still counts if it wins the race
+    expected, cancels, _ = p.on_block("slow", moved[0])
+    assert expected and cancels == [("fast", moved[0])]
+
+
+def test_endgame_duplicates_are_limited_and_go_to_the_least_covered_blocks() -> None:
+    p = picker(pieces=1)
+    for peer in "abc":
+        p.add_peer(peer, [True])
+    blocks = p.pick("a", 2, now=0.0) + p.pick("b", 2, now=1.0)
+    assert p.in_endgame()
+    dup = p.pick("c", 10, now=2.0, endgame_count=1)
+    assert dup == [blocks[0]]  # one duplicate only, the longest outstanding block
+    assert p.pick("c", 10, now=2.0, endgame_count=0) == []
+    dup2 = p.pick("c", 10, now=2.0, endgame_count=1)
+    assert dup2 == [blocks[1]]  # then the next oldest block held by a single peer
+    # without a limit, every block in flight from others is duplicated (the old rule)
+    assert sorted(p.pick("c", 10, now=2.0)) == sorted(blocks[2:])
+
+
+def test_piece_only_the_asked_peer_holds_comes_before_a_common_partial_one() -> None:
+    # Early on the seeder's uplink is the only source of new pieces: a piece we started
+    # from another peer (who has it too) must not take it.
+    p = picker(pieces=4)  # random first (no piece complete yet)
+    p.add_peer("seed", [True] * 4)
+    p.add_peer("leech", [True, False, False, False])
+    assert p.pick("leech", 1)[0].piece == 0  # piece 0 is now partial
+    assert all(b.piece != 0 for b in p.pick("seed", 4))
+
+
+def test_rarest_piece_beats_a_partial_common_one_after_random_first() -> None:
+    p = picker(pieces=6, random_first=0)
+    p.add_peer("a", [True] * 6)
+    p.add_peer("b", [True, True, True, True, True, False])
+    p.add_peer("c", [True, True, True, True, True, False])
+    started = p.pick("b", 1)[0].piece  # availability 3
+    assert started != 5
+    assert p.pick("a", 1)[0].piece == 5  # held by "a" alone
