@@ -7,18 +7,19 @@ real time; every wait is bounded by ``trio.fail_after`` so a bug fails instead o
 from __future__ import annotations
 
 import wave
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import trio
 from p2pkit.plugins.flooding import PROTOCOL, Entry, Hits, HitsBody
 from p2pkit.plugins.flooding._core import HITS_CONTEXT
 from p2pkit.plugins.flooding._messages import encode
 
-from p2pkit import ContentAdded, ContentRemoved, NodeConfig, PeerDown, open_node
+from p2pkit import ContentAdded, ContentRemoved, NodeConfig, PeerDown, hookimpl, open_node
 
 FLOODING = "p2pkit.plugins.flooding"
 RUDP = "p2pkit.plugins.rudp"
@@ -146,6 +147,46 @@ async def test_a_relay_that_forges_an_answer_is_dropped_and_never_listed(tmp_pat
         assert "protocol error" in event.reason and "hits" in event.reason
         assert c.discovery.core.counters["hits_forged"] == 1
         assert [(r["rid"], r["providers"]) for r in found] == [(wanted.rid, [a.id])]
+
+
+class VersionOneFlood:
+    """What a node from before signed answers looks like on the wire: it speaks ``flood``
+    (version 1), not ``flood/2``. It records what it receives."""
+
+    name = "flood"
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+
+    async def handle(self, peer: Any, payload: bytes) -> None:
+        self.received.append(payload)
+
+    @hookimpl
+    def p2pkit_message_protocols(self, node: Any) -> Iterable[Any]:
+        return [self]
+
+
+async def test_an_old_flood_peer_and_a_new_one_ignore_each_other_without_dropping(
+        tmp_path: Path) -> None:
+    old = VersionOneFlood()
+    config = NodeConfig.from_mapping({"node": {"ephemeral": True, "port": 0, "host": "127.0.0.1",
+                                               "disable": ["flooding", "swarm", "store"]}})
+    async with open_node(config, plugins=[RUDP, old]) as v1, flood_node(v1) as v2:
+        await v2.share(make_wav(tmp_path / "new.wav"))
+        peer = await until(lambda: v1.peers.get(v2.id))
+        assert "flood" not in peer.protocols and PROTOCOL in peer.protocols
+        assert "flood" in (await until(lambda: v2.peers.get(v1.id))).protocols
+        # the new node finds no discovery peer in the old one
+        assert not await v2.discovery.wait_settled(trio.current_time() + 1.0)
+        # a version-1 answer (unsigned hits) is an unknown protocol to the new node, not garbage
+        unsigned = msgspec.msgpack.encode({"t": "hits", "qid": b"q" * 16, "provider": "a" * 64,
+                                           "entries": []})
+        unknown = v2.peers.unknown_protocol
+        await peer.send("flood", unsigned)
+        await until(lambda: v2.peers.unknown_protocol > unknown)
+        assert v2.peers.get(v1.id) is not None and v1.peers.get(v2.id) is not None
+        assert old.received == []  # nothing flood/2 reached the old node either
+        assert v2.discovery.core.counters["malformed"] == 0
 
 
 async def test_a_node_that_leaves_expires(tmp_path: Path) -> None:
