@@ -12,6 +12,7 @@ true/false/1/0/yes/no/on/off.
 
 from __future__ import annotations
 
+import functools
 import os
 import tomllib
 import types
@@ -182,9 +183,15 @@ def _build(data: Mapping[str, Any]) -> NodeConfig:
     )
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    # resolved once per class: a simulation converts the same sections for every node
+    return typing.get_type_hints(cls)
+
+
 def convert(cls: type[T], values: Mapping[str, Any], section: str) -> T:
     """Validate ``values`` against attrs class ``cls``; errors name ``section.key``."""
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(typing.cast(Any, cls))
     known = {f.name: f for f in attrs.fields(cls)}  # type: ignore[arg-type, misc]
     kwargs: dict[str, Any] = {}
     for key, value in values.items():

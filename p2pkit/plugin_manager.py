@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.metadata
+import types
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
@@ -66,12 +67,43 @@ def _entry_point_plugins() -> tuple[tuple[str, Any], ...]:
     return tuple(found)
 
 
+_NOT_A_HOOK = object()
+
+
+class _PluginManager(pluggy.PluginManager):
+    """pluggy's manager, parsing each module's or class's hook markers once per process.
+
+    pluggy inspects every attribute of a plugin with ``inspect.getattr_static`` on every
+    ``register``; a simulation registers the same plugin modules and provider classes into
+    one manager per node, which made that inspection most of a node's start-up time. The
+    markers of a module attribute or of a class attribute cannot change, so the parsed
+    options are cached by (module or class, name); attributes set on an instance are
+    always parsed afresh."""
+
+    _cache: dict[tuple[str, Any, str], Any] = {}
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+        if isinstance(plugin, types.ModuleType):
+            owner: Any = plugin  # the object, not its name: a module may be re-created
+        elif name in getattr(plugin, "__dict__", ()) or isinstance(plugin, type):
+            return super().parse_hookimpl_opts(plugin, name)
+        else:
+            owner = type(plugin)
+        key = (self.project_name, owner, name)
+        opts = self._cache.get(key)
+        if opts is None:
+            opts = super().parse_hookimpl_opts(plugin, name)
+            self._cache[key] = _NOT_A_HOOK if opts is None else dict(opts)
+            return opts
+        return None if opts is _NOT_A_HOOK else dict(opts)
+
+
 def create_plugin_manager(
     extra: Sequence[str | Any] = (), disabled: Iterable[str] = (), *, entry_points: bool = True,
 ) -> pluggy.PluginManager:
     """A fresh manager with the built-ins (minus ``disabled``), entry-point plugins and
     ``extra`` (``"module:attr"`` strings or objects), checked for misspelt hooks."""
-    pm = pluggy.PluginManager(PROJECT)
+    pm = _PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
     pm.hook.p2pkit_addhooks.call_historic(kwargs={"pluginmanager": pm})
     disabled = set(disabled)

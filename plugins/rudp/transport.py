@@ -209,6 +209,7 @@ class RudpTransport:
     async def connect(self, addr: Address) -> RudpSession:
         """Open a session to ``addr``; SessionClosed if the handshake fails."""
         if self._stopped:
+            await trio.lowlevel.checkpoint()  # a node shutting down sees Cancelled, not this
             raise SessionClosed("the rudp transport has stopped")
         conn = self.mux.connect((addr[0], int(addr[1])), trio.current_time())
         session = self._session_for(conn)
@@ -228,6 +229,9 @@ class RudpTransport:
         """Wait for the next incoming session."""
         while True:
             if self._stopped:
+                # The transport stops when the node does: a task that was runnable at that
+                # moment must see its cancellation here, not an error for the node's nursery.
+                await trio.lowlevel.checkpoint()
                 raise SessionClosed("the rudp transport has stopped")
             conn = self.mux.accept()
             if conn is not None:

@@ -129,3 +129,33 @@ def test_a_broken_entry_point_names_itself(tmp_path, monkeypatch):
             create_plugin_manager([], NO_BUILTINS)
     finally:
         plugin_manager._entry_point_plugins.cache_clear()
+
+
+def test_hook_markers_are_parsed_once_per_class_but_instances_stay_distinct() -> None:
+    """Managers are built per node (the simulator builds thousands): parsing is cached by
+    class or module, yet each instance's hooks are its own and instance attributes count."""
+
+    class Counter:
+        def __init__(self, value: int) -> None:
+            self.value = value
+
+        @hookimpl
+        def p2pkit_fields(self, node):  # type: ignore[no-untyped-def]
+            return [self.value]
+
+    first = create_plugin_manager([Counter(1)], NO_BUILTINS)
+    second = create_plugin_manager([Counter(2)], NO_BUILTINS)
+    assert first.hook.p2pkit_fields(node=None) == [[1]]
+    assert second.hook.p2pkit_fields(node=None) == [[2]]
+
+    plain = Counter(3)
+
+    @hookimpl
+    def p2pkit_fields(node):  # type: ignore[no-untyped-def]
+        return ["instance attribute"]
+
+    plain.p2pkit_fields = p2pkit_fields  # type: ignore[method-assign]
+    third = create_plugin_manager([plain], NO_BUILTINS)
+    assert third.hook.p2pkit_fields(node=None) == [["instance attribute"]]
+    # the class's cached entry is untouched by the instance override
+    assert create_plugin_manager([Counter(4)], NO_BUILTINS).hook.p2pkit_fields(node=None) == [[4]]

@@ -161,6 +161,13 @@ async def test_transport_stops_cleanly_and_tells_peers() -> None:
             await ta.accept()
         with pytest.raises(SessionClosed, match="stopped"):
             await ta.connect(tb.endpoint.local_address)
+        # A task cancelled at the moment the transport stopped (its node is shutting down)
+        # must see its cancellation, not an error its node's nursery would have to carry.
+        for call in (ta.accept, lambda: ta.connect(tb.endpoint.local_address)):
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await call()
+            assert scope.cancelled_caught
 
 
 def node_config(**rudp: object) -> NodeConfig:
