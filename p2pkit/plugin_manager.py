@@ -68,6 +68,8 @@ def _entry_point_plugins() -> tuple[tuple[str, Any], ...]:
 
 
 _NOT_A_HOOK = object()
+_FUNCTION_TYPES = (types.FunctionType, types.MethodType, types.BuiltinFunctionType,
+                   staticmethod, classmethod)
 
 
 class _PluginManager(pluggy.PluginManager):
@@ -85,7 +87,12 @@ class _PluginManager(pluggy.PluginManager):
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
         if isinstance(plugin, types.ModuleType):
             owner: Any = plugin  # the object, not its name: a module may be re-created
-        elif name in getattr(plugin, "__dict__", ()) or isinstance(plugin, type):
+        elif isinstance(plugin, type):
+            return super().parse_hookimpl_opts(plugin, name)
+        elif name in getattr(plugin, "__dict__", ()):
+            # pluggy only considers functions and methods; plain state is skipped cheaply
+            if not isinstance(vars(plugin)[name], _FUNCTION_TYPES):
+                return None
             return super().parse_hookimpl_opts(plugin, name)
         else:
             owner = type(plugin)
