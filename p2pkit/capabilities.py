@@ -122,6 +122,11 @@ class Discovery(Protocol):
         """Peer ids known to hold ``rid``."""
         ...
 
+    def address_of(self, peer_id: str) -> Address | None:
+        """Where ``peer_id`` listens, if known (so a swarm can dial a provider it is not
+        yet connected to); None if discovery has never heard of it."""
+        ...
+
 
 # ---------------------------------------------------------------------------- swarm
 
