@@ -86,6 +86,7 @@ class PiecePicker:
         self._tiebreak = [0] * self.num_pieces  # random rank of each piece among equals
         for rank, piece in enumerate(order):
             self._tiebreak[piece] = rank
+        self.tiebreak: list[int] = self._tiebreak  # read-only for others (initial seeding)
         self.have = [False] * self.num_pieces
         for piece in have:
             self.have[piece] = True

@@ -47,6 +47,7 @@ from ._choker import Choker, PeerView
 from ._errors import NoProvidersError, P2PDisabledError, SwarmError
 from ._picker import Block
 from ._pipeline import MIN_DEPTH, RateMeter, pipeline_depth
+from ._seeding import InitialSeeding
 from ._state import Link, PeerState, Torrent
 
 log = logging.getLogger("p2pkit.swarm")
@@ -89,6 +90,7 @@ class SwarmConfig:
     max_peers: int = attrs.field(default=40, validator=_positive)  # per content
     upload_queue: int = attrs.field(default=256, validator=_positive)  # per peer
     max_depth: int = attrs.field(default=64, validator=_positive)  # requests per peer
+    initial_seeding: bool = True  # an origin shows newcomers few pieces until all are out
 
 
 class SwarmProvider:
@@ -210,6 +212,8 @@ class SwarmProvider:
                         max_extra=self.cfg.max_extra_slots, rng=self.rng)
         t = Torrent(rid, manifest, have, block_size=self.cfg.block_size, choker=choker,
                     rng=self.rng)
+        if t.complete and self.cfg.initial_seeding:
+            t.seeding = InitialSeeding(t.num_pieces, tiebreak=t.picker.tiebreak)
         self.torrents[rid] = t
         return t
 
@@ -319,6 +323,7 @@ class SwarmProvider:
                 t.picker.add_peer(pid, ps.pieces)
             ps.pieces[m.piece] = True
             t.picker.peer_has(pid, m.piece)
+            self._seeding_news(t, ps, [m.piece])
             self._update_interest(t, ps)
             self._fill(t, pid)
         elif isinstance(m, msg.Interested | msg.NotInterested):
@@ -376,8 +381,30 @@ class SwarmProvider:
             ps = t.peers[peer.id] = PeerState(self._link(peer))
         if not ps.bitfield_sent:
             ps.bitfield_sent = True
-            ps.link.send(t.bitfield())
+            seeding = t.seeding
+            if seeding is not None and seeding.active(t.picker.availability):
+                shown = seeding.offer(peer.id, ps.pieces, t.picker.availability)
+                ps.link.send(msg.Bitfield(t.rid, msg.pack_bits(
+                    [i in shown for i in range(t.num_pieces)])))
+            else:
+                ps.link.send(t.bitfield())
         return ps
+
+    def _seeding_news(self, t: Torrent, ps: PeerState, pieces: Iterable[int]) -> None:
+        """Initial seeding: ``ps`` announced ``pieces``; show it more, or reveal all once
+        every piece is out in the swarm (see :mod:`._seeding`)."""
+        seeding = t.seeding
+        if seeding is None or seeding.done:
+            return
+        for piece in pieces:
+            for more in seeding.on_have(ps.peer.id, piece, ps.pieces, t.picker.availability):
+                ps.link.send(msg.Have(t.rid, more))
+        if not seeding.active(t.picker.availability):  # everything injected: reveal all
+            self.counters["initial_seeding_done"] += 1
+            full = t.bitfield()
+            for other in t.peers.values():
+                if other.bitfield_sent:
+                    other.link.send(full)
 
     def _make_room(self, t: Torrent) -> bool:
         """Drop one member that is of no use either way (both complete, or neither side
@@ -391,6 +418,8 @@ class SwarmProvider:
         victim = (seeds or idle)[0]
         ps = t.peers.pop(victim)
         t.picker.remove_peer(victim)
+        if t.seeding is not None:
+            t.seeding.peer_gone(victim)
         ps.link.cancel_upload(t.rid)
         self.counters["members_dropped_for_room"] += 1
         return True
@@ -418,6 +447,7 @@ class SwarmProvider:
             others = self._pex(t, exclude=peer.id)
             if others:
                 ps.link.send(msg.Peers(t.rid, others))
+        self._seeding_news(t, ps, [i for i, has in enumerate(pieces) if has])
         self._update_interest(t, ps)
         self._rechoke(t)
 
@@ -457,6 +487,8 @@ class SwarmProvider:
             ps = t.peers.pop(peer_id, None)
             if ps is not None:
                 t.picker.remove_peer(peer_id)
+                if t.seeding is not None:
+                    t.seeding.peer_gone(peer_id)
                 self._rechoke(t)
                 self._fill_all(t)
 
@@ -555,13 +587,12 @@ class SwarmProvider:
     def _steal_after(self, ps: PeerState, rtt: float, depth: int, now: float) -> float:
         """How old another peer's request must be before ``ps`` takes it over: longer than
         ``ps`` needs to deliver its whole pipeline plus a round trip, i.e. it would
-        certainly come sooner from ``ps``. Before ``ps``'s rate is known: the configured
-        ``duplicate_after_s``."""
+        certainly come sooner from ``ps`` (before ``ps``'s rate is known: four round
+        trips). Never more than ``swarm.duplicate_after_s``: a request that old is given
+        to any idle peer."""
         rate = ps.down.rate(now)
-        if rate <= 0:
-            return max(STEAL_MIN_S, 4 * rtt)
-        drain = depth * self.cfg.block_size / rate
-        return max(STEAL_MIN_S, 2 * rtt + 2 * drain)
+        wait = 4 * rtt if rate <= 0 else 2 * rtt + 2 * depth * self.cfg.block_size / rate
+        return max(STEAL_MIN_S, min(wait, self.cfg.duplicate_after_s))
 
     def _expire_requests(self, t: Torrent, now: float) -> None:
         limit = now - self.cfg.request_timeout_s

@@ -21,6 +21,7 @@ from . import _messages as msg
 from ._choker import Choker
 from ._picker import Block, PiecePicker
 from ._pipeline import RateMeter
+from ._seeding import InitialSeeding
 
 
 class Link:
@@ -121,6 +122,7 @@ class Torrent:
         self.last_progress = float("-inf")
         self.started_at = 0.0
         self.down = RateMeter()
+        self.seeding: InitialSeeding | None = None  # an origin still injecting pieces
 
     @property
     def complete(self) -> bool:

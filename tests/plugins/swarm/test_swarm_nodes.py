@@ -186,3 +186,32 @@ async def test_garbage_from_a_peer_drops_only_that_peer(tmp_path: Path) -> None:
         await until(lambda: len(a.peers) == 0)
         with pytest.raises(RemoteProtocolError):
             msg.decode(b"\x93\xa2zz\x01")
+
+
+async def test_origin_shows_few_pieces_until_all_are_out_then_everything(tmp_path: Path) -> None:
+    """Initial seeding: each leecher first sees a few different pieces of the origin, so
+    the origin's uplink carries different pieces; once every piece is out, all of them are
+    revealed and every download completes."""
+    media = make_wav(tmp_path / "c.wav", 60, seed=3)  # 2.6 MB, 11 pieces
+    first_bitfields: dict[str, int] = {}
+    original = SwarmProvider._on_bitfield
+
+    def spy(self: SwarmProvider, peer: Any, m: msg.Bitfield) -> None:
+        if peer.id not in first_bitfields and m.rid == rid:
+            first_bitfields[peer.id] = sum(msg.unpack_bits(m.bits, 11))
+        original(self, peer, m)
+
+    async with AsyncExitStack() as stack:
+        seed = await stack.enter_async_context(swarm_node())
+        rid = (await seed.share(media)).rid
+        leechers = [await stack.enter_async_context(swarm_node(seed)) for _ in range(2)]
+        await until(lambda: all(len(lc.peers) >= 1 for lc in leechers))
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(SwarmProvider, "_on_bitfield", spy)
+            with trio.fail_after(60):
+                async with trio.open_nursery() as nursery:
+                    for node in leechers:
+                        nursery.start_soon(node.swarm.fetch, rid)
+        assert all(node.store.is_complete(rid) for node in leechers)
+        assert first_bitfields[seed.id] <= 4  # what a leecher first saw of the origin
+        assert seed.swarm.counters["initial_seeding_done"] == 1
