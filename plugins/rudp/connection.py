@@ -494,6 +494,13 @@ class Connection:
 
     def datagrams_to_send(self, now: float, out: list[tuple[bytes, Address]]) -> None:
         """Append everything this connection wants to send now to ``out``."""
+        if not (
+            self._reset_pending or self._control or self._ack_pending or self.recovery.lost
+            or self.send_streams.queued_bytes or self._close_requested
+        ):
+            # the common case once an ACK has been taken in: nothing at all to say
+            self._pace_wait = 0.0
+            return
         addr = self.remote
         n_before = len(out)
         if self._reset_pending:
@@ -644,12 +651,18 @@ class Connection:
         idle = self.last_recv_time + self._idle_timeout
         if state is SYN_SENT or state is SYN_RECEIVED:
             return min(self._hs_deadline, self.created + self._connect_timeout, idle)
-        t = min(idle, self.recovery.get_timer())
+        t = idle
+        if self.recovery.bytes_in_flight:  # else the recovery timer is inf
+            loss = self.recovery.get_timer()
+            if loss < t:
+                t = loss
         if state is FIN_WAIT:
             return min(t, self._fin_deadline)
-        t = min(t, self.last_send_time + self._heartbeat)
-        if self._pace_wait:
-            t = min(t, self._pace_wait)
+        heartbeat = self.last_send_time + self._heartbeat
+        if heartbeat < t:
+            t = heartbeat
+        if self._pace_wait and self._pace_wait < t:
+            t = self._pace_wait
         if (
             self.send_streams.queued_bytes
             and self.peer_max_data <= self.send_streams.sent_bytes
