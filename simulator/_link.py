@@ -125,8 +125,10 @@ class LinkDirection:
         if self.reorder and self.rng.random() < self.reorder:
             return depart  # netem reorder: sent at once, overtakes the delayed ones
         arrival = depart + self.latency
-        if self.jitter:
-            arrival += self.rng.uniform(-self.jitter, self.jitter)
+        jitter = self.jitter
+        if jitter:
+            # rng.uniform(-jitter, jitter) without its call: the same arithmetic, same values
+            arrival += -jitter + (jitter + jitter) * self.rng.random()
             if arrival < depart:
                 arrival = depart
         if arrival < self.last_arrival:

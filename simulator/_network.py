@@ -318,7 +318,9 @@ class Network:
             if target is None:
                 host._drop("no_route")
                 return
-            core = self._core_to(host, target)
+            core = host.core_cache.get(target.site)
+            if core is None:
+                core = self._core_to(host, target)
         else:
             target = nat.lan.get(dst_ip)
             if target is not None:  # same LAN: no NAT, no core
