@@ -112,6 +112,18 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
             result["seconds"] = max(finished.values())
             result["mean_seconds"] = sum(finished.values()) / len(finished)
             result["seeder_uploaded"] = sum(seeder.swarm.bytes_to_peers.values())
+            # what the uplinks really carried (retransmissions and headers included)
+            # against their capacity over the run, and what their queues dropped
+            span = result["seconds"]
+            uplinks = [sim.host(name).up for name in ["seeder", *(f"l{i}" for i in range(n))]]
+            caps = [SEEDER_UP_MBIT * MBIT / 8, *(u / 8 for u in ups)]
+            result["wire_utilisation"] = sum(u.bytes_sent for u in uplinks) / (sum(caps) * span)
+            result["queue_drops"] = sum(u.drops_queue for u in uplinks)
+            if verbose:
+                for up in sorted(set(ups)):
+                    times = [finished[f"l{i}"] for i in range(n) if ups[i] == up]
+                    print(f"  leechers with {up / MBIT:g} Mbit/s up: mean {sum(times) / len(times):.2f} s, "
+                          f"last {max(times):.2f} s", file=sys.stderr)
             for node in leechers:
                 assert node.store.is_complete(manifest.rid)
             raise _Finished
@@ -134,6 +146,8 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
         "ratio_to_bound": round(result["seconds"] / b["bound_seconds"], 3),
         "speedup_vs_client_server": round(b["client_server_seconds"] / result["seconds"], 2),
         "seeder_upload_copies": round(result["seeder_uploaded"] / size, 2),
+        "wire_utilisation": round(result["wire_utilisation"], 3),
+        "queue_drops": result["queue_drops"],
         "wall_seconds": round(wall, 1),
     }
 
@@ -162,7 +176,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  P2P lower bound    {out['bound_seconds']:9.2f} s   ratio {out['ratio_to_bound']:.3f}")
     print(f"  client-server      {out['client_server_seconds']:9.2f} s   "
           f"swarm is {out['speedup_vs_client_server']:.1f}x faster")
-    print(f"  seeder uploaded {out['seeder_upload_copies']:.2f} copies; wall {out['wall_seconds']} s")
+    print(f"  seeder uploaded {out['seeder_upload_copies']:.2f} copies; uplinks carried "
+          f"{out['wire_utilisation']:.0%} of their capacity (queues dropped "
+          f"{out['queue_drops']} datagrams); wall {out['wall_seconds']} s")
     print(json.dumps(out))
 
 

@@ -306,6 +306,8 @@ class SwarmProvider:
             ps = t.peers.get(peer.id) if t is not None else None
             if t is None or ps is None:
                 self.counters["out_of_swarm"] += 1  # a late message after we left; harmless
+                if isinstance(m, msg.Request):  # but a request must not wait for a timeout
+                    self._link(peer).send(msg.Reject(m.rid, m.piece, m.offset, m.length))
                 return
             self._dispatch(t, ps, m)
 
@@ -407,11 +409,14 @@ class SwarmProvider:
                     other.link.send(full)
 
     def _make_room(self, t: Torrent) -> bool:
-        """Drop one member that is of no use either way (both complete, or neither side
-        interested), so a newcomer can join a full swarm. False if everyone is useful."""
+        """Drop one member that is of no use either way and will stay so — both complete,
+        or we seed and it wants nothing — so a newcomer can join a full swarm. Two
+        downloaders with nothing to trade *yet* are kept: early in a swarm that is every
+        pair, and dropping them would tear up the mesh just before pieces arrive. False
+        if everyone is useful."""
         idle = [pid for pid, ps in t.peers.items()
                 if ps.pieces is not None and not ps.am_interested and not ps.peer_interested
-                and (ps.is_seed or not t.picker.interesting(pid))]
+                and t.complete]
         if not idle:
             return False
         seeds = [pid for pid in idle if t.peers[pid].is_seed and t.complete]
