@@ -58,6 +58,7 @@ MIN_IN_FLIGHT = 64 * 1024  # bytes requested from a peer before its rate is know
 SESSION_BACKLOG_S = 0.05  # seconds of a session's rate handed to the transport ahead
 MIN_SESSION_RATE = 16 * 1024.0  # bytes/s assumed for a session that has no rate yet
 STEAL_MIN_S = 0.2
+REFUSED_AFTER_S = 2.0  # a member that has not answered our bitfield this long refused us
 # In endgame a peer is given duplicates of others' blocks only while it has fewer than
 # this many requests of its own in flight: enough to keep it busy, not so many that every
 # peer re-sends the whole tail (each duplicate costs someone's uplink).
@@ -380,7 +381,7 @@ class SwarmProvider:
         if ps is None:
             if len(t.peers) >= self.cfg.max_peers and not self._make_room(t):
                 return None
-            ps = t.peers[peer.id] = PeerState(self._link(peer))
+            ps = t.peers[peer.id] = PeerState(self._link(peer), joined_at=self._now())
         if not ps.bitfield_sent:
             ps.bitfield_sent = True
             seeding = t.seeding
@@ -409,18 +410,21 @@ class SwarmProvider:
                     other.link.send(full)
 
     def _make_room(self, t: Torrent) -> bool:
-        """Drop one member that is of no use either way and will stay so — both complete,
-        or we seed and it wants nothing — so a newcomer can join a full swarm. Two
-        downloaders with nothing to trade *yet* are kept: early in a swarm that is every
-        pair, and dropping them would tear up the mesh just before pieces arrive. False
-        if everyone is useful."""
+        """Drop one member so a newcomer can join a full swarm; False if everyone is
+        useful. In order: a member that never answered our bitfield (it refused us: its
+        swarm is full) for ``REFUSED_AFTER_S``; a seed while we seed; a member of no use
+        either way (neither side interested)."""
+        now = self._now()
+        refused = [pid for pid, ps in t.peers.items()
+                   if ps.pieces is None and now - ps.joined_at > REFUSED_AFTER_S]
         idle = [pid for pid, ps in t.peers.items()
                 if ps.pieces is not None and not ps.am_interested and not ps.peer_interested
-                and t.complete]
-        if not idle:
-            return False
+                and (ps.is_seed or not t.picker.interesting(pid))]
         seeds = [pid for pid in idle if t.peers[pid].is_seed and t.complete]
-        victim = (seeds or idle)[0]
+        candidates = refused or seeds or idle
+        if not candidates:
+            return False
+        victim = candidates[0]
         ps = t.peers.pop(victim)
         t.picker.remove_peer(victim)
         if t.seeding is not None:

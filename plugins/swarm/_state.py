@@ -77,6 +77,7 @@ class PeerState:
     """One peer in one content's swarm. ``am_*`` is us, ``peer_*`` is them."""
 
     link: Link
+    joined_at: float = 0.0
     pieces: list[bool] | None = None  # their bitfield, once received
     bitfield_sent: bool = False
     am_choking: bool = True
