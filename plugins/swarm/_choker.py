@@ -93,10 +93,13 @@ class Choker:
             self._spare_this_round = True
 
         def rank(candidates: set[str]) -> list[str]:
+            # sorted first: the random tie-breaks must not depend on set order (string
+            # hashing differs per process, and the simulator promises same seed, same run)
+            ordered = sorted(candidates)
             if seeding:
-                return sorted(candidates, key=lambda p: (-peers[p].missing, -peers[p].rate,
-                                                         self._rng.random()))
-            return sorted(candidates, key=lambda p: (-peers[p].rate, self._rng.random()))
+                return sorted(ordered, key=lambda p: (-peers[p].missing, -peers[p].rate,
+                                                      self._rng.random()))
+            return sorted(ordered, key=lambda p: (-peers[p].rate, self._rng.random()))
 
         if now >= self._next_optimistic:
             self._rotate_optimistic(interested)

@@ -331,7 +331,7 @@ class PiecePicker:
             return False, [], False  # a suspect piece takes blocks from its owner only
         partial.received[index] = True
         partial.sources[index] = peer
-        others = [(p, block) for p in partial.requested[index] if p != peer]
+        others = [(p, block) for p in sorted(partial.requested[index]) if p != peer]
         partial.requested[index].clear()
         return True, others, partial.missing() == 0
 
@@ -342,7 +342,7 @@ class PiecePicker:
         partial = self._partial.pop(piece, None)
         if partial is None:
             return []
-        return [(p, b) for b, who in zip(partial.blocks, partial.requested) for p in who]
+        return [(p, b) for b, who in zip(partial.blocks, partial.requested) for p in sorted(who)]
 
     def piece_failed(self, piece: int) -> tuple[str | None, list[tuple[str, Block]]]:
         """The piece failed its hash check: every block is fetched again. Returns (the peer
@@ -352,7 +352,7 @@ class PiecePicker:
         if partial is None:
             return None, []
         senders = {s for s in partial.sources if s is not None}
-        cancels = [(p, b) for b, who in zip(partial.blocks, partial.requested) for p in who]
+        cancels = [(p, b) for b, who in zip(partial.blocks, partial.requested) for p in sorted(who)]
         return (senders.pop() if len(senders) == 1 else None), cancels
 
 
