@@ -57,12 +57,12 @@ PIECE_CACHE = 16  # verified pieces kept in memory for serving their blocks
 MIN_IN_FLIGHT = 64 * 1024  # bytes requested from a peer before its rate is known
 SESSION_BACKLOG_S = 0.05  # seconds of a session's rate handed to the transport ahead
 MIN_SESSION_RATE = 16 * 1024.0  # bytes/s assumed for a session that has no rate yet
-STEAL_MIN_S = 0.2
+STEAL_MIN_S = 0.2  # never move a request younger than this to another peer
 REFUSED_AFTER_S = 2.0  # a member that has not answered our bitfield this long refused us
 # In endgame a peer is given duplicates of others' blocks only while it has fewer than
 # this many requests of its own in flight: enough to keep it busy, not so many that every
 # peer re-sends the whole tail (each duplicate costs someone's uplink).
-ENDGAME_IN_FLIGHT = 2  # never move a request younger than this to another peer
+ENDGAME_IN_FLIGHT = 2
 
 
 def _block_size_ok(_inst: Any, _attr: Any, value: int) -> None:
@@ -307,8 +307,9 @@ class SwarmProvider:
             ps = t.peers.get(peer.id) if t is not None else None
             if t is None or ps is None:
                 self.counters["out_of_swarm"] += 1  # a late message after we left; harmless
-                if isinstance(m, msg.Request):  # but a request must not wait for a timeout
-                    self._link(peer).send(msg.Reject(m.rid, m.piece, m.offset, m.length))
+                if isinstance(m, msg.Request):  # but it must not wait for a timeout: a
+                    # Choke makes it forget every request to us and ask others instead
+                    self._link(peer).send(msg.Choke(m.rid))
                 return
             self._dispatch(t, ps, m)
 
@@ -430,6 +431,7 @@ class SwarmProvider:
         if t.seeding is not None:
             t.seeding.peer_gone(victim)
         ps.link.cancel_upload(t.rid)
+        ps.link.send(msg.Choke(t.rid))  # it must not keep asking a swarm it is no longer in
         self.counters["members_dropped_for_room"] += 1
         return True
 
