@@ -125,7 +125,8 @@ class Bbr:
             self._min_rtt_stamp = now
         state = self._state
         if state == "startup":
-            if new_round and self.btl_bw > 0:
+            # a round the application left idle says nothing about the path's bandwidth
+            if new_round and self.btl_bw > 0 and not sample.is_app_limited:
                 if self.btl_bw >= self._full_bw * FULL_BW_GROWTH:
                     self._full_bw = self.btl_bw
                     self._full_bw_rounds = 0

@@ -579,7 +579,8 @@ class Connection:
                 sent_any = True
                 continue
             if not streams.queued_bytes:
-                recovery.app_limited = recovery.bytes_in_flight < cc.cwnd
+                if recovery.bytes_in_flight < cc.cwnd:
+                    recovery.mark_app_limited()
                 break
             credit = self.peer_max_data - streams.sent_bytes
             if credit <= 0:

@@ -55,7 +55,13 @@ class LossRecovery:
         self.snd_una = first_seq
         self.snd_nxt = first_seq
         self.bytes_in_flight = 0
+        # Packets sent while the application had nothing more to send are marked, so their
+        # delivery rate is not taken for the path's (Linux tcp_rate_check_app_limited).
+        # The mark ends once everything in flight at that moment has been delivered: a
+        # sticky flag kept every later bulk packet marked, and BBR never left startup
+        # properly on sessions that began with a few small messages.
         self.app_limited = False
+        self._app_limited_until = 0
         self._tx = 0
         self._rack_tx = -1
         self._loss_time = 0.0
@@ -73,6 +79,12 @@ class LossRecovery:
         self.acked_bytes = 0
 
     # ------------------------------------------------------------------ sending
+
+    def mark_app_limited(self) -> None:
+        """The sender ran out of data with room in the window: mark until what is in
+        flight now has been delivered."""
+        self.app_limited = True
+        self._app_limited_until = self._delivered + max(self.bytes_in_flight, 1)
 
     def on_sent(self, data: bytes, now: float) -> None:
         """Record a new packet with sequence number ``snd_nxt``."""
@@ -183,6 +195,8 @@ class LossRecovery:
         self.bytes_in_flight = in_flight
         self.acked_bytes += acked_bytes
         self._delivered += acked_bytes
+        if self.app_limited and self._delivered > self._app_limited_until:
+            self.app_limited = False
         self._delivered_time = now
         if newest_tx > self._rack_tx:
             self._rack_tx = newest_tx

@@ -101,3 +101,48 @@ def test_a_registered_controller_is_used() -> None:
         peak = max(peak, ca.recovery.bytes_in_flight)
         drain(cb, got)
     assert peak <= 4 * 1400
+
+
+def test_app_limited_mark_ends_once_its_flight_is_delivered() -> None:
+    """Packets sent while the sender had nothing more are marked, until everything that
+    was in flight then is delivered; a sticky flag marked every later bulk packet."""
+    net = FakeNet(seed=2, rate=1.25e6, delay=0.02)
+    _, _, ca, cb = connected_pair(net)
+    ca.send(b"hello", 1)  # a small message: the queue empties with room in the window
+    net.run_for(0.01)
+    assert ca.recovery.app_limited
+    net.run_for(0.2)  # the hello is delivered and acknowledged
+    for _ in range(200):  # 4 MB: still sending after a second at 1.25 MB/s
+        ca.send(b"b" * 20_000, 1)
+    got: list[tuple[int, bytes]] = []
+    for _ in range(20):
+        net.run_for(0.05)
+        drain(cb, got)
+    assert ca.send_streams.queued_bytes
+    assert not ca.recovery.app_limited
+    assert not any(p[-1] for p in list(ca.recovery.sent.values())[-20:])  # bulk is unmarked
+
+
+def test_bbr_leaves_startup_on_a_bandwidth_plateau_not_on_idle_rounds() -> None:
+    """A session that begins with a few request/response messages (hello, manifest) and
+    then turns to bulk must still find the path's rate in startup: rounds the application
+    left idle are no evidence that the bandwidth stopped growing."""
+    net = FakeNet(seed=3, rate=2.5e6, delay=0.01, queue_limit=0.1)
+    _, _, ca, cb = connected_pair(net)
+    got: list[tuple[int, bytes]] = []
+    for _ in range(6):  # six idle rounds of small messages
+        ca.send(b"q" * 200, 0)
+        net.run_for(0.05)
+        drain(cb, got)
+    cc = ca.cc
+    assert isinstance(cc, Bbr)
+    assert cc.state == "startup"
+    for _ in range(400):
+        ca.send(b"b" * 20_000, 1)
+    start = net.now
+    while net.now - start < 10 and cc.btl_bw < 0.8 * 2.5e6:
+        net.run_for(0.05)
+        drain(cb, got)
+    # doubling per round from the hello's tiny rate: well under a second of 20 ms rounds
+    assert cc.btl_bw >= 0.8 * 2.5e6
+    assert net.now - start < 1.0
