@@ -825,10 +825,7 @@ class SwarmProvider:
         for pid in ids:
             peer = peers.get(pid)
             if peer is None:
-                addr = None
-                address_of = getattr(discovery, "address_of", None)
-                if callable(address_of):
-                    addr = address_of(pid)
+                addr = discovery.address_of(pid)  # part of the Discovery protocol
                 if addr is not None:
                     peer = await self._dial(tuple(addr))
             if peer is not None and self._allowed(peer):
