@@ -10,6 +10,18 @@ def picker(pieces: int = 10, piece: int = 64 * K, block: int = 16 * K, **kw: obj
     return PiecePicker([piece] * pieces, block_size=block, rng=random.Random(1), **kw)  # type: ignore[arg-type]
 
 
+def one_piece_from_two_peers() -> PiecePicker:
+    """One 64 KiB piece, its first two blocks from peer "a", the last two from "b"."""
+    p = picker(pieces=1)
+    p.add_peer("a", [True])
+    p.add_peer("b", [True])
+    for b in p.pick("a", 2):
+        p.on_block("a", b)
+    for b in p.pick("b", 2):
+        p.on_block("b", b)
+    return p
+
+
 def test_blocks_cover_pieces_and_short_last_piece() -> None:
     p = PiecePicker([64 * K, 64 * K, 10 * K], block_size=16 * K, rng=random.Random(0), random_first=0)
     p.add_peer("a", [True] * 3)
@@ -72,13 +84,7 @@ def test_late_block_of_a_missing_piece_is_kept_but_not_garbage() -> None:
 
 
 def test_late_block_of_a_suspect_piece_only_from_its_owner() -> None:
-    p = picker(pieces=1)
-    p.add_peer("a", [True])
-    p.add_peer("b", [True])
-    for b in p.pick("a", 2):
-        p.on_block("a", b)
-    for b in p.pick("b", 2):
-        p.on_block("b", b)
+    p = one_piece_from_two_peers()
     p.piece_failed(0)  # mixed sources: suspect, refetched whole from one peer
     owned = p.pick("a", 4)
     assert len(owned) == 4
@@ -150,13 +156,7 @@ def test_single_sender_of_a_bad_piece_is_blamed() -> None:
 
 
 def test_mixed_bad_piece_is_refetched_from_one_peer() -> None:
-    p = picker(pieces=1)
-    p.add_peer("a", [True])
-    p.add_peer("b", [True])
-    for b in p.pick("a", 2):
-        p.on_block("a", b)
-    for b in p.pick("b", 2):
-        p.on_block("b", b)
+    p = one_piece_from_two_peers()
     blame, _ = p.piece_failed(0)
     assert blame is None  # nobody convicted on mixed evidence
     first = p.pick("a", 4)
