@@ -50,7 +50,7 @@ class TimerSource(Protocol):
     def timer(self, callback: TimerCallback) -> Timer: ...
 
 
-def run_callback(callback: TimerCallback, now: float, owner: TaskTimer | object) -> bool:
+def run_callback(callback: TimerCallback, now: float, owner: object) -> bool:
     """Call a timer callback; False (after logging) if it raised."""
     try:
         callback(now)
