@@ -10,6 +10,14 @@ States: startup (double the rate each round until the bandwidth stops growing), 
 (empty the queue startup built), probe_bw (cycle gains 1.25, 0.75, 1 x 6 around the
 estimate so a bigger share is noticed), probe_rtt (briefly shrink to 4 packets when the
 minimum RTT is 10 s old so queues drain and the true RTT is seen again).
+
+Loss does not change the model, but like Linux's BBR (``bbr_set_cwnd_to_recover_or_
+restore``) it bounds the window while it is being repaired: a loss takes its bytes off
+the window, the first round of a recovery episode sends only as much as is acknowledged
+(packet conservation), and the window then grows back by what each ack delivers — not
+in one step — until the episode ends and the window from before it is restored. Without
+this, several sessions that share one uplink queue (a swarm node) kept re-sending their
+losses at 2.9x their share and the queue never drained.
 """
 
 from __future__ import annotations
@@ -63,6 +71,11 @@ class Bbr:
         self._epoch_acked = 0
         self._extra_samples: list[tuple[int, int]] = []  # (round, max extra acked)
         self.extra_acked = 0
+        self._full_bw_reached = False
+        self.in_recovery = False
+        self._recovery_start = -1.0  # send time of the newest packet before the episode
+        self._prior_cwnd = 0
+        self._conservation_round = -1  # packet conservation until this round starts
 
     @property
     def state(self) -> str:
@@ -115,6 +128,9 @@ class Bbr:
 
     def on_ack(self, now: float, acked_bytes: int, sample: RateSample, bytes_in_flight: int) -> None:
         new_round = self._update_bw(sample)
+        if self.in_recovery and sample.newest_sent_time > self._recovery_start:
+            self.in_recovery = False  # a packet sent after the losses arrived: repaired
+            self.cwnd = max(self.cwnd, self._prior_cwnd)
         self._update_ack_aggregation(now, acked_bytes)
         if sample.rtt > 0 and (
             self.min_rtt == 0 or sample.rtt <= self.min_rtt or now - self._min_rtt_stamp > MIN_RTT_WINDOW
@@ -133,6 +149,7 @@ class Bbr:
                 else:
                     self._full_bw_rounds += 1
                     if self._full_bw_rounds >= FULL_BW_ROUNDS:
+                        self._full_bw_reached = True
                         self._state = "drain"
                         self._pacing_gain = DRAIN_GAIN
                         self._cwnd_gain = CWND_GAIN
@@ -146,7 +163,7 @@ class Bbr:
                 self._pacing_gain = PROBE_GAINS[self._cycle_index]
         elif state == "probe_rtt" and now >= self._probe_rtt_done:
             self._enter_probe_bw(now)
-        self._set_outputs()
+        self._set_outputs(acked_bytes, bytes_in_flight)
 
     def _enter_probe_bw(self, now: float) -> None:
         self._state = "probe_bw"
@@ -164,7 +181,7 @@ class Bbr:
     def _bdp(self) -> float:
         return self.btl_bw * self.min_rtt
 
-    def _set_outputs(self) -> None:
+    def _set_outputs(self, acked_bytes: int = 0, bytes_in_flight: int = 0) -> None:
         if self.btl_bw <= 0 or self.min_rtt <= 0:
             return  # no model yet: keep the initial window, unpaced
         floor = MIN_CWND_PACKETS * self.mss
@@ -174,11 +191,29 @@ class Bbr:
             target = int(self._cwnd_gain * self._bdp()) + self.extra_acked + AGGREGATION_PACKETS * self.mss
             if self._state == "startup":
                 target = max(target, self._initial_cwnd)
-            self.cwnd = max(target, floor)
+            if self.in_recovery:
+                # repairing losses: grow by what is delivered, never jump to the target
+                cwnd = min(self.cwnd + acked_bytes, target) if self._full_bw_reached else (
+                    self.cwnd + acked_bytes if self.cwnd < target else self.cwnd)
+                if self._round < self._conservation_round:
+                    cwnd = max(self.cwnd, bytes_in_flight + acked_bytes)  # conservation
+                self.cwnd = max(cwnd, floor)
+            else:
+                self.cwnd = max(target, floor)
         self.pacing_rate = self._pacing_gain * self.btl_bw
 
     def on_loss(self, now: float, lost_bytes: int, newest_lost_sent_time: float, bytes_in_flight: int) -> None:
-        pass  # loss-tolerant by design: the model, not loss, sets the rate
+        # The model ignores loss (random loss must not shrink the rate); the window only
+        # stops the repair from adding to whatever queue overflowed.
+        floor = MIN_CWND_PACKETS * self.mss
+        if not self.in_recovery:
+            self.in_recovery = True
+            self._prior_cwnd = self.cwnd
+            self._recovery_start = now
+            self._conservation_round = self._round + 1
+            self.cwnd = max(bytes_in_flight, floor)
+        else:
+            self.cwnd = max(self.cwnd - lost_bytes, floor)
 
     def on_rto(self, now: float) -> None:
         # A whole RTO without acks: the model may be stale (path change); restart gently.
@@ -193,6 +228,8 @@ class Bbr:
         self._extra_samples.clear()
         self.extra_acked = 0
         self.pacing_rate = 0.0
+        self._full_bw_reached = False
+        self.in_recovery = False
 
 
 register_congestion_controller("bbr", Bbr)

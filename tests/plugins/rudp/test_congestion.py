@@ -146,3 +146,48 @@ def test_bbr_leaves_startup_on_a_bandwidth_plateau_not_on_idle_rounds() -> None:
     # doubling per round from the hello's tiny rate: well under a second of 20 ms rounds
     assert cc.btl_bw >= 0.8 * 2.5e6
     assert net.now - start < 1.0
+
+
+def _bbr_with_model(rate: float = 1e6, rtt: float = 0.05) -> Bbr:
+    """A BBR controller fed a steady rate until it has a model (and a window above it)."""
+    cc = Bbr(MSS, 32 * MSS)
+    delivered = 0
+    for i in range(200):
+        delivered += 10 * MSS
+        sample = RateSample(delivered=10 * MSS, interval=rtt, delivery_rate=rate,
+                            prior_delivered=delivered - 10 * MSS, total_delivered=delivered,
+                            rtt=rtt, min_rtt=rtt, srtt=rtt, newest_sent_time=i * 0.01)
+        cc.on_ack(i * 0.01, 10 * MSS, sample, 20 * MSS)
+    return cc
+
+
+def test_bbr_repairs_losses_within_what_is_delivered_then_restores_the_window() -> None:
+    """Linux BBR's recovery: a loss does not change the model (random loss must not slow
+    it), but the window drops to what is still in flight and grows back only by what is
+    acknowledged until a packet sent after the loss arrives; then the old window returns.
+    Without it, sessions sharing one full uplink queue re-sent their losses at 2.9x their
+    share and kept the queue overflowing."""
+    cc = _bbr_with_model()
+    before, bw, pacing = cc.cwnd, cc.btl_bw, cc.pacing_rate
+    assert before > 20 * MSS
+    now = 2.0
+    cc.on_loss(now, 5 * MSS, newest_lost_sent_time=now - 0.05, bytes_in_flight=10 * MSS)
+    assert cc.in_recovery
+    assert cc.cwnd == 10 * MSS  # only what is in flight: the repair adds nothing to a queue
+    assert (cc.btl_bw, cc.pacing_rate) == (bw, pacing)  # the model ignores the loss
+    delivered = 10**6
+    # acks of packets sent before the loss: the window grows by what they deliver, no more
+    sample = RateSample(delivered=MSS, interval=0.05, delivery_rate=1e6,
+                        prior_delivered=delivered, total_delivered=delivered + MSS,
+                        rtt=0.05, min_rtt=0.05, srtt=0.05, newest_sent_time=now - 0.01)
+    cc.on_ack(now + 0.01, MSS, sample, 9 * MSS)
+    assert cc.cwnd <= 11 * MSS
+    cc.on_loss(now + 0.02, 2 * MSS, newest_lost_sent_time=now - 0.02, bytes_in_flight=7 * MSS)
+    assert cc.cwnd <= 9 * MSS  # a further loss in the episode takes its bytes off
+    # a packet sent after the episode began is acknowledged: repaired, window restored
+    sample = RateSample(delivered=MSS, interval=0.05, delivery_rate=1e6,
+                        prior_delivered=delivered, total_delivered=delivered + 2 * MSS,
+                        rtt=0.05, min_rtt=0.05, srtt=0.05, newest_sent_time=now + 0.03)
+    cc.on_ack(now + 0.08, MSS, sample, 5 * MSS)
+    assert not cc.in_recovery
+    assert cc.cwnd >= before
