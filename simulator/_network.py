@@ -13,6 +13,10 @@ endpoint, so no task is woken per datagram.
 
 Event times are rounded *up* to multiples of ``resolution`` seconds (0 = exact). A coarser
 resolution makes instants coincide, and trio's run loop pays per instant, not per datagram.
+
+Pending events sit in one list per instant (appended in the order they were scheduled, which
+is the order they run in) and a heap holds each instant once: scheduling a datagram is a
+dict lookup and an append, and the heap compares floats, not event tuples.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import heapq
 import ipaddress
 import math
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -123,7 +127,7 @@ class NetworkTimer:
         self._network = network
         self._callback = callback
         self.deadline = math.inf
-        self._entry = 0  # seq of the live heap entry (0 = none)
+        self._entry: tuple[object, ...] | None = None  # the live queued event, if any
         self._at = math.inf  # its instant
         self._closed = False
 
@@ -137,11 +141,11 @@ class NetworkTimer:
     def close(self) -> None:
         self._closed = True
         self.deadline = math.inf
-        self._entry = 0
+        self._entry = None
         self._at = math.inf
 
     def _fire(self, now: float) -> None:
-        self._entry = 0
+        self._entry = None
         self._at = math.inf
         if self.deadline > now:  # moved later since the entry was queued
             if self.deadline < math.inf:
@@ -171,8 +175,8 @@ class Network:
         self._core_cache: dict[tuple[int, int], float] = {}
         self._next_public = _PUBLIC_BASE
         self._next_site = 0
-        self._heap: list[tuple] = []
-        self._seq = 0
+        self._events: dict[float, list[tuple[Any, ...]]] = {}  # instant -> events, in order
+        self._instants: list[float] = []  # heap of the keys of _events
         self._scope: trio.CancelScope | None = None
         self._dispatch_now: float | None = None  # the instant being delivered, if any
         self.drops: dict[str, int] = {}
@@ -264,11 +268,16 @@ class Network:
             return t
         return math.ceil(t / res - 1e-9) * res
 
-    def _push(self, event: tuple) -> None:
-        heapq.heappush(self._heap, event)
+    def _schedule(self, at: float, event: tuple[Any, ...]) -> None:
+        events = self._events.get(at)
+        if events is not None:
+            events.append(event)
+            return
+        self._events[at] = [event]
+        heapq.heappush(self._instants, at)
         scope = self._scope
-        if scope is not None and event[0] < scope.deadline:
-            scope.deadline = event[0]
+        if scope is not None and at < scope.deadline:
+            scope.deadline = at
 
     def timer(self, callback: TimerCallback) -> NetworkTimer:
         """A timer fired by this network's task (see :class:`NetworkTimer`)."""
@@ -283,10 +292,10 @@ class Network:
         at = self._grid(deadline)
         if at < deadline:  # the grid's float tolerance must never fire a timer early
             at = deadline
-        self._seq += 1
-        timer._entry = self._seq
+        entry = (_TIMER, timer)
+        timer._entry = entry
         timer._at = at
-        self._push((at, self._seq, _TIMER, timer))
+        self._schedule(at, entry)
 
     def _core_to(self, host: Host, target: Host | NatBox) -> float:
         latency = host.core_cache.get(target.site)
@@ -347,7 +356,7 @@ class Network:
         duplicate = host.link.duplicate
         copies = 2 if duplicate and host.rng.random() < duplicate else 1
         res = self.resolution
-        heap = self._heap
+        events = self._events
         for _ in range(copies):
             arrival = host.up.transmit(size, now)
             if arrival < 0:
@@ -356,17 +365,17 @@ class Network:
             arrival += core
             if res:
                 arrival = math.ceil(arrival / res - 1e-9) * res
-            self._seq += 1
-            heapq.heappush(heap, (arrival, self._seq, _TRANSIT, host, wire_src, dst, data, size,
-                                  target))
-            scope = self._scope
-            if scope is not None and arrival < scope.deadline:
-                scope.deadline = arrival
+            event = (_TRANSIT, host, wire_src, dst, data, size, target)
+            pending = events.get(arrival)
+            if pending is not None:  # _schedule, inlined: this runs once per datagram
+                pending.append(event)
+            else:
+                self._schedule(arrival, event)
 
     # ------------------------------------------------------------------ delivering
 
-    def _transit(self, event: tuple, now: float) -> None:
-        _t, _seq, _kind, src, wire_src, dst, data, size, target = event
+    def _transit(self, event: tuple[Any, ...], now: float) -> None:
+        _kind, src, wire_src, dst, data, size, target = event
         if target.__class__ is Host:
             host = target
             port = dst[1]
@@ -393,27 +402,38 @@ class Network:
         res = self.resolution
         if res:
             arrival = math.ceil(arrival / res - 1e-9) * res
-        self._seq += 1
-        self._push((arrival, self._seq, _DELIVER, host, port, data, wire_src))
+        event = (_DELIVER, host, port, data, wire_src)
+        pending = self._events.get(arrival)
+        if pending is not None:
+            pending.append(event)
+        else:
+            self._schedule(arrival, event)
 
     def _process(self, now: float) -> None:
-        heap = self._heap
+        instants = self._instants
+        all_events = self._events
         pop = heapq.heappop
-        while heap and heap[0][0] <= now:
+        while instants and instants[0] <= now:
+            at = pop(instants)
+            events = all_events[at]
             batches: dict[VirtualEndpoint, list[tuple[bytes, Address]]] = {}
             due: list[NetworkTimer] = []
-            while heap and heap[0][0] <= now:
-                event = pop(heap)
-                kind = event[2]
+            i = 0
+            # events scheduled for this same instant while it runs are appended to the
+            # list and handled in this pass, as the heap this replaced did
+            while i < len(events):
+                event = events[i]
+                i += 1
+                kind = event[0]
                 if kind == _TRANSIT:
                     self._transit(event, now)
                     continue
                 if kind == _TIMER:
-                    timer = event[3]
-                    if timer._entry == event[1]:  # else superseded by a later set()
+                    timer = event[1]
+                    if timer._entry is event:  # else superseded by a later set()
                         due.append(timer)
                     continue
-                _t, _seq, _kind, host, port, data, wire_src = event
+                _kind, host, port, data, wire_src = event
                 if not host.online:
                     host._drop("host_down")
                     continue
@@ -426,6 +446,7 @@ class Network:
                     batches[endpoint] = [(data, wire_src)]
                 else:
                     batch.append((data, wire_src))
+            del all_events[at]
             if batches:
                 self.dispatch_instants += 1
                 self._dispatch_now = now  # sends made by dispatch happen at this instant
@@ -454,7 +475,7 @@ class Network:
         """Deliver datagrams until cancelled (start it in the simulation's nursery)."""
         started = False
         while True:
-            with trio.CancelScope(deadline=self._heap[0][0] if self._heap else math.inf) as scope:
+            with trio.CancelScope(deadline=self._instants[0] if self._instants else math.inf) as scope:
                 self._scope = scope
                 if not started:
                     started = True
@@ -466,7 +487,7 @@ class Network:
     # ------------------------------------------------------------------ reporting
 
     def pending(self) -> int:
-        return len(self._heap)
+        return sum(len(events) for events in self._events.values())
 
     def stats(self) -> Mapping[str, object]:
         return {
