@@ -501,6 +501,13 @@ class Connection:
             # the common case once an ACK has been taken in: nothing at all to say
             self._pace_wait = 0.0
             return
+        if (
+            self._ack_pending and self.state is ESTABLISHED and not self.rcv.ranges  # type: ignore[union-attr]
+            and not (self._reset_pending or self._control or self.recovery.lost
+                     or self.send_streams.queued_bytes or self._close_requested)
+        ):
+            self._send_bare_ack(now, out)
+            return
         addr = self.remote
         n_before = len(out)
         if self._reset_pending:
@@ -525,6 +532,29 @@ class Connection:
                 self.bytes_sent += len(out[i][0])
         rates = self.rates
         if now >= rates.next_sample:  # checked here: this runs once per flush
+            rates.sample(now, self.bytes_sent, self.bytes_received)
+
+    def _send_bare_ack(self, now: float, out: list[tuple[bytes, Address]]) -> None:
+        """Only an ACK to send, nothing lost or queued, no gaps to report: the answer to a
+        heartbeat PING. The same packet and bookkeeping as ``_send_data`` would produce,
+        without its pacing and window set-up."""
+        recovery = self.recovery
+        if recovery.bytes_in_flight < self.cc.cwnd:
+            recovery.mark_app_limited()
+        self._ack_pending = False
+        self._pace_wait = 0.0
+        max_data = self.recv_streams.update_max_data()
+        self.recv_streams.advertised = max_data
+        packet = HEADER.pack(
+            MAGIC, VERSION, ACK, 0, self.peer_cid, recovery.snd_nxt & SEQ_MASK,
+            self.rcv.next & SEQ_MASK, 0, max_data, int(now * MICROS) & SEQ_MASK, self._echo,  # type: ignore[union-attr]
+        )
+        out.append((packet, self.remote))
+        self.last_send_time = now
+        self.packets_sent += 1
+        self.bytes_sent += len(packet)
+        rates = self.rates
+        if now >= rates.next_sample:
             rates.sample(now, self.bytes_sent, self.bytes_received)
 
     def _send_data(self, now: float, out: list[tuple[bytes, Address]]) -> None:
@@ -671,6 +701,16 @@ class Connection:
         ):
             t = min(t, self.last_send_time + self.rtt.rto)  # window probe
         return t
+
+    @property
+    def heartbeat_deadline(self) -> float:
+        """When this connection's next keep-alive PING is due (``inf`` when none is)."""
+        return self.last_send_time + self._heartbeat if self.state is ESTABLISHED else math.inf
+
+    def send_heartbeat(self, now: float) -> None:
+        """Queue the keep-alive PING now, ahead of its deadline (the multiplexer's slack)."""
+        if self.state is ESTABLISHED:
+            self._control.append(self._small_packet(PING, now))
 
     def handle_timer(self, now: float) -> None:
         state = self.state

@@ -87,6 +87,7 @@ class Multiplexer:
         self._timers: list[tuple[float, int, Connection]] = []
         self._armed: dict[Connection, float] = {}
         self._timer_seq = itertools.count()
+        self._heartbeat_slack = self.config.heartbeat_slack_ms / 1000
         self._reset_tokens = float(self.config.reset_rate_per_s)
         self._reset_time = now
         self._reset_last: dict[Address, float] = {}
@@ -289,6 +290,7 @@ class Multiplexer:
 
     def handle_timer(self, now: float) -> None:
         timers, armed = self._timers, self._armed
+        fired = False
         while timers and timers[0][0] <= now:
             t, _, conn = heapq.heappop(timers)
             if armed.get(conn) != t:
@@ -297,6 +299,30 @@ class Multiplexer:
             self._dirty[conn] = None  # re-armed by the flush that follows
             if conn.get_timer() <= now:
                 conn.handle_timer(now)
+                fired = True
+        if fired and self._heartbeat_slack:
+            self._send_heartbeats_due_soon(now + self._heartbeat_slack)
+
+    def _send_heartbeats_due_soon(self, horizon: float) -> None:
+        """This wake-up also sends every PING due by ``horizon`` (timer slack): after a few
+        rounds a node's quiet sessions ping together, one wake-up per group, instead of
+        one per session. A heartbeat only ever moves earlier, never later."""
+        timers, armed = self._timers, self._armed
+        now = horizon - self._heartbeat_slack
+        other: list[tuple[float, int, Connection]] = []
+        while timers and timers[0][0] <= horizon:
+            entry = heapq.heappop(timers)
+            t, _, conn = entry
+            if armed.get(conn) != t:
+                continue
+            if conn.heartbeat_deadline != t:  # due for something else: keep its time
+                other.append(entry)
+                continue
+            del armed[conn]
+            self._dirty[conn] = None
+            conn.send_heartbeat(now)
+        for entry in other:
+            heapq.heappush(timers, entry)
 
     def _forget(self, conn: Connection) -> None:
         self.connections.pop(conn.local_cid, None)

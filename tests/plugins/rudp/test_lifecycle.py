@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -17,7 +18,7 @@ from p2pkit.plugins.rudp.packet import (
     encode_header,
 )
 
-from p2pkit import SessionClosed
+from p2pkit import ConfigError, SessionClosed
 
 from .fakenet import A, B, FakeNet, connected_pair, drain
 
@@ -255,3 +256,63 @@ def test_established_state_names_follow_the_seed() -> None:
         "SynSent", "SynReceived", "Established", "FinWait", "TimeWait", "Closed",
     ]
     _ = (SYN_ACK, ESTABLISHED)
+
+
+def _opener_with_peers(net: FakeNet, config: RudpConfig, count: int):  # type: ignore[no-untyped-def]
+    """Host A with ``count`` sessions it opened, one every 137 ms (spread heartbeats)."""
+    a = net.add_host(A, config)
+    conns = []
+    for i in range(count):
+        peer = (f"10.0.1.{i + 1}", 3000)
+        net.add_host(peer, config)
+        conns.append(a.connect(peer, net.now))
+        net.run_for(0.137)
+    assert net.run_until(lambda: all(c.is_established for c in conns), 10)
+    return a, conns
+
+
+def _ping_times(net: FakeNet) -> list[float]:
+    times: list[float] = []
+
+    def record(data: bytes, s, d) -> bool:  # type: ignore[no-untyped-def]
+        if s == A and data[2] == PING:
+            times.append(net.now)
+        return False
+
+    net.drop = record
+    return times
+
+
+def test_a_nodes_heartbeats_share_wakeups_within_the_slack() -> None:
+    # Linux-style timer slack: a PING due within heartbeat_slack_ms of one that is being
+    # sent goes with it, so a node with many quiet sessions wakes once per heartbeat, not
+    # once per session. Never later than heartbeat_ms: only earlier.
+    net = FakeNet(seed=11)
+    # six sessions opened 137 ms apart: their heartbeats span 685 ms of each second
+    _a, conns = _opener_with_peers(net, RudpConfig(heartbeat_slack_ms=250), 6)
+    times = _ping_times(net)
+    net.run_for(5.0)  # settle into groups
+    times.clear()
+    net.run_for(20.0)
+    instants = sorted(set(times))
+    assert all(c.is_established for c in conns)
+    assert len(times) >= 6 * 19  # every session still pings about every second
+    # ... from three wake-ups a second (pairs within 250 ms of each other), not six
+    assert len(instants) <= 3 * 21
+    gaps = [b - a for a, b in itertools.pairwise(instants)]
+    assert max(gaps) <= 1.0 + 1e-6  # and never later than the heartbeat
+
+
+def test_without_slack_each_session_pings_on_its_own_schedule() -> None:
+    net = FakeNet(seed=11)
+    _a, _conns = _opener_with_peers(net, RudpConfig(heartbeat_slack_ms=0), 6)
+    times = _ping_times(net)
+    net.run_for(5.0)
+    times.clear()
+    net.run_for(20.0)
+    assert len(set(times)) >= 6 * 19
+
+
+def test_heartbeat_slack_must_be_below_the_heartbeat() -> None:
+    with pytest.raises(ConfigError, match="heartbeat_slack_ms"):
+        RudpConfig(heartbeat_ms=500, heartbeat_slack_ms=500)
