@@ -11,13 +11,16 @@ States: startup (double the rate each round until the bandwidth stops growing), 
 estimate so a bigger share is noticed), probe_rtt (briefly shrink to 4 packets when the
 minimum RTT is 10 s old so queues drain and the true RTT is seen again).
 
-Loss does not change the model, but like Linux's BBR (``bbr_set_cwnd_to_recover_or_
-restore``) it bounds the window while it is being repaired: a loss takes its bytes off
-the window, the first round of a recovery episode sends only as much as is acknowledged
-(packet conservation), and the window then grows back by what each ack delivers — not
-in one step — until the episode ends and the window from before it is restored. Without
-this, several sessions that share one uplink queue (a swarm node) kept re-sending their
-losses at 2.9x their share and the queue never drained.
+Loss does not change the model, but like Linux's BBR (``bbr_set_cwnd``,
+``bbr_set_cwnd_to_recover_or_restore``) the window answers it: a loss takes its bytes
+off the window, the first round of a recovery episode sends only what is acknowledged
+(packet conservation), and the window only ever moves toward its target by what each
+ack delivers (after a loss it grows back like slow start, doubling per round). Unlike
+Linux, the window from before the episode is not restored at its end: several sessions
+that share one uplink queue (a swarm node) then jumped back together and overflowed it
+again (swarm N = 100: 157 000 queue drops instead of 376 000, ratio 3.53 -> 3.41;
+restoring gave less). Random loss costs little: the window loses a packet and regains
+it within the same round.
 """
 
 from __future__ import annotations
@@ -74,7 +77,6 @@ class Bbr:
         self._full_bw_reached = False
         self.in_recovery = False
         self._recovery_start = -1.0  # send time of the newest packet before the episode
-        self._prior_cwnd = 0
         self._conservation_round = -1  # packet conservation until this round starts
 
     @property
@@ -130,7 +132,6 @@ class Bbr:
         new_round = self._update_bw(sample)
         if self.in_recovery and sample.newest_sent_time > self._recovery_start:
             self.in_recovery = False  # a packet sent after the losses arrived: repaired
-            self.cwnd = max(self.cwnd, self._prior_cwnd)
         self._update_ack_aggregation(now, acked_bytes)
         if sample.rtt > 0 and (
             self.min_rtt == 0 or sample.rtt <= self.min_rtt or now - self._min_rtt_stamp > MIN_RTT_WINDOW
@@ -191,15 +192,15 @@ class Bbr:
             target = int(self._cwnd_gain * self._bdp()) + self.extra_acked + AGGREGATION_PACKETS * self.mss
             if self._state == "startup":
                 target = max(target, self._initial_cwnd)
-            if self.in_recovery:
-                # repairing losses: grow by what is delivered, never jump to the target
-                cwnd = min(self.cwnd + acked_bytes, target) if self._full_bw_reached else (
-                    self.cwnd + acked_bytes if self.cwnd < target else self.cwnd)
-                if self._round < self._conservation_round:
-                    cwnd = max(self.cwnd, bytes_in_flight + acked_bytes)  # conservation
-                self.cwnd = max(cwnd, floor)
+            # Linux's rule: the window moves toward the target by what each ack delivers
+            # (it never jumps up: after a loss the repair grows like slow start)
+            if self._full_bw_reached:
+                cwnd = min(self.cwnd + acked_bytes, target)
             else:
-                self.cwnd = max(target, floor)
+                cwnd = self.cwnd + acked_bytes if self.cwnd < target else self.cwnd
+            if self.in_recovery and self._round < self._conservation_round:
+                cwnd = max(cwnd, bytes_in_flight + acked_bytes)  # packet conservation
+            self.cwnd = max(cwnd, floor)
         self.pacing_rate = self._pacing_gain * self.btl_bw
 
     def on_loss(self, now: float, lost_bytes: int, newest_lost_sent_time: float, bytes_in_flight: int) -> None:
@@ -208,7 +209,6 @@ class Bbr:
         floor = MIN_CWND_PACKETS * self.mss
         if not self.in_recovery:
             self.in_recovery = True
-            self._prior_cwnd = self.cwnd
             self._recovery_start = now
             self._conservation_round = self._round + 1
             self.cwnd = max(bytes_in_flight, floor)
