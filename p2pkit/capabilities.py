@@ -40,6 +40,11 @@ class Session(Protocol):
         """Queue a message; waits (backpressure) while the send buffer is full."""
         ...
 
+    def send_nowait(self, message: bytes, *, channel: int = CHANNEL_BULK) -> None:
+        """Queue a message without waiting; raises ``trio.WouldBlock`` while the send buffer
+        is full (nothing is queued then) and SessionClosed once the session has ended."""
+        ...
+
     async def receive(self) -> tuple[int, bytes]:
         """Next message as (channel, bytes); raises SessionClosed when the session ends."""
         ...

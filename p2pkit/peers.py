@@ -118,6 +118,15 @@ class Peer:
         await self.session.send(encode_message(protocol, payload), channel=channel)
         self.messages_out += 1
 
+    def send_nowait(self, protocol: str, payload: bytes, *, channel: int = CHANNEL_CONTROL) -> None:
+        """``send`` without waiting, for callers that must not block (a synchronous
+        callback, a fan-out to many peers): raises ``trio.WouldBlock`` while the session's
+        send buffer is full, and nothing is queued then."""
+        if self.closed.is_set():
+            raise SessionClosed(f"peer {self.id[:12]} is closed ({self.close_reason})")
+        self.session.send_nowait(encode_message(protocol, payload), channel=channel)
+        self.messages_out += 1
+
     def close(self, reason: str = "closed") -> None:
         self._manager._drop(self, reason)
 

@@ -109,7 +109,7 @@ class SimProtocol:
                 raise RemoteProtocolError(f"bad flow start {flow_id}")
         elif kind == _PING and len(payload) == _TIME.size:
             pong = bytes((_PONG,)) + payload[1:]
-            self.node.nursery.start_soon(_send_quietly, peer, pong, CHANNEL_CONTROL)
+            _send_soon(self.node, peer, pong, CHANNEL_CONTROL)
         elif kind == _PONG and len(payload) == _TIME.size:
             _k, sent = _TIME.unpack(payload)
             if math.isfinite(sent) and sent <= sim.now:
@@ -130,11 +130,24 @@ def _random_running(sim: Simulation, rng: Any, members: list[str], me: str) -> s
     return rng.choice(candidates) if candidates else None
 
 
+_GONE = (SessionClosed, NodeStateError, trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+def _send_soon(node: Node, peer: Peer, payload: bytes, channel: int) -> None:
+    """Send without waiting; only a full send buffer costs a task that waits for room."""
+    try:
+        peer.send_nowait(PROTOCOL, payload, channel=channel)
+    except trio.WouldBlock:
+        node.nursery.start_soon(_send_quietly, peer, payload, channel)
+    except _GONE:
+        pass
+
+
 async def _send_quietly(peer: Peer, payload: bytes, channel: int) -> None:
     try:
         with trio.move_on_after(10):
             await peer.send(PROTOCOL, payload, channel=channel)
-    except (SessionClosed, NodeStateError, trio.BrokenResourceError, trio.ClosedResourceError):
+    except _GONE:
         pass
 
 
@@ -287,7 +300,7 @@ class MeshWorkload:
             if params["ping"]:
                 ping = _TIME.pack(_PING, sim.now)
                 for peer in peers.all():
-                    node.nursery.start_soon(_send_quietly, peer, ping, CHANNEL_CONTROL)
+                    _send_soon(node, peer, ping, CHANNEL_CONTROL)
                     metrics.count("mesh_pings", node=me.name)
             await sim.sleep(params["interval"] * (0.5 + rng.random()))
 

@@ -81,11 +81,18 @@ class RudpSession:
                 await self._lot.park()
             finally:
                 blocked.pop(self, None)
+        self.send_nowait(message, channel=channel)
+        await trio.lowlevel.checkpoint()
+
+    def send_nowait(self, message: bytes, *, channel: int = CHANNEL_BULK) -> None:
+        """Queue ``message`` without waiting; ``trio.WouldBlock`` while the buffer is full."""
+        conn = self.connection
         if conn.state in (CLOSED, TIME_WAIT, FIN_WAIT):
             raise self._closed_error()
+        if not conn.can_send:
+            raise trio.WouldBlock
         conn.send(message, channel)
         self._transport._flush(conn)
-        await trio.lowlevel.checkpoint()
 
     async def receive(self) -> tuple[int, bytes]:
         """The next message as (channel, bytes), lowest channel first."""

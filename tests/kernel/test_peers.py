@@ -67,6 +67,19 @@ async def test_connect_authenticates_both_sides_and_routes_messages():
         assert await a.peers.connect(addr(b)) is peer  # one session per peer
 
 
+async def test_send_nowait_reaches_the_peer_without_a_task():
+    echo_a, echo_b = Echo(), Echo()
+    async with open_node(config(), plugins=[echo_a]) as a, open_node(config(), plugins=[echo_b]) as b:
+        with trio.fail_after(10):
+            peer = await a.peers.connect(addr(b))
+        peer.send_nowait("echo", b"quick")
+        assert peer.messages_out == 1
+        await wait_for(lambda: echo_a.messages == [b"re:quick"])
+        peer.close("done")
+        with pytest.raises(SessionClosed, match="done"):
+            peer.send_nowait("echo", b"too late")
+
+
 async def test_a_protocol_violation_drops_only_that_peer():
     echo_b = Echo()
     async with open_node(config(), plugins=[Echo()]) as a, \

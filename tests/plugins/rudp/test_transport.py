@@ -95,6 +95,29 @@ async def test_send_applies_backpressure_when_the_reader_is_slow() -> None:
                 received += 1
 
 
+async def test_send_nowait_queues_at_once_and_refuses_when_the_buffer_is_full() -> None:
+    # for callers that must not block (a synchronous callback, a fan-out to many peers):
+    # trio's convention, WouldBlock while the send buffer is full
+    config = RudpConfig(receive_window=64 * 1024, send_buffer=128 * 1024)
+    async with transports(config, config) as (ta, tb):
+        sa, sb = await pair(ta, tb)
+        sa.send_nowait(b"first", channel=CHANNEL_CONTROL)
+        assert await sb.receive() == (CHANNEL_CONTROL, b"first")
+        queued = 0
+        with pytest.raises(trio.WouldBlock):
+            while queued < 1000:
+                sa.send_nowait(b"b" * 10_000)
+                queued += 1
+        assert 0 < queued < 40  # refused once the buffer held its 128 KiB, nothing dropped
+        for _ in range(queued):
+            assert await sb.receive() == (CHANNEL_BULK, b"b" * 10_000)
+        sa.send_nowait(b"room again")
+        assert await sb.receive() == (CHANNEL_BULK, b"room again")
+        sa.abort()
+        with pytest.raises(SessionClosed):
+            sa.send_nowait(b"after abort")
+
+
 async def test_graceful_close_then_receive_raises() -> None:
     async with transports() as (ta, tb):
         sa, sb = await pair(ta, tb)
