@@ -6,7 +6,10 @@ DHT RPC, ...) goes through it, which is what makes NAT hole punching possible.
 Receiving is push-based: :meth:`DatagramEndpoint.run` calls ``dispatch(batch, now)``
 synchronously with every batch that arrived. The real endpoint does that from its
 receive task; the simulator's virtual endpoint is called by the virtual network
-directly, so no task is woken per datagram. ``send``/``send_batch`` are synchronous
+directly, so no task is woken per datagram — in a simulation even from the virtual
+clock, outside any task. So ``dispatch`` (like a timer callback) is plain synchronous
+code: it may wake tasks, set events, send, and ``nursery.start_soon`` work, but must not
+rely on running inside a particular task. ``send``/``send_batch`` are synchronous
 and never block: UDP may drop, and callers that need backpressure wait on
 :meth:`DatagramEndpoint.wait_writable`.
 """

@@ -31,6 +31,7 @@ import trio
 
 from p2pkit.timers import TimerCallback, run_callback
 
+from ._clock import IdleDriver, idle_driver
 from ._core import CoreLatency
 from ._link import DROP_LOSS, HEADER_BYTES, LinkProfile
 from ._nat import NatBox, NatProfile, NatType
@@ -178,6 +179,8 @@ class Network:
         self._events: dict[float, list[tuple[Any, ...]]] = {}  # instant -> events, in order
         self._instants: list[float] = []  # heap of the keys of _events
         self._scope: trio.CancelScope | None = None
+        self._wake: trio.CancelScope | None = None  # the waiting task, under the virtual clock
+        self._failure: Exception | None = None
         self._dispatch_now: float | None = None  # the instant being delivered, if any
         self.drops: dict[str, int] = {}
         self.datagrams_sent = 0
@@ -471,8 +474,32 @@ class Network:
                 finally:
                     self._dispatch_now = None
 
+    def next_instant(self) -> float:
+        """The earliest pending delivery or timer instant (``inf`` if none)."""
+        return self._instants[0] if self._instants else math.inf
+
+    def deliver_from_clock(self, now: float) -> bool:
+        """Called by the virtual clock (simulator/_clock.py) with every task blocked: deliver
+        the instant ``now``. False if that raised: the network task is woken to raise it."""
+        try:
+            self._process(now)
+        except Exception as exc:
+            self._failure = exc
+            if self._wake is not None:
+                self._wake.cancel()
+            return False
+        return True
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Deliver datagrams until cancelled (start it in the simulation's nursery)."""
+        """Deliver datagrams until cancelled (start it in the simulation's nursery).
+
+        Under the simulator's virtual clock the clock delivers (``deliver_from_clock``) and
+        this task only waits; under any other clock (a test's ``MockClock``) this task
+        sleeps until each instant and delivers it."""
+        driver = idle_driver(trio.lowlevel.current_clock())
+        if driver is not None:
+            await self._run_under(driver, task_status)
+            return
         started = False
         while True:
             with trio.CancelScope(deadline=self._instants[0] if self._instants else math.inf) as scope:
@@ -483,6 +510,19 @@ class Network:
                 await trio.sleep_forever()
             self._scope = None
             self._process(trio.current_time())
+
+    async def _run_under(self, driver: IdleDriver, task_status: trio.TaskStatus[None]) -> None:
+        driver.networks.append(self)
+        try:
+            with trio.CancelScope() as self._wake:
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            driver.networks.remove(self)
+            self._wake = None
+        failure, self._failure = self._failure, None
+        assert failure is not None  # only deliver_from_clock cancels _wake
+        raise failure
 
     # ------------------------------------------------------------------ reporting
 

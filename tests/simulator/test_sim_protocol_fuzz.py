@@ -24,7 +24,9 @@ def test_garbage_never_escapes_as_anything_but_a_protocol_error(payload: bytes) 
         async with trio.open_nursery() as nursery:
             node = types.SimpleNamespace(nursery=nursery)
             protocol = SimProtocol(sim, types.SimpleNamespace(name="b"), node)  # type: ignore[arg-type]
-            peer = types.SimpleNamespace(closed=trio.Event())
+            sent: list[bytes] = []  # a ping is answered with a pong through send_nowait
+            peer = types.SimpleNamespace(
+                closed=trio.Event(), send_nowait=lambda protocol, data, channel: sent.append(data))
             try:
                 await protocol.handle(peer, payload)  # type: ignore[arg-type]
             except RemoteProtocolError:
