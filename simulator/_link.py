@@ -13,6 +13,7 @@ instant the link becomes idle.
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import attrs
 
@@ -26,12 +27,12 @@ DROP_QUEUE = -2.0
 HEADER_BYTES = 28
 
 
-def _non_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if value < 0:
         raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
 
 
-def _probability(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _probability(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{attribute.name} must be a probability in [0, 1], got {value!r}")
 

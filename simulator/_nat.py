@@ -19,8 +19,12 @@ from __future__ import annotations
 
 import enum
 import random
+from typing import TYPE_CHECKING
 
 import attrs
+
+if TYPE_CHECKING:
+    from ._network import Host
 
 Address = tuple[str, int]
 
@@ -91,7 +95,7 @@ class NatBox:
         self._by_port: dict[int, Mapping] = {}
         self.mappings_created = 0
         # Set by the Network that owns the box: hosts behind it by private IP, core site.
-        self.lan: dict[str, object] = {}
+        self.lan: dict[str, Host] = {}
         self.site = -1
         self.group = ""
 

@@ -98,7 +98,8 @@ def build_report(sim: Simulation) -> dict[str, Any]:
         "notes": sim.notes,
         "nodes": {name: _host_entry(sim, name) for name in network.hosts},
     }
-    return _clean(report)
+    cleaned: dict[str, Any] = _clean(report)
+    return cleaned
 
 
 def report_json(report: Mapping[str, Any]) -> str:

@@ -161,7 +161,10 @@ class Simulation:
 
     def add_nat(self, name: str, nat: NatProfile | NatType | str, *, group: str = "") -> NatBox:
         """A NAT box that several hosts can share (``add_host(..., nat=box)``)."""
-        return self.network.add_nat(name, _nat_profile(nat), group=group)
+        profile = _nat_profile(nat)
+        if profile is None:
+            raise ValueError(f"NAT {name!r}: an 'open' host has no NAT box; add it without nat=")
+        return self.network.add_nat(name, profile, group=group)
 
     def add_host(
         self, name: str, link: LinkProfile | None = None, *,

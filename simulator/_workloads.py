@@ -15,6 +15,7 @@ to every node it starts (:class:`SimProtocol`).
 from __future__ import annotations
 
 import math
+import random
 import struct
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -118,7 +119,8 @@ class SimProtocol:
             raise RemoteProtocolError(f"malformed sim message (kind {kind}, {len(payload)} B)")
 
 
-def _random_running(sim: Simulation, rng: Any, members: list[str], me: str) -> str | None:
+def _random_running(sim: Simulation, rng: random.Random, members: list[str], me: str,
+                    ) -> str | None:
     """A random running member other than ``me``: a few draws first (O(1); listing every
     candidate on every connect made 10 000-node runs quadratic), then the full list."""
     nodes = sim.nodes
@@ -393,7 +395,7 @@ class PunchWorkload:
         for name in clients:
             host = sim.host(name)
             nat_of[name] = host.nat.type.value if host.nat is not None else "open"
-        pairs = []
+        pairs: list[dict[str, Any]] = []
         matrix: dict[str, list[int]] = {}
         for i, a in enumerate(clients):
             for b in clients[i + 1:]:

@@ -31,46 +31,46 @@ class _Msg(msgspec.Struct, array_like=True, frozen=True, tag_field="t", forbid_u
     rid: Rid
 
 
-class ManifestRequest(_Msg, tag="mq"):
+class ManifestRequest(_Msg, tag="mq", frozen=True):
     """Please send the manifest of ``rid``."""
 
 
-class ManifestResponse(_Msg, tag="ms"):
+class ManifestResponse(_Msg, tag="ms", frozen=True):
     """The manifest's canonical bytes (the receiver checks they hash to ``rid``), or
     ``None``: I do not have it."""
 
     manifest: Annotated[bytes, msgspec.Meta(max_length=MAX_MANIFEST_BYTES)] | None
 
 
-class Bitfield(_Msg, tag="bf"):
+class Bitfield(_Msg, tag="bf", frozen=True):
     """The pieces I have: bit ``i`` (MSB first) of byte ``i // 8`` is piece ``i``."""
 
     bits: Annotated[bytes, msgspec.Meta(max_length=MAX_PIECES // 8)]
 
 
-class Have(_Msg, tag="hv"):
+class Have(_Msg, tag="hv", frozen=True):
     """I now have (and have verified) ``piece``."""
 
     piece: PieceIndex
 
 
-class Interested(_Msg, tag="in"):
+class Interested(_Msg, tag="in", frozen=True):
     """You have pieces I want."""
 
 
-class NotInterested(_Msg, tag="ni"):
+class NotInterested(_Msg, tag="ni", frozen=True):
     """I want nothing from you (any more)."""
 
 
-class Choke(_Msg, tag="ch"):
+class Choke(_Msg, tag="ch", frozen=True):
     """I will not serve your requests; the outstanding ones are dropped."""
 
 
-class Unchoke(_Msg, tag="uc"):
+class Unchoke(_Msg, tag="uc", frozen=True):
     """You may request blocks."""
 
 
-class Request(_Msg, tag="rq"):
+class Request(_Msg, tag="rq", frozen=True):
     """Send bytes ``[offset, offset + length)`` of ``piece``."""
 
     piece: PieceIndex
@@ -78,7 +78,7 @@ class Request(_Msg, tag="rq"):
     length: Length
 
 
-class Piece(_Msg, tag="pc"):
+class Piece(_Msg, tag="pc", frozen=True):
     """A block of ``piece`` starting at ``offset`` (sent on the bulk channel)."""
 
     piece: PieceIndex
@@ -86,7 +86,7 @@ class Piece(_Msg, tag="pc"):
     data: Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_BLOCK)]
 
 
-class Cancel(_Msg, tag="cx"):
+class Cancel(_Msg, tag="cx", frozen=True):
     """Forget my request for this block (endgame: someone else sent it)."""
 
     piece: PieceIndex
@@ -94,7 +94,7 @@ class Cancel(_Msg, tag="cx"):
     length: Length
 
 
-class Reject(_Msg, tag="rj"):
+class Reject(_Msg, tag="rj", frozen=True):
     """I will not send this block (choked, do not have it, or overloaded)."""
 
     piece: PieceIndex
@@ -107,7 +107,7 @@ Host = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 
 
-class Peers(_Msg, tag="px"):
+class Peers(_Msg, tag="px", frozen=True):
     """Other members of this content's swarm (listen addresses), so leechers find each
     other and trade instead of all pulling from the seeders."""
 
@@ -120,7 +120,7 @@ Message = (
 )
 
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(Message)
+_decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)
 
 
 def encode(message: Message) -> bytes:

@@ -570,10 +570,10 @@ class SwarmProvider:
                 or not self._allowed(ps.peer)):
             return
         now = self._now()
-        block = self.cfg.block_size
-        lo = max(MIN_DEPTH, MIN_IN_FLIGHT // block)  # a fresh peer gets at least 64 KiB asked
+        block_size = self.cfg.block_size
+        lo = max(MIN_DEPTH, MIN_IN_FLIGHT // block_size)  # a fresh peer gets at least 64 KiB asked
         rtt = self._rtt(ps.peer)
-        depth = pipeline_depth(ps.down.rate(now), rtt, block, lo=lo,
+        depth = pipeline_depth(ps.down.rate(now), rtt, block_size, lo=lo,
                                hi=max(lo, self.cfg.max_depth))
         need = depth - len(ps.requested)
         if need <= 0:

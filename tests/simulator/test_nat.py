@@ -146,3 +146,10 @@ async def test_two_nats_may_reuse_private_addresses(autojump_clock: object) -> N
         a.send(b"to b", b_public)
         await trio.sleep(0.1)
     assert ra.payloads == [b"to a"] and rb.payloads == [b"to b"]
+
+
+def test_an_open_nat_box_is_a_clear_error() -> None:
+    from p2pkit.simulator import Simulation
+
+    with pytest.raises(ValueError, match="'open' host has no NAT box"):
+        Simulation(seed=1).add_nat("gw", "open")
