@@ -76,7 +76,8 @@ class WebUI:
         for d in (self.uploads_dir, self.downloads_dir):
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.hub = Hub()
-        self.history = History(Path(node.data_dir) / "webui.sqlite" if node.data_dir else None)
+        self.history = History(Path(node.data_dir) / "webui.sqlite" if node.data_dir else None,
+                               max_entries=self.config.history_entries)
         self.downloads = DownloadManager(node, self.hub, self.history, self.downloads_dir)
         self.peers: dict[str, KnownPeer] = {}
         self.uploads_in_progress: set[Path] = set()

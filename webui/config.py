@@ -25,6 +25,7 @@ class WebConfig:
     http_port: int = attrs.field(default=3000, validator=_port)
     max_upload_mb: int = attrs.field(default=1024, validator=_positive)
     token: str = ""  # "" = generated at start when the host is not loopback
+    history_entries: int = attrs.field(default=1000, validator=_positive)  # newest kept
 
 
 def is_loopback(host: str) -> bool:

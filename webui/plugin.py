@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from p2pkit.hookspecs import hookimpl
 
 from .config import WebConfig, is_loopback
@@ -58,7 +60,9 @@ def web_config(args: argparse.Namespace, section: WebConfig) -> tuple[WebConfig,
     token = args.token or section.token or None
     if token is None and not is_loopback(host):
         token = secrets.token_urlsafe(24)
-    return WebConfig(host=host, http_port=port, max_upload_mb=max_upload, token=token or ""), token
+    merged = attrs.evolve(section, host=host, http_port=port, max_upload_mb=max_upload,
+                          token=token or "")
+    return merged, token
 
 
 def display_url(bind: str, host: str, token: str | None) -> str:

@@ -109,3 +109,24 @@ def test_any_query_gets_a_clean_answer(queries: list[tuple[str, str | None]]) ->
             node.nursery.cancel_scope.cancel()
 
     trio.run(run)
+
+
+async def test_the_bound_is_the_web_sections_history_entries() -> None:
+    async with open_node(node_config()) as node:
+        web = WebUI(node, WebConfig(http_port=0, history_entries=3))
+        for i in range(5):
+            web.history.add(RID, "download", f"e{i}")
+        assert [e["title"] for e in web.history.list()] == ["e4", "e3", "e2"]
+        web.history.close()
+
+
+def test_history_entries_must_be_positive_and_survive_the_flags() -> None:
+    import argparse
+
+    from p2pkit.webui.plugin import web_config
+
+    with pytest.raises(ValueError, match="history_entries"):
+        WebConfig(history_entries=0)
+    flags = argparse.Namespace(http_host=None, http_port=8080, max_upload_mb=None, token=None)
+    merged, _token = web_config(flags, WebConfig(history_entries=7))
+    assert merged.history_entries == 7 and merged.http_port == 8080
