@@ -73,8 +73,10 @@ def kernel_run(nodes: int, degree: int, duration: float, seed: int, *, pings: bo
             print(f"  ... {now:.0f}/{total:.0f} virtual s after {time.perf_counter() - started:.0f} "
                   "wall s", file=sys.stderr, flush=True)
 
+    cpu_started = time.process_time()
     report = sim.run(scenario, progress=progress)
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     peak = _rss_mb()
     net = report["network"]
     transports = [e["node"]["transport"] for e in report["nodes"].values()
@@ -83,6 +85,7 @@ def kernel_run(nodes: int, degree: int, duration: float, seed: int, *, pings: bo
     rtt = report["aggregate"]["samples"].get("rtt_s", {})
     return {
         "wall_s": wall,
+        "cpu_s": cpu,  # wall above this one = the machine was busy with something else
         "start_wall_s": timings.get("start_wall_s", 0.0),
         "speedup": duration / wall,
         "datagrams": net["datagrams_delivered"],
@@ -151,7 +154,8 @@ def main() -> None:
         print(f"bare network : {bare['wall_s']:.1f} wall s, {bare['speedup']:.1f}x real time, "
               f"{bare['datagrams_per_s']:.0f} datagrams/s")
     kernel = kernel_run(nodes, args.degree, duration, args.seed, pings=args.pings)
-    print(f"kernel + rudp: {kernel['wall_s']:.1f} wall s (starting nodes {kernel['start_wall_s']:.1f} s), "
+    print(f"kernel + rudp: {kernel['wall_s']:.1f} wall s ({kernel['cpu_s']:.1f} CPU s; starting nodes "
+          f"{kernel['start_wall_s']:.1f} s), "
           f"{kernel['speedup']:.2f}x real time, {kernel['datagrams_per_s']:.0f} datagrams/s, "
           f"{kernel['rss_MB_per_node']:.2f} MB/node, {kernel['sessions_per_node']:.1f} sessions/node, "
           f"connects ok/failed {kernel['connects_ok']:.0f}/{kernel['connects_failed']:.0f}"
@@ -166,6 +170,7 @@ def main() -> None:
         "datagrams_per_s": round(kernel["datagrams_per_s"]),
         "rss_MB_per_node": round(kernel["rss_MB_per_node"], 3),
         "wall_s": round(kernel["wall_s"], 2),
+        "cpu_s": round(kernel["cpu_s"], 2),
         "start_wall_s": round(kernel["start_wall_s"], 2),
         "sessions_per_node": round(kernel["sessions_per_node"], 2),
         "bare_speedup": round(bare.get("speedup", 0.0), 3),
