@@ -100,3 +100,32 @@ def test_a_failing_callback_ends_the_run_with_its_own_error() -> None:
 
     with pytest.RaisesGroup(pytest.RaisesExc(Boom, match="a bug")):
         trio.run(main, clock=virtual_clock())
+
+
+def test_trio_gets_in_during_a_long_stretch_of_task_free_instants() -> None:
+    # a Ctrl-C reaches trio the same way as run_sync_soon (through its I/O check), which
+    # only runs when the clock hands control back: it does so every few dozen instants
+    ran_at: list[float] = []
+
+    async def main() -> None:
+        network = Network(seed=1, resolution=0.001)
+        endpoint = network.add_host("a").bind()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(network.run)
+            token = trio.lowlevel.current_trio_token()
+            t0 = trio.current_time()
+            fired = [0]
+
+            def tick(now: float) -> None:  # re-arms itself every millisecond, wakes no task
+                fired[0] += 1
+                if fired[0] == 10:
+                    token.run_sync_soon(lambda: ran_at.append(trio.current_time() - t0))
+                timer.set(now + 0.001)
+
+            timer = endpoint.timer(tick)
+            timer.set(t0 + 0.001)
+            await trio.sleep(5)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=virtual_clock(0.001))
+    assert len(ran_at) == 1 and ran_at[0] < 0.2  # not at 5 s, when the sleep ends
