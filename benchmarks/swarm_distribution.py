@@ -9,6 +9,11 @@ verified. Compared in the same run with
 * the client-server time max(N·F/u_s, F/d_min) (the seeder alone serving everyone).
 
     python -m benchmarks.swarm_distribution [--quick] [-n N] [--size-mb F] [--seed S]
+        [--upload-limit FRACTION] [--swarm KEY=VALUE ...] [--rudp KEY=VALUE ...]
+
+``--upload-limit`` is a separate configuration (every node sets ``cfg.upload_limit_kbps``
+to that fraction of its uplink), never the headline figure; ``--swarm``/``--rudp`` set a
+config key on every node for side-by-side comparisons.
 
 The last line of output is one JSON object: n, ratio_to_bound, seconds, bound_seconds,
 client_server_seconds, and the parameters. Target: ratio at most 1.3 at N = 100.
@@ -63,7 +68,8 @@ def bounds(size: int, n: int, seeder_up: float, ups: list[float], down: float) -
 
 
 def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: int = 256,
-        block_kib: int = 16, max_peers: int = 30) -> dict[str, Any]:
+        block_kib: int = 16, max_peers: int = 30, upload_limit: float = 0.0,
+        swarm: dict[str, Any] | None = None, rudp: dict[str, Any] | None = None) -> dict[str, Any]:
     rng = random.Random(seed)
     ups = [rng.choice(UPLOAD_CHOICES_MBIT) * MBIT for _ in range(n)]
     b = bounds(size, n, SEEDER_UP_MBIT * MBIT, ups, DOWN_MBIT * MBIT)
@@ -73,7 +79,8 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
     # introduces them to each other.
     node_cfg = {"disable": ["flooding", "kademlia"]}
     cfg = {"cfg": {"max_connections": n + 10},
-           "swarm": {"max_peers": max_peers, "block_size": block_kib * 1024},
+           "swarm": {"max_peers": max_peers, "block_size": block_kib * 1024, **(swarm or {})},
+           **({"rudp": rudp} if rudp else {}),
            "store": {"piece_size": piece_kib * 1024}, "node": node_cfg}
 
     with tempfile.TemporaryDirectory(prefix="p2pkit-bench-") as tmp:
@@ -85,14 +92,22 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
                                    queue_bytes=max(16384, int(up / 8 * QUEUE_SECONDS)),
                                    loss=LossSpec.bernoulli(loss))
 
-            seeder_sim = sim.add_node("seeder", link=link(SEEDER_UP_MBIT * MBIT), config=cfg)
+            def node_cfg_for(up: float) -> dict[str, Any]:
+                if upload_limit <= 0:
+                    return cfg
+                # the user's upload limit: a fraction of the access link's rate, in KiB/s
+                return {**cfg, "cfg": {**cfg["cfg"],
+                                       "upload_limit_kbps": int(upload_limit * up / 8 / 1024)}}
+
+            seeder_sim = sim.add_node("seeder", link=link(SEEDER_UP_MBIT * MBIT),
+                                      config=node_cfg_for(SEEDER_UP_MBIT * MBIT))
             seeder = await sim.start(seeder_sim)
             manifest = await seeder.share(media)
             seeder_addr = f"{seeder_sim.address[0]}:{seeder_sim.address[1]}"
             leechers = []
             for i, up in enumerate(ups):
                 sim_node = sim.add_node(f"l{i}", link=link(up), config={
-                    **cfg, "node": {**node_cfg, "bootstrap": [seeder_addr]}})
+                    **node_cfg_for(up), "node": {**node_cfg, "bootstrap": [seeder_addr]}})
                 leechers.append(await sim.start(sim_node))
             with trio.fail_after(120):
                 while not all(len(node.peers) >= 1 for node in leechers):  # noqa: ASYNC110
@@ -138,7 +153,8 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
         raise SystemExit("the swarm did not finish within the simulated hour")
     return {
         "n": n, "size_bytes": size, "loss": loss, "seed": seed, "piece_kib": piece_kib,
-        "block_kib": block_kib, "max_peers": max_peers,
+        "block_kib": block_kib, "max_peers": max_peers, "upload_limit": upload_limit,
+        "swarm": swarm or {}, "rudp": rudp or {},
         "seconds": round(result["seconds"], 3),
         "mean_seconds": round(result["mean_seconds"], 3),
         "bound_seconds": round(b["bound_seconds"], 3),
@@ -152,6 +168,13 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
     }
 
 
+def _settings(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs (TOML values) as a config section."""
+    import tomllib
+
+    return tomllib.loads("\n".join(pairs)) if pairs else {}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="N=20, 4 MB")
@@ -162,12 +185,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--piece-kib", type=int, default=256, help="store piece size")
     parser.add_argument("--block-kib", type=int, default=16, help="swarm request size")
     parser.add_argument("--max-peers", type=int, default=30, help="peers per leecher")
+    parser.add_argument("--upload-limit", type=float, default=0.0, metavar="FRACTION",
+                        help="every node sets cfg.upload_limit_kbps to this fraction of its "
+                             "uplink (0 = unlimited, the default)")
+    parser.add_argument("--swarm", action="append", default=[], metavar="KEY=VALUE",
+                        help="a [swarm] setting for every node (TOML value), repeatable")
+    parser.add_argument("--rudp", action="append", default=[], metavar="KEY=VALUE",
+                        help="a [rudp] setting for every node (TOML value), repeatable")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     n = args.n or (20 if args.quick else 100)
     size = int((args.size_mb or (4 if args.quick else 8)) * 1e6)
     out = run(n, size, args.seed, args.loss, args.verbose, piece_kib=args.piece_kib,
-              block_kib=args.block_kib, max_peers=args.max_peers)
+              block_kib=args.block_kib, max_peers=args.max_peers, upload_limit=args.upload_limit,
+              swarm=_settings(args.swarm), rudp=_settings(args.rudp))
     print(f"N={n} leechers, F={size / 1e6:.1f} MB, seeder {SEEDER_UP_MBIT:g} Mbit/s up, "
           f"leechers {'/'.join(f'{u:g}' for u in UPLOAD_CHOICES_MBIT)} Mbit/s up, "
           f"{DOWN_MBIT:g} Mbit/s down, {LATENCY * 1000:g} ms per link, "
