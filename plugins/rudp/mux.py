@@ -290,7 +290,7 @@ class Multiplexer:
 
     def handle_timer(self, now: float) -> None:
         timers, armed = self._timers, self._armed
-        fired = False
+        heartbeat = False
         while timers and timers[0][0] <= now:
             t, _, conn = heapq.heappop(timers)
             if armed.get(conn) != t:
@@ -298,9 +298,12 @@ class Multiplexer:
             del armed[conn]
             self._dirty[conn] = None  # re-armed by the flush that follows
             if conn.get_timer() <= now:
+                heartbeat = heartbeat or conn.heartbeat_deadline <= now
                 conn.handle_timer(now)
-                fired = True
-        if fired and self._heartbeat_slack:
+        # Only a heartbeat's own wake-up takes the others along: a bulk session's pacing
+        # timer fires hundreds of times a second and would send every quiet session's PING
+        # early each time (a PING every heartbeat minus slack instead of every heartbeat).
+        if heartbeat and self._heartbeat_slack:
             self._send_heartbeats_due_soon(now + self._heartbeat_slack)
 
     def _send_heartbeats_due_soon(self, horizon: float) -> None:

@@ -316,3 +316,31 @@ def test_without_slack_each_session_pings_on_its_own_schedule() -> None:
 def test_heartbeat_slack_must_be_below_the_heartbeat() -> None:
     with pytest.raises(ConfigError, match="heartbeat_slack_ms"):
         RudpConfig(heartbeat_ms=500, heartbeat_slack_ms=500)
+
+
+def test_a_busy_session_does_not_make_the_quiet_ones_ping_more_often() -> None:
+    # Only a heartbeat's wake-up takes the other heartbeats along: the pacing timer of a
+    # bulk transfer fires hundreds of times a second and would otherwise send every quiet
+    # session's PING up to heartbeat_slack_ms early, every time.
+    net = FakeNet(seed=12, rate=200_000)
+    a, conns = _opener_with_peers(net, RudpConfig(heartbeat_slack_ms=250), 4)
+    bulk, quiet = conns[0], conns[1:]
+    pings: dict[object, int] = {}
+
+    def count(data: bytes, s, d) -> bool:  # type: ignore[no-untyped-def]
+        if s == A and data[2] == PING:
+            pings[d] = pings.get(d, 0) + 1
+        return False
+
+    net.drop = count
+    for _ in range(200):  # 20 s with always something queued on the bulk session
+        while bulk.can_send:
+            bulk.send(b"x" * 50_000, 1)
+        net.run_for(0.1)
+        for peer in net.hosts.values():
+            if peer is not a:
+                for conn in list(peer.connections.values()):
+                    drain(conn, [])
+    assert all(c.is_established for c in conns)
+    for conn in quiet:
+        assert 17 <= pings.get(conn.remote, 0) <= 21  # about one a second, not 1 / 0.75 s
