@@ -48,7 +48,7 @@ from ._errors import NoProvidersError, P2PDisabledError, SwarmError
 from ._picker import Block
 from ._pipeline import MIN_DEPTH, RateMeter, pipeline_depth
 from ._seeding import InitialSeeding
-from ._state import Link, PeerState, Torrent
+from ._state import Link, PeerState, Torrent, stale_members
 
 log = logging.getLogger("p2pkit.swarm")
 
@@ -59,6 +59,7 @@ SESSION_BACKLOG_S = 0.05  # seconds of a session's rate handed to the transport 
 MIN_SESSION_RATE = 16 * 1024.0  # bytes/s assumed for a session that has no rate yet
 STEAL_MIN_S = 0.2  # never move a request younger than this to another peer
 REFUSED_AFTER_S = 2.0  # a member that has not answered our bitfield this long refused us
+STALE_AFTER_S = 2.0  # a member of no use either way is shown our bitfield again this often
 # In endgame a peer is given duplicates of others' blocks only while it has fewer than
 # this many requests of its own in flight: enough to keep it busy, not so many that every
 # peer re-sends the whole tail (each duplicate costs someone's uplink).
@@ -282,6 +283,7 @@ class SwarmProvider:
                     self._rechoke(t)
                     if t.active:
                         self._expire_requests(t, now)
+                        self._refresh_stale(t, now)
                         for pid in list(t.peers):
                             self._fill(t, pid)
                         self._report(t, now)
@@ -385,6 +387,7 @@ class SwarmProvider:
             ps = t.peers[peer.id] = PeerState(self._link(peer), joined_at=self._now())
         if not ps.bitfield_sent:
             ps.bitfield_sent = True
+            ps.asked_at = self._now()
             seeding = t.seeding
             if seeding is not None and seeding.active(t.picker.availability):
                 shown = seeding.offer(peer.id, ps.pieces, t.picker.availability)
@@ -393,6 +396,15 @@ class SwarmProvider:
             else:
                 ps.link.send(t.bitfield())
         return ps
+
+    def _refresh_stale(self, t: Torrent, now: float) -> None:
+        """Show our bitfield again to members that may have dropped us (see
+        :func:`stale_members`), so one that finished meanwhile can serve us."""
+        for pid in stale_members(t.peers, now, after=STALE_AFTER_S):
+            ps = t.peers[pid]
+            ps.bitfield_sent = False
+            self.counters["stale_members_asked"] += 1
+            self._join(t, ps.peer)
 
     def _seeding_news(self, t: Torrent, ps: PeerState, pieces: Iterable[int]) -> None:
         """Initial seeding: ``ps`` announced ``pieces``; show it more, or reveal all once

@@ -78,6 +78,7 @@ class PeerState:
 
     link: Link
     joined_at: float = 0.0
+    asked_at: float = float("-inf")  # when we last sent it our bitfield
     pieces: list[bool] | None = None  # their bitfield, once received
     bitfield_sent: bool = False
     am_choking: bool = True
@@ -95,6 +96,21 @@ class PeerState:
     @property
     def is_seed(self) -> bool:
         return self.pieces is not None and all(self.pieces)
+
+
+def stale_members(peers: dict[str, PeerState], now: float, *, after: float) -> list[str]:
+    """Members of a downloader's swarm whose view may be out of date: neither side wants
+    anything, the member is not known to be a seed, and we last showed it our bitfield
+    ``after`` seconds ago or more.
+
+    A member that drops *us* to make room in its own full swarm tells us only Choke, and
+    then stops sending us its news (Have): to us it stays a member with the few pieces it
+    had, taking one of our slots for nothing while it may long be a seed. Showing it our
+    bitfield again asks it to take us back; if it does, its answer is its real bitfield.
+    """
+    return [pid for pid, ps in peers.items()
+            if ps.pieces is not None and not ps.is_seed and not ps.am_interested
+            and not ps.peer_interested and now - ps.asked_at >= after]
 
 
 class Torrent:
@@ -153,4 +169,4 @@ class Torrent:
                 and offset + length <= self.manifest.piece_length(piece))
 
 
-__all__ = ["Link", "PeerState", "Torrent"]
+__all__ = ["Link", "PeerState", "Torrent", "stale_members"]
