@@ -60,6 +60,7 @@ class Bbr:
         self._cwnd_gain = STARTUP_GAIN
         self._bw_samples: list[tuple[int, float]] = []  # (round, max rate in that round)
         self.btl_bw = 0.0
+        self._bw_measured = False  # a sample that was not app-limited arrived
         self.min_rtt = 0.0
         self._min_rtt_stamp = 0.0
         self._round = 0
@@ -94,6 +95,8 @@ class Bbr:
             self._round += 1
             new_round = True
         rate = sample.delivery_rate
+        if rate > 0 and not sample.is_app_limited:
+            self._bw_measured = True
         if rate > 0 and (not sample.is_app_limited or rate >= self.btl_bw):
             samples = self._bw_samples
             if samples and samples[-1][0] == self._round:
@@ -201,7 +204,14 @@ class Bbr:
             if self.in_recovery and self._round < self._conservation_round:
                 cwnd = max(cwnd, bytes_in_flight + acked_bytes)  # packet conservation
             self.cwnd = max(cwnd, floor)
-        self.pacing_rate = self._pacing_gain * self.btl_bw
+        rate = self._pacing_gain * self.btl_bw
+        if not self._bw_measured and self.min_rtt > 0:
+            # Only app-limited samples so far (small messages): they say how fast the
+            # application talked, not how fast the path is. Pace at least like the initial
+            # window per round trip (Linux starts there) — one small request measured at
+            # ~1 KB/s paced the next message seconds behind.
+            rate = max(rate, STARTUP_GAIN * self._initial_cwnd / self.min_rtt)
+        self.pacing_rate = rate
 
     def on_loss(self, now: float, lost_bytes: int, newest_lost_sent_time: float, bytes_in_flight: int) -> None:
         # The model ignores loss (random loss must not shrink the rate); the window only
@@ -220,6 +230,7 @@ class Bbr:
         self.cwnd = MIN_CWND_PACKETS * self.mss
         self._bw_samples.clear()
         self.btl_bw = 0.0
+        self._bw_measured = False
         self._state = "startup"
         self._pacing_gain = STARTUP_GAIN
         self._cwnd_gain = STARTUP_GAIN

@@ -21,6 +21,9 @@ class RudpConfig:
     """Reliable UDP transport settings (times in milliseconds, sizes in bytes)."""
 
     heartbeat_ms: int = attrs.field(default=1000, validator=_positive)
+    # One ACK per this many in-order data packets (or after 5 ms), as TCP and QUIC do: on a
+    # slow uplink the ACKs of a node's downloads otherwise take a third of it. 1 = every one.
+    ack_every: int = attrs.field(default=2, validator=_positive)
     # A PING due within this long of one being sent leaves with it (timer slack): a node's
     # quiet sessions then share wake-ups instead of each waking it on its own schedule.
     # Default: a quarter of heartbeat_ms.

@@ -60,7 +60,7 @@ from .packet import (
 )
 from .ranges import ReceivedRanges
 from .recovery import P_DATA, P_SEQ, P_SIZE, LossRecovery
-from .rtt import RttEstimator
+from .rtt import MAX_ACK_DELAY, RttEstimator
 from .stats import RateMeter
 from .streams import RecvStreams, SendStreams
 
@@ -144,8 +144,12 @@ class Connection:
         self._tokens = 0.0
         self._pace_time = now
         self._pace_wait = 0.0
-        self._ack_pending = False
+        self._ack_pending = False  # an ACK goes out with the next flush
+        self._acks_owed = 0  # in-order data packets received and not yet acknowledged
+        self._ack_every = config.ack_every
+        self._ack_deadline = math.inf  # when owed acks must go even if fewer than ack_every
         self._echo = 0
+        self._echo_at = now  # when _echo arrived: the hold time is added to what we echo
         self._control: list[bytes] = []  # handshake/close/ping packets to send next
         self._hs_deadline = now
         self._hs_attempts = 0
@@ -295,6 +299,7 @@ class Connection:
         self.rcv = ReceivedRanges(h[H_SEQ])
         self.peer_max_data = h[H_MAXDATA]
         self._echo = h[H_TS]
+        self._echo_at = now
         self.last_recv_time = now
         if self.state is SYN_SENT:
             self._hs_attempts = 0
@@ -321,6 +326,7 @@ class Connection:
             self.rcv = ReceivedRanges(h[H_SEQ])
         self.peer_max_data = max(self.peer_max_data, h[H_MAXDATA])
         self._echo = h[H_TS]
+        self._echo_at = now
         self._control.clear()
         self._ack_pending = True
         self._establish(h, now)
@@ -364,13 +370,20 @@ class Connection:
                 or h[H_MAXDATA] > self.peer_max_data
             ) and not self._on_ack_fields(h, None, now):
                 return
-            self._ack_pending = True
             self._echo = h[H_TS]
+            self._echo_at = now
             if seq == nxt and not rcv.ranges:
                 rcv.next = seq + 1
                 new = True
+                self._acks_owed += 1
+                if self._acks_owed >= self._ack_every:
+                    self._ack_pending = True
+                elif self._acks_owed == 1:
+                    self._ack_deadline = now + MAX_ACK_DELAY
             else:
+                # out of order, filling a gap or a duplicate: acknowledged at once
                 new = rcv.add(seq)
+                self._ack_pending = True
             if new:
                 size = len(data)
                 if size > FAST_FRAME_MIN and data[HEADER_SIZE] == STREAM_FRAME:
@@ -407,6 +420,7 @@ class Connection:
             self._on_ack_fields(h, None, now)
             self._ack_pending = True
             self._echo = h[H_TS]
+            self._echo_at = now
         elif ptype == SYN_ACK:
             self._on_syn_ack(h, data, now)
         elif ptype == FIN:
@@ -489,8 +503,21 @@ class Connection:
         ack = rcv.next if rcv is not None else 0
         return encode_header(
             ptype, 0, self.peer_cid, self.recovery.snd_nxt, ack, 0, self.recv_streams.max_data,
-            self._ts(now), self._echo,
+            self._ts(now), self._echo_value(now),
         )
+
+    def _echo_value(self, now: float) -> int:
+        """The peer's last timestamp plus how long we held it, so the RTT it computes from
+        our echo leaves out our ACK delay (what QUIC's ack_delay field does)."""
+        if not self._echo:
+            return 0
+        return (self._echo + int((now - self._echo_at) * MICROS)) & SEQ_MASK
+
+    def _acked_now(self) -> None:
+        """A packet carrying our ack fields is leaving: nothing is owed any more."""
+        self._ack_pending = False
+        self._acks_owed = 0
+        self._ack_deadline = math.inf
 
     def datagrams_to_send(self, now: float, out: list[tuple[bytes, Address]]) -> None:
         """Append everything this connection wants to send now to ``out``."""
@@ -541,13 +568,14 @@ class Connection:
         recovery = self.recovery
         if recovery.bytes_in_flight < self.cc.cwnd:
             recovery.mark_app_limited()
-        self._ack_pending = False
+        self._acked_now()
         self._pace_wait = 0.0
         max_data = self.recv_streams.update_max_data()
         self.recv_streams.advertised = max_data
         packet = HEADER.pack(
             MAGIC, VERSION, ACK, 0, self.peer_cid, recovery.snd_nxt & SEQ_MASK,
-            self.rcv.next & SEQ_MASK, 0, max_data, int(now * MICROS) & SEQ_MASK, self._echo,  # type: ignore[union-attr]
+            self.rcv.next & SEQ_MASK, 0, max_data, int(now * MICROS) & SEQ_MASK,  # type: ignore[union-attr]
+            self._echo_value(now),
         )
         out.append((packet, self.remote))
         self.last_send_time = now
@@ -568,7 +596,7 @@ class Connection:
         bits = rcv.ack_bits()
         max_data = self.recv_streams.update_max_data()
         ts = int(now * MICROS) & SEQ_MASK
-        echo = self._echo
+        echo = self._echo_value(now)
         cid = self.peer_cid
         mtu = self.max_datagram
         room = mtu - HEADER_SIZE
@@ -660,7 +688,9 @@ class Connection:
             if sacks or not sent_any:
                 payload = encode_sack_frame(sacks) if sacks else b""
                 out.append((pack(MAGIC, VERSION, ACK, 0, cid, recovery.snd_nxt & SEQ_MASK, ack, bits, max_data, ts, echo) + payload, addr))
-            self._ack_pending = False
+            self._acked_now()
+        elif sent_any and self._acks_owed:
+            self._acked_now()  # the data packets carried the acks
 
     def _maybe_send_fin(self, now: float, out: list[tuple[bytes, Address]]) -> None:
         if self.send_streams.queued_bytes or self.recovery.sent:
@@ -687,6 +717,8 @@ class Connection:
             loss = self.recovery.get_timer()
             if loss < t:
                 t = loss
+        if self._acks_owed and self._ack_deadline < t:
+            t = self._ack_deadline
         if state is FIN_WAIT:
             return min(t, self._fin_deadline)
         heartbeat = self.last_send_time + self._heartbeat
@@ -732,6 +764,8 @@ class Connection:
                 else:
                     self._queue_syn_ack(now)
             return
+        if self._acks_owed and now >= self._ack_deadline:
+            self._ack_pending = True
         if state is FIN_WAIT and now >= self._fin_deadline:
             if self._fin_attempts >= FIN_RETRIES:
                 self._set_closed("close timed out")

@@ -199,3 +199,20 @@ def test_bbr_repairs_losses_within_what_is_delivered() -> None:
                             rtt=0.05, min_rtt=0.05, srtt=0.05, newest_sent_time=now + 0.1 + i * 0.01)
         cc.on_ack(now + 0.1 + i * 0.01, 2 * MSS, sample, cc.cwnd)
     assert cc.cwnd >= before * 0.9
+
+
+def test_small_exchanges_do_not_pace_a_new_session_to_a_crawl() -> None:
+    # Linux BBR: until the bottleneck is found the pacing rate only grows, from the initial
+    # window per round trip. A first exchange of one small message is an app-limited
+    # sample of ~1 KB/s; pacing at 2.9x that made the next small message wait over a
+    # second behind the pacer.
+    net = FakeNet(seed=4, delay=0.030)
+    _, _, ca, cb = connected_pair(net)
+    got: list[tuple[int, bytes]] = []
+    for i in range(5):
+        start = net.now
+        ca.send(b"one small request", 1)
+        assert net.run_until(lambda i=i: drain(cb, got) >= 0 and len(got) > i, 2.0)
+        assert net.now - start <= 0.031  # one way across, no pacer delay
+        net.run_for(0.5)
+    assert ca.cc.pacing_rate >= 2 * 32 * 1400 / 0.060  # gain x initial window / RTT
