@@ -457,7 +457,9 @@ class Network:
                 b = int((now - self.epoch) / self.bin_seconds)
                 try:
                     for endpoint, batch in batches.items():
-                        nbytes = sum(len(d) for d, _a in batch)
+                        # most batches hold one datagram: skip the generator for them
+                        nbytes = (len(batch[0][0]) if len(batch) == 1
+                                  else sum(len(d) for d, _a in batch))
                         self.datagrams_delivered += len(batch)
                         self.bytes_delivered += nbytes
                         bins[b] = bins.get(b, 0) + nbytes
