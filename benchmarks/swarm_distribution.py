@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from p2pkit.plugins.swarm._provider import SwarmConfig
 from p2pkit.simulator import LinkProfile, LossSpec, Simulation
 
 MBIT = 1e6
@@ -68,7 +69,7 @@ def bounds(size: int, n: int, seeder_up: float, ups: list[float], down: float) -
 
 
 def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: int = 256,
-        block_kib: int = 16, max_peers: int = 30, upload_limit: float = 0.0,
+        block_kib: int = 16, max_peers: int | None = None, upload_limit: float = 0.0,
         swarm: dict[str, Any] | None = None, rudp: dict[str, Any] | None = None) -> dict[str, Any]:
     rng = random.Random(seed)
     ups = [rng.choice(UPLOAD_CHOICES_MBIT) * MBIT for _ in range(n)]
@@ -79,7 +80,10 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
     # introduces them to each other.
     node_cfg = {"disable": ["flooding", "kademlia"]}
     cfg = {"cfg": {"max_connections": n + 10},
-           "swarm": {"max_peers": max_peers, "block_size": block_kib * 1024, **(swarm or {})},
+           "swarm": {"block_size": block_kib * 1024,
+                     # None: the plugin's default (what a user gets), as for every other key
+                     **({"max_peers": max_peers} if max_peers is not None else {}),
+                     **(swarm or {})},
            **({"rudp": rudp} if rudp else {}),
            "store": {"piece_size": piece_kib * 1024}, "node": node_cfg}
 
@@ -153,7 +157,8 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
         raise SystemExit("the swarm did not finish within the simulated hour")
     return {
         "n": n, "size_bytes": size, "loss": loss, "seed": seed, "piece_kib": piece_kib,
-        "block_kib": block_kib, "max_peers": max_peers, "upload_limit": upload_limit,
+        "block_kib": block_kib, "max_peers": max_peers or SwarmConfig().max_peers,
+        "upload_limit": upload_limit,
         "swarm": swarm or {}, "rudp": rudp or {},
         "seconds": round(result["seconds"], 3),
         "mean_seconds": round(result["mean_seconds"], 3),
@@ -184,7 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loss", type=float, default=0.0, help="packet loss on every link")
     parser.add_argument("--piece-kib", type=int, default=256, help="store piece size")
     parser.add_argument("--block-kib", type=int, default=16, help="swarm request size")
-    parser.add_argument("--max-peers", type=int, default=30, help="peers per leecher")
+    parser.add_argument("--max-peers", type=int, default=None,
+                        help="swarm members per node (default: the plugin's, 40)")
     parser.add_argument("--upload-limit", type=float, default=0.0, metavar="FRACTION",
                         help="every node sets cfg.upload_limit_kbps to this fraction of its "
                              "uplink (0 = unlimited, the default)")
