@@ -128,6 +128,20 @@ class FakeNet:
         self.now = max(self.now, end)
 
 
+def send_times(net: FakeNet, src: Address, ptype: int) -> list[float]:
+    """From now on, the times at which ``src`` sends packets of type ``ptype`` (it takes
+    over ``net.drop`` and drops nothing)."""
+    times: list[float] = []
+
+    def record(data: bytes, s: Address, d: Address) -> bool:
+        if s == src and data[2] == ptype:
+            times.append(net.now)
+        return False
+
+    net.drop = record
+    return times
+
+
 A: Address = ("10.0.0.1", 1000)
 B: Address = ("10.0.0.2", 2000)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from p2pkit.plugins.rudp import RudpConfig
 from p2pkit.plugins.rudp.packet import ACK, DATA
 
-from .fakenet import A, B, FakeNet, connected_pair, drain
+from .fakenet import A, B, FakeNet, connected_pair, drain, send_times
 
 
 def _count(net: FakeNet) -> dict[tuple[object, int], int]:
@@ -55,14 +55,7 @@ def test_losses_are_reported_at_once_and_the_transfer_completes() -> None:
 def test_a_lone_packet_is_acked_within_the_delay_and_rtt_excludes_the_hold() -> None:
     net = FakeNet(seed=4, delay=0.030)  # 60 ms round trip
     _, _, ca, cb = connected_pair(net)
-    times: list[float] = []
-
-    def record(data: bytes, s, d) -> bool:  # type: ignore[no-untyped-def]
-        if s == B and data[2] == ACK:
-            times.append(net.now)
-        return False
-
-    net.drop = record
+    times = send_times(net, B, ACK)
     for _ in range(20):
         start = net.now
         times.clear()

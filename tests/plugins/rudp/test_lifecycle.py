@@ -20,7 +20,7 @@ from p2pkit.plugins.rudp.packet import (
 
 from p2pkit import ConfigError, SessionClosed
 
-from .fakenet import A, B, FakeNet, connected_pair, drain
+from .fakenet import A, B, FakeNet, connected_pair, drain, send_times
 
 ESTABLISHED = ConnectionState.ESTABLISHED
 CLOSED = ConnectionState.CLOSED
@@ -271,18 +271,6 @@ def _opener_with_peers(net: FakeNet, config: RudpConfig, count: int):  # type: i
     return a, conns
 
 
-def _ping_times(net: FakeNet) -> list[float]:
-    times: list[float] = []
-
-    def record(data: bytes, s, d) -> bool:  # type: ignore[no-untyped-def]
-        if s == A and data[2] == PING:
-            times.append(net.now)
-        return False
-
-    net.drop = record
-    return times
-
-
 def test_a_nodes_heartbeats_share_wakeups_within_the_slack() -> None:
     # Linux-style timer slack: a PING due within heartbeat_slack_ms of one that is being
     # sent goes with it, so a node with many quiet sessions wakes once per heartbeat, not
@@ -290,7 +278,7 @@ def test_a_nodes_heartbeats_share_wakeups_within_the_slack() -> None:
     net = FakeNet(seed=11)
     # six sessions opened 137 ms apart: their heartbeats span 685 ms of each second
     _a, conns = _opener_with_peers(net, RudpConfig(heartbeat_slack_ms=250), 6)
-    times = _ping_times(net)
+    times = send_times(net, A, PING)
     net.run_for(5.0)  # settle into groups
     times.clear()
     net.run_for(20.0)
@@ -306,7 +294,7 @@ def test_a_nodes_heartbeats_share_wakeups_within_the_slack() -> None:
 def test_without_slack_each_session_pings_on_its_own_schedule() -> None:
     net = FakeNet(seed=11)
     _a, _conns = _opener_with_peers(net, RudpConfig(heartbeat_slack_ms=0), 6)
-    times = _ping_times(net)
+    times = send_times(net, A, PING)
     net.run_for(5.0)
     times.clear()
     net.run_for(20.0)
