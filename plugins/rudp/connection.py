@@ -521,37 +521,34 @@ class Connection:
 
     def datagrams_to_send(self, now: float, out: list[tuple[bytes, Address]]) -> None:
         """Append everything this connection wants to send now to ``out``."""
-        if not (
-            self._reset_pending or self._control or self._ack_pending or self.recovery.lost
+        anything_but_an_ack = (
+            self._reset_pending or self._control or self.recovery.lost
             or self.send_streams.queued_bytes or self._close_requested
-        ):
+        )
+        if not (anything_but_an_ack or self._ack_pending):
             # the common case once an ACK has been taken in: nothing at all to say
             self._pace_wait = 0.0
             return
-        if (
-            self._ack_pending and self.state is ESTABLISHED and not self.rcv.ranges  # type: ignore[union-attr]
-            and not (self._reset_pending or self._control or self.recovery.lost
-                     or self.send_streams.queued_bytes or self._close_requested)
-        ):
-            self._send_bare_ack(now, out)
-            return
         addr = self.remote
         n_before = len(out)
-        if self._reset_pending:
-            self._reset_pending = False
-            out.append((self._small_packet(RESET, now), addr))
-        if self._control:
-            for packet in self._control:
-                out.append((packet, addr))
-            self._control.clear()
         state = self.state
-        if state is ESTABLISHED or state is FIN_WAIT:
-            if self._ack_pending or self.recovery.lost or self.send_streams.queued_bytes:
-                self._send_data(now, out)
-            else:
-                self._pace_wait = 0.0  # nothing waits for the pacer
-            if self._close_requested and state is ESTABLISHED:
-                self._maybe_send_fin(now, out)
+        if not anything_but_an_ack and state is ESTABLISHED and not self.rcv.ranges:  # type: ignore[union-attr]
+            self._send_bare_ack(now, out)
+        else:
+            if self._reset_pending:
+                self._reset_pending = False
+                out.append((self._small_packet(RESET, now), addr))
+            if self._control:
+                for packet in self._control:
+                    out.append((packet, addr))
+                self._control.clear()
+            if state is ESTABLISHED or state is FIN_WAIT:
+                if self._ack_pending or self.recovery.lost or self.send_streams.queued_bytes:
+                    self._send_data(now, out)
+                else:
+                    self._pace_wait = 0.0  # nothing waits for the pacer
+                if self._close_requested and state is ESTABLISHED:
+                    self._maybe_send_fin(now, out)
         if len(out) > n_before:
             self.last_send_time = now
             self.packets_sent += len(out) - n_before
@@ -563,8 +560,8 @@ class Connection:
 
     def _send_bare_ack(self, now: float, out: list[tuple[bytes, Address]]) -> None:
         """Only an ACK to send, nothing lost or queued, no gaps to report: the answer to a
-        heartbeat PING. The same packet and bookkeeping as ``_send_data`` would produce,
-        without its pacing and window set-up."""
+        heartbeat PING. The same packet as ``_send_data`` would produce, without its pacing
+        and window set-up."""
         recovery = self.recovery
         if recovery.bytes_in_flight < self.cc.cwnd:
             recovery.mark_app_limited()
@@ -578,12 +575,6 @@ class Connection:
             self._echo_value(now),
         )
         out.append((packet, self.remote))
-        self.last_send_time = now
-        self.packets_sent += 1
-        self.bytes_sent += len(packet)
-        rates = self.rates
-        if now >= rates.next_sample:
-            rates.sample(now, self.bytes_sent, self.bytes_received)
 
     def _send_data(self, now: float, out: list[tuple[bytes, Address]]) -> None:
         recovery = self.recovery
