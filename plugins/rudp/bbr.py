@@ -226,21 +226,19 @@ class Bbr:
             self.cwnd = max(self.cwnd - lost_bytes, floor)
 
     def on_rto(self, now: float) -> None:
-        # A whole RTO without acks: the model may be stale (path change); restart gently.
+        # A whole RTO without acks. Like Linux BBR (which keeps its model through
+        # TCP_CA_Loss), only the window collapses: everything in flight was declared lost
+        # and is repaired from the minimum window, growing by what is acknowledged. The
+        # model stays: on a swarm node's shared uplink most RTOs come from a queue that
+        # briefly held the acks, and a restart from startup (the old rule) then paced at
+        # 2.9x the initial window per RTT into that very queue. A model that did go stale
+        # (path change) ages out of the max filter within ten rounds.
         self.cwnd = MIN_CWND_PACKETS * self.mss
-        self._bw_samples.clear()
-        self.btl_bw = 0.0
-        self._bw_measured = False
-        self._state = "startup"
-        self._pacing_gain = STARTUP_GAIN
-        self._cwnd_gain = STARTUP_GAIN
+        self.in_recovery = True
+        self._recovery_start = now
+        self._conservation_round = self._round + 1
         self._full_bw = 0.0
         self._full_bw_rounds = 0
-        self._extra_samples.clear()
-        self.extra_acked = 0
-        self.pacing_rate = 0.0
-        self._full_bw_reached = False
-        self.in_recovery = False
 
 
 register_congestion_controller("bbr", Bbr)

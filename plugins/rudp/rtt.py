@@ -32,8 +32,10 @@ class RttEstimator:
         else:
             self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - sample)
             self.srtt = 0.875 * self.srtt + 0.125 * sample
-        rto = self.srtt + max(CLOCK_GRANULARITY, 4 * self.rttvar)
-        self._base_rto = min(max(rto, self.min_rto), self.max_rto)
+        # Linux's rule (tcp_set_rto), not RFC 6298's max(rto, min_rto): the floor bounds
+        # the variance term, so the timeout always leaves min_rto beyond the smoothed RTT.
+        rto = self.srtt + max(CLOCK_GRANULARITY, 4 * self.rttvar, self.min_rto)
+        self._base_rto = min(rto, self.max_rto)
 
     @property
     def rto(self) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from p2pkit.plugins.rudp import RudpConfig, congestion_controllers, register_congestion_controller
-from p2pkit.plugins.rudp.bbr import Bbr
+from p2pkit.plugins.rudp.bbr import MIN_CWND_PACKETS, Bbr
 from p2pkit.plugins.rudp.congestion import RateSample, congestion_factory
 from p2pkit.plugins.rudp.newreno import NewReno
 
@@ -216,3 +216,29 @@ def test_small_exchanges_do_not_pace_a_new_session_to_a_crawl() -> None:
         assert net.now - start <= 0.031  # one way across, no pacer delay
         net.run_for(0.5)
     assert ca.cc.pacing_rate >= 2 * 32 * 1400 / 0.060  # gain x initial window / RTT
+
+
+def test_bbr_keeps_its_model_through_a_retransmission_timeout() -> None:
+    """Linux BBR keeps the model through an RTO; only the window collapses. Restarting
+    from startup (the old rule) paced at 2.9x the initial window per RTT into the very
+    queue whose delay had caused the timeout (swarm N = 100: 23 000 timeouts)."""
+    cc = _bbr_with_model()
+    state, bw, min_rtt, pacing = cc.state, cc.btl_bw, cc.min_rtt, cc.pacing_rate
+    assert state != "startup"
+    now = 2.0
+    cc.on_rto(now)
+    assert cc.cwnd == MIN_CWND_PACKETS * MSS  # everything in flight was declared lost
+    assert (cc.state, cc.btl_bw, cc.min_rtt, cc.pacing_rate) == (state, bw, min_rtt, pacing)
+    assert cc.in_recovery
+    total = 10**6
+    for i in range(100):  # acks of the repair: the window grows back by what they deliver
+        total += 2 * MSS
+        sample = RateSample(delivered=2 * MSS, interval=0.05, delivery_rate=1e6,
+                            prior_delivered=total - 2 * MSS, total_delivered=total,
+                            rtt=0.05, min_rtt=0.05, srtt=0.05,
+                            newest_sent_time=now + 0.01 + i * 0.01)
+        before = cc.cwnd
+        cc.on_ack(now + 0.05 + i * 0.01, 2 * MSS, sample, cc.cwnd)
+        assert cc.cwnd <= before + 2 * MSS
+    assert not cc.in_recovery
+    assert cc.cwnd > 20 * MSS
