@@ -9,7 +9,10 @@ verified. Compared in the same run with
 * the client-server time max(N·F/u_s, F/d_min) (the seeder alone serving everyone).
 
     python -m benchmarks.swarm_distribution [--quick] [-n N] [--size-mb F] [--seed S]
-        [--upload-limit FRACTION] [--swarm KEY=VALUE ...] [--rudp KEY=VALUE ...]
+        [--upload-limit FRACTION] [--swarm KEY=VALUE ...] [--rudp KEY=VALUE ...] [--timeline]
+
+``--timeline`` prints, every half virtual second, how busy the uplinks were (by upload
+class) and how much verified content the leechers held: where the time goes.
 
 ``--upload-limit`` is a separate configuration (every node sets ``cfg.upload_limit_kbps``
 to that fraction of its uplink), never the headline figure; ``--swarm``/``--rudp`` set a
@@ -70,7 +73,8 @@ def bounds(size: int, n: int, seeder_up: float, ups: list[float], down: float) -
 
 def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: int = 256,
         block_kib: int = 16, max_peers: int | None = None, upload_limit: float = 0.0,
-        swarm: dict[str, Any] | None = None, rudp: dict[str, Any] | None = None) -> dict[str, Any]:
+        swarm: dict[str, Any] | None = None, rudp: dict[str, Any] | None = None,
+        timeline: bool = False) -> dict[str, Any]:
     rng = random.Random(seed)
     ups = [rng.choice(UPLOAD_CHOICES_MBIT) * MBIT for _ in range(n)]
     b = bounds(size, n, SEEDER_UP_MBIT * MBIT, ups, DOWN_MBIT * MBIT)
@@ -128,6 +132,8 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
             async with trio.open_nursery() as nursery:
                 for i, node in enumerate(leechers):
                     nursery.start_soon(fetch, f"l{i}", node)
+                if timeline:
+                    nursery.start_soon(_timeline, sim, t0, ups, leechers, manifest, finished)
             result["seconds"] = max(finished.values())
             result["mean_seconds"] = sum(finished.values()) / len(finished)
             result["seeder_uploaded"] = sum(seeder.swarm.bytes_to_peers.values())
@@ -173,6 +179,33 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
     }
 
 
+TIMELINE_STEP = 0.5
+
+
+async def _timeline(sim: Simulation, t0: float, ups: list[float], leechers: list[Any],
+                    manifest: Any, finished: dict[str, float]) -> None:
+    """Every TIMELINE_STEP virtual seconds until every leecher is done: the share of its
+    capacity the seeder's uplink carried, the same for each upload class of leechers, and
+    the verified bytes the leechers hold."""
+    names = ["seeder", *(f"l{i}" for i in range(len(ups)))]
+    rates = [SEEDER_UP_MBIT * MBIT, *ups]
+    groups = [("seeder", [0])] + [(f"{c / MBIT:g}M", [i + 1 for i, u in enumerate(ups) if u == c])
+                                  for c in sorted(set(ups))]
+    previous = [sim.host(name).up.bytes_sent for name in names]
+    print(f"  {'t':>5}  uplink busy: " + " ".join(f"{g:>6}" for g, _ in groups)
+          + "   held   done", file=sys.stderr)
+    total = manifest.size * len(leechers)
+    while len(finished) < len(leechers):
+        await trio.sleep(TIMELINE_STEP)
+        now = [sim.host(name).up.bytes_sent for name in names]
+        busy = [sum(now[i] - previous[i] for i in members) * 8
+                / (sum(rates[i] for i in members) * TIMELINE_STEP) for _g, members in groups]
+        previous = now
+        held = sum(node.store.progress(manifest.rid)[0] for node in leechers) * manifest.piece_size
+        print(f"  {sim.now - t0:5.1f}  {'':13}" + " ".join(f"{b:6.0%}" for b in busy)
+              + f"  {min(1.0, held / total):5.0%}  {len(finished):5d}", file=sys.stderr)
+
+
 def _settings(pairs: list[str]) -> dict[str, Any]:
     """``KEY=VALUE`` pairs (TOML values) as a config section."""
     import tomllib
@@ -198,13 +231,15 @@ def main(argv: list[str] | None = None) -> None:
                         help="a [swarm] setting for every node (TOML value), repeatable")
     parser.add_argument("--rudp", action="append", default=[], metavar="KEY=VALUE",
                         help="a [rudp] setting for every node (TOML value), repeatable")
+    parser.add_argument("--timeline", action="store_true",
+                        help="print uplink use and progress every half virtual second")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     n = args.n or (20 if args.quick else 100)
     size = int((args.size_mb or (4 if args.quick else 8)) * 1e6)
     out = run(n, size, args.seed, args.loss, args.verbose, piece_kib=args.piece_kib,
               block_kib=args.block_kib, max_peers=args.max_peers, upload_limit=args.upload_limit,
-              swarm=_settings(args.swarm), rudp=_settings(args.rudp))
+              swarm=_settings(args.swarm), rudp=_settings(args.rudp), timeline=args.timeline)
     print(f"N={n} leechers, F={size / 1e6:.1f} MB, seeder {SEEDER_UP_MBIT:g} Mbit/s up, "
           f"leechers {'/'.join(f'{u:g}' for u in UPLOAD_CHOICES_MBIT)} Mbit/s up, "
           f"{DOWN_MBIT:g} Mbit/s down, {LATENCY * 1000:g} ms per link, "
