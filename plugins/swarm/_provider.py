@@ -181,7 +181,7 @@ class SwarmProvider:
         """Seconds until the session's own send queue is short enough for the next block.
 
         Blocks are handed to the transport only a little ahead of what it can send (about
-        ``SESSION_BACKLOG_S`` of its rate, at least two blocks): the rest waits in the
+        ``SESSION_BACKLOG_S`` of its rate, at least one block): the rest waits in the
         link's upload queue, where a Cancel or a Choke still removes it and where the
         choker can see whether the uplink has spare capacity. Handed over all at once, a
         choke or a moved request would arrive after megabytes already queued.
@@ -195,7 +195,7 @@ class SwarmProvider:
             return 0.0  # a transport that does not say: no throttle
         rate = max(float(stats.get("pacing_rate_Bps", 0) or 0),
                    float(stats.get("send_rate_Bps", 0) or 0), MIN_SESSION_RATE)
-        high = max(2 * self.cfg.block_size, rate * SESSION_BACKLOG_S)
+        high = max(self.cfg.block_size, rate * SESSION_BACKLOG_S)
         if queued <= high:
             return 0.0
         return max((queued - high) / rate, 0.001)

@@ -214,4 +214,6 @@ async def test_origin_shows_few_pieces_until_all_are_out_then_everything(tmp_pat
                         nursery.start_soon(node.swarm.fetch, rid)
         assert all(node.store.is_complete(rid) for node in leechers)
         assert first_bitfields[seed.id] <= 4  # what a leecher first saw of the origin
-        assert seed.swarm.counters["initial_seeding_done"] == 1
+        # the origin learns of the last pieces from the leechers' Haves, which may still be
+        # on their way when the downloads return (seen once in 25 runs)
+        await until(lambda: seed.swarm.counters["initial_seeding_done"] == 1)
