@@ -27,6 +27,16 @@ ProgressFn = Callable[[int, int], None]  # (done, total)
 
 
 @runtime_checkable
+class QueuedMessage(Protocol):
+    """A message a session has queued (what ``Session.send`` returns)."""
+
+    def withdraw(self) -> bool:
+        """Take the message back if none of it has been sent yet: True if it never will
+        be (the peer never learns of it), False if it is (partly) on its way already."""
+        ...
+
+
+@runtime_checkable
 class Session(Protocol):
     """A reliable, message-oriented session with one remote endpoint."""
 
@@ -36,13 +46,15 @@ class Session(Protocol):
     @property
     def is_open(self) -> bool: ...
 
-    async def send(self, message: bytes, *, channel: int = CHANNEL_BULK) -> None:
-        """Queue a message; waits (backpressure) while the send buffer is full."""
+    async def send(self, message: bytes, *, channel: int = CHANNEL_BULK) -> QueuedMessage | None:
+        """Queue a message; waits (backpressure) while the send buffer is full. Returns a
+        handle to withdraw it while it waits, or None if this transport cannot."""
         ...
 
-    def send_nowait(self, message: bytes, *, channel: int = CHANNEL_BULK) -> None:
+    def send_nowait(self, message: bytes, *, channel: int = CHANNEL_BULK) -> QueuedMessage | None:
         """Queue a message without waiting; raises ``trio.WouldBlock`` while the send buffer
-        is full (nothing is queued then) and SessionClosed once the session has ended."""
+        is full (nothing is queued then) and SessionClosed once the session has ended.
+        Returns what :meth:`send` returns."""
         ...
 
     async def receive(self) -> tuple[int, bytes]:

@@ -18,7 +18,7 @@ import msgspec
 import trio
 
 from ._exceptions import RemoteProtocolError, SessionClosed
-from .capabilities import CHANNEL_CONTROL, Session, Transport
+from .capabilities import CHANNEL_CONTROL, QueuedMessage, Session, Transport
 from .demux import DatagramHandler
 from .endpoint import Address
 from .events import PeerDown, PeerUp
@@ -112,20 +112,27 @@ class Peer:
         self.closed = trio.Event()
         self.close_reason = ""
 
-    async def send(self, protocol: str, payload: bytes, *, channel: int = CHANNEL_CONTROL) -> None:
+    async def send(self, protocol: str, payload: bytes, *,
+                   channel: int = CHANNEL_CONTROL) -> QueuedMessage | None:
+        """Queue a message for ``protocol``; waits while the session's send buffer is full.
+        Returns the transport's handle to withdraw it before it leaves (None if the
+        transport has none), e.g. an upload the peer has cancelled meanwhile."""
         if self.closed.is_set():
             raise SessionClosed(f"peer {self.id[:12]} is closed ({self.close_reason})")
-        await self.session.send(encode_message(protocol, payload), channel=channel)
+        queued = await self.session.send(encode_message(protocol, payload), channel=channel)
         self.messages_out += 1
+        return queued
 
-    def send_nowait(self, protocol: str, payload: bytes, *, channel: int = CHANNEL_CONTROL) -> None:
+    def send_nowait(self, protocol: str, payload: bytes, *,
+                    channel: int = CHANNEL_CONTROL) -> QueuedMessage | None:
         """``send`` without waiting, for callers that must not block (a synchronous
         callback, a fan-out to many peers): raises ``trio.WouldBlock`` while the session's
         send buffer is full, and nothing is queued then."""
         if self.closed.is_set():
             raise SessionClosed(f"peer {self.id[:12]} is closed ({self.close_reason})")
-        self.session.send_nowait(encode_message(protocol, payload), channel=channel)
+        queued = self.session.send_nowait(encode_message(protocol, payload), channel=channel)
         self.messages_out += 1
+        return queued
 
     def close(self, reason: str = "closed") -> None:
         self._manager._drop(self, reason)

@@ -185,8 +185,9 @@ class Connection:
         """Whether ``send`` would accept a message now (the send buffer has room)."""
         return self.send_streams.queued_bytes < self.send_buffer
 
-    def send(self, message: bytes, channel: int = 1) -> None:
-        """Queue a message (any size up to the limit); data goes out via datagrams_to_send."""
+    def send(self, message: bytes, channel: int = 1) -> memoryview:
+        """Queue a message (any size up to the limit); data goes out via datagrams_to_send.
+        Returns the token :meth:`withdraw` takes."""
         if self.state not in (ESTABLISHED, SYN_SENT, SYN_RECEIVED) or self._close_requested:
             raise SessionClosed(f"cannot send: connection is {self.close_reason or self.state.value}")
         if not 0 <= channel < self.config.max_channels:
@@ -195,9 +196,14 @@ class Connection:
             raise LocalProtocolError(
                 f"message of {len(message)} bytes exceeds the {self.config.max_message_size}-byte limit"
             )
-        self.send_streams.push(channel, message)
+        token = self.send_streams.push(channel, message)
         if self._on_activity is not None:
             self._on_activity(self)
+        return token
+
+    def withdraw(self, channel: int, token: memoryview) -> bool:
+        """Take back a queued message none of whose bytes has left (see SendStreams)."""
+        return self.send_streams.withdraw(channel, token)
 
     def next_message(self) -> tuple[int, bytes] | None:
         """Take the next received message (lowest channel first), or None."""

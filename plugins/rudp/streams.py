@@ -49,12 +49,14 @@ class SendStreams:
         self.chunk_channel = 0  # frame of the last bulk_chunks
         self.chunk_offset = 0
 
-    def push(self, channel: int, message: bytes) -> None:
+    def push(self, channel: int, message: bytes) -> memoryview:
+        """Queue ``message``; returns its token for :meth:`withdraw`."""
         ch = self._channels.get(channel)
         if ch is None:
             ch = self._channels[channel] = _SendChannel(channel)
         size = len(message)
-        ch.pieces.append(memoryview(size.to_bytes(LENGTH_PREFIX, "big")))
+        token = memoryview(size.to_bytes(LENGTH_PREFIX, "big"))
+        ch.pieces.append(token)
         if size:
             ch.pieces.append(memoryview(message).cast("B"))
         ch.queued += size + LENGTH_PREFIX
@@ -62,6 +64,32 @@ class SendStreams:
         self.messages += 1
         if ch.queued == size + LENGTH_PREFIX:
             insort(self._pending, channel)
+        return token
+
+    def withdraw(self, channel: int, token: memoryview) -> bool:
+        """Take back the message ``token`` (from :meth:`push`) if none of its bytes has
+        been handed to a packet yet. Stream offsets are given out as bytes leave, so the
+        messages behind it simply move up; the receiver never learns it existed."""
+        ch = self._channels.get(channel)
+        if ch is None:
+            return False
+        pieces = ch.pieces
+        index = next((i for i, piece in enumerate(pieces) if piece is token), None)
+        if index is None:
+            return False  # sent (at least its length prefix)
+        if index == 0 and ch.head:
+            return False  # its length prefix is partly sent
+        size = int.from_bytes(token, "big")
+        del pieces[index]
+        if size:
+            del pieces[index]  # the body, right behind its prefix
+        taken = size + LENGTH_PREFIX
+        ch.queued -= taken
+        self.queued_bytes -= taken
+        self.messages -= 1
+        if ch.queued == 0:
+            self._pending.remove(channel)
+        return True
 
     def has_data(self) -> bool:
         return self.queued_bytes > 0

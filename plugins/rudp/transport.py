@@ -41,6 +41,24 @@ MAX_BACKLOG = 20000  # datagrams waiting for socket space; beyond that they are 
 MIN_TIMER_STEP = 50e-6  # never spin: a timer due "now" fires after at least this
 
 
+class QueuedRudpMessage:
+    """A message queued on a rudp session (:class:`p2pkit.capabilities.QueuedMessage`)."""
+
+    __slots__ = ("_channel", "_session", "_token")
+
+    def __init__(self, session: RudpSession, channel: int, token: memoryview) -> None:
+        self._session = session
+        self._channel = channel
+        self._token = token
+
+    def withdraw(self) -> bool:
+        session = self._session
+        if not session.connection.withdraw(self._channel, self._token):
+            return False
+        session._lot.unpark_all()  # a writer waiting for buffer space may have it now
+        return True
+
+
 class RudpSession:
     """A :class:`p2pkit.capabilities.Session` over one rudp connection."""
 
@@ -69,7 +87,7 @@ class RudpSession:
         return SessionClosed(f"session with {conn.remote[0]}:{conn.remote[1]} is closed "
                              f"({conn.close_reason or conn.state.value})")
 
-    async def send(self, message: bytes, *, channel: int = CHANNEL_BULK) -> None:
+    async def send(self, message: bytes, *, channel: int = CHANNEL_BULK) -> QueuedRudpMessage:
         """Queue ``message`` on ``channel``; waits while the send buffer is full."""
         conn = self.connection
         while not conn.can_send:
@@ -81,18 +99,20 @@ class RudpSession:
                 await self._lot.park()
             finally:
                 blocked.pop(self, None)
-        self.send_nowait(message, channel=channel)
+        queued = self.send_nowait(message, channel=channel)
         await trio.lowlevel.checkpoint()
+        return queued
 
-    def send_nowait(self, message: bytes, *, channel: int = CHANNEL_BULK) -> None:
+    def send_nowait(self, message: bytes, *, channel: int = CHANNEL_BULK) -> QueuedRudpMessage:
         """Queue ``message`` without waiting; ``trio.WouldBlock`` while the buffer is full."""
         conn = self.connection
         if conn.state in (CLOSED, TIME_WAIT, FIN_WAIT):
             raise self._closed_error()
         if not conn.can_send:
             raise trio.WouldBlock
-        conn.send(message, channel)
+        token = conn.send(message, channel)
         self._transport._flush(conn)
+        return QueuedRudpMessage(self, channel, token)
 
     async def receive(self) -> tuple[int, bytes]:
         """The next message as (channel, bytes), lowest channel first."""

@@ -345,7 +345,13 @@ class SwarmProvider:
             ps.peer_choking = False
             self._fill(t, pid)
         elif isinstance(m, msg.Cancel):
-            ps.link.cancel_upload(t.rid, msg.Request(t.rid, m.piece, m.offset, m.length))
+            request = msg.Request(t.rid, m.piece, m.offset, m.length)
+            ps.link.cancel_upload(t.rid, request)
+            if ps.link.withdraw_upload(t.rid, request):
+                # it never leaves: the uplink is spared a copy the peer has from elsewhere
+                self.counters["uploads_withdrawn"] += 1
+                t.bytes_to[pid] -= m.length
+                self.bytes_to_peers[pid] -= m.length
         elif isinstance(m, msg.Reject):
             block = Block(m.piece, m.offset, m.length)
             if ps.requested.pop(block, None) is not None:
@@ -742,8 +748,9 @@ class SwarmProvider:
         delay = self.bucket.reserve(len(block), self._now())
         if delay > 0:
             await trio.sleep(delay)
-        await link.peer.send(msg.PROTOCOL, msg.encode(msg.Piece(rid, m.piece, m.offset, block)),
-                             channel=CHANNEL_BULK)
+        queued = await link.peer.send(
+            msg.PROTOCOL, msg.encode(msg.Piece(rid, m.piece, m.offset, block)), channel=CHANNEL_BULK)
+        link.handed_over(rid, m, queued)
         now = self._now()
         ps.up.add(len(block), now)
         self.up.add(len(block), now)

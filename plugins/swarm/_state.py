@@ -9,12 +9,13 @@ choker, and a :class:`PeerState` for every peer in its swarm.
 from __future__ import annotations
 
 import random
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 
 import attrs
 import trio
 
+from p2pkit.capabilities import QueuedMessage
 from p2pkit.peers import Peer
 
 from . import _messages as msg
@@ -22,6 +23,12 @@ from ._choker import Choker
 from ._picker import Block, PiecePicker
 from ._pipeline import RateMeter
 from ._seeding import InitialSeeding
+
+# Uploads handed to the transport that a Cancel may still withdraw: the writer hands a
+# session only a block or two ahead, so older ones have left already.
+IN_TRANSPORT = 8
+
+UploadKey = tuple[str, int, int, int]  # rid, piece, offset, length
 
 
 class Link:
@@ -31,6 +38,7 @@ class Link:
         self.peer = peer
         self.control: deque[bytes] = deque()
         self.uploads: deque[tuple[str, msg.Request]] = deque()
+        self.in_transport: OrderedDict[UploadKey, QueuedMessage] = OrderedDict()
         self.closed = False
         self._wake = trio.Event()
 
@@ -51,10 +59,24 @@ class Link:
                             != (request.piece, request.offset, request.length))
         )
 
+    def handed_over(self, rid: str, request: msg.Request, queued: QueuedMessage | None) -> None:
+        """The upload for ``request`` now waits in the transport as ``queued``."""
+        if queued is None:
+            return  # this transport cannot take messages back
+        self.in_transport[(rid, request.piece, request.offset, request.length)] = queued
+        while len(self.in_transport) > IN_TRANSPORT:
+            self.in_transport.popitem(last=False)
+
+    def withdraw_upload(self, rid: str, request: msg.Request) -> bool:
+        """Take a cancelled upload back from the transport if none of it has left yet."""
+        queued = self.in_transport.pop((rid, request.piece, request.offset, request.length), None)
+        return queued is not None and queued.withdraw()
+
     def close(self) -> None:
         self.closed = True
         self.control.clear()
         self.uploads.clear()
+        self.in_transport.clear()
         self._wake.set()
 
     async def wait_control(self, seconds: float) -> None:

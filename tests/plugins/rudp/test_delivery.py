@@ -131,3 +131,61 @@ def test_64_mib_message_and_just_over() -> None:
     # a peer announcing a message over the limit is a protocol error that resets it
     rs = cb.recv_streams
     assert rs.max_message == limit
+
+
+def test_a_queued_message_is_withdrawn_until_its_first_byte_leaves() -> None:
+    """``Connection.withdraw``: a message not yet started is taken out of its channel
+    (the ones behind it move up, the receiver never sees a gap); one that has started
+    cannot be, and stays whole."""
+    net = FakeNet(seed=11, rate=1.25e6, delay=0.02)
+    _, _, ca, cb = connected_pair(net)
+    first, second, third = b"1" * 100_000, b"2" * 100_000, b"3" * 100_000
+    token_1 = ca.send(first, 1)
+    token_2 = ca.send(second, 1)
+    token_3 = ca.send(third, 1)
+    net.run_for(0.005)  # the first flight leaves: part of the first message only
+    queued = ca.send_streams.queued_bytes
+    assert ca.withdraw(1, token_1) is False  # started: it goes whole
+    assert ca.withdraw(1, token_2) is True
+    assert ca.send_streams.queued_bytes == queued - len(second) - 4
+    assert ca.withdraw(1, token_2) is False  # once
+    assert ca.withdraw(0, token_3) is False  # another channel's token finds nothing
+    got: list[tuple[int, bytes]] = []
+    assert net.run_until(lambda: drain(cb, got) >= 0 and len(got) == 2, 10)
+    assert got == [(1, first), (1, third)]
+    assert ca.withdraw(1, token_3) is False  # delivered
+
+
+def test_withdrawing_the_only_queued_message_leaves_nothing_to_send() -> None:
+    net = FakeNet(seed=12, delay=0.02)
+    _, _, ca, cb = connected_pair(net)
+    token = ca.send(b"", 2)  # an empty message is its length prefix alone
+    assert ca.withdraw(2, token) is True
+    assert not ca.send_streams.has_data()
+    ca.send(b"after", 2)
+    got: list[tuple[int, bytes]] = []
+    assert net.run_until(lambda: drain(cb, got) >= 0 and len(got) == 1, 5)
+    assert got == [(2, b"after")]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sizes=st.lists(st.integers(0, 30_000), min_size=1, max_size=12),
+       withdraw=st.lists(st.booleans(), min_size=12, max_size=12),
+       steps=st.integers(0, 6), seed=st.integers(0, 1000))
+def test_withdrawals_never_corrupt_the_stream(sizes: list[int], withdraw: list[bool],
+                                              steps: int, seed: int) -> None:
+    """Whatever is withdrawn at whatever moment: the receiver gets exactly the messages
+    that were not taken back, whole and in order."""
+    net = FakeNet(seed=seed, rate=1.25e6, delay=0.01)
+    _, _, ca, cb = connected_pair(net)
+    messages = [bytes([i]) * size for i, size in enumerate(sizes)]
+    tokens = [ca.send(m, 1) for m in messages]
+    for _ in range(steps):
+        net.step()
+    kept = [m for m, token, w in zip(messages, tokens, withdraw)
+            if not (w and ca.withdraw(1, token))]
+    got: list[tuple[int, bytes]] = []
+    assert net.run_until(lambda: drain(cb, got) >= 0 and len(got) >= len(kept), 30)
+    net.run_for(0.5)
+    drain(cb, got)
+    assert [m for _, m in got] == kept

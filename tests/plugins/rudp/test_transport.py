@@ -10,7 +10,7 @@ import trio
 from p2pkit.plugins.rudp import RudpConfig, RudpTransport
 
 from p2pkit import CHANNEL_BULK, CHANNEL_CONTROL, NodeConfig, SessionClosed, hookimpl, open_node
-from p2pkit.capabilities import Session, Transport
+from p2pkit.capabilities import QueuedMessage, Session, Transport
 from p2pkit.udp import UdpEndpoint
 
 from .fakenet import FixedWindow
@@ -116,6 +116,23 @@ async def test_send_nowait_queues_at_once_and_refuses_when_the_buffer_is_full() 
         sa.abort()
         with pytest.raises(SessionClosed):
             sa.send_nowait(b"after abort")
+
+
+async def test_a_queued_message_can_be_withdrawn_before_it_leaves() -> None:
+    """``send`` returns the kernel's QueuedMessage: a message still waiting behind others
+    is taken back (the peer never sees it); one already leaving is not."""
+    async with transports() as (ta, tb):
+        sa, sb = await pair(ta, tb)
+        big = b"B" * 2_000_000  # far more than the first windows carry
+        first = sa.send_nowait(big)
+        second = sa.send_nowait(b"cancelled")
+        assert isinstance(first, QueuedMessage) and isinstance(second, QueuedMessage)
+        assert second.withdraw() is True
+        assert first.withdraw() is False  # its first packets are on their way
+        third = await sa.send(b"after")
+        assert await sb.receive() == (CHANNEL_BULK, big)
+        assert await sb.receive() == (CHANNEL_BULK, b"after")
+        assert third is not None and third.withdraw() is False  # delivered
 
 
 async def test_graceful_close_then_receive_raises() -> None:
