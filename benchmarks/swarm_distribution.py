@@ -11,8 +11,9 @@ verified. Compared in the same run with
     python -m benchmarks.swarm_distribution [--quick] [-n N] [--size-mb F] [--seed S]
         [--upload-limit FRACTION] [--swarm KEY=VALUE ...] [--rudp KEY=VALUE ...] [--timeline]
 
-``--timeline`` prints, every half virtual second, how busy the uplinks were (by upload
-class) and how much verified content the leechers held: where the time goes.
+``--timeline`` prints, every half virtual second, how busy the seeder's uplink and each
+upload class of leechers were and how much verified content the leechers held: where
+the time goes.
 
 ``--upload-limit`` is a separate configuration (every node sets ``cfg.upload_limit_kbps``
 to that fraction of its uplink), never the headline figure; ``--swarm``/``--rudp`` set a
@@ -140,7 +141,7 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
             # what the uplinks really carried (retransmissions and headers included)
             # against their capacity over the run, and what their queues dropped
             span = result["seconds"]
-            uplinks = [sim.host(name).up for name in ["seeder", *(f"l{i}" for i in range(n))]]
+            uplinks = [sim.host(name).up for name in _host_names(n)]
             caps = [SEEDER_UP_MBIT * MBIT / 8, *(u / 8 for u in ups)]
             result["wire_utilisation"] = sum(u.bytes_sent for u in uplinks) / (sum(caps) * span)
             result["queue_drops"] = sum(u.drops_queue for u in uplinks)
@@ -182,12 +183,17 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
 TIMELINE_STEP = 0.5
 
 
+def _host_names(n: int) -> list[str]:
+    """The seeder, then the leechers, as the scenario names them."""
+    return ["seeder", *(f"l{i}" for i in range(n))]
+
+
 async def _timeline(sim: Simulation, t0: float, ups: list[float], leechers: list[Any],
                     manifest: Any, finished: dict[str, float]) -> None:
     """Every TIMELINE_STEP virtual seconds until every leecher is done: the share of its
     capacity the seeder's uplink carried, the same for each upload class of leechers, and
     the verified bytes the leechers hold."""
-    names = ["seeder", *(f"l{i}" for i in range(len(ups)))]
+    names = _host_names(len(ups))
     rates = [SEEDER_UP_MBIT * MBIT, *ups]
     groups = [("seeder", [0])] + [(f"{c / MBIT:g}M", [i + 1 for i, u in enumerate(ups) if u == c])
                                   for c in sorted(set(ups))]

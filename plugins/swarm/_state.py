@@ -31,6 +31,10 @@ IN_TRANSPORT = 8
 UploadKey = tuple[str, int, int, int]  # rid, piece, offset, length
 
 
+def upload_key(rid: str, request: msg.Request) -> UploadKey:
+    return rid, request.piece, request.offset, request.length
+
+
 class Link:
     """Outgoing queues of one peer, drained by one writer task."""
 
@@ -63,13 +67,13 @@ class Link:
         """The upload for ``request`` now waits in the transport as ``queued``."""
         if queued is None:
             return  # this transport cannot take messages back
-        self.in_transport[(rid, request.piece, request.offset, request.length)] = queued
+        self.in_transport[upload_key(rid, request)] = queued
         while len(self.in_transport) > IN_TRANSPORT:
             self.in_transport.popitem(last=False)
 
     def withdraw_upload(self, rid: str, request: msg.Request) -> bool:
         """Take a cancelled upload back from the transport if none of it has left yet."""
-        queued = self.in_transport.pop((rid, request.piece, request.offset, request.length), None)
+        queued = self.in_transport.pop(upload_key(rid, request), None)
         return queued is not None and queued.withdraw()
 
     def close(self) -> None:
