@@ -64,6 +64,7 @@ STALE_AFTER_S = 2.0  # a member of no use either way is shown our bitfield again
 # this many requests of its own in flight: enough to keep it busy, not so many that every
 # peer re-sends the whole tail (each duplicate costs someone's uplink).
 ENDGAME_IN_FLIGHT = 2
+TARGET_SILENT_S = 0.5  # an injection target that has not said Interested by then is skipped
 
 
 def _block_size_ok(_inst: Any, _attr: Any, value: int) -> None:
@@ -92,7 +93,7 @@ class SwarmConfig:
     max_peers: int = attrs.field(default=40, validator=_positive)  # per content
     upload_queue: int = attrs.field(default=256, validator=_positive)  # per peer
     max_depth: int = attrs.field(default=64, validator=_positive)  # requests per peer
-    initial_seeding: bool = True  # an origin shows newcomers few pieces until all are out
+    initial_seeding: bool = True  # an origin injects each piece once before any twice
 
 
 class SwarmProvider:
@@ -172,10 +173,30 @@ class SwarmProvider:
             link.close()
 
     def _offer_spare_uplink(self) -> None:
-        """The uplink just ran out of work: let the chokers unchoke a waiting peer."""
+        """The uplink just ran out of work: let the chokers unchoke a waiting peer (an
+        injecting origin: one more target)."""
         for t in self.torrents.values():
+            if t.seeding is not None and not t.seeding.done:
+                # only if the transport too has (almost) nothing left for the targets
+                if self._queued_in_transport(t.seeding.offers) < self.cfg.block_size:
+                    t.seeding.spare(self._now())
+                    self._inject(t)
+                continue
             if any(ps.peer_interested and ps.am_choking for ps in t.peers.values()):
                 self._rechoke(t)
+
+    def _queued_in_transport(self, peer_ids: Iterable[str]) -> float:
+        """Bytes the sessions to ``peer_ids`` hold unsent."""
+        total = 0.0
+        for pid in peer_ids:
+            link = self.links.get(pid)
+            try:
+                queued = link.peer.stats().get("send_queue_bytes", 0) if link else 0
+            except Exception:
+                continue
+            if isinstance(queued, int | float):
+                total += queued
+        return total
 
     def _session_backlog(self, peer: Peer) -> float:
         """Seconds until the session's own send queue is short enough for the next block.
@@ -215,7 +236,9 @@ class SwarmProvider:
         t = Torrent(rid, manifest, have, block_size=self.cfg.block_size, choker=choker,
                     rng=self.rng)
         if t.complete and self.cfg.initial_seeding:
-            t.seeding = InitialSeeding(t.num_pieces, tiebreak=t.picker.tiebreak)
+            t.seeding = InitialSeeding(t.num_pieces, targets=self.cfg.regular_slots,
+                                       max_extra=self.cfg.max_extra_slots,
+                                       tiebreak=t.picker.tiebreak)
         self.torrents[rid] = t
         return t
 
@@ -280,6 +303,7 @@ class SwarmProvider:
             now = self._now()
             for t in list(self.torrents.values()):
                 try:
+                    self._inject(t)
                     self._rechoke(t)
                     if t.active:
                         self._expire_requests(t, now)
@@ -307,6 +331,13 @@ class SwarmProvider:
         else:
             t = self.torrents.get(m.rid)
             ps = t.peers.get(peer.id) if t is not None else None
+            if (ps is None and t is not None and isinstance(m, msg.Have) and t.active
+                    and 0 <= m.piece < t.num_pieces and not t.picker.have[m.piece]):
+                # a peer we dropped (our swarm was full, it had nothing for us) has news
+                # we want: let it back in (an origin that shows its pieces one by one)
+                ps = self._join(t, peer)
+                if ps is not None:
+                    self.counters["rejoined_on_have"] += 1
             if t is None or ps is None:
                 self.counters["out_of_swarm"] += 1  # a late message after we left; harmless
                 if isinstance(m, msg.Request):  # but it must not wait for a timeout: a
@@ -396,12 +427,40 @@ class SwarmProvider:
             ps.asked_at = self._now()
             seeding = t.seeding
             if seeding is not None and seeding.active(t.picker.availability):
-                shown = seeding.offer(peer.id, ps.pieces, t.picker.availability)
+                seeding.join(peer.id)
+                shown = seeding.shown(peer.id) or set()
                 ps.link.send(msg.Bitfield(t.rid, msg.pack_bits(
                     [i in shown for i in range(t.num_pieces)])))
             else:
                 ps.link.send(t.bitfield())
         return ps
+
+    def _inject(self, t: Torrent) -> None:
+        """Initial seeding: show the next targets their pieces and unchoke them (see
+        :mod:`._seeding`). Called whenever a place may have come free."""
+        seeding = t.seeding
+        if seeding is None or seeding.done:
+            return
+        if not seeding.active(t.picker.availability):  # everything is out: reveal all
+            self.counters["initial_seeding_done"] += 1
+            full = t.bitfield()
+            for ps in t.peers.values():
+                if ps.bitfield_sent:
+                    ps.link.send(full)
+            self._rechoke(t)
+            return
+        now = self._now()
+        for pid, (_piece, since) in list(seeding.offers.items()):
+            ps = t.peers.get(pid)
+            if ps is not None and not ps.peer_interested and now - since > TARGET_SILENT_S:
+                seeding.release(pid)  # it dropped us (its swarm is full): try another
+                self.counters["injection_targets_silent"] += 1
+        lacks = {pid: ps.pieces for pid, ps in sorted(t.peers.items())
+                 if ps.bitfield_sent and ps.pieces is not None and not ps.is_seed
+                 and self._allowed(ps.peer)}
+        for pid, piece in seeding.next_offers(now, t.picker.availability, lacks):
+            t.peers[pid].link.send(msg.Have(t.rid, piece))
+        self._rechoke(t)
 
     def _refresh_stale(self, t: Torrent, now: float) -> None:
         """Show our bitfield again to members that may have dropped us (see
@@ -413,20 +472,14 @@ class SwarmProvider:
             self._join(t, ps.peer)
 
     def _seeding_news(self, t: Torrent, ps: PeerState, pieces: Iterable[int]) -> None:
-        """Initial seeding: ``ps`` announced ``pieces``; show it more, or reveal all once
-        every piece is out in the swarm (see :mod:`._seeding`)."""
+        """Initial seeding: ``ps`` announced ``pieces``, which may free a target's place
+        or complete the injection (see :mod:`._seeding`)."""
         seeding = t.seeding
         if seeding is None or seeding.done:
             return
         for piece in pieces:
-            for more in seeding.on_have(ps.peer.id, piece, ps.pieces, t.picker.availability):
-                ps.link.send(msg.Have(t.rid, more))
-        if not seeding.active(t.picker.availability):  # everything injected: reveal all
-            self.counters["initial_seeding_done"] += 1
-            full = t.bitfield()
-            for other in t.peers.values():
-                if other.bitfield_sent:
-                    other.link.send(full)
+            seeding.on_have(ps.peer.id, piece)
+        self._inject(t)
 
     def _make_room(self, t: Torrent) -> bool:
         """Drop one member so a newcomer can join a full swarm; False if everyone is
@@ -448,6 +501,7 @@ class SwarmProvider:
         t.picker.remove_peer(victim)
         if t.seeding is not None:
             t.seeding.peer_gone(victim)
+            self._inject(t)
         ps.link.cancel_upload(t.rid)
         ps.link.send(msg.Choke(t.rid))  # it must not keep asking a swarm it is no longer in
         self.counters["members_dropped_for_room"] += 1
@@ -518,6 +572,7 @@ class SwarmProvider:
                 t.picker.remove_peer(peer_id)
                 if t.seeding is not None:
                     t.seeding.peer_gone(peer_id)
+                    self._inject(t)
                 self._rechoke(t)
                 self._fill_all(t)
 
@@ -558,7 +613,13 @@ class SwarmProvider:
                                    else 1.0 - sum(ps.pieces) / n))
             for pid, ps in t.peers.items()
         }
-        unchoked = t.choker.update(now, views, spare=self._uplink_spare(), seeding=seeding)
+        if t.seeding is not None and not t.seeding.done:
+            # injecting (see ._seeding): the targets and nobody else, unchoked before they
+            # say Interested so that they ask as soon as they see their piece
+            unchoked = {pid for pid in t.seeding.offers
+                        if pid in t.peers and self._allowed(t.peers[pid].peer)}
+        else:
+            unchoked = t.choker.update(now, views, spare=self._uplink_spare(), seeding=seeding)
         for pid, ps in t.peers.items():
             choke = pid not in unchoked
             if choke != ps.am_choking:
@@ -751,6 +812,10 @@ class SwarmProvider:
         queued = await link.peer.send(
             msg.PROTOCOL, msg.encode(msg.Piece(rid, m.piece, m.offset, block)), channel=CHANNEL_BULK)
         link.handed_over(rid, m, queued)
+        seeding = t.seeding
+        if (seeding is not None and not seeding.done
+                and seeding.uploaded(link.peer.id, m.piece, len(block), t.manifest.piece_length(m.piece))):
+            self._inject(t)
         now = self._now()
         ps.up.add(len(block), now)
         self.up.add(len(block), now)

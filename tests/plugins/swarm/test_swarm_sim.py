@@ -94,3 +94,38 @@ def test_fifty_nodes_with_two_percent_loss_share_a_file(tmp_path: Path) -> None:
     assert outcome["lost"] > 0  # the loss really happened
     # the swarm did its job: most bytes came from other downloaders, not the seeder
     assert outcome["from_leechers"] > (NODES - 1) * SIZE / 2
+
+
+def test_a_leecher_with_a_full_swarm_takes_the_origin_back_when_it_shows_a_piece(
+        tmp_path: Path) -> None:
+    """A leecher whose swarm is full drops members of no use to it, and an injecting origin
+    shows a leecher nothing until it sends it a piece. The origin's Have must bring it back
+    in, or the pieces only the origin has never reach that leecher."""
+    media = make_wav(tmp_path / "small.wav", 1_500_000)  # 6 pieces
+    outcome: dict[str, Any] = {}
+    leecher_config = {"node": {"disable": ["flooding"]}, "swarm": {"max_peers": 2}}
+    link = LinkProfile(up_bps=5e6, down_bps=50e6, latency=0.01, queue_bytes=64_000)
+
+    async def scenario(sim: Simulation) -> None:
+        origin_sim = sim.add_node("origin", link=link, config={
+            "node": {"disable": ["flooding"]}, "swarm": {"regular_slots": 1}})
+        origin = await sim.start(origin_sim)
+        manifest = await origin.share(media)
+        boot = {**leecher_config["node"], "bootstrap": ["{}:{}".format(*origin_sim.address)]}
+        nodes = [await sim.start(sim.add_node(f"n{i}", link=link,
+                                              config={**leecher_config, "node": boot}))
+                 for i in range(6)]
+        with trio.fail_after(600):
+            async with trio.open_nursery() as nursery:
+                for node in nodes:
+                    nursery.start_soon(node.swarm.fetch, manifest.rid)
+        outcome["complete"] = sum(node.store.is_complete(manifest.rid) for node in nodes)
+        outcome["rejoined"] = sum(node.swarm.counters["rejoined_on_have"] for node in nodes)
+        raise _Done
+
+    try:
+        Simulation(seed=3, duration=700, resolution=0.001).run(scenario)
+    except* _Done:
+        pass
+    assert outcome["complete"] == 6
+    assert outcome["rejoined"] >= 1
