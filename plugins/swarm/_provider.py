@@ -603,6 +603,23 @@ class SwarmProvider:
         return not any(link.uploads for link in self.links.values())
 
     def _rechoke(self, t: Torrent) -> None:
+        if t.seeding is not None and not t.seeding.done:
+            # injecting (see ._seeding): the targets and nobody else, unchoked before they
+            # say Interested so that they ask as soon as they see their piece
+            unchoked = {pid for pid in t.seeding.offers
+                        if pid in t.peers and self._allowed(t.peers[pid].peer)}
+        else:
+            unchoked = self._tit_for_tat(t)
+        for pid, ps in t.peers.items():
+            choke = pid not in unchoked
+            if choke != ps.am_choking:
+                ps.am_choking = choke
+                ps.link.send(msg.Choke(t.rid) if choke else msg.Unchoke(t.rid))
+                if choke:
+                    ps.link.cancel_upload(t.rid)
+
+    def _tit_for_tat(self, t: Torrent) -> set[str]:
+        """Who the choker unchokes now (see :mod:`._choker`)."""
         now = self._now()
         seeding = t.complete
         n = max(1, t.num_pieces)
@@ -613,20 +630,7 @@ class SwarmProvider:
                                    else 1.0 - sum(ps.pieces) / n))
             for pid, ps in t.peers.items()
         }
-        if t.seeding is not None and not t.seeding.done:
-            # injecting (see ._seeding): the targets and nobody else, unchoked before they
-            # say Interested so that they ask as soon as they see their piece
-            unchoked = {pid for pid in t.seeding.offers
-                        if pid in t.peers and self._allowed(t.peers[pid].peer)}
-        else:
-            unchoked = t.choker.update(now, views, spare=self._uplink_spare(), seeding=seeding)
-        for pid, ps in t.peers.items():
-            choke = pid not in unchoked
-            if choke != ps.am_choking:
-                ps.am_choking = choke
-                ps.link.send(msg.Choke(t.rid) if choke else msg.Unchoke(t.rid))
-                if choke:
-                    ps.link.cancel_upload(t.rid)
+        return t.choker.update(now, views, spare=self._uplink_spare(), seeding=seeding)
 
     # requesting -------------------------------------------------------------
 
