@@ -444,9 +444,9 @@ class SwarmProvider:
         if not seeding.active(t.picker.availability):  # everything is out: reveal all
             self.counters["initial_seeding_done"] += 1
             full = t.bitfield()
-            for ps in t.peers.values():
-                if ps.bitfield_sent:
-                    ps.link.send(full)
+            for member in t.peers.values():
+                if member.bitfield_sent:
+                    member.link.send(full)
             self._rechoke(t)
             return
         now = self._now()
