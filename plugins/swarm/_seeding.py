@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 TARGETS = 4  # peers injected to at once (N = 100: 8 were no better)
-STALL_AFTER_S = 2.0  # a target that has not announced its piece by then is given up
+STALL_AFTER_S = 2.0  # a target whose piece is not sent whole by then is given up
 GROW_INTERVAL_S = 0.25  # extra targets are added at most this often
 BUSY_FOR_S = 1.0  # an extra target is given back when the uplink was busy this long
 
@@ -54,7 +54,6 @@ class InitialSeeding:
         self._sent_once: set[int] = set()  # pieces sent whole to some target: they are out
         self._shown: dict[str, set[int]] = {}  # member -> every piece ever shown to it
         self._served: Counter[str] = Counter()  # member -> pieces injected to it
-        self._offered: Counter[int] = Counter()  # piece -> targets showing it now
         self.done = False
 
     def active(self, availability: Sequence[int]) -> bool:
@@ -79,7 +78,7 @@ class InitialSeeding:
         """``peer`` announced ``piece``: a target whose piece that was is free again."""
         offer = self.offers.get(peer)
         if offer is not None and offer[0] == piece:
-            self._release(peer)
+            self.release(peer)
 
     def uploaded(self, peer: str, piece: int, nbytes: int, piece_length: int) -> bool:
         """``nbytes`` of ``piece`` went to ``peer``. True when that completes a target's
@@ -91,7 +90,7 @@ class InitialSeeding:
         sent = self._sent[peer] = self._sent.get(peer, 0) + nbytes
         if sent < piece_length:
             return False
-        self._release(peer)
+        self.release(peer)
         self._sent_once.add(piece)
         return True
 
@@ -109,11 +108,13 @@ class InitialSeeding:
             self.extra -= 1
 
     def release(self, peer: str) -> None:
-        """Give up on target ``peer`` (it does not answer): its piece may go elsewhere."""
-        self._release(peer)
+        """``peer`` is no longer a target (done, silent, stalled or gone): its place is
+        free, and its piece may go elsewhere unless it was sent whole."""
+        self._sent.pop(peer, None)
+        self.offers.pop(peer, None)
 
     def peer_gone(self, peer: str) -> None:
-        self._release(peer)
+        self.release(peer)
         self._shown.pop(peer, None)
         self._served.pop(peer, None)
 
@@ -124,7 +125,7 @@ class InitialSeeding:
         first; among them the ones injected to least come first."""
         for peer, (_piece, since) in list(self.offers.items()):
             if now - since >= self.stall_after or peer not in lacks:
-                self._release(peer)
+                self.release(peer)
         if len(self.offers) < self.targets + self.extra:
             self._shrink(now)
         if self.done:
@@ -140,7 +141,6 @@ class InitialSeeding:
             if piece is None:
                 continue
             self.offers[peer] = (piece, now)
-            self._offered[piece] += 1
             self._served[peer] += 1
             self._shown.setdefault(peer, set()).add(piece)
             out.append((peer, piece))
@@ -154,13 +154,8 @@ class InitialSeeding:
                       and i not in self._sent_once]
         if not candidates:
             return None
-        return min(candidates, key=lambda i: (self._offered[i], self._tiebreak[i]))
-
-    def _release(self, peer: str) -> None:
-        self._sent.pop(peer, None)
-        offer = self.offers.pop(peer, None)
-        if offer is not None:
-            self._offered[offer[0]] -= 1
+        offered = Counter(piece for piece, _since in self.offers.values())
+        return min(candidates, key=lambda i: (offered[i], self._tiebreak[i]))
 
 
 __all__ = ["STALL_AFTER_S", "TARGETS", "InitialSeeding"]
