@@ -207,7 +207,9 @@ async def _timeline(sim: Simulation, t0: float, ups: list[float], leechers: list
         busy = [sum(now[i] - previous[i] for i in members) * 8
                 / (sum(rates[i] for i in members) * TIMELINE_STEP) for _g, members in groups]
         previous = now
-        held = sum(node.store.progress(manifest.rid)[0] for node in leechers) * manifest.piece_size
+        # a leecher still waiting for the manifest holds nothing yet
+        held = sum(node.store.progress(manifest.rid)[0] for node in leechers
+                   if manifest.rid in node.store) * manifest.piece_size
         print(f"  {sim.now - t0:5.1f}  {'':13}" + " ".join(f"{b:6.0%}" for b in busy)
               + f"  {min(1.0, held / total):5.0%}  {len(finished):5d}", file=sys.stderr)
 
