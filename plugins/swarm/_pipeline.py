@@ -54,6 +54,11 @@ class RateMeter:
         self.total += n
         self._trim(now)
 
+    def withdraw(self, n: int, now: float) -> None:
+        """Take back ``n`` bytes counted by :meth:`add` that were never sent after all
+        (an upload withdrawn from the transport on a Cancel)."""
+        self.add(-n, now)
+
     def _trim(self, now: float) -> None:
         cutoff = now - self.window
         while self._samples and self._samples[0][0] < cutoff:
@@ -64,7 +69,8 @@ class RateMeter:
             return 0.0
         self._trim(now)
         span = min(self.window, max(now - self._start, self.MIN_SPAN))
-        return self._sum / span
+        # a withdrawal outlives its sample by the few ms between them: never below zero
+        return max(0.0, self._sum / span)
 
 
 __all__ = ["MAX_DEPTH", "MIN_DEPTH", "RateMeter", "pipeline_depth"]

@@ -383,6 +383,9 @@ class SwarmProvider:
                 self.counters["uploads_withdrawn"] += 1
                 t.bytes_to[pid] -= m.length
                 self.bytes_to_peers[pid] -= m.length
+                now = self._now()
+                ps.up.withdraw(m.length, now)
+                self.up.withdraw(m.length, now)
         elif isinstance(m, msg.Reject):
             block = Block(m.piece, m.offset, m.length)
             if ps.requested.pop(block, None) is not None:
@@ -570,10 +573,11 @@ class SwarmProvider:
             ps = t.peers.pop(peer_id, None)
             if ps is not None:
                 t.picker.remove_peer(peer_id)
-                if t.seeding is not None:
+                if t.seeding is not None and not t.seeding.done:
                     t.seeding.peer_gone(peer_id)
-                    self._inject(t)
-                self._rechoke(t)
+                    self._inject(t)  # rechokes
+                else:
+                    self._rechoke(t)
                 self._fill_all(t)
 
     def _forget_torrent(self, rid: str) -> None:

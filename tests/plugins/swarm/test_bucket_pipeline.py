@@ -56,3 +56,15 @@ def test_rate_meter_window() -> None:
     assert m.rate(10.0) == pytest.approx(1000, rel=0.25)
     assert m.rate(100.0) == 0
     assert m.total == 10_000
+
+
+def test_rate_meter_takes_back_bytes_that_were_never_sent() -> None:
+    m = RateMeter(window=2)
+    m.add(1000, 0.0)
+    m.add(1000, 0.5)
+    m.withdraw(1000, 0.55)  # the second block was withdrawn before it left
+    assert m.total == 1000
+    assert m.rate(1.0) == pytest.approx(1000)
+    # the first sample leaves the window before the withdrawal does: never negative
+    assert m.rate(2.52) >= 0
+    assert m.rate(10.0) == 0
