@@ -634,7 +634,9 @@ class SwarmProvider:
                                    else 1.0 - sum(ps.pieces) / n))
             for pid, ps in t.peers.items()
         }
-        return t.choker.update(now, views, spare=self._uplink_spare(), seeding=seeding)
+        young = not seeding and t.picker.have_count < t.picker.random_first
+        return t.choker.update(now, views, spare=self._uplink_spare(), seeding=seeding,
+                               young=young)
 
     # requesting -------------------------------------------------------------
 

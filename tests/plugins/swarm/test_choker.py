@@ -107,3 +107,18 @@ def test_seeding_serves_the_peers_missing_most() -> None:
     leeching.update(0.0, peers)
     # downloading: tit-for-tat by rate
     assert leeching.regular == set(sorted({"p0", "p1", "p2", "p3", "p4"} - {leeching.optimistic})[:4])
+
+
+def test_a_young_downloader_serves_the_peers_holding_least_first() -> None:
+    # no reciprocation to rank by yet: the slot goes to the peer that becomes a new
+    # source of our piece, not to the one that happens to send us the most
+    peers = {"rich": PeerView(True, rate=500.0, missing=0.2),
+             "poor": PeerView(True, rate=0.0, missing=1.0),
+             "half": PeerView(True, rate=100.0, missing=0.5)}
+    young = Choker(slots=1, rng=random.Random(0))
+    young.update(0.0, peers, young=True)
+    # (the optimistic slot is drawn first, at random: the regular one is the best of the rest)
+    assert young.regular == ({"poor"} if young.optimistic != "poor" else {"half"})
+    grown = Choker(slots=1, rng=random.Random(0))
+    grown.update(0.0, peers)
+    assert grown.regular == ({"rich"} if grown.optimistic != "rich" else {"half"})
