@@ -17,7 +17,9 @@ Order of preference when a peer can take more requests:
    (the caller sizes that to how fast *this* peer would deliver it) is moved to this
    peer: the old request goes into :attr:`PiecePicker.stolen`, for the caller to cancel,
    so a fast uploader with spare capacity is not left idle while a slow one sits on the
-   blocks it could send, and the slow one's uplink is freed for other requests.
+   blocks it could send, and the slow one's uplink is freed for other requests. The
+   caller may veto a move (``may_steal``): a block the old peer is about to deliver
+   anyway (the head of its queue) would only be sent twice.
 6. **Endgame**: once every missing block is requested, blocks already in flight from other
    peers are requested again from this one; the first copy wins and the caller cancels
    the others (``on_block`` returns them).
@@ -38,7 +40,7 @@ network or a clock; the caller feeds peer bitfields, haves, arrivals and failure
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 
@@ -182,11 +184,12 @@ class PiecePicker:
     # ------------------------------------------------------------------ picking
 
     def pick(self, peer: str, count: int, *, now: float = 0.0,
-             stale_after: float | None = None, endgame_count: int | None = None) -> list[Block]:
+             stale_after: float | None = None, endgame_count: int | None = None,
+             may_steal: Callable[[Iterable[str], Block], bool] | None = None) -> list[Block]:
         """Up to ``count`` blocks to request from ``peer`` (marked as requested by it at
         ``now``); with ``stale_after``, also blocks others were asked for that long ago
-        (moved to ``peer``, see :attr:`stolen`); in endgame, at most ``endgame_count``
-        duplicates (None: up to ``count``)."""
+        (moved to ``peer``, see :attr:`stolen`) unless ``may_steal(old peers, block)`` says
+        no; in endgame, at most ``endgame_count`` duplicates (None: up to ``count``)."""
         pieces = self.peer_pieces.get(peer)
         if pieces is None or count <= 0:
             return []
@@ -197,7 +200,8 @@ class PiecePicker:
             if len(picked) >= count:
                 return picked
         if stale_after is not None:
-            self._take_stale(peer, pieces, count - len(picked), picked, now - stale_after)
+            self._take_stale(peer, pieces, count - len(picked), picked, now - stale_after,
+                             may_steal)
         if self.in_endgame():
             left = count - len(picked)
             if endgame_count is not None:
@@ -206,7 +210,8 @@ class PiecePicker:
         return picked
 
     def _take_stale(self, peer: str, pieces: list[bool], count: int, out: list[Block],
-                    before: float) -> None:
+                    before: float,
+                    may_steal: Callable[[Iterable[str], Block], bool] | None = None) -> None:
         """Steal the oldest requests (asked before ``before``) from other peers."""
         stale = []
         for piece, partial in self._partial.items():
@@ -216,11 +221,17 @@ class PiecePicker:
                 if not got and who and peer not in who and partial.asked_at[i] < before:
                     stale.append((partial.asked_at[i], piece, i))
         stale.sort()
-        for _, piece, i in stale[:count]:
+        taken = 0
+        for _, piece, i in stale:
+            if taken >= count:
+                break
             partial = self._partial[piece]
+            who = partial.requested[i]
+            if may_steal is not None and not may_steal(who, partial.blocks[i]):
+                continue  # a vetoed block does not use up a place
+            taken += 1
             if not self._allowed(partial, piece, peer):
                 continue
-            who = partial.requested[i]
             self.stolen.extend((old, partial.blocks[i]) for old in sorted(who))
             who.clear()
             who.add(peer)

@@ -30,6 +30,18 @@ def pipeline_depth(
     return max(lo, min(hi, need))
 
 
+def steal_pays(ahead: int, old_rate: float, my_delay: float, block_size: int) -> bool:
+    """Whether a request is worth moving to another peer: the peer it was asked of serves
+    its requests in order, so it sends the block after the ``ahead`` blocks asked of it
+    before, at ``old_rate`` bytes/s (0: it has sent nothing lately); the other peer would
+    deliver it ``my_delay`` seconds from now. Moving a block the old peer is about to send
+    anyway (the head of its queue, already in its transport or on its wire) only gets it
+    sent twice, and the moved copy usually arrives second."""
+    if old_rate <= 0:
+        return True
+    return (ahead + 1) * block_size / old_rate > my_delay
+
+
 class RateMeter:
     """Bytes per second over the last ``window`` seconds.
 
@@ -73,4 +85,4 @@ class RateMeter:
         return max(0.0, self._sum / span)
 
 
-__all__ = ["MAX_DEPTH", "MIN_DEPTH", "RateMeter", "pipeline_depth"]
+__all__ = ["MAX_DEPTH", "MIN_DEPTH", "RateMeter", "pipeline_depth", "steal_pays"]

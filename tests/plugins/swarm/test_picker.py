@@ -194,6 +194,20 @@ def test_stale_requests_are_moved_to_an_idle_peer_oldest_first() -> None:
     assert expected and cancels == [("fast", moved[0])]
 
 
+def test_a_vetoed_move_leaves_the_request_where_it_is() -> None:
+    """The caller may refuse to move a stale request (the old peer is about to send it):
+    it stays with the old peer, and the next stale block takes its place."""
+    p = picker(pieces=8, random_first=0)
+    p.add_peer("slow", [True] * 8)
+    asked = p.pick("slow", 8, now=0.0)
+    p.add_peer("fast", [i in {b.piece for b in asked} for i in range(8)])  # only those
+    head = asked[0]
+    moved = p.pick("fast", 2, now=3.0, stale_after=2.0, may_steal=lambda olds, b: b != head)
+    assert head not in moved and len(moved) == 2
+    assert head in p.outstanding("slow") and head not in p.outstanding("fast")
+    assert sorted(p.stolen) == sorted(("slow", b) for b in moved)
+
+
 def test_endgame_duplicates_are_limited_and_go_to_the_least_covered_blocks() -> None:
     p = picker(pieces=1)
     for peer in "abc":
