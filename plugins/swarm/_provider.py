@@ -662,15 +662,15 @@ class SwarmProvider:
         block_size = self.cfg.block_size
         lo = max(MIN_DEPTH, MIN_IN_FLIGHT // block_size)  # a fresh peer gets at least 64 KiB asked
         rtt = self._rtt(ps.peer)
-        depth = pipeline_depth(ps.down.rate(now), rtt, block_size, lo=lo,
-                               hi=max(lo, self.cfg.max_depth))
+        rate = ps.down.rate(now)
+        depth = pipeline_depth(rate, rtt, block_size, lo=lo, hi=max(lo, self.cfg.max_depth))
         need = depth - len(ps.requested)
         if need <= 0:
             return
         picked = t.picker.pick(pid, need, now=now,
-                               stale_after=self._steal_after(ps, rtt, depth, now),
+                               stale_after=self._steal_after(rate, rtt, depth),
                                endgame_count=ENDGAME_IN_FLIGHT - len(ps.requested),
-                               may_steal=self._may_steal(t, ps, rtt, now))
+                               may_steal=self._may_steal(t, ps, rate, rtt, now))
         for block in picked:
             ps.requested[block] = now
             ps.link.send(msg.Request(t.rid, block.piece, block.offset, block.length))
@@ -685,17 +685,16 @@ class SwarmProvider:
             for pid in list(t.peers):
                 self._fill(t, pid)
 
-    def _steal_after(self, ps: PeerState, rtt: float, depth: int, now: float) -> float:
-        """How old another peer's request must be before ``ps`` takes it over: longer than
-        ``ps`` needs to deliver its whole pipeline plus a round trip, i.e. it would
-        certainly come sooner from ``ps`` (before ``ps``'s rate is known: four round
-        trips). Never more than ``swarm.duplicate_after_s``: a request that old is given
-        to any idle peer."""
-        rate = ps.down.rate(now)
+    def _steal_after(self, rate: float, rtt: float, depth: int) -> float:
+        """How old another peer's request must be before a peer delivering ``rate``
+        bytes/s takes it over: longer than that peer needs to deliver its whole pipeline
+        plus a round trip, i.e. it would certainly come sooner from it (before its rate is
+        known: four round trips). Never more than ``swarm.duplicate_after_s``: a request
+        that old is given to any idle peer."""
         wait = 4 * rtt if rate <= 0 else 2 * rtt + 2 * depth * self.cfg.block_size / rate
         return max(STEAL_MIN_S, min(wait, self.cfg.duplicate_after_s))
 
-    def _may_steal(self, t: Torrent, ps: PeerState, rtt: float,
+    def _may_steal(self, t: Torrent, ps: PeerState, rate: float, rtt: float,
                    now: float) -> Callable[[Iterable[str], Block], bool]:
         """Whether a stale request may move to ``ps``: only if ``ps`` would deliver it
         sooner than the peer it was asked of (:func:`steal_pays`); ``ps`` sends it after
@@ -704,7 +703,6 @@ class SwarmProvider:
         all duplicate blocks were the moved copy arriving second, most of them sent by
         the fastest uplinks."""
         block_size = self.cfg.block_size
-        rate = ps.down.rate(now)
         mine = rtt + (len(ps.requested) + 1) * block_size / rate if rate > 0 else 4 * rtt
 
         def may_steal(olds: Iterable[str], block: Block) -> bool:
