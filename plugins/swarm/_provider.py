@@ -303,8 +303,7 @@ class SwarmProvider:
             now = self._now()
             for t in list(self.torrents.values()):
                 try:
-                    self._inject(t)
-                    self._rechoke(t)
+                    self._reconsider_uploads(t)
                     if t.active:
                         self._expire_requests(t, now)
                         self._refresh_stale(t, now)
@@ -575,9 +574,7 @@ class SwarmProvider:
                 t.picker.remove_peer(peer_id)
                 if t.seeding is not None and not t.seeding.done:
                     t.seeding.peer_gone(peer_id)
-                    self._inject(t)  # rechokes
-                else:
-                    self._rechoke(t)
+                self._reconsider_uploads(t)
                 self._fill_all(t)
 
     def _forget_torrent(self, rid: str) -> None:
@@ -605,6 +602,14 @@ class SwarmProvider:
         transport holds only a few milliseconds of data per session, see
         :meth:`_session_backlog`), so an upload slot more would cost nobody anything."""
         return not any(link.uploads for link in self.links.values())
+
+    def _reconsider_uploads(self, t: Torrent) -> None:
+        """Who may download from us now: an injecting origin's targets (a place may have
+        come free), else the choker's pick. Either way one rechoke."""
+        if t.seeding is not None and not t.seeding.done:
+            self._inject(t)  # ends with a rechoke
+        else:
+            self._rechoke(t)
 
     def _rechoke(self, t: Torrent) -> None:
         if t.seeding is not None and not t.seeding.done:
