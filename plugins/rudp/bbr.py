@@ -6,7 +6,8 @@ at about two bandwidth-delay products. Random loss does not shrink the model, wh
 why it is the default: on a lossy wireless or long-haul path NewReno halves its window at
 every loss and leaves the link idle, BBR keeps it busy.
 
-States: startup (double the rate each round until the bandwidth stops growing), drain
+States: startup (double the rate each round until the bandwidth stops growing, or until
+a round loses too much, as in BBR v3), drain
 (empty the queue startup built), probe_bw (cycle gains 1.25, 0.75, 1 x 6 around the
 estimate so a bigger share is noticed), probe_rtt (briefly shrink to 4 packets when the
 minimum RTT is 10 s old so queues drain and the true RTT is seen again).
@@ -45,6 +46,12 @@ AGGREGATION_PACKETS = 16
 # the sender idles between bursts. Capped like Linux, at 100 ms of the estimated rate.
 EXTRA_ACKED_WINDOW_ROUNDS = 10
 EXTRA_ACKED_MAX_TIME = 0.1
+# Startup ends on loss too (Linux BBR v3's bbr_check_loss_too_high_in_startup, same
+# values): a round with at least STARTUP_LOSS_EVENTS separate losses costing more than
+# LOSS_THRESH of what it carried means the doubling rate found a queue's end. Several
+# losses are required so that random drops on a lossy path do not end startup early.
+STARTUP_LOSS_EVENTS = 6
+LOSS_THRESH = 0.02
 
 
 class Bbr:
@@ -79,6 +86,9 @@ class Bbr:
         self.in_recovery = False
         self._recovery_start = -1.0  # send time of the newest packet before the episode
         self._conservation_round = -1  # packet conservation until this round starts
+        self._round_lost = 0  # bytes declared lost in the current round
+        self._round_loss_events = 0
+        self._round_start_delivered = 0
 
     @property
     def state(self) -> str:
@@ -145,18 +155,17 @@ class Bbr:
             self._min_rtt_stamp = now
         state = self._state
         if state == "startup":
+            if new_round and self._startup_loss_too_high(sample):
+                self._end_startup()
             # a round the application left idle says nothing about the path's bandwidth
-            if new_round and self.btl_bw > 0 and not sample.is_app_limited:
+            elif new_round and self.btl_bw > 0 and not sample.is_app_limited:
                 if self.btl_bw >= self._full_bw * FULL_BW_GROWTH:
                     self._full_bw = self.btl_bw
                     self._full_bw_rounds = 0
                 else:
                     self._full_bw_rounds += 1
                     if self._full_bw_rounds >= FULL_BW_ROUNDS:
-                        self._full_bw_reached = True
-                        self._state = "drain"
-                        self._pacing_gain = DRAIN_GAIN
-                        self._cwnd_gain = CWND_GAIN
+                        self._end_startup()
         elif state == "drain":
             if bytes_in_flight <= self._bdp():
                 self._enter_probe_bw(now)
@@ -168,6 +177,20 @@ class Bbr:
         elif state == "probe_rtt" and now >= self._probe_rtt_done:
             self._enter_probe_bw(now)
         self._set_outputs(acked_bytes, bytes_in_flight)
+
+    def _startup_loss_too_high(self, sample: RateSample) -> bool:
+        """At a round's start: did the round just ended lose too much? (resets the count)"""
+        lost, events = self._round_lost, self._round_loss_events
+        delivered = sample.total_delivered - self._round_start_delivered
+        self._round_lost = self._round_loss_events = 0
+        self._round_start_delivered = sample.total_delivered
+        return events >= STARTUP_LOSS_EVENTS and lost > LOSS_THRESH * (lost + delivered)
+
+    def _end_startup(self) -> None:
+        self._full_bw_reached = True
+        self._state = "drain"
+        self._pacing_gain = DRAIN_GAIN
+        self._cwnd_gain = CWND_GAIN
 
     def _enter_probe_bw(self, now: float) -> None:
         self._state = "probe_bw"
@@ -217,6 +240,8 @@ class Bbr:
         # The model ignores loss (random loss must not shrink the rate); the window only
         # stops the repair from adding to whatever queue overflowed.
         floor = MIN_CWND_PACKETS * self.mss
+        self._round_lost += lost_bytes
+        self._round_loss_events += 1
         if not self.in_recovery:
             self.in_recovery = True
             self._recovery_start = now

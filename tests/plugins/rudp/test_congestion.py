@@ -242,3 +242,31 @@ def test_bbr_keeps_its_model_through_a_retransmission_timeout() -> None:
         assert cc.cwnd <= before + 2 * MSS
     assert not cc.in_recovery
     assert cc.cwnd > 20 * MSS
+
+
+def _startup_round(cc: Bbr, i: int, total: int, rate: float) -> int:
+    """One round trip of startup: one ack delivering 10 packets at ``rate``."""
+    sample = RateSample(delivered=10 * MSS, interval=0.05, delivery_rate=rate,
+                        prior_delivered=total, total_delivered=total + 10 * MSS,
+                        rtt=0.05, min_rtt=0.05, srtt=0.05, newest_sent_time=i * 0.05)
+    cc.on_ack(i * 0.05, 10 * MSS, sample, 20 * MSS)
+    return total + 10 * MSS
+
+
+@pytest.mark.parametrize(("losses", "state"), [(2, "startup"), (6, "drain")])
+def test_bbr_startup_ends_when_a_round_loses_too_much(losses: int, state: str) -> None:
+    """BBR v2/v3's second way out of startup: a round with several separate losses costing
+    over 2 % of what it carried means the doubling rate hit a queue's end. Sessions that
+    share a swarm node's uplink never see their bandwidth plateau (each round some of them
+    are application-limited), so without it they kept pacing at 2.9x their share into the
+    uplink's queue. One or two losses (a lossy path) do not end startup."""
+    cc = Bbr(MSS, 32 * MSS)
+    total, rate = 0, 1e5
+    for i in range(5):  # the delivery rate still doubles every round: no plateau
+        total = _startup_round(cc, i, total, rate)
+        rate *= 2
+    assert cc.state == "startup"
+    for _ in range(losses):
+        cc.on_loss(0.3, MSS, newest_lost_sent_time=0.25, bytes_in_flight=20 * MSS)
+    _startup_round(cc, 6, total, rate)  # the next round starts: the last one is judged
+    assert cc.state == state
