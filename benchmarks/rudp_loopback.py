@@ -188,7 +188,7 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
 
 
 async def quic_receive(args: argparse.Namespace) -> None:
-    from aioquic.asyncio import serve
+    from aioquic.asyncio.server import serve
     from aioquic.quic.configuration import QuicConfiguration
 
     done = asyncio.get_running_loop().create_future()
@@ -211,9 +211,17 @@ async def quic_receive(args: argparse.Namespace) -> None:
         cert, key = _self_signed(Path(tmp))
         config = QuicConfiguration(is_client=False, alpn_protocols=["bench"])
         config.load_cert_chain(cert, key)
-        server = await serve("127.0.0.1", 0, configuration=config,
-                             stream_handler=lambda r, w: asyncio.ensure_future(handle(r, w)))
-        announce(server._transport.get_extra_info("sockname")[1])
+        handlers: set[asyncio.Task[None]] = set()  # referenced until done
+
+        def on_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.ensure_future(handle(reader, writer))
+            handlers.add(task)
+            task.add_done_callback(handlers.discard)
+
+        server = await serve("127.0.0.1", 0, configuration=config, stream_handler=on_stream)
+        transport = server._transport
+        assert transport is not None  # serve() returns once the socket is bound
+        announce(transport.get_extra_info("sockname")[1])
         elapsed, got, cpu = await done
         await asyncio.sleep(0.2)
         server.close()
@@ -221,7 +229,7 @@ async def quic_receive(args: argparse.Namespace) -> None:
 
 
 async def quic_send(args: argparse.Namespace) -> None:
-    from aioquic.asyncio import connect
+    from aioquic.asyncio.client import connect
     from aioquic.quic.configuration import QuicConfiguration
 
     config = QuicConfiguration(is_client=True, alpn_protocols=["bench"])

@@ -23,6 +23,7 @@ import json
 import resource
 import sys
 import time
+from typing import Any
 
 import trio
 from p2pkit.simulator import CoreLatency, LinkProfile, Simulation
@@ -44,7 +45,7 @@ def _current_rss_mb() -> float:
 
 
 def kernel_run(nodes: int, degree: int, duration: float, seed: int, *, pings: bool = False,
-               ) -> dict[str, float]:
+               ) -> dict[str, Any]:
     from p2pkit.simulator._workloads import WORKLOADS
 
     sim = Simulation(seed, duration=duration, resolution=0.001, core=CORE)

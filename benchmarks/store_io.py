@@ -19,6 +19,7 @@ The last line of output is one JSON object.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -57,8 +58,8 @@ def measure(workdir: Path, chunk_size: int, total: int, repeats: int, reads: int
         fd = os.open(raw_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         store.create("bench")
         steps: list[tuple[str, Callable[[], object]]] = [
-            ("raw", lambda fd=fd: os.write(fd, chunk)),
-            ("store", lambda: store.append("bench", chunk)),
+            ("raw", functools.partial(os.write, fd, chunk)),
+            ("store", functools.partial(store.append, "bench", chunk)),
         ]
         for i in range(count):
             for name, step in steps if i % 2 else steps[::-1]:
@@ -77,8 +78,8 @@ def measure(workdir: Path, chunk_size: int, total: int, repeats: int, reads: int
     for _ in range(repeats):
         for j, off in enumerate(offsets):
             order: list[tuple[str, Callable[[], object]]] = [
-                ("raw", lambda off=off: os.pread(raw_fd, chunk_size, off)),
-                ("store", lambda off=off: store.read("bench", off, off + chunk_size)),
+                ("raw", functools.partial(os.pread, raw_fd, chunk_size, off)),
+                ("store", functools.partial(store.read, "bench", off, off + chunk_size)),
             ]
             for name, step in order if j % 2 else order[::-1]:
                 t = clock()

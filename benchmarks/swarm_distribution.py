@@ -119,7 +119,7 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
                     **node_cfg_for(up), "node": {**node_cfg, "bootstrap": [seeder_addr]}})
                 leechers.append(await sim.start(sim_node))
             with trio.fail_after(120):
-                while not all(len(node.peers) >= 1 for node in leechers):  # noqa: ASYNC110
+                while not all(node.peers is not None and len(node.peers) >= 1 for node in leechers):  # noqa: ASYNC110
                     await trio.sleep(0.1)
             t0 = sim.now
 

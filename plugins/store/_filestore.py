@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import attrs
 
@@ -195,7 +195,7 @@ class FileStore:
                 self._sizes.close()
             self._release_lock()
 
-    def __enter__(self) -> FileStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
