@@ -240,8 +240,9 @@ class Bbr:
         # The model ignores loss (random loss must not shrink the rate); the window only
         # stops the repair from adding to whatever queue overflowed.
         floor = MIN_CWND_PACKETS * self.mss
-        self._round_lost += lost_bytes
-        self._round_loss_events += 1
+        if self._state == "startup":  # what _startup_loss_too_high judges
+            self._round_lost += lost_bytes
+            self._round_loss_events += 1
         if not self.in_recovery:
             self.in_recovery = True
             self._recovery_start = now
