@@ -48,15 +48,13 @@ def test_a_corrupt_stored_value_falls_back_to_the_default(tmp_path):
     assert Settings(CfgSection(), db).cache_limit_mb == 2048
 
 
-def test_a_damaged_settings_database_is_a_clear_error_and_leaks_nothing(tmp_path):
-    import os
-
+def test_a_damaged_settings_database_is_a_clear_error_and_leaks_nothing(tmp_path, descriptors_under):
     from p2pkit import ConfigError
 
     db = tmp_path / "node.sqlite"
     db.write_bytes(b"this is not a database" * 100)
-    before = len(os.listdir("/proc/self/fd"))
+    assert descriptors_under(tmp_path) == []
     for _ in range(5):
         with pytest.raises(ConfigError, match=r"node\.sqlite"):
             Settings(CfgSection(), db)
-    assert len(os.listdir("/proc/self/fd")) == before
+    assert descriptors_under(tmp_path) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -330,7 +331,9 @@ def test_corrupt_database_is_a_clear_error(tmp_path: Path) -> None:
         fs.create("a")
 
 
-def test_failed_opens_leak_no_file_descriptors(tmp_path: Path) -> None:
+def test_failed_opens_leak_no_file_descriptors(
+    tmp_path: Path, descriptors_under: Callable[[Path], list[str]],
+) -> None:
     """A node restarted in a loop against a damaged or too new store must not run out of
     descriptors: every failed open closes what it opened."""
     (tmp_path / "bad").mkdir()
@@ -339,12 +342,12 @@ def test_failed_opens_leak_no_file_descriptors(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "new" / "store.sqlite3")
     db.execute("PRAGMA user_version = 99")
     db.close()
-    before = len(os.listdir("/proc/self/fd"))
+    assert descriptors_under(tmp_path) == []
     for _ in range(20):
         for root in ("bad", "new"):
             with pytest.raises(StoreError):
                 FileStore(tmp_path / root)
-    assert len(os.listdir("/proc/self/fd")) == before
+    assert descriptors_under(tmp_path) == []
 
 
 def unclean_stop(fs: FileStore) -> None:
