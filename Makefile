@@ -34,13 +34,13 @@ lint: $(STAMP)
 
 # mypy checks the installed layout, where plugins, simulator and webui are packages inside
 # p2pkit: a tree of symlinks in build/typecheck gives it that layout without copying
-# (the benchmarks beside it, checked as strictly).
+# (the benchmarks, tests and docs' examples beside it, checked as strictly).
 typecheck: $(STAMP)
 	rm -rf build/typecheck && mkdir -p build/typecheck
 	cp -rs $(CURDIR)/p2pkit build/typecheck/p2pkit
 	for d in plugins simulator webui; do ln -s $(CURDIR)/$$d build/typecheck/p2pkit/$$d; done
-	ln -s $(CURDIR)/benchmarks build/typecheck/benchmarks
-	cd build/typecheck && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml p2pkit benchmarks
+	for d in benchmarks tests docs; do ln -s $(CURDIR)/$$d build/typecheck/$$d; done
+	cd build/typecheck && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml p2pkit benchmarks tests docs/examples
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q

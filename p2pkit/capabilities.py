@@ -69,8 +69,9 @@ class Session(Protocol):
         """Close at once, telling the peer."""
         ...
 
-    def stats(self) -> Mapping[str, float]:
-        """bytes/packets each way, rates, srtt, rttvar, cwnd, in-flight, loss, retransmits."""
+    def stats(self) -> Mapping[str, float | str]:
+        """bytes/packets each way, rates, srtt, rttvar, cwnd, in-flight, loss, retransmits
+        (numbers), and names such as the session's state and congestion controller."""
         ...
 
 

@@ -137,7 +137,7 @@ class Peer:
     def close(self, reason: str = "closed") -> None:
         self._manager._drop(self, reason)
 
-    def stats(self) -> Mapping[str, float]:
+    def stats(self) -> Mapping[str, float | str]:
         return self.session.stats()
 
     def __repr__(self) -> str:

@@ -3,6 +3,8 @@ through the HTTP API, then stop. Run: ``python -m docs.examples.webui_embed``.""
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import httpx
 import numpy as np
@@ -12,7 +14,7 @@ from p2pkit.webui import WebConfig, WebUI
 from p2pkit import NodeConfig, open_node
 
 
-async def main() -> dict:  # type: ignore[type-arg]
+async def main() -> dict[str, Any]:
     config = NodeConfig.from_mapping({"node": {"port": 0, "ephemeral": True}})
     async with open_node(config) as node:
         web = WebUI(node, WebConfig(host="127.0.0.1", http_port=0))
@@ -24,7 +26,7 @@ async def main() -> dict:  # type: ignore[type-arg]
             response = await http.post("/api/files", files={"file": ("blue.png", png.tobytes(), "image/png")},
                                        data={"title": "A blue square"})
             response.raise_for_status()
-            item = response.json()
+            item: dict[str, Any] = response.json()
         print(f"shared {item['name']} ({item['category']}, {item['size']} bytes) as {item['rid']}")
         return item
 

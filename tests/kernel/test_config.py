@@ -1,4 +1,5 @@
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -13,14 +14,14 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_defaults_are_usable():
+def test_defaults_are_usable() -> None:
     config = NodeConfig()
     assert config.node.port == 7700
     assert config.cfg.p2p_enabled is True
     assert config.node.bootstrap == []
 
 
-def test_file_then_env_then_flags(tmp_path):
+def test_file_then_env_then_flags(tmp_path: Path) -> None:
     path = write(tmp_path, '[node]\nport = 1000\nprofile = "file"\nlog_level = "debug"\n')
     env = {"P2PKIT_NODE__PORT": "2000", "P2PKIT_NODE__PROFILE": "env"}
     config = load_config(path, env=env, overrides={"node": {"port": 3000}})
@@ -29,7 +30,7 @@ def test_file_then_env_then_flags(tmp_path):
     assert config.node.log_level == "debug"  # file beats default
 
 
-def test_env_values_are_parsed_by_type():
+def test_env_values_are_parsed_by_type() -> None:
     env = {
         "P2PKIT_NODE__BOOTSTRAP": "10.0.0.1:7700, 10.0.0.2:7700",
         "P2PKIT_CFG__P2P_ENABLED": "off",
@@ -54,17 +55,17 @@ def test_env_values_are_parsed_by_type():
         ("[node\n", "p2pkit.toml"),
     ],
 )
-def test_bad_file_names_the_key(tmp_path, text, message):
+def test_bad_file_names_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
         load_config(write(tmp_path, text), env={})
 
 
-def test_bad_env_value_names_the_variable():
+def test_bad_env_value_names_the_variable() -> None:
     with pytest.raises(ConfigError, match="P2PKIT_NODE__PORT"):
         load_config(env={"P2PKIT_NODE__PORT": "seven"})
 
 
-def test_missing_file_is_a_config_error(tmp_path):
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "absent.toml", env={})
 
@@ -75,7 +76,7 @@ class DemoSection:
     names: list[str] = attrs.field(factory=list)
 
 
-def test_plugin_sections_are_validated_when_bound():
+def test_plugin_sections_are_validated_when_bound() -> None:
     config = NodeConfig.from_mapping({"demo": {"rate": 2, "names": ["a"]}})
     config.bind_sections({"demo": DemoSection})
     assert config.section("demo") == DemoSection(rate=2.0, names=["a"])
@@ -86,23 +87,25 @@ def test_plugin_sections_are_validated_when_bound():
         bad.bind_sections({"demo": DemoSection})
 
 
-def test_set_flag_syntax():
+def test_set_flag_syntax() -> None:
     section, key, value = parse_assignment("rudp.heartbeat_ms=500")
     assert (section, key, value.text) == ("rudp", "heartbeat_ms", "500")
     with pytest.raises(ConfigError, match=r"section\.key=value"):
         parse_assignment("heartbeat_ms=500")
 
 
-def test_data_dir_defaults_to_profile_dir_and_ephemeral_has_none(tmp_path):
+def test_data_dir_defaults_to_profile_dir_and_ephemeral_has_none(tmp_path: Path) -> None:
     config = NodeConfig.from_mapping({"node": {"profile": "alice"}})
-    assert config.data_path().parts[-2:] == ("p2pkit", "alice")
+    profile_dir = config.data_path()
+    assert profile_dir is not None
+    assert profile_dir.parts[-2:] == ("p2pkit", "alice")
     assert NodeConfig.from_mapping({"node": {"ephemeral": True}}).data_path() is None
     custom = NodeConfig.from_mapping({"node": {"data_dir": str(tmp_path)}})
     assert custom.data_path() == tmp_path
 
 
 @pytest.mark.parametrize("port", [70000, -1])
-def test_a_port_out_of_range_is_a_config_error_not_another_port(port):
+def test_a_port_out_of_range_is_a_config_error_not_another_port(port: int) -> None:
     # 70000 used to bind port 4464 (70000 mod 65536) without a word
     with pytest.raises(ConfigError, match=r"node\.port"):
         NodeConfig.from_mapping({"node": {"port": port}})
@@ -112,9 +115,10 @@ def test_a_port_out_of_range_is_a_config_error_not_another_port(port):
 
 @pytest.mark.parametrize(("key", "value"), [
     ("max_connections", 0), ("cache_limit_mb", -5), ("upload_limit_kbps", -1)])
-def test_cfg_defaults_are_validated_like_runtime_settings(key, value):
+def test_cfg_defaults_are_validated_like_runtime_settings(key: str, value: int) -> None:
     from p2pkit.config import CfgSection
     from p2pkit.settings import Settings
 
+    section: dict[str, Any] = {key: value}  # which field (and its type) is known at run time only
     with pytest.raises(ConfigError, match=rf"cfg\.{key}"):
-        Settings(CfgSection(**{key: value}), None)
+        Settings(CfgSection(**section), None)

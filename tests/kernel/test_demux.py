@@ -2,9 +2,10 @@ import pytest
 
 from p2pkit import PluginError
 from p2pkit.demux import Demultiplexer
+from p2pkit.endpoint import Datagram
 
 
-def test_routes_by_first_byte_in_order():
+def test_routes_by_first_byte_in_order() -> None:
     demux = Demultiplexer()
     got: dict[str, list[bytes]] = {"a": [], "b": []}
     demux.register([0x00, 0x01], lambda batch, now: got["a"].extend(d for d, _ in batch))
@@ -14,17 +15,17 @@ def test_routes_by_first_byte_in_order():
     assert got == {"a": [b"\x00x", b"\x01y"], "b": [b"R1", b"R2"]}
 
 
-def test_unclaimed_and_empty_datagrams_are_counted():
+def test_unclaimed_and_empty_datagrams_are_counted() -> None:
     demux = Demultiplexer()
     demux.dispatch([(b"", ("h", 1)), (b"\xff", ("h", 1))], 0.0)
     assert demux.unclaimed == 2
 
 
-def test_a_failing_handler_does_not_stop_the_others(caplog):
+def test_a_failing_handler_does_not_stop_the_others(caplog: pytest.LogCaptureFixture) -> None:
     demux = Demultiplexer()
-    seen = []
+    seen: list[Datagram] = []
 
-    def broken(batch, now):
+    def broken(batch: list[Datagram], now: float) -> None:
         raise RuntimeError("boom")
 
     demux.register([0x01], broken)
@@ -35,7 +36,7 @@ def test_a_failing_handler_does_not_stop_the_others(caplog):
     assert len(seen) == 2
 
 
-def test_two_handlers_for_one_byte_is_an_error():
+def test_two_handlers_for_one_byte_is_an_error() -> None:
     demux = Demultiplexer()
     demux.register([0x10], lambda b, n: None)
     with pytest.raises(PluginError, match="0x10"):

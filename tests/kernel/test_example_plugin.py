@@ -1,5 +1,7 @@
 """The plugin from docs/writing-plugins.md, run for real: two nodes ping each other."""
 
+from typing import Any
+
 import pytest
 import trio
 
@@ -10,14 +12,14 @@ from p2pkit.plugin_manager import BUILTIN_PLUGINS, plugin_name
 NO_BUILTINS = [plugin_name(m) for m in BUILTIN_PLUGINS]
 
 
-def config(**ping):
+def config(**ping: Any) -> NodeConfig:
     return NodeConfig.from_mapping({
         "node": {"ephemeral": True, "host": "127.0.0.1", "port": 0, "disable": NO_BUILTINS},
         "ping": ping,
     })
 
 
-async def test_two_nodes_ping_each_other_over_real_udp():
+async def test_two_nodes_ping_each_other_over_real_udp() -> None:
     async with open_node(config(), plugins=[ping_plugin]) as b:
         target = f"127.0.0.1:{b.endpoint.local_address[1]}"
         async with open_node(config(targets=[target], interval_ms=20), plugins=[ping_plugin]) as a:
@@ -31,14 +33,14 @@ async def test_two_nodes_ping_each_other_over_real_udp():
             assert b.fields.get("ping.sent") == 0
 
 
-async def test_hostile_datagrams_are_counted_not_fatal():
+async def test_hostile_datagrams_are_counted_not_fatal() -> None:
     async with open_node(config(), plugins=[ping_plugin]) as node:
         node.demux.dispatch([(b"\x4fshort", ("127.0.0.1", 9))], 0.0)
         assert node.fields.get("ping.answered") == 0
         assert node.demux.handler_errors == 0
 
 
-async def test_settable_field_validates():
+async def test_settable_field_validates() -> None:
     async with open_node(config(), plugins=[ping_plugin]) as node:
         assert node.fields.set("ping.interval_ms", 250) == 250
         with pytest.raises(FieldError, match="between 10 and 60000"):

@@ -3,11 +3,11 @@ import pytest
 from p2pkit import Field, FieldError, FieldRegistry, FieldType
 
 
-def make_registry():
+def make_registry() -> tuple[FieldRegistry, dict[str, int]]:
     registry = FieldRegistry()
     state = {"limit": 10}
 
-    def validate(value):
+    def validate(value: int) -> None:
         if value < 0:
             raise ValueError("must be >= 0")
 
@@ -17,7 +17,7 @@ def make_registry():
     return registry, state
 
 
-def test_get_and_set_round_trip():
+def test_get_and_set_round_trip() -> None:
     registry, state = make_registry()
     assert registry.get("cfg.limit") == 10
     assert registry.set("cfg.limit", 42) == 42
@@ -35,14 +35,14 @@ def test_get_and_set_round_trip():
         ("nope", 1, "unknown field"),
     ],
 )
-def test_bad_sets_are_refused_and_change_nothing(name, value, message):
+def test_bad_sets_are_refused_and_change_nothing(name: str, value: object, message: str) -> None:
     registry, state = make_registry()
     with pytest.raises(FieldError, match=message):
         registry.set(name, value)
     assert state["limit"] == 10
 
 
-def test_names_are_bounded_and_unique():
+def test_names_are_bounded_and_unique() -> None:
     with pytest.raises(FieldError, match=r"1\.\.32"):
         Field("x" * 33, FieldType.INT, lambda: 1)
     with pytest.raises(FieldError):
@@ -52,7 +52,7 @@ def test_names_are_bounded_and_unique():
         registry.register(Field("node.id", FieldType.STR, lambda: "y"))
 
 
-def test_describe_lists_types_and_settability():
+def test_describe_lists_types_and_settability() -> None:
     registry, _ = make_registry()
     described = {d["name"]: d for d in registry.describe()}
     assert described["cfg.limit"]["settable"] is True

@@ -1,6 +1,7 @@
 import hashlib
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -8,14 +9,14 @@ from p2pkit import ConfigError, Identity
 from p2pkit.identity import node_id_of, verify
 
 
-def test_node_id_is_sha256_of_public_key():
+def test_node_id_is_sha256_of_public_key() -> None:
     identity = Identity.generate()
     assert identity.node_id == hashlib.sha256(identity.public_key).hexdigest()
     assert node_id_of(identity.public_key) == identity.node_id
     assert len(identity.node_id) == 64
 
 
-def test_sign_and_verify():
+def test_sign_and_verify() -> None:
     identity = Identity.generate()
     signature = identity.sign(b"hello")
     assert verify(identity.public_key, signature, b"hello")
@@ -25,21 +26,21 @@ def test_sign_and_verify():
     assert not verify(identity.public_key, b"\x00" * 64, b"hello")
 
 
-def test_persisted_with_mode_0600_and_reloaded(tmp_path):
+def test_persisted_with_mode_0600_and_reloaded(tmp_path: Path) -> None:
     path = tmp_path / "identity.key"
     first = Identity.load_or_create(path)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert Identity.load_or_create(path).node_id == first.node_id
 
 
-def test_corrupt_key_file_is_a_clear_error(tmp_path):
+def test_corrupt_key_file_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "identity.key"
     path.write_bytes(b"garbage")
     with pytest.raises(ConfigError, match="corrupt"):
         Identity.load_or_create(path)
 
 
-def test_seeded_identity_is_deterministic():
+def test_seeded_identity_is_deterministic() -> None:
     assert Identity.from_seed(b"\x01" * 32).node_id == Identity.from_seed(b"\x01" * 32).node_id
     with pytest.raises(ValueError):
         Identity.from_seed(b"\x01")

@@ -1,18 +1,20 @@
 """Node lifecycle over the real UDP endpoint: everything started is stopped."""
 
 import socket
+from pathlib import Path
 
 import pytest
 import trio
 
-from p2pkit import ConfigError, NodeConfig, NodeState, open_node
+from p2pkit import ConfigError, Event, Node, NodeConfig, NodeState, open_node
 from p2pkit.events import GenericEvent
+from p2pkit.node import Service
 from p2pkit.plugin_manager import BUILTIN_PLUGINS, plugin_name
 
 NO_BUILTINS = [plugin_name(m) for m in BUILTIN_PLUGINS]
 
 
-def config(tmp_path=None, **node):
+def config(tmp_path: Path | None = None, **node: object) -> NodeConfig:
     base = {"host": "127.0.0.1", "port": 0, "disable": NO_BUILTINS}
     if tmp_path is None:
         base["ephemeral"] = True
@@ -25,12 +27,12 @@ def config(tmp_path=None, **node):
 class Probe:
     """A per-node plugin with a service whose life we can watch."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.started = trio.Event()
         self.cancelled = False
-        self.events = []
+        self.events: list[str] = []
 
-    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED):
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         self.started.set()
         try:
@@ -42,15 +44,15 @@ class Probe:
     from p2pkit import hookimpl
 
     @hookimpl
-    def p2pkit_services(self, node):
+    def p2pkit_services(self, node: Node) -> list[Service]:
         return [self.serve]
 
     @hookimpl
-    def p2pkit_event(self, node, event):
+    def p2pkit_event(self, node: Node, event: Event) -> None:
         self.events.append(event.kind)
 
 
-def port_is_free(port):
+def port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -59,19 +61,20 @@ def port_is_free(port):
     return True
 
 
-async def test_leaving_the_block_stops_services_and_closes_the_socket():
+async def test_leaving_the_block_stops_services_and_closes_the_socket() -> None:
     probe = Probe()
     async with open_node(config(), plugins=[probe]) as node:
         assert node.state is NodeState.RUNNING
         assert probe.started.is_set()
         port = node.endpoint.local_address[1]
         assert not port_is_free(port)
-    assert node.state is NodeState.STOPPED
+    # leaving the block stopped it; mypy still holds the RUNNING narrowed above
+    assert node.state is NodeState.STOPPED  # type: ignore[comparison-overlap]
     assert probe.cancelled
     assert port_is_free(port)
 
 
-async def test_an_error_in_the_body_stops_everything():
+async def test_an_error_in_the_body_stops_everything() -> None:
     probe = Probe()
     with pytest.raises(RuntimeError, match="user code failed"):
         async with open_node(config(), plugins=[probe]) as node:
@@ -82,7 +85,7 @@ async def test_an_error_in_the_body_stops_everything():
     assert port_is_free(port)
 
 
-async def test_outer_cancellation_stops_everything():
+async def test_outer_cancellation_stops_everything() -> None:
     probe = Probe()
     with trio.move_on_after(0.5):
         async with open_node(config(), plugins=[probe]) as node:
@@ -93,13 +96,14 @@ async def test_outer_cancellation_stops_everything():
     assert port_is_free(port)
 
 
-async def test_a_crashing_service_takes_the_node_down_cleanly():
+async def test_a_crashing_service_takes_the_node_down_cleanly() -> None:
     class Crasher:
         from p2pkit import hookimpl
 
         @hookimpl
-        def p2pkit_services(self, node):
-            async def serve(*, task_status=trio.TASK_STATUS_IGNORED):
+        def p2pkit_services(self, node: Node) -> list[Service]:
+            async def serve(
+                    *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
                 task_status.started()
                 await trio.sleep(0.01)
                 raise ValueError("plugin bug")
@@ -113,7 +117,7 @@ async def test_a_crashing_service_takes_the_node_down_cleanly():
     assert probe.cancelled
 
 
-async def test_identity_and_settings_persist_in_the_data_dir(tmp_path):
+async def test_identity_and_settings_persist_in_the_data_dir(tmp_path: Path) -> None:
     async with open_node(config(tmp_path, repeater="off")) as node:
         first_id = node.id
         node.fields.set("cfg.cache_limit_mb", 77)
@@ -124,7 +128,7 @@ async def test_identity_and_settings_persist_in_the_data_dir(tmp_path):
         assert node.settings.p2p_enabled is False
 
 
-async def test_kernel_fields_are_registered():
+async def test_kernel_fields_are_registered() -> None:
     async with open_node(config()) as node:
         names = {f["name"] for f in node.fields.get("meta.fields")}
         assert {"node.id", "node.version", "peer.count", "net.up_rate", "net.down_rate",
@@ -134,7 +138,7 @@ async def test_kernel_fields_are_registered():
         assert node.fields.get("peer.count") == 0
 
 
-async def test_setting_a_setting_emits_an_event():
+async def test_setting_a_setting_emits_an_event() -> None:
     probe = Probe()
     async with open_node(config(), plugins=[probe]) as node, node.events.subscribe() as events:
         node.fields.set("cfg.upload_limit_kbps", 64)
@@ -144,7 +148,7 @@ async def test_setting_a_setting_emits_an_event():
     assert "settings.changed" in probe.events
 
 
-async def test_busy_port_is_an_error():
+async def test_busy_port_is_an_error() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -153,7 +157,7 @@ async def test_busy_port_is_an_error():
                 pass
 
 
-async def test_unwritable_data_dir_is_a_config_error(tmp_path):
+async def test_unwritable_data_dir_is_a_config_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(ConfigError, match="not writable"):
@@ -161,13 +165,13 @@ async def test_unwritable_data_dir_is_a_config_error(tmp_path):
             pass
 
 
-async def test_bad_bootstrap_address_names_it():
+async def test_bad_bootstrap_address_names_it() -> None:
     with pytest.raises(ConfigError, match="bootstrap address 'nowhere'"):
         async with open_node(config(bootstrap=["nowhere"])):
             pass
 
 
-def test_a_bootstrap_port_of_unicode_digits_is_a_config_error():
+def test_a_bootstrap_port_of_unicode_digits_is_a_config_error() -> None:
     from p2pkit.node import parse_address
 
     with pytest.raises(ConfigError, match="bootstrap address"):

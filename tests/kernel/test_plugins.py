@@ -1,15 +1,19 @@
 import sys
 import textwrap
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from p2pkit import CapabilityError, NodeConfig, PluginError, hookimpl, open_node, plugin_manager
+from p2pkit.node import Node, Service
 from p2pkit.plugin_manager import BUILTIN_PLUGINS, create_plugin_manager, plugin_name
 
 NO_BUILTINS = [plugin_name(m) for m in BUILTIN_PLUGINS]
 
 
-def bare_config(**node):
+def bare_config(**node: Any) -> NodeConfig:
     return NodeConfig.from_mapping(
         {"node": {"ephemeral": True, "host": "127.0.0.1", "port": 0, "disable": NO_BUILTINS, **node}}
     )
@@ -17,48 +21,48 @@ def bare_config(**node):
 
 class StoreA:
     @hookimpl
-    def p2pkit_capabilities(self):
+    def p2pkit_capabilities(self) -> Mapping[str, Callable[[Node], str]]:
         return {"store": lambda node: "store-a"}
 
 
 class StoreB:
     @hookimpl
-    def p2pkit_capabilities(self):
+    def p2pkit_capabilities(self) -> Mapping[str, Callable[[Node], str]]:
         return {"store": lambda node: "store-b"}
 
 
 class Misspelt:
     @hookimpl
-    def p2pkit_servces(self, node):  # typo on purpose
+    def p2pkit_servces(self, node: Node) -> list[Service]:  # typo on purpose
         return []
 
 
-def test_misspelt_hook_fails_loudly():
+def test_misspelt_hook_fails_loudly() -> None:
     with pytest.raises(PluginError, match="p2pkit_servces"):
         create_plugin_manager([Misspelt()], NO_BUILTINS)
 
 
-def test_unimportable_plugin_is_a_clear_error():
+def test_unimportable_plugin_is_a_clear_error() -> None:
     with pytest.raises(PluginError, match="cannot be imported"):
         create_plugin_manager(["no_such_module_anywhere:plugin"], NO_BUILTINS)
     with pytest.raises(PluginError, match="has no attribute"):
         create_plugin_manager(["p2pkit.version:nothing_here"], NO_BUILTINS)
 
 
-async def test_two_providers_without_a_choice_is_an_error():
+async def test_two_providers_without_a_choice_is_an_error() -> None:
     with pytest.raises(CapabilityError, match=r"offered by .*choose one"):
         async with open_node(bare_config(), plugins=[StoreA(), StoreB()]):
             pass
 
 
-async def test_config_chooses_between_providers():
+async def test_config_chooses_between_providers() -> None:
     a, b = StoreA(), StoreB()
     async with open_node(bare_config(store="StoreB"), plugins=[a, b]) as node:
         assert node.store == "store-b"
         assert node.provider_names["store"] == "StoreB"
 
 
-async def test_choosing_a_missing_provider_is_an_error():
+async def test_choosing_a_missing_provider_is_an_error() -> None:
     with pytest.raises(CapabilityError, match="offered by no loaded plugin"):
         async with open_node(bare_config(swarm="fancy")):
             pass
@@ -68,24 +72,24 @@ class NeedsTransport:
     class Factory:
         requires = ("transport",)
 
-        def __init__(self, node):
+        def __init__(self, node: Node) -> None:
             self.node = node
 
     @hookimpl
-    def p2pkit_capabilities(self):
+    def p2pkit_capabilities(self) -> Mapping[str, Callable[[Node], Factory]]:
         return {"swarm": self.Factory}
 
 
-async def test_missing_required_capability_is_an_error():
+async def test_missing_required_capability_is_an_error() -> None:
     with pytest.raises(CapabilityError, match="requires a transport provider"):
         async with open_node(bare_config(), plugins=[NeedsTransport()]):
             pass
 
 
-def test_unknown_capability_is_an_error():
+def test_unknown_capability_is_an_error() -> None:
     class Weird:
         @hookimpl
-        def p2pkit_capabilities(self):
+        def p2pkit_capabilities(self) -> Mapping[str, Callable[[Node], None]]:
             return {"teleport": lambda node: None}
 
     pm = create_plugin_manager([Weird()], NO_BUILTINS)
@@ -93,7 +97,7 @@ def test_unknown_capability_is_an_error():
         plugin_manager.choose_providers(pm, {}, ("store",))
 
 
-def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch):
+def test_entry_point_plugins_are_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     package = tmp_path / "ep_demo_plugin.py"
     package.write_text(textwrap.dedent("""
         from p2pkit import hookimpl
@@ -117,7 +121,7 @@ def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch):
         plugin_manager._entry_point_plugins.cache_clear()
 
 
-def test_a_broken_entry_point_names_itself(tmp_path, monkeypatch):
+def test_a_broken_entry_point_names_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dist = tmp_path / "ep_broken-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ep-broken\nVersion: 1.0\n")

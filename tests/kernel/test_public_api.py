@@ -8,7 +8,7 @@ import p2pkit
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_exports_exist_and_are_listed():
+def test_exports_exist_and_are_listed() -> None:
     for name in p2pkit.__all__:
         assert hasattr(p2pkit, name), name
     documented = (ROOT / "docs" / "architecture.md").read_text()
@@ -17,7 +17,7 @@ def test_exports_exist_and_are_listed():
         assert f"`{name}" in documented, f"{name} is not documented in docs/architecture.md"
 
 
-def test_every_package_directory_is_packaged():
+def test_every_package_directory_is_packaged() -> None:
     """A non-editable install must contain every package under the mapped directories."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     setuptools = pyproject["tool"]["setuptools"]

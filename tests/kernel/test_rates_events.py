@@ -1,11 +1,11 @@
 import trio
 import trio.lowlevel
 
-from p2pkit.events import EventBus, GenericEvent, PeerUp
+from p2pkit.events import Event, EventBus, GenericEvent, PeerUp
 from p2pkit.rates import RateMeter
 
 
-def test_rate_over_a_sliding_window():
+def test_rate_over_a_sliding_window() -> None:
     meter = RateMeter(window=5.0, resolution=0.5)
     counter = 0
     for step in range(21):  # 10 s at 1000 units/s
@@ -16,12 +16,12 @@ def test_rate_over_a_sliding_window():
     assert meter.rate(20.0, 10_000) == 0.0
 
 
-def test_rate_with_no_history_is_zero():
+def test_rate_with_no_history_is_zero() -> None:
     assert RateMeter().rate(0.0, 0) == 0.0
 
 
-async def test_bus_fans_out_to_observer_and_subscribers():
-    seen = []
+async def test_bus_fans_out_to_observer_and_subscribers() -> None:
+    seen: list[Event] = []
     bus = EventBus(seen.append, buffer=2)
     async with bus.subscribe() as events:
         bus.emit(PeerUp(peer_id="a", address=("h", 1)))
@@ -30,7 +30,7 @@ async def test_bus_fans_out_to_observer_and_subscribers():
     bus.emit(GenericEvent(kind="x"))  # no subscriber left: nothing breaks
 
 
-async def test_a_full_subscriber_misses_new_events_and_never_blocks():
+async def test_a_full_subscriber_misses_new_events_and_never_blocks() -> None:
     bus = EventBus(lambda e: None, buffer=2)
     async with bus.subscribe() as events:
         for i in range(5):
@@ -42,7 +42,7 @@ async def test_a_full_subscriber_misses_new_events_and_never_blocks():
             await trio.lowlevel.checkpoint()
 
 
-def test_event_dicts_are_json_ready():
+def test_event_dicts_are_json_ready() -> None:
     assert PeerUp(peer_id="p", address=("h", 2)).as_dict() == {
         "kind": "peer.up", "peer_id": "p", "address": ("h", 2)}
     assert GenericEvent(kind="download.progress", data={"done": 1}).as_dict() == {

@@ -162,7 +162,7 @@ async def test_close_is_idempotent_and_ends_run() -> None:
     b.close()
 
 
-async def test_broadcast_is_allowed_for_lan_discovery():
+async def test_broadcast_is_allowed_for_lan_discovery() -> None:
     endpoint = await UdpEndpoint.open("127.0.0.1", 0)
     try:
         assert endpoint._sock.getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST) == 1

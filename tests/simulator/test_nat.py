@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 import trio
-from p2pkit.simulator import NatProfile, NatType, Network
+from p2pkit.simulator import NatBox, NatProfile, NatType, Network, VirtualEndpoint
 
-from .helpers import running
+from .helpers import Recorder, running
 
 CONE_TYPES = [NatType.FULL_CONE, NatType.RESTRICTED_CONE, NatType.PORT_RESTRICTED_CONE]
 
 
-def _topology(nat_type: NatType, **profile: object):  # type: ignore[no-untyped-def]
+def _topology(nat_type: NatType, **profile: object) -> tuple[
+        Network, NatBox, VirtualEndpoint, VirtualEndpoint, VirtualEndpoint, VirtualEndpoint]:
     net = Network(seed=5)
     nat = net.add_nat("nat", NatProfile(type=nat_type, **profile))  # type: ignore[arg-type]
     inside = net.add_host("inside", nat=nat)
@@ -20,7 +21,8 @@ def _topology(nat_type: NatType, **profile: object):  # type: ignore[no-untyped-
     return net, nat, inside.bind(4000), s1.bind(3478), s2.bind(3478), s2.bind(3479)
 
 
-async def _mapped_address(net, inside, server_recorder, server) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+async def _mapped_address(net: Network, inside: VirtualEndpoint, server_recorder: Recorder,
+                          server: VirtualEndpoint) -> tuple[str, int]:
     before = len(server_recorder.received)
     inside.send(b"ping", server.local_address)
     await trio.sleep(0.1)

@@ -91,7 +91,7 @@ def test_builtin_scenarios_parse() -> None:
 
 def test_nat_zoo_reachability_matrix_is_the_textbook_one() -> None:
     _sim, report = run_file("nat-zoo")
-    cells = report["results"]["punch"]["by_nat_pair"]
+    cells: dict[str, dict[str, int]] = report["results"]["punch"]["by_nat_pair"]
 
     def ok(pair: str) -> bool:
         return cells[pair]["ok"] == cells[pair]["tried"]

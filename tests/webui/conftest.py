@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
 import pytest
 import trio
 from p2pkit.webui import WebConfig, WebUI
+from quart_trio.testing import TrioClient
 
 from p2pkit.config import NodeConfig
 from p2pkit.node import open_node
@@ -28,8 +30,11 @@ async def web() -> AsyncIterator[WebUI]:
 
 
 @pytest.fixture
-def client(web: WebUI):  # type: ignore[no-untyped-def]
-    return web.app.test_client()
+def client(web: WebUI) -> TrioClient:
+    test_client = web.app.test_client()
+    # typed as quart's protocol, whose open() wants json=; a QuartTrio app makes a TrioClient
+    assert isinstance(test_client, TrioClient)
+    return test_client
 
 
 def png_bytes(width: int = 64, height: int = 48, seed: int = 1) -> bytes:
@@ -56,7 +61,10 @@ def multipart(fields: dict[str, str], file_name: str | None, content: bytes,
     return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
-async def wait_for(predicate, limit: float = 10.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
+T = TypeVar("T")
+
+
+async def wait_for(predicate: Callable[[], Awaitable[T]], limit: float = 10.0, interval: float = 0.05) -> T:
     with trio.fail_after(limit):
         while True:
             value = await predicate()

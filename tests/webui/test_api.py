@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 from p2pkit.webui import WebConfig, WebUI
+from quart_trio.testing import TrioClient
 
 from p2pkit.node import open_node
 
@@ -20,7 +22,7 @@ RID = "ab" * 32
 # ---------------------------------------------------------------------------- settings
 
 
-async def test_settings_get_and_partial_update(client, web) -> None:
+async def test_settings_get_and_partial_update(client: TrioClient, web: WebUI) -> None:
     before = await (await client.get("/api/settings")).get_json()
     assert set(before) == {"p2p_enabled", "upload_limit_kbps", "cache_limit_mb", "max_connections"}
     response = await client.put("/api/settings", json={"max_connections": 7})
@@ -41,7 +43,8 @@ async def test_settings_get_and_partial_update(client, web) -> None:
     ({"cache_limit_mb": 1.5}, "cache_limit_mb"),
     ({"max_connections": 5, "cache_limit_mb": -3}, "cache_limit_mb"),
 ])
-async def test_bad_settings_are_422_naming_the_key_and_change_nothing(client, web, body, key) -> None:
+async def test_bad_settings_are_422_naming_the_key_and_change_nothing(
+        client: TrioClient, web: WebUI, body: dict[str, object], key: str) -> None:
     before = web.node.settings.as_dict()
     response = await client.put("/api/settings", json=body)
     assert response.status_code == 422
@@ -51,7 +54,7 @@ async def test_bad_settings_are_422_naming_the_key_and_change_nothing(client, we
 
 
 @pytest.mark.parametrize("raw", [b"{", b"[1, 2]", b"\"text\"", b"\xff\xfe", b"{}", b""])
-async def test_malformed_settings_body(client, raw: bytes) -> None:
+async def test_malformed_settings_body(client: TrioClient, raw: bytes) -> None:
     response = await client.put("/api/settings", data=raw, headers={"Content-Type": "application/json"})
     assert response.status_code in (400, 422)
     assert "message" in await response.get_json()
@@ -62,7 +65,8 @@ async def test_malformed_settings_body(client, raw: bytes) -> None:
     ("PUT", f"/api/peers/{RID}/toggle"),
 ])
 @pytest.mark.parametrize("raw", [b"[" * 60_000, b'{"a":' * 12_000])
-async def test_deeply_nested_json_is_400_not_a_server_error(client, method, path, raw) -> None:
+async def test_deeply_nested_json_is_400_not_a_server_error(client: TrioClient, method: str, path: str,
+                                                            raw: bytes) -> None:
     # msgspec raises RecursionError, not DecodeError, past its nesting limit
     response = await client.open(path, method=method, data=raw,
                                  headers={"Content-Type": "application/json"})
@@ -70,12 +74,12 @@ async def test_deeply_nested_json_is_400_not_a_server_error(client, method, path
     assert "malformed JSON" in (await response.get_json())["message"]
 
 
-async def test_large_body_outside_uploads_is_413(client) -> None:
+async def test_large_body_outside_uploads_is_413(client: TrioClient) -> None:
     response = await client.post("/api/history", data=b"x" * 200_000, headers={"Content-Type": "application/json"})
     assert response.status_code == 413
 
 
-async def test_huge_json_body_is_413(client) -> None:
+async def test_huge_json_body_is_413(client: TrioClient) -> None:
     response = await client.put("/api/settings", data=b"{\"x\": \"" + b"a" * 100_000 + b"\"}",
                                 headers={"Content-Type": "application/json"})
     assert response.status_code == 413
@@ -101,7 +105,7 @@ async def test_settings_and_history_persist_across_restarts(tmp_path: Path) -> N
 # ---------------------------------------------------------------------------- history
 
 
-async def test_history_newest_first_views_merge_and_delete(client) -> None:
+async def test_history_newest_first_views_merge_and_delete(client: TrioClient) -> None:
     first = await (await client.post("/api/history", json={"rid": RID, "title": "one", "kind": "view"})).get_json()
     other = "cd" * 32
     await trio.sleep(0.002)  # play_time is wall-clock milliseconds
@@ -125,13 +129,13 @@ async def test_history_newest_first_views_merge_and_delete(client) -> None:
     {"rid": "short", "title": "x"}, {"rid": RID, "kind": "stream"}, {"rid": RID, "position": -1},
     {"rid": RID, "extra": 1}, {"title": "no rid"},
 ])
-async def test_bad_history_is_422(client, body) -> None:
+async def test_bad_history_is_422(client: TrioClient, body: dict[str, object]) -> None:
     response = await client.post("/api/history", json=body)
     assert response.status_code == 422
     assert "key" in await response.get_json()
 
 
-async def test_bad_history_query(client) -> None:
+async def test_bad_history_query(client: TrioClient) -> None:
     assert (await client.get("/api/history?limit=0")).status_code == 422
     assert (await client.get("/api/history?limit=abc")).status_code == 422
     assert (await client.get("/api/history?limit=%C2%B2")).status_code == 422  # '²' is a digit, not a number
@@ -141,7 +145,7 @@ async def test_bad_history_query(client) -> None:
 # ---------------------------------------------------------------------------- downloads
 
 
-async def test_download_errors(client) -> None:
+async def test_download_errors(client: TrioClient) -> None:
     response = await client.post("/api/downloads", data=b"{not json", headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and (await response.get_json())["error"] == "bad_request"
     response = await client.post("/api/downloads", json={"rid": 5})
@@ -156,7 +160,8 @@ async def test_download_errors(client) -> None:
 
 @pytest.mark.parametrize(("name", "disposition"), [
     ("mine.png", "filename*=UTF-8''mine.png"), ("日本.png", "filename*=UTF-8''%E6%97%A5%E6%9C%AC.png"), ("été 2024.png", "filename*=UTF-8''%C3%A9t%C3%A9%202024.png")])
-async def test_download_of_local_content_exports_it(client, web, name, disposition) -> None:
+async def test_download_of_local_content_exports_it(client: TrioClient, web: WebUI, name: str,
+                                                    disposition: str) -> None:
     body, headers = multipart({}, name, png_bytes())
     item = await (await client.post("/api/files", data=body, headers=headers)).get_json()
     started = await client.post("/api/downloads", json={"rid": item["rid"]})
@@ -176,7 +181,7 @@ async def test_download_of_local_content_exports_it(client, web, name, dispositi
     assert history[0]["kind"] == "download" and history[0]["rid"] == item["rid"]
 
 
-async def test_a_downloaded_file_removed_from_disk_is_410_gone(client, web) -> None:
+async def test_a_downloaded_file_removed_from_disk_is_410_gone(client: TrioClient, web: WebUI) -> None:
     body, headers = multipart({}, "gone.png", png_bytes())
     item = await (await client.post("/api/files", data=body, headers=headers)).get_json()
     dl = await (await client.post("/api/downloads", json={"rid": item["rid"]})).get_json()
@@ -184,7 +189,9 @@ async def test_a_downloaded_file_removed_from_disk_is_410_gone(client, web) -> N
         while dl["state"] not in ("completed", "failed"):
             await trio.sleep(0.05)
             dl = await (await client.get(f"/api/downloads/{dl['id']}")).get_json()
-    web.downloads.get(dl["id"]).path.unlink()
+    download = web.downloads.get(dl["id"])
+    assert download is not None and download.path is not None
+    download.path.unlink()
     response = await client.get(dl["file_url"])
     assert response.status_code == 410
     assert (await response.get_json())["error"] == "gone"
@@ -193,7 +200,7 @@ async def test_a_downloaded_file_removed_from_disk_is_410_gone(client, web) -> N
 # ---------------------------------------------------------------------------- peers, node
 
 
-async def test_peers_without_peers(client) -> None:
+async def test_peers_without_peers(client: TrioClient) -> None:
     assert (await (await client.get("/api/peers")).get_json()) == {"peers": []}
     stats = await (await client.get("/api/peers/stats")).get_json()
     assert stats["online"] == 0 and stats["total"] == 0 and stats["nat_type"]
@@ -203,20 +210,20 @@ async def test_peers_without_peers(client) -> None:
     assert response.status_code == 422
 
 
-async def test_node_status(client, web) -> None:
+async def test_node_status(client: TrioClient, web: WebUI) -> None:
     status = await (await client.get("/api/node")).get_json()
     assert status["id"] == web.node.id and status["state"] == "running"
     assert status["udp"].startswith("127.0.0.1:")
 
 
-async def test_unknown_routes_and_methods_are_json(client) -> None:
+async def test_unknown_routes_and_methods_are_json(client: TrioClient) -> None:
     response = await client.get("/api/does-not-exist")
     assert response.status_code == 404 and (await response.get_json())["error"] == "not_found"
     response = await client.patch("/api/files")
     assert response.status_code == 405 and "message" in await response.get_json()
 
 
-async def test_pages_and_static(client) -> None:
+async def test_pages_and_static(client: TrioClient) -> None:
     for path in ("/", "/share", "/search", "/peers", "/history", "/settings", "/search/" + RID):
         response = await client.get(path)
         assert response.status_code == 200
@@ -225,12 +232,12 @@ async def test_pages_and_static(client) -> None:
     assert "default-src 'self'" in page.headers["Content-Security-Policy"]
     assert page.headers["X-Frame-Options"] == "DENY"
     js = await client.get("/static/js/main.js")
-    assert js.status_code == 200 and "javascript" in js.mimetype
+    assert js.status_code == 200 and js.mimetype is not None and "javascript" in js.mimetype
     css = await client.get("/static/css/app.css")
     assert css.status_code == 200 and css.mimetype == "text/css"
 
 
-async def test_openapi(client) -> None:
+async def test_openapi(client: TrioClient) -> None:
     doc = await (await client.get("/api/openapi.json")).get_json()
     assert doc["openapi"].startswith("3.")
     assert "post" in doc["paths"]["/api/files"] and "put" in doc["paths"]["/api/settings"]
@@ -258,7 +265,7 @@ async def test_token_required_off_loopback() -> None:
         assert (await client.get("/api/node")).status_code == 200  # the cookie now carries it
 
 
-async def test_loopback_refuses_foreign_host_and_cross_origin(client) -> None:
+async def test_loopback_refuses_foreign_host_and_cross_origin(client: TrioClient) -> None:
     response = await client.get("/api/node", headers={"Host": "evil.example:3000"})
     assert response.status_code == 403
     response = await client.put("/api/settings", json={"max_connections": 3},
@@ -272,14 +279,14 @@ async def test_loopback_refuses_foreign_host_and_cross_origin(client) -> None:
 # ---------------------------------------------------------------------------- websocket
 
 
-async def test_websocket_pushes_events(client, web) -> None:
+async def test_websocket_pushes_events(client: TrioClient, web: WebUI) -> None:
     async with client.websocket("/ws") as ws:
         hello = json.loads(await ws.receive())
         assert hello["type"] == "hello" and hello["status"]["id"] == web.node.id
         body, headers = multipart({}, "live.png", png_bytes(seed=9))
         assert (await client.post("/api/files", data=body, headers=headers)).status_code == 201
         await client.put("/api/settings", json={"upload_limit_kbps": 99})
-        seen: dict[str, dict] = {}
+        seen: dict[str, dict[str, Any]] = {}
         with trio.fail_after(10):
             while not {"files.changed", "settings.changed"} <= set(seen):
                 message = json.loads(await ws.receive())
@@ -292,7 +299,7 @@ async def test_websocket_pushes_events(client, web) -> None:
                 pass
 
 
-async def test_log_lines_reach_the_ui(client) -> None:
+async def test_log_lines_reach_the_ui(client: TrioClient) -> None:
     import logging
 
     async with client.websocket("/ws") as ws:
@@ -308,7 +315,7 @@ async def test_log_lines_reach_the_ui(client) -> None:
     assert logs[-1]["message"] == "a line for the log panel"
 
 
-async def test_odd_events_do_not_break_the_ui(client, web) -> None:
+async def test_odd_events_do_not_break_the_ui(client: TrioClient, web: WebUI) -> None:
     from p2pkit.events import GenericEvent
 
     async with client.websocket("/ws") as ws:

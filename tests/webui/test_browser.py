@@ -108,8 +108,12 @@ def open_page(browser: Any, url: str) -> Any:
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: msg.type == "error" and "Content Security Policy" in msg.text
-            and errors.append(msg.text))
+
+    def on_console(msg: Any) -> None:
+        if msg.type == "error" and "Content Security Policy" in msg.text:
+            errors.append(msg.text)
+
+    page.on("console", on_console)
     page.goto(url)
     page.wait_for_selector("#conn.conn-online")
     page.js_errors = errors  # type: ignore[attr-defined]
@@ -130,10 +134,13 @@ def wait_until(page: Any, expression: str, limit: float = TIMEOUT_MS / 1000) -> 
 
 
 def error_toasts(page: Any) -> list[str]:
-    return page.evaluate("(window.p2pkitToasts || []).filter(t => t.kind === 'error').map(t => t.message)")
+    messages: list[str] = page.evaluate(
+        "(window.p2pkitToasts || []).filter(t => t.kind === 'error').map(t => t.message)")
+    return messages
 
 
-def test_share_download_remove_across_two_nodes(nodes, browser, shots, tmp_path: Path) -> None:
+def test_share_download_remove_across_two_nodes(nodes: tuple[NodeProcess, NodeProcess], browser: Any,
+                                                shots: Any, tmp_path: Path) -> None:
     a, b = nodes
     original = noise_png(tmp_path / "Sunset noise.png")
     page_a = open_page(browser, a.base + "/share")
@@ -216,7 +223,7 @@ def test_share_download_remove_across_two_nodes(nodes, browser, shots, tmp_path:
     assert error_toasts(page_a) == [] and error_toasts(page_b) == []
 
 
-def test_settings_round_trip(nodes, browser, shots) -> None:
+def test_settings_round_trip(nodes: tuple[NodeProcess, NodeProcess], browser: Any, shots: Any) -> None:
     _, b = nodes
     page = open_page(browser, b.base + "/settings")
     wait_until(page, "document.querySelector('#setting-cache_limit_mb').value !== ''")
@@ -240,7 +247,7 @@ def test_settings_round_trip(nodes, browser, shots) -> None:
     b.api("/api/settings", method="PUT", json={"cache_limit_mb": 2048})
 
 
-def test_drag_and_drop_and_refusals(nodes, browser) -> None:
+def test_drag_and_drop_and_refusals(nodes: tuple[NodeProcess, NodeProcess], browser: Any) -> None:
     a, _ = nodes
     page = open_page(browser, a.base + "/share")
     wav = base64.b64encode(tone_wav()).decode()

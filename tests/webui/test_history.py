@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from p2pkit.webui import WebConfig, WebUI
 from p2pkit.webui.history import MAX_ENTRIES, MAX_PAGE, History
+from quart_trio.testing import TrioClient
 
 from p2pkit.node import open_node
 
@@ -70,14 +71,14 @@ BAD_LIMITS = ["0", "-1", "1001", "1.5", "", "abc", "+5", " 5", "5 ", "0x10", "1e
               "\u00b2", "\u0663", "\uff15", "9" * 5000, "1" * 7]
 
 
-async def test_bad_limits_are_422_naming_the_key(client) -> None:
+async def test_bad_limits_are_422_naming_the_key(client: TrioClient) -> None:
     for raw in BAD_LIMITS:
         response = await client.get("/api/history", query_string={"limit": raw})
         assert response.status_code == 422, raw
         assert (await response.get_json())["key"] == "limit"
 
 
-async def test_a_page_is_at_most_max_page_entries(client, web) -> None:
+async def test_a_page_is_at_most_max_page_entries(client: TrioClient, web: WebUI) -> None:
     for i in range(MAX_PAGE + 3):
         web.history.add(RID, "download", f"e{i}")
     page = (await (await client.get(f"/api/history?limit={MAX_PAGE}")).get_json())["history"]

@@ -23,7 +23,7 @@ async def served() -> AsyncIterator[tuple[WebUI, str]]:
         yield ui, binds[0]
 
 
-async def test_real_server_pages_and_upload(served) -> None:
+async def test_real_server_pages_and_upload(served: tuple[WebUI, str]) -> None:
     ui, base = served
     async with httpx.AsyncClient(base_url=base, timeout=10) as http:
         page = await http.get("/")
@@ -36,7 +36,7 @@ async def test_real_server_pages_and_upload(served) -> None:
         assert (await http.get("/api/files")).json()["files"][0]["name"] == "real.png"
 
 
-async def test_real_server_streamed_upload_over_the_limit_is_413(served) -> None:
+async def test_real_server_streamed_upload_over_the_limit_is_413(served: tuple[WebUI, str]) -> None:
     """A chunked body (no Content-Length to refuse up front), written over a raw socket:
     the limit is enforced while streaming and the answer is a JSON 413."""
     ui, base = served
@@ -73,7 +73,7 @@ async def test_real_server_streamed_upload_over_the_limit_is_413(served) -> None
         assert (await http.get("/api/node")).status_code == 200  # the server is fine
 
 
-async def test_real_server_non_media_gets_a_clean_415(served) -> None:
+async def test_real_server_non_media_gets_a_clean_415(served: tuple[WebUI, str]) -> None:
     _, base = served
     async with httpx.AsyncClient(base_url=base, timeout=10) as http:
         files = {"file": ("doc.pdf", b"%PDF-1.4\n" + b"x" * 300_000, "application/pdf")}
@@ -82,7 +82,7 @@ async def test_real_server_non_media_gets_a_clean_415(served) -> None:
         assert "not an audio, video or image" in response.json()["message"]
 
 
-async def test_real_server_refuses_large_bodies_outside_uploads(served) -> None:
+async def test_real_server_refuses_large_bodies_outside_uploads(served: tuple[WebUI, str]) -> None:
     _, base = served
     async with httpx.AsyncClient(base_url=base, timeout=10) as http:
         response = await http.request("GET", "/api/node", content=b"x" * 300_000)

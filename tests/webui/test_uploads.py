@@ -5,21 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from p2pkit.webui import WebUI
 from p2pkit.webui.uploads import MAX_NAME_BYTES, clean_name
+from quart import Response
+from quart_trio.testing import TrioClient
 
 from .conftest import multipart, png_bytes
 
 
-async def upload(client, name: str, content: bytes, **fields: str):  # type: ignore[no-untyped-def]
+async def upload(client: TrioClient, name: str, content: bytes, **fields: str) -> Response:
     body, headers = multipart(fields, name, content)
     return await client.post("/api/files", data=body, headers=headers)
 
 
-def upload_dirs(web) -> list[Path]:  # type: ignore[no-untyped-def]
+def upload_dirs(web: WebUI) -> list[Path]:
     return [p for p in web.uploads_dir.iterdir()]
 
 
-async def test_upload_lists_serves_thumbnail_and_removes(client, web) -> None:
+async def test_upload_lists_serves_thumbnail_and_removes(client: TrioClient, web: WebUI) -> None:
     response = await upload(client, "holiday.png", png_bytes(), title="Holiday", description="at sea")
     assert response.status_code == 201
     item = await response.get_json()
@@ -34,7 +37,7 @@ async def test_upload_lists_serves_thumbnail_and_removes(client, web) -> None:
 
     thumb = await client.get(item["thumbnail_url"])
     assert thumb.status_code == 200 and thumb.mimetype == "image/jpeg"
-    assert (await thumb.get_data()).startswith(b"\xff\xd8")
+    assert (await thumb.get_data(as_text=False)).startswith(b"\xff\xd8")
 
     video = await (await client.get(f"/api/videos/{item['rid']}")).get_json()
     assert video["rid"] == item["rid"] and video["file_size"] == item["size"]
@@ -53,14 +56,14 @@ async def test_upload_lists_serves_thumbnail_and_removes(client, web) -> None:
     assert (await again.get_json())["message"]
 
 
-async def test_same_content_twice_keeps_one_copy(client, web) -> None:
+async def test_same_content_twice_keeps_one_copy(client: TrioClient, web: WebUI) -> None:
     first = await (await upload(client, "a.png", png_bytes())).get_json()
     second = await (await upload(client, "a.png", png_bytes())).get_json()
     assert first["rid"] == second["rid"]
     assert len(upload_dirs(web)) == 1
 
 
-async def test_non_media_is_415_and_leaves_nothing(client, web) -> None:
+async def test_non_media_is_415_and_leaves_nothing(client: TrioClient, web: WebUI) -> None:
     response = await upload(client, "notes.png", b"just some text, not an image\n" * 200)
     assert response.status_code == 415
     body = await response.get_json()
@@ -69,12 +72,12 @@ async def test_non_media_is_415_and_leaves_nothing(client, web) -> None:
     assert web.node.store.items() == []
 
 
-async def test_short_non_media_is_415(client) -> None:
+async def test_short_non_media_is_415(client: TrioClient) -> None:
     response = await upload(client, "x.mp4", b"MZ\x90\x00")
     assert response.status_code == 415
 
 
-async def test_oversized_is_413(client, web) -> None:
+async def test_oversized_is_413(client: TrioClient, web: WebUI) -> None:
     big = png_bytes() + b"\x00" * (3 * 1024 * 1024)  # limit in the fixture: 2 MiB
     response = await upload(client, "big.png", big)
     assert response.status_code == 413
@@ -102,7 +105,7 @@ def test_clean_name_bounds_long_names() -> None:
 
 
 @pytest.mark.parametrize("hostile", ["../../etc/passwd", "a\x00b.png", "x" * 5000 + ".png", "../"])
-async def test_hostile_names_never_become_paths(client, web, hostile: str) -> None:
+async def test_hostile_names_never_become_paths(client: TrioClient, web: WebUI, hostile: str) -> None:
     response = await upload(client, hostile, png_bytes(seed=len(hostile)))
     assert response.status_code == 201, await response.get_json()
     item = await response.get_json()
@@ -114,24 +117,24 @@ async def test_hostile_names_never_become_paths(client, web, hostile: str) -> No
     assert web.uploads_dir.resolve() in stored.resolve().parents
 
 
-async def test_missing_file_part_is_422(client) -> None:
+async def test_missing_file_part_is_422(client: TrioClient) -> None:
     body, headers = multipart({"title": "no file"}, None, b"")
     response = await client.post("/api/files", data=body, headers=headers)
     assert response.status_code == 422
     assert (await response.get_json())["key"] == "file"
 
 
-async def test_empty_file_is_400(client) -> None:
+async def test_empty_file_is_400(client: TrioClient) -> None:
     response = await upload(client, "empty.png", b"")
     assert response.status_code == 400
 
 
-async def test_not_multipart_is_415(client) -> None:
+async def test_not_multipart_is_415(client: TrioClient) -> None:
     response = await client.post("/api/files", json={"file": "x"})
     assert response.status_code == 415
 
 
-async def test_malformed_multipart_is_400(client) -> None:
+async def test_malformed_multipart_is_400(client: TrioClient) -> None:
     headers = {"Content-Type": "multipart/form-data; boundary=abc"}
     response = await client.post("/api/files", data=b"--abc\r\nno headers end here", headers=headers)
     assert response.status_code == 400
@@ -139,13 +142,13 @@ async def test_malformed_multipart_is_400(client) -> None:
     assert response.status_code == 400
 
 
-async def test_title_too_long_is_422(client) -> None:
+async def test_title_too_long_is_422(client: TrioClient) -> None:
     response = await upload(client, "p.png", png_bytes(), title="t" * 5000)
     assert response.status_code == 422
     assert (await response.get_json())["key"] == "title"
 
 
-async def test_unknown_rid_and_bad_rid(client) -> None:
+async def test_unknown_rid_and_bad_rid(client: TrioClient) -> None:
     assert (await client.delete("/api/files/" + "a" * 64)).status_code == 404
     assert (await client.delete("/api/files/..%2F..%2Fetc")).status_code == 404
     assert (await client.get("/api/videos/" + "b" * 64)).status_code == 404

@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import struct
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -92,7 +93,7 @@ json_values = st.recursive(
     max_leaves=20,
 )
 
-VALUES = {
+VALUES: dict[FieldType, st.SearchStrategy[Any]] = {  # each type draws its own values
     FieldType.INT: st.integers(-(2**63), 2**63 - 1),
     FieldType.FLOAT: st.floats(),
     FieldType.BOOL: st.booleans(),

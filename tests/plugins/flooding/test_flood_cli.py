@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import wave
 from pathlib import Path
@@ -92,7 +93,7 @@ def _wav(path: Path) -> Path:
     return path
 
 
-async def _cli(*argv: str, columns: int = 80) -> trio.CompletedProcess[bytes]:
+async def _cli(*argv: str, columns: int = 80) -> subprocess.CompletedProcess[bytes]:
     with trio.fail_after(60):
         return await trio.run_process([sys.executable, "-m", "p2pkit.cli", *argv],
                                       capture_stdout=True, capture_stderr=True, check=False,

@@ -17,6 +17,7 @@ from p2pkit.plugins.flooding._messages import (
     MAX_TTL,
     HitsBody,
     LanBeacon,
+    Message,
     decode,
     decode_beacon,
     decode_hits_body,
@@ -112,7 +113,7 @@ def test_beacon_round_trip() -> None:
 
 
 def test_every_message_round_trips() -> None:
-    messages = [
+    messages: list[Message] = [
         Announce(public_key=b"k" * 32, body=b"b", signature=b"s" * 64, ttl=3, host="10.0.0.1"),
         Query(qid=b"q" * 16, ttl=2, text="cat"),
         _core().make_hits(b"q" * 16, [Entry(rid=RID, name="x.mp4", size=1)]),

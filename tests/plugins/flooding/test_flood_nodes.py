@@ -97,7 +97,7 @@ async def test_share_on_a_is_seen_on_c_and_unshare_propagates(tmp_path: Path) ->
 
         assert await a.unshare(manifest.rid)
         await until(lambda: manifest.rid not in rids(c))
-        seen = []
+        seen: list[ContentAdded | ContentRemoved] = []
         while len(seen) < 2:
             with trio.fail_after(5):
                 event = await events.receive()
@@ -172,8 +172,10 @@ async def test_an_old_flood_peer_and_a_new_one_ignore_each_other_without_droppin
     config = NodeConfig.from_mapping({"node": {"ephemeral": True, "port": 0, "host": "127.0.0.1",
                                                "disable": ["flooding", "swarm", "store"]}})
     async with open_node(config, plugins=[RUDP, old]) as v1, flood_node(v1) as v2:
+        v1_peers = v1.peers  # a local, so the lambda below sees it narrowed
+        assert v1_peers is not None
         await v2.share(make_wav(tmp_path / "new.wav"))
-        peer = await until(lambda: v1.peers.get(v2.id))
+        peer = await until(lambda: v1_peers.get(v2.id))
         assert "flood" not in peer.protocols and PROTOCOL in peer.protocols
         assert "flood" in (await until(lambda: v2.peers.get(v1.id))).protocols
         # the new node finds no discovery peer in the old one
@@ -184,7 +186,7 @@ async def test_an_old_flood_peer_and_a_new_one_ignore_each_other_without_droppin
         unknown = v2.peers.unknown_protocol
         await peer.send("flood", unsigned)
         await until(lambda: v2.peers.unknown_protocol > unknown)
-        assert v2.peers.get(v1.id) is not None and v1.peers.get(v2.id) is not None
+        assert v2.peers.get(v1.id) is not None and v1_peers.get(v2.id) is not None
         assert old.received == []  # nothing flood/2 reached the old node either
         assert v2.discovery.core.counters["malformed"] == 0
 
@@ -222,11 +224,13 @@ async def test_bootstrap_retries_until_the_peer_starts() -> None:
         "flooding": FAST,
     })
     async with open_node(config, plugins=PLUGINS) as early:
+        early_peers = early.peers  # a local, so the lambda below sees it narrowed
+        assert early_peers is not None
         await trio.sleep(1.0)  # it has tried and failed by now
         late_config = NodeConfig.from_mapping({
             "node": {"ephemeral": True, "port": port, "host": "127.0.0.1"}, "flooding": FAST})
         async with open_node(late_config, plugins=PLUGINS) as late:
-            await until(lambda: early.peers.get(late.id) is not None)
+            await until(lambda: early_peers.get(late.id) is not None)
 
 
 async def test_lan_beacons_connect_nodes_without_bootstrap() -> None:

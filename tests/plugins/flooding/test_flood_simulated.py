@@ -6,7 +6,9 @@ import wave
 from pathlib import Path
 from typing import Any
 
-from p2pkit.simulator import LinkProfile, LossSpec, Simulation
+from p2pkit.simulator import LinkProfile, LossSpec, SimNode, Simulation
+
+from p2pkit import Node
 
 PLUGINS = ["p2pkit.plugins.rudp", "p2pkit.plugins.flooding"]
 FLOODING = {"announce_interval": 5.0, "entry_expiry": 16.0, "peer_down_grace": 3.0,
@@ -23,6 +25,12 @@ def _tone(path: Path) -> Path:
     return path
 
 
+def _kernel(sim_node: SimNode) -> Node:
+    """The running kernel node of ``sim_node`` (None only while it is down)."""
+    assert sim_node.node is not None
+    return sim_node.node
+
+
 def test_a_share_reaches_every_node_over_lossy_links_and_expires_after_a_crash(tmp_path: Path) -> None:
     seen: dict[str, Any] = {}
 
@@ -37,16 +45,16 @@ def test_a_share_reaches_every_node_over_lossy_links_and_expires_after_a_crash(t
         for node in nodes:
             await sim.start(node)
         await sim.sleep(10)
-        first = nodes[0].node
+        first = _kernel(nodes[0])
         manifest = await first.share(_tone(tmp_path / "lossy.wav"), title="Lossy Tone")
         await sim.sleep(10)
         seen["rid"] = manifest.rid
         seen["origin"] = first.id
-        seen["listed"] = {n.name: [f["rid"] for f in n.node.network_files()] for n in nodes}
-        seen["search"] = await nodes[-1].node.search("LOSSY")
+        seen["listed"] = {n.name: [f["rid"] for f in _kernel(n).network_files()] for n in nodes}
+        seen["search"] = await _kernel(nodes[-1]).search("LOSSY")
         await sim.crash(nodes[0])
         await sim.sleep(FLOODING["entry_expiry"] + 6)
-        seen["after"] = {n.name: [f["rid"] for f in n.node.network_files()] for n in nodes[1:]}
+        seen["after"] = {n.name: [f["rid"] for f in _kernel(n).network_files()] for n in nodes[1:]}
 
     Simulation(seed=3, duration=50.0, resolution=0.001).run(scenario)
     assert all(rids == [seen["rid"]] for rids in seen["listed"].values()), seen["listed"]

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from p2pkit.plugins.rudp.config import RudpConfig
 from p2pkit.plugins.rudp.congestion import RateSample
+from p2pkit.plugins.rudp.connection import Connection
 from p2pkit.plugins.rudp.mux import Multiplexer
 
 Address = tuple[str, int]
@@ -146,8 +147,8 @@ A: Address = ("10.0.0.1", 1000)
 B: Address = ("10.0.0.2", 2000)
 
 
-def connected_pair(net: FakeNet, config_a: RudpConfig | None = None,
-                   config_b: RudpConfig | None = None):  # type: ignore[no-untyped-def]
+def connected_pair(net: FakeNet, config_a: RudpConfig | None = None, config_b: RudpConfig | None = None,
+                   ) -> tuple[Multiplexer, Multiplexer, Connection, Connection]:
     """Two hosts with an established connection: (mux_a, mux_b, conn_a, conn_b)."""
     a = net.add_host(A, config_a)
     b = net.add_host(B, config_b)
@@ -158,7 +159,7 @@ def connected_pair(net: FakeNet, config_a: RudpConfig | None = None,
     return a, b, ca, cb
 
 
-def drain(conn, into: list) -> int:  # type: ignore[no-untyped-def]
+def drain(conn: Connection, into: list[tuple[int, bytes]]) -> int:
     """Move every received message of ``conn`` into ``into``; returns how many."""
     n = 0
     while (item := conn.next_message()) is not None:

@@ -212,7 +212,11 @@ def test_small_exchanges_do_not_pace_a_new_session_to_a_crawl() -> None:
     for i in range(5):
         start = net.now
         ca.send(b"one small request", 1)
-        assert net.run_until(lambda i=i: drain(cb, got) >= 0 and len(got) > i, 2.0)
+
+        def delivered(i: int = i) -> bool:
+            return drain(cb, got) >= 0 and len(got) > i
+
+        assert net.run_until(delivered, 2.0)
         assert net.now - start <= 0.031  # one way across, no pacer delay
         net.run_for(0.5)
     assert ca.cc.pacing_rate >= 2 * 32 * 1400 / 0.060  # gain x initial window / RTT

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from p2pkit.plugins.rudp import RudpConfig
 
-from .fakenet import FakeNet, connected_pair, drain
+from .fakenet import Address, FakeNet, connected_pair, drain
 
 
 def transfer(net: FakeNet, messages: list[bytes], config: RudpConfig | None = None,
@@ -109,7 +109,12 @@ def test_small_messages_are_aggregated() -> None:
 
 def test_large_message_is_fragmented_below_the_mtu() -> None:
     sizes: list[int] = []
-    net = FakeNet(seed=0, drop=lambda data, src, dst: sizes.append(len(data)) or False)
+
+    def record_size(data: bytes, src: Address, dst: Address) -> bool:
+        sizes.append(len(data))
+        return False
+
+    net = FakeNet(seed=0, drop=record_size)
     big = bytes(range(256)) * 4000  # 1 MB
     assert transfer(net, [big], RudpConfig(mtu=1200)) == [big]
     assert max(sizes) <= 1200

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from p2pkit.plugins.rudp import RudpConfig
+from p2pkit.plugins.rudp import Connection, RudpConfig
 
 from .fakenet import FakeNet, connected_pair, drain
 
 WINDOW = 64 * 1024
 
 
-def held_by_receiver(cb) -> int:  # type: ignore[no-untyped-def]
+def held_by_receiver(cb: Connection) -> int:
     rs = cb.recv_streams
     return rs.inbox_bytes + rs.partial + rs.ooo_bytes
 

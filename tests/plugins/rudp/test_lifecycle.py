@@ -20,7 +20,7 @@ from p2pkit.plugins.rudp.packet import (
 
 from p2pkit import ConfigError, SessionClosed
 
-from .fakenet import A, B, FakeNet, connected_pair, drain, send_times
+from .fakenet import A, Address, B, FakeNet, connected_pair, drain, send_times
 
 ESTABLISHED = ConnectionState.ESTABLISHED
 CLOSED = ConnectionState.CLOSED
@@ -68,6 +68,7 @@ def test_lost_final_ack_is_repaired_by_the_first_data_packet() -> None:
     ca.send(b"first", 1)  # carries the ack the lost ACK carried
     assert net.run_until(lambda: bool(b.accept_queue), 0.5)  # well before a SYN_ACK retry
     cb = b.accept()
+    assert cb is not None
     got: list[tuple[int, bytes]] = []
     assert net.run_until(lambda: drain(cb, got) >= 0 and bool(got), 1)
     assert got == [(1, b"first")]
@@ -88,7 +89,13 @@ def test_simultaneous_open_makes_one_session_each_side() -> None:
 def test_duplicate_and_replayed_syn_do_not_create_sessions() -> None:
     net = FakeNet(seed=3)
     syns: list[bytes] = []
-    net.drop = lambda data, s, d: (data[2] == SYN and syns.append(data)) or False
+
+    def record_syns(data: bytes, s: Address, d: Address) -> bool:
+        if data[2] == SYN:
+            syns.append(data)
+        return False
+
+    net.drop = record_syns
     _a, b, ca, cb = connected_pair(net)
     for _ in range(5):
         net.inject(syns[0], A, B)

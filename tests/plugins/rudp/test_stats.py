@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .fakenet import FakeNet, connected_pair, drain
 
 
@@ -15,7 +17,8 @@ def test_stats_during_a_lossy_transfer() -> None:
             ca.send(b"s" * 20_000, 1)
         net.run_for(0.05)
         drain(cb, got)
-    a, b = ca.stats(net.now), cb.stats(net.now)
+    a: dict[str, Any] = ca.stats(net.now)  # numbers or names, by key
+    b: dict[str, Any] = cb.stats(net.now)
     assert 0.6e6 <= a["send_rate_Bps"] <= 1.2e6  # the link's 1 MB/s over the last 2 s
     assert 0.5e6 <= b["recv_rate_Bps"] <= 1.2e6
     assert 50 <= a["srtt_ms"] <= 160 and a["min_rtt_ms"] >= 50  # 2 x 25 ms plus queueing
@@ -37,6 +40,8 @@ def test_rates_decay_when_idle() -> None:
         ca.send(b"i" * 10_000, 1)
     net.run_for(1.0)
     drain(cb, [])
-    assert ca.stats(net.now)["send_rate_Bps"] > 100_000
+    busy: dict[str, Any] = ca.stats(net.now)  # numbers or names, by key
+    assert busy["send_rate_Bps"] > 100_000
     net.run_for(5.0)  # only heartbeats now
-    assert ca.stats(net.now)["send_rate_Bps"] < 1_000
+    idle: dict[str, Any] = ca.stats(net.now)
+    assert idle["send_rate_Bps"] < 1_000

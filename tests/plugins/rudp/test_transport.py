@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 import trio
-from p2pkit.plugins.rudp import RudpConfig, RudpTransport
+from p2pkit.plugins.rudp import RudpConfig, RudpSession, RudpTransport
 
 from p2pkit import CHANNEL_BULK, CHANNEL_CONTROL, NodeConfig, SessionClosed, hookimpl, open_node
 from p2pkit.capabilities import QueuedMessage, Session, Transport
@@ -32,10 +32,10 @@ async def transports(
             nursery.cancel_scope.cancel()
 
 
-async def pair(ta: RudpTransport, tb: RudpTransport):  # type: ignore[no-untyped-def]
+async def pair(ta: RudpTransport, tb: RudpTransport) -> tuple[RudpSession, RudpSession]:
     addr = tb.endpoint.local_address
     async with trio.open_nursery() as nursery:
-        accepted: list = []
+        accepted: list[RudpSession] = []
 
         async def accept() -> None:
             accepted.append(await tb.accept())
@@ -220,12 +220,14 @@ async def test_two_real_nodes_become_peers_over_rudp() -> None:
     async with open_node(node_config(heartbeat_ms=500)) as a, open_node(node_config()) as b:
         assert isinstance(a.transport, RudpTransport)
         assert a.config.section("rudp").heartbeat_ms == 500
+        assert a.peers is not None and b.peers is not None
         peer = await a.peers.connect(b.endpoint.local_address)
         assert peer.id == b.id
         with trio.fail_after(5):
             while a.id not in [p.id for p in b.peers.all()]:  # noqa: ASYNC110 - polling another node
                 await trio.sleep(0.01)
-        assert peer.stats()["srtt_ms"] > 0
+        srtt = peer.stats()["srtt_ms"]
+        assert isinstance(srtt, float) and srtt > 0
         assert a.fields.get("net.sessions") == 1
 
 
@@ -242,6 +244,7 @@ class FixedWindowPlugin:
 async def test_a_plugin_adds_a_congestion_controller() -> None:
     config = node_config(congestion="fixed-window")
     async with open_node(config, plugins=[FixedWindowPlugin()]) as a, open_node(node_config()) as b:
+        assert a.peers is not None
         peer = await a.peers.connect(b.endpoint.local_address)
         assert peer.stats()["congestion"] == "fixed"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -41,7 +41,7 @@ def make_wav(path: Path, seconds: float = 1.5, rate: int = 8000) -> Path:
 
 def make_video(path: Path, fourcc: str = "mp4v", frames: int = 25, fps: float = 10.0) -> Path:
     """mp4v (.mp4) and MJPG (.avi) work with the headless OpenCV wheel; avc1 does not."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (96, 64))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, (96, 64))
     assert writer.isOpened(), f"OpenCV cannot write {fourcc}"
     for i in range(frames):
         frame = np.full((64, 96, 3), (i * 9) % 255, np.uint8)
@@ -97,7 +97,7 @@ def other(tmp_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture
-def makers() -> dict[str, object]:
+def makers() -> dict[str, Callable[..., Path]]:
     """The media makers above, for tests that need special files."""
     return {"png": make_png, "jpeg": make_jpeg, "wav": make_wav, "video": make_video,
             "mp3": make_mp3}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -189,7 +190,7 @@ def test_truncated_data_file_clears_bits_on_open(tmp_path: Path, store: Store,
         assert dl.used_bytes == 3 * PIECE
 
 
-def test_changed_source_is_detected(store: Store, tmp_path: Path, makers: dict) -> None:
+def test_changed_source_is_detected(store: Store, tmp_path: Path, makers: dict[str, Callable[..., Path]]) -> None:
     path = makers["png"](tmp_path / "mine.png", seed=3)
     m = store.import_file(path)
     assert store.read_piece(m.rid, 0) is not None
@@ -202,7 +203,7 @@ def test_changed_source_is_detected(store: Store, tmp_path: Path, makers: dict) 
     assert store.read_piece(m.rid, 0) is None  # nothing of a changed share is trusted
 
 
-def test_changed_source_is_detected_on_open(tmp_path: Path, makers: dict) -> None:
+def test_changed_source_is_detected_on_open(tmp_path: Path, makers: dict[str, Callable[..., Path]]) -> None:
     path = makers["png"](tmp_path / "mine.png")
     with Store(tmp_path / "s", piece_size=PIECE) as s:
         m = s.import_file(path)
@@ -215,7 +216,7 @@ def test_changed_source_is_detected_on_open(tmp_path: Path, makers: dict) -> Non
         assert s.is_complete(m2.rid) and m2.rid != m.rid
 
 
-def test_copy_shares_survive_deletion_of_the_original(tmp_path: Path, makers: dict) -> None:
+def test_copy_shares_survive_deletion_of_the_original(tmp_path: Path, makers: dict[str, Callable[..., Path]]) -> None:
     path = makers["wav"](tmp_path / "tone.wav")
     original = path.read_bytes()
     with Store(tmp_path / "s", piece_size=PIECE, copy_shares=True) as s:
@@ -229,7 +230,7 @@ def test_copy_shares_survive_deletion_of_the_original(tmp_path: Path, makers: di
 
 
 def test_content_eviction_spares_pinned_and_the_writer(tmp_path: Path, store: Store,
-                                                       makers: dict) -> None:
+                                                       makers: dict[str, Callable[..., Path]]) -> None:
     a = store.import_file(makers["png"](tmp_path / "a.png", seed=1))
     b = store.import_file(makers["png"](tmp_path / "b.png", seed=2))
     size = a.size
@@ -285,7 +286,7 @@ def test_manifest_round_trip(store: Store, media: dict[str, Path]) -> None:
     assert Manifest.decode(raw, rid=m.rid) == m
 
 
-async def test_async_import_yields_to_other_tasks(tmp_path: Path, makers: dict) -> None:
+async def test_async_import_yields_to_other_tasks(tmp_path: Path, makers: dict[str, Callable[..., Path]]) -> None:
     path = makers["png"](tmp_path / "big.png", w=600, h=400)  # ~700 kB, ~44 pieces
     ticks = 0
 
@@ -309,7 +310,7 @@ def _partial_files(folder: Path) -> list[str]:
     return [p.name for p in folder.iterdir() if p.name.endswith(".part")]
 
 
-async def test_a_cancelled_import_or_export_leaves_no_partial_file(tmp_path: Path, makers: dict) -> None:
+async def test_a_cancelled_import_or_export_leaves_no_partial_file(tmp_path: Path, makers: dict[str, Callable[..., Path]]) -> None:
     """Cancelled half-way (the user gave up, the node is stopping), the copy in progress
     is removed and its files closed at once, even while the Cancelled exception (and its
     traceback) is still alive."""
@@ -323,8 +324,9 @@ async def test_a_cancelled_import_or_export_leaves_no_partial_file(tmp_path: Pat
     with Store(tmp_path / "s", piece_size=PIECE) as s:
         m = await s.import_file_async(path, title="kept")
         kept: list[BaseException] = []  # as a nursery or a log handler may hold on to it
-        attempts = [lambda: s.import_file_async(path, copy=True, title="cancelled"),
-                    lambda: s.export_async(m.rid, tmp_path / "out.png")]
+        attempts: list[Callable[[], Awaitable[object]]] = [
+            lambda: s.import_file_async(path, copy=True, title="cancelled"),
+            lambda: s.export_async(m.rid, tmp_path / "out.png")]
         for attempt in attempts:
             async with trio.open_nursery() as nursery:
                 with trio.CancelScope() as scope:

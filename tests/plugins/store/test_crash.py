@@ -212,7 +212,7 @@ def test_kill9_after_many_small_appends(tmp_path: Path, seed: int) -> None:
         assert fs.used_bytes == sum(fs.size(sid) or 0 for sid in SMALL_SIDS)
         # eviction follows the writer's last modifications
         last_modified = {k: step for step, k in enumerate(order[:survived])}
-        expected_victims = [SMALL_SIDS[k] for k in sorted(last_modified, key=last_modified.get)]
+        expected_victims = [SMALL_SIDS[k] for k in sorted(last_modified, key=last_modified.__getitem__)]
         evicted: list[str] = []
         fs.on_evict = lambda kind, key, size: evicted.append(key)
         fs.set_storage_limit(0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,7 @@ class FakeWallClock:
 
 
 @pytest.fixture
-def fs(tmp_path: Path):
+def fs(tmp_path: Path) -> Iterator[FileStore]:
     with FileStore(tmp_path / "fs") as s:
         yield s
 

@@ -75,7 +75,7 @@ def test_sniff_never_crashes(data: bytes) -> None:
     assert media.category in ("audio", "video", "image")
 
 
-def test_mp3_duration_cbr_and_xing(tmp_path: Path, makers: dict) -> None:
+def test_mp3_duration_cbr_and_xing(tmp_path: Path, makers: dict[str, Callable[..., Path]]) -> None:
     cbr = makers["mp3"](tmp_path / "cbr.mp3", frames=200)
     assert mp3_duration(cbr) == pytest.approx(200 * 1152 / 44100, rel=0.01)
     vbr = makers["mp3"](tmp_path / "vbr.mp3", frames=300, xing=True)
@@ -150,7 +150,7 @@ def test_an_image_declaring_too_many_pixels_is_not_decoded(tmp_path: Path, name:
         assert (manifest.width, manifest.height, manifest.thumbnail) == (width, height, None)
 
 
-def test_a_large_allowed_jpeg_is_decoded_at_reduced_scale(tmp_path: Path, makers: dict) -> None:
+def test_a_large_allowed_jpeg_is_decoded_at_reduced_scale(tmp_path: Path, makers: dict[str, Callable[..., Path]]) -> None:
     """4000x3000: the thumbnail needs 160 px, so the JPEG decodes at 1/8 (500x375); a full
     frame would be 36 MB."""
     photo = makers["jpeg"](tmp_path / "big.jpg", w=4000, h=3000)
@@ -158,11 +158,12 @@ def test_a_large_allowed_jpeg_is_decoded_at_reduced_scale(tmp_path: Path, makers
     assert isinstance(info, MediaInfo)
     assert (info.width, info.height) == (4000, 3000) and info.thumbnail is not None
     thumb = cv2.imdecode(np.frombuffer(info.thumbnail, np.uint8), cv2.IMREAD_COLOR)
+    assert thumb is not None
     assert thumb.shape[:2] == (120, 160)
     assert peak < 4000 * 3000 * 3 // 8
 
 
-def test_small_images_keep_their_thumbnail(tmp_path: Path, makers: dict) -> None:
+def test_small_images_keep_their_thumbnail(tmp_path: Path, makers: dict[str, Callable[..., Path]]) -> None:
     png = makers["png"](tmp_path / "p.png", w=300, h=200)
     info = probe(png, sniff(png.read_bytes()))
     assert (info.width, info.height) == (300, 200) and info.thumbnail is not None
@@ -171,7 +172,7 @@ def test_small_images_keep_their_thumbnail(tmp_path: Path, makers: dict) -> None
     assert (info.width, info.height) == (20, 10) and info.thumbnail is not None
 
 
-def test_a_truncated_or_garbled_image_shares_without_a_thumbnail(tmp_path: Path, makers: dict) -> None:
+def test_a_truncated_or_garbled_image_shares_without_a_thumbnail(tmp_path: Path, makers: dict[str, Callable[..., Path]]) -> None:
     from p2pkit.plugins.store import Store
 
     photo = makers["jpeg"](tmp_path / "photo.jpg", w=640, h=480).read_bytes()

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -66,7 +66,7 @@ def wait_for(predicate: object, timeout: float = 30.0) -> None:
 
 
 @pytest.mark.slow
-def test_node_process_store_fields_limit_and_kill9(tmp_path: Path, makers: dict) -> None:
+def test_node_process_store_fields_limit_and_kill9(tmp_path: Path, makers: dict[str, Callable[..., Path]]) -> None:
     wav = makers["wav"](tmp_path / "tone.wav", seconds=4.0)
     png = makers["png"](tmp_path / "pic.png")
     data = tmp_path / "data"

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from p2pkit.plugins.store import _content
+from p2pkit.plugins.store import _content, _media
 
 from p2pkit import open_node
 
@@ -19,7 +19,7 @@ from .test_provider import config
 def probe_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The real probe, wrapped to note which thread ran it."""
     seen: list[int] = []
-    real = _content.probe
+    real = _media.probe  # the function _content calls, defined in _media
 
     def noting(*args: Any, **kwargs: Any) -> Any:
         seen.append(threading.get_ident())

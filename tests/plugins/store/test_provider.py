@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from p2pkit.plugins.store import StoreProvider
+from p2pkit.plugins.store import Store, StoreProvider
 from p2pkit.plugins.store._provider import MIB
 
 from p2pkit import NodeConfig, open_node
@@ -17,8 +17,9 @@ from p2pkit.hookspecs import hookimpl
 OTHER_BUILTINS = ["rudp", "nat", "kademlia", "flooding", "swarm", "ai"]
 
 
-def config(tmp_path: Path | None = None, store: dict | None = None, cfg: dict | None = None) -> NodeConfig:
-    node: dict = {"host": "127.0.0.1", "port": 0, "disable": OTHER_BUILTINS, "repeater": "off"}
+def config(tmp_path: Path | None = None, store: dict[str, object] | None = None,
+           cfg: dict[str, object] | None = None) -> NodeConfig:
+    node: dict[str, object] = {"host": "127.0.0.1", "port": 0, "disable": OTHER_BUILTINS, "repeater": "off"}
     if tmp_path is None:
         node["ephemeral"] = True
     else:
@@ -77,7 +78,7 @@ async def test_cache_limit_setting_drives_the_limit(tmp_path: Path) -> None:
         assert node.store.limit_bytes == 2 * MIB
 
 
-async def test_evicted_content_is_announced_removed(tmp_path: Path, store, media: dict[str, Path]) -> None:
+async def test_evicted_content_is_announced_removed(tmp_path: Path, store: Store, media: dict[str, Path]) -> None:
     from p2pkit.events import ContentRemoved
 
     manifest = store.import_file(media["png"])  # the seeder (no node needed)
@@ -87,7 +88,7 @@ async def test_evicted_content_is_announced_removed(tmp_path: Path, store, media
         node.store.begin_download(manifest)
         for i in range(manifest.num_pieces):
             assert node.store.write_piece(manifest.rid, i, store.read_piece(manifest.rid, i))
-        completed = [e for e in recorder.events if e.kind == "store.completed"]
+        completed = [e for e in recorder.events if isinstance(e, GenericEvent) and e.kind == "store.completed"]
         assert [e.data["rid"] for e in completed] == [manifest.rid]
         node.store.create("big")
         node.store.append("big", bytes(MIB - 1000))  # the download must go to make room

@@ -19,6 +19,9 @@ import pytest
 import trio
 from p2pkit.simulator import LinkProfile, LossSpec, Simulation
 
+from p2pkit import Node
+from p2pkit.peers import PeerManager
+
 NODES = 50
 LOSS = 0.02
 SIZE = int(float(os.environ.get("P2PKIT_SWARM_SIM_MB", "20")) * 1e6)
@@ -37,14 +40,21 @@ class _Done(Exception):
     """Every node has the file: end the simulation now."""
 
 
+def peers_of(node: Node) -> PeerManager:
+    """The peer layer of a node that loads a transport (rudp here)."""
+    assert node.peers is not None
+    return node.peers
+
+
 @pytest.mark.slow
 def test_fifty_nodes_with_two_percent_loss_share_a_file(tmp_path: Path) -> None:
     media = make_wav(tmp_path / "big.wav", SIZE)
     digest = hashlib.sha256(media.read_bytes()).hexdigest()
     rng = random.Random(11)
     outcome: dict[str, Any] = {}
-    config = {"node": {"disable": ["flooding"]}, "cfg": {"max_connections": 2 * NODES},
-              "swarm": {"max_peers": 20}}
+    config: dict[str, dict[str, object]] = {
+        "node": {"disable": ["flooding"]}, "cfg": {"max_connections": 2 * NODES},
+        "swarm": {"max_peers": 20}}
 
     def link(up_mbit: float) -> LinkProfile:
         up = up_mbit * 1e6
@@ -81,7 +91,7 @@ def test_fifty_nodes_with_two_percent_loss_share_a_file(tmp_path: Path) -> None:
         last = nodes[-1]
         outcome["digest"] = hashlib.sha256(
             last.store.read_content(manifest.rid, 0, manifest.size)).hexdigest()
-        outcome["lost"] = sum(p.stats()["lost_packets"] for node in nodes for p in node.peers.all())
+        outcome["lost"] = sum(p.stats()["lost_packets"] for node in nodes for p in peers_of(node).all())
         raise _Done
 
     try:
@@ -103,7 +113,7 @@ def test_a_leecher_with_a_full_swarm_takes_the_origin_back_when_it_shows_a_piece
     in, or the pieces only the origin has never reach that leecher."""
     media = make_wav(tmp_path / "small.wav", 1_500_000)  # 6 pieces
     outcome: dict[str, Any] = {}
-    leecher_config = {"node": {"disable": ["flooding"]}, "swarm": {"max_peers": 2}}
+    leecher_config: dict[str, dict[str, object]] = {"node": {"disable": ["flooding"]}, "swarm": {"max_peers": 2}}
     link = LinkProfile(up_bps=5e6, down_bps=50e6, latency=0.01, queue_bytes=64_000)
 
     async def scenario(sim: Simulation) -> None:
