@@ -176,10 +176,10 @@ class SwarmProvider:
         """The uplink just ran out of work: let the chokers unchoke a waiting peer (an
         injecting origin: one more target)."""
         for t in self.torrents.values():
-            if t.seeding is not None and not t.seeding.done:
+            if (injection := t.injection) is not None:
                 # only if the transport too has (almost) nothing left for the targets
-                if self._queued_in_transport(t.seeding.offers) < self.cfg.block_size:
-                    t.seeding.spare(self._now())
+                if self._queued_in_transport(injection.offers) < self.cfg.block_size:
+                    injection.spare(self._now())
                     self._inject(t)
                 continue
             if any(ps.peer_interested and ps.am_choking for ps in t.peers.values()):
@@ -440,8 +440,8 @@ class SwarmProvider:
     def _inject(self, t: Torrent) -> None:
         """Initial seeding: show the next targets their pieces and unchoke them (see
         :mod:`._seeding`). Called whenever a place may have come free."""
-        seeding = t.seeding
-        if seeding is None or seeding.done:
+        seeding = t.injection
+        if seeding is None:
             return
         if not seeding.active(t.picker.availability):  # everything is out: reveal all
             self.counters["initial_seeding_done"] += 1
@@ -476,8 +476,8 @@ class SwarmProvider:
     def _seeding_news(self, t: Torrent, ps: PeerState, pieces: Iterable[int]) -> None:
         """Initial seeding: ``ps`` announced ``pieces``, which may free a target's place
         or complete the injection (see :mod:`._seeding`)."""
-        seeding = t.seeding
-        if seeding is None or seeding.done:
+        seeding = t.injection
+        if seeding is None:
             return
         for piece in pieces:
             seeding.on_have(ps.peer.id, piece)
@@ -572,8 +572,8 @@ class SwarmProvider:
             ps = t.peers.pop(peer_id, None)
             if ps is not None:
                 t.picker.remove_peer(peer_id)
-                if t.seeding is not None and not t.seeding.done:
-                    t.seeding.peer_gone(peer_id)
+                if (injection := t.injection) is not None:
+                    injection.peer_gone(peer_id)
                 self._reconsider_uploads(t)
                 self._fill_all(t)
 
@@ -606,16 +606,16 @@ class SwarmProvider:
     def _reconsider_uploads(self, t: Torrent) -> None:
         """Who may download from us now: an injecting origin's targets (a place may have
         come free), else the choker's pick. Either way one rechoke."""
-        if t.seeding is not None and not t.seeding.done:
+        if t.injection is not None:
             self._inject(t)  # ends with a rechoke
         else:
             self._rechoke(t)
 
     def _rechoke(self, t: Torrent) -> None:
-        if t.seeding is not None and not t.seeding.done:
+        if (injection := t.injection) is not None:
             # injecting (see ._seeding): the targets and nobody else, unchoked before they
             # say Interested so that they ask as soon as they see their piece
-            unchoked = {pid for pid in t.seeding.offers
+            unchoked = {pid for pid in injection.offers
                         if pid in t.peers and self._allowed(t.peers[pid].peer)}
         else:
             unchoked = self._tit_for_tat(t)
@@ -854,8 +854,8 @@ class SwarmProvider:
         queued = await link.peer.send(
             msg.PROTOCOL, msg.encode(msg.Piece(rid, m.piece, m.offset, block)), channel=CHANNEL_BULK)
         link.handed_over(rid, m, queued)
-        seeding = t.seeding
-        if (seeding is not None and not seeding.done
+        seeding = t.injection
+        if (seeding is not None
                 and seeding.uploaded(link.peer.id, m.piece, len(block), t.manifest.piece_length(m.piece))):
             self._inject(t)
         now = self._now()

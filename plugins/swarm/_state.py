@@ -165,7 +165,13 @@ class Torrent:
         self.last_progress = float("-inf")
         self.started_at = 0.0
         self.down = RateMeter()
-        self.seeding: InitialSeeding | None = None  # an origin still injecting pieces
+        self.seeding: InitialSeeding | None = None  # an origin's initial seeding
+
+    @property
+    def injection(self) -> InitialSeeding | None:
+        """The initial seeding while the origin is still injecting pieces, else None."""
+        seeding = self.seeding
+        return seeding if seeding is not None and not seeding.done else None
 
     @property
     def complete(self) -> bool:
