@@ -28,6 +28,8 @@ from typing import Any
 import trio
 from p2pkit.simulator import CoreLatency, LinkProfile, Simulation
 
+from p2pkit.compiled import compiled_modules
+
 LINK = LinkProfile(up_bps=10e6, down_bps=50e6, latency=0.005, jitter=0.001, queue_bytes=64_000)
 # kernel + transport only: the store plugin would open an SQLite file per node.
 NODE_CONFIG = {"node": {"plugins": ["p2pkit.plugins.rudp"], "disable": ["store", "swarm", "webui", "ai", "kademlia", "flooding", "nat"]}}
@@ -163,6 +165,9 @@ def main() -> None:
           + (f", ping RTT p50 {kernel['rtt_p50_ms']:.1f} ms" if args.pings else ""))
     for note in kernel["notes"]:
         print(f"note: {note}")
+    compiled = compiled_modules()
+    print(f"compiled modules (mypyc): {len(compiled)}" + (f" ({', '.join(compiled)})" if compiled
+                                                          else " — pure Python"))
     print(json.dumps({
         "nodes": nodes,
         "duration_s": duration,
@@ -176,6 +181,7 @@ def main() -> None:
         "sessions_per_node": round(kernel["sessions_per_node"], 2),
         "bare_speedup": round(bare.get("speedup", 0.0), 3),
         "bare_datagrams_per_s": round(bare.get("datagrams_per_s", 0.0)),
+        "compiled_modules": len(compiled),
     }))
 
 

@@ -11,6 +11,8 @@ The kernel is small: a node owns one nursery, one datagram endpoint, a field reg
 a pluggy plugin manager; transport, discovery, storage, swarm and AI come from plugins.
 """
 
+# first: with P2PKIT_PURE_PYTHON set, no compiled module may load before this
+from . import compiled as compiled
 from ._exceptions import (
     CapabilityError,
     ConfigError,

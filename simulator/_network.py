@@ -295,7 +295,9 @@ class Network:
         at = self._grid(deadline)
         if at < deadline:  # the grid's float tolerance must never fire a timer early
             at = deadline
-        entry = (_TIMER, timer)
+        # one boxed tuple for both: the heap's copy is recognised by identity (mypyc
+        # builds a fresh box per use of a fixed-length tuple)
+        entry: tuple[object, ...] = (_TIMER, timer)
         timer._entry = entry
         timer._at = at
         self._schedule(at, entry)

@@ -9,6 +9,26 @@ from pathlib import Path
 import pytest
 import trio.testing
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def stale_extensions(root: Path = ROOT) -> list[str]:
+    """Compiled modules (setup.py builds them in place) older than their Python source: they
+    would be imported instead of the code under test."""
+    stale = []
+    for built in sorted(root.glob("[ps]*/**/*.so")):
+        source = built.with_name(built.name.split(".", 1)[0] + ".py")
+        if source.exists() and source.stat().st_mtime > built.stat().st_mtime:
+            stale.append(str(source.relative_to(root)))
+    return stale
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    stale = stale_extensions()
+    if stale:
+        pytest.exit(f"compiled modules are older than their sources ({', '.join(stale)}): "
+                    "`make install` rebuilds them", returncode=4)
+
 
 @pytest.fixture
 def autojump_clock() -> trio.testing.MockClock:

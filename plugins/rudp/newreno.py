@@ -58,10 +58,10 @@ class NewReno:
         self._recovery_start = now
         self._in_recovery = True
         self.cwnd = max(int(self.cwnd * LOSS_REDUCTION), MIN_WINDOW_PACKETS * self.mss)
-        self.ssthresh = self.cwnd
+        self.ssthresh = float(self.cwnd)
 
     def on_rto(self, now: float) -> None:
-        self.ssthresh = max(self.cwnd // 2, MIN_WINDOW_PACKETS * self.mss)
+        self.ssthresh = float(max(self.cwnd // 2, MIN_WINDOW_PACKETS * self.mss))
         self.cwnd = MIN_WINDOW_PACKETS * self.mss
         self._recovery_start = now
         self._in_recovery = False

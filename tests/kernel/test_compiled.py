@@ -1,0 +1,71 @@
+"""The compiled modules (setup.py, mypyc) and the switch back to their Python source."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
+import p2pkit.simulator._network
+from p2pkit.compiled import PURE_PYTHON_ENV, SourceFirstFinder, compiled_modules
+
+from ..conftest import stale_extensions
+
+PROBE = """
+import json, p2pkit.plugins.rudp.connection as c, p2pkit.simulator._network as n
+from p2pkit.compiled import compiled_modules
+print(json.dumps([c.__file__, n.__file__, compiled_modules()]))
+"""
+
+
+def _probe(**env: str) -> list[object]:
+    run = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                         check=True, env={**os.environ, **env}, timeout=60)
+    result: list[object] = json.loads(run.stdout)
+    return result
+
+
+def test_compiled_modules_are_those_loaded_from_an_extension() -> None:
+    module_file = p2pkit.simulator._network.__file__
+    assert module_file is not None
+    listed = "p2pkit.simulator._network" in compiled_modules()
+    assert listed == module_file.endswith(tuple(EXTENSION_SUFFIXES))
+
+
+def test_pure_python_switch_imports_the_sources() -> None:
+    connection, network, compiled = _probe(**{PURE_PYTHON_ENV: "1"})
+    assert str(connection).endswith("connection.py")
+    assert str(network).endswith("_network.py")
+    assert compiled == []
+
+
+def test_without_the_switch_an_extension_beside_a_source_wins() -> None:
+    env = {k: v for k, v in os.environ.items() if k != PURE_PYTHON_ENV}
+    run = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                         check=True, env=env, timeout=60)
+    connection, _network, compiled = json.loads(run.stdout)
+    built = list(Path(connection).parent.glob("connection.*.so"))
+    assert connection.endswith(".so") == bool(built)
+    assert ("p2pkit.plugins.rudp.connection" in compiled) == bool(built)
+
+
+def test_source_first_finder_leaves_other_packages_alone() -> None:
+    finder = SourceFirstFinder()
+    assert finder.find_spec("json.decoder", None) is None
+    assert finder.find_spec("p2pkit.nonexistent", [str(Path(p2pkit.__file__).parent)]) is None
+
+
+def test_an_extension_older_than_its_source_is_reported(tmp_path: Path) -> None:
+    package = tmp_path / "plugins" / "rudp"
+    package.mkdir(parents=True)
+    for name, (so_time, py_time) in {"fresh": (200, 100), "stale": (100, 200)}.items():
+        built = package / f"{name}.cpython-311-x86_64-linux-gnu.so"
+        source = package / f"{name}.py"
+        built.write_bytes(b"")
+        source.write_text("")
+        os.utime(built, (so_time, so_time))
+        os.utime(source, (py_time, py_time))
+    assert stale_extensions(tmp_path) == ["plugins/rudp/stale.py"]
