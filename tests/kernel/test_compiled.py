@@ -10,6 +10,7 @@ from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 import p2pkit.simulator._network
+
 from p2pkit.compiled import PURE_PYTHON_ENV, SourceFirstFinder, compiled_modules
 
 from ..conftest import stale_extensions
