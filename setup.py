@@ -29,6 +29,7 @@ NATIVE_MODULES = (
     "p2pkit.plugins.rudp.rtt",
     "p2pkit.plugins.rudp.stats",
     "p2pkit.plugins.rudp.streams",
+    "p2pkit.simulator._direction",
     "p2pkit.simulator._endpoint",
     "p2pkit.simulator._network",
 )

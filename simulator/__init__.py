@@ -1,9 +1,10 @@
 """p2pkit simulator: many real nodes over lossy virtual links, in virtual time."""
 
 from ._core import CoreLatency
+from ._direction import HEADER_BYTES
 from ._dist import Distribution
 from ._endpoint import VirtualEndpoint
-from ._link import HEADER_BYTES, LinkProfile
+from ._link import LinkProfile
 from ._loss import LossSpec, gilbert_elliott_stationary_loss
 from ._nat import NatBox, NatProfile, NatType
 from ._network import Host, Network

@@ -33,7 +33,8 @@ from p2pkit.timers import TimerCallback, run_callback
 
 from ._clock import IdleDriver, idle_driver
 from ._core import CoreLatency
-from ._link import DROP_LOSS, HEADER_BYTES, LinkProfile
+from ._direction import DROP_LOSS, HEADER_BYTES
+from ._link import LinkProfile
 from ._nat import NatBox, NatProfile, NatType
 from ._rng import derive_rng
 

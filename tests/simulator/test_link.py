@@ -8,7 +8,7 @@ import random
 import pytest
 import trio
 from p2pkit.simulator import HEADER_BYTES, LinkProfile, LossSpec, Network
-from p2pkit.simulator._link import DROP_LOSS, DROP_QUEUE
+from p2pkit.simulator._direction import DROP_LOSS, DROP_QUEUE
 from p2pkit.simulator._loss import GilbertElliottLoss
 
 from .helpers import running
