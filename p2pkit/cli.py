@@ -21,6 +21,7 @@ from rich.logging import RichHandler
 from rich.text import Text
 
 from ._exceptions import ConfigError, P2PKitError
+from .compiled import build_description
 from .config import NodeConfig, load_config, parse_assignment
 from .node import Node, open_node
 from .plugin_manager import create_plugin_manager
@@ -145,7 +146,7 @@ def cmd_node(args: argparse.Namespace) -> int:
 
 
 def cmd_version(args: argparse.Namespace) -> int:
-    print(f"p2pkit {__version__}")
+    print(f"p2pkit {__version__}, {build_description()}")
     return 0
 
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from importlib.abc import MetaPathFinder
 from importlib.machinery import EXTENSION_SUFFIXES, ModuleSpec, PathFinder
-from importlib.util import spec_from_file_location
+from importlib.util import find_spec, spec_from_file_location
 from pathlib import Path
 from types import ModuleType
 
@@ -29,6 +29,16 @@ def compiled_modules() -> list[str]:
         if name.startswith("p2pkit.") and not name.endswith("__mypyc")
         and str(getattr(module, "__file__", None) or "").endswith(_SUFFIXES)
     )
+
+
+def build_description() -> str:
+    """What this install runs: "compiled (mypyc)" when its extensions are built and in use,
+    else why not."""
+    if os.environ.get(PURE_PYTHON_ENV):
+        return f"pure Python ({PURE_PYTHON_ENV} is set)"
+    if find_spec("p2pkit._native__mypyc") is None:
+        return "pure Python (not compiled at install)"
+    return "compiled (mypyc)"
 
 
 class SourceFirstFinder(MetaPathFinder):

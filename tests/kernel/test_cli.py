@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from p2pkit import __version__
+from p2pkit.compiled import build_description
 
 
 def p2pkit(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -22,7 +23,7 @@ def p2pkit(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
 def test_version() -> None:
     result = p2pkit("version")
     assert result.returncode == 0
-    assert result.stdout.strip() == f"p2pkit {__version__}"
+    assert result.stdout.strip() == f"p2pkit {__version__}, {build_description()}"
 
 
 def test_unknown_flag_is_a_usage_error() -> None:

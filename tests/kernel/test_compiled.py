@@ -11,7 +11,7 @@ from pathlib import Path
 
 import p2pkit.simulator._network
 
-from p2pkit.compiled import PURE_PYTHON_ENV, SourceFirstFinder, compiled_modules
+from p2pkit.compiled import PURE_PYTHON_ENV, SourceFirstFinder, build_description, compiled_modules
 
 from ..conftest import stale_extensions
 
@@ -51,6 +51,16 @@ def test_without_the_switch_an_extension_beside_a_source_wins() -> None:
     built = list(Path(connection).parent.glob("connection.*.so"))
     assert connection.endswith(".so") == bool(built)
     assert ("p2pkit.plugins.rudp.connection" in compiled) == bool(built)
+
+
+def test_the_build_description_says_whether_compiled_modules_run() -> None:
+    built = any(Path(p2pkit.__file__).parent.glob("_native__mypyc.*.so"))
+    if os.environ.get(PURE_PYTHON_ENV):
+        assert build_description().startswith("pure Python (P2PKIT_PURE_PYTHON")
+    else:
+        assert build_description() == ("compiled (mypyc)" if built else
+                                        "pure Python (not compiled at install)")
+    assert bool(compiled_modules()) == (built and not os.environ.get(PURE_PYTHON_ENV))
 
 
 def test_source_first_finder_leaves_other_packages_alone() -> None:
