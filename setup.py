@@ -80,8 +80,14 @@ def _remove_old_builds() -> None:
         built.unlink()
 
 
+def _builds_in_place() -> bool:
+    """An editable install or ``build_ext --inplace`` (not a wheel, which leaves the tree)."""
+    return any(arg in sys.argv for arg in ("editable_wheel", "develop", "--inplace", "-i"))
+
+
 def native_extensions() -> list[Extension]:
-    _remove_old_builds()
+    if _builds_in_place():
+        _remove_old_builds()
     if os.environ.get("P2PKIT_PURE_PYTHON"):
         return []
     try:
