@@ -144,7 +144,7 @@ def test_hook_markers_are_parsed_once_per_class_but_instances_stay_distinct() ->
             self.value = value
 
         @hookimpl
-        def p2pkit_fields(self, node):  # type: ignore[no-untyped-def]
+        def p2pkit_fields(self, node: object) -> list[object]:
             return [self.value]
 
     first = create_plugin_manager([Counter(1)], NO_BUILTINS)
@@ -155,7 +155,7 @@ def test_hook_markers_are_parsed_once_per_class_but_instances_stay_distinct() ->
     plain = Counter(3)
 
     @hookimpl
-    def p2pkit_fields(node):  # type: ignore[no-untyped-def]
+    def p2pkit_fields(node: object) -> list[object]:
         return ["instance attribute"]
 
     plain.p2pkit_fields = p2pkit_fields  # type: ignore[method-assign]

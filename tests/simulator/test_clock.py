@@ -7,9 +7,12 @@ import pytest
 import trio
 from p2pkit.simulator import LinkProfile, Network
 from p2pkit.simulator._clock import idle_driver, virtual_clock
+from p2pkit.simulator._endpoint import VirtualEndpoint
+
+from p2pkit.endpoint import Datagram
 
 
-def _pair(network: Network, latency: float):  # type: ignore[no-untyped-def]
+def _pair(network: Network, latency: float) -> tuple[VirtualEndpoint, VirtualEndpoint]:
     a = network.add_host("a", LinkProfile(latency=latency))
     b = network.add_host("b")
     return a.bind(), b.bind()
@@ -28,7 +31,7 @@ def test_deliveries_timers_and_tasks_keep_virtual_time(resolution: float) -> Non
             assert driver is not None and driver.networks == [network]  # the clock delivers
             t0 = trio.current_time()
 
-            def dispatch(batch, now):  # type: ignore[no-untyped-def]
+            def dispatch(batch: list[Datagram], now: float) -> None:
                 for data, _addr in batch:
                     log.append((data.decode(), round(now - t0, 6)))
                     if data == b"ping":  # answered from the callback, at this instant
@@ -65,7 +68,7 @@ def test_a_callback_may_wake_a_task_and_start_one() -> None:
             async def spawned(now: float) -> None:
                 seen.append(f"spawned at {now:.3f}")
 
-            def dispatch(batch, now):  # type: ignore[no-untyped-def]
+            def dispatch(batch: list[Datagram], now: float) -> None:
                 arrived.set()
                 nursery.start_soon(spawned, now - t0)
 
@@ -89,7 +92,7 @@ def test_a_failing_callback_ends_the_run_with_its_own_error() -> None:
         network = Network(seed=3)
         ea, eb = _pair(network, 0.005)
 
-        def dispatch(batch, now):  # type: ignore[no-untyped-def]
+        def dispatch(batch: list[Datagram], now: float) -> None:
             raise Boom("a bug in a datagram handler")
 
         async with trio.open_nursery() as nursery:

@@ -8,13 +8,13 @@ import random
 import pytest
 import trio
 from p2pkit.simulator import HEADER_BYTES, LinkProfile, LossSpec, Network
-from p2pkit.simulator._direction import DROP_LOSS, DROP_QUEUE
+from p2pkit.simulator._direction import DROP_LOSS, DROP_QUEUE, LinkDirection
 from p2pkit.simulator._loss import GilbertElliottLoss
 
 from .helpers import running
 
 
-def _direction(**kwargs: object):  # type: ignore[no-untyped-def]
+def _direction(**kwargs: object) -> LinkDirection:
     return LinkProfile(**kwargs).direction(True, random.Random(1))  # type: ignore[arg-type]
 
 

@@ -66,7 +66,7 @@ def test_explicit_drop_patterns(pattern: list[bool], sizes: list[int]) -> None:
     assume(not all(pattern))  # a dead link is the idle-timeout test's business
     counter = {"n": 0}
 
-    def drop(data: bytes, src, dst) -> bool:  # type: ignore[no-untyped-def]
+    def drop(data: bytes, src: Address, dst: Address) -> bool:
         if data[2] != 4:  # DATA only: the test is about data recovery
             return False
         counter["n"] += 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from p2pkit.plugins.rudp import Connection, RudpConfig
 
-from .fakenet import FakeNet, connected_pair, drain
+from .fakenet import Address, FakeNet, connected_pair, drain
 
 WINDOW = 64 * 1024
 
@@ -97,7 +97,7 @@ def test_channels_are_independent_under_loss() -> None:
     _, _, ca, cb = connected_pair(net)
     dropped = {"n": 0}
 
-    def drop_one_bulk(data: bytes, s, d) -> bool:  # type: ignore[no-untyped-def]
+    def drop_one_bulk(data: bytes, s: Address, d: Address) -> bool:
         if data[2] == 4 and data[36 + 1] == 1 and dropped["n"] == 0:
             dropped["n"] = 1
             return True

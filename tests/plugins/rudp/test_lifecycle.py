@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
 
 import pytest
 from p2pkit.plugins.rudp import RudpConfig
-from p2pkit.plugins.rudp.connection import ConnectionState
+from p2pkit.plugins.rudp.connection import Connection, ConnectionState
+from p2pkit.plugins.rudp.mux import Multiplexer
 from p2pkit.plugins.rudp.packet import (
     ACK,
     DATA,
@@ -26,10 +28,11 @@ ESTABLISHED = ConnectionState.ESTABLISHED
 CLOSED = ConnectionState.CLOSED
 
 
-def drop_first(ptype: int, count: int = 1, src: tuple[str, int] | None = None):  # type: ignore[no-untyped-def]
+def drop_first(ptype: int, count: int = 1, src: Address | None = None,
+               ) -> Callable[[bytes, Address, Address], bool]:
     left = {"n": count}
 
-    def drop(data: bytes, s, d) -> bool:  # type: ignore[no-untyped-def]
+    def drop(data: bytes, s: Address, d: Address) -> bool:
         if data[2] == ptype and (src is None or s == src) and left["n"] > 0:
             left["n"] -= 1
             return True
@@ -38,7 +41,7 @@ def drop_first(ptype: int, count: int = 1, src: tuple[str, int] | None = None): 
     return drop
 
 
-def exchange(net: FakeNet, ca, cb) -> None:  # type: ignore[no-untyped-def]
+def exchange(net: FakeNet, ca: Connection, cb: Connection) -> None:
     ca.send(b"ping", 1)
     cb.send(b"pong", 1)
     got_a: list[tuple[int, bytes]] = []
@@ -113,7 +116,9 @@ def test_peer_restart_is_detected_and_a_new_session_works() -> None:
     b2 = net.hosts[B]
     ca2 = a.connect(B, net.now)
     assert net.run_until(lambda: ca2.is_established and bool(b2.accept_queue), 30)
-    exchange(net, ca2, b2.accept())
+    cb2 = b2.accept()
+    assert cb2 is not None
+    exchange(net, ca2, cb2)
 
 
 def test_unknown_connection_replies_are_rate_limited() -> None:
@@ -153,7 +158,7 @@ def test_syn_flood_state_is_bounded_and_expires() -> None:
 def test_heartbeat_keeps_an_idle_session_alive() -> None:
     sent: dict[tuple[object, int], int] = {}
 
-    def count(data: bytes, s, d) -> bool:  # type: ignore[no-untyped-def]
+    def count(data: bytes, s: Address, d: Address) -> bool:
         sent[(s, data[2])] = sent.get((s, data[2]), 0) + 1
         return False
 
@@ -176,7 +181,7 @@ def test_accepter_keeps_the_session_alive_when_the_opener_stops_pinging() -> Non
     ca._heartbeat = 1e9  # an opener that never pings (an older or a broken peer)
     pings = {"n": 0}
 
-    def count(data: bytes, s, d) -> bool:  # type: ignore[no-untyped-def]
+    def count(data: bytes, s: Address, d: Address) -> bool:
         pings["n"] += s == B and data[2] == PING
         return False
 
@@ -265,7 +270,8 @@ def test_established_state_names_follow_the_seed() -> None:
     _ = (SYN_ACK, ESTABLISHED)
 
 
-def _opener_with_peers(net: FakeNet, config: RudpConfig, count: int):  # type: ignore[no-untyped-def]
+def _opener_with_peers(net: FakeNet, config: RudpConfig, count: int,
+                       ) -> tuple[Multiplexer, list[Connection]]:
     """Host A with ``count`` sessions it opened, one every 137 ms (spread heartbeats)."""
     a = net.add_host(A, config)
     conns = []
@@ -322,7 +328,7 @@ def test_a_busy_session_does_not_make_the_quiet_ones_ping_more_often() -> None:
     bulk, quiet = conns[0], conns[1:]
     pings: dict[object, int] = {}
 
-    def count(data: bytes, s, d) -> bool:  # type: ignore[no-untyped-def]
+    def count(data: bytes, s: Address, d: Address) -> bool:
         if s == A and data[2] == PING:
             pings[d] = pings.get(d, 0) + 1
         return False

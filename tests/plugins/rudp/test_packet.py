@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -43,7 +45,7 @@ def test_header_layout_is_stable() -> None:
         (lambda b: b[:3] + b"\x01" + b[4:], "encrypted"),
     ],
 )
-def test_bad_headers_are_rejected(mutate, message) -> None:  # type: ignore[no-untyped-def]
+def test_bad_headers_are_rejected(mutate: Callable[[bytes], bytes], message: str) -> None:
     raw = encode_header(DATA, 0, 1, 0, 0, 0, 0, 0, 0)
     with pytest.raises(MalformedPacket, match=message):
         decode_header(mutate(raw))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 import pytest
@@ -11,6 +11,7 @@ from p2pkit.plugins.rudp import RudpConfig, RudpSession, RudpTransport
 
 from p2pkit import CHANNEL_BULK, CHANNEL_CONTROL, NodeConfig, SessionClosed, hookimpl, open_node
 from p2pkit.capabilities import QueuedMessage, Session, Transport
+from p2pkit.endpoint import Datagram, DispatchFn
 from p2pkit.udp import UdpEndpoint
 
 from .fakenet import FixedWindow
@@ -274,14 +275,15 @@ class ChokedEndpoint:
     def send(self, data: bytes, addr: tuple[str, int]) -> bool:
         return self.real.send(data, addr)
 
-    def send_batch(self, datagrams):  # type: ignore[no-untyped-def]
+    def send_batch(self, datagrams: Sequence[Datagram]) -> int:
         return self.real.send_batch(list(datagrams)[: self.per_call])
 
     async def wait_writable(self) -> None:
         self.waits += 1
         await self.real.wait_writable()
 
-    async def run(self, dispatch, *, task_status=trio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
+    async def run(self, dispatch: DispatchFn, *,
+                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await self.real.run(dispatch, task_status=task_status)
 
     def close(self) -> None:
