@@ -10,8 +10,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# Where a C compiler and Python's headers exist, setup.py must compile (a failure is an
+# error, not a quiet pure-Python install) and the tests check that it did.
+REQUIRE_COMPILED := P2PKIT_REQUIRE_COMPILED=$(shell command -v cc >/dev/null && $(PYTHON) -c \
+	"import os, sysconfig; print(int(os.path.exists(sysconfig.get_paths()['include'] + '/Python.h')))" \
+	2>/dev/null || echo 0)
+
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(REQUIRE_COMPILED) $(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP) $(NATIVE)
 
 # setup.py compiles the per-datagram modules with mypyc, in place beside their sources
@@ -20,7 +26,7 @@ NATIVE := $(VENV)/.native
 NATIVE_SOURCES := setup.py $(wildcard p2pkit/*.py plugins/rudp/*.py simulator/*.py)
 
 $(NATIVE): $(NATIVE_SOURCES) | $(STAMP)
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(REQUIRE_COMPILED) $(BIN)/python -m pip install --quiet --no-build-isolation --no-deps -e .
 	touch $(NATIVE)
 
 install: $(STAMP) $(NATIVE)
@@ -52,7 +58,7 @@ typecheck: $(STAMP)
 	cd build/typecheck && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml p2pkit benchmarks tests docs/examples
 
 pytest: $(STAMP) $(NATIVE)
-	$(BIN)/python -m pytest -q
+	$(REQUIRE_COMPILED) $(BIN)/python -m pytest -q
 	# the compiled modules' own tests once more on their Python source (p2pkit/compiled.py)
 	P2PKIT_PURE_PYTHON=1 $(BIN)/python -m pytest -q tests/kernel tests/plugins/rudp tests/simulator
 

@@ -4,7 +4,9 @@ Everything else is in pyproject.toml. The modules below are plain, strictly type
 mypyc compiles the same source (no second implementation), and the Python files stay
 beside the extensions as the fallback. Set ``P2PKIT_PURE_PYTHON=1`` to install without
 compiling; without a C compiler, or if mypyc refuses a module, the install falls back to
-pure Python with a warning (``p2pkit.compiled.compiled_modules()`` says which ran).
+pure Python with a warning (``p2pkit.compiled.compiled_modules()`` says which ran) —
+unless ``P2PKIT_REQUIRE_COMPILED=1`` (the Makefile's, where ``cc`` exists) makes that an
+error.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import sys
 from pathlib import Path
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+from setuptools.errors import BaseError, CCompilerError
 
 # The per-datagram path of the simulator and of rudp (see docs/simulator.md, "Speed").
 NATIVE_MODULES = (
@@ -61,23 +65,28 @@ def _installed_layout() -> Path:
     return TREE
 
 
-def _source_file(module: str) -> Path:
-    package, _, name = module.rpartition(".")
-    while package not in PACKAGE_DIRS:  # the deepest mapped package holds it
-        package, _, sub = package.rpartition(".")
-        name = f"{sub}/{name}"
-    return ROOT / PACKAGE_DIRS[package] / f"{name}.py"
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+# P2PKIT_REQUIRE_COMPILED=1 (the Makefile sets it where there is a C compiler): a build
+# that cannot compile is an error instead of a quiet pure-Python install.
+REQUIRED = _flag("P2PKIT_REQUIRE_COMPILED")
+
+
+def _fall_back(reason: str) -> list[Extension]:
+    if REQUIRED:
+        raise SystemExit(f"p2pkit: {reason}, and P2PKIT_REQUIRE_COMPILED is set")
+    print(f"p2pkit: {reason}, installing pure Python", file=sys.stderr)
+    return []
 
 
 def _remove_old_builds() -> None:
     """An editable install's extensions lie beside the sources and win over them on import:
-    a build that compiles less (or nothing) must not leave an old one in the way."""
-    for module in NATIVE_MODULES:
-        source = _source_file(module)
-        for built in source.parent.glob(f"{source.stem}.*.so"):
+    no build may leave an old one in the way, of a module compiled now or not."""
+    for directory in PACKAGE_DIRS.values():
+        for built in (ROOT / directory).rglob("*.so"):
             built.unlink()
-    for built in (ROOT / "p2pkit").glob("_native__mypyc.*.so"):
-        built.unlink()
 
 
 def _builds_in_place() -> bool:
@@ -85,31 +94,49 @@ def _builds_in_place() -> bool:
     return any(arg in sys.argv for arg in ("editable_wheel", "develop", "--inplace", "-i"))
 
 
+def _builds() -> bool:
+    """Whether this setup.py command compiles (metadata commands need no mypyc run)."""
+    commands = ("build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install")
+    return any(arg in commands for arg in sys.argv[1:])
+
+
+class BuildNative(build_ext):
+    """The shared library first: every module's stub imports it, so if it cannot be built
+    no stub may be installed either (p2pkit would not import)."""
+
+    def build_extensions(self) -> None:
+        shared = [e for e in self.extensions if e.name.endswith("__mypyc")]
+        try:
+            for extension in shared:
+                self.build_extension(extension)
+            for extension in self.extensions:
+                if extension not in shared:
+                    self.build_extension(extension)
+        except (BaseError, CCompilerError, OSError) as exc:  # no compiler, or it refused
+            _fall_back(f"compiling failed ({exc})")
+            self.extensions = []  # nothing to copy beside the sources
+
+
 def native_extensions() -> list[Extension]:
     if _builds_in_place():
         _remove_old_builds()
-    if os.environ.get("P2PKIT_PURE_PYTHON"):
+    if _flag("P2PKIT_PURE_PYTHON") or not _builds():
         return []
     try:
         from mypyc.build import mypycify
     except ImportError:
-        print("p2pkit: mypyc not available, installing pure Python", file=sys.stderr)
-        return []
+        return _fall_back("mypyc is not available")
     tree = _installed_layout()
     paths = [str(tree.joinpath(*name.split(".")).with_suffix(".py")) for name in NATIVE_MODULES]
     here = Path.cwd()
     os.chdir(tree)  # mypy reads mypy.ini from, and resolves modules against, the tree
     try:
-        extensions = mypycify(["--config-file", "mypy.ini", *paths], opt_level="3",
-                              group_name="p2pkit._native", target_dir=str(ROOT / "build" / "native-c"))
+        return mypycify(["--config-file", "mypy.ini", *paths], opt_level="3",
+                        group_name="p2pkit._native", target_dir=str(ROOT / "build" / "native-c"))
     except SystemExit as exc:  # mypyc reports what it cannot compile by exiting
-        print(f"p2pkit: mypyc failed ({exc}), installing pure Python", file=sys.stderr)
-        return []
+        return _fall_back(f"mypyc failed ({exc})")
     finally:
         os.chdir(here)
-    for extension in extensions:
-        extension.optional = True  # no C compiler: the Python modules serve instead
-    return extensions
 
 
-setup(ext_modules=native_extensions())
+setup(ext_modules=native_extensions(), cmdclass={"build_ext": BuildNative})

@@ -22,6 +22,11 @@ PURE_PYTHON_ENV = "P2PKIT_PURE_PYTHON"
 _SUFFIXES = tuple(EXTENSION_SUFFIXES)
 
 
+def pure_python_requested() -> bool:
+    """``P2PKIT_PURE_PYTHON`` is set to something other than empty, 0, false or no."""
+    return os.environ.get(PURE_PYTHON_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
 def compiled_modules() -> list[str]:
     """The p2pkit modules imported so far that are C extensions, sorted."""
     return sorted(
@@ -34,7 +39,7 @@ def compiled_modules() -> list[str]:
 def build_description() -> str:
     """What this install runs: "compiled (mypyc)" when its extensions are built and in use,
     else why not."""
-    if os.environ.get(PURE_PYTHON_ENV):
+    if pure_python_requested():
         return f"pure Python ({PURE_PYTHON_ENV} is set)"
     if find_spec("p2pkit._native__mypyc") is None:
         return "pure Python (not compiled at install)"
@@ -61,5 +66,5 @@ def prefer_sources() -> None:
         sys.meta_path.insert(0, SourceFirstFinder())
 
 
-if os.environ.get(PURE_PYTHON_ENV):
+if pure_python_requested():
     prefer_sources()

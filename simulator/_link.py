@@ -42,13 +42,14 @@ class LinkProfile:
     down_bps: float = attrs.field(default=0.0, validator=_non_negative)
     latency: float = attrs.field(default=0.0, validator=_non_negative)
     jitter: float = attrs.field(default=0.0, validator=_non_negative)
-    queue_bytes: int = attrs.field(default=256 * 1024, validator=_non_negative)
+    # int() first: the compiled link direction holds exact ints (64e3 is a float)
+    queue_bytes: int = attrs.field(default=256 * 1024, converter=int, validator=_non_negative)
     loss: LossSpec = attrs.field(factory=LossSpec)
     up_loss: LossSpec | None = None
     down_loss: LossSpec | None = None
     duplicate: float = attrs.field(default=0.0, validator=_probability)
     reorder: float = attrs.field(default=0.0, validator=_probability)
-    mtu: int = attrs.field(default=1500, validator=_non_negative)
+    mtu: int = attrs.field(default=1500, converter=int, validator=_non_negative)
 
     def direction(self, up: bool, rng: random.Random) -> LinkDirection:
         spec = (self.up_loss if up else self.down_loss) or self.loss

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import trio.testing
 
+from p2pkit.compiled import pure_python_requested
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -24,6 +26,8 @@ def stale_extensions(root: Path = ROOT) -> list[str]:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    if pure_python_requested():  # the extensions are not imported at all
+        return
     stale = stale_extensions()
     if stale:
         pytest.exit(f"compiled modules are older than their sources ({', '.join(stale)}): "

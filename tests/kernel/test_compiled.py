@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import json
 import os
 import subprocess
@@ -10,10 +12,17 @@ from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 import p2pkit.simulator._network
+import pytest
 
-from p2pkit.compiled import PURE_PYTHON_ENV, SourceFirstFinder, build_description, compiled_modules
+from p2pkit.compiled import (
+    PURE_PYTHON_ENV,
+    SourceFirstFinder,
+    build_description,
+    compiled_modules,
+    pure_python_requested,
+)
 
-from ..conftest import stale_extensions
+from ..conftest import ROOT, stale_extensions
 
 PROBE = """
 import json, p2pkit.plugins.rudp.connection as c, p2pkit.simulator._network as n
@@ -55,12 +64,31 @@ def test_without_the_switch_an_extension_beside_a_source_wins() -> None:
 
 def test_the_build_description_says_whether_compiled_modules_run() -> None:
     built = any(Path(p2pkit.__file__).parent.glob("_native__mypyc.*.so"))
-    if os.environ.get(PURE_PYTHON_ENV):
+    if pure_python_requested():
         assert build_description().startswith("pure Python (P2PKIT_PURE_PYTHON")
     else:
         assert build_description() == ("compiled (mypyc)" if built else
                                         "pure Python (not compiled at install)")
-    assert bool(compiled_modules()) == (built and not os.environ.get(PURE_PYTHON_ENV))
+    assert bool(compiled_modules()) == (built and not pure_python_requested())
+
+
+def _native_modules() -> list[str]:
+    """setup.py's NATIVE_MODULES, read without running it."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "NATIVE_MODULES":
+            return list(ast.literal_eval(node.value))
+    raise AssertionError("setup.py has no NATIVE_MODULES")
+
+
+@pytest.mark.skipif(os.environ.get("P2PKIT_REQUIRE_COMPILED", "0") in ("", "0")
+                    or pure_python_requested(),
+                    reason="compiled modules are optional outside `make test` on a machine with cc")
+def test_a_required_build_runs_every_listed_module_compiled() -> None:
+    names = _native_modules()
+    for name in names:
+        importlib.import_module(name)
+    assert [n for n in names if n not in compiled_modules()] == []
 
 
 def test_source_first_finder_leaves_other_packages_alone() -> None:

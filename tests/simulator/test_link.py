@@ -173,3 +173,10 @@ def test_grid_clock_fires_timers_together_never_early() -> None:
     trio.run(main, clock=virtual_clock(0.001))
     assert [round(t, 9) for _d, t in fired] == [0.011] * 4 + [0.012, 2.5]
     assert all(t >= d for d, t in fired)
+
+
+def test_integer_fields_accept_a_float_written_for_them() -> None:
+    # 64e3 is a float; the (compiled) link direction holds exact ints
+    profile = LinkProfile(up_bps=1e6, queue_bytes=64e3, mtu=1500.0)  # type: ignore[arg-type]
+    assert (profile.queue_bytes, profile.mtu) == (64000, 1500)
+    assert profile.direction(True, random.Random(1)).transmit(1000, 0.0) > 0
