@@ -331,6 +331,8 @@ def main() -> None:
               f"peak RSS {r['rss_MB']:6.1f} MB{extra}")
     if args.only_rudp:
         return
+    from p2pkit.compiled import build_description  # the children ran the same install
+
     rudp, tcp, quic = (results[p]["MBps"] for p in ("rudp", "tcp", "aioquic"))
     print(f"  rudp/aioquic {rudp / quic:.1f}x   rudp/tcp {rudp / tcp:.2f}x   (wall clock; the "
           f"per-CPU figures are what the code costs when other processes share the cores)")
@@ -340,7 +342,7 @@ def main() -> None:
         "rudp_vs_aioquic": round(rudp / quic, 1), "rudp_vs_tcp": round(rudp / tcp, 3),
         **{f"{p}_MBps_per_cpu": round(results[p]["MBps_per_cpu"], 1) for p in results},
         "bytes": size, "aioquic_bytes": quic_size, "mtu": args.mtu, "congestion": args.congestion,
-        "pacing": not args.no_pacing,
+        "pacing": not args.no_pacing, "build": build_description(),
     }))
 
 

@@ -39,6 +39,8 @@ import trio
 from p2pkit.plugins.swarm._provider import SwarmConfig
 from p2pkit.simulator import LinkProfile, LossSpec, Simulation
 
+from p2pkit.compiled import build_description
+
 MBIT = 1e6
 UPLOAD_CHOICES_MBIT = (2.0, 5.0, 10.0, 20.0)  # leecher uploads, drawn per leecher
 SEEDER_UP_MBIT = 20.0
@@ -177,6 +179,7 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
         "wire_utilisation": round(result["wire_utilisation"], 3),
         "queue_drops": result["queue_drops"],
         "wall_seconds": round(wall, 1),
+        "build": build_description(),  # wall seconds depend on it, the rest does not
     }
 
 
