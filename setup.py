@@ -25,6 +25,7 @@ NATIVE_MODULES = (
     "p2pkit.demux",
     "p2pkit.plugins.rudp.bbr",
     "p2pkit.plugins.rudp.connection",
+    "p2pkit.plugins.rudp.driver",
     "p2pkit.plugins.rudp.mux",
     "p2pkit.plugins.rudp.newreno",
     "p2pkit.plugins.rudp.packet",

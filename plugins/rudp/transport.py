@@ -1,9 +1,9 @@
 """The trio driver: one per node, all rudp sessions over the node's datagram endpoint.
 
 It is deliberately thin. Incoming batches arrive through the demux as a synchronous call
-(``handle_datagrams``); the multiplexer handles the whole batch, then everything it
-produced leaves in one ``endpoint.send_batch`` (a partial accept is finished by a writer
-task after ``wait_writable``). One timer (:mod:`p2pkit.timers`) is armed at the
+(``handle_datagrams``, :class:`.driver.MuxDriver`); the multiplexer handles the whole
+batch, then everything it produced leaves in one ``endpoint.send_batch`` (a partial
+accept is finished by a writer task after ``wait_writable``). One timer (:mod:`p2pkit.timers`) is armed at the
 multiplexer's earliest deadline: a trio task on a real socket, the network's own loop in
 the simulator, where a heartbeat then wakes no task at all. Sessions
 wait on parking lots that the driver unparks when their connection changed: no task is
@@ -13,7 +13,6 @@ woken per datagram and nothing awaits per packet.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -24,11 +23,12 @@ from p2pkit.capabilities import CHANNEL_BULK
 from p2pkit.endpoint import Address, Datagram, DatagramEndpoint
 from p2pkit.fields import Field, FieldType
 from p2pkit.hookspecs import hookimpl
-from p2pkit.timers import Timer, open_timer
+from p2pkit.timers import open_timer
 
 from .config import RudpConfig
 from .congestion import CongestionFactory, congestion_factory
 from .connection import CLOSED, ESTABLISHED, FIN_WAIT, SYN_RECEIVED, SYN_SENT, TIME_WAIT, Connection
+from .driver import MIN_TIMER_STEP, MuxDriver
 from .mux import Multiplexer
 from .packet import MAGIC
 
@@ -36,9 +36,6 @@ if TYPE_CHECKING:
     from p2pkit.node import Node
 
 log = logging.getLogger("p2pkit.rudp")
-
-MAX_BACKLOG = 20000  # datagrams waiting for socket space; beyond that they are lost like any
-MIN_TIMER_STEP = 50e-6  # never spin: a timer due "now" fires after at least this
 
 
 class QueuedRudpMessage:
@@ -93,7 +90,7 @@ class RudpSession:
         while not conn.can_send:
             if conn.state in (CLOSED, TIME_WAIT, FIN_WAIT):
                 raise self._closed_error()
-            blocked = self._transport._blocked_writers
+            blocked = self._transport.driver.blocked_writers
             blocked[self] = None
             try:
                 await self._lot.park()
@@ -111,7 +108,7 @@ class RudpSession:
         if not conn.can_send:
             raise trio.WouldBlock
         token = conn.send(message, channel)
-        self._transport._flush(conn)
+        self._transport.driver.flush(conn)
         return QueuedRudpMessage(self, channel, token)
 
     async def receive(self) -> tuple[int, bytes]:
@@ -121,7 +118,7 @@ class RudpSession:
             item = conn.next_message()
             if item is not None:
                 if conn.wants_output:
-                    self._transport._flush(conn)
+                    self._transport.driver.flush(conn)
                 await trio.lowlevel.checkpoint()
                 return item
             if conn.state is CLOSED or conn.state is TIME_WAIT:
@@ -135,7 +132,7 @@ class RudpSession:
             await trio.lowlevel.checkpoint()
             return
         conn.close()
-        self._transport._flush(conn)
+        self._transport.driver.flush(conn)
         try:
             while conn.state not in (CLOSED, TIME_WAIT):
                 await self._lot.park()
@@ -146,7 +143,7 @@ class RudpSession:
     def abort(self) -> None:
         """Close now, telling the peer (RESET)."""
         self.connection.abort()
-        self._transport._flush(self.connection)
+        self._transport.driver.flush(self.connection)
 
     def stats(self) -> Mapping[str, Any]:
         return self.connection.stats(trio.current_time())
@@ -178,15 +175,16 @@ class RudpTransport:
         factory = congestion_factory(self.config.congestion, extra)
         self.mux = Multiplexer(self.config, cc_factory=factory, now=trio.current_time()
                                if _in_trio() else 0.0)
+        self.driver = MuxDriver(self.mux, lambda: self.endpoint)
         self._sessions: dict[Connection, RudpSession] = {}
-        self._accept_lot = trio.lowlevel.ParkingLot()
-        self._backlog: list[Datagram] = []
-        self._backlog_event = trio.Event()
-        self._timer: Timer | None = None  # armed at the multiplexer's earliest deadline
-        self._blocked_writers: dict[RudpSession, None] = {}  # ordered: reproducible wake-ups
+        self.driver.sessions = self._sessions  # type: ignore[assignment]  # one dict; its sessions are Waiters
         self._stopped = False
-        self.backlog_dropped = 0  # datagrams dropped because the backlog overflowed
         self.backlog_waits = 0  # times the writer waited for a full socket
+
+    @property
+    def backlog_dropped(self) -> int:
+        """Datagrams dropped because the backlog waiting for socket space overflowed."""
+        return self.driver.backlog_dropped
 
     @classmethod
     def over(cls, endpoint: DatagramEndpoint, config: RudpConfig | None = None, **kw: Any) -> RudpTransport:
@@ -203,7 +201,7 @@ class RudpTransport:
 
     @hookimpl
     def p2pkit_datagram_handlers(self, node: Node) -> Iterable[tuple[Iterable[int], Any]]:
-        return [([MAGIC], self.handle_datagrams)]
+        return [([MAGIC], self.driver.handle_datagrams)]  # compiled: no hop through here
 
     @hookimpl
     def p2pkit_services(self, node: Node) -> Iterable[Any]:
@@ -240,13 +238,13 @@ class RudpTransport:
             raise SessionClosed("the rudp transport has stopped")
         conn = self.mux.connect((addr[0], int(addr[1])), trio.current_time())
         session = self._session_for(conn)
-        self._flush(conn)
+        self.driver.flush(conn)
         try:
             while conn.state is SYN_SENT or conn.state is SYN_RECEIVED:
                 await session._lot.park()
         except trio.Cancelled:
             conn.abort("connect cancelled")
-            self._flush(conn)
+            self.driver.flush(conn)
             raise
         if conn.state is not ESTABLISHED:
             raise SessionClosed(f"cannot connect to {addr[0]}:{addr[1]}: {conn.close_reason}")
@@ -266,7 +264,7 @@ class RudpTransport:
                     continue
                 await trio.lowlevel.checkpoint()
                 return self._session_for(conn)
-            await self._accept_lot.park()
+            await self.driver.accept_lot.park()
 
     def sessions(self) -> list[RudpSession]:
         return [s for c, s in self._sessions.items() if c.state is ESTABLISHED]
@@ -283,62 +281,14 @@ class RudpTransport:
     # ------------------------------------------------------------------ driving
 
     def handle_datagrams(self, batch: list[Datagram], now: float) -> None:
-        """Demux handler: the whole batch, then one flush."""
-        self.mux.receive_batch(batch, now)
-        self._flush_all(now)
-
-    def _flush_all(self, now: float) -> None:
-        self._send(self.mux.datagrams_to_send(now), now, self.mux.get_timer())
-
-    def _flush(self, conn: Connection) -> None:
-        """After an application call on one connection: flush only that one."""
-        now = trio.current_time()
-        out = self.mux.datagrams_for(conn, now)
-        self._send(out, now, conn.get_timer())
-
-    def _send(self, out: list[Datagram], now: float, deadline: float) -> None:
-        mux = self.mux
-        if out:
-            if self._backlog:
-                self._queue_backlog(out)
-            else:
-                accepted = self.endpoint.send_batch(out)
-                if accepted < len(out):
-                    self._queue_backlog(out[accepted:])
-        self._wake(mux)
-        timer = self._timer
-        if timer is not None and deadline < timer.deadline:
-            timer.set(max(deadline, now + MIN_TIMER_STEP))
-
-    def _queue_backlog(self, datagrams: list[Datagram]) -> None:
-        self._backlog.extend(datagrams)
-        excess = len(self._backlog) - MAX_BACKLOG
-        if excess > 0:
-            del self._backlog[:excess]
-            self.backlog_dropped += excess
-        self._backlog_event.set()
-
-    def _wake(self, mux: Multiplexer) -> None:
-        # runs after every flush: the usual case (nothing app-visible) costs three tests
-        if mux.touched:
-            for conn in mux.take_touched():
-                session = self._sessions.get(conn)
-                if session is not None:
-                    session._wake()
-                    if conn.state is CLOSED:
-                        del self._sessions[conn]
-        if mux.accept_queue:
-            self._accept_lot.unpark_all()
-        # writers blocked on a full send buffer: packets left, so there may be room now
-        if self._blocked_writers:
-            for session in list(self._blocked_writers):
-                if session.connection.can_send or session.connection.state is not ESTABLISHED:
-                    session._wake()
+        """Demux handler (see :class:`.driver.MuxDriver`)."""
+        self.driver.handle_datagrams(batch, now)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Timers of every connection, and the writer for a full socket. Runs until cancelled."""
         async with trio.open_nursery() as nursery:
-            timer = self._timer = open_timer(self.endpoint, self._on_timer, nursery)
+            driver = self.driver
+            timer = driver.timer = open_timer(self.endpoint, driver.on_timer, nursery)
             now = trio.current_time()
             timer.set(max(self.mux.get_timer(), now + MIN_TIMER_STEP))
             task_status.started()
@@ -346,35 +296,24 @@ class RudpTransport:
                 await self._writer()
             finally:
                 timer.close()
-                self._timer = None
+                driver.timer = None
                 self._shutdown()
 
-    def _on_timer(self, now: float) -> None:
-        mux = self.mux
-        try:
-            mux.handle_timer(now)
-            self._send(mux.datagrams_to_send(now), now, math.inf)
-        finally:
-            # re-armed at the exact earliest deadline (``_send`` only ever moves it
-            # earlier), even after a bug raised here: the node's sessions keep their timers
-            timer = self._timer
-            if timer is not None:
-                timer.set(max(mux.get_timer(), now + MIN_TIMER_STEP))
-
     async def _writer(self) -> None:
-        endpoint = self.endpoint
+        endpoint, driver = self.endpoint, self.driver
         while True:
-            await self._backlog_event.wait()
-            while self._backlog:
+            await driver.backlog_event.wait()
+            backlog = driver.backlog
+            while backlog:
                 self.backlog_waits += 1
                 try:
                     await endpoint.wait_writable()
                 except trio.ClosedResourceError:
-                    self._backlog.clear()  # the socket is gone: so is what waited for it
+                    backlog.clear()  # the socket is gone: so is what waited for it
                     return
-                accepted = endpoint.send_batch(self._backlog)
-                del self._backlog[:accepted]
-            self._backlog_event = trio.Event()
+                accepted = endpoint.send_batch(backlog)
+                del backlog[:accepted]
+            driver.backlog_event = trio.Event()
 
     def _shutdown(self) -> None:
         """Node stopping: tell every peer (RESET) and wake every waiter with SessionClosed."""
@@ -388,8 +327,8 @@ class RudpTransport:
                 self.endpoint.send_batch(out)
         except (OSError, trio.ClosedResourceError):
             pass
-        self._wake(self.mux)
-        self._accept_lot.unpark_all()
+        self.driver.wake()
+        self.driver.accept_lot.unpark_all()
 
 
 def _in_trio() -> bool:
