@@ -1,13 +1,13 @@
-"""The trio driver: one per node, all rudp sessions over the node's datagram endpoint.
+"""The rudp transport: the plugin, its sessions, and the trio tasks behind them.
 
 It is deliberately thin. Incoming batches arrive through the demux as a synchronous call
-(``handle_datagrams``, :class:`.driver.MuxDriver`); the multiplexer handles the whole
-batch, then everything it produced leaves in one ``endpoint.send_batch`` (a partial
-accept is finished by a writer task after ``wait_writable``). One timer (:mod:`p2pkit.timers`) is armed at the
-multiplexer's earliest deadline: a trio task on a real socket, the network's own loop in
-the simulator, where a heartbeat then wakes no task at all. Sessions
-wait on parking lots that the driver unparks when their connection changed: no task is
-woken per datagram and nothing awaits per packet.
+on the compiled :class:`.driver.MuxDriver`; the multiplexer handles the whole batch, then
+everything it produced leaves in one ``endpoint.send_batch`` (a partial accept is
+finished by the writer task here after ``wait_writable``). One timer
+(:mod:`p2pkit.timers`) is armed at the multiplexer's earliest deadline: a trio task on a
+real socket, the network's own loop in the simulator, where a heartbeat then wakes no
+task at all. Sessions wait on parking lots that the driver unparks when their connection
+changed: no task is woken per datagram and nothing awaits per packet.
 """
 
 from __future__ import annotations
