@@ -64,4 +64,4 @@ pytest: $(STAMP) $(NATIVE)
 
 clean:
 	rm -rf $(VENV) build
-	find p2pkit plugins simulator -name '*.so' -delete
+	find p2pkit plugins simulator webui -name '*.so' -delete  # as setup.py's in-place builds

@@ -67,6 +67,7 @@ def _installed_layout() -> Path:
 
 
 def _flag(name: str) -> bool:
+    # as p2pkit.compiled.env_flag (not importable here: p2pkit's dependencies are not)
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 

@@ -22,9 +22,14 @@ PURE_PYTHON_ENV = "P2PKIT_PURE_PYTHON"
 _SUFFIXES = tuple(EXTENSION_SUFFIXES)
 
 
+def env_flag(name: str) -> bool:
+    """Environment variable ``name`` is set to something other than empty, 0, false or no
+    (setup.py reads its switches the same way)."""
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
 def pure_python_requested() -> bool:
-    """``P2PKIT_PURE_PYTHON`` is set to something other than empty, 0, false or no."""
-    return os.environ.get(PURE_PYTHON_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    return env_flag(PURE_PYTHON_ENV)
 
 
 def compiled_modules() -> list[str]:

@@ -19,6 +19,7 @@ from p2pkit.compiled import (
     SourceFirstFinder,
     build_description,
     compiled_modules,
+    env_flag,
     pure_python_requested,
 )
 
@@ -31,11 +32,15 @@ print(json.dumps([c.__file__, n.__file__, compiled_modules()]))
 """
 
 
-def _probe(**env: str) -> list[object]:
+def _probe(pure: bool) -> tuple[str, str, list[str]]:
+    """(connection's file, _network's file, compiled modules) in a fresh interpreter."""
+    env = {k: v for k, v in os.environ.items() if k != PURE_PYTHON_ENV}
+    if pure:
+        env[PURE_PYTHON_ENV] = "1"
     run = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                         check=True, env={**os.environ, **env}, timeout=60)
-    result: list[object] = json.loads(run.stdout)
-    return result
+                         check=True, env=env, timeout=60)
+    connection, network, compiled = json.loads(run.stdout)
+    return str(connection), str(network), list(compiled)
 
 
 def test_compiled_modules_are_those_loaded_from_an_extension() -> None:
@@ -46,17 +51,14 @@ def test_compiled_modules_are_those_loaded_from_an_extension() -> None:
 
 
 def test_pure_python_switch_imports_the_sources() -> None:
-    connection, network, compiled = _probe(**{PURE_PYTHON_ENV: "1"})
-    assert str(connection).endswith("connection.py")
-    assert str(network).endswith("_network.py")
+    connection, network, compiled = _probe(pure=True)
+    assert connection.endswith("connection.py")
+    assert network.endswith("_network.py")
     assert compiled == []
 
 
 def test_without_the_switch_an_extension_beside_a_source_wins() -> None:
-    env = {k: v for k, v in os.environ.items() if k != PURE_PYTHON_ENV}
-    run = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                         check=True, env=env, timeout=60)
-    connection, _network, compiled = json.loads(run.stdout)
+    connection, _network, compiled = _probe(pure=False)
     built = list(Path(connection).parent.glob("connection.*.so"))
     assert connection.endswith(".so") == bool(built)
     assert ("p2pkit.plugins.rudp.connection" in compiled) == bool(built)
@@ -81,8 +83,7 @@ def _native_modules() -> list[str]:
     raise AssertionError("setup.py has no NATIVE_MODULES")
 
 
-@pytest.mark.skipif(os.environ.get("P2PKIT_REQUIRE_COMPILED", "0") in ("", "0")
-                    or pure_python_requested(),
+@pytest.mark.skipif(not env_flag("P2PKIT_REQUIRE_COMPILED") or pure_python_requested(),
                     reason="compiled modules are optional outside `make test` on a machine with cc")
 def test_a_required_build_runs_every_listed_module_compiled() -> None:
     names = _native_modules()
