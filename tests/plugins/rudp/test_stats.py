@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from p2pkit.plugins.rudp.stats import RateMeter
+
 from .fakenet import FakeNet, connected_pair, drain
 
 
@@ -45,3 +47,25 @@ def test_rates_decay_when_idle() -> None:
     net.run_for(5.0)  # only heartbeats now
     idle: dict[str, Any] = ca.stats(net.now)
     assert idle["send_rate_Bps"] < 1_000
+
+
+def test_rate_meter_averages_over_two_to_three_seconds() -> None:
+    step = 0.125  # offered at every flush; exact in binary, so the snapshot times are too
+    meter = RateMeter(0.0)
+    sent = 0
+    for i in range(1, 81):  # 10 s at 8 000 B/s
+        sent += 1000
+        meter.sample(i * step, sent, 2 * sent)
+    assert meter.rates(10.0, sent, 2 * sent) == (8000.0, 16000.0)
+    # A burst 1.5 s ago still counts, spread over the span (snapshots at 8, 9 and 10 s).
+    for i in range(81, 161):
+        now = i * step
+        if now == 18.5:
+            sent += 30_000
+        meter.sample(now, sent, 0)
+    assert meter.rates(20.0, sent, 0)[0] == 15_000.0
+    # A quiet spell: the rate falls to nothing once the burst is older than the span.
+    for i in range(161, 201):
+        meter.sample(i * step, sent, 0)
+    assert meter.rates(25.0, sent, 0) == (0.0, 0.0)
+    assert RateMeter(3.0).rates(3.0, 10, 10) == (0.0, 0.0)  # no time yet: no rate
