@@ -370,6 +370,13 @@ def _relaxed_gc() -> Iterator[None]:
     try:
         yield
     finally:
+        if not gc.get_freeze_count():  # never thaw what the application froze itself
+            # The run's survivors (the whole simulated network, alive as long as the
+            # simulation is) go straight to the oldest generation: with the default
+            # thresholds back, the first allocation would otherwise scan them all in a
+            # young-generation pass (0.8 s at 1000 nodes) to free nothing.
+            gc.freeze()
+            gc.unfreeze()
         gc.set_threshold(*old)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from p2pkit.simulator import LinkProfile, Simulation
 
 
@@ -32,3 +34,23 @@ def test_sixty_nodes() -> None:
     assert online["n0"] == 2.0 + 6.0 and online["n7"] == 2.0 and online["n12"] == 4.0
     assert online["n59"] == 10.0
     assert all(not n.running for n in sim.nodes.values())  # everything stopped at the end
+
+
+async def _two_nodes(sim: Simulation) -> None:
+    for name in ("a", "b"):
+        await sim.start(sim.add_node(name))
+    await sim.sleep(1)
+
+
+def test_a_run_restores_the_collector_and_leaves_frozen_objects_frozen() -> None:
+    thresholds = gc.get_threshold()
+    Simulation(seed=1, duration=2.0).run(_two_nodes)
+    # the run's survivors were moved to the oldest generation, not left frozen
+    assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0
+    gc.freeze()  # an application that froze its start-up heap (a pre-forking server)
+    try:
+        frozen = gc.get_freeze_count()
+        Simulation(seed=1, duration=2.0).run(_two_nodes)
+        assert gc.get_freeze_count() == frozen  # not thawed by the run
+    finally:
+        gc.unfreeze()
