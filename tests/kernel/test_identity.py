@@ -26,6 +26,16 @@ def test_sign_and_verify() -> None:
     assert not verify(identity.public_key, b"\x00" * 64, b"hello")
 
 
+def test_a_key_seen_before_still_checks_every_signature() -> None:
+    identity, other = Identity.generate(), Identity.generate()
+    for i in range(3):  # parsed keys are cached; the answers are not
+        message = b"message %d" % i
+        assert verify(identity.public_key, identity.sign(message), message)
+        assert not verify(identity.public_key, identity.sign(message), message + b"!")
+        assert not verify(identity.public_key, other.sign(message), message)
+    assert not verify(b"\xff" * 32, identity.sign(b"m"), b"m")  # parses, never verifies
+
+
 def test_persisted_with_mode_0600_and_reloaded(tmp_path: Path) -> None:
     path = tmp_path / "identity.key"
     first = Identity.load_or_create(path)
