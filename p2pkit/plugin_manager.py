@@ -80,9 +80,20 @@ class _PluginManager(pluggy.PluginManager):
     one manager per node, which made that inspection most of a node's start-up time. The
     markers of a module attribute or of a class attribute cannot change, so the parsed
     options are cached by (module or class, name); attributes set on an instance are
-    always parsed afresh."""
+    always parsed afresh. Hook specifications (``add_hookspecs``, per manager too) are
+    cached the same way."""
 
     _cache: dict[tuple[str, Any, str], Any] = {}
+    _spec_cache: dict[tuple[str, Any, str], Any] = {}
+
+    def parse_hookspec_opts(self, module_or_class: Any, name: str) -> Any:
+        key = (self.project_name, module_or_class, name)
+        opts = self._spec_cache.get(key)
+        if opts is None:
+            opts = super().parse_hookspec_opts(module_or_class, name)
+            self._spec_cache[key] = _NOT_A_HOOK if opts is None else dict(opts)
+            return opts
+        return None if opts is _NOT_A_HOOK else dict(opts)
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
         if isinstance(plugin, types.ModuleType):

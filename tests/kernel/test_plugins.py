@@ -163,3 +163,29 @@ def test_hook_markers_are_parsed_once_per_class_but_instances_stay_distinct() ->
     assert third.hook.p2pkit_fields(node=None) == [["instance attribute"]]
     # the class's cached entry is untouched by the instance override
     assert create_plugin_manager([Counter(4)], NO_BUILTINS).hook.p2pkit_fields(node=None) == [[4]]
+
+
+def test_a_plugins_own_hook_specifications_work_in_every_manager() -> None:
+    """Specifications are parsed once per class too; their options (firstresult) hold in
+    each manager, and a manager's hooks are its own."""
+    from p2pkit.hookspecs import hookspec
+
+    class Specs:
+        @hookspec(firstresult=True)
+        def pick_colour(self) -> str: ...  # type: ignore[empty-body]
+
+    class Adds:
+        def __init__(self, colours: list[str]) -> None:
+            self.colours = colours
+
+        @hookimpl
+        def p2pkit_addhooks(self, pluginmanager: Any) -> None:
+            pluginmanager.add_hookspecs(Specs)
+            for colour in self.colours:
+                pluginmanager.register(type("Impl", (), {"pick_colour": hookimpl(lambda self, c=colour: c)})())
+
+    first = create_plugin_manager([Adds(["red", "blue"])], NO_BUILTINS)
+    second = create_plugin_manager([Adds(["green"])], NO_BUILTINS)
+    assert first.hook.pick_colour() == "blue"  # firstresult: one answer, the last registered
+    assert second.hook.pick_colour() == "green"
+    assert first.hook.pick_colour.spec is not None and first.hook.pick_colour.spec.opts["firstresult"]
