@@ -16,7 +16,10 @@ resolution makes instants coincide, and trio's run loop pays per instant, not pe
 
 Pending events sit in one list per instant (appended in the order they were scheduled, which
 is the order they run in) and a heap holds each instant once: scheduling a datagram is a
-dict lookup and an append, and the heap compares floats, not event tuples.
+dict lookup and an append, and the heap compares floats, not events. Events are small
+typed objects (:class:`_Transit`, :class:`_Delivery`, :class:`_TimerEntry`) rather than
+tuples: compiled (see setup.py), their fields are read natively, where a tuple's items
+were untyped objects whose every attribute and method went through a generic lookup.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import heapq
 import ipaddress
 import math
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -42,10 +45,6 @@ if TYPE_CHECKING:
     from ._endpoint import VirtualEndpoint
 
 Address = tuple[str, int]
-
-_TRANSIT = 0
-_DELIVER = 1
-_TIMER = 2
 
 _PUBLIC_BASE = int(ipaddress.IPv4Address("11.0.0.1"))
 _PRIVATE_BASE = int(ipaddress.IPv4Address("10.0.0.2"))
@@ -115,6 +114,49 @@ class Host:
         self.network.drops[reason] = self.network.drops.get(reason, 0) + 1
 
 
+class _Event:
+    """Something pending at one instant of the network's queue."""
+
+    __slots__ = ()
+
+
+class _Transit(_Event):
+    """A datagram reaching the receiver's access router (or NAT): partitions, the NAT's
+    filter and the downlink are applied then."""
+
+    __slots__ = ("data", "dst", "size", "src", "target", "wire_src")
+
+    def __init__(self, src: Host, wire_src: Address, dst: Address, data: bytes, size: int,
+                 target: Host | NatBox) -> None:
+        self.src = src
+        self.wire_src = wire_src
+        self.dst = dst
+        self.data = data
+        self.size = size
+        self.target = target
+
+
+class _Delivery(_Event):
+    """A datagram handed to ``host:port`` at this instant."""
+
+    __slots__ = ("data", "host", "port", "wire_src")
+
+    def __init__(self, host: Host, port: int, data: bytes, wire_src: Address) -> None:
+        self.host = host
+        self.port = port
+        self.data = data
+        self.wire_src = wire_src
+
+
+class _TimerEntry(_Event):
+    """A timer's queued firing; superseded when the timer no longer points at it."""
+
+    __slots__ = ("timer",)
+
+    def __init__(self, timer: NetworkTimer) -> None:
+        self.timer = timer
+
+
 class NetworkTimer:
     """A :class:`p2pkit.timers.Timer` fired by the network task at its grid instants.
 
@@ -129,7 +171,7 @@ class NetworkTimer:
         self._network = network
         self._callback = callback
         self.deadline = math.inf
-        self._entry: tuple[object, ...] | None = None  # the live queued event, if any
+        self._entry: _TimerEntry | None = None  # the live queued event, if any
         self._at = math.inf  # its instant
         self._closed = False
 
@@ -177,7 +219,7 @@ class Network:
         self._core_cache: dict[tuple[int, int], float] = {}
         self._next_public = _PUBLIC_BASE
         self._next_site = 0
-        self._events: dict[float, list[tuple[Any, ...]]] = {}  # instant -> events, in order
+        self._events: dict[float, list[_Event]] = {}  # instant -> events, in order
         self._instants: list[float] = []  # heap of the keys of _events
         self._scope: trio.CancelScope | None = None
         self._wake: trio.CancelScope | None = None  # the waiting task, under the virtual clock
@@ -272,7 +314,7 @@ class Network:
             return t
         return math.ceil(t / res - 1e-9) * res
 
-    def _schedule(self, at: float, event: tuple[Any, ...]) -> None:
+    def _schedule(self, at: float, event: _Event) -> None:
         events = self._events.get(at)
         if events is not None:
             events.append(event)
@@ -296,9 +338,7 @@ class Network:
         at = self._grid(deadline)
         if at < deadline:  # the grid's float tolerance must never fire a timer early
             at = deadline
-        # one boxed tuple for both: the heap's copy is recognised by identity (mypyc
-        # builds a fresh box per use of a fixed-length tuple)
-        entry: tuple[object, ...] = (_TIMER, timer)
+        entry = _TimerEntry(timer)  # the timer's live entry is recognised by identity
         timer._entry = entry
         timer._at = at
         self._schedule(at, entry)
@@ -371,7 +411,7 @@ class Network:
             arrival += core
             if res:
                 arrival = math.ceil(arrival / res - 1e-9) * res
-            event = (_TRANSIT, host, wire_src, dst, data, size, target)
+            event = _Transit(host, wire_src, dst, data, size, target)
             pending = events.get(arrival)
             if pending is not None:  # _schedule, inlined: this runs once per datagram
                 pending.append(event)
@@ -380,20 +420,22 @@ class Network:
 
     # ------------------------------------------------------------------ delivering
 
-    def _transit(self, event: tuple[Any, ...], now: float) -> None:
-        _kind, src, wire_src, dst, data, size, target = event
-        if target.__class__ is Host:
+    def _transit(self, event: _Transit, now: float) -> None:
+        src = event.src
+        target = event.target
+        if isinstance(target, Host):
             host = target
-            port = dst[1]
+            port = event.dst[1]
         else:
-            internal = target.inbound(dst[1], wire_src, now)
-            if internal.__class__ is str:
+            internal = target.inbound(event.dst[1], event.wire_src, now)
+            if isinstance(internal, str):
                 src._drop(internal)
                 return
-            host = target.lan.get(internal[0])
-            if host is None:
+            found = target.lan.get(internal[0])
+            if found is None:
                 src._drop("no_route")
                 return
+            host = found
             port = internal[1]
         if host.partition != src.partition:
             host._drop("partition")
@@ -401,19 +443,19 @@ class Network:
         if not host.online:
             host._drop("host_down")
             return
-        arrival = host.down.transmit(size, now)
+        arrival = host.down.transmit(event.size, now)
         if arrival < 0:
             host._drop("loss" if arrival == DROP_LOSS else "queue")
             return
         res = self.resolution
         if res:
             arrival = math.ceil(arrival / res - 1e-9) * res
-        event = (_DELIVER, host, port, data, wire_src)
+        delivery = _Delivery(host, port, event.data, event.wire_src)
         pending = self._events.get(arrival)
         if pending is not None:
-            pending.append(event)
+            pending.append(delivery)
         else:
-            self._schedule(arrival, event)
+            self._schedule(arrival, delivery)
 
     def _process(self, now: float) -> None:
         instants = self._instants
@@ -430,28 +472,29 @@ class Network:
             while i < len(events):
                 event = events[i]
                 i += 1
-                kind = event[0]
-                if kind == _TRANSIT:
+                if isinstance(event, _Transit):
                     self._transit(event, now)
                     continue
-                if kind == _TIMER:
-                    timer = event[1]
+                if isinstance(event, _TimerEntry):
+                    timer = event.timer
                     if timer._entry is event:  # else superseded by a later set()
                         due.append(timer)
                     continue
-                _kind, host, port, data, wire_src = event
+                assert isinstance(event, _Delivery)
+                host = event.host
                 if not host.online:
                     host._drop("host_down")
                     continue
-                endpoint = host.endpoints.get(port)
+                endpoint = host.endpoints.get(event.port)
                 if endpoint is None:
                     host._drop("port_unreachable")
                     continue
+                datagram = (event.data, event.wire_src)
                 batch = batches.get(endpoint)
                 if batch is None:
-                    batches[endpoint] = [(data, wire_src)]
+                    batches[endpoint] = [datagram]
                 else:
-                    batch.append((data, wire_src))
+                    batch.append(datagram)
             del all_events[at]
             if batches:
                 self.dispatch_instants += 1
