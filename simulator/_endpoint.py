@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import trio
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 # Datagrams a bound endpoint buffers before ``run`` registers its dispatch function,
 # like a socket's receive buffer; more are dropped ("rcvbuf").
-RECEIVE_BUFFER_DATAGRAMS = 256
+RECEIVE_BUFFER_DATAGRAMS: Final = 256
 
 
 class VirtualEndpoint:

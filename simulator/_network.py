@@ -28,7 +28,7 @@ import heapq
 import ipaddress
 import math
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import trio
 
@@ -46,9 +46,9 @@ if TYPE_CHECKING:
 
 Address = tuple[str, int]
 
-_PUBLIC_BASE = int(ipaddress.IPv4Address("11.0.0.1"))
-_PRIVATE_BASE = int(ipaddress.IPv4Address("10.0.0.2"))
-_EPHEMERAL_FIRST = 49152
+_PUBLIC_BASE: Final = int(ipaddress.IPv4Address("11.0.0.1"))
+_PRIVATE_BASE: Final = int(ipaddress.IPv4Address("10.0.0.2"))
+_EPHEMERAL_FIRST: Final = 49152
 
 
 class Host:

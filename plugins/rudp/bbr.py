@@ -26,32 +26,34 @@ it within the same round.
 
 from __future__ import annotations
 
+from typing import Final
+
 from .congestion import RateSample, register_congestion_controller
 
-STARTUP_GAIN = 2.885  # 2/ln 2: doubles the delivery rate every round
-DRAIN_GAIN = 1 / STARTUP_GAIN
-CWND_GAIN = 2.0
+STARTUP_GAIN: Final = 2.885  # 2/ln 2: doubles the delivery rate every round
+DRAIN_GAIN: Final = 1 / STARTUP_GAIN
+CWND_GAIN: Final = 2.0
 PROBE_GAINS = (1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
-BW_WINDOW_ROUNDS = 10
-MIN_RTT_WINDOW = 10.0
-PROBE_RTT_DURATION = 0.2
-FULL_BW_GROWTH = 1.25
-FULL_BW_ROUNDS = 3
-MIN_CWND_PACKETS = 4
+BW_WINDOW_ROUNDS: Final = 10
+MIN_RTT_WINDOW: Final = 10.0
+PROBE_RTT_DURATION: Final = 0.2
+FULL_BW_GROWTH: Final = 1.25
+FULL_BW_ROUNDS: Final = 3
+MIN_CWND_PACKETS: Final = 4
 # A few packets of window beyond the model so tiny BDPs (loopback) still flow.
-AGGREGATION_PACKETS = 16
+AGGREGATION_PACKETS: Final = 16
 # Ack aggregation (Linux BBR's extra_acked): acks of a whole received batch arrive
 # together, and a receiver process that is descheduled acks nothing for a while. The
 # window must cover what arrives in such a burst beyond what the bandwidth explains, or
 # the sender idles between bursts. Capped like Linux, at 100 ms of the estimated rate.
-EXTRA_ACKED_WINDOW_ROUNDS = 10
-EXTRA_ACKED_MAX_TIME = 0.1
+EXTRA_ACKED_WINDOW_ROUNDS: Final = 10
+EXTRA_ACKED_MAX_TIME: Final = 0.1
 # Startup ends on loss too (Linux BBR v3's bbr_check_loss_too_high_in_startup, same
 # values): a round with at least STARTUP_LOSS_EVENTS separate losses costing more than
 # LOSS_THRESH of what it carried means the doubling rate found a queue's end. Several
 # losses are required so that random drops on a lossy path do not end startup early.
-STARTUP_LOSS_EVENTS = 6
-LOSS_THRESH = 0.02
+STARTUP_LOSS_EVENTS: Final = 6
+LOSS_THRESH: Final = 0.02
 
 
 class Bbr:

@@ -18,6 +18,7 @@ import enum
 import math
 import struct
 from collections.abc import Callable
+from typing import Final
 
 from p2pkit._exceptions import LocalProtocolError, RemoteProtocolError, SessionClosed
 from p2pkit.endpoint import Address
@@ -64,14 +65,14 @@ from .rtt import MAX_ACK_DELAY, RttEstimator
 from .stats import RateMeter
 from .streams import RecvStreams, SendStreams
 
-MAX_REORDER = 1 << 20
-FAST_FRAME_MIN = HEADER_SIZE + STREAM_HEADER_SIZE
-DATA_FRAME_HEADER = struct.Struct(HEADER.format + STREAM_HEADER.format.lstrip(">"))
-ACK_RANGES = 32  # SACK ranges per ACK packet (8 bytes each)  # sequence numbers further ahead than this are refused
-HANDSHAKE_RETRIES = 12
-FIN_RETRIES = 6
-MICROS = 1_000_000
-PACING_MIN_WAIT = 20e-6  # below this a timer would not advance time at all
+MAX_REORDER: Final = 1 << 20
+FAST_FRAME_MIN: Final = HEADER_SIZE + STREAM_HEADER_SIZE
+DATA_FRAME_HEADER: Final = struct.Struct(HEADER.format + STREAM_HEADER.format.lstrip(">"))
+ACK_RANGES: Final = 32  # SACK ranges per ACK packet (8 bytes each)  # sequence numbers further ahead than this are refused
+HANDSHAKE_RETRIES: Final = 12
+FIN_RETRIES: Final = 6
+MICROS: Final = 1_000_000
+PACING_MIN_WAIT: Final = 20e-6  # below this a timer would not advance time at all
 
 
 class ConnectionState(enum.Enum):
@@ -83,12 +84,12 @@ class ConnectionState(enum.Enum):
     CLOSED = "Closed"  # gone; the reason is in ``close_reason``
 
 
-SYN_SENT = ConnectionState.SYN_SENT
-SYN_RECEIVED = ConnectionState.SYN_RECEIVED
-ESTABLISHED = ConnectionState.ESTABLISHED
-FIN_WAIT = ConnectionState.FIN_WAIT
-TIME_WAIT = ConnectionState.TIME_WAIT
-CLOSED = ConnectionState.CLOSED
+SYN_SENT: Final = ConnectionState.SYN_SENT
+SYN_RECEIVED: Final = ConnectionState.SYN_RECEIVED
+ESTABLISHED: Final = ConnectionState.ESTABLISHED
+FIN_WAIT: Final = ConnectionState.FIN_WAIT
+TIME_WAIT: Final = ConnectionState.TIME_WAIT
+CLOSED: Final = ConnectionState.CLOSED
 
 
 class Connection:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Protocol
+from typing import Final, Protocol
 
 import trio
 
@@ -19,8 +19,8 @@ from p2pkit.timers import Timer
 from .connection import CLOSED, ESTABLISHED, Connection
 from .mux import Multiplexer
 
-MAX_BACKLOG = 20000  # datagrams waiting for socket space; beyond that they are lost like any
-MIN_TIMER_STEP = 50e-6  # never spin: a timer due "now" fires after at least this
+MAX_BACKLOG: Final = 20000  # datagrams waiting for socket space; beyond that they are lost like any
+MIN_TIMER_STEP: Final = 50e-6  # never spin: a timer due "now" fires after at least this
 
 
 class Waiter(Protocol):

@@ -16,6 +16,7 @@ import logging
 import math
 import random
 from collections import Counter, deque
+from typing import Final
 
 from p2pkit._exceptions import RemoteProtocolError
 from p2pkit.endpoint import Address, Datagram
@@ -35,6 +36,7 @@ from .packet import (
     RESET,
     SYN,
     VERSION,
+    Header,
     MalformedPacket,
     decode_handshake,
     encode_header,
@@ -42,7 +44,7 @@ from .packet import (
 
 log = logging.getLogger("p2pkit.rudp")
 
-RESET_MIN_INTERVAL = 0.1  # per address
+RESET_MIN_INTERVAL: Final = 0.1  # per address
 
 
 class MuxStats:
@@ -153,7 +155,8 @@ class Multiplexer:
             if len(data) < HEADER_SIZE:
                 stats.malformed += 1
                 continue
-            h = unpack(data)
+            # typed: compiled, the header is unpacked into native ints once, here
+            h: Header = unpack(data)
             if (
                 h[0] != MAGIC or h[1] != VERSION or not 0 < h[2] <= MAX_TYPE
                 or h[3] & FLAG_ENCRYPTED
@@ -187,17 +190,17 @@ class Multiplexer:
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
         self.receive_batch([(data, addr)], now)
 
-    def _on_syn(self, h: tuple[int, ...], data: bytes, addr: Address, now: float) -> None:
+    def _on_syn(self, h: Header, data: bytes, addr: Address, now: float) -> None:
         peer_cid, _ = decode_handshake(data)
         existing = self._by_peer.get((addr, peer_cid))
         if existing is not None and existing.state is not CLOSED:
             self._dirty[existing] = None
-            existing.on_packet(h, data, now)  # type: ignore[arg-type]  # duplicate SYN
+            existing.on_packet(h, data, now)  # duplicate SYN
             return
         for conn in self.connections.values():
             if conn.remote == addr and conn.state is SYN_SENT and not conn.peer_cid:
                 self._dirty[conn] = None
-                conn.accept_syn(h, data, now)  # type: ignore[arg-type]  # simultaneous open
+                conn.accept_syn(h, data, now)  # simultaneous open
                 self._by_peer[(addr, peer_cid)] = conn
                 return
         ip = addr[0]
@@ -213,9 +216,9 @@ class Multiplexer:
         self._pending[conn] = ip
         self._pending_by_ip[ip] += 1
         self._by_peer[(addr, peer_cid)] = conn
-        conn.accept_syn(h, data, now)  # type: ignore[arg-type]
+        conn.accept_syn(h, data, now)
 
-    def _on_unknown_reset(self, h: tuple[int, ...], addr: Address) -> None:
+    def _on_unknown_reset(self, h: Header, addr: Address) -> None:
         """The peer says it does not know the connection we address as ``conn_id``."""
         if h[2] != RESET:
             self.stats.malformed += 1

@@ -7,12 +7,13 @@ back to avoidance once the recovery episode's packets are acknowledged.
 from __future__ import annotations
 
 import math
+from typing import Final
 
 from .congestion import RateSample, register_congestion_controller
 
-LOSS_REDUCTION = 0.5
-MIN_WINDOW_PACKETS = 2
-PACING_GAIN = 1.25  # pace a little faster than cwnd/srtt so pacing never limits the window
+LOSS_REDUCTION: Final = 0.5
+MIN_WINDOW_PACKETS: Final = 2
+PACING_GAIN: Final = 1.25  # pace a little faster than cwnd/srtt so pacing never limits the window
 
 
 class NewReno:

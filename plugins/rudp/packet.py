@@ -27,11 +27,14 @@ from __future__ import annotations
 
 import enum
 import struct
+from typing import Final
 
 from p2pkit._exceptions import RemoteProtocolError
 
-MAGIC = 0x52
-VERSION = 1
+# Final: compiled code (setup.py) inlines these instead of looking them up in the
+# module's dict at every use, and indexes a header tuple with them natively.
+MAGIC: Final = 0x52
+VERSION: Final = 1
 
 
 class PacketType(enum.IntEnum):
@@ -45,27 +48,36 @@ class PacketType(enum.IntEnum):
     RESET = 8  # abortive close, or "I do not know this connection"
 
 
-SYN, SYN_ACK, ACK, DATA, PING, FIN, FIN_ACK, RESET = (int(t) for t in PacketType)
-MAX_TYPE = max(PacketType)
+# PacketType's values, spelled out so that compiled code can inline them
+# (tests/plugins/rudp/test_packet.py checks they agree)
+SYN: Final = 1
+SYN_ACK: Final = 2
+ACK: Final = 3
+DATA: Final = 4
+PING: Final = 5
+FIN: Final = 6
+FIN_ACK: Final = 7
+RESET: Final = 8
+MAX_TYPE: Final = 8
 
-FLAG_ENCRYPTED = 0x01
-FLAG_UNKNOWN_CONNECTION = 0x02
-KNOWN_FLAGS = FLAG_ENCRYPTED | FLAG_UNKNOWN_CONNECTION
+FLAG_ENCRYPTED: Final = 0x01
+FLAG_UNKNOWN_CONNECTION: Final = 0x02
+KNOWN_FLAGS: Final = FLAG_ENCRYPTED | FLAG_UNKNOWN_CONNECTION
 
-HEADER = struct.Struct(">BBBBIIIIQII")
-HEADER_SIZE = HEADER.size  # 36
+HEADER: Final = struct.Struct(">BBBBIIIIQII")
+HEADER_SIZE: Final = HEADER.size  # 36
 
-STREAM_FRAME = 0x10
-SACK_FRAME = 0x20
-STREAM_HEADER = struct.Struct(">BBQH")
-STREAM_HEADER_SIZE = STREAM_HEADER.size  # 12
-SACK_RANGE = struct.Struct(">II")
-MAX_SACK_RANGES = 64
-HANDSHAKE = struct.Struct(">IHH")
+STREAM_FRAME: Final = 0x10
+SACK_FRAME: Final = 0x20
+STREAM_HEADER: Final = struct.Struct(">BBQH")
+STREAM_HEADER_SIZE: Final = STREAM_HEADER.size  # 12
+SACK_RANGE: Final = struct.Struct(">II")
+MAX_SACK_RANGES: Final = 64
+HANDSHAKE: Final = struct.Struct(">IHH")
 
-SEQ_MASK = 0xFFFFFFFF
-SEQ_HALF = 1 << 31
-MIN_DATAGRAM = 576  # smallest max_datagram a peer may announce
+SEQ_MASK: Final = 0xFFFFFFFF
+SEQ_HALF: Final = 1 << 31
+MIN_DATAGRAM: Final = 576  # smallest max_datagram a peer may announce
 
 
 class MalformedPacket(RemoteProtocolError):
@@ -73,7 +85,17 @@ class MalformedPacket(RemoteProtocolError):
 
 
 # Header tuple indices (HEADER.unpack_from order).
-H_MAGIC, H_VERSION, H_TYPE, H_FLAGS, H_CID, H_SEQ, H_ACK, H_BITS, H_MAXDATA, H_TS, H_ECHO = range(11)
+H_MAGIC: Final = 0
+H_VERSION: Final = 1
+H_TYPE: Final = 2
+H_FLAGS: Final = 3
+H_CID: Final = 4
+H_SEQ: Final = 5
+H_ACK: Final = 6
+H_BITS: Final = 7
+H_MAXDATA: Final = 8
+H_TS: Final = 9
+H_ECHO: Final = 10
 
 Header = tuple[int, int, int, int, int, int, int, int, int, int, int]
 

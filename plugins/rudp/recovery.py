@@ -18,8 +18,8 @@ from typing import Final
 from .congestion import CongestionController, RateSample
 from .rtt import CLOCK_GRANULARITY, RttEstimator
 
-PACKET_THRESHOLD = 3
-TIME_THRESHOLD = 9 / 8
+PACKET_THRESHOLD: Final = 3
+TIME_THRESHOLD: Final = 9 / 8
 
 
 # A sent packet is a plain tuple, not an object: tuples of numbers and bytes are untracked

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-CLOCK_GRANULARITY = 0.001  # G in RFC 6298: timers are not more precise than 1 ms
-MAX_ACK_DELAY = 0.025  # the longest a receiver holds an ACK (QUIC's default; connection.py)
+from typing import Final
+
+CLOCK_GRANULARITY: Final = 0.001  # G in RFC 6298: timers are not more precise than 1 ms
+MAX_ACK_DELAY: Final = 0.025  # the longest a receiver holds an ACK (QUIC's default; connection.py)
 
 
 class RttEstimator:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-CHECKPOINT_EVERY = 1.0  # seconds between the counter snapshots the rates are taken from
+from typing import Final
+
+CHECKPOINT_EVERY: Final = 1.0  # seconds between the counter snapshots the rates are taken from
 
 
 class RateMeter:

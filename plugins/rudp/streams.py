@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from bisect import insort
 from collections import deque
+from typing import Final
 
 from p2pkit._exceptions import RemoteProtocolError
 
 from .packet import STREAM_FRAME, STREAM_HEADER, STREAM_HEADER_SIZE
 
-LENGTH_PREFIX = 4
-OOO_ENTRY_COST = 100  # bytes charged per out-of-order entry (dict slot + bytes header)
-MAX_OOO_ENTRIES = 1 << 17  # more early fragments than any honest window produces
+LENGTH_PREFIX: Final = 4
+OOO_ENTRY_COST: Final = 100  # bytes charged per out-of-order entry (dict slot + bytes header)
+MAX_OOO_ENTRIES: Final = 1 << 17  # more early fragments than any honest window produces
 
 
 class FlowControlError(RemoteProtocolError):

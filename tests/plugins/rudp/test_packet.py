@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from p2pkit.plugins.rudp import packet
 from p2pkit.plugins.rudp.packet import (
     DATA,
     HEADER_SIZE,
@@ -33,6 +34,17 @@ def test_header_layout_is_stable() -> None:
     assert raw[4:8] == bytes.fromhex("deadbeef")
     h = decode_header(raw)
     assert h[4:] == (0xDEADBEEF, 5, 6, 0b101, 1 << 40, 123, 456)
+
+
+def test_spelled_out_constants_agree_with_what_they_name() -> None:
+    """The constants compiled code inlines are written out; they must say what the
+    enum and the struct layouts say."""
+    assert {t.name: int(t) for t in packet.PacketType} == {
+        name: getattr(packet, name) for name in packet.PacketType.__members__}
+    assert max(packet.PacketType) == packet.MAX_TYPE
+    fields = ["H_MAGIC", "H_VERSION", "H_TYPE", "H_FLAGS", "H_CID", "H_SEQ", "H_ACK",
+              "H_BITS", "H_MAXDATA", "H_TS", "H_ECHO"]
+    assert [getattr(packet, name) for name in fields] == list(range(len(packet.HEADER.format) - 1))
 
 
 @pytest.mark.parametrize(
