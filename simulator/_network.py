@@ -65,6 +65,7 @@ class Host:
         self.nat = nat
         self.site = site  # id of the core attachment point (this host, or its NAT)
         self.link = link
+        self.duplicate = link.duplicate  # read per datagram: a native field, not the attrs profile's
         self.up = link.direction(True, derive_rng(network.seed, "link", name, "up"))
         self.down = link.direction(False, derive_rng(network.seed, "link", name, "down"))
         self.rng = derive_rng(network.seed, "host", name)
@@ -105,6 +106,7 @@ class Host:
     def set_link(self, profile: LinkProfile) -> None:
         """Change the access link (queued packets keep their schedule)."""
         self.link = profile
+        self.duplicate = profile.duplicate
         self.mtu = profile.mtu
         self.up.reconfigure(profile, True)
         self.down.reconfigure(profile, False)
@@ -399,7 +401,7 @@ class Network:
                         host._drop("no_route")
                         return
                     core = self._core_to(host, target)
-        duplicate = host.link.duplicate
+        duplicate = host.duplicate
         copies = 2 if duplicate and host.rng.random() < duplicate else 1
         res = self.resolution
         events = self._events
