@@ -57,14 +57,18 @@ def load_object(spec: str) -> Any:
 
 
 @functools.cache
-def _entry_point_plugins() -> tuple[tuple[str, Any], ...]:
-    found = []
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            found.append((ep.name, ep.load()))
-        except Exception as exc:  # a broken third-party package must say who it is
-            raise PluginError(f"entry point {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
-    return tuple(found)
+def _entry_point_plugins() -> tuple[importlib.metadata.EntryPoint, ...]:
+    """The installed plugins' entry points, found once per process. Each is imported only
+    when a node enables it: a disabled plugin costs nothing (the web UI's import is most
+    of a simulated node's start-up otherwise) and a broken one can be disabled."""
+    return tuple(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
+def _load_entry_point(ep: importlib.metadata.EntryPoint) -> Any:
+    try:
+        return ep.load()
+    except Exception as exc:  # a broken third-party package must say who it is
+        raise PluginError(f"entry point {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
 
 
 _NOT_A_HOOK = object()
@@ -130,9 +134,9 @@ def create_plugin_manager(
         if name not in disabled:
             register(pm, _import(module_name), name)
     if entry_points:
-        for name, obj in _entry_point_plugins():
-            if name not in disabled and pm.get_plugin(name) is None:
-                register(pm, obj, name)
+        for ep in _entry_point_plugins():
+            if ep.name not in disabled and pm.get_plugin(ep.name) is None:
+                register(pm, _load_entry_point(ep), ep.name)
     for item in extra:
         obj = load_object(item) if isinstance(item, str) else item
         name = item if isinstance(item, str) else default_name(obj)

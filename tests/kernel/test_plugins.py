@@ -135,6 +135,23 @@ def test_a_broken_entry_point_names_itself(tmp_path: Path, monkeypatch: pytest.M
         plugin_manager._entry_point_plugins.cache_clear()
 
 
+def test_a_disabled_entry_point_is_never_imported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "ep_fragile.py").write_text("raise RuntimeError('importing me is a mistake')\n")
+    dist = tmp_path / "ep_fragile-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ep-fragile\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[p2pkit.plugins]\nfragile = ep_fragile\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugin_manager._entry_point_plugins.cache_clear()
+    try:
+        pm = create_plugin_manager([], [*NO_BUILTINS, "fragile"])
+        assert pm.get_plugin("fragile") is None and "ep_fragile" not in sys.modules
+        with pytest.raises(PluginError, match=r"'fragile'.*importing me is a mistake"):
+            create_plugin_manager([], NO_BUILTINS)
+    finally:
+        plugin_manager._entry_point_plugins.cache_clear()
+
+
 def test_hook_markers_are_parsed_once_per_class_but_instances_stay_distinct() -> None:
     """Managers are built per node (the simulator builds thousands): parsing is cached by
     class or module, yet each instance's hooks are its own and instance attributes count."""
