@@ -343,10 +343,8 @@ class Multiplexer:
             self._pending_by_ip[ip] -= 1
             if self._pending_by_ip[ip] <= 0:
                 del self._pending_by_ip[ip]
-        try:
+        if conn in self.accept_queue:  # (remove() of an absent one formats its repr to raise)
             self.accept_queue.remove(conn)
-        except ValueError:
-            pass
         # by category only ("protocol error", "idle timeout"...): details vary without bound
         self._closed_total[(conn.close_reason or "closed").split(":", 1)[0]] += 1
 
