@@ -87,6 +87,7 @@ class RudpSession:
     async def send(self, message: bytes, *, channel: int = CHANNEL_BULK) -> QueuedRudpMessage:
         """Queue ``message`` on ``channel``; waits while the send buffer is full."""
         conn = self.connection
+        parked = False
         while not conn.can_send:
             if conn.state in (CLOSED, TIME_WAIT, FIN_WAIT):
                 raise self._closed_error()
@@ -96,8 +97,10 @@ class RudpSession:
                 await self._lot.park()
             finally:
                 blocked.pop(self, None)
+            parked = True
         queued = self.send_nowait(message, channel=channel)
-        await trio.lowlevel.checkpoint()
+        if not parked:  # one checkpoint per call, not two: parking was one
+            await trio.lowlevel.checkpoint()
         return queued
 
     def send_nowait(self, message: bytes, *, channel: int = CHANNEL_BULK) -> QueuedRudpMessage:
@@ -114,16 +117,21 @@ class RudpSession:
     async def receive(self) -> tuple[int, bytes]:
         """The next message as (channel, bytes), lowest channel first."""
         conn = self.connection
+        parked = False
         while True:
             item = conn.next_message()
             if item is not None:
                 if conn.wants_output:
                     self._transport.driver.flush(conn)
-                await trio.lowlevel.checkpoint()
+                # One checkpoint per call: parking was one. A second one cost a trip
+                # through trio's scheduler for every message that had to be waited for.
+                if not parked:
+                    await trio.lowlevel.checkpoint()
                 return item
             if conn.state is CLOSED or conn.state is TIME_WAIT:
                 raise self._closed_error()
             await self._lot.park()
+            parked = True
 
     async def aclose(self) -> None:
         """Deliver what is queued, then FIN; returns when the peer confirmed or gave up."""
@@ -252,6 +260,7 @@ class RudpTransport:
 
     async def accept(self) -> RudpSession:
         """Wait for the next incoming session."""
+        parked = False
         while True:
             if self._stopped:
                 # The transport stops when the node does: a task that was runnable at that
@@ -262,9 +271,11 @@ class RudpTransport:
             if conn is not None:
                 if conn.state is CLOSED:
                     continue
-                await trio.lowlevel.checkpoint()
+                if not parked:  # one checkpoint per call (see receive)
+                    await trio.lowlevel.checkpoint()
                 return self._session_for(conn)
             await self.driver.accept_lot.park()
+            parked = True
 
     def sessions(self) -> list[RudpSession]:
         return [s for c, s in self._sessions.items() if c.state is ESTABLISHED]
