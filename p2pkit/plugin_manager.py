@@ -10,7 +10,7 @@ import functools
 import importlib
 import importlib.metadata
 import types
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import pluggy
@@ -91,13 +91,8 @@ class _PluginManager(pluggy.PluginManager):
     _spec_cache: dict[tuple[str, Any, str], Any] = {}
 
     def parse_hookspec_opts(self, module_or_class: Any, name: str) -> Any:
-        key = (self.project_name, module_or_class, name)
-        opts = self._spec_cache.get(key)
-        if opts is None:
-            opts = super().parse_hookspec_opts(module_or_class, name)
-            self._spec_cache[key] = _NOT_A_HOOK if opts is None else dict(opts)
-            return opts
-        return None if opts is _NOT_A_HOOK else dict(opts)
+        return _cached(self._spec_cache, (self.project_name, module_or_class, name),
+                       super().parse_hookspec_opts, module_or_class, name)
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
         if isinstance(plugin, types.ModuleType):
@@ -111,13 +106,20 @@ class _PluginManager(pluggy.PluginManager):
             return super().parse_hookimpl_opts(plugin, name)
         else:
             owner = type(plugin)
-        key = (self.project_name, owner, name)
-        opts = self._cache.get(key)
-        if opts is None:
-            opts = super().parse_hookimpl_opts(plugin, name)
-            self._cache[key] = _NOT_A_HOOK if opts is None else dict(opts)
-            return opts
-        return None if opts is _NOT_A_HOOK else dict(opts)
+        return _cached(self._cache, (self.project_name, owner, name),
+                       super().parse_hookimpl_opts, plugin, name)
+
+
+def _cached(cache: dict[tuple[str, Any, str], Any], key: tuple[str, Any, str],
+            parse: Callable[[Any, str], Any], obj: Any, name: str) -> Any:
+    """Hook options from ``cache``, ``parse(obj, name)`` on a miss; always a fresh copy,
+    since pluggy keeps the dict it is given."""
+    opts = cache.get(key)
+    if opts is None:
+        opts = parse(obj, name)
+        cache[key] = _NOT_A_HOOK if opts is None else dict(opts)
+        return opts
+    return None if opts is _NOT_A_HOOK else dict(opts)
 
 
 def create_plugin_manager(

@@ -1,6 +1,6 @@
 import sys
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -97,59 +97,50 @@ def test_unknown_capability_is_an_error() -> None:
         plugin_manager.choose_providers(pm, {}, ("store",))
 
 
-def test_entry_point_plugins_are_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    package = tmp_path / "ep_demo_plugin.py"
-    package.write_text(textwrap.dedent("""
+@pytest.fixture
+def install_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, str], None]]:
+    """``install(name, "module")``: a fake installed distribution declaring that plugin."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def install(name: str, target: str) -> None:
+        dist = tmp_path / f"ep_{name}-1.0.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: ep-{name}\nVersion: 1.0\n")
+        (dist / "entry_points.txt").write_text(f"[p2pkit.plugins]\n{name} = {target}\n")
+        plugin_manager._entry_point_plugins.cache_clear()
+
+    yield install
+    plugin_manager._entry_point_plugins.cache_clear()
+
+
+def test_entry_point_plugins_are_loaded(tmp_path: Path, install_entry_point: Callable[[str, str], None]) -> None:
+    (tmp_path / "ep_demo_plugin.py").write_text(textwrap.dedent("""
         from p2pkit import hookimpl
 
         @hookimpl
         def p2pkit_capabilities():
             return {"ai": lambda node: "demo-ai"}
     """))
-    dist = tmp_path / "ep_demo-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ep-demo\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[p2pkit.plugins]\nepdemo = ep_demo_plugin\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    plugin_manager._entry_point_plugins.cache_clear()
-    try:
-        pm = create_plugin_manager([], NO_BUILTINS)
-        assert pm.get_plugin("epdemo") is sys.modules["ep_demo_plugin"]
-        chosen = plugin_manager.choose_providers(pm, {}, ("ai",))
-        assert chosen["ai"][0] == "epdemo"
-    finally:
-        plugin_manager._entry_point_plugins.cache_clear()
+    install_entry_point("epdemo", "ep_demo_plugin")
+    pm = create_plugin_manager([], NO_BUILTINS)
+    assert pm.get_plugin("epdemo") is sys.modules["ep_demo_plugin"]
+    chosen = plugin_manager.choose_providers(pm, {}, ("ai",))
+    assert chosen["ai"][0] == "epdemo"
 
 
-def test_a_broken_entry_point_names_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    dist = tmp_path / "ep_broken-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ep-broken\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[p2pkit.plugins]\nbroken = no_such_module_xyz\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    plugin_manager._entry_point_plugins.cache_clear()
-    try:
-        with pytest.raises(PluginError, match="'broken'"):
-            create_plugin_manager([], NO_BUILTINS)
-    finally:
-        plugin_manager._entry_point_plugins.cache_clear()
+def test_a_broken_entry_point_names_itself(install_entry_point: Callable[[str, str], None]) -> None:
+    install_entry_point("broken", "no_such_module_xyz")
+    with pytest.raises(PluginError, match="'broken'"):
+        create_plugin_manager([], NO_BUILTINS)
 
 
-def test_a_disabled_entry_point_is_never_imported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_disabled_entry_point_is_never_imported(tmp_path: Path, install_entry_point: Callable[[str, str], None]) -> None:
     (tmp_path / "ep_fragile.py").write_text("raise RuntimeError('importing me is a mistake')\n")
-    dist = tmp_path / "ep_fragile-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ep-fragile\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[p2pkit.plugins]\nfragile = ep_fragile\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    plugin_manager._entry_point_plugins.cache_clear()
-    try:
-        pm = create_plugin_manager([], [*NO_BUILTINS, "fragile"])
-        assert pm.get_plugin("fragile") is None and "ep_fragile" not in sys.modules
-        with pytest.raises(PluginError, match=r"'fragile'.*importing me is a mistake"):
-            create_plugin_manager([], NO_BUILTINS)
-    finally:
-        plugin_manager._entry_point_plugins.cache_clear()
+    install_entry_point("fragile", "ep_fragile")
+    pm = create_plugin_manager([], [*NO_BUILTINS, "fragile"])
+    assert pm.get_plugin("fragile") is None and "ep_fragile" not in sys.modules
+    with pytest.raises(PluginError, match=r"'fragile'.*importing me is a mistake"):
+        create_plugin_manager([], NO_BUILTINS)
 
 
 def test_hook_markers_are_parsed_once_per_class_but_instances_stay_distinct() -> None:
