@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 from pathlib import Path
@@ -25,20 +24,12 @@ def node_id_of(public_key: bytes) -> str:
     return hashlib.sha256(public_key).hexdigest()
 
 
-@functools.lru_cache(maxsize=4096)
-def _parsed_public_key(public_key: bytes) -> Ed25519PublicKey:
-    # Parsing decompresses a curve point: ~30 us, a fifth of a verification, and a node
-    # verifies the same peers' keys again at every reconnection (a simulation: thousands
-    # of nodes verifying each other's). Keys are public; invalid ones raise, uncached.
-    return Ed25519PublicKey.from_public_bytes(public_key)
-
-
 def verify(public_key: bytes, signature: bytes, data: bytes) -> bool:
     """True if ``signature`` is ``public_key``'s signature of ``data``; never raises."""
     if len(public_key) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES:
         return False
     try:
-        _parsed_public_key(public_key).verify(signature, data)
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, data)
     except (InvalidSignature, ValueError):
         return False
     return True

@@ -98,9 +98,11 @@ class RudpSession:
             finally:
                 blocked.pop(self, None)
             parked = True
+        if not parked:  # a cancelled call queues nothing (parking was its cancel point)
+            await trio.lowlevel.checkpoint_if_cancelled()
         queued = self.send_nowait(message, channel=channel)
-        if not parked:  # one checkpoint per call, not two: parking was one
-            await trio.lowlevel.checkpoint()
+        if not parked:  # and one trip through the scheduler, not two
+            await trio.lowlevel.cancel_shielded_checkpoint()
         return queued
 
     def send_nowait(self, message: bytes, *, channel: int = CHANNEL_BULK) -> QueuedRudpMessage:
@@ -117,16 +119,19 @@ class RudpSession:
     async def receive(self) -> tuple[int, bytes]:
         """The next message as (channel, bytes), lowest channel first."""
         conn = self.connection
+        # trio's pattern for "take, then yield": the cancel point comes before anything
+        # is taken (a cancelled receive loses no message), the schedule point after, and
+        # a receive that had to wait made both by parking — no second trip through the
+        # scheduler for every message that was waited for.
+        await trio.lowlevel.checkpoint_if_cancelled()
         parked = False
         while True:
             item = conn.next_message()
             if item is not None:
                 if conn.wants_output:
                     self._transport.driver.flush(conn)
-                # One checkpoint per call: parking was one. A second one cost a trip
-                # through trio's scheduler for every message that had to be waited for.
                 if not parked:
-                    await trio.lowlevel.checkpoint()
+                    await trio.lowlevel.cancel_shielded_checkpoint()
                 return item
             if conn.state is CLOSED or conn.state is TIME_WAIT:
                 raise self._closed_error()
@@ -260,6 +265,7 @@ class RudpTransport:
 
     async def accept(self) -> RudpSession:
         """Wait for the next incoming session."""
+        await trio.lowlevel.checkpoint_if_cancelled()  # as in receive: nothing taken if cancelled
         parked = False
         while True:
             if self._stopped:
@@ -271,8 +277,8 @@ class RudpTransport:
             if conn is not None:
                 if conn.state is CLOSED:
                     continue
-                if not parked:  # one checkpoint per call (see receive)
-                    await trio.lowlevel.checkpoint()
+                if not parked:  # see receive
+                    await trio.lowlevel.cancel_shielded_checkpoint()
                 return self._session_for(conn)
             await self.driver.accept_lot.park()
             parked = True

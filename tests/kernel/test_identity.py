@@ -28,7 +28,7 @@ def test_sign_and_verify() -> None:
 
 def test_a_key_seen_before_still_checks_every_signature() -> None:
     identity, other = Identity.generate(), Identity.generate()
-    for i in range(3):  # parsed keys are cached; the answers are not
+    for i in range(3):  # the same key again and again: every answer is its own
         message = b"message %d" % i
         assert verify(identity.public_key, identity.sign(message), message)
         assert not verify(identity.public_key, identity.sign(message), message + b"!")

@@ -308,3 +308,43 @@ async def test_partial_send_batch_is_finished_after_wait_writable() -> None:
             nursery.cancel_scope.cancel()
     assert ea.waits > 0 and ta.backlog_waits > 0
     assert ta.backlog_dropped == 0
+
+
+async def test_a_cancelled_call_takes_nothing() -> None:
+    """A receive, send or accept whose scope is already cancelled raises Cancelled
+    without consuming a message or a connection (it used to take the item first and
+    raise at the checkpoint after it: the message was lost, a sent one queued twice)."""
+    async with transports() as (ta, tb):
+        sa, sb = await pair(ta, tb)
+        await sa.send(b"one", channel=CHANNEL_CONTROL)
+        await sa.send(b"two", channel=CHANNEL_CONTROL)
+        with trio.fail_after(5):  # both arrived, nobody has read them
+            while sb.connection.recv_streams.inbox_count < 2:
+                await trio.sleep(0.01)
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await sb.receive()
+        assert scope.cancelled_caught
+        assert await sb.receive() == (CHANNEL_CONTROL, b"one")
+
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await sa.send(b"three", channel=CHANNEL_CONTROL)
+        assert scope.cancelled_caught
+        assert await sb.receive() == (CHANNEL_CONTROL, b"two")
+        with trio.move_on_after(0.5):  # "three" was never queued
+            await sb.receive()
+            pytest.fail("a cancelled send was delivered")
+
+        # an incoming session waiting in the accept queue stays there
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ta.connect, tb.endpoint.local_address)
+            with trio.fail_after(5):
+                while not tb.mux.accept_queue:
+                    await trio.sleep(0.01)
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await tb.accept()
+        assert scope.cancelled_caught
+        with trio.fail_after(1):
+            assert (await tb.accept()).is_open
