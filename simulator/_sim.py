@@ -374,7 +374,9 @@ def _relaxed_gc() -> Iterator[None]:
             # The run's survivors (the whole simulated network, alive as long as the
             # simulation is) go straight to the oldest generation: with the default
             # thresholds back, the first allocation would otherwise scan them all in a
-            # young-generation pass (0.8 s at 1000 nodes) to free nothing.
+            # young-generation pass (0.8 s at 1000 nodes) to free nothing. Side effect:
+            # every young object of the process is promoted, so cycles that die soon
+            # after (a dropped simulation's) wait for the next full collection.
             gc.freeze()
             gc.unfreeze()
         gc.set_threshold(*old)

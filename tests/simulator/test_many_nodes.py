@@ -44,9 +44,12 @@ async def _two_nodes(sim: Simulation) -> None:
 
 def test_a_run_restores_the_collector_and_leaves_frozen_objects_frozen() -> None:
     thresholds = gc.get_threshold()
-    Simulation(seed=1, duration=2.0).run(_two_nodes)
+    gc.collect()
+    sim = Simulation(seed=1, duration=2.0)  # young: too short a run for a collection
+    sim.run(_two_nodes)
     # the run's survivors were moved to the oldest generation, not left frozen
     assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0
+    assert any(obj is sim.nodes for obj in gc.get_objects(generation=2))
     gc.freeze()  # an application that froze its start-up heap (a pre-forking server)
     try:
         frozen = gc.get_freeze_count()
