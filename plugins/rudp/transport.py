@@ -87,6 +87,7 @@ class RudpSession:
     async def send(self, message: bytes, *, channel: int = CHANNEL_BULK) -> QueuedRudpMessage:
         """Queue ``message`` on ``channel``; waits while the send buffer is full."""
         conn = self.connection
+        await trio.lowlevel.checkpoint_if_cancelled()  # as in receive: a cancelled call queues nothing
         parked = False
         while not conn.can_send:
             if conn.state in (CLOSED, TIME_WAIT, FIN_WAIT):
@@ -98,10 +99,8 @@ class RudpSession:
             finally:
                 blocked.pop(self, None)
             parked = True
-        if not parked:  # a cancelled call queues nothing (parking was its cancel point)
-            await trio.lowlevel.checkpoint_if_cancelled()
         queued = self.send_nowait(message, channel=channel)
-        if not parked:  # and one trip through the scheduler, not two
+        if not parked:
             await trio.lowlevel.cancel_shielded_checkpoint()
         return queued
 
