@@ -173,10 +173,22 @@ def test_hook_markers_are_parsed_once_per_class_but_instances_stay_distinct() ->
     assert create_plugin_manager([Counter(4)], NO_BUILTINS).hook.p2pkit_fields(node=None) == [[4]]
 
 
-def test_a_plugins_own_hook_specifications_work_in_every_manager() -> None:
+def test_a_plugins_own_hook_specifications_work_in_every_manager(monkeypatch: pytest.MonkeyPatch) -> None:
     """Specifications are parsed once per class too; their options (firstresult) hold in
     each manager, and a manager's hooks are its own."""
+    import pluggy
+
     from p2pkit.hookspecs import hookspec
+
+    parsed: list[str] = []
+    pluggy_parse = pluggy.PluginManager.parse_hookspec_opts
+
+    def counting_parse(self: pluggy.PluginManager, module_or_class: Any, name: str) -> Any:
+        if name == "pick_colour":
+            parsed.append(name)
+        return pluggy_parse(self, module_or_class, name)
+
+    monkeypatch.setattr(pluggy.PluginManager, "parse_hookspec_opts", counting_parse)
 
     class Specs:
         @hookspec(firstresult=True)
@@ -197,3 +209,4 @@ def test_a_plugins_own_hook_specifications_work_in_every_manager() -> None:
     assert first.hook.pick_colour() == "blue"  # firstresult: one answer, the last registered
     assert second.hook.pick_colour() == "green"
     assert first.hook.pick_colour.spec is not None and first.hook.pick_colour.spec.opts["firstresult"]
+    assert parsed == ["pick_colour"]  # by the first manager only
