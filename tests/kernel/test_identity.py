@@ -54,3 +54,26 @@ def test_seeded_identity_is_deterministic() -> None:
     assert Identity.from_seed(b"\x01" * 32).node_id == Identity.from_seed(b"\x01" * 32).node_id
     with pytest.raises(ValueError):
         Identity.from_seed(b"\x01")
+
+
+# RFC 8032 §7.1, TEST 2: seed, public key, one-byte message, signature.
+RFC8032_SEED = bytes.fromhex("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb")
+RFC8032_PUBLIC = bytes.fromhex("3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c")
+RFC8032_SIGNATURE = bytes.fromhex(
+    "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da"
+    "085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"
+)
+
+
+def test_standard_ed25519_so_identity_files_and_signatures_outlive_the_library() -> None:
+    identity = Identity.from_seed(RFC8032_SEED)
+    assert identity.public_key == RFC8032_PUBLIC
+    assert identity.sign(b"\x72") == RFC8032_SIGNATURE
+    assert verify(RFC8032_PUBLIC, RFC8032_SIGNATURE, b"\x72")
+
+
+def test_a_small_order_key_proves_nothing() -> None:
+    # The identity point: with it, (R, S) = (identity, 0) "verifies" any message under a
+    # lax check. A peer claiming this key must not be accepted.
+    identity_point = b"\x01" + b"\x00" * 31
+    assert not verify(identity_point, identity_point + b"\x00" * 32, b"any message")
