@@ -249,3 +249,25 @@ async def test_max_connections_holds_against_handshakes_in_parallel() -> None:
         assert len(peers(b)) == 2 and peers(b).refused == 3
         for _, session in sessions:
             session.abort()
+
+
+async def test_a_handshake_message_waits_when_the_transport_buffer_is_full() -> None:
+    from p2pkit.capabilities import CHANNEL_CONTROL
+    from p2pkit.peers import _send_control
+
+    class FullBuffer:
+        """A session whose buffer is full until someone waits for room."""
+
+        def __init__(self) -> None:
+            self.sent: list[tuple[bytes, int]] = []
+
+        def send_nowait(self, message: bytes, *, channel: int) -> None:
+            raise trio.WouldBlock
+
+        async def send(self, message: bytes, *, channel: int) -> None:
+            await trio.lowlevel.checkpoint()
+            self.sent.append((message, channel))
+
+    session = FullBuffer()
+    await _send_control(cast(Session, session), b"hello")
+    assert session.sent == [(b"hello", CHANNEL_CONTROL)]
