@@ -161,6 +161,10 @@ class Connection:
         self._reset_pending = False
         self.last_recv_time = now
         self.last_send_time = now
+        # The multiplexer's bookkeeping (mux.py): the timer it last pushed on its heap for
+        # this connection, NaN while none. A field, not a dict keyed by connection: read
+        # at every timer event of every session.
+        self.timer_armed_at = math.nan
         # counters
         self.bytes_sent = 0
         self.bytes_received = 0

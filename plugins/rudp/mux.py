@@ -83,11 +83,11 @@ class Multiplexer:
         self._out: list[Datagram] = []
         # Only connections that had something happen are asked for output, and timers sit
         # in a heap: a node with many mostly idle sessions (the simulator's meshes) must
-        # not pay for every session on every datagram. _armed holds the timer last pushed
-        # per connection; heap entries that no longer match it are stale and skipped.
+        # not pay for every session on every datagram. A connection's timer_armed_at is
+        # the timer last pushed for it; heap entries that no longer match are stale and
+        # skipped.
         self._dirty: dict[Connection, None] = {}
         self._timers: list[tuple[float, int, Connection]] = []
-        self._armed: dict[Connection, float] = {}
         self._timer_seq = itertools.count()
         self._heartbeat_slack = self.config.heartbeat_slack_ms / 1000
         self._reset_tokens = float(self.config.reset_rate_per_s)
@@ -274,8 +274,8 @@ class Multiplexer:
             self._forget(conn)
             return
         t = conn.get_timer()
-        if self._armed.get(conn) != t:
-            self._armed[conn] = t
+        if conn.timer_armed_at != t:
+            conn.timer_armed_at = t
             if t < math.inf:
                 heapq.heappush(self._timers, (t, next(self._timer_seq), conn))
 
@@ -283,22 +283,22 @@ class Multiplexer:
         """Earliest time any connection needs ``handle_timer`` (``inf`` if none)."""
         if self._dirty:  # not yet re-armed: they may want to run at once
             return -math.inf
-        timers, armed = self._timers, self._armed
+        timers = self._timers
         while timers:
             t, _, conn = timers[0]
-            if armed.get(conn) == t:
+            if conn.timer_armed_at == t:
                 return t
             heapq.heappop(timers)  # stale: the connection re-armed or is gone
         return math.inf
 
     def handle_timer(self, now: float) -> None:
-        timers, armed = self._timers, self._armed
+        timers = self._timers
         heartbeat = False
         while timers and timers[0][0] <= now:
             t, _, conn = heapq.heappop(timers)
-            if armed.get(conn) != t:
+            if conn.timer_armed_at != t:
                 continue
-            del armed[conn]
+            conn.timer_armed_at = math.nan
             self._dirty[conn] = None  # re-armed by the flush that follows
             if conn.get_timer() <= now:
                 heartbeat = heartbeat or conn.heartbeat_deadline <= now
@@ -313,18 +313,18 @@ class Multiplexer:
         """This wake-up also sends every PING due by ``horizon`` (timer slack): after a few
         rounds a node's quiet sessions ping together, one wake-up per group, instead of
         one per session. A heartbeat only ever moves earlier, never later."""
-        timers, armed = self._timers, self._armed
+        timers = self._timers
         now = horizon - self._heartbeat_slack
         other: list[tuple[float, int, Connection]] = []
         while timers and timers[0][0] <= horizon:
             entry = heapq.heappop(timers)
             t, _, conn = entry
-            if armed.get(conn) != t:
+            if conn.timer_armed_at != t:
                 continue
             if conn.heartbeat_deadline != t:  # due for something else: keep its time
                 other.append(entry)
                 continue
-            del armed[conn]
+            conn.timer_armed_at = math.nan
             self._dirty[conn] = None
             conn.send_heartbeat(now)
         for entry in other:
@@ -332,7 +332,7 @@ class Multiplexer:
 
     def _forget(self, conn: Connection) -> None:
         self.connections.pop(conn.local_cid, None)
-        self._armed.pop(conn, None)
+        conn.timer_armed_at = math.nan
         self._dirty.pop(conn, None)
         if conn.peer_cid:
             key = (conn.remote, conn.peer_cid)
