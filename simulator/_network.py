@@ -17,9 +17,10 @@ resolution makes instants coincide, and trio's run loop pays per instant, not pe
 Pending events sit in one list per instant (appended in the order they were scheduled, which
 is the order they run in) and a heap holds each instant once: scheduling a datagram is a
 dict lookup and an append, and the heap compares floats, not events. Events are small
-typed objects (:class:`_Transit`, :class:`_Delivery`, :class:`_TimerEntry`) rather than
-tuples: compiled (see setup.py), their fields are read natively, where a tuple's items
-were untyped objects whose every attribute and method went through a generic lookup.
+typed objects (:class:`_InFlight`, one per datagram for both of its hops, and
+:class:`_TimerEntry`) rather than tuples: compiled (see setup.py), their fields are read
+natively, where a tuple's items were untyped objects whose every attribute and method went
+through a generic lookup.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ Address = tuple[str, int]
 _PUBLIC_BASE: Final = int(ipaddress.IPv4Address("11.0.0.1"))
 _PRIVATE_BASE: Final = int(ipaddress.IPv4Address("10.0.0.2"))
 _EPHEMERAL_FIRST: Final = 49152
+# Final: compiled, a C global — `heapq.heappush` was a module attribute lookup per call
+_heappush: Final = heapq.heappush
+_heappop: Final = heapq.heappop
 
 
 class Host:
@@ -122,11 +126,13 @@ class _Event:
     __slots__ = ()
 
 
-class _Transit(_Event):
-    """A datagram reaching the receiver's access router (or NAT): partitions, the NAT's
-    filter and the downlink are applied then."""
+class _InFlight(_Event):
+    """A datagram on its way: first it reaches the receiver's access router (or NAT),
+    where partitions, the NAT's filter and the downlink are applied; then the same object
+    is queued again, ``arrived``, and handed to ``host:port`` at that instant (one object
+    per datagram, not one per hop: allocating and freeing them is per-datagram work)."""
 
-    __slots__ = ("data", "dst", "size", "src", "target", "wire_src")
+    __slots__ = ("arrived", "data", "dst", "host", "port", "size", "src", "target", "wire_src")
 
     def __init__(self, src: Host, wire_src: Address, dst: Address, data: bytes, size: int,
                  target: Host | NatBox) -> None:
@@ -136,18 +142,9 @@ class _Transit(_Event):
         self.data = data
         self.size = size
         self.target = target
-
-
-class _Delivery(_Event):
-    """A datagram handed to ``host:port`` at this instant."""
-
-    __slots__ = ("data", "host", "port", "wire_src")
-
-    def __init__(self, host: Host, port: int, data: bytes, wire_src: Address) -> None:
-        self.host = host
-        self.port = port
-        self.data = data
-        self.wire_src = wire_src
+        self.arrived = False
+        self.host = src  # the receiving host once arrived
+        self.port = 0
 
 
 class _TimerEntry(_Event):
@@ -322,7 +319,7 @@ class Network:
             events.append(event)
             return
         self._events[at] = [event]
-        heapq.heappush(self._instants, at)
+        _heappush(self._instants, at)
         scope = self._scope
         if scope is not None and at < scope.deadline:
             scope.deadline = at
@@ -413,7 +410,7 @@ class Network:
             arrival += core
             if res:
                 arrival = math.ceil(arrival / res - 1e-9) * res
-            event = _Transit(host, wire_src, dst, data, size, target)
+            event = _InFlight(host, wire_src, dst, data, size, target)
             pending = events.get(arrival)
             if pending is not None:  # _schedule, inlined: this runs once per datagram
                 pending.append(event)
@@ -422,7 +419,7 @@ class Network:
 
     # ------------------------------------------------------------------ delivering
 
-    def _transit(self, event: _Transit, now: float) -> None:
+    def _transit(self, event: _InFlight, now: float) -> None:
         src = event.src
         target = event.target
         if isinstance(target, Host):
@@ -452,17 +449,19 @@ class Network:
         res = self.resolution
         if res:
             arrival = math.ceil(arrival / res - 1e-9) * res
-        delivery = _Delivery(host, port, event.data, event.wire_src)
+        event.arrived = True
+        event.host = host
+        event.port = port
         pending = self._events.get(arrival)
         if pending is not None:
-            pending.append(delivery)
+            pending.append(event)
         else:
-            self._schedule(arrival, delivery)
+            self._schedule(arrival, event)
 
     def _process(self, now: float) -> None:
         instants = self._instants
         all_events = self._events
-        pop = heapq.heappop
+        pop = _heappop
         while instants and instants[0] <= now:
             at = pop(instants)
             events = all_events[at]
@@ -474,15 +473,15 @@ class Network:
             while i < len(events):
                 event = events[i]
                 i += 1
-                if isinstance(event, _Transit):
-                    self._transit(event, now)
-                    continue
                 if isinstance(event, _TimerEntry):
                     timer = event.timer
                     if timer._entry is event:  # else superseded by a later set()
                         due.append(timer)
                     continue
-                assert isinstance(event, _Delivery)
+                assert isinstance(event, _InFlight)
+                if not event.arrived:
+                    self._transit(event, now)
+                    continue
                 host = event.host
                 if not host.online:
                     host._drop("host_down")
