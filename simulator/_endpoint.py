@@ -60,12 +60,12 @@ class VirtualEndpoint:
     def send_batch(self, datagrams: Sequence[Datagram]) -> int:
         if self._closed:
             return 0
-        send = self.host.network.send
         host, port = self.host, self.port
+        network = host.network  # network.send(...) is a native call; a bound method is not
         nbytes = 0
         for data, addr in datagrams:
             nbytes += len(data)
-            send(host, port, data, addr)
+            network.send(host, port, data, addr)
         stats = self.stats  # counted once per batch: an attrs object, not compiled
         stats.datagrams_sent += len(datagrams)
         stats.bytes_sent += nbytes

@@ -580,9 +580,11 @@ class Connection:
         self._pace_wait = 0.0
         max_data = self.recv_streams.update_max_data()
         self.recv_streams.advertised = max_data
+        rcv = self.rcv
+        assert rcv is not None  # narrowed: a native field read, not a generic attribute lookup
         packet = HEADER.pack(
             MAGIC, VERSION, ACK, 0, self.peer_cid, recovery.snd_nxt & SEQ_MASK,
-            self.rcv.next & SEQ_MASK, 0, max_data, int(now * MICROS) & SEQ_MASK,  # type: ignore[union-attr]
+            rcv.next & SEQ_MASK, 0, max_data, int(now * MICROS) & SEQ_MASK,
             self._echo_value(now),
         )
         out.append((packet, self.remote))

@@ -11,7 +11,6 @@ driver (and the simulator, and the unit tests) call ``receive_batch(batch, now)`
 from __future__ import annotations
 
 import heapq
-import itertools
 import logging
 import math
 import random
@@ -45,6 +44,9 @@ from .packet import (
 log = logging.getLogger("p2pkit.rudp")
 
 RESET_MIN_INTERVAL: Final = 0.1  # per address
+# Final: compiled, a C global — `heapq.heappush` was a module attribute lookup per call
+_heappush: Final = heapq.heappush
+_heappop: Final = heapq.heappop
 
 
 class MuxStats:
@@ -88,7 +90,7 @@ class Multiplexer:
         # skipped.
         self._dirty: dict[Connection, None] = {}
         self._timers: list[tuple[float, int, Connection]] = []
-        self._timer_seq = itertools.count()
+        self._timer_seq = 0  # ties between equal deadlines: first armed, first fired
         self._heartbeat_slack = self.config.heartbeat_slack_ms / 1000
         self._reset_tokens = float(self.config.reset_rate_per_s)
         self._reset_time = now
@@ -277,7 +279,8 @@ class Multiplexer:
         if conn.timer_armed_at != t:
             conn.timer_armed_at = t
             if t < math.inf:
-                heapq.heappush(self._timers, (t, next(self._timer_seq), conn))
+                self._timer_seq += 1
+                _heappush(self._timers, (t, self._timer_seq, conn))
 
     def get_timer(self) -> float:
         """Earliest time any connection needs ``handle_timer`` (``inf`` if none)."""
@@ -288,14 +291,14 @@ class Multiplexer:
             t, _, conn = timers[0]
             if conn.timer_armed_at == t:
                 return t
-            heapq.heappop(timers)  # stale: the connection re-armed or is gone
+            _heappop(timers)  # stale: the connection re-armed or is gone
         return math.inf
 
     def handle_timer(self, now: float) -> None:
         timers = self._timers
         heartbeat = False
         while timers and timers[0][0] <= now:
-            t, _, conn = heapq.heappop(timers)
+            t, _, conn = _heappop(timers)
             if conn.timer_armed_at != t:
                 continue
             conn.timer_armed_at = math.nan
@@ -317,7 +320,7 @@ class Multiplexer:
         now = horizon - self._heartbeat_slack
         other: list[tuple[float, int, Connection]] = []
         while timers and timers[0][0] <= horizon:
-            entry = heapq.heappop(timers)
+            entry = _heappop(timers)
             t, _, conn = entry
             if conn.timer_armed_at != t:
                 continue
@@ -328,7 +331,7 @@ class Multiplexer:
             self._dirty[conn] = None
             conn.send_heartbeat(now)
         for entry in other:
-            heapq.heappush(timers, entry)
+            _heappush(timers, entry)
 
     def _forget(self, conn: Connection) -> None:
         self.connections.pop(conn.local_cid, None)
