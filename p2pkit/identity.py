@@ -1,9 +1,14 @@
 """Node identity: an Ed25519 key pair; the node id is SHA-256 of the public key (hex).
 
 libsodium (PyNaCl) signs and verifies: measured on the 2-core machine that runs our
-benchmarks, 28 µs and 73 µs against 41 µs and 143 µs with OpenSSL (``cryptography``), and
-every session's handshake does both twice (docs/simulator.md, *Speed*). Ed25519 is
-deterministic, so keys, signatures and identity files are the same with either library.
+benchmarks, 28 µs and 73 µs for a handshake-sized message against 41 µs and 143 µs with
+OpenSSL (``cryptography``), and every session's handshake does both twice
+(docs/simulator.md, *Speed*). The price is on large messages, where libsodium's SHA-512
+is slower and its API copies the message: from ~32 KiB on OpenSSL was faster (1 MiB:
+verify 5.2 ms against 1.8 ms) — flooding's signed lists are usually a few KiB and capped
+at 1 MiB. Ed25519 is deterministic, so keys, signatures and identity files are the same
+with either library; verification is stricter (small-order keys, non-canonical
+encodings are rejected).
 """
 
 from __future__ import annotations
@@ -27,13 +32,17 @@ def node_id_of(public_key: bytes) -> str:
     return hashlib.sha256(public_key).hexdigest()
 
 
-def verify(public_key: bytes, signature: bytes, data: bytes) -> bool:
+BytesLike = bytes | bytearray | memoryview
+
+
+def verify(public_key: BytesLike, signature: BytesLike, data: BytesLike) -> bool:
     """True if ``signature`` is ``public_key``'s signature of ``data``; never raises."""
+    # Must stay: PyNaCl passes the key to C without checking its length.
     if len(public_key) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES:
         return False
     try:
         # libsodium also rejects small-order keys and non-canonical signatures
-        crypto_sign_open(signature + data, public_key)
+        crypto_sign_open(bytes(signature) + bytes(data), bytes(public_key))
     except CryptoError:  # BadSignatureError, or a key that is not a curve point
         return False
     return True

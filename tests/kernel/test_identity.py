@@ -33,7 +33,7 @@ def test_a_key_seen_before_still_checks_every_signature() -> None:
         assert verify(identity.public_key, identity.sign(message), message)
         assert not verify(identity.public_key, identity.sign(message), message + b"!")
         assert not verify(identity.public_key, other.sign(message), message)
-    assert not verify(b"\xff" * 32, identity.sign(b"m"), b"m")  # parses, never verifies
+    assert not verify(b"\xff" * 32, identity.sign(b"m"), b"m")  # not a valid key encoding
 
 
 def test_persisted_with_mode_0600_and_reloaded(tmp_path: Path) -> None:
@@ -70,6 +70,20 @@ def test_standard_ed25519_so_identity_files_and_signatures_outlive_the_library()
     assert identity.public_key == RFC8032_PUBLIC
     assert identity.sign(b"\x72") == RFC8032_SIGNATURE
     assert verify(RFC8032_PUBLIC, RFC8032_SIGNATURE, b"\x72")
+
+
+def test_an_identity_file_is_the_32_byte_seed(tmp_path: Path) -> None:
+    path = tmp_path / "identity.key"
+    path.write_bytes(RFC8032_SEED)  # what every version of p2pkit wrote
+    assert Identity.load_or_create(path).public_key == RFC8032_PUBLIC
+
+
+def test_verify_takes_any_bytes_like_and_never_raises() -> None:
+    identity = Identity.from_seed(RFC8032_SEED)
+    assert verify(bytearray(RFC8032_PUBLIC), memoryview(RFC8032_SIGNATURE), bytearray(b"\x72"))
+    assert not verify(RFC8032_PUBLIC, RFC8032_SIGNATURE, b"")
+    assert not verify(RFC8032_PUBLIC[:31] + b"\x00\x00", RFC8032_SIGNATURE, b"\x72")
+    assert identity.public_key == RFC8032_PUBLIC
 
 
 def test_a_small_order_key_proves_nothing() -> None:
