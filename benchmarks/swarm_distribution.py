@@ -31,6 +31,7 @@ import random
 import sys
 import tempfile
 import time
+from collections import Counter
 import wave
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,11 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
             result["wire_utilisation"] = sum(u.bytes_sent for u in uplinks) / (sum(caps) * span)
             result["queue_drops"] = sum(u.drops_queue for u in uplinks)
             if verbose:
+                totals: Counter[str] = Counter()
+                for node in (seeder, *leechers):
+                    totals.update(node.swarm.counters)
+                print("  swarm counters, all nodes: " + ", ".join(
+                    f"{k} {v}" for k, v in sorted(totals.items())), file=sys.stderr)
                 for up in sorted(set(ups)):
                     times = [finished[f"l{i}"] for i in range(n) if ups[i] == up]
                     print(f"  leechers with {up / MBIT:g} Mbit/s up: mean {sum(times) / len(times):.2f} s, "

@@ -48,7 +48,7 @@ from ._errors import NoProvidersError, P2PDisabledError, SwarmError
 from ._picker import Block
 from ._pipeline import MIN_DEPTH, RateMeter, pipeline_depth, steal_pays
 from ._seeding import InitialSeeding
-from ._state import Link, PeerState, Torrent, stale_members
+from ._state import Link, PeerState, Torrent, room_victim, stale_members
 
 log = logging.getLogger("p2pkit.swarm")
 
@@ -484,21 +484,12 @@ class SwarmProvider:
         self._inject(t)
 
     def _make_room(self, t: Torrent) -> bool:
-        """Drop one member so a newcomer can join a full swarm; False if everyone is
-        useful. In order: a member that never answered our bitfield (it refused us: its
-        swarm is full) for ``REFUSED_AFTER_S``; a seed while we seed; a member of no use
-        either way (neither side interested)."""
-        now = self._now()
-        refused = [pid for pid, ps in t.peers.items()
-                   if ps.pieces is None and now - ps.joined_at > REFUSED_AFTER_S]
-        idle = [pid for pid, ps in t.peers.items()
-                if ps.pieces is not None and not ps.am_interested and not ps.peer_interested
-                and (ps.is_seed or not t.picker.interesting(pid))]
-        seeds = [pid for pid in idle if t.peers[pid].is_seed and t.complete]
-        candidates = refused or seeds or idle
-        if not candidates:
+        """Drop one member so a newcomer can join a full swarm (which one:
+        :func:`room_victim`); False if everyone is useful."""
+        victim = room_victim(t.peers, self._now(), interesting=t.picker.interesting,
+                             seeding=t.complete, refused_after=REFUSED_AFTER_S)
+        if victim is None:
             return False
-        victim = candidates[0]
         ps = t.peers.pop(victim)
         t.picker.remove_peer(victim)
         if t.seeding is not None:
