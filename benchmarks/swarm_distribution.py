@@ -146,8 +146,14 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
             span = result["seconds"]
             uplinks = [sim.host(name).up for name in _host_names(n)]
             caps = [SEEDER_UP_MBIT * MBIT / 8, *(u / 8 for u in ups)]
-            result["wire_utilisation"] = sum(u.bytes_sent for u in uplinks) / (sum(caps) * span)
+            wire = sum(u.bytes_sent for u in uplinks)
+            result["wire_utilisation"] = wire / (sum(caps) * span)
             result["queue_drops"] = sum(u.drops_queue for u in uplinks)
+            # of what the wires carried: piece payload (duplicates included), and the
+            # content each leecher needed once; ratio = 1 / (useful share x utilisation)
+            payload = sum(sum(node.swarm.bytes_to_peers.values()) for node in (seeder, *leechers))
+            result["payload_share"] = payload / wire
+            result["useful_share"] = size * n / wire
             if verbose:
                 totals: Counter[str] = Counter()
                 for node in (seeder, *leechers):
@@ -184,6 +190,8 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
         "seeder_upload_copies": round(result["seeder_uploaded"] / size, 2),
         "wire_utilisation": round(result["wire_utilisation"], 3),
         "queue_drops": result["queue_drops"],
+        "payload_share": round(result["payload_share"], 3),
+        "useful_share": round(result["useful_share"], 3),
         "wall_seconds": round(wall, 1),
         "build": build_description(),  # wall seconds depend on it, the rest does not
     }
@@ -268,6 +276,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  seeder uploaded {out['seeder_upload_copies']:.2f} copies; uplinks carried "
           f"{out['wire_utilisation']:.0%} of their capacity (queues dropped "
           f"{out['queue_drops']} datagrams); wall {out['wall_seconds']} s")
+    print(f"  of what they carried {out['payload_share']:.1%} was piece payload and "
+          f"{out['useful_share']:.1%} content a leecher needed (the rest: duplicate blocks, "
+          "headers, acks, control messages, retransmissions)")
     print(json.dumps(out))
 
 
