@@ -31,8 +31,8 @@ import random
 import sys
 import tempfile
 import time
-from collections import Counter
 import wave
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
