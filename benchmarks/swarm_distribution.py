@@ -151,12 +151,13 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
             result["queue_drops"] = sum(u.drops_queue for u in uplinks)
             # of what the wires carried: piece payload (duplicates included), and the
             # content each leecher needed once; ratio = 1 / (useful share x utilisation)
-            payload = sum(sum(node.swarm.bytes_to_peers.values()) for node in (seeder, *leechers))
+            nodes = (seeder, *leechers)
+            payload = sum(sum(node.swarm.bytes_to_peers.values()) for node in nodes)
             result["payload_share"] = payload / wire
             result["useful_share"] = size * n / wire
             if verbose:
                 totals: Counter[str] = Counter()
-                for node in (seeder, *leechers):
+                for node in nodes:
                     totals.update(node.swarm.counters)
                 print("  swarm counters, all nodes: " + ", ".join(
                     f"{k} {v}" for k, v in sorted(totals.items())), file=sys.stderr)
