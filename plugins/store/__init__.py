@@ -26,12 +26,15 @@ from ._errors import (
     UnsupportedMedia,
 )
 from ._filestore import FileStore, ObjectInfo, check_sid
+from ._leaves import LEAF_SIZE, MAX_LEAVES, block_root, leaf_count, leaf_hashes, leaves_root
 from ._manifest import DEFAULT_PIECE_SIZE, Manifest, is_rid
 from ._media import MediaType, sniff
 from ._provider import StoreConfig, StoreProvider
 
 __all__ = [
     "DEFAULT_PIECE_SIZE",
+    "LEAF_SIZE",
+    "MAX_LEAVES",
     "FileStore",
     "IncompleteContent",
     "InvalidSid",
@@ -46,8 +49,12 @@ __all__ = [
     "StoreProvider",
     "UnknownItem",
     "UnsupportedMedia",
+    "block_root",
     "check_sid",
     "is_rid",
+    "leaf_count",
+    "leaf_hashes",
+    "leaves_root",
     "sniff",
 ]
 

@@ -2,11 +2,11 @@
 
 Own shares are hashed into a :class:`Manifest` and pinned. By default they are kept by
 reference (no copy): the store remembers the path, size and mtime, and every piece read
-from the file is checked against its SHA-256, so a file changed or deleted after sharing
+from the file is checked against its hash in the manifest, so a file changed or deleted after sharing
 is detected and never served; ``copy=True`` copies the file into the store instead.
 Downloads are written piece by piece into a sparse file after their hash is checked; the
 have-bitmap lives in SQLite, so a download resumes after a restart. A piece is verified
-again every time it is read (SHA-256 costs far less than the disk or network), so bytes
+again every time it is read (hashing costs far less than the disk or network), so bytes
 damaged on disk or left half-written by a crash are never served.
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import os
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ import msgspec
 
 from ._errors import IncompleteContent, StoreError, StoreFullError, UnknownItem, UnsupportedMedia
 from ._filestore import FileStore, write_all
+from ._leaves import block_root
 from ._manifest import DEFAULT_PIECE_SIZE, MAX_PIECE_SIZE, MIN_PIECE_SIZE, Manifest, is_rid
 from ._media import HEADER_BYTES, MediaInfo, probe, sniff
 
@@ -305,12 +305,12 @@ class Store(FileStore):
             media = sniff(f.read(HEADER_BYTES), path.name)
         yield None
         tmp = self.root / CONTENT_DIR / f"import-{os.getpid()}-{id(path):x}.part"
-        hashes: list[bytes] = []
+        roots: list[bytes] = []
         done = 0
         try:
             with path.open("rb") as src, (tmp.open("wb") if copy else contextlib.nullcontext()) as out:
                 while chunk := src.read(self.piece_size):
-                    hashes.append(hashlib.sha256(chunk).digest())
+                    roots.append(block_root(chunk))
                     if out is not None:
                         out.write(chunk)
                     done += len(chunk)
@@ -325,10 +325,11 @@ class Store(FileStore):
             manifest = Manifest(
                 name=_plain_name(path.name), size=st.st_size, mime=media.mime,
                 category=media.category,  # type: ignore[arg-type]
-                piece_size=self.piece_size, piece_hashes=tuple(hashes),
+                piece_size=self.piece_size, piece_hashes=(),
                 title=_plain_text(path.stem if title is None else title),
                 description=_plain_text(description), duration=info.duration,
                 width=info.width, height=info.height, thumbnail=info.thumbnail,
+                block_roots=tuple(roots),
             )
             self._add_share(manifest, path, st, tmp if copy else None, pinned)
             return manifest
@@ -409,7 +410,7 @@ class Store(FileStore):
                 + sum(c.stored_bytes for c in self._content.values() if c.pinned))
 
     def write_piece(self, rid: str, index: int, data: bytes | bytearray | memoryview) -> bool:
-        """Store piece ``index`` if its SHA-256 matches the manifest; False (nothing stored)
+        """Store piece ``index`` if it matches its hash in the manifest; False (nothing stored)
         for a wrong hash, length or index. UnknownItem if ``rid`` was never begun (or was
         evicted); StoreFullError if it does not fit under the limit."""
         with self._lock:
@@ -420,7 +421,7 @@ class Store(FileStore):
                 return False
             if len(data) != m.piece_length(index):
                 return False
-            if hashlib.sha256(data).digest() != m.piece_hashes[index]:
+            if not m.piece_matches(index, data):
                 return False
             if _bit(item.have, index) or item.source is not None:
                 return True
@@ -473,7 +474,7 @@ class Store(FileStore):
         return (0 if item.broken else item.have_count), item.manifest.num_pieces
 
     def read_piece(self, rid: str, index: int, *, rehash: bool = False) -> bytes | None:
-        """Piece ``index``, checked against its SHA-256; None if absent or damaged (a
+        """Piece ``index``, checked against its hash in the manifest; None if absent or damaged (a
         damaged piece is forgotten so it is fetched again). A piece is hashed the first
         time this process reads it (or when it was written); later reads trust that,
         unless ``rehash``. An own share's file is checked with ``stat`` on every read."""
@@ -497,7 +498,7 @@ class Store(FileStore):
             if len(data) == length:
                 if not rehash and item.verified and _bit(item.verified, index):
                     return data
-                if hashlib.sha256(data).digest() == m.piece_hashes[index]:
+                if m.piece_matches(index, data):
                     self._mark_verified(item, index)
                     return data
             self._forget_damaged(rid, item, index)

@@ -102,6 +102,27 @@ class Reject(_Msg, tag="rj", frozen=True):
     length: Length
 
 
+MAX_LEAVES = 1024  # a 16 MiB piece (the largest) has 1 024 leaves of 16 KiB
+Sha256 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+
+
+class Leaves(_Msg, tag="lv", frozen=True):
+    """The leaf hashes of ``piece`` (SHA-256 of each 16 KiB of it), sent before the first
+    block of a piece to each peer, so it can check every block on arrival: they must
+    hash to the piece's block root in the manifest."""
+
+    piece: PieceIndex
+    hashes: Annotated[list[Sha256], msgspec.Meta(min_length=1, max_length=MAX_LEAVES)]
+
+
+class Blocks(_Msg, tag="bk", frozen=True):
+    """The leaves of ``piece`` I hold and have checked although the piece is not whole
+    yet (bit ``j``, MSB first, is leaf ``j``): you may request those."""
+
+    piece: PieceIndex
+    mask: Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_LEAVES // 8)]
+
+
 MAX_PEX = 50
 Host = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
@@ -116,7 +137,7 @@ class Peers(_Msg, tag="px", frozen=True):
 
 Message = (
     ManifestRequest | ManifestResponse | Bitfield | Have | Interested | NotInterested
-    | Choke | Unchoke | Request | Piece | Cancel | Reject | Peers
+    | Choke | Unchoke | Request | Piece | Cancel | Reject | Peers | Leaves | Blocks
 )
 
 _encoder = msgspec.msgpack.Encoder()
@@ -162,7 +183,7 @@ def unpack_bits(bits: bytes, count: int) -> list[bool]:
 
 
 __all__ = [
-    "MAX_BLOCK", "PROTOCOL", "Bitfield", "Cancel", "Choke", "Have", "Interested",
-    "ManifestRequest", "ManifestResponse", "Message", "NotInterested", "Peers", "Piece", "Reject",
+    "MAX_BLOCK", "PROTOCOL", "Bitfield", "Blocks", "Cancel", "Choke", "Have", "Interested",
+    "Leaves", "ManifestRequest", "ManifestResponse", "Message", "NotInterested", "Peers", "Piece", "Reject",
     "Request", "Unchoke", "decode", "encode", "pack_bits", "unpack_bits",
 ]

@@ -20,7 +20,10 @@ Order of preference when a peer can take more requests:
    blocks it could send, and the slow one's uplink is freed for other requests. The
    caller may veto a move (``may_steal``): a block the old peer is about to deliver
    anyway (the head of its queue) would only be sent twice.
-6. **Endgame**: once every missing block is requested, blocks already in flight from other
+6. **Relayed blocks**: blocks of pieces a peer does not hold whole yet but has told us
+   (``set_peer_blocks``) it holds and has checked, after the whole pieces it offers: a
+   piece starts spreading while its first copy is still being fetched.
+7. **Endgame**: once every missing block is requested, blocks already in flight from other
    peers are requested again from this one; the first copy wins and the caller cancels
    the others (``on_block`` returns them).
 
@@ -46,6 +49,7 @@ import attrs
 
 DEFAULT_BLOCK = 64 * 1024
 RANDOM_FIRST_PIECES = 4
+LEAF = 16 * 1024  # the unit of the masks in set_peer_blocks (the store's LEAF_SIZE)
 
 
 @attrs.frozen(order=True)
@@ -94,6 +98,7 @@ class PiecePicker:
             self.have[piece] = True
         self.availability = [0] * self.num_pieces
         self.peer_pieces: dict[str, list[bool]] = {}
+        self.peer_blocks: dict[str, dict[int, int]] = {}  # peer → piece → mask of leaves
         self._partial: dict[int, _Partial] = {}
         self._suspect: set[int] = set()
         self._now = 0.0
@@ -154,6 +159,16 @@ class PiecePicker:
         if not pieces[piece]:
             pieces[piece] = True
             self.availability[piece] += 1
+        blocks = self.peer_blocks.get(peer)
+        if blocks is not None:
+            blocks.pop(piece, None)
+
+    def set_peer_blocks(self, peer: str, piece: int, mask: int) -> None:
+        """``peer`` holds (checked) the leaves of ``piece`` in ``mask`` (bit j: leaf j)."""
+        pieces = self.peer_pieces.get(peer)
+        if pieces is None or pieces[piece] or self.have[piece]:
+            return
+        self.peer_blocks.setdefault(peer, {})[piece] = mask
 
     def remove_peer(self, peer: str) -> None:
         """The peer left: its pieces no longer count, its requests go back to the pool."""
@@ -162,6 +177,7 @@ class PiecePicker:
             for i, has in enumerate(pieces):
                 if has:
                     self.availability[i] -= 1
+        self.peer_blocks.pop(peer, None)
         self.forget_requests(peer)
 
     def forget_requests(self, peer: str, blocks: Iterable[Block] | None = None) -> None:
@@ -177,9 +193,34 @@ class PiecePicker:
                     who.discard(peer)
 
     def interesting(self, peer: str) -> bool:
-        """Does ``peer`` have a piece we lack?"""
+        """Does ``peer`` have a piece we lack, or a block of one that we still miss?"""
         pieces = self.peer_pieces.get(peer)
-        return pieces is not None and any(p and not h for p, h in zip(pieces, self.have))
+        if pieces is None:
+            return False
+        if any(p and not h for p, h in zip(pieces, self.have)):
+            return True
+        return any(self._relayable(piece, mask) for piece, mask
+                   in self.peer_blocks.get(peer, {}).items())
+
+    def _relayable(self, piece: int, mask: int) -> bool:
+        """Does ``mask`` hold a block of ``piece`` we have not received?"""
+        if self.have[piece]:
+            return False
+        partial = self._partial.get(piece)
+        if partial is None:
+            return any(mask & self._block_bits(b) == self._block_bits(b) for b in self._grid(piece))
+        return any(not got and mask & self._block_bits(b) == self._block_bits(b)
+                   for b, got in zip(partial.blocks, partial.received))
+
+    @staticmethod
+    def _block_bits(block: Block) -> int:
+        first = block.offset // LEAF
+        last = -(-(block.offset + block.length) // LEAF)
+        return ((1 << (last - first)) - 1) << first
+
+    def started(self, piece: int) -> bool:
+        """A block of ``piece`` was asked for or received (and the piece is not done)."""
+        return piece in self._partial
 
     # ------------------------------------------------------------------ picking
 
@@ -199,6 +240,8 @@ class PiecePicker:
             self._take_fresh(piece, peer, count - len(picked), picked)
             if len(picked) >= count:
                 return picked
+        if len(picked) < count and peer in self.peer_blocks:
+            self._take_relayed(peer, count - len(picked), picked)
         if stale_after is not None:
             self._take_stale(peer, pieces, count - len(picked), picked, now - stale_after,
                              may_steal)
@@ -237,6 +280,29 @@ class PiecePicker:
             who.add(peer)
             partial.asked_at[i] = self._now
             out.append(partial.blocks[i])
+
+    def _take_relayed(self, peer: str, count: int, out: list[Block]) -> None:
+        """Blocks ``peer`` holds of pieces it does not hold whole, rarest piece first."""
+        masks = self.peer_blocks[peer]
+        for piece in sorted(masks, key=lambda i: (self.availability[i], self._tiebreak[i])):
+            if count <= 0:
+                return
+            if self.have[piece]:
+                continue
+            mask = masks[piece]
+            partial = self._partial_for(piece)
+            if not self._allowed(partial, piece, peer):
+                continue
+            for i, (block, who, got) in enumerate(zip(partial.blocks, partial.requested,
+                                                      partial.received)):
+                if count <= 0:
+                    return
+                bits = self._block_bits(block)
+                if not got and not who and mask & bits == bits:
+                    who.add(peer)
+                    partial.asked_at[i] = self._now
+                    out.append(block)
+                    count -= 1
 
     def _candidate_order(self, pieces: list[bool]) -> list[int]:
         wanted = [i for i, (p, h) in enumerate(zip(pieces, self.have)) if p and not h]
@@ -346,10 +412,26 @@ class PiecePicker:
         partial.requested[index].clear()
         return True, others, partial.missing() == 0
 
+    def block_failed(self, peer: str, block: Block) -> None:
+        """A received block failed its leaf hash: it is fetched again (``peer`` takes
+        the blame; the caller decides what that costs it)."""
+        partial = self._partial.get(block.piece)
+        if partial is None:
+            return
+        try:
+            index = partial.blocks.index(block)
+        except ValueError:
+            return
+        if partial.sources[index] == peer:
+            partial.received[index] = False
+            partial.sources[index] = None
+
     def piece_verified(self, piece: int) -> list[tuple[str, Block]]:
         """The piece passed its hash check. Returns requests still out for it (to cancel)."""
         self.have[piece] = True
         self._suspect.discard(piece)
+        for masks in self.peer_blocks.values():
+            masks.pop(piece, None)
         partial = self._partial.pop(piece, None)
         if partial is None:
             return []

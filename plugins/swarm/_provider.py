@@ -33,6 +33,7 @@ from typing import Any
 import attrs
 import msgspec
 import trio
+from p2pkit.plugins.store import leaf_count, leaf_hashes
 
 from p2pkit._exceptions import RemoteProtocolError, SessionClosed
 from p2pkit.capabilities import CHANNEL_BULK, CHANNEL_CONTROL
@@ -42,6 +43,7 @@ from p2pkit.hookspecs import hookimpl
 from p2pkit.peers import Peer
 
 from . import _messages as msg
+from ._assembly import Assembly, bytes_to_mask, mask_to_bytes
 from ._bucket import TokenBucket
 from ._choker import Choker, PeerView
 from ._errors import NoProvidersError, P2PDisabledError, SwarmError
@@ -54,6 +56,7 @@ log = logging.getLogger("p2pkit.swarm")
 
 TICK = 1.0  # housekeeping: choking rounds, timeouts, refills, progress
 PIECE_CACHE = 16  # verified pieces kept in memory for serving their blocks
+LEAF_CACHE = 256  # leaf hashes of whole pieces, sent before a peer's first block of each
 MIN_IN_FLIGHT = 64 * 1024  # bytes requested from a peer before its rate is known
 SESSION_BACKLOG_S = 0.05  # seconds of a session's rate handed to the transport ahead
 MIN_SESSION_RATE = 16 * 1024.0  # bytes/s assumed for a session that has no rate yet
@@ -68,8 +71,9 @@ TARGET_SILENT_S = 0.5  # an injection target that has not said Interested by the
 
 
 def _block_size_ok(_inst: Any, _attr: Any, value: int) -> None:
-    if not 16 * 1024 <= value <= msg.MAX_BLOCK:
-        raise ValueError(f"swarm.block_size must be between 16384 and {msg.MAX_BLOCK}")
+    # whole leaves (16 KiB), so that every block can be checked on arrival and relayed
+    if not 16 * 1024 <= value <= msg.MAX_BLOCK or value % (16 * 1024):
+        raise ValueError(f"swarm.block_size must be a multiple of 16384 up to {msg.MAX_BLOCK}")
 
 
 def _positive(_inst: Any, attr: Any, value: float) -> None:
@@ -115,6 +119,7 @@ class SwarmProvider:
         self._manifest_waiters: dict[str, trio.Event] = {}
         self._manifests: dict[str, Any] = {}
         self._piece_cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._leaf_cache: OrderedDict[tuple[str, int], list[bytes]] = OrderedDict()
         self._dialing: set[tuple[str, int]] = set()
         self.up = RateMeter()
         self.down = RateMeter()
@@ -393,6 +398,10 @@ class SwarmProvider:
                 self._fill_all(t)
         elif isinstance(m, msg.Peers):
             self._on_peers(t, m)
+        elif isinstance(m, msg.Leaves):
+            self._on_leaves(t, ps, m)
+        elif isinstance(m, msg.Blocks):
+            self._on_blocks(t, ps, m)
 
     # manifest ---------------------------------------------------------------
 
@@ -617,6 +626,8 @@ class SwarmProvider:
                 ps.link.send(msg.Choke(t.rid) if choke else msg.Unchoke(t.rid))
                 if choke:
                     ps.link.cancel_upload(t.rid)
+                elif t.assemblies:
+                    self._advertise_to(t, ps)
 
     def _tit_for_tat(self, t: Torrent) -> set[str]:
         """Who the choker unchokes now (see :mod:`._choker`)."""
@@ -667,6 +678,10 @@ class SwarmProvider:
                                stale_after=self._steal_after(rate, rtt, depth),
                                endgame_count=ENDGAME_IN_FLIGHT - len(ps.requested),
                                may_steal=self._may_steal(t, ps, rate, rtt, now))
+        if not picked and not ps.requested:
+            # nothing left to ask it (the blocks it offered arrived from others): say so,
+            # or it keeps a slot for us
+            self._update_interest(t, ps)
         for block in picked:
             ps.requested[block] = now
             ps.link.send(msg.Request(t.rid, block.piece, block.offset, block.length))
@@ -750,19 +765,21 @@ class SwarmProvider:
             self.counters["duplicate_blocks"] += 1
             self._fill(t, pid)
             return
-        buf = t.buffers.get(m.piece)
-        if buf is None:
-            buf = t.buffers[m.piece] = bytearray(t.manifest.piece_length(m.piece))
-        buf[m.offset:m.offset + n] = m.data
-        if piece_done:
-            self._finish_piece(t, m.piece, bytes(t.buffers.pop(m.piece)))
+        asm = t.assembly(m.piece)
+        checked_before = asm.verified
+        if not asm.add_block(m.offset, m.data, pid):
+            self._bad_blocks(t, m.piece, [(m.offset, n, pid)])
+        elif piece_done:
+            self._finish_piece(t, m.piece, t.assemblies.pop(m.piece))
+        elif asm.verified != checked_before:
+            self._advertise(t, m.piece, asm)
         self._fill(t, pid)
 
-    def _finish_piece(self, t: Torrent, index: int, data: bytes) -> None:
+    def _finish_piece(self, t: Torrent, index: int, asm: Assembly) -> None:
         from p2pkit.plugins.store import StoreError
 
         try:
-            ok = self.store.write_piece(t.rid, index, data)
+            ok = self.store.write_piece(t.rid, index, bytes(asm.data))
         except StoreError as exc:  # full, or the content was evicted meanwhile
             t.error = exc
             t.poke()
@@ -772,7 +789,7 @@ class SwarmProvider:
             blame, cancels = t.picker.piece_failed(index)
             self._send_cancels(t, cancels)
             if blame is not None:
-                self._strike(t, blame, index)
+                self._strike(t, blame, f"piece {index}")
             return
         self._send_cancels(t, t.picker.piece_verified(index))
         for ps in list(t.peers.values()):
@@ -783,25 +800,109 @@ class SwarmProvider:
             t.poke()
             self._report(t, self._now(), force=True)
 
+    # block checks and relaying ---------------------------------------------
+
+    def _on_leaves(self, t: Torrent, ps: PeerState, m: msg.Leaves) -> None:
+        """The leaf hashes of a piece we are fetching: check the blocks already here, and
+        every later one on arrival."""
+        if m.piece >= t.num_pieces:
+            raise RemoteProtocolError(f"leaves for piece {m.piece} of {t.num_pieces}")
+        if (not t.manifest.block_roots or t.picker.have[m.piece]
+                or not t.picker.started(m.piece)):
+            return  # nothing to check with them (a piece we never asked for allocates nothing)
+        asm = t.assembly(m.piece)
+        if asm.leaves is not None:
+            return
+        checked_before = asm.verified
+        bad = asm.set_leaves(m.hashes)
+        if bad is None:
+            self.counters["bad_leaves"] += 1
+            self._strike(t, ps.peer.id, f"leaf hashes of piece {m.piece}")
+            return
+        if bad:
+            self._bad_blocks(t, m.piece, bad)
+        if asm.verified != checked_before:
+            self._advertise(t, m.piece, asm)
+
+    def _bad_blocks(self, t: Torrent, piece: int, bad: list[tuple[int, int, str]]) -> None:
+        """Blocks that failed their leaf hash: fetched again; each convicts its sender."""
+        for offset, length, sender in bad:
+            self.counters["bad_blocks"] += 1
+            t.picker.block_failed(sender, Block(piece, offset, length))
+            self._strike(t, sender, f"block {offset} of piece {piece}")
+        self._fill_all(t)
+
+    def _on_blocks(self, t: Torrent, ps: PeerState, m: msg.Blocks) -> None:
+        """A member holds checked blocks of a piece it is still fetching."""
+        if m.piece >= t.num_pieces:
+            raise RemoteProtocolError(f"blocks of piece {m.piece} of {t.num_pieces}")
+        count = leaf_count(t.manifest.piece_length(m.piece))
+        mask = bytes_to_mask(m.mask, count)
+        if mask is None:
+            raise RemoteProtocolError(f"blocks mask of {len(m.mask)} bytes for {count} leaves")
+        if ps.pieces is None:
+            return  # its bitfield first
+        t.picker.set_peer_blocks(ps.peer.id, m.piece, mask)
+        self._update_interest(t, ps)
+        self._fill(t, ps.peer.id)
+
+    def _advertise(self, t: Torrent, piece: int, asm: Assembly) -> None:
+        """Tell members lacking ``piece`` which of its blocks we can serve: on its first
+        checked blocks every such member (so that it takes an interest in us), later
+        those we unchoke that are interested (the ones that can ask now). Fewer updates
+        cost more than they save: every fourth block only, with the first to interested
+        or unchoked members only, was no better than not relaying at N = 100."""
+        first = not asm.advertised
+        asm.advertised = True
+        blocks = msg.Blocks(t.rid, piece, mask_to_bytes(asm.verified, asm.num_leaves))
+        for ps in t.peers.values():
+            if (ps.pieces is None or ps.pieces[piece] or not self._allowed(ps.peer)
+                    or not (first or (not ps.am_choking and ps.peer_interested))):
+                continue
+            self.counters["blocks_advertised"] += 1
+            ps.link.send(blocks)
+
+    def _advertise_to(self, t: Torrent, ps: PeerState) -> None:
+        """A member we just unchoked: the checked blocks of unfinished pieces it lacks."""
+        if ps.pieces is None:
+            return
+        for piece, asm in t.assemblies.items():
+            if asm.verified and asm.advertised and not ps.pieces[piece]:
+                self.counters["blocks_advertised"] += 1
+                ps.link.send(msg.Blocks(t.rid, piece, mask_to_bytes(asm.verified, asm.num_leaves)))
+
+    def _leaves_of(self, t: Torrent, piece: int, data: bytes | None) -> list[bytes] | None:
+        """The leaf hashes of a piece we hold whole (None: the manifest has no block roots)."""
+        if data is None or not t.manifest.block_roots:
+            return None
+        key = (t.rid, piece)
+        leaves = self._leaf_cache.get(key)
+        if leaves is None:
+            leaves = self._leaf_cache[key] = leaf_hashes(data)
+            if len(self._leaf_cache) > LEAF_CACHE:
+                self._leaf_cache.popitem(last=False)
+        return leaves
+
     def _send_cancels(self, t: Torrent, cancels: list[tuple[str, Block]]) -> None:
         for pid, b in cancels:
             ps = t.peers.get(pid)
             if ps is not None and ps.requested.pop(b, None) is not None:
                 ps.link.send(msg.Cancel(t.rid, b.piece, b.offset, b.length))
 
-    def _strike(self, t: Torrent, pid: str, index: int) -> None:
+    def _strike(self, t: Torrent, pid: str, what: str) -> None:
         t.strikes[pid] += 1
         self.counters["strikes"] += 1
         ps = t.peers.get(pid)
-        log.warning("swarm: piece %d of %s from %s failed its hash (strike %d)",
-                    index, t.rid[:12], pid[:12], t.strikes[pid])
+        log.warning("swarm: %s of %s from %s failed its hash (strike %d)",
+                    what, t.rid[:12], pid[:12], t.strikes[pid])
         if t.strikes[pid] < self.cfg.max_strikes or ps is None:
             return
         self.banned.add(pid)
         self.counters["peers_dropped"] += 1
-        log.warning("swarm: dropped peer %s after %d corrupt pieces", pid[:12], t.strikes[pid])
-        self.node.emit(Notice(level="warning", source="swarm",
-                              message=f"dropped peer {pid[:12]}: {t.strikes[pid]} corrupt pieces"))
+        log.warning("swarm: dropped peer %s after %d corrupt pieces or blocks",
+                    pid[:12], t.strikes[pid])
+        self.node.emit(Notice(level="warning", source="swarm", message=(
+            f"dropped peer {pid[:12]}: {t.strikes[pid]} corrupt pieces or blocks")))
         ps.peer.close("sent corrupt pieces")  # PeerDown removes it everywhere
 
     # uploading --------------------------------------------------------------
@@ -809,12 +910,32 @@ class SwarmProvider:
     def _on_request(self, t: Torrent, ps: PeerState, m: msg.Request) -> None:
         if not t.block_in_range(m.piece, m.offset, m.length):
             raise RemoteProtocolError(f"request outside piece {m.piece} of {t.rid[:12]}")
-        if (ps.am_choking or not self._allowed(ps.peer) or not t.picker.have[m.piece]
+        if (ps.am_choking or not self._allowed(ps.peer)
+                or not (t.picker.have[m.piece] or self._relayable(t, m))
                 or len(ps.link.uploads) >= self.cfg.upload_queue):
             self.counters["rejects_sent"] += 1
             ps.link.send(msg.Reject(t.rid, m.piece, m.offset, m.length))
             return
         ps.link.queue_upload(t.rid, m)
+
+    def _block_to_send(self, t: Torrent, m: msg.Request) -> tuple[bytes | None, list[bytes] | None]:
+        """The block ``m`` asks for and its piece's leaf hashes (None, None: we cannot)."""
+        if t.picker.have[m.piece]:
+            data = self._read_piece(t.rid, m.piece)
+            if data is None:
+                return None, None
+            return data[m.offset:m.offset + m.length], self._leaves_of(t, m.piece, data)
+        if self._relayable(t, m):  # relaying: checked blocks of a piece still on its way
+            asm = t.assemblies[m.piece]
+            self.counters["blocks_relayed"] += 1
+            return bytes(asm.data[m.offset:m.offset + m.length]), asm.leaves
+        return None, None
+
+    @staticmethod
+    def _relayable(t: Torrent, m: msg.Request) -> bool:
+        """A block of a piece we are still fetching that we hold and have checked."""
+        asm = t.assemblies.get(m.piece)
+        return asm is not None and asm.servable(m.offset, m.length)
 
     def _read_piece(self, rid: str, index: int) -> bytes | None:
         key = (rid, index)
@@ -834,11 +955,16 @@ class SwarmProvider:
         ps = t.peers.get(link.peer.id) if t is not None else None
         if t is None or ps is None or ps.am_choking or not self._allowed(link.peer):
             return  # choked since it was queued: the peer has forgotten the request
-        data = self._read_piece(rid, m.piece)
-        if data is None:  # evicted or damaged on disk since we said we had it
+        block, leaves = self._block_to_send(t, m)
+        if block is None:  # evicted or damaged on disk since we said we had it, or the
+            # piece failed its hash since we relayed its first blocks
             link.send(msg.Reject(rid, m.piece, m.offset, m.length))
             return
-        block = data[m.offset:m.offset + m.length]
+        if leaves is not None and m.piece not in ps.leaves_sent:
+            ps.leaves_sent.add(m.piece)
+            self.counters["leaves_sent"] += 1
+            await link.peer.send(msg.PROTOCOL, msg.encode(msg.Leaves(rid, m.piece, leaves)),
+                                 channel=CHANNEL_CONTROL)
         delay = self.bucket.reserve(len(block), self._now())
         if delay > 0:
             await trio.sleep(delay)

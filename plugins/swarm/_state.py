@@ -19,6 +19,7 @@ from p2pkit.capabilities import QueuedMessage
 from p2pkit.peers import Peer
 
 from . import _messages as msg
+from ._assembly import Assembly
 from ._choker import Choker
 from ._picker import Block, PiecePicker
 from ._pipeline import RateMeter
@@ -112,6 +113,7 @@ class PeerState:
     peer_choking: bool = True
     peer_interested: bool = False
     requested: dict[Block, float] = attrs.field(factory=dict)  # block → when asked
+    leaves_sent: set[int] = attrs.field(factory=set)  # pieces whose leaf hashes it has from us
     down: RateMeter = attrs.field(factory=RateMeter)
     up: RateMeter = attrs.field(factory=RateMeter)
 
@@ -175,7 +177,7 @@ class Torrent:
                                   have=[i for i, h in enumerate(have) if h], rng=rng)
         self.choker = choker
         self.peers: dict[str, PeerState] = {}
-        self.buffers: dict[int, bytearray] = {}
+        self.assemblies: dict[int, Assembly] = {}  # pieces being put together
         self.downloading = False
         self.wake = trio.Event()  # set when a waiting download should look again
         self.error: Exception | None = None  # why the download cannot go on
@@ -216,6 +218,15 @@ class Torrent:
 
     def bitfield(self) -> msg.Bitfield:
         return msg.Bitfield(self.rid, msg.pack_bits(self.picker.have))
+
+    def assembly(self, piece: int) -> Assembly:
+        """The piece being put together (started on first use)."""
+        asm = self.assemblies.get(piece)
+        if asm is None:
+            roots = self.manifest.block_roots
+            asm = self.assemblies[piece] = Assembly.for_piece(
+                self.manifest.piece_length(piece), roots[piece] if roots else None)
+        return asm
 
     def block_in_range(self, piece: int, offset: int, length: int) -> bool:
         return (piece < self.num_pieces

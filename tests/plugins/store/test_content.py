@@ -8,11 +8,13 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from p2pkit.plugins.store import (
+    LEAF_SIZE,
     IncompleteContent,
     Manifest,
     Store,
@@ -20,6 +22,7 @@ from p2pkit.plugins.store import (
     StoreFullError,
     UnknownItem,
     UnsupportedMedia,
+    block_root,
 )
 
 PIECE = 16 * 1024
@@ -43,9 +46,8 @@ def test_import_builds_a_manifest(store: Store, media: dict[str, Path]) -> None:
     assert (m.name, m.size, m.mime, m.category) == ("picture.png", len(data), "image/png", "image")
     assert m.title == "picture" and m.description == "noise"
     assert m.piece_size == PIECE and m.num_pieces == -(-len(data) // PIECE)
-    assert list(m.piece_hashes) == [
-        hashlib.sha256(data[i:i + PIECE]).digest() for i in range(0, len(data), PIECE)
-    ]
+    assert list(m.block_roots) == [block_root(data[i:i + PIECE]) for i in range(0, len(data), PIECE)]
+    assert m.piece_hashes == ()  # one hash per piece: the roots alone
     assert (m.width, m.height) == (160, 120)
     assert m.thumbnail is not None and m.thumbnail[:3] == b"\xff\xd8\xff"  # a JPEG
     assert progress[-1] == (len(data), len(data)) and len(progress) == m.num_pieces
@@ -53,6 +55,84 @@ def test_import_builds_a_manifest(store: Store, media: dict[str, Path]) -> None:
     info = store.item(m.rid)
     assert info is not None and info.pinned and info.complete and info.source == str(path)
     assert store.used_bytes == 0  # kept by reference: the original file is not copied
+
+
+def test_import_gives_every_piece_its_block_root(tmp_path: Path,
+                                                 makers: dict[str, Callable[..., Path]]) -> None:
+    """Pieces of four leaves (the last piece and its last leaf short): one root per piece,
+    the SHA-256 of its leaves' SHA-256s, as a downloader recomputes it from the bytes."""
+    path = makers["png"](tmp_path / "big.png", w=300, h=200)
+    data = path.read_bytes()
+    piece = 4 * LEAF_SIZE
+    assert len(data) > 2 * piece and len(data) % piece % LEAF_SIZE  # the shapes this is about
+    with Store(tmp_path / "s", piece_size=piece) as s:
+        m = s.import_file(path)
+        assert m.has_block_roots and len(m.block_roots) == m.num_pieces and m.piece_hashes == ()
+        for i in range(m.num_pieces):
+            chunk = s.read_piece(m.rid, i)
+            assert chunk is not None
+            leaves = b"".join(hashlib.sha256(chunk[j:j + LEAF_SIZE]).digest()
+                              for j in range(0, len(chunk), LEAF_SIZE))
+            assert m.block_roots[i] == block_root(chunk) == hashlib.sha256(leaves).digest()
+        raw = s.manifest_bytes(m.rid)
+        assert raw is not None and Manifest.decode(raw, rid=m.rid).block_roots == m.block_roots
+
+
+def test_a_piece_that_fails_its_block_root_is_not_stored(store: Store, other: Store,
+                                                        media: dict[str, Path]) -> None:
+    """A roots-only manifest with a wrong root for piece 0: the right bytes are refused, as
+    they are when the root is the piece's SHA-256 (the other kind of hash)."""
+    m = store.import_file(media["png"])
+    assert m.num_pieces >= 2
+    pieces = [store.read_piece(m.rid, i) for i in range(2)]
+    assert pieces[0] is not None and pieces[1] is not None
+    for wrong in (hashlib.sha256(b"not the root").digest(), hashlib.sha256(pieces[0]).digest()):
+        bad = msgspec.structs.replace(m, block_roots=(wrong, *m.block_roots[1:]))
+        assert bad.piece_hashes == () and bad.has_block_roots and bad.rid != m.rid
+        assert other.begin_download(bad)
+        assert other.write_piece(bad.rid, 0, pieces[0]) is False
+        assert not other.has_piece(bad.rid, 0) and other.missing_pieces(bad.rid)[0] == 0
+        assert other.have_bitmap(bad.rid) == bytes(len(other.have_bitmap(bad.rid)))
+        assert other.read_piece(bad.rid, 0) is None
+        assert other.write_piece(bad.rid, 1, pieces[1]) is True  # its root is right: stored
+        assert other.remove(bad.rid)
+    assert other.used_bytes == 0
+    assert other.begin_download(m) and other.write_piece(m.rid, 0, pieces[0])  # the control
+
+
+def test_an_older_manifest_still_downloads(tmp_path: Path, store: Store, other: Store,
+                                           media: dict[str, Path]) -> None:
+    """A manifest made before block roots (``piece_hashes`` only, as peers may still
+    announce): checked by SHA-256 on write, on the first read after a restart, and by
+    ``verify``; damage on disk is caught, the file exports whole."""
+    data = media["png"].read_bytes()
+    pieces = [data[i:i + PIECE] for i in range(0, len(data), PIECE)]
+    rooted = store.import_file(media["png"])
+    m = msgspec.structs.replace(rooted, block_roots=(),
+                                piece_hashes=tuple(hashlib.sha256(p).digest() for p in pieces))
+    assert not m.has_block_roots and m.num_pieces == len(pieces) >= 3 and m.rid != rooted.rid
+    assert Manifest.decode(m.encode(), rid=m.rid) == m and b"block_roots" not in m.encode()
+    assert other.begin_download(m)
+    assert other.write_piece(m.rid, 0, bytes([pieces[0][0] ^ 1]) + pieces[0][1:]) is False
+    for i, piece in enumerate(pieces):
+        assert other.write_piece(m.rid, i, piece)
+    assert other.is_complete(m.rid) and other.read_piece(m.rid, 1) == pieces[1]
+    assert other.verify(m.rid) == []
+    other.close()
+    with (other.root / "content" / m.rid).open("r+b") as f:  # damage piece 1 while down
+        f.seek(PIECE + 7)
+        f.write(bytes([pieces[1][7] ^ 0xFF]))
+    with Store(other.root, piece_size=PIECE) as again:
+        assert again.manifest(m.rid) == m and again.is_complete(m.rid)
+        assert again.read_piece(m.rid, 0) == pieces[0]  # hashed again after the restart
+        assert again.read_piece(m.rid, 1) is None and again.missing_pieces(m.rid) == [1]
+        assert again.write_piece(m.rid, 1, pieces[1])
+        with (again.root / "content" / m.rid).open("r+b") as f:  # and while running
+            f.seek(2 * PIECE)
+            f.write(bytes([pieces[2][0] ^ 0x01]))
+        assert again.verify(m.rid) == [2]
+        assert again.write_piece(m.rid, 2, pieces[2])
+        assert again.export(m.rid, tmp_path / "out.png").read_bytes() == data
 
 
 def test_rid_is_deterministic_and_depends_on_texts(tmp_path: Path, media: dict[str, Path]) -> None:

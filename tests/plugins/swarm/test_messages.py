@@ -14,6 +14,7 @@ RID = "ab" * 32
     m.Bitfield(RID, b"\xf0"), m.Have(RID, 3), m.Interested(RID), m.NotInterested(RID),
     m.Choke(RID), m.Unchoke(RID), m.Request(RID, 1, 0, 65536), m.Piece(RID, 1, 0, b"data"),
     m.Cancel(RID, 1, 0, 10), m.Reject(RID, 1, 0, 10), m.Peers(RID, [("127.0.0.1", 7700)]),
+    m.Leaves(RID, 2, [b"\x01" * 32] * 16), m.Blocks(RID, 2, b"\xc0\x00"),
 ])
 def test_round_trip(msg: m.Message) -> None:
     assert m.decode(m.encode(msg)) == msg
@@ -28,6 +29,11 @@ def test_round_trip(msg: m.Message) -> None:
     m.Piece(RID, 0, 0, b""),                 # empty block
     m.Peers(RID, [("h", 1)] * 51),           # too many addresses
     m.Peers(RID, [("h", 0)]),                # port 0
+    m.Leaves(RID, 0, []),                    # no leaf hashes
+    m.Leaves(RID, 0, [b"x" * 31]),           # a hash of the wrong size
+    m.Leaves(RID, 0, [b"x" * 32] * 1025),    # more leaves than a 16 MiB piece has
+    m.Blocks(RID, 0, b""),                   # empty mask
+    m.Blocks(RID, 0, b"\xff" * 129),         # a mask for more than 1 024 leaves
 ])
 def test_out_of_bounds_fields_are_rejected(bad: m.Message) -> None:
     data = msgspec.msgpack.encode(bad)  # the encoder does not validate; the decoder must

@@ -241,3 +241,65 @@ def test_rarest_piece_beats_a_partial_common_one_after_random_first() -> None:
     started = p.pick("b", 1)[0].piece  # availability 3
     assert started != 5
     assert p.pick("a", 1)[0].piece == 5  # held by "a" alone
+
+
+# ---------------------------------------------------------------- relayed blocks
+
+
+def relay_picker() -> PiecePicker:
+    """Two 64 KiB pieces (four 16 KiB blocks each); "r" holds neither whole."""
+    p = picker(pieces=2, random_first=0)
+    p.add_peer("r", [False, False])
+    return p
+
+
+def test_relayed_blocks_are_asked_only_as_far_as_offered() -> None:
+    p = relay_picker()
+    assert not p.interesting("r") and p.pick("r", 10) == []
+    p.set_peer_blocks("r", 1, 0b0011)  # leaves (= blocks) 0 and 1 of piece 1
+    assert p.interesting("r")
+    assert p.pick("r", 10) == [Block(1, 0, 16 * K), Block(1, 16 * K, 16 * K)]
+    assert p.pick("r", 10) == []  # both in flight; nothing else offered
+    p.set_peer_blocks("r", 1, 0b0111)
+    assert p.pick("r", 10) == [Block(1, 32 * K, 16 * K)]
+
+
+def test_interest_in_a_relay_ends_when_its_blocks_came_from_elsewhere() -> None:
+    p = relay_picker()
+    p.add_peer("s", [True, True])
+    p.set_peer_blocks("r", 0, 0b0001)
+    assert p.interesting("r")
+    p.on_block("s", Block(0, 0, 16 * K))  # a late block: kept
+    assert not p.interesting("r")
+    assert p.pick("r", 10) == []
+
+
+def test_wider_blocks_need_every_leaf_offered() -> None:
+    p = picker(pieces=1, block=32 * K, random_first=0)
+    p.add_peer("r", [False])
+    p.set_peer_blocks("r", 0, 0b0111)  # leaves 0-2: block 0 (leaves 0-1) only
+    assert p.pick("r", 10) == [Block(0, 0, 32 * K)]
+
+
+def test_masks_go_when_the_piece_is_whole_somewhere() -> None:
+    p = relay_picker()
+    p.set_peer_blocks("r", 0, 0b1111)
+    p.peer_has("r", 0)  # its Have supersedes the mask
+    assert p.peer_blocks["r"] == {}
+    p.set_peer_blocks("r", 0, 0b1)  # a late mask for a piece it holds is ignored
+    assert p.peer_blocks["r"] == {}
+    p.add_peer("x", [False, False])
+    p.set_peer_blocks("x", 1, 0b1111)
+    p.remove_peer("x")
+    assert "x" not in p.peer_blocks
+
+
+def test_a_block_that_failed_its_leaf_hash_is_asked_again() -> None:
+    p = relay_picker()
+    p.set_peer_blocks("r", 0, 0b1111)
+    first = p.pick("r", 1)[0]
+    p.on_block("r", first)
+    p.block_failed("r", first)
+    p.add_peer("s", [True, True])
+    assert first in p.pick("s", 10)
+    p.block_failed("s", Block(0, 0, 5))  # not a block of the grid: ignored

@@ -120,35 +120,56 @@ async def test_multi_source_and_leechers_trade(tmp_path: Path) -> None:
 
 
 class CorruptSwarm(SwarmProvider):
+    """Flips a byte of every piece it serves; the leaf hashes it sends are computed from
+    what it serves, so they do not match the manifest's block roots."""
+
     def _read_piece(self, rid: str, index: int) -> bytes | None:
         data = super()._read_piece(rid, index)
         return None if data is None else bytes([data[0] ^ 1]) + data[1:]
 
 
-class CorruptPlugin:
-    __name__ = "corrupt"
+class CorruptBlocksSwarm(CorruptSwarm):
+    """Sends the true leaf hashes (they check out) and corrupt blocks: each block is
+    caught on arrival, by its own hash."""
 
-    @hookimpl
-    def p2pkit_capabilities(self) -> dict[str, Any]:
-        return {"swarm": CorruptSwarm}
+    def _leaves_of(self, t: Any, piece: int, data: bytes | None) -> list[bytes] | None:
+        return super()._leaves_of(t, piece, SwarmProvider._read_piece(self, t.rid, piece))
 
 
-async def test_corrupting_peer_gets_strikes_and_is_dropped(tmp_path: Path) -> None:
+def corrupt_plugin(swarm: type[SwarmProvider]) -> Any:
+    class CorruptPlugin:
+        __name__ = "corrupt"
+
+        @hookimpl
+        def p2pkit_capabilities(self) -> dict[str, Any]:
+            return {"swarm": swarm}
+
+    return CorruptPlugin()
+
+
+@pytest.mark.parametrize(("swarm", "caught_by"), [
+    (CorruptSwarm, "bad_leaves"), (CorruptBlocksSwarm, "bad_blocks"),
+])
+async def test_corrupting_peer_gets_strikes_and_is_dropped(
+        tmp_path: Path, swarm: type[SwarmProvider], caught_by: str) -> None:
     media = make_wav(tmp_path / "c.wav", 60, seed=3)
     async with swarm_node() as honest, \
-            swarm_node(honest, plugins=[CorruptPlugin()], swarm="corrupt") as liar, \
+            swarm_node(honest, plugins=[corrupt_plugin(swarm)], swarm="corrupt") as liar, \
             swarm_node(honest, liar, cfg={}) as leech:
-        assert isinstance(liar.swarm, CorruptSwarm)
+        assert isinstance(liar.swarm, swarm)
         manifest = await honest.share(media)
         await liar.share(media)
+        assert manifest.block_roots
         await until(lambda: len(leech.peers) == 2)
         with trio.fail_after(60):
             path = await leech.download(manifest.rid, tmp_path / "out.wav")
         assert sha(path) == sha(media)
         stats = leech.swarm.counters
-        assert stats["bad_pieces"] >= 3 and stats["peers_dropped"] == 1
+        assert stats[caught_by] >= 1 and stats["peers_dropped"] == 1
+        assert stats["bad_pieces"] + stats["bad_leaves"] + stats["bad_blocks"] >= 3
         assert liar.id in leech.swarm.banned and honest.id not in leech.swarm.banned
-        assert leech.swarm.torrents[manifest.rid].strikes[liar.id] == 3
+        assert leech.swarm.torrents[manifest.rid].strikes[liar.id] >= 3  # banned at 3; blocks
+        # it sent before a piece's leaf hashes came may convict it again later
         assert leech.swarm.torrents[manifest.rid].strikes[honest.id] == 0
 
 

@@ -86,6 +86,8 @@ def test_fifty_nodes_with_two_percent_loss_share_a_file(tmp_path: Path) -> None:
         outcome["seconds"] = max(done)
         outcome["complete"] = sum(node.store.is_complete(manifest.rid) for node in nodes)
         outcome["bad_pieces"] = sum(node.swarm.counters["bad_pieces"] for node in nodes)
+        outcome["bad_blocks"] = sum(node.swarm.counters["bad_blocks"] for node in nodes)
+        outcome["relayed"] = sum(node.swarm.counters["blocks_relayed"] for node in nodes)
         outcome["from_leechers"] = sum(
             n for node in nodes for pid, n in node.swarm.bytes_from_peers.items() if pid != seeder.id)
         last = nodes[-1]
@@ -100,7 +102,8 @@ def test_fifty_nodes_with_two_percent_loss_share_a_file(tmp_path: Path) -> None:
         pass
     assert outcome["complete"] == NODES - 1
     assert outcome["digest"] == digest
-    assert outcome["bad_pieces"] == 0  # loss is repaired below us; nothing corrupt arrives
+    assert outcome["bad_pieces"] == outcome["bad_blocks"] == 0  # loss is repaired below us
+    assert outcome["relayed"] > 0  # blocks of pieces still being fetched were passed on
     assert outcome["lost"] > 0  # the loss really happened
     # the swarm did its job: most bytes came from other downloaders, not the seeder
     assert outcome["from_leechers"] > (NODES - 1) * SIZE / 2
@@ -139,3 +142,50 @@ def test_a_leecher_with_a_full_swarm_takes_the_origin_back_when_it_shows_a_piece
         pass
     assert outcome["complete"] == 6
     assert outcome["rejoined"] >= 1
+
+
+def test_a_relay_that_corrupts_blocks_is_caught_and_honest_peers_are_not_blamed(
+        tmp_path: Path) -> None:
+    """Relayed blocks are checked against their leaf hashes on arrival: a relay that
+    corrupts what it passes on convicts itself, never the peers it got the blocks from."""
+    media = make_wav(tmp_path / "relay.wav", 2_000_000)  # 8 pieces
+    digest = hashlib.sha256(media.read_bytes()).hexdigest()
+    outcome: dict[str, Any] = {}
+    base: dict[str, dict[str, object]] = {"node": {"disable": ["flooding"]}}
+    liar_config = {"node": {"disable": ["flooding", "swarm"],
+                            "plugins": ["tests.plugins.swarm.relay_liar:plugin"]}}
+
+    def link(up_mbit: float) -> LinkProfile:
+        return LinkProfile(up_bps=up_mbit * 1e6, down_bps=50e6, latency=0.01,
+                           queue_bytes=max(16384, int(up_mbit * 1e6 / 8 * 0.1)))
+
+    async def scenario(sim: Simulation) -> None:
+        origin_sim = sim.add_node("origin", link=link(4), config=base)
+        origin = await sim.start(origin_sim)
+        manifest = await origin.share(media)
+        boot = ["{}:{}".format(*origin_sim.address)]
+        liar = await sim.start(sim.add_node("liar", link=link(20), config={
+            "node": {**liar_config["node"], "bootstrap": boot}}))
+        honest = [await sim.start(sim.add_node(f"h{i}", link=link(10), config={
+            "node": {**base["node"], "bootstrap": boot}})) for i in range(4)]
+        everyone = [liar, *honest]
+        async with trio.open_nursery() as nursery:
+            for node in everyone:
+                nursery.start_soon(node.swarm.fetch, manifest.rid)
+        outcome["corrupted"] = liar.swarm.counters["corrupted_relays"]
+        outcome["bad_blocks"] = sum(n.swarm.counters["bad_blocks"] for n in honest)
+        outcome["digests"] = {hashlib.sha256(n.store.read_content(manifest.rid, 0, manifest.size)).hexdigest()
+                              for n in honest}
+        blamed = {pid for n in honest for t in n.swarm.torrents.values() for pid, k in t.strikes.items() if k}
+        outcome["blamed"] = blamed
+        outcome["liar"] = liar.id
+        raise _Done
+
+    try:
+        Simulation(seed=3, duration=600, resolution=0.001).run(scenario)
+    except* _Done:
+        pass
+    assert outcome["corrupted"] > 0  # the liar did relay (corrupted) blocks
+    assert outcome["bad_blocks"] > 0  # and they were caught one by one
+    assert outcome["digests"] == {digest}
+    assert outcome["blamed"] == {outcome["liar"]}  # the liar alone took the blame
