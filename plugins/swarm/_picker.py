@@ -208,15 +208,17 @@ class PiecePicker:
             return False
         partial = self._partial.get(piece)
         if partial is None:
-            return any(mask & self._block_bits(b) == self._block_bits(b) for b in self._grid(piece))
-        return any(not got and mask & self._block_bits(b) == self._block_bits(b)
+            return any(self._offered(mask, b) for b in self._grid(piece))
+        return any(not got and self._offered(mask, b)
                    for b, got in zip(partial.blocks, partial.received))
 
     @staticmethod
-    def _block_bits(block: Block) -> int:
+    def _offered(mask: int, block: Block) -> bool:
+        """Does a leaf mask hold every leaf of ``block``?"""
         first = block.offset // LEAF
         last = -(-(block.offset + block.length) // LEAF)
-        return ((1 << (last - first)) - 1) << first
+        bits = ((1 << (last - first)) - 1) << first
+        return mask & bits == bits
 
     def started(self, piece: int) -> bool:
         """A block of ``piece`` was asked for or received (and the piece is not done)."""
@@ -284,25 +286,12 @@ class PiecePicker:
     def _take_relayed(self, peer: str, count: int, out: list[Block]) -> None:
         """Blocks ``peer`` holds of pieces it does not hold whole, rarest piece first."""
         masks = self.peer_blocks[peer]
+        goal = len(out) + count
         for piece in sorted(masks, key=lambda i: (self.availability[i], self._tiebreak[i])):
-            if count <= 0:
+            if len(out) >= goal:
                 return
-            if self.have[piece]:
-                continue
-            mask = masks[piece]
-            partial = self._partial_for(piece)
-            if not self._allowed(partial, piece, peer):
-                continue
-            for i, (block, who, got) in enumerate(zip(partial.blocks, partial.requested,
-                                                      partial.received)):
-                if count <= 0:
-                    return
-                bits = self._block_bits(block)
-                if not got and not who and mask & bits == bits:
-                    who.add(peer)
-                    partial.asked_at[i] = self._now
-                    out.append(block)
-                    count -= 1
+            if not self.have[piece]:
+                self._take_fresh(piece, peer, goal - len(out), out, mask=masks[piece])
 
     def _candidate_order(self, pieces: list[bool]) -> list[int]:
         wanted = [i for i, (p, h) in enumerate(zip(pieces, self.have)) if p and not h]
@@ -349,7 +338,9 @@ class PiecePicker:
             partial.owner = peer
         return partial.owner == peer
 
-    def _take_fresh(self, piece: int, peer: str, count: int, out: list[Block]) -> None:
+    def _take_fresh(self, piece: int, peer: str, count: int, out: list[Block],
+                    mask: int | None = None) -> None:
+        """Blocks of ``piece`` nobody was asked for (with ``mask``: only the leaves set)."""
         partial = self._partial_for(piece)
         if not self._allowed(partial, piece, peer):
             return
@@ -357,7 +348,7 @@ class PiecePicker:
                                                   partial.received)):
             if count <= 0:
                 return
-            if not got and not who:
+            if not got and not who and (mask is None or self._offered(mask, block)):
                 who.add(peer)
                 partial.asked_at[i] = self._now
                 out.append(block)
