@@ -113,11 +113,10 @@ def measure_pieces(workdir: Path, total: int, *, legacy: bool = False) -> dict[s
     piece = 256 * KIB
     data = os.urandom(max(piece, total - total % piece))
     pieces = [data[i:i + piece] for i in range(0, len(data), piece)]
-    checks: dict[str, tuple[bytes, ...]] = (
-        {"piece_hashes": tuple(hashlib.sha256(p).digest() for p in pieces)} if legacy
-        else {"piece_hashes": (), "block_roots": tuple(block_root(p) for p in pieces)})
+    hashes = tuple(hashlib.sha256(p).digest() for p in pieces) if legacy else ()
+    roots = () if legacy else tuple(block_root(p) for p in pieces)
     manifest = Manifest(name="bench.mp4", size=len(data), mime="video/mp4", category="video",
-                        piece_size=piece, **checks)
+                        piece_size=piece, piece_hashes=hashes, block_roots=roots)
     with Store(workdir / "pieces") as store:
         store.begin_download(manifest)
         t = time.perf_counter()
