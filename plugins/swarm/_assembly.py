@@ -6,7 +6,7 @@ from whichever peer serves the piece (they are checked against the root), before
 after its first block. A checked block may be served to others while the rest of the
 piece is still on its way (relaying), and a block that fails convicts exactly the peer
 that sent it. Without block roots, or until the leaf hashes arrive, blocks are only kept;
-the piece's own SHA-256 decides when it is whole, as before.
+the piece's hash in the manifest decides when it is whole, as before.
 """
 
 from __future__ import annotations

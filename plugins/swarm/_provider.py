@@ -807,7 +807,7 @@ class SwarmProvider:
         every later one on arrival."""
         if m.piece >= t.num_pieces:
             raise RemoteProtocolError(f"leaves for piece {m.piece} of {t.num_pieces}")
-        if (not t.manifest.block_roots or t.picker.have[m.piece]
+        if (not t.manifest.has_block_roots or t.picker.have[m.piece]
                 or not t.picker.started(m.piece)):
             return  # nothing to check with them (a piece we never asked for allocates nothing)
         asm = t.assembly(m.piece)
@@ -873,7 +873,7 @@ class SwarmProvider:
 
     def _leaves_of(self, t: Torrent, piece: int, data: bytes | None) -> list[bytes] | None:
         """The leaf hashes of a piece we hold whole (None: the manifest has no block roots)."""
-        if data is None or not t.manifest.block_roots:
+        if data is None or not t.manifest.has_block_roots:
             return None
         key = (t.rid, piece)
         leaves = self._leaf_cache.get(key)
