@@ -87,6 +87,10 @@ class Assembly:
         self.verified |= leaf_bits(span)
         return True
 
+    def mask(self) -> bytes:
+        """The checked leaves as a ``Blocks`` message carries them."""
+        return mask_to_bytes(self.verified, self.num_leaves)
+
     def servable(self, offset: int, length: int) -> bool:
         """Every leaf of the range is here and checked (so it may be served)."""
         span = leaf_range(offset, length, len(self.data))
