@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
+from p2pkit.plugins.store import MAX_LEAVES  # a 16 MiB piece (the largest) has 1 024 leaves
 
 from p2pkit._exceptions import RemoteProtocolError
 
@@ -102,7 +103,6 @@ class Reject(_Msg, tag="rj", frozen=True):
     length: Length
 
 
-MAX_LEAVES = 1024  # a 16 MiB piece (the largest) has 1 024 leaves of 16 KiB
 Sha256 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 
 

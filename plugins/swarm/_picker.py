@@ -46,10 +46,12 @@ import random
 from collections.abc import Callable, Iterable
 
 import attrs
+from p2pkit.plugins.store import LEAF_SIZE
+
+from ._assembly import leaf_bits
 
 DEFAULT_BLOCK = 64 * 1024
 RANDOM_FIRST_PIECES = 4
-LEAF = 16 * 1024  # the unit of the masks in set_peer_blocks (the store's LEAF_SIZE)
 
 
 @attrs.frozen(order=True)
@@ -215,9 +217,8 @@ class PiecePicker:
     @staticmethod
     def _offered(mask: int, block: Block) -> bool:
         """Does a leaf mask hold every leaf of ``block``?"""
-        first = block.offset // LEAF
-        last = -(-(block.offset + block.length) // LEAF)
-        bits = ((1 << (last - first)) - 1) << first
+        bits = leaf_bits(range(block.offset // LEAF_SIZE,
+                               -(-(block.offset + block.length) // LEAF_SIZE)))
         return mask & bits == bits
 
     def started(self, piece: int) -> bool:

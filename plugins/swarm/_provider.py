@@ -33,7 +33,7 @@ from typing import Any
 import attrs
 import msgspec
 import trio
-from p2pkit.plugins.store import leaf_count, leaf_hashes
+from p2pkit.plugins.store import LEAF_SIZE, leaf_count, leaf_hashes
 
 from p2pkit._exceptions import RemoteProtocolError, SessionClosed
 from p2pkit.capabilities import CHANNEL_BULK, CHANNEL_CONTROL
@@ -72,7 +72,7 @@ TARGET_SILENT_S = 0.5  # an injection target that has not said Interested by the
 
 def _block_size_ok(_inst: Any, _attr: Any, value: int) -> None:
     # whole leaves (16 KiB), so that every block can be checked on arrival and relayed
-    if not 16 * 1024 <= value <= msg.MAX_BLOCK or value % (16 * 1024):
+    if not LEAF_SIZE <= value <= msg.MAX_BLOCK or value % LEAF_SIZE:
         raise ValueError(f"swarm.block_size must be a multiple of 16384 up to {msg.MAX_BLOCK}")
 
 
