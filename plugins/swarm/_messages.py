@@ -1,7 +1,10 @@
 """The "swarm" wire protocol: typed messages, validated on decode.
 
 Every message names the content it is about (``rid``), so one peer session carries the
-exchange of any number of files. Messages are msgpack arrays whose first element is a
+exchange of any number of files. On the wire the rid is its 32 raw bytes, not the 64 hex
+digits the API uses (``Torrent.key``; ``bytes.hex()`` back): half the size of most
+messages, and measured in the swarm benchmark (docs/plugins/swarm.md, *Smaller control
+messages*). Messages are msgpack arrays whose first element is a
 short tag; msgspec checks every field's type and bounds while decoding, so a peer's
 garbage becomes one :class:`RemoteProtocolError`, never a crash. Checks that need the
 manifest (piece index in range, block inside its piece) are made by the receiver.
@@ -22,7 +25,7 @@ MAX_PIECES = 1 << 22  # 1 TiB of 256 KiB pieces: bounds bitfields and indices
 MAX_MANIFEST_BYTES = 2 * 1024 * 1024  # 1 TiB of pieces would not fit; big files need bigger pieces
 MAX_MESSAGE = MAX_BLOCK + 1024
 
-Rid = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+Rid = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]  # SHA-256, raw
 PieceIndex = Annotated[int, msgspec.Meta(ge=0, lt=MAX_PIECES)]
 Offset = Annotated[int, msgspec.Meta(ge=0, lt=1 << 25)]  # inside a piece (16 MiB at most)
 Length = Annotated[int, msgspec.Meta(ge=1, le=MAX_BLOCK)]

@@ -333,7 +333,7 @@ class SwarmProvider:
         elif isinstance(m, msg.Bitfield):
             self._on_bitfield(peer, m)
         else:
-            t = self.torrents.get(m.rid)
+            t = self.torrents.get(m.rid.hex())
             ps = t.peers.get(peer.id) if t is not None else None
             if (ps is None and t is not None and isinstance(m, msg.Have) and t.active
                     and 0 <= m.piece < t.num_pieces and not t.picker.have[m.piece]):
@@ -380,7 +380,7 @@ class SwarmProvider:
             ps.peer_choking = False
             self._fill(t, pid)
         elif isinstance(m, msg.Cancel):
-            request = msg.Request(t.rid, m.piece, m.offset, m.length)
+            request = msg.Request(t.key, m.piece, m.offset, m.length)
             ps.link.cancel_upload(t.rid, request)
             if ps.link.withdraw_upload(t.rid, request):
                 # it never leaves: the uplink is spared a copy the peer has from elsewhere
@@ -406,20 +406,21 @@ class SwarmProvider:
     # manifest ---------------------------------------------------------------
 
     def _on_manifest_request(self, peer: Peer, m: msg.ManifestRequest) -> None:
-        data = self.store.manifest_bytes(m.rid) if self._allowed(peer) else None
+        data = self.store.manifest_bytes(m.rid.hex()) if self._allowed(peer) else None
         self._link(peer).send(msg.ManifestResponse(m.rid, data))
 
     def _on_manifest_response(self, peer: Peer, m: msg.ManifestResponse) -> None:
-        waiter = self._manifest_waiters.get(m.rid)
-        if waiter is None or m.manifest is None or m.rid in self._manifests:
+        rid = m.rid.hex()
+        waiter = self._manifest_waiters.get(rid)
+        if waiter is None or m.manifest is None or rid in self._manifests:
             return
         from p2pkit.plugins.store import Manifest
 
         try:
-            manifest = Manifest.decode(m.manifest, rid=m.rid)
+            manifest = Manifest.decode(m.manifest, rid=rid)
         except (msgspec.DecodeError, ValueError) as exc:
-            raise RemoteProtocolError(f"manifest for {m.rid[:12]} is invalid: {exc}") from None
-        self._manifests[m.rid] = manifest
+            raise RemoteProtocolError(f"manifest for {rid[:12]} is invalid: {exc}") from None
+        self._manifests[rid] = manifest
         waiter.set()
 
     # swarm membership -------------------------------------------------------
@@ -440,7 +441,7 @@ class SwarmProvider:
             if seeding is not None and seeding.active(t.picker.availability):
                 seeding.join(peer.id)
                 shown = seeding.shown(peer.id) or set()
-                ps.link.send(msg.Bitfield(t.rid, msg.pack_bits(
+                ps.link.send(msg.Bitfield(t.key, msg.pack_bits(
                     [i in shown for i in range(t.num_pieces)])))
             else:
                 ps.link.send(t.bitfield())
@@ -470,7 +471,7 @@ class SwarmProvider:
                  if ps.bitfield_sent and ps.pieces is not None and not ps.is_seed
                  and self._allowed(ps.peer)}
         for pid, piece in seeding.next_offers(now, t.picker.availability, lacks):
-            t.peers[pid].link.send(msg.Have(t.rid, piece))
+            t.peers[pid].link.send(msg.Have(t.key, piece))
         self._rechoke(t)
 
     def _refresh_stale(self, t: Torrent, now: float) -> None:
@@ -505,19 +506,19 @@ class SwarmProvider:
             t.seeding.peer_gone(victim)
             self._inject(t)
         ps.link.cancel_upload(t.rid)
-        ps.link.send(msg.Choke(t.rid))  # it must not keep asking a swarm it is no longer in
+        ps.link.send(msg.Choke(t.key))  # it must not keep asking a swarm it is no longer in
         self.counters["members_dropped_for_room"] += 1
         return True
 
     def _on_bitfield(self, peer: Peer, m: msg.Bitfield) -> None:
-        t = self._torrent(m.rid)
+        t = self._torrent(m.rid.hex())
         if t is None:
             return  # not ours to talk about
         pieces = msg.unpack_bits(m.bits, t.num_pieces)
         ps = self._join(t, peer)
         if ps is None:
             if self._allowed(peer) and t.peers:  # full: point the newcomer to the others
-                self._link(peer).send(msg.Peers(t.rid, self._pex(t, exclude=peer.id)))
+                self._link(peer).send(msg.Peers(t.key, self._pex(t, exclude=peer.id)))
             return
         first = ps.pieces is None
         if first:
@@ -531,7 +532,7 @@ class SwarmProvider:
         if first:
             others = self._pex(t, exclude=peer.id)
             if others:
-                ps.link.send(msg.Peers(t.rid, others))
+                ps.link.send(msg.Peers(t.key, others))
         self._seeding_news(t, ps, [i for i, has in enumerate(pieces) if has])
         self._update_interest(t, ps)
         self._rechoke(t)
@@ -584,7 +585,7 @@ class SwarmProvider:
         for ps in t.peers.values():
             ps.link.cancel_upload(rid)
             if not ps.am_choking:
-                ps.link.send(msg.Choke(rid))  # they forget their requests at once
+                ps.link.send(msg.Choke(t.key))  # they forget their requests at once
         t.error = SwarmError("the content was removed from the store")
         t.poke()
 
@@ -595,7 +596,7 @@ class SwarmProvider:
                 and t.picker.interesting(ps.peer.id))
         if want != ps.am_interested:
             ps.am_interested = want
-            ps.link.send(msg.Interested(t.rid) if want else msg.NotInterested(t.rid))
+            ps.link.send(msg.Interested(t.key) if want else msg.NotInterested(t.key))
 
     def _uplink_spare(self) -> bool:
         """Nothing waits for our uplink: every link's upload queue is empty (the
@@ -623,7 +624,7 @@ class SwarmProvider:
             choke = pid not in unchoked
             if choke != ps.am_choking:
                 ps.am_choking = choke
-                ps.link.send(msg.Choke(t.rid) if choke else msg.Unchoke(t.rid))
+                ps.link.send(msg.Choke(t.key) if choke else msg.Unchoke(t.key))
                 if choke:
                     ps.link.cancel_upload(t.rid)
                 elif t.assemblies:
@@ -684,7 +685,7 @@ class SwarmProvider:
             self._update_interest(t, ps)
         for block in picked:
             ps.requested[block] = now
-            ps.link.send(msg.Request(t.rid, block.piece, block.offset, block.length))
+            ps.link.send(msg.Request(t.key, block.piece, block.offset, block.length))
         if t.picker.stolen:
             self.counters["requests_moved"] += len(t.picker.stolen)
             self._send_cancels(t, t.picker.stolen)
@@ -760,7 +761,7 @@ class SwarmProvider:
         for other, b in others:
             ops = t.peers.get(other)
             if ops is not None and ops.requested.pop(b, None) is not None:
-                ops.link.send(msg.Cancel(t.rid, b.piece, b.offset, b.length))
+                ops.link.send(msg.Cancel(t.key, b.piece, b.offset, b.length))
         if not expected:
             self.counters["duplicate_blocks"] += 1
             self._fill(t, pid)
@@ -794,7 +795,7 @@ class SwarmProvider:
         self._send_cancels(t, t.picker.piece_verified(index))
         for ps in list(t.peers.values()):
             if not ps.is_seed:
-                ps.link.send(msg.Have(t.rid, index))
+                ps.link.send(msg.Have(t.key, index))
             self._update_interest(t, ps)
         if t.picker.complete:
             t.poke()
@@ -854,7 +855,7 @@ class SwarmProvider:
         1.75 (docs/plugins/swarm.md, *Blocks checked and relayed*)."""
         first = not asm.advertised
         asm.advertised = True
-        blocks = msg.Blocks(t.rid, piece, asm.mask())
+        blocks = msg.Blocks(t.key, piece, asm.mask())
         for ps in t.peers.values():
             if (ps.pieces is None or ps.pieces[piece] or not self._allowed(ps.peer)
                     or not (first or (not ps.am_choking and ps.peer_interested))):
@@ -869,7 +870,7 @@ class SwarmProvider:
         for piece, asm in t.assemblies.items():
             if asm.verified and asm.advertised and not ps.pieces[piece]:
                 self.counters["blocks_advertised"] += 1
-                ps.link.send(msg.Blocks(t.rid, piece, asm.mask()))
+                ps.link.send(msg.Blocks(t.key, piece, asm.mask()))
 
     def _leaves_of(self, t: Torrent, piece: int, data: bytes | None) -> list[bytes] | None:
         """The leaf hashes of a piece we hold whole (None: the manifest has no block roots)."""
@@ -887,7 +888,7 @@ class SwarmProvider:
         for pid, b in cancels:
             ps = t.peers.get(pid)
             if ps is not None and ps.requested.pop(b, None) is not None:
-                ps.link.send(msg.Cancel(t.rid, b.piece, b.offset, b.length))
+                ps.link.send(msg.Cancel(t.key, b.piece, b.offset, b.length))
 
     def _strike(self, t: Torrent, pid: str, what: str) -> None:
         t.strikes[pid] += 1
@@ -914,7 +915,7 @@ class SwarmProvider:
                 or not (t.picker.have[m.piece] or self._relayable(t, m))
                 or len(ps.link.uploads) >= self.cfg.upload_queue):
             self.counters["rejects_sent"] += 1
-            ps.link.send(msg.Reject(t.rid, m.piece, m.offset, m.length))
+            ps.link.send(msg.Reject(t.key, m.piece, m.offset, m.length))
             return
         ps.link.queue_upload(t.rid, m)
 
@@ -958,18 +959,18 @@ class SwarmProvider:
         block, leaves = self._block_to_send(t, m)
         if block is None:  # evicted or damaged on disk since we said we had it, or the
             # piece failed its hash since we relayed its first blocks
-            link.send(msg.Reject(rid, m.piece, m.offset, m.length))
+            link.send(msg.Reject(m.rid, m.piece, m.offset, m.length))
             return
         if leaves is not None and m.piece not in ps.leaves_sent:
             ps.leaves_sent.add(m.piece)
             self.counters["leaves_sent"] += 1
-            await link.peer.send(msg.PROTOCOL, msg.encode(msg.Leaves(rid, m.piece, leaves)),
+            await link.peer.send(msg.PROTOCOL, msg.encode(msg.Leaves(m.rid, m.piece, leaves)),
                                  channel=CHANNEL_CONTROL)
         delay = self.bucket.reserve(len(block), self._now())
         if delay > 0:
             await trio.sleep(delay)
         queued = await link.peer.send(
-            msg.PROTOCOL, msg.encode(msg.Piece(rid, m.piece, m.offset, block)), channel=CHANNEL_BULK)
+            msg.PROTOCOL, msg.encode(msg.Piece(m.rid, m.piece, m.offset, block)), channel=CHANNEL_BULK)
         link.handed_over(rid, m, queued)
         seeding = t.injection
         if (seeding is not None
@@ -1085,7 +1086,7 @@ class SwarmProvider:
                     for peer in [*await self._providers(rid), *self._candidates(rid)]:
                         if peer.id not in asked:
                             asked.add(peer.id)
-                            self._link(peer).send(msg.ManifestRequest(rid))
+                            self._link(peer).send(msg.ManifestRequest(bytes.fromhex(rid)))
                     with trio.move_on_after(2.0):
                         await waiter.wait()
                     if len(asked) > 64:

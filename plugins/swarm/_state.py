@@ -171,6 +171,7 @@ class Torrent:
 
         assert isinstance(manifest, Manifest)
         self.rid = rid
+        self.key = bytes.fromhex(rid)  # the rid as messages carry it
         self.manifest = manifest
         lengths = [manifest.piece_length(i) for i in range(manifest.num_pieces)]
         self.picker = PiecePicker(lengths, block_size=block_size,
@@ -217,7 +218,7 @@ class Torrent:
         return sum(m.piece_length(i) for i, h in enumerate(self.picker.have) if h)
 
     def bitfield(self) -> msg.Bitfield:
-        return msg.Bitfield(self.rid, msg.pack_bits(self.picker.have))
+        return msg.Bitfield(self.key, msg.pack_bits(self.picker.have))
 
     def assembly(self, piece: int) -> Assembly:
         """The piece being put together (started on first use)."""

@@ -6,7 +6,7 @@ from p2pkit.plugins.swarm import _messages as m
 
 from p2pkit._exceptions import RemoteProtocolError
 
-RID = "ab" * 32
+RID = bytes.fromhex("ab" * 32)  # the wire carries the rid's 32 raw bytes
 
 
 @pytest.mark.parametrize("msg", [
@@ -25,7 +25,8 @@ def test_round_trip(msg: m.Message) -> None:
     m.Request(RID, -1, 0, 10),               # negative piece
     m.Request(RID, 1, -5, 10),               # negative offset
     m.Request(RID, 1, 0, 0),                 # empty request
-    m.Have("not-a-rid", 1),                  # rid must be 64 hex digits
+    m.Have(b"\xab" * 31, 1),                  # a rid is 32 bytes
+    m.Have(b"\xab" * 33, 1),
     m.Piece(RID, 0, 0, b""),                 # empty block
     m.Peers(RID, [("h", 1)] * 51),           # too many addresses
     m.Peers(RID, [("h", 0)]),                # port 0
@@ -43,9 +44,16 @@ def test_out_of_bounds_fields_are_rejected(bad: m.Message) -> None:
 
 def test_unknown_tag_and_garbage_are_rejected() -> None:
     for data in (b"", b"\xc1", msgspec.msgpack.encode(["zz", RID]), msgspec.msgpack.encode({"a": 1}),
-                 msgspec.msgpack.encode(["hv", RID, 1, 2])):
+                 msgspec.msgpack.encode(["hv", RID, 1, 2]),
+                 msgspec.msgpack.encode(["hv", RID.hex(), 1])):  # the rid as hex text: refused
         with pytest.raises(RemoteProtocolError):
             m.decode(data)
+
+
+def test_control_messages_carry_the_rid_raw() -> None:
+    # the rid is most of a control message: as 64 hex digits this Have took 73 bytes
+    assert len(m.encode(m.Have(RID, 300))) == 41
+    assert len(m.encode(m.Blocks(RID, 30, b"\xff\xc0"))) == 43
 
 
 @given(st.binary(max_size=300))

@@ -26,7 +26,7 @@ class Queued:
 
 
 def request(offset: int) -> msg.Request:
-    return msg.Request(RID, 3, offset, 16384)
+    return msg.Request(bytes.fromhex(RID), 3, offset, 16384)
 
 
 def link() -> Link:

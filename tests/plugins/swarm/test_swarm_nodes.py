@@ -219,7 +219,7 @@ async def test_origin_injects_a_piece_at_a_time_until_all_are_out_then_everythin
     original = SwarmProvider._on_bitfield
 
     def spy(self: SwarmProvider, peer: Any, m: msg.Bitfield) -> None:
-        if peer.id not in first_bitfields and m.rid == rid:
+        if peer.id not in first_bitfields and m.rid.hex() == rid:
             first_bitfields[peer.id] = sum(msg.unpack_bits(m.bits, 11))
         original(self, peer, m)
 
