@@ -533,6 +533,8 @@ class SwarmProvider:
             others = self._pex(t, exclude=peer.id)
             if others:
                 ps.link.send(msg.Peers(t.key, others))
+            if t.assemblies:
+                self._advertise_to(t, ps)
         self._seeding_news(t, ps, [i for i, has in enumerate(pieces) if has])
         self._update_interest(t, ps)
         self._rechoke(t)
@@ -864,7 +866,10 @@ class SwarmProvider:
             ps.link.send(blocks)
 
     def _advertise_to(self, t: Torrent, ps: PeerState) -> None:
-        """A member we just unchoked: the checked blocks of unfinished pieces it lacks."""
+        """A member we just unchoked, or whose bitfield just came: the checked blocks of
+        unfinished pieces it lacks. (A member that joined after a piece's first
+        advertisement heard of its blocks only once unchoked: at N = 100 the origin's
+        first targets held blocks from 0.15 s that nobody was told of until ~0.6 s.)"""
         if ps.pieces is None:
             return
         for piece, asm in t.assemblies.items():

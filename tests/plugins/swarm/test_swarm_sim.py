@@ -22,6 +22,8 @@ from p2pkit.simulator import LinkProfile, LossSpec, Simulation
 from p2pkit import Node
 from p2pkit.peers import PeerManager
 
+from .test_swarm_nodes import until
+
 NODES = 50
 LOSS = 0.02
 SIZE = int(float(os.environ.get("P2PKIT_SWARM_SIM_MB", "20")) * 1e6)
@@ -189,3 +191,43 @@ def test_a_relay_that_corrupts_blocks_is_caught_and_honest_peers_are_not_blamed(
     assert outcome["bad_blocks"] > 0  # and they were caught one by one
     assert outcome["digests"] == {digest}
     assert outcome["blamed"] == {outcome["liar"]}  # the liar alone took the blame
+
+
+def test_a_member_that_joins_late_hears_of_the_blocks_already_held(tmp_path: Path) -> None:
+    """Checked blocks of a piece still on its way are advertised to members that join
+    afterwards too, not only to those there at its first blocks: otherwise a newcomer
+    learns of them only once the piece is whole (and the start of a swarm waits for it)."""
+    media = make_wav(tmp_path / "late.wav", 500_000)  # 2 pieces
+    outcome: dict[str, Any] = {}
+    base: dict[str, dict[str, object]] = {"node": {"disable": ["flooding"]}}
+    slow = LinkProfile(up_bps=0.5e6, down_bps=50e6, latency=0.01, queue_bytes=16384)
+    fast = LinkProfile(up_bps=10e6, down_bps=50e6, latency=0.01, queue_bytes=125_000)
+
+    async def scenario(sim: Simulation) -> None:
+        origin_sim = sim.add_node("origin", link=slow, config=base)  # a piece takes ~4 s
+        origin = await sim.start(origin_sim)
+        manifest = await origin.share(media)
+        boot = {**base["node"], "bootstrap": ["{}:{}".format(*origin_sim.address)]}
+        early = await sim.start(sim.add_node("early", link=fast, config={"node": boot}))
+        late = await sim.start(sim.add_node("late", link=fast, config={"node": boot}))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(early.swarm.fetch, manifest.rid)
+            # the early leecher holds checked blocks of a piece it has not finished
+            await until(lambda: any(asm.verified for asm in getattr(
+                early.swarm.torrents.get(manifest.rid), "assemblies", {}).values()))
+            nursery.start_soon(late.swarm.fetch, manifest.rid)
+            await until(lambda: early.id in getattr(late.swarm.torrents.get(manifest.rid),
+                                                    "peers", {}))
+            await trio.sleep(0.5)  # a few round trips, far less than a piece takes
+            t = late.swarm.torrents[manifest.rid]
+            outcome["offered"] = sum(1 for mask in t.picker.peer_blocks.get(early.id, {}).values()
+                                     if mask)
+            outcome["early_pieces"] = early.store.progress(manifest.rid)[0]
+        raise _Done
+
+    try:
+        Simulation(seed=3, duration=600, resolution=0.001).run(scenario)
+    except* _Done:
+        pass
+    assert outcome["early_pieces"] == 0  # still no whole piece: only blocks to offer
+    assert outcome["offered"] >= 1
