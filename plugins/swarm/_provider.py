@@ -533,11 +533,11 @@ class SwarmProvider:
             others = self._pex(t, exclude=peer.id)
             if others:
                 ps.link.send(msg.Peers(t.key, others))
-            if t.assemblies:
-                self._advertise_to(t, ps)
         self._seeding_news(t, ps, [i for i, has in enumerate(pieces) if has])
         self._update_interest(t, ps)
         self._rechoke(t)
+        if first and t.assemblies and ps.am_choking:  # (unchoked: the rechoke told it)
+            self._advertise_to(t, ps)
 
     def _pex(self, t: Torrent, *, exclude: str) -> list[tuple[str, int]]:
         """Up to 50 listen addresses of other members of ``t``'s swarm, in random order."""
