@@ -90,6 +90,7 @@ def test_fifty_nodes_with_two_percent_loss_share_a_file(tmp_path: Path) -> None:
         outcome["bad_pieces"] = sum(node.swarm.counters["bad_pieces"] for node in nodes)
         outcome["bad_blocks"] = sum(node.swarm.counters["bad_blocks"] for node in nodes)
         outcome["relayed"] = sum(node.swarm.counters["blocks_relayed"] for node in nodes)
+        outcome["merged"] = sum(node.swarm.counters["updates_merged"] for node in nodes)
         outcome["from_leechers"] = sum(
             n for node in nodes for pid, n in node.swarm.bytes_from_peers.items() if pid != seeder.id)
         last = nodes[-1]
@@ -106,6 +107,7 @@ def test_fifty_nodes_with_two_percent_loss_share_a_file(tmp_path: Path) -> None:
     assert outcome["digest"] == digest
     assert outcome["bad_pieces"] == outcome["bad_blocks"] == 0  # loss is repaired below us
     assert outcome["relayed"] > 0  # blocks of pieces still being fetched were passed on
+    assert outcome["merged"] > 0  # and updates of what we hold went out several blocks at once
     assert outcome["lost"] > 0  # the loss really happened
     # the swarm did its job: most bytes came from other downloaders, not the seeder
     assert outcome["from_leechers"] > (NODES - 1) * SIZE / 2
