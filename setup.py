@@ -31,6 +31,7 @@ NATIVE_MODULES = (
     "p2pkit.plugins.rudp.packet",
     "p2pkit.plugins.rudp.ranges",
     "p2pkit.plugins.rudp.recovery",
+    "p2pkit.plugins.rudp.shaper",
     "p2pkit.plugins.rudp.rtt",
     "p2pkit.plugins.rudp.stats",
     "p2pkit.plugins.rudp.streams",

@@ -145,6 +145,11 @@ class Connection:
         self._tokens = 0.0
         self._pace_time = now
         self._pace_wait = 0.0
+        # The node's uplink shaper (shaper.py), through the multiplexer: bytes of data this
+        # connection may send in the current flush (inf: no node limit), and whether it
+        # stopped short of what it wanted for want of them.
+        self.node_budget = math.inf
+        self.node_starved = False
         self._ack_pending = False  # an ACK goes out with the next flush
         self._acks_owed = 0  # in-order data packets received and not yet acknowledged
         self._ack_every = config.ack_every
@@ -622,7 +627,11 @@ class Connection:
         bulk_chunks = streams.bulk_chunks
         full = room - STREAM_HEADER_SIZE  # stream bytes of a full-size datagram
         sent_any = False
+        budget = self.node_budget
         while True:
+            if budget <= 0 and (recovery.lost or streams.queued_bytes):
+                self.node_starved = True  # the multiplexer gives it a turn later
+                break
             p = recovery.next_lost() if recovery.lost else None
             if p is not None:
                 size = p[P_SIZE]
@@ -632,6 +641,7 @@ class Connection:
                     self._pace_wait = now + max((quantum - tokens) / rate, PACING_MIN_WAIT)
                     break
                 tokens -= size
+                budget -= size
                 recovery.lost.popleft()
                 buf = bytearray(p[P_DATA])
                 HEADER.pack_into(buf, 0, MAGIC, VERSION, DATA, 0, cid, p[P_SEQ] & SEQ_MASK, ack, bits, max_data, ts, echo)
@@ -659,6 +669,8 @@ class Connection:
                 count = min(int(cc.cwnd - recovery.bytes_in_flight) // mtu, credit // full)
                 if rate > 0:
                     count = min(count, int(tokens // mtu))
+                if budget < math.inf:  # a node limit: at least one (budget > 0 here)
+                    count = min(count, max(1, int(budget // mtu)))
                 chunks = bulk_chunks(full, count)
                 if chunks:
                     channel = streams.chunk_channel
@@ -674,6 +686,7 @@ class Connection:
                         on_sent(datagram, now)
                         out.append((datagram, addr))
                     tokens -= len(chunks) * mtu  # each datagram is exactly mtu bytes
+                    budget -= len(chunks) * mtu
                     sent_any = True
                     continue
             parts: list[bytes | memoryview] = [b""]
@@ -681,6 +694,7 @@ class Connection:
             parts[0] = pack(MAGIC, VERSION, DATA, 0, cid, recovery.snd_nxt & SEQ_MASK, ack, bits, max_data, ts, echo)
             datagram = b"".join(parts)
             tokens -= len(datagram)
+            budget -= len(datagram)
             recovery.on_sent(datagram, now)
             out.append((datagram, addr))
             sent_any = True

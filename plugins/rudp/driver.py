@@ -67,8 +67,11 @@ class MuxDriver:
     def flush(self, conn: Connection) -> None:
         """After an application call on one connection: flush only that one."""
         now = trio.current_time()
-        out = self.mux.datagrams_for(conn, now)
-        self.send(out, now, conn.get_timer())
+        mux = self.mux
+        out = mux.datagrams_for(conn, now)
+        deadline = conn.get_timer()
+        turn = mux.shaper.deadline()  # it may have had to wait for its turn
+        self.send(out, now, deadline if deadline < turn else turn)
 
     def send(self, out: list[Datagram], now: float, deadline: float) -> None:
         if out:

@@ -40,6 +40,7 @@ from .packet import (
     decode_handshake,
     encode_header,
 )
+from .shaper import UplinkShaper
 
 log = logging.getLogger("p2pkit.rudp")
 
@@ -97,6 +98,20 @@ class Multiplexer:
         self._reset_last: dict[Address, float] = {}
         self.stats = MuxStats()
         self._closed_total: Counter[str] = Counter()
+        # the node's upload limit, shared by all connections (0 = none: see shaper.py)
+        self.shaper = UplinkShaper(0.0, mtu=self.config.mtu, now=now)
+
+    def set_upload_limit(self, rate_Bps: float, now: float) -> None:
+        """Limit everything the node sends to ``rate_Bps`` bytes/s on the wire (0 = no
+        limit); connections waiting for their turn run at once under the new rate."""
+        shaper = self.shaper
+        shaper.set_rate(rate_Bps, now)
+        for conn in shaper.waiting:
+            self._dirty[conn] = None
+        shaper.waiting.clear()
+        if rate_Bps <= 0:
+            for conn in self.connections.values():
+                conn.node_budget = math.inf
 
     # ------------------------------------------------------------------ app side
 
@@ -259,6 +274,13 @@ class Multiplexer:
             self._dirty.clear()
             for conn in dirty:
                 self._collect(conn, now, out)
+        shaper = self.shaper
+        if shaper.waiting:
+            turn = shaper.next_in_turn(now)
+            while turn is not None:
+                self._dirty.pop(turn, None)
+                self._collect(turn, now, out, its_turn=True)
+                turn = shaper.next_in_turn(now)
         return out
 
     def datagrams_for(self, conn: Connection, now: float) -> list[Datagram]:
@@ -270,8 +292,20 @@ class Multiplexer:
         self._collect(conn, now, out)
         return out
 
-    def _collect(self, conn: Connection, now: float, out: list[Datagram]) -> None:
-        conn.datagrams_to_send(now, out)
+    def _collect(self, conn: Connection, now: float, out: list[Datagram], its_turn: bool = False) -> None:
+        shaper = self.shaper
+        if shaper.rate > 0:
+            conn.node_budget = shaper.budget(conn, now, its_turn=its_turn)
+            conn.node_starved = False
+            first = len(out)
+            conn.datagrams_to_send(now, out)
+            sent = 0
+            for i in range(first, len(out)):
+                sent += len(out[i][0])
+            shaper.charge(conn, sent, len(out) - first,
+                          starved=conn.node_starved and conn.state is not CLOSED)
+        else:
+            conn.datagrams_to_send(now, out)
         if conn.state is CLOSED:
             self._forget(conn)
             return
@@ -286,13 +320,14 @@ class Multiplexer:
         """Earliest time any connection needs ``handle_timer`` (``inf`` if none)."""
         if self._dirty:  # not yet re-armed: they may want to run at once
             return -math.inf
+        turn = self.shaper.deadline()
         timers = self._timers
         while timers:
             t, _, conn = timers[0]
             if conn.timer_armed_at == t:
-                return t
+                return t if t < turn else turn
             _heappop(timers)  # stale: the connection re-armed or is gone
-        return math.inf
+        return turn
 
     def handle_timer(self, now: float) -> None:
         timers = self._timers
@@ -335,6 +370,7 @@ class Multiplexer:
 
     def _forget(self, conn: Connection) -> None:
         self.connections.pop(conn.local_cid, None)
+        self.shaper.waiting.pop(conn, None)
         conn.timer_armed_at = math.nan
         self._dirty.pop(conn, None)
         if conn.peer_cid:
@@ -368,5 +404,6 @@ class Multiplexer:
         total["unknown_connection"] = float(self.stats.unknown_connection)
         total["syn_dropped"] = float(self.stats.syn_dropped)
         total["resets_sent"] = float(self.stats.resets_sent)
+        total["upload_limit_waits"] = float(self.shaper.waits)
         return total
 

@@ -21,6 +21,7 @@ import trio
 from p2pkit._exceptions import SessionClosed
 from p2pkit.capabilities import CHANNEL_BULK
 from p2pkit.endpoint import Address, Datagram, DatagramEndpoint
+from p2pkit.events import Event, GenericEvent
 from p2pkit.fields import Field, FieldType
 from p2pkit.hookspecs import hookimpl
 from p2pkit.timers import open_timer
@@ -192,6 +193,8 @@ class RudpTransport:
         self.driver.sessions = self._sessions  # type: ignore[assignment]  # one dict; its sessions are Waiters
         self._stopped = False
         self.backlog_waits = 0  # times the writer waited for a full socket
+        if node is not None:  # the user's upload limit holds for all sessions together
+            self.mux.set_upload_limit(node.settings.upload_limit_kbps * 1024, self.mux.shaper.time)
 
     @property
     def backlog_dropped(self) -> int:
@@ -218,6 +221,20 @@ class RudpTransport:
     @hookimpl
     def p2pkit_services(self, node: Node) -> Iterable[Any]:
         return [self.serve]
+
+    @hookimpl
+    def p2pkit_event(self, node: Node, event: Event) -> None:
+        if (isinstance(event, GenericEvent) and event.kind == "settings.changed"
+                and str(event.data.get("key", "")).removeprefix("cfg.") == "upload_limit_kbps"):
+            self.set_upload_limit(int(event.data["value"]) * 1024)
+
+    def set_upload_limit(self, rate_Bps: float) -> None:
+        """Everything this transport sends, at most ``rate_Bps`` bytes/s on the wire, UDP/IP
+        headers included (0 = no limit); the sessions share it round robin (shaper.py)."""
+        now = trio.current_time()
+        self.mux.set_upload_limit(rate_Bps, now)
+        if self.driver.timer is not None:  # serving: waiting sessions go, the timer re-arms
+            self.driver.flush_all(now)
 
     @hookimpl
     def p2pkit_fields(self, node: Node) -> Iterable[Field]:

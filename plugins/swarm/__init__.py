@@ -1,8 +1,8 @@
 """The swarm plugin: multi-source, verified piece exchange between peers.
 
 In a node it provides the ``swarm`` capability (``node.swarm``, ``node.download(rid)``)
-and the ``p2pkit get`` command. The sans-IO cores (picker, choker, token bucket,
-pipeline sizing) are usable on their own.
+and the ``p2pkit get`` command. The sans-IO cores (picker, choker, pipeline
+sizing) are usable on their own.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 
 from p2pkit.hookspecs import hookimpl
 
-from ._bucket import TokenBucket
 from ._choker import Choker, PeerView
 from ._errors import NoProvidersError, P2PDisabledError, SwarmError
 from ._picker import Block, PiecePicker
@@ -30,7 +29,6 @@ __all__ = [
     "SwarmConfig",
     "SwarmError",
     "SwarmProvider",
-    "TokenBucket",
     "pipeline_depth",
 ]
 

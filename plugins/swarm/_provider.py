@@ -16,7 +16,8 @@ Flow of one download (``download(rid)``):
 4. Complete: the file is exported (atomically) and we keep seeding it.
 
 Handlers never wait on the network: replies are queued on the peer's :class:`Link` and a
-writer task per peer sends them, control before uploads; uploads pass the token bucket.
+writer task per peer sends them, control before uploads (the node's upload limit is the
+transport's: see rudp's shaper).
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ from p2pkit.peers import Peer
 
 from . import _messages as msg
 from ._assembly import Assembly, bytes_to_mask
-from ._bucket import TokenBucket
 from ._choker import Choker, PeerView
 from ._errors import NoProvidersError, P2PDisabledError, SwarmError
 from ._picker import Block
@@ -116,7 +116,6 @@ class SwarmProvider:
         self.links: dict[str, Link] = {}
         self.torrents: dict[str, Torrent] = {}
         self.banned: set[str] = set()
-        self.bucket = TokenBucket.from_kbps(node.settings.upload_limit_kbps)
         self._manifest_waiters: dict[str, trio.Event] = {}
         self._manifests: dict[str, Any] = {}
         self._piece_cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
@@ -271,9 +270,7 @@ class SwarmProvider:
                         self._join(t, peer)
         elif isinstance(event, GenericEvent) and event.kind == "settings.changed":
             key = str(event.data.get("key", "")).removeprefix("cfg.")
-            if key == "upload_limit_kbps":
-                self.bucket.set_rate(int(event.data["value"]) * 1024, now=self._now())
-            elif key == "p2p_enabled":
+            if key == "p2p_enabled":
                 for t in self.torrents.values():
                     self._rechoke(t)
         elif isinstance(event, ContentRemoved) and event.local:
@@ -1000,9 +997,6 @@ class SwarmProvider:
             self.counters["leaves_sent"] += 1
             await link.peer.send(msg.PROTOCOL, msg.encode(msg.Leaves(m.rid, m.piece, leaves)),
                                  channel=CHANNEL_CONTROL)
-        delay = self.bucket.reserve(len(block), self._now())
-        if delay > 0:
-            await trio.sleep(delay)
         queued = await link.peer.send(
             msg.PROTOCOL, msg.encode(msg.Piece(m.rid, m.piece, m.offset, block)), channel=CHANNEL_BULK)
         link.handed_over(rid, m, queued)

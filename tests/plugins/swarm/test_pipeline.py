@@ -1,5 +1,4 @@
 import pytest
-from p2pkit.plugins.swarm._bucket import TokenBucket
 from p2pkit.plugins.swarm._pipeline import (
     MAX_DEPTH,
     MIN_DEPTH,
@@ -7,32 +6,6 @@ from p2pkit.plugins.swarm._pipeline import (
     pipeline_depth,
     steal_pays,
 )
-
-
-def test_unlimited_bucket_never_waits() -> None:
-    b = TokenBucket.from_kbps(0)
-    assert all(b.reserve(10**9, t) == 0 for t in range(5))
-
-
-def test_bucket_holds_the_long_run_rate() -> None:
-    b = TokenBucket(100_000, burst=10_000)
-    now, sent = 0.0, 0
-    while now < 10.0:
-        now += b.reserve(20_000, now)  # wait as told, then send
-        sent += 20_000
-    assert sent / now == pytest.approx(100_000, rel=0.05)
-
-
-def test_bucket_burst_then_debt() -> None:
-    b = TokenBucket(1000, burst=500, now=0.0)
-    b.reserve(0, 10.0)  # refill to the burst
-    assert b.reserve(500, 10.0) == 0
-    assert b.reserve(1000, 10.0) == pytest.approx(1.0)
-
-
-def test_bucket_rejects_negative_rate() -> None:
-    with pytest.raises(ValueError):
-        TokenBucket(-1)
 
 
 def test_depth_follows_bandwidth_delay_product() -> None:
