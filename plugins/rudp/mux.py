@@ -295,7 +295,7 @@ class Multiplexer:
     def _collect(self, conn: Connection, now: float, out: list[Datagram], its_turn: bool = False) -> None:
         shaper = self.shaper
         if shaper.rate > 0:
-            conn.node_budget = shaper.budget(conn, now, its_turn=its_turn)
+            conn.node_budget = shaper.budget(now, its_turn=its_turn)
             conn.node_starved = False
             first = len(out)
             conn.datagrams_to_send(now, out)

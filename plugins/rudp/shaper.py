@@ -54,8 +54,8 @@ class UplinkShaper:
             self.time = now
         return self.tokens
 
-    def budget(self, conn: Connection, now: float, *, its_turn: bool) -> float:
-        """What ``conn`` may send now: nothing while others wait for their turn before it."""
+    def budget(self, now: float, *, its_turn: bool) -> float:
+        """What a connection may send now: nothing while others wait for their turn first."""
         tokens = self.refill(now)
         if self.waiting and not its_turn:
             return 0.0

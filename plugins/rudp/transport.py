@@ -186,15 +186,15 @@ class RudpTransport:
             for mapping in node.pm.hook.p2pkit_rudp_congestion_controllers():
                 extra.update(mapping or {})
         factory = congestion_factory(self.config.congestion, extra)
-        self.mux = Multiplexer(self.config, cc_factory=factory, now=trio.current_time()
-                               if _in_trio() else 0.0)
+        now = trio.current_time() if _in_trio() else 0.0
+        self.mux = Multiplexer(self.config, cc_factory=factory, now=now)
         self.driver = MuxDriver(self.mux, lambda: self.endpoint)
         self._sessions: dict[Connection, RudpSession] = {}
         self.driver.sessions = self._sessions  # type: ignore[assignment]  # one dict; its sessions are Waiters
         self._stopped = False
         self.backlog_waits = 0  # times the writer waited for a full socket
         if node is not None:  # the user's upload limit holds for all sessions together
-            self.mux.set_upload_limit(node.settings.upload_limit_kbps * 1024, self.mux.shaper.time)
+            self.mux.set_upload_limit(node.settings.upload_limit_kbps * 1024, now)
 
     @property
     def backlog_dropped(self) -> int:

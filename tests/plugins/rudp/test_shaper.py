@@ -112,7 +112,7 @@ def test_lifting_the_limit_lets_the_waiting_connections_go_at_once() -> None:
     out = mux.datagrams_to_send(net.now)
     data = [d for d, _ in out if d[2] == DATA]
     assert {addr for _, addr in out} == set(RECEIVERS)
-    assert sum(map(len, data)) > 100 * 10_000 * 0.01  # far more than 10 ms of the old limit
+    assert sum(map(len, data)) > 5 * 10_000  # in one flush, five seconds of the old limit
     assert all(c.node_budget == float("inf") for c in ours)
 
 
@@ -124,14 +124,14 @@ def test_shaper_bucket_and_turns() -> None:
     assert UplinkShaper().deadline() == float("inf")
     assert shaper.refill(100.0) == shaper.burst  # never more than the burst
     net = FakeNet()
-    _, (a, b, _), _ = fan_out(net)
+    _, (a, _, _), _ = fan_out(net)
     shaper.charge(a, 6000, 5, starved=True)  # more than the bucket held
     assert shaper.tokens < 0 and shaper.waits == 1
-    assert shaper.budget(b, 100.0, its_turn=False) == 0  # b waits behind a
+    assert shaper.budget(100.0, its_turn=False) == 0  # any other connection waits behind a
     assert shaper.next_in_turn(100.0) is None  # no tokens yet
     assert shaper.deadline() == pytest.approx(100.0 + (shaper.quantum - shaper.tokens) / 1000.0)
     assert shaper.next_in_turn(shaper.deadline()) is a
-    assert shaper.budget(a, shaper.time, its_turn=True) == pytest.approx(shaper.quantum)
+    assert shaper.budget(shaper.time, its_turn=True) == pytest.approx(shaper.quantum)
 
 
 def test_a_nodes_upload_limit_setting_holds_on_its_link_and_can_be_lifted(tmp_path: Path) -> None:
