@@ -297,12 +297,9 @@ class Multiplexer:
         if shaper.rate > 0:
             conn.node_budget = shaper.budget(now, its_turn=its_turn)
             conn.node_starved = False
-            first = len(out)
+            bytes_before, packets_before = conn.bytes_sent, conn.packets_sent
             conn.datagrams_to_send(now, out)
-            sent = 0
-            for i in range(first, len(out)):
-                sent += len(out[i][0])
-            shaper.charge(conn, sent, len(out) - first,
+            shaper.charge(conn, conn.bytes_sent - bytes_before, conn.packets_sent - packets_before,
                           starved=conn.node_starved and conn.state is not CLOSED)
         else:
             conn.datagrams_to_send(now, out)
