@@ -84,6 +84,14 @@ class GenericEvent(Event):
         return {"kind": self.kind, **self.data}
 
 
+def changed_setting(event: Event) -> tuple[str, Any] | None:
+    """``(key, value)`` when ``event`` says a runtime setting changed (the key without
+    its ``cfg.`` prefix, as ``node.settings`` names it), else None."""
+    if isinstance(event, GenericEvent) and event.kind == "settings.changed":
+        return str(event.data.get("key", "")).removeprefix("cfg."), event.data.get("value")
+    return None
+
+
 T = TypeVar("T")
 
 

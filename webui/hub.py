@@ -23,6 +23,7 @@ from p2pkit.events import (
     Notice,
     PeerDown,
     PeerUp,
+    changed_setting,
 )
 
 Message = dict[str, Any]
@@ -64,9 +65,8 @@ def event_message(event: Event) -> Message | None:
         return {"type": "log", "level": event.level, "message": event.message,
                 "source": event.source, "time": time.time()}
     if isinstance(event, GenericEvent):
-        if event.kind == "settings.changed":
-            key = str(event.data.get("key", "")).removeprefix("cfg.")
-            return {"type": "settings.changed", "key": key, "value": event.data.get("value")}
+        if (setting := changed_setting(event)) is not None:
+            return {"type": "settings.changed", "key": setting[0], "value": setting[1]}
         if event.kind in ("store.completed", "store.removed", "store.evicted", "discovery.changed"):
             return {"type": "files.changed", "change": event.kind, "rid": event.data.get("rid", event.data.get("key")),
                     "local": event.kind.startswith("store.")}

@@ -21,7 +21,7 @@ import trio
 from p2pkit._exceptions import SessionClosed
 from p2pkit.capabilities import CHANNEL_BULK
 from p2pkit.endpoint import Address, Datagram, DatagramEndpoint
-from p2pkit.events import Event, GenericEvent
+from p2pkit.events import Event, changed_setting
 from p2pkit.fields import Field, FieldType
 from p2pkit.hookspecs import hookimpl
 from p2pkit.timers import open_timer
@@ -224,9 +224,9 @@ class RudpTransport:
 
     @hookimpl
     def p2pkit_event(self, node: Node, event: Event) -> None:
-        if (isinstance(event, GenericEvent) and event.kind == "settings.changed"
-                and str(event.data.get("key", "")).removeprefix("cfg.") == "upload_limit_kbps"):
-            self.set_upload_limit(int(event.data["value"]) * 1024)
+        change = changed_setting(event)
+        if change is not None and change[0] == "upload_limit_kbps":
+            self.set_upload_limit(int(change[1]) * 1024)
 
     def set_upload_limit(self, rate_Bps: float) -> None:
         """Everything this transport sends, at most ``rate_Bps`` bytes/s on the wire, UDP/IP

@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 import trio
 
-from p2pkit.events import ContentRemoved, Event, GenericEvent
+from p2pkit.events import ContentRemoved, Event, GenericEvent, changed_setting
 from p2pkit.fields import Field, FieldType
 from p2pkit.hookspecs import hookimpl
 
@@ -125,10 +125,10 @@ class StoreProvider(Store):
 
     @hookimpl
     def p2pkit_event(self, node: Any, event: Event) -> None:
-        if not isinstance(event, GenericEvent) or event.kind != "settings.changed":
+        change = changed_setting(event)
+        if change is None:
             return
-        key = str(event.data.get("key", "")).removeprefix("cfg.")
-        value = event.data.get("value")
+        key, value = change
         if key == "cache_limit_mb" and isinstance(value, int) and not isinstance(value, bool) and value > 0:
             self.set_storage_limit(value * MIB)
 

@@ -38,7 +38,15 @@ from p2pkit.plugins.store import LEAF_SIZE, leaf_count, leaf_hashes
 
 from p2pkit._exceptions import RemoteProtocolError, SessionClosed
 from p2pkit.capabilities import CHANNEL_BULK, CHANNEL_CONTROL
-from p2pkit.events import ContentRemoved, Event, GenericEvent, Notice, PeerDown, PeerUp
+from p2pkit.events import (
+    ContentRemoved,
+    Event,
+    GenericEvent,
+    Notice,
+    PeerDown,
+    PeerUp,
+    changed_setting,
+)
 from p2pkit.fields import Field, FieldType
 from p2pkit.hookspecs import hookimpl
 from p2pkit.peers import Peer
@@ -268,9 +276,8 @@ class SwarmProvider:
                 for t in self.torrents.values():
                     if t.active:
                         self._join(t, peer)
-        elif isinstance(event, GenericEvent) and event.kind == "settings.changed":
-            key = str(event.data.get("key", "")).removeprefix("cfg.")
-            if key == "p2p_enabled":
+        elif (change := changed_setting(event)) is not None:
+            if change[0] == "p2p_enabled":
                 for t in self.torrents.values():
                     self._rechoke(t)
         elif isinstance(event, ContentRemoved) and event.local:
