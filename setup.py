@@ -32,6 +32,7 @@ NATIVE_MODULES = (
     "p2pkit.plugins.rudp.ranges",
     "p2pkit.plugins.rudp.recovery",
     "p2pkit.plugins.rudp.shaper",
+    "p2pkit.plugins.rudp.uplink",
     "p2pkit.plugins.rudp.rtt",
     "p2pkit.plugins.rudp.stats",
     "p2pkit.plugins.rudp.streams",

@@ -2,6 +2,7 @@
 aioquic, measured in the same run.
 
     python -m benchmarks.rudp_loopback [--quick] [--mtu 1400] [--congestion default] [--only-rudp]
+        [--uplink-target-ms 15]
 
 rudp and TCP move ``--quick`` 64 MB (default 256 MB) in 64 KiB messages/writes; aioquic
 (one stream, the Python QUIC reference) moves a quarter of that because it is slow — its
@@ -60,7 +61,8 @@ def report(**values: float) -> None:
 def rudp_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from p2pkit.plugins.rudp import RudpConfig
 
-    return RudpConfig(mtu=args.mtu, congestion=args.congestion, pacing=not args.no_pacing)
+    return RudpConfig(mtu=args.mtu, congestion=args.congestion, pacing=not args.no_pacing,
+                      uplink_target_ms=args.uplink_target_ms)
 
 
 async def rudp_receive(args: argparse.Namespace) -> None:
@@ -271,6 +273,7 @@ def run_role(args: argparse.Namespace) -> None:
 def measure(proto: str, nbytes: int, args: argparse.Namespace) -> dict[str, float]:
     base = [sys.executable, "-m", "benchmarks.rudp_loopback", "--proto", proto,
             "--bytes", str(nbytes), "--mtu", str(args.mtu), "--congestion", args.congestion,
+            "--uplink-target-ms", str(args.uplink_target_ms),
             *(["--no-pacing"] if args.no_pacing else [])]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     receiver = subprocess.Popen([*base, "--role", "recv"], stdout=subprocess.PIPE, text=True, env=env)
@@ -302,6 +305,8 @@ def main() -> None:
     parser.add_argument("--mtu", type=int, default=1400, help="rudp datagram size")
     parser.add_argument("--congestion", default="default", help="rudp congestion controller")
     parser.add_argument("--no-pacing", action="store_true", help="rudp without pacing")
+    parser.add_argument("--uplink-target-ms", type=int, default=15,
+                        help="rudp's uplink control target (0 = off; 15 is the default)")
     parser.add_argument("--only-rudp", action="store_true",
                         help="measure rudp alone (for profiling; no JSON comparison line)")
     parser.add_argument("--proto", choices=["rudp", "tcp", "aioquic"], help=argparse.SUPPRESS)
@@ -342,7 +347,8 @@ def main() -> None:
         "rudp_vs_aioquic": round(rudp / quic, 1), "rudp_vs_tcp": round(rudp / tcp, 3),
         **{f"{p}_MBps_per_cpu": round(results[p]["MBps_per_cpu"], 1) for p in results},
         "bytes": size, "aioquic_bytes": quic_size, "mtu": args.mtu, "congestion": args.congestion,
-        "pacing": not args.no_pacing, "build": build_description(),
+        "pacing": not args.no_pacing, "uplink_target_ms": args.uplink_target_ms,
+        "build": build_description(),
     }))
 
 

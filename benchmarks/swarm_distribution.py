@@ -15,12 +15,13 @@ verified. Compared in the same run with
 upload class of leechers were and how much verified content the leechers held: where
 the time goes.
 
-``--upload-limit`` is a separate configuration, never the headline figure: every node
-sets ``cfg.upload_limit_kbps`` to that fraction of its uplink, as a user who knows their
-line would, and rudp then holds all of the node's sessions together to it (headers
-included), which keeps the access link's queue short. The headline runs on the defaults
-(no limit: the node does not know its link). ``--swarm``/``--rudp`` set a config key on
-every node for side-by-side comparisons.
+The headline runs on the defaults, where each node finds its upload limit by itself
+from its uplink's queueing delay (rudp's ``uplink_target_ms``; ``--rudp
+uplink_target_ms=0`` turns that off, as before 30 Nov). ``--upload-limit`` is a separate
+configuration, never the headline figure: every node sets ``cfg.upload_limit_kbps`` to
+that fraction of its uplink, as a user who knows their line would (rudp holds all of
+the node's sessions together to it, headers included). ``--swarm``/``--rudp`` set a
+config key on every node for side-by-side comparisons.
 
 The last line of output is one JSON object: n, ratio_to_bound, seconds, bound_seconds,
 client_server_seconds, and the parameters. Target: ratio at most 1.3 at N = 100.

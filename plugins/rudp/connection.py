@@ -72,6 +72,7 @@ ACK_RANGES: Final = 32  # SACK ranges per ACK packet (8 bytes each)  # sequence 
 HANDSHAKE_RETRIES: Final = 12
 FIN_RETRIES: Final = 6
 MICROS: Final = 1_000_000
+FWD_BASE_PERIOD_S: Final = 30.0
 PACING_MIN_WAIT: Final = 20e-6  # below this a timer would not advance time at all
 
 
@@ -156,6 +157,16 @@ class Connection:
         self._ack_deadline = math.inf  # when owed acks must go even if fewer than ack_every
         self._echo = 0
         self._echo_at = now  # when _echo arrived: the hold time is added to what we echo
+        # How long our latest acknowledged datagram queued on its way (s; -1: unknown) and
+        # when we learnt it: the peer's clock minus our echoed one, above its minimum
+        # (see _sample_forward_delay). The multiplexer's uplink control reads these.
+        self.fwd_delay = -1.0
+        self.fwd_delay_at = -math.inf
+        self.fwd_delay_least = math.inf  # the least since the multiplexer last took it
+        self._fwd_ref = -1  # the first raw sample: later ones are kept relative to it
+        self._fwd_min = SEQ_HALF  # the least sample of this period and of the last one
+        self._fwd_min_before = SEQ_HALF
+        self._fwd_period_end = -math.inf
         self._control: list[bytes] = []  # handshake/close/ping packets to send next
         self._hs_deadline = now
         self._hs_attempts = 0
@@ -172,6 +183,8 @@ class Connection:
         self.timer_armed_at = math.nan
         # counters
         self.bytes_sent = 0
+        self.ack_bytes_sent = 0  # of bytes_sent, in ACK packets (never acknowledged themselves)
+        self.acks_sent = 0
         self.bytes_received = 0
         self.packets_sent = 0
         self.packets_received = 0
@@ -361,6 +374,29 @@ class Connection:
         rtt = ((int(now * MICROS) - echo) & SEQ_MASK) / MICROS
         return rtt if rtt < 60.0 else 0.0
 
+    def _sample_forward_delay(self, ts: int, echo: int, now: float) -> None:
+        """The peer's clock when it acknowledged, minus our timestamp it echoes (with its
+        hold time added): the clocks' offset plus the one-way delay of our datagram. The
+        offset is constant, so what exceeds the least sample is time spent queued — on our
+        uplink, or on the peer's downlink. The least is taken over the last one to two
+        FWD_BASE_PERIOD_S, so that clock drift does not accumulate (LEDBAT's base delay)."""
+        raw = (ts - echo) & SEQ_MASK
+        if self._fwd_ref < 0:
+            self._fwd_ref = raw
+        rel = ((raw - self._fwd_ref + SEQ_HALF) & SEQ_MASK) - SEQ_HALF
+        if now >= self._fwd_period_end:
+            self._fwd_min_before = self._fwd_min
+            self._fwd_min = rel
+            self._fwd_period_end = now + FWD_BASE_PERIOD_S
+        elif rel < self._fwd_min:
+            self._fwd_min = rel
+        base = min(self._fwd_min, self._fwd_min_before)
+        delay = (rel - base) / MICROS
+        self.fwd_delay = delay
+        self.fwd_delay_at = now
+        if delay < self.fwd_delay_least:
+            self.fwd_delay_least = delay
+
     def on_packet(self, h: Header, data: bytes, now: float) -> None:
         """Handle one datagram addressed to this connection (header already decoded)."""
         self.packets_received += 1
@@ -493,7 +529,10 @@ class Connection:
                 lo_full = unwrap(lo, cum)
                 full_sacks.append((lo_full, lo_full + ((hi - lo) & SEQ_MASK)))
         echo = h[H_ECHO]
-        rtt = self._rtt_from_echo(echo, now) if echo else 0.0
+        rtt = 0.0
+        if echo:
+            rtt = self._rtt_from_echo(echo, now)
+            self._sample_forward_delay(h[H_TS], echo, now)
         if recovery.on_ack(cum, bits, full_sacks, rtt, now) < 0:
             self.invalid += 1
             return False
@@ -569,7 +608,11 @@ class Connection:
             self.last_send_time = now
             self.packets_sent += len(out) - n_before
             for i in range(n_before, len(out)):
-                self.bytes_sent += len(out[i][0])
+                packet = out[i][0]
+                self.bytes_sent += len(packet)
+                if packet[2] == ACK:
+                    self.ack_bytes_sent += len(packet)
+                    self.acks_sent += 1
         rates = self.rates
         if now >= rates.next_sample:  # checked here: this runs once per flush
             rates.sample(now, self.bytes_sent, self.bytes_received)

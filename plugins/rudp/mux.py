@@ -40,7 +40,8 @@ from .packet import (
     decode_handshake,
     encode_header,
 )
-from .shaper import UplinkShaper
+from .shaper import IP_UDP_HEADER_BYTES, UplinkShaper
+from .uplink import UplinkControl
 
 log = logging.getLogger("p2pkit.rudp")
 
@@ -100,18 +101,61 @@ class Multiplexer:
         self._closed_total: Counter[str] = Counter()
         # the node's upload limit, shared by all connections (0 = none: see shaper.py)
         self.shaper = UplinkShaper(0.0, mtu=self.config.mtu, now=now)
+        self._configured_limit = 0.0
+        # the limit found by watching the uplink's queue (None: off; see uplink.py)
+        target_ms = self.config.uplink_target_ms
+        self.uplink = (UplinkControl(target_ms / 1000, datagram=self.shaper.datagram)
+                       if target_ms > 0 else None)
+        # what the uplink is known to have carried, for the uplink control: ACK packets
+        # sent, and data acknowledged by the peers (closed connections' share kept here)
+        self.wire_bytes_sent = 0  # every datagram sent, with its IP/UDP header
+        self._delivered_closed = 0  # what closed connections' share of that was
 
     def set_upload_limit(self, rate_Bps: float, now: float) -> None:
         """Limit everything the node sends to ``rate_Bps`` bytes/s on the wire (0 = no
-        limit); connections waiting for their turn run at once under the new rate."""
+        limit); connections waiting for their turn run at once under the new rate. While
+        it is set, the node does not look for a limit itself (``uplink_target_ms``)."""
+        if rate_Bps < 0:
+            raise ValueError(f"upload rate must be >= 0, got {rate_Bps}")
+        self._configured_limit = float(rate_Bps)
+        self._apply_limit(now, release=True)
+
+    def _apply_limit(self, now: float, *, release: bool) -> None:
+        # a configured limit is the user's word on their line: the node does not search
+        rate = self._configured_limit
+        if not rate and self.uplink is not None:
+            rate = self.uplink.rate
         shaper = self.shaper
-        shaper.set_rate(rate_Bps, now)
-        for conn in shaper.waiting:
-            self._dirty[conn] = None
-        shaper.waiting.clear()
-        if rate_Bps <= 0:
+        if rate == shaper.rate:
+            return
+        shaper.set_rate(rate, now)
+        if release or rate <= 0:
+            for conn in shaper.waiting:
+                self._dirty[conn] = None
+            shaper.waiting.clear()
+        if rate <= 0:
             for conn in self.connections.values():
                 conn.node_budget = math.inf
+
+    def _uplink_tick(self, now: float, uplink: UplinkControl) -> None:
+        """The uplink's queue is the least delay any session's samples showed since the
+        last tick (a peer's congested downlink shows in its own session only); what it
+        delivered, the data the peers acknowledged and our ACKs, each datagram with its
+        IP/UDP header."""
+        least = math.inf
+        delivered = self._delivered_closed
+        for conn in self.connections.values():
+            recovery = conn.recovery
+            delivered += (recovery.acked_bytes + recovery.acked_packets * IP_UDP_HEADER_BYTES
+                          + conn.ack_bytes_sent + conn.acks_sent * IP_UDP_HEADER_BYTES)
+            if conn.fwd_delay_least < least:
+                least = conn.fwd_delay_least
+            conn.fwd_delay_least = math.inf
+        before = uplink.rate
+        uplink.update(now, least if least < math.inf else -1.0, delivered, self.wire_bytes_sent,
+                      bool(self.shaper.waiting))
+        if uplink.rate != before:
+            self._apply_limit(now, release=False)
 
     # ------------------------------------------------------------------ app side
 
@@ -269,6 +313,9 @@ class Multiplexer:
         """Everything the connections that had events want to send now, in one list."""
         out = self._out
         self._out = []
+        uplink = self.uplink
+        if uplink is not None and now >= uplink.next_tick and not self._configured_limit:
+            self._uplink_tick(now, uplink)
         if self._dirty:
             dirty = list(self._dirty)
             self._dirty.clear()
@@ -294,15 +341,16 @@ class Multiplexer:
 
     def _collect(self, conn: Connection, now: float, out: list[Datagram], its_turn: bool = False) -> None:
         shaper = self.shaper
-        if shaper.rate > 0:
+        limited = shaper.rate > 0
+        if limited:
             conn.node_budget = shaper.budget(now, its_turn=its_turn)
             conn.node_starved = False
-            bytes_before, packets_before = conn.bytes_sent, conn.packets_sent
-            conn.datagrams_to_send(now, out)
-            shaper.charge(conn, conn.bytes_sent - bytes_before, conn.packets_sent - packets_before,
-                          starved=conn.node_starved and conn.state is not CLOSED)
-        else:
-            conn.datagrams_to_send(now, out)
+        bytes_before, packets_before = conn.bytes_sent, conn.packets_sent
+        conn.datagrams_to_send(now, out)
+        wire = conn.bytes_sent - bytes_before + (conn.packets_sent - packets_before) * IP_UDP_HEADER_BYTES
+        self.wire_bytes_sent += wire
+        if limited:
+            shaper.charge(conn, wire, starved=conn.node_starved and conn.state is not CLOSED)
         if conn.state is CLOSED:
             self._forget(conn)
             return
@@ -366,6 +414,9 @@ class Multiplexer:
             _heappush(timers, entry)
 
     def _forget(self, conn: Connection) -> None:
+        recovery = conn.recovery
+        self._delivered_closed += (recovery.acked_bytes + recovery.acked_packets * IP_UDP_HEADER_BYTES
+                                   + conn.ack_bytes_sent + conn.acks_sent * IP_UDP_HEADER_BYTES)
         self.connections.pop(conn.local_cid, None)
         self.shaper.waiting.pop(conn, None)
         conn.timer_armed_at = math.nan
@@ -402,5 +453,9 @@ class Multiplexer:
         total["syn_dropped"] = float(self.stats.syn_dropped)
         total["resets_sent"] = float(self.stats.resets_sent)
         total["upload_limit_waits"] = float(self.shaper.waits)
+        total["upload_limit_Bps"] = self.shaper.rate
+        if self.uplink is not None:
+            total["uplink_found_Bps"] = self.uplink.rate
+            total["uplink_cuts"] = float(self.uplink.cuts)
         return total
 

@@ -77,6 +77,7 @@ class LossRecovery:
         self.rto_count = 0
         self.tlp_count = 0
         self.acked_bytes = 0
+        self.acked_packets = 0
 
     # ------------------------------------------------------------------ sending
 
@@ -194,6 +195,7 @@ class LossRecovery:
                 newest_tx = p[P_TX]
         self.bytes_in_flight = in_flight
         self.acked_bytes += acked_bytes
+        self.acked_packets += len(acked)
         self._delivered += acked_bytes
         if self.app_limited and self._delivered > self._app_limited_until:
             self.app_limited = False

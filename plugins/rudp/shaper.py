@@ -30,7 +30,8 @@ class UplinkShaper:
     """A token bucket at ``rate`` bytes/s (0 = no limit) and the connections waiting on it."""
 
     def __init__(self, rate: float = 0.0, *, mtu: int = 1400, now: float = 0.0) -> None:
-        self.quantum = float(QUANTUM_DATAGRAMS * (mtu + IP_UDP_HEADER_BYTES))
+        self.datagram = float(mtu + IP_UDP_HEADER_BYTES)
+        self.quantum = QUANTUM_DATAGRAMS * self.datagram
         self.rate = 0.0
         self.burst = self.quantum
         self.tokens = 0.0
@@ -61,9 +62,10 @@ class UplinkShaper:
             return 0.0
         return min(tokens, self.quantum)
 
-    def charge(self, conn: Connection, sent_bytes: int, count: int, *, starved: bool) -> None:
-        """``conn`` sent ``count`` datagrams of ``sent_bytes``; ``starved``: it wanted more."""
-        self.tokens -= sent_bytes + count * IP_UDP_HEADER_BYTES
+    def charge(self, conn: Connection, wire_bytes: int, *, starved: bool) -> None:
+        """``conn`` put ``wire_bytes`` on the wire (datagrams and their IP/UDP headers);
+        ``starved``: it wanted to send more."""
+        self.tokens -= wire_bytes
         if starved:
             if conn not in self.waiting:
                 self.waits += 1

@@ -125,7 +125,7 @@ def test_shaper_bucket_and_turns() -> None:
     assert shaper.refill(100.0) == shaper.burst  # never more than the burst
     net = FakeNet()
     _, (a, _, _), _ = fan_out(net)
-    shaper.charge(a, 6000, 5, starved=True)  # more than the bucket held
+    shaper.charge(a, 6000 + 5 * 28, starved=True)  # more than the bucket held
     assert shaper.tokens < 0 and shaper.waits == 1
     assert shaper.budget(100.0, its_turn=False) == 0  # any other connection waits behind a
     assert shaper.next_in_turn(100.0) is None  # no tokens yet
