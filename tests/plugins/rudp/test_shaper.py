@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-import wave
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,8 @@ from p2pkit.plugins.rudp.mux import Multiplexer
 from p2pkit.plugins.rudp.packet import ACK, DATA
 from p2pkit.plugins.rudp.shaper import IP_UDP_HEADER_BYTES, UplinkShaper
 from p2pkit.simulator import LinkProfile, Simulation
+
+from tests.media import noise_wav
 
 from .fakenet import Address, FakeNet, drain
 
@@ -138,12 +138,7 @@ def test_a_nodes_upload_limit_setting_holds_on_its_link_and_can_be_lifted(tmp_pa
     """In the simulator: a seeder with ``cfg.upload_limit_kbps`` serves a leecher; its
     access link carries no more than the limit (headers included), and lifting the limit
     at run time lets the rest go at the link's rate."""
-    media = tmp_path / "clip.wav"
-    with wave.open(str(media), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(44100)
-        w.writeframes(random.Random(3).randbytes(1_000_000))
+    media = noise_wav(tmp_path / "clip.wav", 1_000_044, seed=3)
     limit_kib = 100
     seen: dict[str, float] = {}
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import random
 import statistics
-import wave
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,8 @@ import trio
 from p2pkit.plugins.rudp.config import RudpConfig
 from p2pkit.plugins.rudp.uplink import FILTER_S, HOLD_S, MIN_MARGIN, TICK_S, UplinkControl
 from p2pkit.simulator import LinkProfile, Simulation
+
+from tests.media import noise_wav
 
 from .fakenet import Address, FakeNet
 
@@ -168,33 +168,24 @@ def test_a_configured_limit_is_kept_and_lifting_it_lets_the_node_find_its_own() 
     assert a.totals(net.now)["upload_limit_Bps"] == a.shaper.rate
 
 
-def _media(path: Path, size: int) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(44100)
-        w.writeframes(random.Random(5).randbytes(size))
-    return path
-
-
 @pytest.mark.parametrize("target_ms", [15, 0])
 def test_a_seeder_on_a_slow_uplink_keeps_its_queue_short(tmp_path: Path, target_ms: int) -> None:
-    """A seeder on a 2 Mbit/s uplink with a deep queue (500 ms) serves three leechers.
-    With the uplink control (the default) the queue stays near the target while the link
-    stays busy; without it (the parametrised control) the sessions fill it."""
-    media = _media(tmp_path / "clip.wav", 3_000_000)
+    """A seeder on a 2 Mbit/s uplink with a deep queue (500 ms) serves three leechers
+    (on the same links). With the uplink control (the default) the queue stays near the
+    target while the link stays busy; without it (the parametrised control) the sessions
+    fill it."""
+    media = noise_wav(tmp_path / "clip.wav", 3_000_000)
     seen: dict[str, Any] = {}
 
     async def scenario(sim: Simulation) -> None:
-        slow = LinkProfile(up_bps=2e6, down_bps=50e6, latency=0.01, queue_bytes=125_000)
-        fast = LinkProfile(up_bps=2e6, down_bps=50e6, latency=0.01, queue_bytes=125_000)
+        link = LinkProfile(up_bps=2e6, down_bps=50e6, latency=0.01, queue_bytes=125_000)
         config: dict[str, Any] = {"node": {"disable": ["flooding", "kademlia"]},
                                   "rudp": {"uplink_target_ms": target_ms}}
-        seeder_sim = sim.add_node("seeder", link=slow, config=config)
+        seeder_sim = sim.add_node("seeder", link=link, config=config)
         seeder = await sim.start(seeder_sim)
         manifest = await seeder.share(media)
         boot = {**config["node"], "bootstrap": ["{}:{}".format(*seeder_sim.address)]}
-        leechers = [await sim.start(sim.add_node(f"l{i}", link=fast,
+        leechers = [await sim.start(sim.add_node(f"l{i}", link=link,
                                                  config={**config, "node": boot}))
                     for i in range(3)]
         uplink = sim.host("seeder").up

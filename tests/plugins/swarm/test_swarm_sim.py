@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import wave
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +20,13 @@ from p2pkit.simulator import LinkProfile, LossSpec, Simulation
 
 from p2pkit import Node
 from p2pkit.peers import PeerManager
+from tests.media import noise_wav
 
 from .test_swarm_nodes import until
 
 NODES = 50
 LOSS = 0.02
 SIZE = int(float(os.environ.get("P2PKIT_SWARM_SIM_MB", "20")) * 1e6)
-
-
-def make_wav(path: Path, size: int) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(44100)
-        w.writeframes(random.Random(5).randbytes(max(2, (size - 44) // 2 * 2)))
-    return path
 
 
 class _Done(Exception):
@@ -50,7 +41,7 @@ def peers_of(node: Node) -> PeerManager:
 
 @pytest.mark.slow
 def test_fifty_nodes_with_two_percent_loss_share_a_file(tmp_path: Path) -> None:
-    media = make_wav(tmp_path / "big.wav", SIZE)
+    media = noise_wav(tmp_path / "big.wav", SIZE)
     digest = hashlib.sha256(media.read_bytes()).hexdigest()
     rng = random.Random(11)
     outcome: dict[str, Any] = {}
@@ -118,7 +109,7 @@ def test_a_leecher_with_a_full_swarm_takes_the_origin_back_when_it_shows_a_piece
     """A leecher whose swarm is full drops members of no use to it, and an injecting origin
     shows a leecher nothing until it sends it a piece. The origin's Have must bring it back
     in, or the pieces only the origin has never reach that leecher."""
-    media = make_wav(tmp_path / "small.wav", 1_500_000)  # 6 pieces
+    media = noise_wav(tmp_path / "small.wav", 1_500_000)  # 6 pieces
     outcome: dict[str, Any] = {}
     leecher_config: dict[str, dict[str, object]] = {"node": {"disable": ["flooding"]}, "swarm": {"max_peers": 2}}
     link = LinkProfile(up_bps=5e6, down_bps=50e6, latency=0.01, queue_bytes=64_000)
@@ -152,7 +143,7 @@ def test_a_relay_that_corrupts_blocks_is_caught_and_honest_peers_are_not_blamed(
         tmp_path: Path) -> None:
     """Relayed blocks are checked against their leaf hashes on arrival: a relay that
     corrupts what it passes on convicts itself, never the peers it got the blocks from."""
-    media = make_wav(tmp_path / "relay.wav", 2_000_000)  # 8 pieces
+    media = noise_wav(tmp_path / "relay.wav", 2_000_000)  # 8 pieces
     digest = hashlib.sha256(media.read_bytes()).hexdigest()
     outcome: dict[str, Any] = {}
     base: dict[str, dict[str, object]] = {"node": {"disable": ["flooding"]}}
@@ -199,7 +190,7 @@ def test_a_member_that_joins_late_hears_of_the_blocks_already_held(tmp_path: Pat
     """Checked blocks of a piece still on its way are advertised to members that join
     afterwards too, not only to those there at its first blocks: otherwise a newcomer
     learns of them only once the piece is whole (and the start of a swarm waits for it)."""
-    media = make_wav(tmp_path / "late.wav", 500_000)  # 2 pieces
+    media = noise_wav(tmp_path / "late.wav", 500_000)  # 2 pieces
     outcome: dict[str, Any] = {}
     base: dict[str, dict[str, object]] = {"node": {"disable": ["flooding"]}}
     slow = LinkProfile(up_bps=0.5e6, down_bps=50e6, latency=0.01, queue_bytes=16384)
