@@ -74,8 +74,9 @@ REFUSED_AFTER_S = 2.0  # a member that has not answered our bitfield this long r
 STALE_AFTER_S = 2.0  # a member of no use either way is shown our bitfield again this often
 # In endgame a peer is given duplicates of others' blocks only while it has fewer than
 # this many requests of its own in flight: enough to keep it busy, not so many that every
-# peer re-sends the whole tail (each duplicate costs someone's uplink).
-ENDGAME_IN_FLIGHT = 2
+# peer re-sends the whole tail (each duplicate costs someone's uplink). 1 since 30 Nov
+# (with the uplink control's short queues): same times as 2, ~18 % fewer duplicate blocks.
+ENDGAME_IN_FLIGHT = 1
 TARGET_SILENT_S = 0.5  # an injection target that has not said Interested by then is skipped
 
 
