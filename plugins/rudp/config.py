@@ -45,7 +45,7 @@ class RudpConfig:
     min_rto_ms: int = attrs.field(default=200, validator=_positive)
     max_rto_ms: int = attrs.field(default=60000, validator=_positive)
     # The node finds its upload limit by itself, holding its uplink's queue under this
-    # many milliseconds (plugins/rudp/uplink.py); 0 = off. A configured limit still caps it.
+    # many milliseconds (plugins/rudp/uplink.py); 0 = off. A configured limit turns it off.
     uplink_target_ms: int = attrs.field(default=15, validator=attrs.validators.ge(0))
     initial_cwnd_packets: int = attrs.field(default=32, validator=_positive)
     pacing: bool = True

@@ -6,7 +6,7 @@ import { h, toast } from "../ui.js";
 const FIELDS = [
   { key: "p2p_enabled", label: "P2P exchange", help: "Exchange pieces with peers. Off: this node neither serves nor fetches from peers.", kind: "bool" },
   { key: "cache_limit_mb", label: "Cache limit", help: "Disk space for downloaded content, in MiB.", kind: "int", min: 1, unit: "MiB" },
-  { key: "upload_limit_kbps", label: "Upload limit", help: "Upload bandwidth to peers in KiB/s; 0 = unlimited.", kind: "int", min: 0, unit: "KiB/s" },
+  { key: "upload_limit_kbps", label: "Upload limit", help: "Upload bandwidth to peers in KiB/s; 0 = automatic (just under what your line carries, found from its delay).", kind: "int", min: 0, unit: "KiB/s" },
   { key: "max_connections", label: "Connection limit", help: "Most peer sessions at once.", kind: "int", min: 1, unit: "peers" },
 ];
 
