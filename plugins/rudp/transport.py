@@ -252,6 +252,9 @@ class RudpTransport:
                   description="mean smoothed RTT over rudp sessions"),
             Field("net.malformed", FieldType.INT, lambda: self.mux.stats.malformed,
                   description="malformed rudp datagrams dropped"),
+            Field("net.upload_limit_kbps", FieldType.FLOAT, lambda: self.mux.shaper.rate / 1024,
+                  description="upload limit in force, KiB/s on the wire (configured, or found "
+                              "from the uplink's queueing delay); 0 = none"),
         ]
 
     def _mean_srtt_ms(self) -> float:

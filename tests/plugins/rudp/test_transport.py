@@ -230,6 +230,9 @@ async def test_two_real_nodes_become_peers_over_rudp() -> None:
         srtt = peer.stats()["srtt_ms"]
         assert isinstance(srtt, float) and srtt > 0
         assert a.fields.get("net.sessions") == 1
+        assert a.fields.get("net.upload_limit_kbps") == 0.0  # nothing has queued on loopback
+        a.settings.set("upload_limit_kbps", 64)
+        assert a.fields.get("net.upload_limit_kbps") == 64.0
 
 
 class EightPacketWindow(FixedWindow):
