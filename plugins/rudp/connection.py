@@ -157,12 +157,11 @@ class Connection:
         self._ack_deadline = math.inf  # when owed acks must go even if fewer than ack_every
         self._echo = 0
         self._echo_at = now  # when _echo arrived: the hold time is added to what we echo
-        # How long our latest acknowledged datagram queued on its way (s; -1: unknown) and
-        # when we learnt it: the peer's clock minus our echoed one, above its minimum
-        # (see _sample_forward_delay). The multiplexer's uplink control reads these.
+        # How long our latest acknowledged datagram queued on its way (s; -1: unknown): the
+        # peer's clock minus our echoed one, above its minimum (see _sample_forward_delay),
+        # and the least such delay since the multiplexer's uplink control last took it.
         self.fwd_delay = -1.0
-        self.fwd_delay_at = -math.inf
-        self.fwd_delay_least = math.inf  # the least since the multiplexer last took it
+        self.fwd_delay_least = math.inf
         self._fwd_ref = -1  # the first raw sample: later ones are kept relative to it
         self._fwd_min = SEQ_HALF  # the least sample of this period and of the last one
         self._fwd_min_before = SEQ_HALF
@@ -393,7 +392,6 @@ class Connection:
         base = min(self._fwd_min, self._fwd_min_before)
         delay = (rel - base) / MICROS
         self.fwd_delay = delay
-        self.fwd_delay_at = now
         if delay < self.fwd_delay_least:
             self.fwd_delay_least = delay
 
@@ -862,6 +860,7 @@ class Connection:
             "srtt_ms": self.rtt.srtt * 1000,
             "rttvar_ms": self.rtt.rttvar * 1000,
             "min_rtt_ms": self.rtt.min_rtt * 1000,
+            "fwd_queue_ms": self.fwd_delay * 1000 if self.fwd_delay >= 0 else -1.0,
             "rto_ms": self.rtt.rto * 1000,
             "cwnd": self.cc.cwnd,
             "pacing_rate_Bps": self.cc.pacing_rate,

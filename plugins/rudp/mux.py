@@ -64,6 +64,14 @@ class MuxStats:
         self.resets_suppressed = 0
 
 
+def _carried(conn: Connection) -> int:
+    """What the uplink is known to have carried for ``conn``: the datagrams the peer
+    acknowledged and our ACK packets (never acknowledged themselves), with IP/UDP headers."""
+    recovery = conn.recovery
+    return (recovery.acked_bytes + conn.ack_bytes_sent
+            + (recovery.acked_packets + conn.acks_sent) * IP_UDP_HEADER_BYTES)
+
+
 class Multiplexer:
     def __init__(
         self,
@@ -106,10 +114,8 @@ class Multiplexer:
         target_ms = self.config.uplink_target_ms
         self.uplink = (UplinkControl(target_ms / 1000, datagram=self.shaper.datagram)
                        if target_ms > 0 else None)
-        # what the uplink is known to have carried, for the uplink control: ACK packets
-        # sent, and data acknowledged by the peers (closed connections' share kept here)
         self.wire_bytes_sent = 0  # every datagram sent, with its IP/UDP header
-        self._delivered_closed = 0  # what closed connections' share of that was
+        self._delivered_closed = 0  # what the uplink carried for connections now closed
 
     def set_upload_limit(self, rate_Bps: float, now: float) -> None:
         """Limit everything the node sends to ``rate_Bps`` bytes/s on the wire (0 = no
@@ -145,9 +151,7 @@ class Multiplexer:
         least = math.inf
         delivered = self._delivered_closed
         for conn in self.connections.values():
-            recovery = conn.recovery
-            delivered += (recovery.acked_bytes + recovery.acked_packets * IP_UDP_HEADER_BYTES
-                          + conn.ack_bytes_sent + conn.acks_sent * IP_UDP_HEADER_BYTES)
+            delivered += _carried(conn)
             if conn.fwd_delay_least < least:
                 least = conn.fwd_delay_least
             conn.fwd_delay_least = math.inf
@@ -414,9 +418,7 @@ class Multiplexer:
             _heappush(timers, entry)
 
     def _forget(self, conn: Connection) -> None:
-        recovery = conn.recovery
-        self._delivered_closed += (recovery.acked_bytes + recovery.acked_packets * IP_UDP_HEADER_BYTES
-                                   + conn.ack_bytes_sent + conn.acks_sent * IP_UDP_HEADER_BYTES)
+        self._delivered_closed += _carried(conn)
         self.connections.pop(conn.local_cid, None)
         self.shaper.waiting.pop(conn, None)
         conn.timer_armed_at = math.nan
@@ -457,5 +459,6 @@ class Multiplexer:
         if self.uplink is not None:
             total["uplink_found_Bps"] = self.uplink.rate
             total["uplink_cuts"] = float(self.uplink.cuts)
+            total["uplink_queue_ms"] = self.uplink.queue * 1000 if self.uplink.queue >= 0 else -1.0
         return total
 
