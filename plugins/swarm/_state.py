@@ -43,6 +43,7 @@ class Link:
         self.peer = peer
         self.control: deque[bytes] = deque()
         self.uploads: deque[tuple[str, msg.Request]] = deque()
+        self.upload_bytes = 0  # what the requests in ``uploads`` ask for
         self.in_transport: OrderedDict[UploadKey, QueuedMessage] = OrderedDict()
         self.closed = False
         self._wake = trio.Event()
@@ -54,7 +55,14 @@ class Link:
 
     def queue_upload(self, rid: str, request: msg.Request) -> None:
         self.uploads.append((rid, request))
+        self.upload_bytes += request.length
         self._wake.set()
+
+    def next_upload(self) -> tuple[str, msg.Request]:
+        """The oldest queued upload, taken off the queue (the writer sends it)."""
+        rid, request = self.uploads.popleft()
+        self.upload_bytes -= request.length
+        return rid, request
 
     def cancel_upload(self, rid: str, request: msg.Request | None = None) -> None:
         """Drop queued uploads of ``rid`` (all of them, or one request)."""
@@ -63,6 +71,7 @@ class Link:
             if r != rid or (request is not None and (q.piece, q.offset, q.length)
                             != (request.piece, request.offset, request.length))
         )
+        self.upload_bytes = sum(q.length for _r, q in self.uploads)
 
     def handed_over(self, rid: str, request: msg.Request, queued: QueuedMessage | None) -> None:
         """The upload for ``request`` now waits in the transport as ``queued``."""
@@ -81,6 +90,7 @@ class Link:
         self.closed = True
         self.control.clear()
         self.uploads.clear()
+        self.upload_bytes = 0
         self.in_transport.clear()
         self._wake.set()
 
@@ -113,6 +123,9 @@ class PeerState:
     peer_choking: bool = True
     peer_interested: bool = False
     requested: dict[Block, float] = attrs.field(factory=dict)  # block → when asked
+    # After a Reject (the peer's upload queue is full): ask it for no more than this until
+    # it delivers, one more per block it delivers; None = the pipeline alone decides.
+    ask_limit: int | None = None
     leaves_sent: set[int] = attrs.field(factory=set)  # pieces whose leaf hashes it has from us
     down: RateMeter = attrs.field(factory=RateMeter)
     up: RateMeter = attrs.field(factory=RateMeter)

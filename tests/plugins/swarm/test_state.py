@@ -73,3 +73,20 @@ def test_closing_forgets_the_handles() -> None:
     lk.handed_over(RID, request(0), Queued())
     lk.close()
     assert lk.withdraw_upload(RID, request(0)) is False
+
+
+def test_the_link_counts_the_bytes_its_queued_uploads_ask_for() -> None:
+    """What a node's upload backlog is measured in (a full one rejects new requests)."""
+    lk = link()
+    for i in range(3):
+        lk.queue_upload(RID, request(i * 16384))
+    lk.queue_upload("cd" * 32, request(0))
+    assert lk.upload_bytes == 4 * 16384
+    assert lk.next_upload() == (RID, request(0))
+    assert lk.upload_bytes == 3 * 16384
+    lk.cancel_upload(RID, request(16384))
+    assert lk.upload_bytes == 2 * 16384
+    lk.cancel_upload(RID)
+    assert lk.upload_bytes == 16384 and len(lk.uploads) == 1
+    lk.close()
+    assert lk.upload_bytes == 0
