@@ -73,7 +73,7 @@ MIN_SESSION_RATE = 16 * 1024.0  # bytes/s assumed for a session that has no rate
 # UPLOAD_BACKLOG_MIN bytes) are rejected: the requester asks a peer that can send sooner.
 # Without it every requester's pipeline (64 KiB at least) stacks up at a slow uplink: at
 # N = 100 the 2 Mbit/s leechers sat on requests for 0.7 s on average at the end while
-# faster peers holding the same blocks idled. 0.1 s: N = 100 mean 1.550 -> 1.49; 0.2 s
+# faster peers holding the same blocks idled. 0.1 s: N = 100 mean 1.550 -> 1.498; 0.2 s
 # gave 1.52 (docs/plugins/swarm.md, *Requests a slow uplink cannot serve soon*).
 UPLOAD_BACKLOG_S = 0.1
 UPLOAD_BACKLOG_MIN = 64 * 1024
