@@ -123,8 +123,9 @@ class PeerState:
     peer_choking: bool = True
     peer_interested: bool = False
     requested: dict[Block, float] = attrs.field(factory=dict)  # block → when asked
-    # After a Reject (the peer's upload queue is full): ask it for no more than this until
-    # it delivers, one more per block it delivers; None = the pipeline alone decides.
+    # After a Reject (the peer's upload queue is full): ask it for no more than this, one
+    # more per block it delivers; at least 1, so a peer that had nothing of ours queued is
+    # still asked (one request per round trip); None = the pipeline alone decides.
     ask_limit: int | None = None
     leaves_sent: set[int] = attrs.field(factory=set)  # pieces whose leaf hashes it has from us
     down: RateMeter = attrs.field(factory=RateMeter)
