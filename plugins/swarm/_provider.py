@@ -978,11 +978,16 @@ class SwarmProvider:
             return
         ps.link.queue_upload(t.rid, m)
 
+    @property
+    def upload_backlog(self) -> int:
+        """Bytes the requests queued for upload on every link ask for."""
+        return sum(link.upload_bytes for link in self.links.values())
+
     def _upload_backlog_full(self) -> bool:
         """Our queued uploads would keep a new request waiting longer than
         UPLOAD_BACKLOG_S: better rejected now, so that the requester asks another peer,
         than served late while faster peers that hold the block idle."""
-        queued = sum(link.upload_bytes for link in self.links.values())
+        queued = self.upload_backlog
         if queued < UPLOAD_BACKLOG_MIN:
             return False
         if queued < max(self.up.rate(self._now()), MIN_UPLOAD_RATE) * UPLOAD_BACKLOG_S:

@@ -250,7 +250,7 @@ def test_a_slow_uplink_keeps_only_a_short_queue_of_requests(tmp_path: Path) -> N
 
         async def sample() -> None:
             while True:
-                outcome["backlog"].append(sum(link.upload_bytes for link in origin.swarm.links.values()))
+                outcome["backlog"].append(origin.swarm.upload_backlog)
                 await trio.sleep(0.02)
 
         async with trio.open_nursery() as nursery:
