@@ -118,12 +118,18 @@ class Leaves(_Msg, tag="lv", frozen=True):
     hashes: Annotated[list[Sha256], msgspec.Meta(min_length=1, max_length=MAX_LEAVES)]
 
 
-class Blocks(_Msg, tag="bk", frozen=True):
-    """The leaves of ``piece`` I hold and have checked although the piece is not whole
-    yet (bit ``j``, MSB first, is leaf ``j``): you may request those."""
+Mask = Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_LEAVES // 8)]
+MAX_BLOCKS_PIECES = 256  # pieces one Blocks message may speak of
 
-    piece: PieceIndex
-    mask: Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_LEAVES // 8)]
+
+class Blocks(_Msg, tag="bk", frozen=True):
+    """For each ``(piece, mask)``: the leaves of ``piece`` I hold and have checked
+    although the piece is not whole yet (bit ``j``, MSB first, is leaf ``j``): you may
+    request those. Several pieces in one message: the updates that fall due together
+    for one member (at N = 100, 261 000 one-piece messages were 153 000 members-ticks)."""
+
+    pieces: Annotated[list[tuple[PieceIndex, Mask]],
+                      msgspec.Meta(min_length=1, max_length=MAX_BLOCKS_PIECES)]
 
 
 MAX_PEX = 50

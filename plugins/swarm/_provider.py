@@ -58,7 +58,15 @@ from ._errors import NoProvidersError, P2PDisabledError, SwarmError
 from ._picker import Block
 from ._pipeline import MIN_DEPTH, RateMeter, pipeline_depth, steal_pays
 from ._seeding import InitialSeeding
-from ._state import Link, PeerState, Torrent, room_victim, stale_members
+from ._state import (
+    Link,
+    PeerState,
+    Torrent,
+    block_updates,
+    piece_news,
+    room_victim,
+    stale_members,
+)
 
 log = logging.getLogger("p2pkit.swarm")
 
@@ -178,7 +186,8 @@ class SwarmProvider:
             while not link.closed:
                 await link.wait()
                 if link.control:
-                    await peer.send(msg.PROTOCOL, link.control.popleft(), channel=CHANNEL_CONTROL)
+                    data = link.aliases.encode(link.control.popleft())
+                    await peer.send(msg.PROTOCOL, data, channel=CHANNEL_CONTROL)
                 elif link.uploads:
                     backlog = self._session_backlog(peer)
                     if backlog > 0:
@@ -190,9 +199,11 @@ class SwarmProvider:
                         self._offer_spare_uplink()
         except SessionClosed:
             pass
-        except Exception:  # a bug here must cost one peer's link, never the node
+        except Exception:  # a bug here must cost one peer, never the node
             self.counters["writer_errors"] += 1
             log.exception("swarm: sending to %r failed", peer)
+            # the session's rid numbering may now differ on both sides: start afresh
+            peer.close("swarm writer failed")
         finally:
             link.close()
 
@@ -339,7 +350,7 @@ class SwarmProvider:
 
     async def handle(self, peer: Peer, payload: bytes) -> None:
         """One message from ``peer`` (called in its receive loop: never waits)."""
-        m = msg.decode(payload)
+        m = msg.decode(self._link(peer).aliases.expand(payload))
         if isinstance(m, msg.ManifestRequest):
             self._on_manifest_request(peer, m)
         elif isinstance(m, msg.ManifestResponse):
@@ -821,11 +832,13 @@ class SwarmProvider:
                 self._strike(t, blame, f"piece {index}")
             return
         self._send_cancels(t, t.picker.piece_verified(index))
+        complete = t.picker.complete
         for ps in list(t.peers.values()):
-            if not ps.is_seed:
-                ps.link.send(msg.Have(t.key, index))
+            news = piece_news(ps, t.key, index, t.picker.have, complete=complete)
+            if news is not None:
+                ps.link.send(news)
             self._update_interest(t, ps)
-        if t.picker.complete:
+        if complete:
             t.poke()
             self._report(t, self._now(), force=True)
 
@@ -862,16 +875,20 @@ class SwarmProvider:
         self._fill_all(t)
 
     def _on_blocks(self, t: Torrent, ps: PeerState, m: msg.Blocks) -> None:
-        """A member holds checked blocks of a piece it is still fetching."""
-        if m.piece >= t.num_pieces:
-            raise RemoteProtocolError(f"blocks of piece {m.piece} of {t.num_pieces}")
-        count = leaf_count(t.manifest.piece_length(m.piece))
-        mask = bytes_to_mask(m.mask, count)
-        if mask is None:
-            raise RemoteProtocolError(f"blocks mask of {len(m.mask)} bytes for {count} leaves")
+        """A member holds checked blocks of pieces it is still fetching."""
+        masks = []
+        for piece, bits in m.pieces:  # all checked before any is taken
+            if piece >= t.num_pieces:
+                raise RemoteProtocolError(f"blocks of piece {piece} of {t.num_pieces}")
+            count = leaf_count(t.manifest.piece_length(piece))
+            mask = bytes_to_mask(bits, count)
+            if mask is None:
+                raise RemoteProtocolError(f"blocks mask of {len(bits)} bytes for {count} leaves")
+            masks.append((piece, mask))
         if ps.pieces is None:
             return  # its bitfield first
-        t.picker.set_peer_blocks(ps.peer.id, m.piece, mask)
+        for piece, mask in masks:
+            t.picker.set_peer_blocks(ps.peer.id, piece, mask)
         self._update_interest(t, ps)
         self._fill(t, ps.peer.id)
 
@@ -895,7 +912,7 @@ class SwarmProvider:
         self._send_blocks(t, piece, asm, first=True)
 
     def _send_blocks(self, t: Torrent, piece: int, asm: Assembly, *, first: bool) -> None:
-        blocks = msg.Blocks(t.key, piece, asm.mask())
+        blocks = msg.Blocks(t.key, [(piece, asm.mask())])
         for ps in t.peers.values():
             if (ps.pieces is None or ps.pieces[piece] or not self._allowed(ps.peer)
                     or not (first or (not ps.am_choking and ps.peer_interested))):
@@ -904,19 +921,35 @@ class SwarmProvider:
             ps.link.send(blocks)
 
     async def _send_updates(self) -> None:
-        """The Blocks updates that came due within UPDATE_DELAY_S, one per piece."""
+        """The Blocks updates that came due within UPDATE_DELAY_S: one message per member
+        for all its pieces, to the members we unchoke that are interested and lack them."""
         await trio.sleep(UPDATE_DELAY_S)
         due, self._updates_due = self._updates_due, {}
+        by_torrent: dict[str, list[int]] = {}
         for rid, piece in due:
+            by_torrent.setdefault(rid, []).append(piece)
+        for rid, pieces in by_torrent.items():
             t = self.torrents.get(rid)
-            asm = t.assemblies.get(piece) if t is not None else None
-            if t is None or asm is None:
-                continue  # gone, or whole meanwhile (its Have said so)
+            if t is None:
+                continue
             try:
-                self._send_blocks(t, piece, asm, first=False)
+                # a piece gone from the assemblies is whole meanwhile (its Have said so)
+                pieces = [p for p in pieces if p in t.assemblies]
+                for pid, wanted in block_updates(t.peers, pieces).items():
+                    ps = t.peers[pid]
+                    if self._allowed(ps.peer):
+                        self._send_masks(t, ps, wanted)
             except Exception:  # a bug here must not take the node's nursery down
                 self.counters["tick_errors"] += 1
                 log.exception("swarm: advertising blocks of %s failed", rid[:12])
+
+    def _send_masks(self, t: Torrent, ps: PeerState, pieces: list[int]) -> None:
+        """One Blocks message (per MAX_BLOCKS_PIECES) with the masks of ``pieces``."""
+        step = msg.MAX_BLOCKS_PIECES
+        for i in range(0, len(pieces), step):
+            self.counters["blocks_advertised"] += 1
+            ps.link.send(msg.Blocks(t.key, [(p, t.assemblies[p].mask())
+                                            for p in pieces[i:i + step]]))
 
     def _advertise_to(self, t: Torrent, ps: PeerState) -> None:
         """A member we just unchoked, or whose bitfield just came: the checked blocks of
@@ -925,10 +958,8 @@ class SwarmProvider:
         first targets held blocks from 0.15 s that nobody was told of until ~0.6 s.)"""
         if ps.pieces is None:
             return
-        for piece, asm in t.assemblies.items():
-            if asm.verified and asm.advertised and not ps.pieces[piece]:
-                self.counters["blocks_advertised"] += 1
-                ps.link.send(msg.Blocks(t.key, piece, asm.mask()))
+        self._send_masks(t, ps, [piece for piece, asm in t.assemblies.items()
+                                 if asm.verified and asm.advertised and not ps.pieces[piece]])
 
     def _leaves_of(self, t: Torrent, piece: int, data: bytes | None) -> list[bytes] | None:
         """The leaf hashes of a piece we hold whole (None: the manifest has no block roots)."""
@@ -1040,7 +1071,7 @@ class SwarmProvider:
         if leaves is not None and m.piece not in ps.leaves_sent:
             ps.leaves_sent.add(m.piece)
             self.counters["leaves_sent"] += 1
-            await link.peer.send(msg.PROTOCOL, msg.encode(msg.Leaves(m.rid, m.piece, leaves)),
+            await link.peer.send(msg.PROTOCOL, link.aliases.encode(msg.Leaves(m.rid, m.piece, leaves)),
                                  channel=CHANNEL_CONTROL)
         queued = await link.peer.send(
             msg.PROTOCOL, msg.encode(msg.Piece(m.rid, m.piece, m.offset, block)), channel=CHANNEL_BULK)

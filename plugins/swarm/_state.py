@@ -19,6 +19,7 @@ from p2pkit.capabilities import QueuedMessage
 from p2pkit.peers import Peer
 
 from . import _messages as msg
+from ._aliases import RidAliases
 from ._assembly import Assembly
 from ._choker import Choker
 from ._picker import Block, PiecePicker
@@ -41,7 +42,8 @@ class Link:
 
     def __init__(self, peer: Peer) -> None:
         self.peer = peer
-        self.control: deque[bytes] = deque()
+        self.control: deque[msg.Message] = deque()  # encoded by the writer, in order
+        self.aliases = RidAliases()  # the session's short names for rids, both ways
         self.uploads: deque[tuple[str, msg.Request]] = deque()
         self.upload_bytes = 0  # what the requests in ``uploads`` ask for
         self.in_transport: OrderedDict[UploadKey, QueuedMessage] = OrderedDict()
@@ -50,7 +52,7 @@ class Link:
 
     def send(self, message: msg.Message) -> None:
         if not self.closed:
-            self.control.append(msg.encode(message))
+            self.control.append(message)
             self._wake.set()
 
     def queue_upload(self, rid: str, request: msg.Request) -> None:
@@ -176,6 +178,39 @@ def room_victim(peers: dict[str, PeerState], now: float, *,
     return candidates[0] if candidates else None
 
 
+def block_updates(peers: dict[str, PeerState], pieces: list[int]) -> dict[str, list[int]]:
+    """Who hears the Blocks updates of ``pieces`` that fell due together: the members we
+    unchoke that are interested (the ones that can ask now), each of the pieces it lacks
+    in one message (at N = 100: 261 000 one-piece messages were 153 000 member-ticks)."""
+    out: dict[str, list[int]] = {}
+    for pid, ps in peers.items():
+        if ps.am_choking or not ps.peer_interested or ps.pieces is None:
+            continue
+        have = ps.pieces
+        wanted = [p for p in pieces if not have[p]]
+        if wanted:
+            out[pid] = wanted
+    return out
+
+
+def piece_news(ps: PeerState, key: bytes, piece: int, have: list[bool], *,
+               complete: bool) -> msg.Message | None:
+    """What a member hears when we have verified ``piece`` (``have``: ours, with it;
+    ``complete``: that was the last).
+
+    A Have only to a member that lacks the piece: one holding it has no use for the news
+    (41 % of all Haves at N = 100). Such a member then under-counts our pieces until we
+    are complete, when every member that is not a seed gets our whole bitfield, so that
+    it knows we are a seed. A seed hears nothing."""
+    if ps.is_seed:
+        return None
+    if complete:
+        return msg.Bitfield(key, msg.pack_bits(have))
+    if ps.pieces is not None and ps.pieces[piece]:
+        return None
+    return msg.Have(key, piece)
+
+
 class Torrent:
     """One rid: manifest, what we have, who has what, who we serve."""
 
@@ -248,4 +283,4 @@ class Torrent:
                 and offset + length <= self.manifest.piece_length(piece))
 
 
-__all__ = ["Link", "PeerState", "Torrent", "room_victim", "stale_members"]
+__all__ = ["Link", "PeerState", "Torrent", "block_updates", "piece_news", "room_victim", "stale_members"]

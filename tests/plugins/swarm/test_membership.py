@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from p2pkit.plugins.swarm._state import Link, PeerState, room_victim, stale_members
+from p2pkit.plugins.swarm import _messages as msg
+from p2pkit.plugins.swarm._state import (
+    Link,
+    PeerState,
+    block_updates,
+    piece_news,
+    room_victim,
+    stale_members,
+)
 
 from p2pkit.peers import Peer
 
@@ -71,3 +79,39 @@ def test_room_is_made_in_order_refused_then_seeds_then_idle() -> None:
     peers["refuser"] = _member(pieces=None, joined_at=0.0)
     assert _victim(peers, now=2.5) == "refuser"
     assert _victim(peers, now=1.0) == "idle"
+
+
+def test_a_verified_piece_is_news_only_to_members_that_lack_it() -> None:
+    """A Have to a member that holds the piece tells it nothing it can use (41 % of all
+    Haves at N = 100); once we are complete every member that is not a seed gets our
+    whole bitfield instead, so that those we did not tell learn that we are a seed."""
+    key = bytes(32)
+    have = [True, True, False]
+    lacks = _member(pieces=[False, False, False])
+    holds = _member(pieces=[False, True, False])
+    seed = _member(pieces=[True, True, True])
+    unknown = _member(pieces=None)  # its bitfield has not come yet
+    assert piece_news(lacks, key, 1, have, complete=False) == msg.Have(key, 1)
+    assert piece_news(holds, key, 1, have, complete=False) is None
+    assert piece_news(seed, key, 1, have, complete=False) is None
+    assert piece_news(unknown, key, 1, have, complete=False) == msg.Have(key, 1)
+    whole = [True, True, True]
+    bitfield = msg.Bitfield(key, msg.pack_bits(whole))
+    assert piece_news(holds, key, 2, whole, complete=True) == bitfield
+    assert piece_news(lacks, key, 2, whole, complete=True) == bitfield
+    assert piece_news(seed, key, 2, whole, complete=True) is None
+
+
+def test_the_blocks_updates_due_together_reach_each_member_in_one_message() -> None:
+    """Updates go to the members we unchoke that are interested, each with every due
+    piece it lacks at once: one message instead of one per piece."""
+    peers = {
+        "asks": _member(pieces=[False, False, False], peer_interested=True, am_choking=False),
+        "has_one": _member(pieces=[False, True, False], peer_interested=True, am_choking=False),
+        "has_all": _member(pieces=[True, True, False], peer_interested=True, am_choking=False),
+        "choked": _member(pieces=[False, False, False], peer_interested=True),
+        "not_interested": _member(pieces=[False, False, False], am_choking=False),
+        "no_bitfield": _member(pieces=None, peer_interested=True, am_choking=False),
+    }
+    assert block_updates(peers, [0, 1]) == {"asks": [0, 1], "has_one": [0]}
+    assert block_updates(peers, []) == {}

@@ -14,7 +14,8 @@ RID = bytes.fromhex("ab" * 32)  # the wire carries the rid's 32 raw bytes
     m.Bitfield(RID, b"\xf0"), m.Have(RID, 3), m.Interested(RID), m.NotInterested(RID),
     m.Choke(RID), m.Unchoke(RID), m.Request(RID, 1, 0, 65536), m.Piece(RID, 1, 0, b"data"),
     m.Cancel(RID, 1, 0, 10), m.Reject(RID, 1, 0, 10), m.Peers(RID, [("127.0.0.1", 7700)]),
-    m.Leaves(RID, 2, [b"\x01" * 32] * 16), m.Blocks(RID, 2, b"\xc0\x00"),
+    m.Leaves(RID, 2, [b"\x01" * 32] * 16), m.Blocks(RID, [(2, b"\xc0\x00")]),
+    m.Blocks(RID, [(2, b"\xc0\x00"), (7, b"\xff\xff")]),
 ])
 def test_round_trip(msg: m.Message) -> None:
     assert m.decode(m.encode(msg)) == msg
@@ -33,8 +34,11 @@ def test_round_trip(msg: m.Message) -> None:
     m.Leaves(RID, 0, []),                    # no leaf hashes
     m.Leaves(RID, 0, [b"x" * 31]),           # a hash of the wrong size
     m.Leaves(RID, 0, [b"x" * 32] * 1025),    # more leaves than a 16 MiB piece has
-    m.Blocks(RID, 0, b""),                   # empty mask
-    m.Blocks(RID, 0, b"\xff" * 129),         # a mask for more than 1 024 leaves
+    m.Blocks(RID, [(0, b"")]),               # empty mask
+    m.Blocks(RID, [(0, b"\xff" * 129)]),     # a mask for more than 1 024 leaves
+    m.Blocks(RID, []),                       # no piece at all
+    m.Blocks(RID, [(0, b"\xff")] * (m.MAX_BLOCKS_PIECES + 1)),  # too many pieces
+    m.Blocks(RID, [(-1, b"\xff")]),          # negative piece
 ])
 def test_out_of_bounds_fields_are_rejected(bad: m.Message) -> None:
     data = msgspec.msgpack.encode(bad)  # the encoder does not validate; the decoder must
@@ -53,7 +57,9 @@ def test_unknown_tag_and_garbage_are_rejected() -> None:
 def test_control_messages_carry_the_rid_raw() -> None:
     # the rid is most of a control message: as 64 hex digits this Have took 73 bytes
     assert len(m.encode(m.Have(RID, 300))) == 41
-    assert len(m.encode(m.Blocks(RID, 30, b"\xff\xc0"))) == 43
+    assert len(m.encode(m.Blocks(RID, [(30, b"\xff\xc0")]))) == 45
+    # each further piece of an update costs 6 bytes, not a message of 45 (plus framing)
+    assert len(m.encode(m.Blocks(RID, [(30, b"\xff\xc0"), (31, b"\xff\xc0")]))) == 51
 
 
 @given(st.binary(max_size=300))
