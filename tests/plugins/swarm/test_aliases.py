@@ -22,7 +22,7 @@ def carry(sender: RidAliases, receiver: RidAliases, m: msg.Message) -> tuple[int
 
 def test_a_rid_named_once_travels_as_a_number_afterwards() -> None:
     ours, theirs = RidAliases(), RidAliases()
-    sent = [msg.Bitfield(RID_A, b"\xf0"), msg.Have(RID_A, 3), msg.Bitfield(RID_B, b"\x80"),
+    sent: list[msg.Message] = [msg.Bitfield(RID_A, b"\xf0"), msg.Have(RID_A, 3), msg.Bitfield(RID_B, b"\x80"),
             msg.Have(RID_B, 1), msg.Request(RID_A, 1, 0, 16384), msg.Blocks(RID_B, [(2, b"\xc0")])]
     sizes = []
     for m in sent:
