@@ -26,6 +26,7 @@ import contextlib
 import logging
 import random
 import tempfile
+import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -52,6 +53,7 @@ from p2pkit.hookspecs import hookimpl
 from p2pkit.peers import Peer
 
 from . import _messages as msg
+from ._aliases import RidAliases
 from ._assembly import Assembly, bytes_to_mask
 from ._choker import Choker, PeerView
 from ._errors import NoProvidersError, P2PDisabledError, SwarmError
@@ -140,6 +142,9 @@ class SwarmProvider:
             self.cfg = SwarmConfig()
         self.rng = random.Random(int(node.id[:16], 16))
         self.links: dict[str, Link] = {}
+        # each session's rid numbering (both ways) lives as long as the session, not its
+        # Link: a message from an old session of the same node replaces the Link
+        self._aliases: weakref.WeakKeyDictionary[Peer, RidAliases] = weakref.WeakKeyDictionary()
         self.torrents: dict[str, Torrent] = {}
         self.banned: set[str] = set()
         self._manifest_waiters: dict[str, trio.Event] = {}
@@ -175,9 +180,15 @@ class SwarmProvider:
         if link is None or link.peer is not peer:
             if link is not None:
                 link.close()
-            link = self.links[peer.id] = Link(peer)
+            link = self.links[peer.id] = Link(peer, self._aliases_of(peer))
             self.node.nursery.start_soon(self._writer, link)
         return link
+
+    def _aliases_of(self, peer: Peer) -> RidAliases:
+        aliases = self._aliases.get(peer)
+        if aliases is None:
+            aliases = self._aliases[peer] = RidAliases()
+        return aliases
 
     async def _writer(self, link: Link) -> None:
         """Send one peer's queued messages: control first, then uploads."""
@@ -202,7 +213,7 @@ class SwarmProvider:
         except Exception:  # a bug here must cost one peer, never the node
             self.counters["writer_errors"] += 1
             log.exception("swarm: sending to %r failed", peer)
-            # the session's rid numbering may now differ on both sides: start afresh
+            # the two sides' rid numbering may differ now (_aliases.py): a new session
             peer.close("swarm writer failed")
         finally:
             link.close()
@@ -350,7 +361,7 @@ class SwarmProvider:
 
     async def handle(self, peer: Peer, payload: bytes) -> None:
         """One message from ``peer`` (called in its receive loop: never waits)."""
-        m = msg.decode(self._link(peer).aliases.expand(payload))
+        m = msg.decode(self._aliases_of(peer).expand(payload))
         if isinstance(m, msg.ManifestRequest):
             self._on_manifest_request(peer, m)
         elif isinstance(m, msg.ManifestResponse):
@@ -1071,8 +1082,8 @@ class SwarmProvider:
         if leaves is not None and m.piece not in ps.leaves_sent:
             ps.leaves_sent.add(m.piece)
             self.counters["leaves_sent"] += 1
-            await link.peer.send(msg.PROTOCOL, link.aliases.encode(msg.Leaves(m.rid, m.piece, leaves)),
-                                 channel=CHANNEL_CONTROL)
+            leaves_message = link.aliases.encode(msg.Leaves(m.rid, m.piece, leaves))
+            await link.peer.send(msg.PROTOCOL, leaves_message, channel=CHANNEL_CONTROL)
         queued = await link.peer.send(
             msg.PROTOCOL, msg.encode(msg.Piece(m.rid, m.piece, m.offset, block)), channel=CHANNEL_BULK)
         link.handed_over(rid, m, queued)

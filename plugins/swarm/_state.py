@@ -40,10 +40,10 @@ def upload_key(rid: str, request: msg.Request) -> UploadKey:
 class Link:
     """Outgoing queues of one peer, drained by one writer task."""
 
-    def __init__(self, peer: Peer) -> None:
+    def __init__(self, peer: Peer, aliases: RidAliases | None = None) -> None:
         self.peer = peer
         self.control: deque[msg.Message] = deque()  # encoded by the writer, in order
-        self.aliases = RidAliases()  # the session's short names for rids, both ways
+        self.aliases = aliases or RidAliases()  # the session's short names for rids
         self.uploads: deque[tuple[str, msg.Request]] = deque()
         self.upload_bytes = 0  # what the requests in ``uploads`` ask for
         self.in_transport: OrderedDict[UploadKey, QueuedMessage] = OrderedDict()
