@@ -844,8 +844,9 @@ class SwarmProvider:
             return
         self._send_cancels(t, t.picker.piece_verified(index))
         complete = t.picker.complete
+        whole = t.bitfield() if complete else None
         for ps in list(t.peers.values()):
-            news = piece_news(ps, t.key, index, t.picker.have, complete=complete)
+            news = piece_news(ps, t.key, index, whole)
             if news is not None:
                 ps.link.send(news)
             self._update_interest(t, ps)
@@ -945,22 +946,21 @@ class SwarmProvider:
                 continue
             try:
                 # a piece gone from the assemblies is whole meanwhile (its Have said so)
-                pieces = [p for p in pieces if p in t.assemblies]
-                for pid, wanted in block_updates(t.peers, pieces).items():
+                masks = {p: t.assemblies[p].mask() for p in pieces if p in t.assemblies}
+                for pid, wanted in block_updates(t.peers, list(masks)).items():
                     ps = t.peers[pid]
                     if self._allowed(ps.peer):
-                        self._send_masks(t, ps, wanted)
+                        self._send_masks(t, ps, [(p, masks[p]) for p in wanted])
             except Exception:  # a bug here must not take the node's nursery down
                 self.counters["tick_errors"] += 1
                 log.exception("swarm: advertising blocks of %s failed", rid[:12])
 
-    def _send_masks(self, t: Torrent, ps: PeerState, pieces: list[int]) -> None:
-        """One Blocks message (per MAX_BLOCKS_PIECES) with the masks of ``pieces``."""
+    def _send_masks(self, t: Torrent, ps: PeerState, masks: list[tuple[int, bytes]]) -> None:
+        """``masks`` ((piece, mask) pairs) in one Blocks message per MAX_BLOCKS_PIECES."""
         step = msg.MAX_BLOCKS_PIECES
-        for i in range(0, len(pieces), step):
+        for i in range(0, len(masks), step):
             self.counters["blocks_advertised"] += 1
-            ps.link.send(msg.Blocks(t.key, [(p, t.assemblies[p].mask())
-                                            for p in pieces[i:i + step]]))
+            ps.link.send(msg.Blocks(t.key, masks[i:i + step]))
 
     def _advertise_to(self, t: Torrent, ps: PeerState) -> None:
         """A member we just unchoked, or whose bitfield just came: the checked blocks of
@@ -969,7 +969,7 @@ class SwarmProvider:
         first targets held blocks from 0.15 s that nobody was told of until ~0.6 s.)"""
         if ps.pieces is None:
             return
-        self._send_masks(t, ps, [piece for piece, asm in t.assemblies.items()
+        self._send_masks(t, ps, [(piece, asm.mask()) for piece, asm in t.assemblies.items()
                                  if asm.verified and asm.advertised and not ps.pieces[piece]])
 
     def _leaves_of(self, t: Torrent, piece: int, data: bytes | None) -> list[bytes] | None:

@@ -193,10 +193,10 @@ def block_updates(peers: dict[str, PeerState], pieces: list[int]) -> dict[str, l
     return out
 
 
-def piece_news(ps: PeerState, key: bytes, piece: int, have: list[bool], *,
-               complete: bool) -> msg.Message | None:
-    """What a member hears when we have verified ``piece`` (``have``: ours, with it;
-    ``complete``: that was the last).
+def piece_news(ps: PeerState, key: bytes, piece: int,
+               whole: msg.Bitfield | None) -> msg.Message | None:
+    """What a member hears when we have verified ``piece``; ``whole``: our bitfield if
+    that was the last piece (built once by the caller, for every member).
 
     A Have only to a member that lacks the piece: one holding it has no use for the news
     (41 % of all Haves at N = 100). Such a member then under-counts our pieces until we
@@ -204,8 +204,8 @@ def piece_news(ps: PeerState, key: bytes, piece: int, have: list[bool], *,
     it knows we are a seed. A seed hears nothing."""
     if ps.is_seed:
         return None
-    if complete:
-        return msg.Bitfield(key, msg.pack_bits(have))
+    if whole is not None:
+        return whole
     if ps.pieces is not None and ps.pieces[piece]:
         return None
     return msg.Have(key, piece)

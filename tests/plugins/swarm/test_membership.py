@@ -86,20 +86,18 @@ def test_a_verified_piece_is_news_only_to_members_that_lack_it() -> None:
     Haves at N = 100); once we are complete every member that is not a seed gets our
     whole bitfield instead, so that those we did not tell learn that we are a seed."""
     key = bytes(32)
-    have = [True, True, False]
     lacks = _member(pieces=[False, False, False])
     holds = _member(pieces=[False, True, False])
     seed = _member(pieces=[True, True, True])
     unknown = _member(pieces=None)  # its bitfield has not come yet
-    assert piece_news(lacks, key, 1, have, complete=False) == msg.Have(key, 1)
-    assert piece_news(holds, key, 1, have, complete=False) is None
-    assert piece_news(seed, key, 1, have, complete=False) is None
-    assert piece_news(unknown, key, 1, have, complete=False) == msg.Have(key, 1)
-    whole = [True, True, True]
-    bitfield = msg.Bitfield(key, msg.pack_bits(whole))
-    assert piece_news(holds, key, 2, whole, complete=True) == bitfield
-    assert piece_news(lacks, key, 2, whole, complete=True) == bitfield
-    assert piece_news(seed, key, 2, whole, complete=True) is None
+    assert piece_news(lacks, key, 1, None) == msg.Have(key, 1)
+    assert piece_news(holds, key, 1, None) is None
+    assert piece_news(seed, key, 1, None) is None
+    assert piece_news(unknown, key, 1, None) == msg.Have(key, 1)
+    whole = msg.Bitfield(key, msg.pack_bits([True, True, True]))  # the last piece came
+    assert piece_news(holds, key, 2, whole) == whole
+    assert piece_news(lacks, key, 2, whole) == whole
+    assert piece_news(seed, key, 2, whole) is None
 
 
 def test_the_blocks_updates_due_together_reach_each_member_in_one_message() -> None:
