@@ -921,13 +921,13 @@ class SwarmProvider:
                 self.counters["updates_merged"] += 1  # one message says both
             self._updates_due[t.rid, piece] = None
             return
-        self._send_blocks(t, piece, asm, first=True)
+        self._send_first_blocks(t, piece, asm)
 
-    def _send_blocks(self, t: Torrent, piece: int, asm: Assembly, *, first: bool) -> None:
+    def _send_first_blocks(self, t: Torrent, piece: int, asm: Assembly) -> None:
+        """A piece's first checked blocks: to every member that lacks the piece."""
         blocks = msg.Blocks(t.key, [(piece, asm.mask())])
         for ps in t.peers.values():
-            if (ps.pieces is None or ps.pieces[piece] or not self._allowed(ps.peer)
-                    or not (first or (not ps.am_choking and ps.peer_interested))):
+            if ps.pieces is None or ps.pieces[piece] or not self._allowed(ps.peer):
                 continue
             self.counters["blocks_advertised"] += 1
             ps.link.send(blocks)
