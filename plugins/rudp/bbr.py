@@ -236,6 +236,11 @@ class Bbr:
             # window per round trip (Linux starts there) — one small request measured at
             # ~1 KB/s paced the next message seconds behind.
             rate = max(rate, STARTUP_GAIN * self._initial_cwnd / self.min_rtt)
+        if not self._full_bw_reached:
+            # Linux's rule for all of startup: the rate only grows until the bottleneck is
+            # found. One low sample that was not app-limited otherwise paced a fresh session
+            # at a few KB/s until more data taught it better.
+            rate = max(rate, self.pacing_rate)
         self.pacing_rate = rate
 
     def on_loss(self, now: float, lost_bytes: int, newest_lost_sent_time: float, bytes_in_flight: int) -> None:

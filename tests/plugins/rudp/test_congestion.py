@@ -222,6 +222,31 @@ def test_small_exchanges_do_not_pace_a_new_session_to_a_crawl() -> None:
     assert ca.cc.pacing_rate >= 2 * 32 * 1400 / 0.060  # gain x initial window / RTT
 
 
+def test_bbr_startup_pacing_never_falls_to_a_low_sample() -> None:
+    """Linux BBR's rule for all of startup, not only for app-limited samples: the pacing
+    rate only grows until the bottleneck is found. A session whose first sample that was
+    not app-limited measured a few KB/s paced at 2.9x that; its next 16 KiB block took
+    half a second (at N = 100 a tenth of the sessions uploading in the swarm's first
+    second paced at 20-40 KB/s)."""
+    cc = Bbr(MSS, 32 * MSS)
+    hello = RateSample(delivered=200, interval=0.2, delivery_rate=1000, prior_delivered=0,
+                       total_delivered=200, rtt=0.05, min_rtt=0.05, srtt=0.05,
+                       newest_sent_time=0.0, is_app_limited=True)  # one small message
+    cc.on_ack(0.05, 200, hello, 0)
+    before = cc.pacing_rate
+    assert before >= 2 * 32 * MSS / 0.05  # gain x initial window / RTT
+    slow = RateSample(delivered=2 * MSS, interval=1.0, delivery_rate=2 * MSS,
+                      prior_delivered=200, total_delivered=200 + 2 * MSS, rtt=0.05,
+                      min_rtt=0.05, srtt=0.05, newest_sent_time=0.1)  # not app-limited
+    cc.on_ack(1.1, 2 * MSS, slow, 0)
+    assert cc.state == "startup"
+    assert cc.pacing_rate >= before
+    # once the bottleneck is found, the rate follows the model down as well
+    model = _bbr_with_model(rate=1e6)
+    assert model.state != "startup"
+    assert model.pacing_rate < 2 * 1e6
+
+
 def test_bbr_keeps_its_model_through_a_retransmission_timeout() -> None:
     """Linux BBR keeps the model through an RTO; only the window collapses. Restarting
     from startup (the old rule) paced at 2.9x the initial window per RTT into the very
