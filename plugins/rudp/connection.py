@@ -153,7 +153,9 @@ class Connection:
         self.node_starved = False
         self._ack_pending = False  # an ACK goes out with the next flush
         self._acks_owed = 0  # in-order data packets received and not yet acknowledged
-        self._ack_every = config.ack_every
+        # in-order data packets per ACK: config.ack_every, doubled by the multiplexer while
+        # the node's uplink is its bottleneck (mux.py, _adapt_acks)
+        self.ack_every = config.ack_every
         self._ack_deadline = math.inf  # when owed acks must go even if fewer than ack_every
         self._echo = 0
         self._echo_at = now  # when _echo arrived: the hold time is added to what we echo
@@ -426,7 +428,7 @@ class Connection:
                 rcv.next = seq + 1
                 new = True
                 self._acks_owed += 1
-                if self._acks_owed >= self._ack_every:
+                if self._acks_owed >= self.ack_every:
                     self._ack_pending = True
                 elif self._acks_owed == 1:
                     self._ack_deadline = now + MAX_ACK_DELAY

@@ -168,3 +168,43 @@ def test_a_nodes_upload_limit_setting_holds_on_its_link_and_can_be_lifted(tmp_pa
     Simulation(seed=4, duration=60).run(scenario)
     assert 0.8 * limit_kib * 1024 <= seen["limited_Bps"] <= 1.02 * limit_kib * 1024
     assert seen["rest_s"] < 2.0  # ~0.6 MB left, at 10 Mbit/s
+
+
+def test_a_node_whose_uplink_is_its_bottleneck_acks_half_as_often() -> None:
+    """ACKs take uplink time from a node's uploads: while its sessions wait for its upload
+    limit, every connection acknowledges every 2 x ack_every packets; with uplink to
+    spare, every ack_every (a lone download keeps the denser ACK clock)."""
+    net = FakeNet(seed=2, delay=0.01)
+    mux, ours, theirs = fan_out(net)
+
+    def acks_per_data_packet() -> float:
+        """A 1 MB download by S from the first receiver: S's ACKs per data packet."""
+        counts = {"ack": 0, "data": 0}
+
+        def count(data: bytes, s: Address, d: Address) -> bool:
+            if s == S and d == RECEIVERS[0] and data[2] == ACK:
+                counts["ack"] += 1
+            elif s == RECEIVERS[0] and d == S and data[2] == DATA:
+                counts["data"] += 1
+            return False
+
+        net.drop = count
+        for _ in range(100):
+            theirs[0].send(b"d" * 10_000, 1)
+        got: list[tuple[int, bytes]] = []
+        assert net.run_until(lambda: drain(ours[0], got) >= 0 and len(got) == 100, 10.0)
+        return counts["ack"] / counts["data"]
+
+    spare = acks_per_data_packet()
+    assert mux.ack_every == 2 and all(c.ack_every == 2 for c in ours)
+    mux.set_upload_limit(20_000, net.now)  # S's uploads to the others wait for the bucket
+    for conn in ours[1:]:
+        for _ in range(50):
+            conn.send(b"u" * 20_000, 1)
+    busy = acks_per_data_packet()
+    assert mux.ack_every == 4 and all(c.ack_every == 4 for c in ours)
+    assert busy < 0.7 * spare
+    mux.set_upload_limit(0, net.now)  # the uplink is free again: the denser clock is back
+    net.run_for(0.1)
+    acks_per_data_packet()
+    assert mux.ack_every == 2
