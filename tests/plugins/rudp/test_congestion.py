@@ -224,10 +224,9 @@ def test_small_exchanges_do_not_pace_a_new_session_to_a_crawl() -> None:
 
 def test_bbr_startup_pacing_never_falls_to_a_low_sample() -> None:
     """Linux BBR's rule for all of startup, not only for app-limited samples: the pacing
-    rate only grows until the bottleneck is found. A session whose first sample that was
-    not app-limited measured a few KB/s paced at 2.9x that; its next 16 KiB block took
-    half a second (at N = 100 a tenth of the sessions uploading in the swarm's first
-    second paced at 20-40 KB/s)."""
+    rate, once up, only grows until the bottleneck is found. A session paced at the floor
+    (all its samples app-limited so far) lost it at its first low sample that was not,
+    and paced at 2.9x a few KB/s: a 16 KiB block then took half a second."""
     cc = Bbr(MSS, 32 * MSS)
     hello = RateSample(delivered=200, interval=0.2, delivery_rate=1000, prior_delivered=0,
                        total_delivered=200, rtt=0.05, min_rtt=0.05, srtt=0.05,
