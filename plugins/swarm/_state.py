@@ -43,7 +43,9 @@ class Link:
     def __init__(self, peer: Peer, aliases: RidAliases | None = None) -> None:
         self.peer = peer
         self.control: deque[msg.Message] = deque()  # encoded by the writer, in order
-        self.aliases = aliases or RidAliases()  # the session's short names for rids
+        # the session's short names for rids (``is None``, not ``or``: the caller's table,
+        # shared with the session, must be used even while it is empty)
+        self.aliases = aliases if aliases is not None else RidAliases()
         self.uploads: deque[tuple[str, msg.Request]] = deque()
         self.upload_bytes = 0  # what the requests in ``uploads`` ask for
         self.in_transport: OrderedDict[UploadKey, QueuedMessage] = OrderedDict()
