@@ -703,8 +703,16 @@ class Connection:
             if recovery.bytes_in_flight + mtu > cc.cwnd:
                 break
             if tokens < mtu:
-                self._pace_wait = now + max((quantum - tokens) / rate, PACING_MIN_WAIT)
-                break
+                # The queue's last bytes make a short datagram that needs only its own size
+                # in tokens: on a session paced slowly (its samples were small messages) a
+                # 60-byte request or an 800-byte reply otherwise waited for two full
+                # datagrams' worth (the wake-up quantum), 100+ ms at 20 KB/s.
+                queued = streams.queued_bytes
+                need = min(mtu, HEADER_SIZE + STREAM_HEADER_SIZE + queued)
+                if tokens < need:
+                    want = need if need < mtu else quantum
+                    self._pace_wait = now + max((want - tokens) / rate, PACING_MIN_WAIT)
+                    break
             if credit >= full:
                 # A run of full-size datagrams, as many as the window, the pacer and the
                 # credit allow — the same limits as the checks above, evaluated once for

@@ -222,6 +222,39 @@ def test_small_exchanges_do_not_pace_a_new_session_to_a_crawl() -> None:
     assert ca.cc.pacing_rate >= 2 * 32 * 1400 / 0.060  # gain x initial window / RTT
 
 
+class SlowPacer(FixedWindow):
+    """A wide window paced at 10 KB/s: a session whose samples so far were small messages."""
+
+    WINDOW_PACKETS = 64
+    RATE = 10_000.0
+
+    def __init__(self, max_datagram: int, initial_cwnd: int) -> None:
+        super().__init__(max_datagram, initial_cwnd)
+        self.pacing_rate = self.RATE
+
+
+def test_a_short_message_behind_a_slow_pacer_waits_only_for_its_own_size() -> None:
+    """The pacer wakes up for a quantum of two full datagrams, but a short datagram (the
+    queue's last bytes) needs only its own size in tokens. Held for the quantum, an
+    800-byte reply on a session paced slowly waited 100-200 ms (the swarm's manifest
+    replies at the start of a run: 160 ms for a third of the leechers)."""
+    register_congestion_controller("slow-pacer-test", SlowPacer)
+    config = RudpConfig(congestion="slow-pacer-test")
+    net = FakeNet(seed=4, delay=0.030)
+    _, _, ca, cb = connected_pair(net, config, config)
+    got: list[tuple[int, bytes]] = []
+    start = net.now
+    ca.send(b"r" * 800, 1)  # the pacer has earned ~600 bytes since the session began
+    assert net.run_until(lambda: drain(cb, got) >= 0 and len(got) == 1, 1.0)
+    # one way across, plus at most the pacer's wait for the datagram's ~850 bytes
+    assert net.now - start <= 0.030 + 850 / SlowPacer.RATE
+    # a transfer longer than the burst is still paced at the rate
+    start = net.now
+    ca.send(b"b" * 60_000, 1)
+    assert net.run_until(lambda: drain(cb, got) >= 0 and len(got) == 2, 30.0)
+    assert net.now - start >= (60_000 - 16 * 1400) / SlowPacer.RATE
+
+
 def test_bbr_startup_pacing_never_falls_to_a_low_sample() -> None:
     """Linux BBR's rule for all of startup, not only for app-limited samples: the pacing
     rate, once up, only grows until the bottleneck is found. A session paced at the floor
