@@ -308,6 +308,8 @@ class SwarmProvider:
                 for t in self.torrents.values():
                     if t.active:
                         self._join(t, peer)
+                for waiter in self._manifest_waiters.values():
+                    waiter.set()  # a manifest wanted: ask the newcomer now (_fetch_manifest)
         elif (change := changed_setting(event)) is not None:
             if change[0] == "p2p_enabled":
                 for t in self.torrents.values():
@@ -1204,6 +1206,10 @@ class SwarmProvider:
                             self._link(peer).send(msg.ManifestRequest(bytes.fromhex(rid)))
                     with trio.move_on_after(2.0):
                         await waiter.wait()
+                    if rid not in self._manifests:
+                        # woken by a peer that just connected (or the round is over): a
+                        # fresh event, else the next wait would return at once
+                        waiter = self._manifest_waiters[rid] = trio.Event()
                     if len(asked) > 64:
                         asked.clear()  # ask again: they may have it by now
             manifest = self._manifests.pop(rid, None)

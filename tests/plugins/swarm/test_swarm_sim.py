@@ -278,3 +278,38 @@ def test_a_slow_uplink_keeps_only_a_short_queue_of_requests(tmp_path: Path) -> N
     # a rejected leecher waits for a block before asking again: 68 rejects here; asking
     # again at once, 377
     assert outcome["rejects"] <= 4 * 37
+
+
+def test_a_download_started_before_any_peer_is_connected_asks_the_first_one_at_once(
+        tmp_path: Path) -> None:
+    """``fetch`` right after start, while the bootstrap connection is still being made
+    (no discovery to name providers): the manifest is asked of each peer as it connects,
+    not at the next two-second round (which is how long such a download used to idle)."""
+    media = noise_wav(tmp_path / "early.wav", 300_000)
+    seen: dict[str, float] = {}
+    base: dict[str, dict[str, object]] = {"node": {"disable": ["flooding", "kademlia"]}}
+    link = LinkProfile(up_bps=10e6, down_bps=50e6, latency=0.01, queue_bytes=125_000)
+
+    async def scenario(sim: Simulation) -> None:
+        origin_sim = sim.add_node("origin", link=link, config=base)
+        origin = await sim.start(origin_sim)
+        manifest = await origin.share(media)
+        boot = {**base["node"], "bootstrap": ["{}:{}".format(*origin_sim.address)]}
+        leecher = await sim.start(sim.add_node("leecher", link=link, config={"node": boot}))
+        seen["peers_at_start"] = len(peers_of(leecher).all())
+        start = sim.now
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(leecher.swarm.fetch, manifest.rid)
+            await until(lambda: len(peers_of(leecher).all()) > 0)
+            seen["connected"] = sim.now - start
+            await until(lambda: manifest.rid in leecher.swarm.torrents)
+            seen["manifest"] = sim.now - start
+        raise _Done
+
+    try:
+        Simulation(seed=5, duration=60, resolution=0.001).run(scenario)
+    except* _Done:
+        pass
+    assert seen["peers_at_start"] == 0  # the premise: nobody to ask when fetch begins
+    # a request and its answer: two crossings of two 10 ms links, plus serialisation
+    assert seen["manifest"] - seen["connected"] < 0.2
