@@ -1197,9 +1197,12 @@ class SwarmProvider:
         """Ask providers and connected peers until one sends a manifest hashing to ``rid``."""
         waiter = self._manifest_waiters.setdefault(rid, trio.Event())
         asked: set[str] = set()
+        store = self.store
         try:
             with trio.move_on_after(self.cfg.provider_wait_s):
-                while rid not in self._manifests:
+                # a fetch of the same rid running at once may take the manifest first:
+                # then the store has it
+                while rid not in self._manifests and store.manifest(rid) is None:
                     for peer in [*await self._providers(rid), *self._candidates(rid)]:
                         if peer.id not in asked:
                             asked.add(peer.id)
@@ -1207,12 +1210,13 @@ class SwarmProvider:
                     with trio.move_on_after(2.0):
                         await waiter.wait()
                     if rid not in self._manifests:
-                        # woken by a peer that just connected (or the round is over): a
-                        # fresh event, else the next wait would return at once
+                        # woken by a peer that just connected, by a manifest another
+                        # fetch took, or the round is over: a fresh event, else the next
+                        # wait would return at once
                         waiter = self._manifest_waiters[rid] = trio.Event()
                     if len(asked) > 64:
                         asked.clear()  # ask again: they may have it by now
-            manifest = self._manifests.pop(rid, None)
+            manifest = self._manifests.pop(rid, None) or store.manifest(rid)
         finally:
             if self._manifest_waiters.get(rid) is waiter:
                 del self._manifest_waiters[rid]

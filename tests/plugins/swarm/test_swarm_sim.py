@@ -313,3 +313,43 @@ def test_a_download_started_before_any_peer_is_connected_asks_the_first_one_at_o
     assert seen["peers_at_start"] == 0  # the premise: nobody to ask when fetch begins
     # a request and its answer: two crossings of two 10 ms links, plus serialisation
     assert seen["manifest"] - seen["connected"] < 0.2
+
+
+def test_a_second_download_of_the_same_file_at_once_is_told_so_promptly(tmp_path: Path) -> None:
+    """Two ``fetch`` calls of one rid at the same time (a double click): the first
+    downloads, the second learns that the download is under way — promptly, not after
+    ``provider_wait_s`` with "no peer offered" because the first took the manifest."""
+    media = noise_wav(tmp_path / "twice.wav", 300_000)
+    seen: dict[str, Any] = {}
+    base: dict[str, dict[str, object]] = {"node": {"disable": ["flooding", "kademlia"]}}
+    link = LinkProfile(up_bps=10e6, down_bps=50e6, latency=0.01, queue_bytes=125_000)
+
+    async def scenario(sim: Simulation) -> None:
+        origin_sim = sim.add_node("origin", link=link, config=base)
+        origin = await sim.start(origin_sim)
+        manifest = await origin.share(media)
+        boot = {**base["node"], "bootstrap": ["{}:{}".format(*origin_sim.address)]}
+        leecher = await sim.start(sim.add_node("leecher", link=link, config={"node": boot}))
+        await until(lambda: len(peers_of(leecher).all()) > 0)
+        start = sim.now
+
+        async def fetch(name: str) -> None:
+            try:
+                await leecher.swarm.fetch(manifest.rid)
+                seen[name] = ("done", sim.now - start)
+            except Exception as exc:  # the outcome is what the test looks at
+                seen[name] = (type(exc).__name__, sim.now - start, str(exc))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(fetch, "first")
+            nursery.start_soon(fetch, "second")
+        raise _Done
+
+    try:
+        Simulation(seed=5, duration=300, resolution=0.001).run(scenario)
+    except* _Done:
+        pass
+    outcomes = sorted(seen.values())
+    assert outcomes[0][0] == "SwarmError" and "already being downloaded" in outcomes[0][2]
+    assert outcomes[0][1] < 5.0
+    assert outcomes[1][0] == "done"
