@@ -280,6 +280,21 @@ def test_a_slow_uplink_keeps_only_a_short_queue_of_requests(tmp_path: Path) -> N
     assert outcome["rejects"] <= 4 * 37
 
 
+NO_DISCOVERY: dict[str, dict[str, object]] = {"node": {"disable": ["flooding", "kademlia"]}}
+
+
+async def origin_and_leecher(sim: Simulation, media: Path) -> tuple[Node, Node, Any]:
+    """An origin sharing ``media`` and a started leecher bootstrapping to it, with no
+    discovery (the leecher's only way to the file is its connections)."""
+    link = LinkProfile(up_bps=10e6, down_bps=50e6, latency=0.01, queue_bytes=125_000)
+    origin_sim = sim.add_node("origin", link=link, config=NO_DISCOVERY)
+    origin = await sim.start(origin_sim)
+    manifest = await origin.share(media)
+    boot = {**NO_DISCOVERY["node"], "bootstrap": ["{}:{}".format(*origin_sim.address)]}
+    leecher = await sim.start(sim.add_node("leecher", link=link, config={"node": boot}))
+    return origin, leecher, manifest
+
+
 def test_a_download_started_before_any_peer_is_connected_asks_the_first_one_at_once(
         tmp_path: Path) -> None:
     """``fetch`` right after start, while the bootstrap connection is still being made
@@ -287,15 +302,9 @@ def test_a_download_started_before_any_peer_is_connected_asks_the_first_one_at_o
     not at the next two-second round (which is how long such a download used to idle)."""
     media = noise_wav(tmp_path / "early.wav", 300_000)
     seen: dict[str, float] = {}
-    base: dict[str, dict[str, object]] = {"node": {"disable": ["flooding", "kademlia"]}}
-    link = LinkProfile(up_bps=10e6, down_bps=50e6, latency=0.01, queue_bytes=125_000)
 
     async def scenario(sim: Simulation) -> None:
-        origin_sim = sim.add_node("origin", link=link, config=base)
-        origin = await sim.start(origin_sim)
-        manifest = await origin.share(media)
-        boot = {**base["node"], "bootstrap": ["{}:{}".format(*origin_sim.address)]}
-        leecher = await sim.start(sim.add_node("leecher", link=link, config={"node": boot}))
+        _, leecher, manifest = await origin_and_leecher(sim, media)
         seen["peers_at_start"] = len(peers_of(leecher).all())
         start = sim.now
         async with trio.open_nursery() as nursery:
@@ -321,15 +330,9 @@ def test_a_second_download_of_the_same_file_at_once_is_told_so_promptly(tmp_path
     ``provider_wait_s`` with "no peer offered" because the first took the manifest."""
     media = noise_wav(tmp_path / "twice.wav", 300_000)
     seen: dict[str, Any] = {}
-    base: dict[str, dict[str, object]] = {"node": {"disable": ["flooding", "kademlia"]}}
-    link = LinkProfile(up_bps=10e6, down_bps=50e6, latency=0.01, queue_bytes=125_000)
 
     async def scenario(sim: Simulation) -> None:
-        origin_sim = sim.add_node("origin", link=link, config=base)
-        origin = await sim.start(origin_sim)
-        manifest = await origin.share(media)
-        boot = {**base["node"], "bootstrap": ["{}:{}".format(*origin_sim.address)]}
-        leecher = await sim.start(sim.add_node("leecher", link=link, config={"node": boot}))
+        _, leecher, manifest = await origin_and_leecher(sim, media)
         await until(lambda: len(peers_of(leecher).all()) > 0)
         start = sim.now
 
