@@ -330,7 +330,10 @@ class FloodingDiscovery:
         peers = self.node.peers
         if peers is None:
             return
-        room = min(self.config.target_peers, self.node.settings.max_connections) - len(peers)
+        # dials under way count too: each round would otherwise start another
+        # target_peers of them while made-up addresses (LAN beacons, peer lists) time out
+        room = (min(self.config.target_peers, self.node.settings.max_connections)
+                - len(peers) - len(self._dialing))
         if room <= 0:
             return
         candidates = [
@@ -339,10 +342,11 @@ class FloodingDiscovery:
         ]
         self._random.shuffle(candidates)
         for pid, addr in candidates[:room]:
+            self._dialing.add(addr)  # reserved now, so that the next round counts it
             self.node.nursery.start_soon(self._dial_known, pid, addr)
 
     async def _dial_known(self, peer_id: str, addr: Address) -> None:
-        if not await self._dial_once(addr, []):
+        if not await self._dial_reserved(addr, []):
             # Forget it until someone lists it again: a dead address is not retried forever.
             known = self.core.known_peers.get(peer_id)
             if known is not None and (known[0], known[1]) == addr:
