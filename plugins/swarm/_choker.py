@@ -25,7 +25,11 @@ Two additions, both only ever spend upload capacity that would otherwise be wast
   phase) no rate is known yet, and tit-for-tat would rank at random. The slots then go
   in seeding order too: a peer that holds nothing becomes a new source of our piece
   once it has it, which is how a young swarm's pieces spread (N = 100: mean leecher
-  11.15 -> 10.92 s over three seeds, docs/plugins/swarm.md).
+  11.15 -> 10.92 s over three seeds, docs/plugins/swarm.md). When we stop being young,
+  the regular slots are re-ranked by rate at once, not at the next round: a round is
+  10 s, longer than many downloads, and the slots young order gave (before any rate was
+  known) would otherwise stay — at N = 100, 3–7 s in, peers that sent us 2 KB/s held
+  slots while peers sending 43 KB/s were choked.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ class Choker:
         self._next_optimistic = float("-inf")
         self._next_grow = float("-inf")
         self._spare_this_round = False
+        self._young = False  # the last update ranked young (by need, no rates yet)
 
     @property
     def unchoked(self) -> set[str]:
@@ -91,6 +96,9 @@ class Choker:
         or ``young`` rank by need instead of rate (see the module docstring).
         """
         by_need = seeding or young
+        if self._young and not young:
+            self._next_regular = now  # grown up: tit-for-tat now, not at the next round
+        self._young = young
         interested = {p for p, v in peers.items() if v.interested}
         self.regular &= interested
         self.extra &= interested

@@ -122,3 +122,24 @@ def test_a_young_downloader_serves_the_peers_holding_least_first() -> None:
     grown = Choker(slots=1, rng=random.Random(0))
     grown.update(0.0, peers)
     assert grown.regular == ({"rich"} if grown.optimistic != "rich" else {"half"})
+
+
+def test_a_downloader_that_grows_up_ranks_by_rate_at_once() -> None:
+    # young order fills the slots before any rate is known; the next round is 10 s
+    # away, longer than many downloads: the first update after the young phase re-ranks
+    # by rate (tit-for-tat), later ones wait for the round again
+    c = Choker(slots=2, rng=random.Random(0))
+    peers = {f"p{i}": PeerView(True, rate=0.0, missing=1.0 - i / 10) for i in range(6)}
+    c.update(0.0, peers, young=True)
+    young_slots = set(c.regular)
+    assert young_slots <= {"p0", "p1", "p2"}  # the ones holding least (one may be optimistic)
+    rates = {"p0": 1.0, "p1": 2.0, "p2": 1.5, "p3": 40.0, "p4": 43.0, "p5": 30.0}
+    grown = {p: PeerView(True, rate=rates[p], missing=v.missing) for p, v in peers.items()}
+    c.update(1.0, grown, young=True)
+    assert c.regular == young_slots  # still young: nothing changes between rounds
+    c.update(2.0, grown)
+    assert c.regular == set(sorted({"p4", "p3", "p5"} - {c.optimistic}, key=lambda p: -rates[p])[:2])
+    after = set(c.regular)
+    rates.update(p0=100.0, p1=99.0)
+    c.update(3.0, {p: PeerView(True, rate=rates[p]) for p in peers})
+    assert c.regular == after  # grown up once: the 10 s rounds again
