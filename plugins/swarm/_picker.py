@@ -25,7 +25,8 @@ Order of preference when a peer can take more requests:
    piece starts spreading while its first copy is still being fetched.
 7. **Endgame**: once every missing block is requested, blocks already in flight from other
    peers are requested again from this one; the first copy wins and the caller cancels
-   the others (``on_block`` returns them).
+   the others (``on_block`` returns them). The caller's ``may_steal`` vetoes a copy as it
+   vetoes a move: a block its holder sends sooner than this peer could is not asked twice.
 
 A block that arrives although nobody asked for it any more (it was already on its way
 when we were choked, cancelled or stole it) is kept if we still miss it: the uploader
@@ -252,7 +253,7 @@ class PiecePicker:
             left = count - len(picked)
             if endgame_count is not None:
                 left = min(left, endgame_count)
-            self._take_endgame(peer, pieces, left, picked)
+            self._take_endgame(peer, pieces, left, picked, may_steal)
         return picked
 
     def _take_stale(self, peer: str, pieces: list[bool], count: int, out: list[Block],
@@ -355,7 +356,8 @@ class PiecePicker:
                 out.append(block)
                 count -= 1
 
-    def _take_endgame(self, peer: str, pieces: list[bool], count: int, out: list[Block]) -> None:
+    def _take_endgame(self, peer: str, pieces: list[bool], count: int, out: list[Block],
+                      may_steal: Callable[[Iterable[str], Block], bool] | None = None) -> None:
         """Duplicates: blocks with the fewest holders first, then the longest outstanding."""
         if count <= 0:
             return
@@ -367,8 +369,14 @@ class PiecePicker:
                 if not got and peer not in who:
                     wanted.append((len(who), partial.asked_at[i], self._tiebreak[piece], piece, i))
         wanted.sort()
-        for *_, piece, i in wanted[:count]:
+        taken = 0
+        for *_, piece, i in wanted:
+            if taken >= count:
+                break
             partial = self._partial[piece]
+            if may_steal is not None and not may_steal(partial.requested[i], partial.blocks[i]):
+                continue  # its holder sends it sooner than we would: a copy only doubles it
+            taken += 1
             if self._allowed(partial, piece, peer):
                 partial.requested[i].add(peer)
                 out.append(partial.blocks[i])

@@ -223,6 +223,20 @@ def test_endgame_duplicates_are_limited_and_go_to_the_least_covered_blocks() -> 
     assert sorted(p.pick("c", 10, now=2.0)) == sorted(blocks[2:])
 
 
+def test_endgame_does_not_duplicate_a_block_its_holder_sends_sooner() -> None:
+    """The caller vetoes a duplicate that the peer it was asked of would deliver before
+    the idle one could (the head of its queue): the copy would only arrive second. The
+    next block takes its place."""
+    p = picker(pieces=1)
+    for peer in "abc":
+        p.add_peer(peer, [True])
+    blocks = p.pick("a", 2, now=0.0) + p.pick("b", 2, now=1.0)
+    assert p.in_endgame()
+    dup = p.pick("c", 10, now=2.0, endgame_count=1, may_steal=lambda olds, b: b != blocks[0])
+    assert dup == [blocks[1]]
+    assert p.pick("c", 10, now=2.0, endgame_count=1, may_steal=lambda olds, b: False) == []
+
+
 def test_piece_only_the_asked_peer_holds_comes_before_a_common_partial_one() -> None:
     # Early on the seeder's uplink is the only source of new pieces: a piece we started
     # from another peer (who has it too) must not take it.
