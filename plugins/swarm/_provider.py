@@ -93,9 +93,10 @@ REFUSED_AFTER_S = 2.0  # a member that has not answered our bitfield this long r
 STALE_AFTER_S = 2.0  # a member of no use either way is shown our bitfield again this often
 # In endgame a peer is given duplicates of others' blocks only while it has fewer than
 # this many requests of its own in flight: enough to keep it busy, not so many that every
-# peer re-sends the whole tail (each duplicate costs someone's uplink). 1 since 30 Nov
-# (with the uplink control's short queues): same times as 2, ~18 % fewer duplicate blocks.
-ENDGAME_IN_FLIGHT = 1
+# peer re-sends the whole tail (each duplicate costs someone's uplink). 1 on 30 Nov
+# (with the uplink control's short queues): same times as 2, ~18 % fewer duplicate blocks;
+# 3 since 1 Dec, when copies go only where they arrive sooner (N = 100 1.486 -> 1.476).
+ENDGAME_IN_FLIGHT = 3
 TARGET_SILENT_S = 0.5  # an injection target that has not said Interested by then is skipped
 
 
