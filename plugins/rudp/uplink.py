@@ -15,7 +15,9 @@ The controller (a delay target, like LEDBAT's, RFC 6817):
 
 * Queue above the target: the limit is above the link's rate; it is set just below that
   rate, by more the longer the queue (so it drains), then held while the samples catch
-  up with the cut (they are a one-way delay plus an ACK hold old).
+  up with the cut (they are a one-way delay plus an ACK hold old). For the same reason
+  there is no cut while the node has lately put less on the link than it carries: the
+  queue the samples show is draining by itself.
 * The link's rate is what it delivered while a queue stood (a link with a queue never
   idles): the data the node's sessions got acknowledged plus the node's own ACKs, each
   datagram with its IP/UDP header, over the ticks whose samples all showed a queue.
@@ -60,6 +62,7 @@ DRAIN_S: Final = 0.5  # a queue of q is drained in about this long (margin q / D
 MIN_MARGIN: Final = 0.03
 MAX_MARGIN: Final = 0.3
 HOLD_S: Final = 0.2  # after a cut, samples this old still show the queue before it
+RECENT_S: Final = 0.1  # no cut while the node sent less than the link carries over this long
 GROWTH: Final = 0.0025  # per tick, above the link's measured rate (probing for more) ...
 MAX_GROWTH: Final = 0.02  # ... faster the longer no queue is seen, up to this
 CALM_S: Final = 0.5  # ... one GROWTH more per this long without a queue
@@ -120,7 +123,7 @@ class UplinkControl:
         if queue >= target / 3:
             self._queue_seen = now
         if queue > target:
-            if now >= self._hold_until:
+            if now >= self._hold_until and not self._draining(now, sent):
                 self._cut(now, queue)
         elif queue < target / 3 and waiting and self.rate > 0:
             t0, sent0 = sent_history[0]
@@ -131,6 +134,19 @@ class UplinkControl:
                 growth = min(MAX_GROWTH, GROWTH * (1 + max(0.0, calm)))
                 self.rate = max(self.rate * (1 + growth), self.link_rate * (1 - MIN_MARGIN))
         return self.rate
+
+    def _draining(self, now: float, sent: float) -> bool:
+        """The node has lately put less on the link than the link carries: the queue the
+        samples show (they are a one-way delay and an ACK hold old) is shrinking by itself,
+        and a cut now would only hold back the next burst of work while the link idles."""
+        if self.link_rate <= 0:
+            return False
+        start, start_sent = self._sent[0]
+        for t, s in self._sent:
+            if t > now - RECENT_S:
+                break
+            start, start_sent = t, s
+        return now > start and (sent - start_sent) / (now - start) < self.link_rate
 
     def _note_busy(self, seconds: float, delivered: float) -> None:
         busy = self._busy

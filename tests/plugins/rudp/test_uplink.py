@@ -86,6 +86,30 @@ def test_the_limit_rises_again_only_while_the_node_sends_at_it() -> None:
     assert control.rate >= (1 - MIN_MARGIN) * control.link_rate
 
 
+def test_no_cut_while_the_queue_drains_by_itself() -> None:
+    """The samples are a one-way delay and an ACK hold old: they still show a queue after
+    the node has stopped filling it. A node that has lately sent less than its link
+    carries is not cut (at N = 100 the origin's limit was cut at 0.5 s for a queue that
+    had drained, and its link idled with 200 kB waiting behind the cut)."""
+    control = UplinkControl(0.015)
+    clock = [0.0]
+    sent = [0.0]
+
+    def ticks(seconds: float, least: float, send_rate: float) -> None:
+        end = clock[0] + seconds - 1e-9
+        while clock[0] < end:
+            clock[0] += TICK_S
+            sent[0] += send_rate * TICK_S
+            control.update(clock[0], least, LINK * clock[0], sent[0], waiting=False)
+
+    ticks(0.4, 0.01, LINK)  # the link's rate is measured
+    assert control.link_rate == pytest.approx(LINK)
+    ticks(0.3, 0.05, 0.5 * LINK)  # stale samples of a queue, the node sending half the link
+    assert control.cuts == 0 and control.rate == 0
+    ticks(0.15, 0.05, 1.5 * LINK)  # now it fills the queue: cut (once, then a hold)
+    assert control.cuts == 1 and control.rate == pytest.approx(0.9 * LINK)
+
+
 def test_one_cut_per_hold_and_never_below_half_the_limit() -> None:
     control = UplinkControl(0.015)
     control.rate = 4 * LINK  # far above the link (a wrong start, say)
@@ -95,7 +119,8 @@ def test_one_cut_per_hold_and_never_below_half_the_limit() -> None:
         end = clock[0] + seconds - 1e-9
         while clock[0] < end:
             clock[0] += TICK_S
-            control.update(clock[0], least, LINK * clock[0], 0.0, waiting=True)
+            # the node sends more than the link carries (not at its limit: no probing up)
+            control.update(clock[0], least, LINK * clock[0], 2 * LINK * clock[0], waiting=True)
 
     ticks(0.4, 0.01)  # a queue under the target: the link's rate is measured from it
     assert control.link_rate == pytest.approx(LINK) and control.cuts == 0
