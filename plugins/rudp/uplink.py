@@ -15,9 +15,10 @@ The controller (a delay target, like LEDBAT's, RFC 6817):
 
 * Queue above the target: the limit is above the link's rate; it is set just below that
   rate, by more the longer the queue (so it drains), then held while the samples catch
-  up with the cut (they are a one-way delay plus an ACK hold old). For the same reason
-  there is no cut while the node has lately put less on the link than it carries: the
-  queue the samples show is draining by itself.
+  up with the cut (they are a one-way delay plus an ACK hold old) — longer, up to twice
+  as long, while the node has lately put less on the link than it carries: the queue
+  the samples show is draining by itself. (Only after a cut: a node just out of an idle
+  spell has sent little too, and its first cut must not wait.)
 * The link's rate is what it delivered while a queue stood (a link with a queue never
   idles): the data the node's sessions got acknowledged plus the node's own ACKs, each
   datagram with its IP/UDP header, over the ticks whose samples all showed a queue.
@@ -62,7 +63,10 @@ DRAIN_S: Final = 0.5  # a queue of q is drained in about this long (margin q / D
 MIN_MARGIN: Final = 0.03
 MAX_MARGIN: Final = 0.3
 HOLD_S: Final = 0.2  # after a cut, samples this old still show the queue before it
-RECENT_S: Final = 0.1  # no cut while the node sent less than the link carries over this long
+# ... and up to HOLD_MAX_S while the node has put less on the link than it carries over
+# the last RECENT_S: the queue the samples show is draining by itself
+HOLD_MAX_S: Final = 0.4
+RECENT_S: Final = 0.1
 GROWTH: Final = 0.0025  # per tick, above the link's measured rate (probing for more) ...
 MAX_GROWTH: Final = 0.02  # ... faster the longer no queue is seen, up to this
 CALM_S: Final = 0.5  # ... one GROWTH more per this long without a queue
@@ -90,6 +94,7 @@ class UplinkControl:
         self._busy_bytes = 0.0
         self._last = (-math.inf, 0.0)  # (time, delivered) of the last tick
         self._hold_until = -math.inf
+        self._cut_at = -math.inf
         self._queue_seen = -math.inf  # the last tick whose queue was not short
 
     def _datagram_time(self) -> float:
@@ -123,7 +128,8 @@ class UplinkControl:
         if queue >= target / 3:
             self._queue_seen = now
         if queue > target:
-            if now >= self._hold_until and not self._draining(now, sent):
+            if now >= self._hold_until and not (now < self._cut_at + HOLD_MAX_S
+                                                and self._draining(now, sent)):
                 self._cut(now, queue)
         elif queue < target / 3 and waiting and self.rate > 0:
             t0, sent0 = sent_history[0]
@@ -170,6 +176,7 @@ class UplinkControl:
             rate = max(min(rate, self.rate), self.rate / 2)
         self.rate = max(MIN_RATE, rate)
         self.cuts += 1
+        self._cut_at = now
         self._hold_until = now + HOLD_S
 
 

@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 import trio
 from p2pkit.plugins.rudp.config import RudpConfig
-from p2pkit.plugins.rudp.uplink import FILTER_S, HOLD_S, MIN_MARGIN, TICK_S, UplinkControl
+from p2pkit.plugins.rudp.uplink import (
+    FILTER_S,
+    HOLD_MAX_S,
+    HOLD_S,
+    MIN_MARGIN,
+    TICK_S,
+    UplinkControl,
+)
 from p2pkit.simulator import LinkProfile, Simulation
 
 from tests.media import noise_wav
@@ -86,11 +93,13 @@ def test_the_limit_rises_again_only_while_the_node_sends_at_it() -> None:
     assert control.rate >= (1 - MIN_MARGIN) * control.link_rate
 
 
-def test_no_cut_while_the_queue_drains_by_itself() -> None:
-    """The samples are a one-way delay and an ACK hold old: they still show a queue after
-    the node has stopped filling it. A node that has lately sent less than its link
-    carries is not cut (at N = 100 the origin's limit was cut at 0.5 s for a queue that
-    had drained, and its link idled with 200 kB waiting behind the cut)."""
+def test_after_a_cut_no_second_one_while_the_queue_drains_by_itself() -> None:
+    """The samples are a one-way delay and an ACK hold old: after a cut they still show
+    the queue from before it. While the node has lately sent less than its link carries,
+    the hold goes on (up to HOLD_MAX_S): at N = 100 the origin's limit was cut a second
+    time at 0.5 s for a queue that had drained, and its link idled with 200 kB waiting
+    behind the cut. A node fresh out of an idle spell is cut at once, though (its first
+    burst is what fills the queue)."""
     control = UplinkControl(0.015)
     clock = [0.0]
     sent = [0.0]
@@ -104,10 +113,14 @@ def test_no_cut_while_the_queue_drains_by_itself() -> None:
 
     ticks(0.4, 0.01, LINK)  # the link's rate is measured
     assert control.link_rate == pytest.approx(LINK)
-    ticks(0.3, 0.05, 0.5 * LINK)  # stale samples of a queue, the node sending half the link
-    assert control.cuts == 0 and control.rate == 0
-    ticks(0.15, 0.05, 1.5 * LINK)  # now it fills the queue: cut (once, then a hold)
-    assert control.cuts == 1 and control.rate == pytest.approx(0.9 * LINK)
+    ticks(0.2, 0.0, 0.0)  # idle
+    ticks(FILTER_S + TICK_S, 0.05, 2 * LINK)  # a burst out of the idle spell: cut at once
+    assert control.cuts == 1
+    first = clock[0]
+    ticks(HOLD_S, 0.05, 0.5 * LINK)  # past the hold; stale samples, the node sends half
+    assert control.cuts == 1  # the link's rate: no second cut
+    ticks(first + HOLD_MAX_S - clock[0] + TICK_S, 0.05, 0.5 * LINK)
+    assert control.cuts == 2  # but not for longer than HOLD_MAX_S
 
 
 def test_one_cut_per_hold_and_never_below_half_the_limit() -> None:
