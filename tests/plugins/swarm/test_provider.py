@@ -19,18 +19,22 @@ class StatsPeer:
         return self._stats
 
 
+def session(**stats: Any) -> Any:  # a Peer as far as _session_backlog looks
+    return StatsPeer(**stats)
+
+
 def provider() -> SwarmProvider:
     return SwarmProvider(SimpleNamespace(id="ab" * 32))  # no config: the defaults
 
 
 def test_a_short_session_queue_takes_the_next_block_at_once() -> None:
-    peer = StatsPeer(send_queue_bytes=10_000, pacing_rate_Bps=1e6, send_rate_Bps=1e6)
+    peer = session(send_queue_bytes=10_000, pacing_rate_Bps=1e6, send_rate_Bps=1e6)
     assert provider()._session_backlog(peer) == 0.0
 
 
 def test_a_long_session_queue_waits_until_it_has_drained_to_the_mark() -> None:
     # 2 MB/s: the mark is 100 kB (SESSION_BACKLOG_S of the rate); 50 kB above it
-    peer = StatsPeer(send_queue_bytes=150_000, pacing_rate_Bps=2e6, send_rate_Bps=1e6)
+    peer = session(send_queue_bytes=150_000, pacing_rate_Bps=2e6, send_rate_Bps=1e6)
     assert provider()._session_backlog(peer) == pytest.approx(0.025)
 
 
@@ -39,5 +43,5 @@ def test_a_momentarily_slow_session_is_looked_at_again_soon() -> None:
     the moment (12 kB/s, the controller probing) and slept 0.76 s; the session sent them
     in milliseconds, and a last leecher's last block sat in the seed's upload queue the
     whole time. The writer now looks again after at most SESSION_BACKLOG_S."""
-    peer = StatsPeer(send_queue_bytes=28_826, pacing_rate_Bps=12_680.0, send_rate_Bps=10_188.0)
+    peer = session(send_queue_bytes=28_826, pacing_rate_Bps=12_680.0, send_rate_Bps=10_188.0)
     assert 0 < provider()._session_backlog(peer) <= SESSION_BACKLOG_S
