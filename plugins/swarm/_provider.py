@@ -255,10 +255,11 @@ class SwarmProvider:
         choke or a moved request would arrive after megabytes already queued.
 
         Never more than ``SESSION_BACKLOG_S``: the writer then looks again. The rate is a
-        moment's estimate (a congestion controller's pacing rate dips to a few kB/s while
-        it probes) and the queue may drain far sooner: at N = 100 seeds slept 0.5–0.9 s on
-        two blocks priced at 12 kB/s while their sessions sent 700 kB/s, and the last
-        leechers' last blocks waited in the seeds' upload queues all that time.
+        moment's estimate (a congestion controller that has been sending little paces at
+        a few kB/s until its next samples) and the queue may drain far sooner: at N = 100
+        seeds slept 0.5–0.9 s on two blocks priced at 12 kB/s while their sessions sent
+        700 kB/s, and the last leechers' last blocks waited in the seeds' upload queues
+        all that time.
         """
         try:
             stats = peer.stats()

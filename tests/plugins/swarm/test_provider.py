@@ -40,7 +40,7 @@ def test_a_long_session_queue_waits_until_it_has_drained_to_the_mark() -> None:
 
 def test_a_momentarily_slow_session_is_looked_at_again_soon() -> None:
     """At N = 100 a seed priced the two blocks in a session's queue at its pacing rate of
-    the moment (12 kB/s, the controller probing) and slept 0.76 s; the session sent them
+    the moment (12 kB/s: it had been sending little) and slept 0.76 s; the session sent them
     in milliseconds, and a last leecher's last block sat in the seed's upload queue the
     whole time. The writer now looks again after at most SESSION_BACKLOG_S."""
     peer = session(send_queue_bytes=28_826, pacing_rate_Bps=12_680.0, send_rate_Bps=10_188.0)
