@@ -91,6 +91,13 @@ MIN_UPLOAD_RATE = 64 * 1024.0  # bytes/s assumed before we have uploaded anythin
 STEAL_MIN_S = 0.2  # never move a request younger than this to another peer
 REFUSED_AFTER_S = 2.0  # a member that has not answered our bitfield this long refused us
 STALE_AFTER_S = 2.0  # a member of no use either way is shown our bitfield again this often
+# Addresses of other members told to a newcomer (Peers; the message may carry MAX_PEX).
+# A handful is enough to find the rest: each member tells it a different random few. With
+# fifty (N = 100, seed 1) the lists were 3.5 MB in the first 0.75 s instead of 1.0, nodes
+# sent 2.5 times as many messages to swarms that had dropped them, half again as many
+# members were dropped for room, and the 20 Mbit/s uplinks sent half as much data from
+# 0.6 to 1.4 s (docs/plugins/swarm.md, *A handful of addresses*).
+PEX_TOLD = 10
 # In endgame a peer is given duplicates of others' blocks only while it has fewer than
 # this many requests of its own in flight: enough to keep it busy, not so many that every
 # peer re-sends the whole tail (each duplicate costs someone's uplink). 1 on 30 Nov
@@ -591,10 +598,11 @@ class SwarmProvider:
             self._advertise_to(t, ps)
 
     def _pex(self, t: Torrent, *, exclude: str) -> list[tuple[str, int]]:
-        """Up to 50 listen addresses of other members of ``t``'s swarm, in random order."""
+        """Up to ``PEX_TOLD`` listen addresses of other members of ``t``'s swarm, a random
+        few."""
         others = [p.peer.listen_address for pid, p in t.peers.items() if pid != exclude]
         self.rng.shuffle(others)
-        return others[: msg.MAX_PEX]
+        return others[:PEX_TOLD]
 
     def _on_peers(self, t: Torrent, m: msg.Peers) -> None:
         if not t.active or self.node.peers is None:

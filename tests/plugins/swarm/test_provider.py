@@ -6,7 +6,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from p2pkit.plugins.swarm._provider import SESSION_BACKLOG_S, SwarmProvider
+from p2pkit.plugins.swarm._provider import PEX_TOLD, SESSION_BACKLOG_S, SwarmProvider
 
 
 class StatsPeer:
@@ -45,3 +45,28 @@ def test_a_momentarily_slow_session_is_looked_at_again_soon() -> None:
     whole time. The writer now looks again after at most SESSION_BACKLOG_S."""
     peer = session(send_queue_bytes=28_826, pacing_rate_Bps=12_680.0, send_rate_Bps=10_188.0)
     assert 0 < provider()._session_backlog(peer) <= SESSION_BACKLOG_S
+
+
+def members(n: int) -> Any:  # a torrent as far as _pex looks: its members' addresses
+    return SimpleNamespace(peers={
+        f"p{i}": SimpleNamespace(peer=SimpleNamespace(listen_address=(f"10.0.0.{i}", 7700)))
+        for i in range(n)})
+
+
+def test_a_newcomer_is_told_a_random_few_members_not_the_whole_swarm() -> None:
+    """At N = 100 every newcomer was told fifty addresses by each member: 3.5 MB of lists
+    in the first 0.75 s, and nodes dialling into full swarms that answered with fifty more.
+    A handful from each member is enough to find the rest."""
+    p = provider()
+    swarm = members(40)
+    told = [p._pex(swarm, exclude="p0") for _ in range(20)]
+    for addresses in told:
+        assert len(addresses) == PEX_TOLD < 39
+        assert len(set(addresses)) == PEX_TOLD
+        assert ("10.0.0.0", 7700) not in addresses  # not the newcomer itself
+    assert len({a for addresses in told for a in addresses}) > 2 * PEX_TOLD  # not always the same few
+
+
+def test_a_small_swarm_is_told_in_full() -> None:
+    assert sorted(provider()._pex(members(4), exclude="p3")) == [
+        ("10.0.0.0", 7700), ("10.0.0.1", 7700), ("10.0.0.2", 7700)]
