@@ -1,4 +1,5 @@
-"""The swarm provider's pacing of uploads into the transport, without a network."""
+"""The swarm provider without a network: its pacing of uploads into the transport, and
+what it tells a newcomer about the other members."""
 
 from __future__ import annotations
 
