@@ -132,8 +132,8 @@ class UplinkControl:
                                                 and self._draining(now, sent)):
                 self._cut(now, queue)
         elif queue < target / 3 and waiting and self.rate > 0:
-            t0, sent0 = sent_history[0]
-            if now > t0 and (sent - sent0) / (now - t0) >= BUSY_SHARE * self.rate:
+            recent = self._send_rate(now, sent, WINDOW_S)
+            if recent is not None and recent >= BUSY_SHARE * self.rate:
                 # the longer no queue was seen, the faster (the last measurement may
                 # have been low): 0.25 % a tick at first, 0.5 % after CALM_S, ...
                 calm = (now - self._queue_seen) / CALM_S
@@ -147,12 +147,18 @@ class UplinkControl:
         and a cut now would only hold back the next burst of work while the link idles."""
         if self.link_rate <= 0:
             return False
+        recent = self._send_rate(now, sent, RECENT_S)
+        return recent is not None and recent < self.link_rate
+
+    def _send_rate(self, now: float, sent: float, over: float) -> float | None:
+        """What the node put on the link per second since the last tick at least ``over``
+        seconds ago (or the oldest kept: WINDOW_S back at most); None if that tick is now."""
         start, start_sent = self._sent[0]
         for t, s in self._sent:
-            if t > now - RECENT_S:
+            if t > now - over:
                 break
             start, start_sent = t, s
-        return now > start and (sent - start_sent) / (now - start) < self.link_rate
+        return (sent - start_sent) / (now - start) if now > start else None
 
     def _note_busy(self, seconds: float, delivered: float) -> None:
         busy = self._busy
