@@ -75,11 +75,15 @@ class Unchoke(_Msg, tag="uc", frozen=True):
 
 
 class Request(_Msg, tag="rq", frozen=True):
-    """Send bytes ``[offset, offset + length)`` of ``piece``."""
+    """Send bytes ``[offset, offset + length)`` of ``piece``; with ``leaves`` the piece's
+    leaf hashes first unless you sent them to me before. False: I hold them already (a
+    piece's later sources are asked without them). A request without the field (an older
+    peer's) asks for them."""
 
     piece: PieceIndex
     offset: Offset
     length: Length
+    leaves: bool = True
 
 
 class Piece(_Msg, tag="pc", frozen=True):

@@ -751,7 +751,8 @@ class SwarmProvider:
             self._update_interest(t, ps)
         for block in picked:
             ps.requested[block] = now
-            ps.link.send(msg.Request(t.key, block.piece, block.offset, block.length))
+            ps.link.send(msg.Request(t.key, block.piece, block.offset, block.length,
+                                     leaves=not t.holds_leaves(block.piece)))
         if t.picker.stolen:
             self.counters["requests_moved"] += len(t.picker.stolen)
             self._send_cancels(t, t.picker.stolen)
@@ -1097,7 +1098,7 @@ class SwarmProvider:
             # piece failed its hash since we relayed its first blocks
             link.send(msg.Reject(m.rid, m.piece, m.offset, m.length))
             return
-        if leaves is not None and m.piece not in ps.leaves_sent:
+        if leaves is not None and m.leaves and m.piece not in ps.leaves_sent:
             ps.leaves_sent.add(m.piece)
             self.counters["leaves_sent"] += 1
             leaves_message = link.aliases.encode(msg.Leaves(m.rid, m.piece, leaves))

@@ -280,6 +280,12 @@ class Torrent:
                 self.manifest.piece_length(piece), roots[piece] if roots else None)
         return asm
 
+    def holds_leaves(self, piece: int) -> bool:
+        """We have ``piece``'s checked leaf hashes: a source need not send them again (at
+        N = 100 two thirds of a piece's sources were first asked after they had come)."""
+        asm = self.assemblies.get(piece)
+        return asm is not None and asm.leaves is not None
+
     def block_in_range(self, piece: int, offset: int, length: int) -> bool:
         return (piece < self.num_pieces
                 and offset + length <= self.manifest.piece_length(piece))

@@ -12,7 +12,8 @@ RID = bytes.fromhex("ab" * 32)  # the wire carries the rid's 32 raw bytes
 @pytest.mark.parametrize("msg", [
     m.ManifestRequest(RID), m.ManifestResponse(RID, b"x"), m.ManifestResponse(RID, None),
     m.Bitfield(RID, b"\xf0"), m.Have(RID, 3), m.Interested(RID), m.NotInterested(RID),
-    m.Choke(RID), m.Unchoke(RID), m.Request(RID, 1, 0, 65536), m.Piece(RID, 1, 0, b"data"),
+    m.Choke(RID), m.Unchoke(RID), m.Request(RID, 1, 0, 65536),
+    m.Request(RID, 1, 0, 65536, leaves=False), m.Piece(RID, 1, 0, b"data"),
     m.Cancel(RID, 1, 0, 10), m.Reject(RID, 1, 0, 10), m.Peers(RID, [("127.0.0.1", 7700)]),
     m.Leaves(RID, 2, [b"\x01" * 32] * 16), m.Blocks(RID, [(2, b"\xc0\x00")]),
     m.Blocks(RID, [(2, b"\xc0\x00"), (7, b"\xff\xff")]),
@@ -52,6 +53,14 @@ def test_unknown_tag_and_garbage_are_rejected() -> None:
                  msgspec.msgpack.encode(["hv", RID.hex(), 1])):  # the rid as hex text: refused
         with pytest.raises(RemoteProtocolError):
             m.decode(data)
+
+
+def test_a_request_without_the_leaves_field_asks_for_the_leaf_hashes() -> None:
+    # an older peer's request: [tag, rid, piece, offset, length]
+    request = m.decode(msgspec.msgpack.encode(["rq", RID, 1, 0, 16384]))
+    assert request == m.Request(RID, 1, 0, 16384) and request.leaves
+    with pytest.raises(RemoteProtocolError):
+        m.decode(msgspec.msgpack.encode(["rq", RID, 1, 0, 16384, 1]))  # not a bool
 
 
 def test_control_messages_carry_the_rid_raw() -> None:

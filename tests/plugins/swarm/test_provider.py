@@ -3,11 +3,15 @@ what it tells a newcomer about the other members."""
 
 from __future__ import annotations
 
+from collections import Counter
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import trio
+from p2pkit.plugins.swarm import _messages as msg
 from p2pkit.plugins.swarm._provider import PEX_TOLD, SESSION_BACKLOG_S, SwarmProvider
+from p2pkit.plugins.swarm._state import Link, PeerState
 
 
 class StatsPeer:
@@ -71,3 +75,46 @@ def test_a_newcomer_is_told_a_random_few_members_not_the_whole_swarm() -> None:
 def test_a_small_swarm_is_told_in_full() -> None:
     assert sorted(provider()._pex(members(4), exclude="p3")) == [
         ("10.0.0.0", 7700), ("10.0.0.1", 7700), ("10.0.0.2", 7700)]
+
+
+class RecordingPeer:
+    """A session that keeps what the provider sends on it."""
+
+    id = "cd" * 32
+    enabled = True
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    async def send(self, protocol: str, data: bytes, *, channel: int) -> None:
+        self.sent.append(msg.decode(data))
+
+
+def uploads_to(requests: list[msg.Request]) -> list[str]:
+    """The messages a provider sends a peer for ``requests`` of one piece it holds: the
+    leaf hashes are sent once, and only to a peer that asked for them."""
+    p = provider()
+    p.node.settings = SimpleNamespace(p2p_enabled=True)
+    peer = RecordingPeer()
+    ps = PeerState(Link(peer))  # type: ignore[arg-type]
+    ps.am_choking = False
+    t = SimpleNamespace(peers={peer.id: ps}, injection=None, bytes_to=Counter())
+    p.torrents["r" * 64] = t  # type: ignore[assignment]
+    p._block_to_send = lambda t, m: (b"x" * m.length, [b"h" * 32] * 16)  # type: ignore[method-assign]
+
+    async def main() -> None:
+        for request in requests:
+            await p._upload(ps.link, "r" * 64, request)
+
+    trio.run(main)
+    return [type(m).__name__ for m in peer.sent]
+
+
+def test_a_peer_that_holds_a_piece_s_leaf_hashes_is_not_sent_them_again() -> None:
+    """At N = 100 two thirds of the Leaves messages (548 bytes each) told a downloader the
+    hashes it already had from the piece's first source; it now says so in its request."""
+    rid = bytes.fromhex("ab" * 32)
+    asked = [msg.Request(rid, 0, 0, 16384), msg.Request(rid, 0, 16384, 16384)]
+    assert uploads_to(asked) == ["Leaves", "Piece", "Piece"]
+    held = [msg.Request(rid, 0, 0, 16384, leaves=False)]
+    assert uploads_to(held) == ["Piece"]
