@@ -281,8 +281,9 @@ class Torrent:
         return asm
 
     def holds_leaves(self, piece: int) -> bool:
-        """We have ``piece``'s checked leaf hashes: a source need not send them again (at
-        N = 100 two thirds of a piece's sources were first asked after they had come)."""
+        """We have ``piece``'s checked leaf hashes: a source need not send them again (in
+        the benchmark's ``--quick`` run two thirds of a piece's sources were first asked
+        after they had come from another)."""
         asm = self.assemblies.get(piece)
         return asm is not None and asm.leaves is not None
 

@@ -111,8 +111,9 @@ def uploads_to(requests: list[msg.Request]) -> list[str]:
 
 
 def test_a_peer_that_holds_a_piece_s_leaf_hashes_is_not_sent_them_again() -> None:
-    """At N = 100 two thirds of the Leaves messages (548 bytes each) told a downloader the
-    hashes it already had from the piece's first source; it now says so in its request."""
+    """Two thirds of the Leaves messages (548 bytes each) told a downloader the hashes it
+    already had from the piece's first source (benchmark, --quick); it now says so in its
+    request."""
     rid = bytes.fromhex("ab" * 32)
     asked = [msg.Request(rid, 0, 0, 16384), msg.Request(rid, 0, 16384, 16384)]
     assert uploads_to(asked) == ["Leaves", "Piece", "Piece"]
