@@ -1,5 +1,5 @@
-"""The swarm provider without a network: its pacing of uploads into the transport, and
-what it tells a newcomer about the other members."""
+"""The swarm provider without a network: its pacing of uploads into the transport, what
+it tells a newcomer about the other members, and when it sends a piece's leaf hashes."""
 
 from __future__ import annotations
 
