@@ -10,10 +10,16 @@ verified. Compared in the same run with
 
     python -m benchmarks.swarm_distribution [--quick] [-n N] [--size-mb F] [--seed S]
         [--upload-limit FRACTION] [--swarm KEY=VALUE ...] [--rudp KEY=VALUE ...] [--timeline]
+        [--diagnose T[,T...]]
 
 ``--timeline`` prints, every half virtual second, how busy the seeder's uplink and each
 upload class of leechers were and how much verified content the leechers held: where
-the time goes.
+the time goes. ``--diagnose`` prints, at the given virtual times, what the leechers'
+missing blocks wait for (``SwarmProvider.diagnose`` summed over the swarm): a peer they
+were asked of, by upload class; a pipeline with room, one backing off after a Reject, or
+a full one, at a peer that unchokes them; only members that choke them; nobody. Either
+option adds wake-ups to the run, which shifts the simulation's event order: its figures
+differ a little from a run without it.
 
 The headline runs on the defaults, where each node finds its upload limit by itself
 from its uplink's queueing delay (rudp's ``uplink_target_ms``; ``--rudp
@@ -82,7 +88,7 @@ def bounds(size: int, n: int, seeder_up: float, ups: list[float], down: float) -
 def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: int = 256,
         block_kib: int = 16, max_peers: int | None = None, upload_limit: float = 0.0,
         swarm: dict[str, Any] | None = None, rudp: dict[str, Any] | None = None,
-        timeline: bool = False) -> dict[str, Any]:
+        timeline: bool = False, diagnose: list[float] | None = None) -> dict[str, Any]:
     rng = random.Random(seed)
     ups = [rng.choice(UPLOAD_CHOICES_MBIT) * MBIT for _ in range(n)]
     b = bounds(size, n, SEEDER_UP_MBIT * MBIT, ups, DOWN_MBIT * MBIT)
@@ -142,6 +148,11 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
                     nursery.start_soon(fetch, f"l{i}", node)
                 if timeline:
                     nursery.start_soon(_timeline, sim, t0, ups, leechers, manifest, finished)
+                if diagnose:
+                    classes = {seeder.id: "seeder", **{node.id: f"{up / MBIT:g}M"
+                                                       for node, up in zip(leechers, ups)}}
+                    nursery.start_soon(_diagnose, sim, t0, leechers, classes, manifest,
+                                       finished, sorted(diagnose))
             result["seconds"] = max(finished.values())
             result["mean_seconds"] = sum(finished.values()) / len(finished)
             result["seeder_uploaded"] = sum(seeder.swarm.bytes_to_peers.values())
@@ -236,11 +247,63 @@ async def _timeline(sim: Simulation, t0: float, ups: list[float], leechers: list
               + f"  {min(1.0, held / total):5.0%}  {len(finished):5d}", file=sys.stderr)
 
 
+async def _diagnose(sim: Simulation, t0: float, leechers: list[Any], classes: dict[str, str],
+                    manifest: Any, finished: dict[str, float], times: list[float]) -> None:
+    """At each of ``times`` (virtual seconds from the start): the leechers still
+    downloading, and per leecher what its missing blocks wait for (SwarmProvider.diagnose)."""
+    order = ["seeder", *sorted({c for c in classes.values() if c != "seeder"},
+                               key=lambda c: float(c[:-1]))]
+    for when in times:
+        await trio.sleep(max(0.0, t0 + when - sim.now))
+        if len(finished) == len(leechers):
+            return
+        reports = [r for node in leechers
+                   if (r := node.swarm.diagnose(manifest.rid)) is not None and r["missing_blocks"]]
+        if not reports:
+            continue
+        k = len(reports)
+        total: Counter[str] = Counter()
+        asked_of: Counter[str] = Counter()
+        backing_off_at: Counter[str] = Counter()  # blocks held by peers backing off, by class
+        for r in reports:
+            for pid, view in r["peers"].items():
+                if view["state"] == "backing_off" and view["unchokes_us"]:
+                    backing_off_at[classes.get(pid, "other")] += view["holds_unasked"]
+            total.update({key: r[key] for key in ("missing_blocks", "requested",
+                                                  "only_choking_peers", "nobody")})
+            total.update(r["askable"])
+            for pid, count in r["requested_from"].items():
+                asked_of[classes.get(pid, "other")] += count
+        askable = sum(total[key] for key in ("ready", "backing_off", "pipelines_full"))
+        print(f"  diagnose at {sim.now - t0:.2f} s: {k} leechers downloading; per leecher, of "
+              f"{total['missing_blocks'] / k:.1f} missing blocks:\n"
+              f"    asked for {total['requested'] / k:.1f} ("
+              + ", ".join(f"{c} {asked_of[c] / k:.1f}" for c in order if asked_of[c]) + ")\n"
+              f"    held by peers that unchoke it, not asked for {askable / k:.1f} (pipeline "
+              f"with room {total['ready'] / k:.1f}, backing off {total['backing_off'] / k:.1f}, "
+              f"full {total['pipelines_full'] / k:.1f}); held by peers backing off: "
+              + (", ".join(f"{c} {backing_off_at[c] / k:.1f}" for c in order if backing_off_at[c])
+                 or "none") + "\n"
+              f"    held only by members that choke it {total['only_choking_peers'] / k:.1f}, "
+              f"by no member {total['nobody'] / k:.1f}", file=sys.stderr)
+
+
 def _settings(pairs: list[str]) -> dict[str, Any]:
     """``KEY=VALUE`` pairs (TOML values) as a config section."""
     import tomllib
 
     return tomllib.loads("\n".join(pairs)) if pairs else {}
+
+
+def _times(text: str) -> list[float]:
+    """``--diagnose 1,7.5``: virtual seconds, each at least 0."""
+    try:
+        times = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of seconds: {text!r}") from None
+    if not times or any(not 0 <= t < 3600 for t in times):
+        raise argparse.ArgumentTypeError(f"times must be seconds from 0 to 3600: {text!r}")
+    return times
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -263,13 +326,16 @@ def main(argv: list[str] | None = None) -> None:
                         help="a [rudp] setting for every node (TOML value), repeatable")
     parser.add_argument("--timeline", action="store_true",
                         help="print uplink use and progress every half virtual second")
+    parser.add_argument("--diagnose", type=_times, default=[], metavar="T[,T...]",
+                        help="at these virtual seconds, print what the missing blocks wait for")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     n = args.n or (20 if args.quick else 100)
     size = int((args.size_mb or (4 if args.quick else 8)) * 1e6)
     out = run(n, size, args.seed, args.loss, args.verbose, piece_kib=args.piece_kib,
               block_kib=args.block_kib, max_peers=args.max_peers, upload_limit=args.upload_limit,
-              swarm=_settings(args.swarm), rudp=_settings(args.rudp), timeline=args.timeline)
+              swarm=_settings(args.swarm), rudp=_settings(args.rudp), timeline=args.timeline,
+              diagnose=args.diagnose)
     print(f"N={n} leechers, F={size / 1e6:.1f} MB, seeder {SEEDER_UP_MBIT:g} Mbit/s up, "
           f"leechers {'/'.join(f'{u:g}' for u in UPLOAD_CHOICES_MBIT)} Mbit/s up, "
           f"{DOWN_MBIT:g} Mbit/s down, {LATENCY * 1000:g} ms per link, "

@@ -62,6 +62,21 @@ class Block:
     length: int
 
 
+@attrs.frozen
+class MissingBlocks:
+    """Where each block we still miss stands (see :meth:`PiecePicker.missing_blocks`)."""
+
+    asked: int  # blocks asked of some peer that have not arrived
+    requested: dict[str, int]  # peer → blocks asked of it (endgame: one block, several peers)
+    askable: list[tuple[Block, tuple[str, ...]]]  # not asked for; the askable peers holding it
+    choked: int  # not asked for; held only by members we may not ask
+    unseen: int  # not asked for; no member is known to hold it
+
+    @property
+    def total(self) -> int:
+        return self.asked + len(self.askable) + self.choked + self.unseen
+
+
 @attrs.define
 class _Partial:
     """A piece being fetched: per block, who has it in flight and whether it arrived."""
@@ -140,6 +155,44 @@ class PiecePicker:
                 if peer in who and not got:
                     out.append(block)
         return out
+
+    def missing_blocks(self, askable: Callable[[str], bool]) -> MissingBlocks:
+        """Every block we lack, by what it waits for: a peer it was asked of (a block
+        asked of several, in endgame, counts once per peer), a free place in the pipeline
+        of a peer we may ask (``askable``: it unchokes us) that holds it, a member that
+        chokes us, or a member that has it at all. Diagnostics: nothing changes."""
+        requested: dict[str, int] = {}
+        offered: list[tuple[Block, tuple[str, ...]]] = []
+        asked = choked = unseen = 0
+        for piece in self.missing():
+            partial = self._partial.get(piece)
+            blocks = partial.blocks if partial is not None else self._grid(piece)
+            for i, block in enumerate(blocks):
+                if partial is not None and partial.received[i]:
+                    continue
+                who = partial.requested[i] if partial is not None else set()
+                if who:
+                    asked += 1
+                    for peer in who:
+                        requested[peer] = requested.get(peer, 0) + 1
+                    continue
+                holders = sorted(peer for peer in self.peer_pieces
+                                 if self._holds(peer, piece, block))
+                mine = tuple(peer for peer in holders if askable(peer))
+                if mine:
+                    offered.append((block, mine))
+                elif holders:
+                    choked += 1
+                else:
+                    unseen += 1
+        return MissingBlocks(asked, requested, offered, choked, unseen)
+
+    def _holds(self, peer: str, piece: int, block: Block) -> bool:
+        """``peer`` holds ``block``: the whole piece, or the block checked (its Blocks)."""
+        if self.peer_pieces[peer][piece]:
+            return True
+        mask = self.peer_blocks.get(peer, {}).get(piece)
+        return mask is not None and self._offered(mask, block)
 
     def set_deadline(self, playhead_piece: int | None, window: int = 8) -> None:
         """Streaming: prefer the ``window`` pieces from ``playhead_piece`` on (None = off)."""
@@ -449,4 +502,4 @@ class PiecePicker:
         return (senders.pop() if len(senders) == 1 else None), cancels
 
 
-__all__ = ["DEFAULT_BLOCK", "Block", "PiecePicker"]
+__all__ = ["DEFAULT_BLOCK", "Block", "MissingBlocks", "PiecePicker"]

@@ -728,11 +728,7 @@ class SwarmProvider:
                 or not self._allowed(ps.peer)):
             return
         now = self._now()
-        block_size = self.cfg.block_size
-        lo = max(MIN_DEPTH, MIN_IN_FLIGHT // block_size)  # a fresh peer gets at least 64 KiB asked
-        rtt = self._rtt(ps.peer)
-        rate = ps.down.rate(now)
-        depth = pipeline_depth(rate, rtt, block_size, lo=lo, hi=max(lo, self.cfg.max_depth))
+        depth, rate, rtt = self._pipeline(ps, now)
         if ps.ask_limit is not None:
             if ps.ask_limit >= depth:
                 ps.ask_limit = None  # grown back: the pipeline decides again
@@ -757,6 +753,15 @@ class SwarmProvider:
             self.counters["requests_moved"] += len(t.picker.stolen)
             self._send_cancels(t, t.picker.stolen)
             t.picker.stolen.clear()
+
+    def _pipeline(self, ps: PeerState, now: float) -> tuple[int, float, float]:
+        """The depth of the request pipeline to ``ps`` (before any ask limit), with the
+        rate and round trip it was sized from."""
+        block_size = self.cfg.block_size
+        lo = max(MIN_DEPTH, MIN_IN_FLIGHT // block_size)  # a fresh peer gets at least 64 KiB asked
+        rtt = self._rtt(ps.peer)
+        rate = ps.down.rate(now)
+        return pipeline_depth(rate, rtt, block_size, lo=lo, hi=max(lo, self.cfg.max_depth)), rate, rtt
 
     def _fill_all(self, t: Torrent) -> None:
         """Top up every pipeline (blocks went back to the pool)."""
@@ -1272,6 +1277,59 @@ class SwarmProvider:
             "peers": len(t.peers), "unchoked_by": active,
             "rates": {pid[:16]: ps.down.rate(now) for pid, ps in t.peers.items()},
         }))
+
+    def diagnose(self, rid: str) -> dict[str, Any] | None:
+        """What a download is waiting for, block by block (None: not in the swarm).
+
+        ``missing_blocks`` splits into blocks asked of a peer (``requested_from``), blocks
+        a peer that unchokes us holds but that were not asked for yet (``askable``: by
+        the best state among those peers — ``ready``, the pipeline has room and they go
+        out at its next top-up; ``backing_off``, the peer rejected a request and takes
+        one more per block it delivers; ``pipelines_full``, its pipeline is as deep as
+        its rate and round trip call for), blocks only members that choke us hold
+        (``only_choking_peers``) and blocks no member is known to hold (``nobody``).
+        ``peers`` has each member's side of it, with its pipeline's ``state`` and how
+        many of the askable blocks it holds (``holds_unasked``). Nothing changes; the swarm benchmark's
+        ``--diagnose`` sums it over a swarm (docs/plugins/swarm.md)."""
+        t = self.torrents.get(rid)
+        if t is None:
+            return None
+        now = self._now()
+        peers: dict[str, dict[str, Any]] = {}
+        state: dict[str, str] = {}
+        for pid, ps in sorted(t.peers.items()):
+            depth, rate, rtt = self._pipeline(ps, now)
+            asked = len(ps.requested)
+            if ps.ask_limit is not None and ps.ask_limit < depth and asked >= ps.ask_limit:
+                state[pid] = "backing_off"
+            elif asked >= depth:
+                state[pid] = "pipelines_full"
+            else:
+                state[pid] = "ready"
+            peers[pid] = {
+                "unchokes_us": not ps.peer_choking, "we_unchoke": not ps.am_choking,
+                "interested_in_us": ps.peer_interested, "we_are_interested": ps.am_interested,
+                "asked": asked, "depth": depth, "ask_limit": ps.ask_limit,
+                "rate_from": rate, "rate_to": ps.up.rate(now), "rtt": rtt,
+            }
+        missing = t.picker.missing_blocks(
+            lambda pid: pid in t.peers and not t.peers[pid].peer_choking)
+        askable = dict.fromkeys(("ready", "backing_off", "pipelines_full"), 0)
+        offers = dict.fromkeys(peers, 0)
+        for _block, holders in missing.askable:
+            best = min((state[pid] for pid in holders), key=list(askable).index)
+            askable[best] += 1
+            for pid in holders:
+                offers[pid] += 1
+        for pid, view in peers.items():
+            view["state"] = state[pid]
+            view["holds_unasked"] = offers[pid]
+        return {
+            "missing_blocks": missing.total, "requested": missing.asked,
+            "requested_from": dict(sorted(missing.requested.items())),
+            "askable": askable, "only_choking_peers": missing.choked,
+            "nobody": missing.unseen, "peers": peers,
+        }
 
     def status(self) -> Mapping[str, Any]:
         """A JSON-friendly view of every content in the swarm (web UI, tests)."""

@@ -317,3 +317,28 @@ def test_a_block_that_failed_its_leaf_hash_is_asked_again() -> None:
     p.add_peer("s", [True, True])
     assert first in p.pick("s", 10)
     p.block_failed("s", Block(0, 0, 5))  # not a block of the grid: ignored
+
+
+def test_missing_blocks_are_told_apart_by_what_they_wait_for() -> None:
+    """The diagnostic behind SwarmProvider.diagnose: every block we lack is asked of a
+    peer, held by a peer we may ask, held only by members that choke us, or held by no
+    member — each exactly once, and looking changes nothing."""
+    p = picker(pieces=3, random_first=0)
+    p.add_peer("a", [True, False, False])  # unchokes us
+    p.add_peer("b", [False, True, False])  # chokes us
+    p.add_peer("c", [False, False, False])  # unchokes us; holds one checked block of piece 1
+    p.set_peer_blocks("c", 1, 0b0001)
+    asked = p.pick("a", 1)
+    assert asked == [Block(0, 0, 16 * K)]
+    missing = p.missing_blocks(lambda peer: peer in {"a", "c"})
+    assert missing.asked == 1 and missing.requested == {"a": 1}
+    assert missing.askable == [(Block(0, o, 16 * K), ("a",)) for o in (16 * K, 32 * K, 48 * K)] + [
+        (Block(1, 0, 16 * K), ("c",))]
+    assert missing.choked == 3  # piece 1's other blocks: only "b"
+    assert missing.unseen == 4  # piece 2: nobody
+    assert missing.total == 12 == 3 * 4
+    assert p.missing_blocks(lambda peer: True).choked == 0  # "b" may be asked once it unchokes
+    p.on_block("a", asked[0])
+    after = p.missing_blocks(lambda peer: peer in {"a", "c"})
+    assert after.asked == 0 and after.total == 11
+    assert p.pick("a", 1) == [Block(0, 16 * K, 16 * K)]  # the picker went on as before

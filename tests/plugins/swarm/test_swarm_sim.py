@@ -356,3 +356,43 @@ def test_a_second_download_of_the_same_file_at_once_is_told_so_promptly(tmp_path
     assert outcomes[0][0] == "SwarmError" and "already being downloaded" in outcomes[0][2]
     assert outcomes[0][1] < 5.0
     assert outcomes[1][0] == "done"
+
+
+def test_a_download_says_what_its_missing_blocks_wait_for(tmp_path: Path) -> None:
+    """``SwarmProvider.diagnose`` mid-download: the blocks asked of the origin (counted
+    from the requests the picker holds, and from the requests the peer's state holds), the
+    pieces the injecting origin has not shown yet (held by nobody we know), and a finished
+    download that misses none."""
+    media = noise_wav(tmp_path / "diag.wav", 2_000_000)
+    seen: dict[str, Any] = {}
+
+    async def scenario(sim: Simulation) -> None:
+        origin, leecher, manifest = await origin_and_leecher(sim, media)
+        await until(lambda: len(peers_of(leecher).all()) > 0)
+        assert leecher.swarm.diagnose(manifest.rid) is None  # not in the swarm yet
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(leecher.swarm.fetch, manifest.rid)
+            await until(lambda: (t := leecher.swarm.torrents.get(manifest.rid)) is not None
+                        and any(ps.requested for ps in t.peers.values()))
+            seen["during"] = leecher.swarm.diagnose(manifest.rid)
+            seen["origin"] = origin.id
+        seen["after"] = leecher.swarm.diagnose(manifest.rid)
+        raise _Done
+
+    try:
+        Simulation(seed=3, duration=120, resolution=0.001).run(scenario)
+    except* _Done:
+        pass
+    during, after = seen["during"], seen["after"]
+    blocks = -(-2_000_000 // (16 * 1024))
+    assert 0 < during["missing_blocks"] <= blocks
+    assert during["nobody"] > blocks // 2  # the origin shows its pieces a few at a time
+    assert during["only_choking_peers"] == 0  # the only member unchokes us
+    assert set(during["requested_from"]) == {seen["origin"]}
+    assert during["requested"] == during["requested_from"][seen["origin"]] > 0
+    origin_view = during["peers"][seen["origin"]]
+    assert origin_view["unchokes_us"] and origin_view["asked"] == during["requested"]
+    assert origin_view["depth"] >= 1
+    assert origin_view["state"] in {"ready", "backing_off", "pipelines_full"}
+    assert origin_view["holds_unasked"] == sum(during["askable"].values())  # the only holder
+    assert after["missing_blocks"] == 0 and after["requested_from"] == {}
