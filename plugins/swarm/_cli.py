@@ -4,7 +4,9 @@ A one-shot node (ephemeral unless ``--data-dir``/``--profile`` is given, which a
 an interrupted download resume) dials the bootstrap peers, downloads the content from
 every peer that has it with a progress bar, exports it verified and exits 0. It exits 1
 with one clear line when it cannot finish: no provider within ``swarm.provider_wait_s``
-(60 s by default) or the ``--timeout`` ran out.
+(60 s by default) or the ``--timeout`` ran out — then the line also says what the
+missing blocks were waiting for (``SwarmProvider.diagnose``): peers they were asked of,
+peers that choke us, or no peer at all.
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ def cmd_get(args: argparse.Namespace) -> int:
                     torrent = node.swarm.torrents.get(args.rid)
                     if torrent is not None:
                         sources.update(torrent.bytes_from)
-            return None, f"the download did not finish within {args.timeout:g} s"
+            waiting = waiting_for(node.swarm.diagnose(args.rid))
+            return None, f"the download did not finish within {args.timeout:g} s" + waiting
 
     path, error = trio.run(main)
     if path is None:
@@ -92,6 +95,22 @@ def cmd_get(args: argparse.Namespace) -> int:
     console.print(f"saved {path} ({path.stat().st_size} bytes, verified, sha256 {digest})",
                   highlight=False)
     return 0
+
+
+def waiting_for(report: dict[str, Any] | None) -> str:
+    """What an unfinished download's missing blocks waited for (SwarmProvider.diagnose),
+    as the end of the error line: which way to look (a slow peer, choking, nobody)."""
+    if not report or not report["missing_blocks"]:
+        return ""
+    askable = sum(report["askable"].values())
+    parts = [f"{report['requested']} asked of {len(report['requested_from'])} peer(s)"]
+    if askable:
+        parts.append(f"{askable} held by peers that unchoke us, not asked yet")
+    if report["only_choking_peers"]:
+        parts.append(f"{report['only_choking_peers']} held only by peers that choke us")
+    if report["nobody"]:
+        parts.append(f"{report['nobody']} offered by no peer yet")
+    return f"; {report['missing_blocks']} blocks missing: " + ", ".join(parts)
 
 
 def _resumable(node: Any, rid: str) -> tuple[int, int]:
