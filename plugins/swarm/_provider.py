@@ -1289,41 +1289,34 @@ class SwarmProvider:
         its rate and round trip call for), blocks only members that choke us hold
         (``only_choking_peers``) and blocks no member is known to hold (``nobody``).
         ``peers`` has each member's side of it, with its pipeline's ``state`` and how
-        many of the askable blocks it holds (``holds_unasked``). Nothing changes; the swarm benchmark's
-        ``--diagnose`` sums it over a swarm (docs/plugins/swarm.md)."""
+        many of the askable blocks it holds (``holds_unasked``). Nothing changes; the
+        swarm benchmark's ``--diagnose`` sums it over a swarm (docs/plugins/swarm.md)."""
         t = self.torrents.get(rid)
         if t is None:
             return None
         now = self._now()
         peers: dict[str, dict[str, Any]] = {}
-        state: dict[str, str] = {}
         for pid, ps in sorted(t.peers.items()):
             depth, rate, rtt = self._pipeline(ps, now)
             asked = len(ps.requested)
             if ps.ask_limit is not None and ps.ask_limit < depth and asked >= ps.ask_limit:
-                state[pid] = "backing_off"
-            elif asked >= depth:
-                state[pid] = "pipelines_full"
+                state = "backing_off"
             else:
-                state[pid] = "ready"
+                state = "pipelines_full" if asked >= depth else "ready"
             peers[pid] = {
                 "unchokes_us": not ps.peer_choking, "we_unchoke": not ps.am_choking,
                 "interested_in_us": ps.peer_interested, "we_are_interested": ps.am_interested,
-                "asked": asked, "depth": depth, "ask_limit": ps.ask_limit,
-                "rate_from": rate, "rate_to": ps.up.rate(now), "rtt": rtt,
+                "asked": asked, "depth": depth, "ask_limit": ps.ask_limit, "state": state,
+                "holds_unasked": 0, "rate_from": rate, "rate_to": ps.up.rate(now), "rtt": rtt,
             }
         missing = t.picker.missing_blocks(
             lambda pid: pid in t.peers and not t.peers[pid].peer_choking)
         askable = dict.fromkeys(("ready", "backing_off", "pipelines_full"), 0)
-        offers = dict.fromkeys(peers, 0)
         for _block, holders in missing.askable:
-            best = min((state[pid] for pid in holders), key=list(askable).index)
+            best = min((peers[pid]["state"] for pid in holders), key=list(askable).index)
             askable[best] += 1
             for pid in holders:
-                offers[pid] += 1
-        for pid, view in peers.items():
-            view["state"] = state[pid]
-            view["holds_unasked"] = offers[pid]
+                peers[pid]["holds_unasked"] += 1
         return {
             "missing_blocks": missing.total, "requested": missing.asked,
             "requested_from": dict(sorted(missing.requested.items())),
