@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import heapq
 import ipaddress
+import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Final
 
 import trio
@@ -46,6 +47,10 @@ if TYPE_CHECKING:
     from ._endpoint import VirtualEndpoint
 
 Address = tuple[str, int]
+# A capture tap: (virtual time, sending host, its port, the datagram, destination).
+Tap = Callable[[float, "Host", int, bytes, Address], None]
+
+log = logging.getLogger(__name__)
 
 _PUBLIC_BASE: Final = int(ipaddress.IPv4Address("11.0.0.1"))
 _PRIVATE_BASE: Final = int(ipaddress.IPv4Address("10.0.0.2"))
@@ -231,9 +236,34 @@ class Network:
         self.dispatch_instants = 0
         self.timers_fired = 0
         self.timer_errors = 0
+        self._taps: list[Tap] = []
+        self.tap_errors = 0
         self.bin_seconds = bin_seconds
         self.delivered_bytes_by_bin: dict[int, int] = {}
         self.epoch = 0.0  # virtual time the simulation started (bins count from it)
+
+    # ------------------------------------------------------------------ capture
+
+    def add_tap(self, tap: Tap) -> Callable[[], None]:
+        """Call ``tap(now, host, port, data, dst)`` for every datagram a host sends, as it
+        leaves the host (before its uplink's queue, loss or any NAT: what a capture on the
+        host's interface sees). Returns a function that removes the tap. A tap that
+        raises is logged and counted (``tap_errors``); the datagram goes on regardless."""
+        self._taps.append(tap)
+
+        def remove() -> None:
+            if tap in self._taps:
+                self._taps.remove(tap)
+
+        return remove
+
+    def _tap(self, now: float, host: Host, port: int, data: bytes, dst: Address) -> None:
+        for tap in list(self._taps):
+            try:
+                tap(now, host, port, data, dst)
+            except Exception:
+                self.tap_errors += 1
+                log.exception("capture tap %r failed", tap)
 
     # ------------------------------------------------------------------ topology
 
@@ -358,6 +388,8 @@ class Network:
         size = len(data) + HEADER_BYTES
         host.datagrams_sent += 1
         host.bytes_sent += size
+        if self._taps:
+            self._tap(now, host, port, data, dst)
         if not host.online:
             host._drop("host_down")
             return
@@ -586,6 +618,7 @@ class Network:
             "dispatch_instants": self.dispatch_instants,
             "timers_fired": self.timers_fired,
             "timer_errors": self.timer_errors,
+            "tap_errors": self.tap_errors,
             "drops": dict(sorted(self.drops.items())),
             "resolution_s": self.resolution,
         }

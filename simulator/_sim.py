@@ -36,7 +36,7 @@ from ._determinism import pinned_scheduler
 from ._link import LinkProfile
 from ._metrics import Metrics
 from ._nat import NatBox, NatProfile, NatType
-from ._network import Host, Network
+from ._network import Address, Host, Network, Tap
 from ._rng import derive_bytes, derive_rng
 from ._workloads import Flow, SimNodePlugin
 
@@ -156,6 +156,15 @@ class Simulation:
     def note(self, text: str) -> None:
         """A line for the report's ``notes`` (something a reader should know)."""
         self.notes.append(text)
+
+    def capture(self, tap: Tap) -> Callable[[], None]:
+        """Watch every datagram any host sends: ``tap(now, host, port, data, dst)`` with
+        ``now`` in the simulation's seconds, as it leaves the host (see
+        :meth:`Network.add_tap`). Returns a function that stops the capture."""
+        def relative(now: float, host: Host, port: int, data: bytes, dst: Address) -> None:
+            tap(now - self._epoch, host, port, data, dst)
+
+        return self.network.add_tap(relative)
 
     # ------------------------------------------------------------------ topology
 

@@ -22,7 +22,7 @@ def test_toml_example_is_valid() -> None:
 
 
 def test_python_example_runs() -> None:
-    (example,) = _blocks("python")
+    example = _blocks("python")[0]
     namespace: dict[str, object] = {}
     exec(compile(example, str(DOC), "exec"), namespace)
     report = namespace["report"]
@@ -30,3 +30,12 @@ def test_python_example_runs() -> None:
     assert report["nodes"]["client"]["node"]["starts"] == 2
     assert report["nodes"]["client"]["node"]["crashes"] == 1
     assert report["nodes"]["client"]["nat"] == "symmetric"
+
+
+def test_capture_example_counts_what_the_host_sent() -> None:
+    _scenario, capture = _blocks("python")
+    namespace: dict[str, object] = {}
+    exec(compile(capture, str(DOC), "exec"), namespace)
+    report = namespace["report"]
+    assert isinstance(report, dict)
+    assert report["results"]["bytes_on_the_wire"] == {"a": 5 + 28}
