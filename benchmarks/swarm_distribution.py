@@ -10,7 +10,7 @@ verified. Compared in the same run with
 
     python -m benchmarks.swarm_distribution [--quick] [-n N] [--size-mb F] [--seed S]
         [--upload-limit FRACTION] [--swarm KEY=VALUE ...] [--rudp KEY=VALUE ...] [--timeline]
-        [--diagnose T[,T...]]
+        [--diagnose T[,T...]] [--wire]
 
 ``--timeline`` prints, every half virtual second, how busy the seeder's uplink and each
 upload class of leechers were and how much verified content the leechers held: where
@@ -19,7 +19,12 @@ missing blocks wait for (``SwarmProvider.diagnose`` summed over the swarm): a pe
 were asked of, by upload class; a pipeline with room, one backing off after a Reject, or
 a full one, at a peer that unchokes them; only members that choke them; nobody. Either
 option adds wake-ups to the run, which shifts the simulation's event order: its figures
-differ a little from a run without it.
+differ a little from a run without it. ``--wire`` splits what the hosts sent from the
+start until the last leecher is done (what their uplinks' queues dropped included) by
+kind of datagram — rudp's packet types, DATA in full-size datagrams (the bulk of piece
+data) apart from shorter ones (mostly control messages on their own) — with the bytes of
+headers in them, from a capture tap on the simulated network (``Simulation.capture``);
+it adds no wake-up, and the run's figures are those of a run without it.
 
 The headline runs on the defaults, where each node finds its upload limit by itself
 from its uplink's queueing delay (rudp's ``uplink_target_ms``; ``--rudp
@@ -47,8 +52,10 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from p2pkit.plugins.rudp import RudpConfig
+from p2pkit.plugins.rudp.packet import MAGIC, MalformedPacket, PacketType, decode_frames
 from p2pkit.plugins.swarm._provider import SwarmConfig
-from p2pkit.simulator import LinkProfile, LossSpec, Simulation
+from p2pkit.simulator import HEADER_BYTES, Host, LinkProfile, LossSpec, Simulation
 
 from p2pkit.compiled import build_description
 
@@ -88,7 +95,8 @@ def bounds(size: int, n: int, seeder_up: float, ups: list[float], down: float) -
 def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: int = 256,
         block_kib: int = 16, max_peers: int | None = None, upload_limit: float = 0.0,
         swarm: dict[str, Any] | None = None, rudp: dict[str, Any] | None = None,
-        timeline: bool = False, diagnose: list[float] | None = None) -> dict[str, Any]:
+        timeline: bool = False, diagnose: list[float] | None = None,
+        wire: bool = False) -> dict[str, Any]:
     rng = random.Random(seed)
     ups = [rng.choice(UPLOAD_CHOICES_MBIT) * MBIT for _ in range(n)]
     b = bounds(size, n, SEEDER_UP_MBIT * MBIT, ups, DOWN_MBIT * MBIT)
@@ -135,6 +143,8 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
                 while not all(node.peers is not None and len(node.peers) >= 1 for node in leechers):  # noqa: ASYNC110
                     await trio.sleep(0.1)
             t0 = sim.now
+            tally = WireTally(full_size=int((rudp or {}).get("mtu", RudpConfig().mtu)))
+            stop_capture = sim.capture(tally) if wire else None
 
             async def fetch(name: str, node: Any) -> None:
                 await node.swarm.fetch(manifest.rid)
@@ -153,6 +163,9 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
                                                        for node, up in zip(leechers, ups)}}
                     nursery.start_soon(_diagnose, sim, t0, leechers, classes, manifest,
                                        finished, sorted(diagnose))
+            if stop_capture is not None:
+                stop_capture()
+                result["wire"] = tally.report()
             result["seconds"] = max(finished.values())
             result["mean_seconds"] = sum(finished.values()) / len(finished)
             result["seeder_uploaded"] = sum(seeder.swarm.bytes_to_peers.values())
@@ -161,15 +174,15 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
             span = result["seconds"]
             uplinks = [sim.host(name).up for name in _host_names(n)]
             caps = [SEEDER_UP_MBIT * MBIT / 8, *(u / 8 for u in ups)]
-            wire = sum(u.bytes_sent for u in uplinks)
-            result["wire_utilisation"] = wire / (sum(caps) * span)
+            carried = sum(u.bytes_sent for u in uplinks)
+            result["wire_utilisation"] = carried / (sum(caps) * span)
             result["queue_drops"] = sum(u.drops_queue for u in uplinks)
             # of what the wires carried: piece payload (duplicates included), and the
             # content each leecher needed once; ratio = 1 / (useful share x utilisation)
             nodes = (seeder, *leechers)
             payload = sum(sum(node.swarm.bytes_to_peers.values()) for node in nodes)
-            result["payload_share"] = payload / wire
-            result["useful_share"] = size * n / wire
+            result["payload_share"] = payload / carried
+            result["useful_share"] = size * n / carried
             if verbose:
                 totals: Counter[str] = Counter()
                 for node in nodes:
@@ -210,7 +223,47 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
         "useful_share": round(result["useful_share"], 3),
         "wall_seconds": round(wall, 1),
         "build": build_description(),  # wall seconds depend on it, the rest does not
+        **({"wire": result["wire"]} if "wire" in result else {}),
     }
+
+
+class WireTally:
+    """A capture tap: what the hosts sent, by kind of datagram, with the bytes of headers
+    (IP/UDP, rudp's header and its frames' headers) in them."""
+
+    def __init__(self, full_size: int) -> None:
+        self.full_size = full_size  # a DATA datagram this long was filled to the MTU
+        self.datagrams: Counter[str] = Counter()
+        self.bytes: Counter[str] = Counter()
+        self.header_bytes: Counter[str] = Counter()
+
+    def kind(self, data: bytes) -> tuple[str, int]:
+        """(kind, payload bytes: stream data in it) of one datagram."""
+        if len(data) < 3 or data[0] != MAGIC or not 1 <= data[2] <= max(PacketType):
+            return "not rudp", 0
+        ptype = PacketType(data[2])
+        if ptype is PacketType.DATA:
+            try:
+                streams, _sacks = decode_frames(data)
+            except MalformedPacket:
+                return "not rudp", 0
+            payload = sum(len(chunk) for _channel, _offset, chunk in streams)
+            return ("DATA, full size" if len(data) >= self.full_size else "DATA, shorter"), payload
+        if ptype in (PacketType.ACK, PacketType.PING):
+            return ptype.name, 0
+        return "handshake, close, reset", 0
+
+    def __call__(self, now: float, host: Host, port: int, data: bytes, dst: tuple[str, int]) -> None:
+        kind, payload = self.kind(data)
+        size = len(data) + HEADER_BYTES
+        self.datagrams[kind] += 1
+        self.bytes[kind] += size
+        self.header_bytes[kind] += size - payload
+
+    def report(self) -> dict[str, dict[str, int]]:
+        return {kind: {"datagrams": self.datagrams[kind], "bytes": self.bytes[kind],
+                       "header_bytes": self.header_bytes[kind]}
+                for kind in sorted(self.bytes, key=lambda k: -self.bytes[k])}
 
 
 TIMELINE_STEP = 0.5
@@ -328,6 +381,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="print uplink use and progress every half virtual second")
     parser.add_argument("--diagnose", type=_times, default=[], metavar="T[,T...]",
                         help="at these virtual seconds, print what the missing blocks wait for")
+    parser.add_argument("--wire", action="store_true",
+                        help="split what the hosts sent by kind of datagram, with headers")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     n = args.n or (20 if args.quick else 100)
@@ -335,7 +390,7 @@ def main(argv: list[str] | None = None) -> None:
     out = run(n, size, args.seed, args.loss, args.verbose, piece_kib=args.piece_kib,
               block_kib=args.block_kib, max_peers=args.max_peers, upload_limit=args.upload_limit,
               swarm=_settings(args.swarm), rudp=_settings(args.rudp), timeline=args.timeline,
-              diagnose=args.diagnose)
+              diagnose=args.diagnose, wire=args.wire)
     print(f"N={n} leechers, F={size / 1e6:.1f} MB, seeder {SEEDER_UP_MBIT:g} Mbit/s up, "
           f"leechers {'/'.join(f'{u:g}' for u in UPLOAD_CHOICES_MBIT)} Mbit/s up, "
           f"{DOWN_MBIT:g} Mbit/s down, {LATENCY * 1000:g} ms per link, "
@@ -350,7 +405,20 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  of what they carried {out['payload_share']:.1%} was piece payload and "
           f"{out['useful_share']:.1%} content a leecher needed (the rest: duplicate blocks, "
           "headers, acks, control messages, retransmissions)")
+    if "wire" in out:
+        _print_wire(out["wire"])
     print(json.dumps(out))
+
+
+def _print_wire(kinds: dict[str, dict[str, int]]) -> None:
+    total = sum(k["bytes"] for k in kinds.values()) or 1
+    print("  what the hosts sent from the start until the last leecher was done (with what "
+          "their uplinks' queues dropped):")
+    for kind, k in kinds.items():
+        print(f"    {kind:24} {k['datagrams']:9,d} datagrams {k['bytes'] / 1e6:8.1f} MB "
+              f"{k['bytes'] / total:6.1%}   of which headers {k['header_bytes'] / total:5.1%}")
+    headers = sum(k["header_bytes"] for k in kinds.values())
+    print(f"    headers in all            {headers / 1e6:28.1f} MB {headers / total:6.1%}")
 
 
 if __name__ == "__main__":
