@@ -9,12 +9,13 @@ verified. Compared in the same run with
 * the client-server time max(N·F/u_s, F/d_min) (the seeder alone serving everyone).
 
     python -m benchmarks.swarm_distribution [--quick] [-n N] [--size-mb F] [--seed S]
-        [--upload-limit FRACTION] [--swarm KEY=VALUE ...] [--rudp KEY=VALUE ...] [--timeline]
+        [--upload-limit FRACTION] [--swarm KEY=VALUE ...] [--rudp KEY=VALUE ...] [--timeline [STEP]]
         [--diagnose T[,T...]] [--wire]
 
-``--timeline`` prints, every half virtual second, how busy the seeder's uplink and each
-upload class of leechers were and how much verified content the leechers held: where
-the time goes. ``--diagnose`` prints, at the given virtual times, what the leechers'
+``--timeline [STEP]`` prints, every STEP virtual seconds (half a second by default), how
+busy the seeder's uplink and each upload class of leechers were and how much checked
+content the leechers held (whole pieces and the checked blocks of pieces in progress,
+which they already serve): where the time goes. ``--diagnose`` prints, at the given virtual times, what the leechers'
 missing blocks wait for (``SwarmProvider.diagnose`` summed over the swarm): a peer they
 were asked of, by upload class; a pipeline with room, one backing off after a Reject, or
 a full one, at a peer that unchokes them; only members that choke them; nobody. Either
@@ -54,6 +55,7 @@ from typing import Any
 import trio
 from p2pkit.plugins.rudp import RudpConfig
 from p2pkit.plugins.rudp.packet import MAGIC, MalformedPacket, PacketType, decode_frames
+from p2pkit.plugins.store import LEAF_SIZE
 from p2pkit.plugins.swarm._provider import SwarmConfig
 from p2pkit.simulator import HEADER_BYTES, Host, LinkProfile, LossSpec, Simulation
 
@@ -95,7 +97,7 @@ def bounds(size: int, n: int, seeder_up: float, ups: list[float], down: float) -
 def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: int = 256,
         block_kib: int = 16, max_peers: int | None = None, upload_limit: float = 0.0,
         swarm: dict[str, Any] | None = None, rudp: dict[str, Any] | None = None,
-        timeline: bool = False, diagnose: list[float] | None = None,
+        timeline: float = 0.0, diagnose: list[float] | None = None,
         wire: bool = False) -> dict[str, Any]:
     rng = random.Random(seed)
     ups = [rng.choice(UPLOAD_CHOICES_MBIT) * MBIT for _ in range(n)]
@@ -157,7 +159,8 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
                 for i, node in enumerate(leechers):
                     nursery.start_soon(fetch, f"l{i}", node)
                 if timeline:
-                    nursery.start_soon(_timeline, sim, t0, ups, leechers, manifest, finished)
+                    nursery.start_soon(_timeline, sim, t0, ups, leechers, manifest, finished,
+                                       timeline)
                 if diagnose:
                     classes = {seeder.id: "seeder", **{node.id: f"{up / MBIT:g}M"
                                                        for node, up in zip(leechers, ups)}}
@@ -266,7 +269,7 @@ class WireTally:
                 for kind in sorted(self.bytes, key=lambda k: -self.bytes[k])}
 
 
-TIMELINE_STEP = 0.5
+TIMELINE_STEP = 0.5  # virtual seconds between the rows of --timeline (its default)
 
 
 def _host_names(n: int) -> list[str]:
@@ -274,30 +277,40 @@ def _host_names(n: int) -> list[str]:
     return ["seeder", *(f"l{i}" for i in range(n))]
 
 
+def _held(node: Any, manifest: Any) -> int:
+    """Checked bytes a leecher holds: its whole pieces, and the checked leaves of the
+    pieces it is still putting together (which it already serves)."""
+    if manifest.rid not in node.store:
+        return 0  # still waiting for the manifest
+    whole = node.store.progress(manifest.rid)[0] * manifest.piece_size
+    t = node.swarm.torrents.get(manifest.rid)
+    partial = 0 if t is None else sum(
+        min(asm.verified.bit_count() * LEAF_SIZE, len(asm.data)) for asm in t.assemblies.values())
+    return int(whole + partial)
+
+
 async def _timeline(sim: Simulation, t0: float, ups: list[float], leechers: list[Any],
-                    manifest: Any, finished: dict[str, float]) -> None:
-    """Every TIMELINE_STEP virtual seconds until every leecher is done: the share of its
+                    manifest: Any, finished: dict[str, float], step: float) -> None:
+    """Every ``step`` virtual seconds until every leecher is done: the share of its
     capacity the seeder's uplink carried, the same for each upload class of leechers, and
-    the verified bytes the leechers hold."""
+    the checked bytes the leechers hold (of pieces in progress too)."""
     names = _host_names(len(ups))
     rates = [SEEDER_UP_MBIT * MBIT, *ups]
     groups = [("seeder", [0])] + [(f"{c / MBIT:g}M", [i + 1 for i, u in enumerate(ups) if u == c])
                                   for c in sorted(set(ups))]
     previous = [sim.host(name).up.bytes_sent for name in names]
     print(f"  {'t':>5}  uplink busy: " + " ".join(f"{g:>6}" for g, _ in groups)
-          + "   held   done", file=sys.stderr)
+          + "    held   done", file=sys.stderr)
     total = manifest.size * len(leechers)
     while len(finished) < len(leechers):
-        await trio.sleep(TIMELINE_STEP)
+        await trio.sleep(step)
         now = [sim.host(name).up.bytes_sent for name in names]
         busy = [sum(now[i] - previous[i] for i in members) * 8
-                / (sum(rates[i] for i in members) * TIMELINE_STEP) for _g, members in groups]
+                / (sum(rates[i] for i in members) * step) for _g, members in groups]
         previous = now
-        # a leecher still waiting for the manifest holds nothing yet
-        held = sum(node.store.progress(manifest.rid)[0] for node in leechers
-                   if manifest.rid in node.store) * manifest.piece_size
-        print(f"  {sim.now - t0:5.1f}  {'':13}" + " ".join(f"{b:6.0%}" for b in busy)
-              + f"  {min(1.0, held / total):5.0%}  {len(finished):5d}", file=sys.stderr)
+        held = sum(_held(node, manifest) for node in leechers)
+        print(f"  {sim.now - t0:5.2f}  {'':13}" + " ".join(f"{b:6.0%}" for b in busy)
+              + f"  {min(1.0, held / total):6.1%}  {len(finished):5d}", file=sys.stderr)
 
 
 async def _diagnose(sim: Simulation, t0: float, leechers: list[Any], classes: dict[str, str],
@@ -348,6 +361,17 @@ def _settings(pairs: list[str]) -> dict[str, Any]:
     return tomllib.loads("\n".join(pairs)) if pairs else {}
 
 
+def _step(text: str) -> float:
+    """``--timeline 0.1``: a step of virtual seconds, at least a millisecond."""
+    try:
+        step = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.001 <= step <= 60:
+        raise argparse.ArgumentTypeError(f"a step must be 0.001 to 60 seconds: {text!r}")
+    return step
+
+
 def _times(text: str) -> list[float]:
     """``--diagnose 1,7.5``: virtual seconds, each at least 0."""
     try:
@@ -377,8 +401,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="a [swarm] setting for every node (TOML value), repeatable")
     parser.add_argument("--rudp", action="append", default=[], metavar="KEY=VALUE",
                         help="a [rudp] setting for every node (TOML value), repeatable")
-    parser.add_argument("--timeline", action="store_true",
-                        help="print uplink use and progress every half virtual second")
+    parser.add_argument("--timeline", type=_step, nargs="?", const=TIMELINE_STEP, default=0.0,
+                        metavar="STEP", help="print uplink use and the checked content held "
+                        f"every STEP virtual seconds (default {TIMELINE_STEP})")
     parser.add_argument("--diagnose", type=_times, default=[], metavar="T[,T...]",
                         help="at these virtual seconds, print what the missing blocks wait for")
     parser.add_argument("--wire", action="store_true",

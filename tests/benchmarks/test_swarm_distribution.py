@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from benchmarks.swarm_distribution import MBIT, SEEDER_UP_MBIT, UPLOAD_CHOICES_MBIT, _times, main
+from benchmarks.swarm_distribution import (
+    MBIT,
+    SEEDER_UP_MBIT,
+    UPLOAD_CHOICES_MBIT,
+    _step,
+    _times,
+    main,
+)
 
 
 def test_a_tiny_swarm_reports_its_ratio_and_what_its_blocks_waited_for(
@@ -76,3 +83,21 @@ def _capacity(result: dict[str, Any]) -> float:
     rng = random.Random(result["seed"])
     ups = [rng.choice(UPLOAD_CHOICES_MBIT) * MBIT for _ in range(result["n"])]
     return (SEEDER_UP_MBIT * MBIT + sum(ups)) / 8
+
+
+def test_the_timeline_counts_checked_blocks_of_pieces_in_progress(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # 1 MB is four pieces: by whole pieces alone, "held" would move in quarters
+    main(["-n", "3", "--size-mb", "1", "--timeline", "0.1"])
+    rows = re.findall(r"^\s+([\d.]+)\s+(?:\d+%\s+)+([\d.]+)%\s+(\d+)$", capsys.readouterr()[1], re.M)
+    times = [float(t) for t, _held, _done in rows]
+    held = [float(h) for _t, h, _done in rows]
+    assert times[:3] == pytest.approx([0.1, 0.2, 0.3])
+    assert held == sorted(held) and held[-1] == 100.0
+    assert any(h % 25 for h in held)  # blocks counted before their pieces are whole
+
+
+@pytest.mark.parametrize("text", ["x", "0", "-0.5", "61"])
+def test_timeline_steps_that_are_not_sensible_are_refused(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        _step(text)
