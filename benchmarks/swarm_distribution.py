@@ -15,8 +15,8 @@ verified. Compared in the same run with
 ``--timeline [STEP]`` prints, every STEP virtual seconds (half a second by default), how
 busy the seeder's uplink and each upload class of leechers were and how much checked
 content the leechers held (whole pieces and the checked blocks of pieces in progress,
-which they already serve): where the time goes. ``--diagnose`` prints, at the given virtual times, what the leechers'
-missing blocks wait for (``SwarmProvider.diagnose`` summed over the swarm): a peer they
+which they already serve): where the time goes. ``--diagnose`` prints, at the given
+virtual times, what the leechers' missing blocks wait for (``SwarmProvider.diagnose`` summed over the swarm): a peer they
 were asked of, by upload class; a pipeline with room, one backing off after a Reject, or
 a full one, at a peer that unchokes them; only members that choke them; nobody. Either
 option adds wake-ups to the run, which shifts the simulation's event order: its figures
@@ -145,8 +145,8 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
                 while not all(node.peers is not None and len(node.peers) >= 1 for node in leechers):  # noqa: ASYNC110
                     await trio.sleep(0.1)
             t0 = sim.now
-            tally = WireTally(full_size=int((rudp or {}).get("mtu", RudpConfig().mtu)))
-            stop_capture = sim.capture(tally) if wire else None
+            tally = WireTally(full_size=int((rudp or {}).get("mtu", RudpConfig().mtu))) if wire else None
+            stop_capture = sim.capture(tally) if tally is not None else None
 
             async def fetch(name: str, node: Any) -> None:
                 await node.swarm.fetch(manifest.rid)
@@ -166,7 +166,7 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
                                                        for node, up in zip(leechers, ups)}}
                     nursery.start_soon(_diagnose, sim, t0, leechers, classes, manifest,
                                        finished, sorted(diagnose))
-            if stop_capture is not None:
+            if tally is not None and stop_capture is not None:
                 stop_capture()
                 result["wire"] = tally.report()
             result["seconds"] = max(finished.values())
