@@ -3,7 +3,7 @@
 Every session paces at its own estimate, but a node's dozen sessions overfill the access
 link's queue together (drops, retransmissions, and every ACK and control message waiting
 behind ~100 ms of uploads). A configured limit a little under the link's rate cures
-that (docs/plugins/swarm.md), but a node does not know its link's rate. It can see its
+that (docs/plugins/swarm-benchmark-log.md), but a node does not know its link's rate. It can see its
 link's queue, though: an ACK carries the peer's clock and our timestamp echoed (plus the
 peer's hold time), so their difference is the clock offset plus the one-way delay of our
 datagram; above its minimum it is the time our datagram queued on the way

@@ -25,7 +25,7 @@ Two additions, both only ever spend upload capacity that would otherwise be wast
   phase) no rate is known yet, and tit-for-tat would rank at random. The slots then go
   in seeding order too: a peer that holds nothing becomes a new source of our piece
   once it has it, which is how a young swarm's pieces spread (N = 100: mean leecher
-  11.15 -> 10.92 s over three seeds, docs/plugins/swarm.md). When we stop being young,
+  11.15 -> 10.92 s over three seeds, docs/plugins/swarm-benchmark-log.md). When we stop being young,
   the regular slots are re-ranked by rate at once, not at the next round: a round is
   10 s, longer than many downloads, and the slots young order gave (before any rate was
   known) would otherwise stay — at N = 100, 3–7 s in, peers that sent us 2 KB/s held

@@ -3,8 +3,8 @@
 Every message names the content it is about (``rid``), so one peer session carries the
 exchange of any number of files. On the wire the rid is its 32 raw bytes, not the 64 hex
 digits the API uses (``Torrent.key``; ``bytes.hex()`` back): half the size of most
-messages, and measured in the swarm benchmark (docs/plugins/swarm.md, *Smaller control
-messages*). Messages are msgpack arrays whose first element is a
+messages, and measured in the swarm benchmark (docs/plugins/swarm-benchmark-log.md,
+*Smaller control messages*). Messages are msgpack arrays whose first element is a
 short tag; msgspec checks every field's type and bounds while decoding, so a peer's
 garbage becomes one :class:`RemoteProtocolError`, never a crash. Checks that need the
 manifest (piece index in range, block inside its piece) are made by the receiver.

@@ -84,7 +84,7 @@ MIN_SESSION_RATE = 16 * 1024.0  # bytes/s assumed for a session that has no rate
 # Without it every requester's pipeline (64 KiB at least) stacks up at a slow uplink: at
 # N = 100 the 2 Mbit/s leechers sat on requests for 0.7 s on average at the end while
 # faster peers holding the same blocks idled. 0.1 s: N = 100 mean 1.550 -> 1.498; 0.2 s
-# gave 1.52 (docs/plugins/swarm.md, *Requests a slow uplink cannot serve soon*).
+# gave 1.52 (docs/plugins/swarm-benchmark-log.md, *Requests a slow uplink cannot serve soon*).
 UPLOAD_BACKLOG_S = 0.1
 UPLOAD_BACKLOG_MIN = 64 * 1024
 MIN_UPLOAD_RATE = 64 * 1024.0  # bytes/s assumed before we have uploaded anything
@@ -96,7 +96,7 @@ STALE_AFTER_S = 2.0  # a member of no use either way is shown our bitfield again
 # fifty (N = 100, seed 1) the lists were 3.5 MB in the first 0.75 s instead of 1.0, nodes
 # sent 2.5 times as many messages to swarms that had dropped them, half again as many
 # members were dropped for room, and the 20 Mbit/s uplinks sent half as much data from
-# 0.6 to 1.4 s (docs/plugins/swarm.md, *A handful of addresses*).
+# 0.6 to 1.4 s (docs/plugins/swarm-benchmark-log.md, *A handful of addresses*).
 PEX_TOLD = 10
 # In endgame a peer is given duplicates of others' blocks only while it has fewer than
 # this many requests of its own in flight: enough to keep it busy, not so many that every
@@ -934,7 +934,7 @@ class SwarmProvider:
         those we unchoke that are interested (the ones that can ask now), the updates of
         one piece that fall due within UPDATE_DELAY_S as one message (a quarter fewer
         messages, the same times over eight seeds). Updates held back for longer lose:
-        one every fourth block took N = 100 from 1.70 to 1.75 (docs/plugins/swarm.md,
+        one every fourth block took N = 100 from 1.70 to 1.75 (docs/plugins/swarm-benchmark-log.md,
         *Blocks checked and relayed*)."""
         first = not asm.advertised
         asm.advertised = True
