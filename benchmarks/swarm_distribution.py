@@ -36,7 +36,9 @@ the node's sessions together to it, headers included). ``--swarm``/``--rudp`` se
 config key on every node for side-by-side comparisons.
 
 The last line of output is one JSON object: n, ratio_to_bound, seconds, bound_seconds,
-client_server_seconds, and the parameters. Target: ratio at most 1.3 at N = 100.
+client_server_seconds, and the parameters. Target: ratio at most 1.3 at N = 100. One seed
+is one event order; ``python -m benchmarks.seeds swarm_distribution --seeds 1-8 -- ARGS``
+gives the mean over seeds that a change is judged on.
 """
 
 from __future__ import annotations

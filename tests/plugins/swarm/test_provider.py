@@ -1,5 +1,6 @@
-"""The swarm provider without a network: its pacing of uploads into the transport, what
-it tells a newcomer about the other members, and when it sends a piece's leaf hashes."""
+"""The swarm provider without a network: its pacing of uploads into the transport, when it
+rejects a request for its backlog, what it tells a newcomer about the other members, and
+when it sends a piece's leaf hashes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ from typing import Any
 import pytest
 import trio
 from p2pkit.plugins.swarm import _messages as msg
-from p2pkit.plugins.swarm._provider import PEX_TOLD, SESSION_BACKLOG_S, SwarmProvider
+from p2pkit.plugins.swarm._provider import (
+    PEX_TOLD,
+    SESSION_BACKLOG_S,
+    UPLOAD_BACKLOG_MIN,
+    UPLOAD_BACKLOG_S,
+    SwarmProvider,
+)
 from p2pkit.plugins.swarm._state import Link, PeerState
 
 
@@ -50,6 +57,36 @@ def test_a_momentarily_slow_session_is_looked_at_again_soon() -> None:
     whole time. The writer now looks again after at most SESSION_BACKLOG_S."""
     peer = session(send_queue_bytes=28_826, pacing_rate_Bps=12_680.0, send_rate_Bps=10_188.0)
     assert 0 < provider()._session_backlog(peer) <= SESSION_BACKLOG_S
+
+
+def uploading(queued: int, rate: float) -> SwarmProvider:
+    """A provider that has sent ``rate`` bytes/s for a second and has ``queued`` bytes of
+    requests waiting to be uploaded."""
+    p = provider()
+    p._now = lambda: 10.0  # type: ignore[method-assign]
+    for i in range(10):
+        p.up.add(int(rate / 10), 9.0 + i / 10)
+    p.links["x"] = SimpleNamespace(upload_bytes=queued)  # type: ignore[assignment]
+    return p
+
+
+def test_a_request_that_would_wait_longer_than_the_backlog_allows_is_rejected() -> None:
+    """At N = 100 the last blocks waited 0.2 s (median) between request and arrival in
+    seeds' queues of 0.1 s of their rate, while other uplinks had room; a round trip is
+    0.05-0.09 s. A request that would wait behind more than UPLOAD_BACKLOG_S of our
+    uploads is rejected, so that it is asked of a peer that can send it sooner."""
+    rate = 2e6
+    assert UPLOAD_BACKLOG_S < 0.1 and rate * UPLOAD_BACKLOG_S > UPLOAD_BACKLOG_MIN
+    fits = uploading(int(rate * UPLOAD_BACKLOG_S * 0.95), rate)
+    assert not fits._upload_backlog_full()
+    full = uploading(int(rate * UPLOAD_BACKLOG_S * 1.05), rate)
+    assert full._upload_backlog_full()
+    assert full.counters["rejects_backlog"] == 1
+
+
+def test_a_small_backlog_is_never_rejected_however_fast_the_uplink() -> None:
+    p = uploading(UPLOAD_BACKLOG_MIN - 1, rate=50e6)  # 1.3 ms of a fast uplink
+    assert not p._upload_backlog_full()
 
 
 def members(n: int) -> Any:  # a torrent as far as _pex looks: its members' addresses

@@ -229,7 +229,7 @@ def test_a_member_that_joins_late_hears_of_the_blocks_already_held(tmp_path: Pat
 def test_a_slow_uplink_keeps_only_a_short_queue_of_requests(tmp_path: Path) -> None:
     """A seeder on a slow uplink with several eager leechers: without a bound each
     leecher's pipeline (64 KiB at least) waits in its upload queue, seconds of its uplink,
-    while the blocks could come from elsewhere. It holds at most ~0.1 s of its rate (at
+    while the blocks could come from elsewhere. It holds at most ~0.07 s of its rate (at
     least 64 KiB) and rejects the rest; a leecher that was rejected does not ask again at
     once, and everyone completes."""
     from p2pkit.plugins.swarm._provider import UPLOAD_BACKLOG_MIN
