@@ -23,6 +23,7 @@ import json
 import math
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,8 @@ def average(runs: list[dict[str, Any]]) -> dict[str, float]:
 
 
 async def run_seeds(name: str, seeds: list[int], jobs: int, args: list[str],
-                    report: Any = None) -> list[dict[str, Any]]:
+                    report: Callable[[dict[str, Any]], None] | None = None,
+                    ) -> list[dict[str, Any]]:
     """Each seed's JSON (with ``seed``), in the order of ``seeds``; ``report(run)`` is
     called as each one ends. The first failure cancels the runs still going."""
     results: dict[int, dict[str, Any]] = {}
@@ -135,7 +137,8 @@ def _row(run: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    ours, passed = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    split = argv.index("--") if "--" in argv else len(argv)
+    ours, passed = argv[:split], argv[split + 1:]  # ours, then the benchmark's
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("benchmark", type=benchmark_name, help="a module of benchmarks/")
     parser.add_argument("--seeds", type=parse_seeds, default=parse_seeds("1-8"),
