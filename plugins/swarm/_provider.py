@@ -85,8 +85,9 @@ MIN_SESSION_RATE = 16 * 1024.0  # bytes/s assumed for a session that has no rate
 # N = 100 the 2 Mbit/s leechers sat on requests for 0.7 s on average at the end while
 # faster peers holding the same blocks idled. 0.1 s: N = 100 mean 1.550 -> 1.498; 0.2 s
 # gave 1.52 (docs/plugins/swarm-benchmark-log.md, *Requests a slow uplink cannot serve
-# soon*); 0.07 s since 1 Dec: 1.390 -> 1.375, N = 20 1.505 -> 1.490 (*The last blocks
-# wait a round trip*; a round trip there is 0.05-0.09 s).
+# soon*); 0.07 s since 1 Dec: 1.390 -> 1.375 on seeds 1-8 (within their spread: paired
+# sd 0.026), N = 20 1.505 -> 1.490 (*The last blocks wait a round trip*; a round trip
+# there is 0.05-0.09 s).
 UPLOAD_BACKLOG_S = 0.07
 UPLOAD_BACKLOG_MIN = 64 * 1024
 MIN_UPLOAD_RATE = 64 * 1024.0  # bytes/s assumed before we have uploaded anything
