@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.seeds import last_json
+
 CHUNK = 64 * 1024
 
 
@@ -288,8 +290,8 @@ def measure(proto: str, nbytes: int, args: argparse.Namespace) -> dict[str, floa
     out, _ = receiver.communicate(timeout=600)
     if sender.returncode or receiver.returncode:
         raise RuntimeError(f"{proto} failed: {sender.stderr[-2000:]}")
-    recv = json.loads(out.strip().splitlines()[-1])
-    send = json.loads(sender.stdout.strip().splitlines()[-1])
+    recv = last_json(out)
+    send = last_json(sender.stdout)
     busiest = max(recv["cpu"], send["cpu"])
     result = {"MBps": recv["bytes"] / recv["seconds"] / 1e6, "seconds": recv["seconds"],
               "bytes": recv["bytes"], "rss_MB": max(recv["rss_MB"], send["rss_MB"]),
@@ -308,7 +310,7 @@ def main() -> None:
     parser.add_argument("--uplink-target-ms", type=int, default=15,
                         help="rudp's uplink control target (0 = off; 15 is the default)")
     parser.add_argument("--only-rudp", action="store_true",
-                        help="measure rudp alone (for profiling; no JSON comparison line)")
+                        help="measure rudp alone (for profiling; its JSON line has no comparison)")
     parser.add_argument("--proto", choices=["rudp", "tcp", "aioquic"], help=argparse.SUPPRESS)
     parser.add_argument("--role", choices=["recv", "send"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -334,17 +336,18 @@ def main() -> None:
         print(f"  {proto:8s} {r['MBps']:8.1f} MB/s  {r['seconds']:6.2f} s  "
               f"{r['MBps_per_cpu']:8.1f} MB per CPU-second of the busier process  "
               f"peak RSS {r['rss_MB']:6.1f} MB{extra}")
-    if args.only_rudp:
-        return
     from p2pkit.compiled import build_description  # the children ran the same install
 
-    rudp, tcp, quic = (results[p]["MBps"] for p in ("rudp", "tcp", "aioquic"))
-    print(f"  rudp/aioquic {rudp / quic:.1f}x   rudp/tcp {rudp / tcp:.2f}x   (wall clock; the "
-          f"per-CPU figures are what the code costs when other processes share the cores)")
-    print(json.dumps({
-        "rudp_MBps": round(rudp, 1), "tcp_MBps": round(tcp, 1), "aioquic_MBps": round(quic, 1),
+    comparison: dict[str, float] = {}
+    if not args.only_rudp:
+        rudp, tcp, quic = (results[p]["MBps"] for p in ("rudp", "tcp", "aioquic"))
+        print(f"  rudp/aioquic {rudp / quic:.1f}x   rudp/tcp {rudp / tcp:.2f}x   (wall clock; the "
+              f"per-CPU figures are what the code costs when other processes share the cores)")
+        comparison = {"rudp_vs_aioquic": round(rudp / quic, 1), "rudp_vs_tcp": round(rudp / tcp, 3)}
+    print(json.dumps({  # with --only-rudp, rudp's figures alone
+        **{f"{p}_MBps": round(results[p]["MBps"], 1) for p in results},
         "rudp_rss_MB": round(results["rudp"]["rss_MB"], 1),
-        "rudp_vs_aioquic": round(rudp / quic, 1), "rudp_vs_tcp": round(rudp / tcp, 3),
+        **comparison,
         **{f"{p}_MBps_per_cpu": round(results[p]["MBps_per_cpu"], 1) for p in results},
         "bytes": size, "aioquic_bytes": quic_size, "mtu": args.mtu, "congestion": args.congestion,
         "pacing": not args.no_pacing, "uplink_target_ms": args.uplink_target_ms,
