@@ -13,6 +13,7 @@ true/false/1/0/yes/no/on/off.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import tomllib
 import types
@@ -229,6 +230,8 @@ def _check(tp: Any, value: Any, key: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{key}: expected a list of {_type_name(item)}, got {value!r}")
         return [_check(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}: expected a finite number, got {value!r}")
     if tp is Any:
         return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
@@ -255,9 +258,13 @@ def _from_text(tp: Any, value: FromText, key: str) -> Any:
         raise ConfigError(f"{where}: expected bool (true/false), got {text!r}")
     if tp in (int, float):
         try:
-            return tp(text)
+            number = tp(text)
         except ValueError:
             raise ConfigError(f"{where}: expected {tp.__name__}, got {text!r}") from None
+        # NaN passes every "> 0" check and then fails where it is used, in a running node
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: expected a finite number, got {text!r}")
+        return number
     if tp is Path:
         return Path(text)
     if tp in (str, Any):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -51,6 +52,9 @@ def coerce(ftype: FieldType, value: Any, name: str = "value") -> Any:
     if ftype is FieldType.INT and not INT64_MIN <= checked <= INT64_MAX:
         raise FieldError(f"{name}: {value} does not fit in a signed 64-bit integer")
     if ftype is FieldType.FLOAT:
+        # NaN passes every range check (``nan < 0`` is False) and is not JSON
+        if not math.isfinite(checked):
+            raise FieldError(f"{name}: expected a finite number, got {value!r}")
         return float(checked)
     if ftype is FieldType.BYTES:
         return bytes(checked)

@@ -20,6 +20,7 @@ import pluggy
 import trio
 
 from ._exceptions import CapabilityError, ConfigError, NodeStateError, SessionClosed
+from .addresses import parse_address
 from .capabilities import CAPABILITIES, ProgressFn
 from .config import NodeConfig
 from .demux import Demultiplexer
@@ -46,14 +47,6 @@ class NodeState(enum.Enum):
     RUNNING = "running"  # every service reported ready
     STOPPING = "stopping"  # the nursery is being cancelled
     STOPPED = "stopped"  # everything closed (also after a failed start)
-
-
-def parse_address(text: str) -> Address:
-    """``host:port`` → (host, port), with a ConfigError naming the bad value."""
-    host, sep, port = text.strip().rpartition(":")
-    if not sep or not host or not port.isdecimal() or not 0 < int(port) < 65536:
-        raise ConfigError(f"bootstrap address {text!r}: expected host:port")
-    return host.strip("[]"), int(port)
 
 
 class Node:

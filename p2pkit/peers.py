@@ -18,6 +18,7 @@ import msgspec
 import trio
 
 from ._exceptions import RemoteProtocolError, SessionClosed
+from .addresses import resolve
 from .capabilities import CHANNEL_CONTROL, QueuedMessage, Session, Transport
 from .demux import DatagramHandler
 from .endpoint import Address
@@ -194,7 +195,10 @@ class PeerManager:
     # ------------------------------------------------------------------ connecting
 
     async def connect(self, addr: Address) -> Peer:
-        """The peer at ``addr``: an existing one, or a new authenticated session."""
+        """The peer at ``addr``: an existing one, or a new authenticated session. A host
+        name is resolved first (OSError if it does not resolve): the transport only ever
+        sees IP literals (see :mod:`p2pkit.addresses`)."""
+        addr = await resolve(addr)
         existing = self.by_address(addr)
         if existing is not None:
             return existing

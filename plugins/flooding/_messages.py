@@ -24,6 +24,7 @@ from typing import Annotated
 import msgspec
 
 from p2pkit import RemoteProtocolError
+from p2pkit.addresses import is_ip_literal
 
 # The message protocol's name, negotiated in the peers' hello. Version 2: hits are signed.
 # A version-1 node ("flood") does not list "flood/2", so the two never exchange flood
@@ -79,6 +80,10 @@ class Announce(msgspec.Struct, frozen=True, tag="ann", tag_field="t"):
     host: Annotated[str, msgspec.Meta(max_length=255)] = ""  # unsigned hint, see AnnounceBody.port
     age: Annotated[float, msgspec.Meta(ge=0, le=1e7)] = 0.0  # s since the origin sent it (sync)
 
+    def __post_init__(self) -> None:
+        if self.host:
+            _check_peer_host(self.host)
+
 
 class Query(msgspec.Struct, frozen=True, tag="q", tag_field="t"):
     qid: QueryId
@@ -114,6 +119,9 @@ class PeerInfo(msgspec.Struct, frozen=True, array_like=True):
     host: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)]
 
+    def __post_init__(self) -> None:
+        _check_peer_host(self.host)
+
 
 class PeerList(msgspec.Struct, frozen=True, tag="pex", tag_field="t"):
     peers: Annotated[list[PeerInfo], msgspec.Meta(max_length=MAX_PEERS_LISTED)]
@@ -125,6 +133,13 @@ class LanBeacon(msgspec.Struct, frozen=True, array_like=True):
 
 
 Message = Announce | Query | Hits | PeerList
+
+
+def _check_peer_host(host: str) -> None:
+    # We dial what peers tell us: IP literals only. A name would be looked up (blocking)
+    # at every datagram, and a NUL byte or a label IDNA cannot encode made sendto raise.
+    if not is_ip_literal(host):
+        raise ValueError(f"peer address {host[:64]!r} is not an IP address")
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from p2pkit._exceptions import SessionClosed
+from p2pkit.addresses import is_ip_literal
 from p2pkit.capabilities import CHANNEL_BULK
 from p2pkit.endpoint import Address, Datagram, DatagramEndpoint
 from p2pkit.events import Event, changed_setting
@@ -268,6 +269,10 @@ class RudpTransport:
         if self._stopped:
             await trio.lowlevel.checkpoint()  # a node shutting down sees Cancelled, not this
             raise SessionClosed("the rudp transport has stopped")
+        if not is_ip_literal(addr[0]):  # a name would be looked up at every datagram
+            await trio.lowlevel.checkpoint()
+            raise SessionClosed(f"cannot connect to {addr[0]!r}: not an IP address "
+                                "(node.peers.connect resolves names)")
         conn = self.mux.connect((addr[0], int(addr[1])), trio.current_time())
         session = self._session_for(conn)
         self.driver.flush(conn)

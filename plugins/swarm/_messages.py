@@ -18,6 +18,7 @@ import msgspec
 from p2pkit.plugins.store import MAX_LEAVES  # a 16 MiB piece (the largest) has 1 024 leaves
 
 from p2pkit._exceptions import RemoteProtocolError
+from p2pkit.addresses import is_ip_literal
 
 PROTOCOL = "swarm"
 MAX_BLOCK = 256 * 1024  # largest request a peer may make (and we honour)
@@ -146,6 +147,12 @@ class Peers(_Msg, tag="px", frozen=True):
     other and trade instead of all pulling from the seeders."""
 
     addresses: Annotated[list[tuple[Host, Port]], msgspec.Meta(max_length=MAX_PEX)]
+
+    def __post_init__(self) -> None:
+        # IP literals only: we dial them, and a name (or a NUL byte) would reach the socket
+        for host, _ in self.addresses:
+            if not is_ip_literal(host):
+                raise ValueError(f"peer address {host[:64]!r} is not an IP address")
 
 
 Message = (

@@ -87,6 +87,17 @@ def test_plugin_sections_are_validated_when_bound() -> None:
         bad.bind_sections({"demo": DemoSection})
 
 
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf"])
+def test_a_number_that_is_not_finite_is_a_config_error(tmp_path: Path, text: str) -> None:
+    # NaN passes every "> 0" check, then failed inside the running node (a NaN deadline)
+    with pytest.raises(ConfigError, match=r"demo\.rate: expected a finite number"):
+        NodeConfig.from_mapping({"demo": {"rate": float(text)}}).bind_sections({"demo": DemoSection})
+    with pytest.raises(ConfigError, match=r"demo\.rate: expected a finite number"):
+        load_config(write(tmp_path, f"[demo]\nrate = {text}\n"), env={}).bind_sections({"demo": DemoSection})
+    with pytest.raises(ConfigError, match=r"P2PKIT_DEMO__RATE.*finite"):
+        load_config(env={"P2PKIT_DEMO__RATE": text}).bind_sections({"demo": DemoSection})
+
+
 def test_set_flag_syntax() -> None:
     section, key, value = parse_assignment("rudp.heartbeat_ms=500")
     assert (section, key, value.text) == ("rudp", "heartbeat_ms", "500")

@@ -58,3 +58,15 @@ def test_describe_lists_types_and_settability() -> None:
     assert described["cfg.limit"]["settable"] is True
     assert described["node.id"] == {"name": "node.id", "type": "str", "settable": False,
                                     "description": ""}
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_a_float_field_refuses_what_is_not_finite(value: float) -> None:
+    # NaN passes a ">= 0" validator, and neither NaN nor inf is JSON (the web UI, ctl)
+    state = {"rate": 1.0}
+    registry = FieldRegistry()
+    registry.register(Field("cfg.rate", FieldType.FLOAT, lambda: state["rate"],
+                            setter=lambda v: state.__setitem__("rate", v)))
+    with pytest.raises(FieldError, match="finite"):
+        registry.set("cfg.rate", value)
+    assert state["rate"] == 1.0 and registry.set("cfg.rate", 2) == 2.0

@@ -90,6 +90,21 @@ async def test_connect_authenticates_both_sides_and_routes_messages() -> None:
         assert await peers(a).connect(addr(b)) is peer  # one session per peer
 
 
+async def test_a_host_name_is_resolved_once_and_the_transport_sees_an_ip() -> None:
+    async with open_node(config()) as a, open_node(config()) as b:
+        port = addr(b)[1]
+        with trio.fail_after(10):
+            peer = await peers(a).connect(("localhost", port))
+        assert peer.id == b.id and peer.address[0] in ("127.0.0.1", "::1")
+        transport = a.transport
+        assert transport is not None
+        with pytest.raises(SessionClosed, match="not an IP address"):
+            await transport.connect(("localhost", port))  # it would look it up per datagram
+        with pytest.raises(OSError):
+            await peers(a).connect(("a\x00b", port))  # was a TypeError out of sendto
+        assert peers(a).get(b.id) is peer  # the node is none the worse
+
+
 async def test_send_nowait_reaches_the_peer_without_a_task() -> None:
     echo_a, echo_b = Echo(), Echo()
     async with open_node(config(), plugins=[echo_a]) as a, open_node(config(), plugins=[echo_b]) as b:

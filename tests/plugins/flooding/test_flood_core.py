@@ -143,8 +143,8 @@ def test_a_replayed_or_older_announce_changes_nothing() -> None:
     old = encode(a.make_announce())
     a.set_local([entry("newer.mp4")])
     new = encode(a.make_announce())
-    b.receive(net.ids[0], "h", new, 0.0, [])
-    out = b.receive(net.ids[0], "h", old, 0.0, [])
+    b.receive(net.ids[0], "10.0.0.9", new, 0.0, [])
+    out = b.receive(net.ids[0], "10.0.0.9", old, 0.0, [])
     assert not out.sends and not out.added
     assert net.rids(1) == {rid_of("newer.mp4")}
     assert b.counters["duplicates"] == 1
@@ -159,11 +159,11 @@ def test_a_forged_or_altered_announce_is_a_remote_error() -> None:
     body["entries"][0]["name"] = "evil.exe"
     altered = msgspec.structs.replace(ann, body=msgspec.msgpack.encode(body))
     with pytest.raises(RemoteProtocolError, match="signature"):
-        b.receive(net.ids[0], "h", encode(altered), 0.0, [])
+        b.receive(net.ids[0], "10.0.0.9", encode(altered), 0.0, [])
     other = Identity.from_seed(b"\x09" * 32)
     impostor = msgspec.structs.replace(ann, public_key=other.public_key)
     with pytest.raises(RemoteProtocolError, match="signature"):
-        b.receive(net.ids[0], "h", encode(impostor), 0.0, [])
+        b.receive(net.ids[0], "10.0.0.9", encode(impostor), 0.0, [])
     assert b.network_files() == []
 
 
@@ -277,12 +277,12 @@ def test_a_duplicate_query_is_answered_once() -> None:
 def test_hits_nobody_asked_for_are_dropped() -> None:
     net = Net(2)
     stray = net.core(0).make_hits(b"q" * 16, [entry("x.mp4")])
-    out = net.core(1).receive(net.ids[0], "h", encode(stray), 0.0, [net.ids[0]])
+    out = net.core(1).receive(net.ids[0], "10.0.0.9", encode(stray), 0.0, [net.ids[0]])
     assert not out.sends and out.hits_for is None
     assert net.core(1).counters["hits_unroutable"] == 1
     # a forged one nobody asked for is dropped the same way, before any verification
     forged = msgspec.structs.replace(stray, signature=b"\0" * 64)
-    net.core(1).receive(net.ids[0], "h", encode(forged), 0.0, [net.ids[0]])
+    net.core(1).receive(net.ids[0], "10.0.0.9", encode(forged), 0.0, [net.ids[0]])
     assert net.core(1).counters["hits_unroutable"] == 2
     assert net.core(1).counters["hits_forged"] == 0
 
@@ -292,9 +292,9 @@ def test_a_flooding_peer_is_rate_limited() -> None:
     core = FloodCore(ident.node_id, ident.public_key, ident.sign, rate=10.0, burst=5.0)
     message = encode(PeerList(peers=[]))
     for _ in range(8):
-        core.receive("p" * 64, "h", message, 0.0, [])
+        core.receive("p" * 64, "10.0.0.9", message, 0.0, [])
     assert core.counters["rate_limited"] == 3
-    core.receive("p" * 64, "h", message, 0.5, [])  # tokens refill with time
+    core.receive("p" * 64, "10.0.0.9", message, 0.5, [])  # tokens refill with time
     assert core.counters["rate_limited"] == 3
 
 
@@ -303,7 +303,7 @@ def test_peer_lists_teach_addresses_but_not_our_own() -> None:
     b = net.core(1)
     listed = PeerList(peers=[PeerInfo(id=net.ids[0], host="10.0.0.5", port=7001),
                              PeerInfo(id=net.ids[1], host="10.0.0.6", port=7002)])
-    b.receive(net.ids[0], "h", encode(listed), 0.0, [])
+    b.receive(net.ids[0], "10.0.0.9", encode(listed), 0.0, [])
     assert b.known_peers == {net.ids[0]: ("10.0.0.5", 7001, 0.0)}
     assert decode(b.peer_list([(net.ids[0], "10.0.0.5", 7001), ("f" * 64, "h", 0)])) == PeerList(
         peers=[PeerInfo(id=net.ids[0], host="10.0.0.5", port=7001)])
@@ -395,7 +395,7 @@ def test_a_copy_older_than_its_lifetime_is_ignored() -> None:
     a, b = net.core(0), net.core(1)
     a.set_local([entry("x.mp4")])
     old = msgspec.structs.replace(a.make_announce(), age=95.0)
-    out = b.receive(net.ids[0], "h", encode(old), 100.0, [])
+    out = b.receive(net.ids[0], "10.0.0.9", encode(old), 100.0, [])
     assert not out.added and b.counters["stale"] == 1
 
 
@@ -405,7 +405,7 @@ def test_a_share_list_too_big_for_one_announce_is_cut_to_fit() -> None:
     a.set_local([entry(f"f{i}.mp4", description="d" * 4000) for i in range(512)])
     ann = a.make_announce()
     assert len(ann.body) <= (1 << 20) and a.counters["truncated"] > 0
-    out = b.receive(net.ids[0], "h", encode(ann), 0.0, [])
+    out = b.receive(net.ids[0], "10.0.0.9", encode(ann), 0.0, [])
     assert 200 < len(out.added) < 512
 
 
@@ -429,14 +429,14 @@ def test_announces_from_made_up_origins_are_bounded_in_bytes_and_count(
     me = Identity.from_seed(b"\x01" * 32)
     victim = FloodCore(me.node_id, me.public_key, me.sign, rate=1e9, burst=1e9)
     known = _made_up_origin(1, [entry("kept.mp4")])
-    victim.receive("p" * 64, "h", known, 0.0, [])
+    victim.receive("p" * 64, "10.0.0.9", known, 0.0, [])
     bulky = [entry(f"f{i}.mp4", description="d" * 4000) for i in range(260)]  # ~1 MiB body
     for i in range(2, 2 + MAX_HELD_BYTES // (1 << 20) + 8):
-        victim.receive("p" * 64, "h", _made_up_origin(i, bulky), 0.0, [])
+        victim.receive("p" * 64, "10.0.0.9", _made_up_origin(i, bulky), 0.0, [])
     assert sum(len(r.announce.body) for r in victim.records.values()) <= MAX_HELD_BYTES
     small = [entry("s.mp4")]
     for i in range(10_000, 10_000 + MAX_ORIGINS):
-        victim.receive("p" * 64, "h", _made_up_origin(i, small), 0.0, [])
+        victim.receive("p" * 64, "10.0.0.9", _made_up_origin(i, small), 0.0, [])
     assert len(victim.records) <= MAX_ORIGINS
     assert victim.counters["records_full"] > 0
     # the origin we knew first can still replace its list
@@ -444,7 +444,7 @@ def test_announces_from_made_up_origins_are_bounded_in_bytes_and_count(
     update = FloodCore(first.node_id, first.public_key, first.sign)
     update.seq = 5
     update.set_local([entry("updated.mp4")])
-    victim.receive("p" * 64, "h", encode(update.make_announce()), 0.0, [])
+    victim.receive("p" * 64, "10.0.0.9", encode(update.make_announce()), 0.0, [])
     assert rid_of("updated.mp4") in victim.records[first.node_id].entries
 
 
@@ -553,7 +553,7 @@ def test_a_forged_answer_is_rejected_counted_and_its_sender_dropped(kind: str) -
     victim_identity = Identity.from_seed(bytes([1]) * 32)  # node 0's, as Net made it
     forged = _forgeries(net.core(0), victim_identity, qid)[kind]
     with pytest.raises(RemoteProtocolError, match="hits from"):  # the kernel drops node 1
-        asker.receive(net.ids[1], "h", encode(forged), 0.0, net.links[net.ids[2]])
+        asker.receive(net.ids[1], "10.0.0.9", encode(forged), 0.0, net.links[net.ids[2]])
     assert asker.counters["hits_forged"] == 1
     assert asker.query_results(qid) == []
 
@@ -570,7 +570,7 @@ def test_a_relay_verifies_before_it_forwards(kind: str) -> None:
     forged = _forgeries(net.core(0), victim_identity, qid)[kind]
     relay = net.core(1)
     with pytest.raises(RemoteProtocolError):
-        relay.receive(net.ids[0], "h", encode(forged), 0.0, net.links[net.ids[1]])
+        relay.receive(net.ids[0], "10.0.0.9", encode(forged), 0.0, net.links[net.ids[1]])
     assert relay.counters["hits_forged"] == 1
 
 
@@ -581,7 +581,7 @@ def test_a_relay_can_answer_only_for_itself() -> None:
     qid, _ = asker.start_query("fake", 0.0, net.links[net.ids[2]])
     relay_identity = Identity.from_seed(bytes([2]) * 32)  # node 1's
     own = _signed_hits(relay_identity, qid, net.ids[1], [entry("fake.mp4", title="fake")])
-    out = asker.receive(net.ids[1], "h", encode(own), 0.0, net.links[net.ids[2]])
+    out = asker.receive(net.ids[1], "10.0.0.9", encode(own), 0.0, net.links[net.ids[2]])
     assert out.hits_for == qid
     (row,) = asker.query_results(qid)
     assert row["providers"] == [net.ids[1]]  # its own id: it must serve the pieces itself
@@ -596,6 +596,6 @@ def test_an_answer_too_big_for_one_message_is_cut_to_fit_and_still_verifies() ->
     qid, _ = asker.start_query("f", 0.0, [net.ids[0]])
     hits = provider.make_hits(qid, big)
     assert len(hits.body) <= MAX_HITS_BODY and provider.counters["truncated"] > 0
-    asker.receive(net.ids[0], "h", encode(hits), 0.0, [net.ids[0]])
+    asker.receive(net.ids[0], "10.0.0.9", encode(hits), 0.0, [net.ids[0]])
     assert 50 < len(asker.query_results(qid)) < 100
     assert len(decode_hits_body(hits.body).entries) == len(asker.query_results(qid))

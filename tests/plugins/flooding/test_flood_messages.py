@@ -18,6 +18,8 @@ from p2pkit.plugins.flooding._messages import (
     HitsBody,
     LanBeacon,
     Message,
+    PeerInfo,
+    PeerList,
     decode,
     decode_beacon,
     decode_hits_body,
@@ -267,3 +269,17 @@ def test_undecodable_messages_are_counted() -> None:
     with pytest.raises(RemoteProtocolError):
         core.receive("a" * 64, "h", msgspec.msgpack.encode({"t": "hits", "qid": b"q" * 16}), 0.0, [])
     assert core.counters["malformed"] == 1
+
+
+@pytest.mark.parametrize("host", ["a\x00b", "\u00e9" * 60, "example.org", "10.0.0.1 "])
+def test_peer_addresses_must_be_ip_literals(host: str) -> None:
+    # a NUL byte or a label IDNA cannot encode made the dial's sendto raise TypeError /
+    # UnicodeError, which took the node down; a name would be looked up at every datagram
+    listed = {"t": "pex", "peers": [["a" * 64, host, 7700]]}
+    hinted = {"t": "ann", "public_key": b"k" * 32, "body": b"b", "signature": b"s" * 64,
+              "ttl": 3, "host": host}
+    for message in (listed, hinted):
+        with pytest.raises(RemoteProtocolError, match="not an IP address"):
+            decode(msgspec.msgpack.encode(message))
+    listed["peers"] = [["a" * 64, "fe80::1", 7700]]
+    assert decode(msgspec.msgpack.encode(listed)) == PeerList(peers=[PeerInfo(id="a" * 64, host="fe80::1", port=7700)])

@@ -30,8 +30,8 @@ def test_round_trip(msg: m.Message) -> None:
     m.Have(b"\xab" * 31, 1),                  # a rid is 32 bytes
     m.Have(b"\xab" * 33, 1),
     m.Piece(RID, 0, 0, b""),                 # empty block
-    m.Peers(RID, [("h", 1)] * 51),           # too many addresses
-    m.Peers(RID, [("h", 0)]),                # port 0
+    m.Peers(RID, [("10.0.0.1", 1)] * 51),    # too many addresses
+    m.Peers(RID, [("10.0.0.1", 0)]),         # port 0
     m.Leaves(RID, 0, []),                    # no leaf hashes
     m.Leaves(RID, 0, [b"x" * 31]),           # a hash of the wrong size
     m.Leaves(RID, 0, [b"x" * 32] * 1025),    # more leaves than a 16 MiB piece has
@@ -45,6 +45,19 @@ def test_out_of_bounds_fields_are_rejected(bad: m.Message) -> None:
     data = msgspec.msgpack.encode(bad)  # the encoder does not validate; the decoder must
     with pytest.raises(RemoteProtocolError):
         m.decode(data)
+
+
+@pytest.mark.parametrize("host", [
+    "a\x00b",          # a NUL byte: socket.sendto raised TypeError and took the node down
+    "\u00e9" * 60,     # a label IDNA cannot encode: UnicodeError from sendto
+    "example.org",     # a name: looked up (blocking) at every datagram sent to it
+    "10.0.0.1 ",       # not quite an address
+])
+def test_peer_addresses_must_be_ip_literals(host: str) -> None:
+    data = msgspec.msgpack.encode(["px", RID, [["10.0.0.2", 7700], [host, 7700]]])
+    with pytest.raises(RemoteProtocolError, match="not an IP address"):
+        m.decode(data)
+    assert m.decode(msgspec.msgpack.encode(["px", RID, [["::1", 7700]]])) == m.Peers(RID, [("::1", 7700)])
 
 
 def test_unknown_tag_and_garbage_are_rejected() -> None:

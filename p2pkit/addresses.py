@@ -1,0 +1,80 @@
+"""Network addresses: what a host may be, and turning a name into one.
+
+Addresses reach a node from people (``--bootstrap``, a config file) and from peers (peer
+exchange, announcements). The transport only ever sees IP literals: a name handed to a
+socket would be looked up again, blocking, on every datagram, and a malformed one (a NUL
+byte, a label IDNA cannot encode) makes ``sendto`` raise TypeError or UnicodeError —
+errors nothing expects from UDP. So peers may only tell us IP literals (decoders check
+:func:`is_ip_literal`), and a name a person gave is resolved once, asynchronously, before
+dialing (:func:`resolve`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import trio
+
+from ._exceptions import ConfigError
+from .endpoint import Address
+
+MAX_HOST_NAME = 253  # DNS's limit on a full name
+
+
+def is_ip_literal(host: str) -> bool:
+    """``host`` is an IPv4 or IPv6 address written out (no brackets, no zone)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def check_host(host: str) -> str:
+    """``host`` if it is an IP literal or a name DNS could hold; ValueError naming why not."""
+    if is_ip_literal(host):
+        return host
+    if not host or len(host) > MAX_HOST_NAME:
+        raise ValueError(f"host name of {len(host)} characters")
+    if not host.isprintable() or any(c.isspace() for c in host):
+        raise ValueError("host name with control or space characters")
+    try:
+        host.encode("idna")
+    except UnicodeError as exc:
+        raise ValueError(f"host name IDNA cannot encode ({exc})") from None
+    return host
+
+
+def parse_address(text: str, what: str = "bootstrap address") -> Address:
+    """``host:port`` → (host, port), with a ConfigError naming the bad value (``what``)."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdecimal() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{what} {text!r}: expected host:port")
+    try:
+        check_host(host)
+    except ValueError as exc:
+        raise ConfigError(f"{what} {text!r}: {exc}") from None
+    return host, int(port)
+
+
+async def resolve(addr: Address) -> Address:
+    """``addr`` with its host as an IP literal: unchanged when it is one already (no
+    lookup, no thread — what a simulated node always has), otherwise the first address
+    the system resolver gives. OSError (``socket.gaierror``) when the name does not
+    resolve or is not a host name at all."""
+    host, port = addr
+    if is_ip_literal(host):
+        return addr
+    try:
+        check_host(host)
+        infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except (ValueError, UnicodeError) as exc:
+        raise socket.gaierror(socket.EAI_NONAME, f"{host!r}: {exc}") from None
+    if not infos:
+        raise socket.gaierror(socket.EAI_NONAME, f"{host!r} resolves to no address")
+    return str(infos[0][4][0]), port
+
+
+__all__ = ["MAX_HOST_NAME", "check_host", "is_ip_literal", "parse_address", "resolve"]
