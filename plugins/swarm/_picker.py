@@ -445,11 +445,9 @@ class PiecePicker:
             return False, [], False
         partial = self._partial.get(block.piece)
         if partial is None:
-            length = self.piece_lengths[block.piece]
-            if (block.offset % self.block_size or block.offset >= length
-                    or block.length != min(self.block_size, length - block.offset)):
-                return False, [], False
-            partial = self._partial_for(block.piece)  # a late block of a piece not started
+            # Nobody was asked for any of this piece (asking starts it): taking the block
+            # would let a peer make us hold a piece-sized buffer for every piece of the file
+            return False, [], False
         try:
             index = partial.blocks.index(block)
         except ValueError:

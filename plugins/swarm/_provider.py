@@ -208,7 +208,7 @@ class SwarmProvider:
             while not link.closed:
                 await link.wait()
                 if link.control:
-                    data = link.aliases.encode(link.control.popleft())
+                    data = link.aliases.encode(link.next_control())
                     await peer.send(msg.PROTOCOL, data, channel=CHANNEL_CONTROL)
                 elif link.uploads:
                     backlog = self._session_backlog(peer)
@@ -227,6 +227,8 @@ class SwarmProvider:
             # the two sides' rid numbering may differ now (_aliases.py): a new session
             peer.close("swarm writer failed")
         finally:
+            if link.overrun:
+                self.counters["control_overruns"] += 1
             link.close()
 
     def _offer_spare_uplink(self) -> None:

@@ -32,6 +32,25 @@ IN_TRANSPORT = 8
 
 UploadKey = tuple[str, int, int, int]  # rid, piece, offset, length
 
+# What a peer may leave unread in our control queue before we drop it. Replies are queued
+# for what a peer asks (a 38-byte ManifestRequest is answered by a whole manifest); one
+# that asks and never reads would otherwise grow the queue without end. A reader at any
+# real rate keeps it near empty (the writer sends control messages first).
+MAX_CONTROL_BYTES = 2 * msg.MAX_MANIFEST_BYTES + (1 << 20)
+MAX_CONTROL_MESSAGES = 16384
+_CONTROL_OVERHEAD = 48  # an estimate of a small message's bytes, framing included
+
+
+def control_size(message: msg.Message) -> int:
+    """About what ``message`` weighs in the control queue."""
+    if isinstance(message, msg.ManifestResponse):
+        return _CONTROL_OVERHEAD + len(message.manifest or b"")
+    if isinstance(message, msg.Leaves):
+        return _CONTROL_OVERHEAD + 32 * len(message.hashes)
+    if isinstance(message, msg.Bitfield):
+        return _CONTROL_OVERHEAD + len(message.bits)
+    return _CONTROL_OVERHEAD
+
 
 def upload_key(rid: str, request: msg.Request) -> UploadKey:
     return rid, request.piece, request.offset, request.length
@@ -43,6 +62,9 @@ class Link:
     def __init__(self, peer: Peer, aliases: RidAliases | None = None) -> None:
         self.peer = peer
         self.control: deque[msg.Message] = deque()  # encoded by the writer, in order
+        self.control_bytes = 0  # about what ``control`` holds (control_size)
+        self.manifests_queued: set[bytes] = set()  # rids of ManifestResponses in ``control``
+        self.overrun = False  # closed because the peer left too much unread
         # the session's short names for rids (``is None``, not ``or``: the caller's table,
         # shared with the session, must be used even while it is empty)
         self.aliases = aliases if aliases is not None else RidAliases()
@@ -53,9 +75,28 @@ class Link:
         self._wake = trio.Event()
 
     def send(self, message: msg.Message) -> None:
-        if not self.closed:
-            self.control.append(message)
-            self._wake.set()
+        """Queue a control message; a peer that has left too much unread is dropped."""
+        if self.closed:
+            return
+        if isinstance(message, msg.ManifestResponse):
+            if message.rid in self.manifests_queued:
+                return  # one copy on its way is the answer to every repeat of the request
+            self.manifests_queued.add(message.rid)
+        self.control.append(message)
+        self.control_bytes += control_size(message)
+        self._wake.set()
+        if len(self.control) > MAX_CONTROL_MESSAGES or self.control_bytes > MAX_CONTROL_BYTES:
+            self.overrun = True
+            self.close()
+            self.peer.close("swarm: the peer leaves what it asked for unread")
+
+    def next_control(self) -> msg.Message:
+        """The oldest queued control message, taken off the queue (the writer sends it)."""
+        message = self.control.popleft()
+        self.control_bytes -= control_size(message)
+        if isinstance(message, msg.ManifestResponse):
+            self.manifests_queued.discard(message.rid)
+        return message
 
     def queue_upload(self, rid: str, request: msg.Request) -> None:
         self.uploads.append((rid, request))
@@ -93,6 +134,8 @@ class Link:
     def close(self) -> None:
         self.closed = True
         self.control.clear()
+        self.control_bytes = 0
+        self.manifests_queued.clear()
         self.uploads.clear()
         self.upload_bytes = 0
         self.in_transport.clear()

@@ -72,15 +72,27 @@ def test_piece_complete_and_verified() -> None:
 def test_late_block_of_a_missing_piece_is_kept_but_not_garbage() -> None:
     # A block already on its way when we were choked (or moved the request) still fills
     # a hole: the uploader paid for it. Off-grid, out-of-range or owned blocks are not.
-    p = picker(pieces=2)
-    p.add_peer("a", [True, True])
+    p = picker(pieces=2, random_first=0)
+    p.add_peer("a", [True, False])
+    p.add_peer("b", [True, True])
+    assert p.pick("a", 1) == [Block(0, 0, 16 * K)]
+    p.forget_requests("a")  # choked: "a" will not deliver it
     assert p.on_block("a", Block(0, 0, 16 * K)) == (True, [], False)
     assert p.on_block("a", Block(0, 0, 16 * K))[0] is False  # now a duplicate
     assert p.on_block("a", Block(7, 0, 16 * K))[0] is False
-    assert p.on_block("a", Block(1, 8 * K, 16 * K))[0] is False  # not on the block grid
-    assert p.on_block("a", Block(1, 48 * K, 32 * K))[0] is False  # past the piece end
+    assert p.on_block("a", Block(0, 8 * K, 16 * K))[0] is False  # not on the block grid
+    assert p.on_block("a", Block(0, 48 * K, 32 * K))[0] is False  # past the piece end
     # the late block counts: the rest of the piece is what is still asked for
-    assert sorted(b.offset for b in p.pick("a", 3) if b.piece == 0) == [16 * K, 32 * K, 48 * K]
+    assert sorted(b.offset for b in p.pick("a", 3)) == [16 * K, 32 * K, 48 * K]
+
+
+def test_a_block_of_a_piece_nobody_was_asked_for_is_not_taken() -> None:
+    # each one would have made us hold a piece-sized buffer: a peer sending one block of
+    # every piece had the downloader hold the whole file in memory
+    p = picker(pieces=2)
+    p.add_peer("a", [True, True])
+    assert p.on_block("a", Block(1, 0, 16 * K)) == (False, [], False)
+    assert p.pick("a", 100) and p.on_block("a", Block(1, 0, 16 * K))[0] in (True, False)
 
 
 def test_late_block_of_a_suspect_piece_only_from_its_owner() -> None:
@@ -283,7 +295,9 @@ def test_interest_in_a_relay_ends_when_its_blocks_came_from_elsewhere() -> None:
     p.add_peer("s", [True, True])
     p.set_peer_blocks("r", 0, 0b0001)
     assert p.interesting("r")
-    p.on_block("s", Block(0, 0, 16 * K))  # a late block: kept
+    assert p.pick("r", 10) == [Block(0, 0, 16 * K)]
+    p.forget_requests("r")  # say it choked us
+    assert p.on_block("s", Block(0, 0, 16 * K))[0]  # a late block (a moved request): kept
     assert not p.interesting("r")
     assert p.pick("r", 10) == []
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from p2pkit.plugins.swarm import _messages as msg
-from p2pkit.plugins.swarm._state import IN_TRANSPORT, Link
+from p2pkit.plugins.swarm._state import IN_TRANSPORT, MAX_CONTROL_MESSAGES, Link
 
 RID = "ab" * 32
 
@@ -90,3 +90,38 @@ def test_the_link_counts_the_bytes_its_queued_uploads_ask_for() -> None:
     assert lk.upload_bytes == 16384 and len(lk.uploads) == 1
     lk.close()
     assert lk.upload_bytes == 0
+
+
+class ClosablePeer:
+    def __init__(self) -> None:
+        self.closed_because: str | None = None
+
+    def close(self, reason: str) -> None:
+        self.closed_because = reason
+
+
+def test_a_repeated_manifest_request_is_answered_by_the_copy_already_queued() -> None:
+    # 40 000 ManifestRequests (38 bytes each) once queued 63 MB of manifest copies
+    peer = ClosablePeer()
+    lk = Link(cast(Any, peer))
+    rid = bytes.fromhex(RID)
+    for _ in range(40_000):
+        lk.send(msg.ManifestResponse(rid, b"m" * 2000))
+    assert len(lk.control) == 1 and peer.closed_because is None
+    assert isinstance(lk.next_control(), msg.ManifestResponse) and lk.control_bytes == 0
+    lk.send(msg.ManifestResponse(rid, b"m" * 2000))  # sent: the next request is answered
+    assert len(lk.control) == 1
+
+
+def test_a_peer_that_leaves_its_replies_unread_is_dropped() -> None:
+    peer = ClosablePeer()
+    lk = Link(cast(Any, peer))
+    rid = bytes.fromhex(RID)
+    for i in range(MAX_CONTROL_MESSAGES):
+        lk.send(msg.Reject(rid, 0, 0, 16384 - i % 2))
+    assert not lk.closed and peer.closed_because is None
+    lk.send(msg.Reject(rid, 0, 0, 16384))
+    assert lk.closed and lk.overrun and not lk.control and lk.control_bytes == 0
+    assert peer.closed_because is not None and "unread" in peer.closed_because
+    lk.send(msg.Have(rid, 1))  # a closed link takes nothing more
+    assert not lk.control
