@@ -28,6 +28,7 @@ from .auth import install_access_checks, install_security_headers
 from .config import WebConfig, is_loopback
 from .downloads import DownloadManager
 from .errors import install_body_limit, install_error_handlers
+from .file_responses import FileResponse
 from .history import History
 from .hub import Hub, LogRelay, event_message
 from .views import node_status, sample_peer_rates
@@ -92,6 +93,7 @@ class WebUI:
             "p2pkit.webui", static_folder=str(HERE / "static"), static_url_path="/static",
             template_folder=str(HERE / "templates"),
         )
+        app.response_class = FileResponse  # Range ends clamped to the file (file_responses.py)
         # the upload route enforces its own limit while streaming; JSON routes read at most 64 KiB
         app.config["MAX_CONTENT_LENGTH"] = self.config.max_upload_mb * 1024 * 1024 + 1024 * 1024
         app.config["BODY_TIMEOUT"] = 600

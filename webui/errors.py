@@ -13,12 +13,14 @@ from quart import Quart, jsonify
 from quart.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from .file_responses import range_error_headers
+
 log = logging.getLogger("p2pkit.webui")
 
 _NAMES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 409: "conflict", 410: "gone", 413: "payload_too_large",
-    415: "unsupported_media_type", 422: "invalid", 500: "internal_error",
+    415: "unsupported_media_type", 416: "range_not_satisfiable", 422: "invalid", 500: "internal_error",
     503: "unavailable", 507: "insufficient_storage",
 }
 
@@ -58,7 +60,9 @@ def install_error_handlers(app: Quart) -> None:
         if status == 413:
             message = "the request body is larger than this server accepts"
             return jsonify({"error": _NAMES[413], "message": message}), 413, {"Connection": "close"}
-        return error_response(status, message)
+        # a 416 says the size (Content-Range: bytes */SIZE), as werkzeug's own response would
+        return jsonify({"error": _NAMES.get(status, "error"), "message": message}), status, \
+            range_error_headers(exc)
 
     @app.errorhandler(Exception)
     async def _unexpected(exc: Exception) -> ResponseReturnValue:

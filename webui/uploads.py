@@ -18,11 +18,13 @@ from typing import Any
 import attrs
 import trio
 from quart import request
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from .errors import ApiError
 
 FEED_BYTES = 64 * 1024
+MAX_UNPARSED = 1024 * 1024  # a preamble or a part's headers, at most
 SNIFF_BYTES = 4096
 MAX_TEXT_FIELD = 16 * 1024  # bytes of a title/description part
 MAX_TEXT_CHARS = 4096
@@ -84,7 +86,9 @@ class UploadReceiver:
         limit = self._max_bytes + 1024 * 1024  # multipart framing and text fields
         if request.content_length is not None and request.content_length > limit:
             raise ApiError(413, f"upload larger than the limit of {self._max_bytes} bytes")
-        decoder = MultipartDecoder(boundary.encode("latin-1"), None, max_parts=MAX_PARTS)
+        # the decoder buffers what it cannot parse yet: a preamble or part headers that
+        # never end would be held whole (file data is drained after every feed)
+        decoder = MultipartDecoder(boundary.encode("latin-1"), MAX_UNPARSED, max_parts=MAX_PARTS)
         self.dir.mkdir(parents=True)
         received = 0
         try:
@@ -94,7 +98,12 @@ class UploadReceiver:
                     if received > limit:
                         raise ApiError(413, f"upload larger than the limit of {self._max_bytes} bytes")
                     for i in range(0, len(chunk), FEED_BYTES):
-                        decoder.receive_data(chunk[i:i + FEED_BYTES])
+                        try:
+                            decoder.receive_data(chunk[i:i + FEED_BYTES])
+                        except RequestEntityTooLarge:
+                            raise ApiError(400, "malformed multipart body: more than "
+                                           f"{MAX_UNPARSED} bytes without a part boundary "
+                                           "or the end of a part's headers") from None
                         await self._drain(decoder)
                 decoder.receive_data(None)
                 await self._drain(decoder)

@@ -25,7 +25,14 @@ import msgspec
 from ._errors import IncompleteContent, StoreError, StoreFullError, UnknownItem, UnsupportedMedia
 from ._filestore import FileStore, write_all
 from ._leaves import block_root
-from ._manifest import DEFAULT_PIECE_SIZE, MAX_PIECE_SIZE, MIN_PIECE_SIZE, Manifest, is_rid
+from ._manifest import (
+    DEFAULT_PIECE_SIZE,
+    MAX_DURATION,
+    MAX_PIECE_SIZE,
+    MIN_PIECE_SIZE,
+    Manifest,
+    is_rid,
+)
 from ._media import HEADER_BYTES, MediaInfo, probe, sniff
 
 CONTENT_DIR = "content"
@@ -95,6 +102,13 @@ class ItemInfo(msgspec.Struct, frozen=True):
     broken: bool
     added_ms: int
     mtime_ms: int
+
+
+def _plausible(duration: float | None) -> float | None:
+    """A duration a peer's decoder accepts (a damaged header can claim anything): else none."""
+    if duration is None or not 0 <= duration <= MAX_DURATION:  # NaN fails both
+        return None
+    return duration
 
 
 def _plain_text(text: str) -> str:
@@ -327,7 +341,7 @@ class Store(FileStore):
                 category=media.category,  # type: ignore[arg-type]
                 piece_size=self.piece_size, piece_hashes=(),
                 title=_plain_text(path.stem if title is None else title),
-                description=_plain_text(description), duration=info.duration,
+                description=_plain_text(description), duration=_plausible(info.duration),
                 width=info.width, height=info.height, thumbnail=info.thumbnail,
                 block_roots=tuple(roots),
             )

@@ -34,6 +34,7 @@ MAX_PIECE_SIZE = 16 * 1024 * 1024
 MAX_FILE_SIZE = 1 << 40  # 1 TiB: bounds the number of pieces a peer can make us allocate
 MAX_THUMBNAIL_BYTES = 64 * 1024
 MAX_TEXT = 4096
+MAX_DURATION = 1e8  # seconds (three years); also keeps inf and NaN, which JSON cannot carry, out
 
 Category = Literal["audio", "video", "image"]
 Sha256 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
@@ -56,7 +57,7 @@ class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     piece_hashes: tuple[Sha256, ...]  # per piece: its SHA-256 (manifests without block_roots)
     title: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)] = ""
     description: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)] = ""
-    duration: Annotated[float, msgspec.Meta(ge=0)] | None = None  # seconds
+    duration: Annotated[float, msgspec.Meta(ge=0, le=MAX_DURATION)] | None = None  # seconds
     width: Annotated[int, msgspec.Meta(ge=0, le=1 << 16)] | None = None
     height: Annotated[int, msgspec.Meta(ge=0, le=1 << 16)] | None = None
     thumbnail: Annotated[bytes, msgspec.Meta(max_length=MAX_THUMBNAIL_BYTES)] | None = None  # JPEG

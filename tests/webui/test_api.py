@@ -158,10 +158,8 @@ async def test_download_errors(client: TrioClient) -> None:
     assert (await client.get("/api/downloads/nope/file")).status_code == 404
 
 
-@pytest.mark.parametrize(("name", "disposition"), [
-    ("mine.png", "filename*=UTF-8''mine.png"), ("日本.png", "filename*=UTF-8''%E6%97%A5%E6%9C%AC.png"), ("été 2024.png", "filename*=UTF-8''%C3%A9t%C3%A9%202024.png")])
-async def test_download_of_local_content_exports_it(client: TrioClient, web: WebUI, name: str,
-                                                    disposition: str) -> None:
+async def shared_and_downloaded(client: TrioClient, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Upload a PNG as ``name``, download it through the API: (the item, the download)."""
     body, headers = multipart({}, name, png_bytes())
     item = await (await client.post("/api/files", data=body, headers=headers)).get_json()
     started = await client.post("/api/downloads", json={"rid": item["rid"]})
@@ -172,6 +170,14 @@ async def test_download_of_local_content_exports_it(client: TrioClient, web: Web
             await trio.sleep(0.05)
             dl = await (await client.get(f"/api/downloads/{dl['id']}")).get_json()
     assert dl["state"] == "completed", dl
+    return item, dl
+
+
+@pytest.mark.parametrize(("name", "disposition"), [
+    ("mine.png", "filename*=UTF-8''mine.png"), ("日本.png", "filename*=UTF-8''%E6%97%A5%E6%9C%AC.png"), ("été 2024.png", "filename*=UTF-8''%C3%A9t%C3%A9%202024.png")])
+async def test_download_of_local_content_exports_it(client: TrioClient, web: WebUI, name: str,
+                                                    disposition: str) -> None:
+    item, dl = await shared_and_downloaded(client, name)
     assert dl["bytes"] == dl["total"] == item["size"]
     saved = await client.get(dl["file_url"])
     assert saved.status_code == 200
@@ -182,19 +188,41 @@ async def test_download_of_local_content_exports_it(client: TrioClient, web: Web
 
 
 async def test_a_downloaded_file_removed_from_disk_is_410_gone(client: TrioClient, web: WebUI) -> None:
-    body, headers = multipart({}, "gone.png", png_bytes())
-    item = await (await client.post("/api/files", data=body, headers=headers)).get_json()
-    dl = await (await client.post("/api/downloads", json={"rid": item["rid"]})).get_json()
-    with trio.fail_after(10):
-        while dl["state"] not in ("completed", "failed"):
-            await trio.sleep(0.05)
-            dl = await (await client.get(f"/api/downloads/{dl['id']}")).get_json()
+    _item, dl = await shared_and_downloaded(client, "gone.png")
     download = web.downloads.get(dl["id"])
     assert download is not None and download.path is not None
     download.path.unlink()
     response = await client.get(dl["file_url"])
     assert response.status_code == 410
     assert (await response.get_json())["error"] == "gone"
+
+
+@pytest.mark.parametrize(("asked", "first", "last"), [
+    ("bytes=0-99", 0, 99), ("bytes=100-", 100, None), ("bytes=-50", -50, None),
+    # a last position past the end means "to the end" (RFC 9110 14.1.2); the 206 had said
+    # "bytes 0-9999/SIZE", promising bytes that never came
+    ("bytes=0-999999", 0, None), ("bytes=100-99999999999999999999", 100, None),
+])
+async def test_ranges_of_a_downloaded_file_stay_inside_it(client: TrioClient, asked: str, first: int,
+                                                          last: int | None) -> None:
+    _item, dl = await shared_and_downloaded(client, "ranged.png")
+    data = png_bytes()
+    size = len(data)
+    first = first % size
+    last = size - 1 if last is None else last
+    response = await client.get(dl["file_url"], headers={"Range": asked})
+    assert response.status_code == 206
+    assert response.headers["Content-Range"] == f"bytes {first}-{last}/{size}"
+    assert int(response.headers["Content-Length"]) == last - first + 1
+    assert await response.get_data() == data[first:last + 1]
+
+
+async def test_a_range_past_the_end_is_416_and_says_the_size(client: TrioClient) -> None:
+    _item, dl = await shared_and_downloaded(client, "short.png")
+    response = await client.get(dl["file_url"], headers={"Range": "bytes=999999-"})
+    assert response.status_code == 416
+    assert response.headers["Content-Range"] == f"bytes */{len(png_bytes())}"
+    assert (await response.get_json())["error"] == "range_not_satisfiable"
 
 
 # ---------------------------------------------------------------------------- peers, node

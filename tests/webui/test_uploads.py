@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 from p2pkit.webui import WebUI
-from p2pkit.webui.uploads import MAX_NAME_BYTES, clean_name
+from p2pkit.webui.uploads import MAX_NAME_BYTES, MAX_UNPARSED, clean_name
 from quart import Response
 from quart_trio.testing import TrioClient
+from werkzeug.sansio.multipart import MultipartDecoder
 
 from .conftest import multipart, png_bytes
 
@@ -140,6 +141,26 @@ async def test_malformed_multipart_is_400(client: TrioClient) -> None:
     assert response.status_code == 400
     response = await client.post("/api/files", data=b"x", headers={"Content-Type": "multipart/form-data"})
     assert response.status_code == 400
+
+
+async def test_a_body_that_never_shows_a_boundary_is_not_held_in_memory(
+        client: TrioClient, web: WebUI, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the decoder kept an endless preamble whole: 60 MB of it took 60 MiB per request
+    held: list[int] = []
+    receive = MultipartDecoder.receive_data
+
+    def spy(self: MultipartDecoder, data: bytes | None) -> None:
+        receive(self, data)
+        held.append(len(self.buffer))
+
+    monkeypatch.setattr(MultipartDecoder, "receive_data", spy)
+    headers = {"Content-Type": "multipart/form-data; boundary=zz"}
+    for body in (b"x" * (2 * MAX_UNPARSED),  # a preamble without end (under the 2 MB limit + 1 MiB)
+                 b"--zz\r\n" + b"X-Long: " + b"h" * (2 * MAX_UNPARSED)):  # part headers without end
+        response = await client.post("/api/files", data=body, headers=headers)
+        assert response.status_code == 400
+        assert "without a part boundary" in (await response.get_json())["message"]
+    assert max(held) <= MAX_UNPARSED and upload_dirs(web) == []
 
 
 async def test_title_too_long_is_422(client: TrioClient) -> None:

@@ -52,6 +52,8 @@ def test_round_trip_and_rid(make: Callable[..., Manifest]) -> None:
     {"piece_hashes": (H, H)}, {"piece_hashes": (H, H, b"short")},
     {"category": "document"}, {"mime": "not a mime"}, {"thumbnail": b"x" * 70000},
     {"title": "t" * 5000}, {"duration": -1.0}, {"piece_hashes": ()},
+    # inf reached the web UI as "duration": Infinity, which no browser parses
+    {"duration": float("inf")}, {"duration": float("nan")}, {"duration": 2e8},
     {"piece_hashes": (H, H, H), "block_roots": ROOTS},
 ])
 def test_invalid_manifests_are_refused(over: dict[str, object]) -> None:

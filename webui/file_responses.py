@@ -1,0 +1,45 @@
+"""File responses whose byte ranges stay inside the file.
+
+quart-trio's file body takes a Range's last position as given: ``bytes=0-9999`` of a
+9 344-byte file was answered ``Content-Range: bytes 0-9999/9344``, which players and
+download managers take as a promise of bytes that never come. RFC 9110 §14.1.2: a last
+position past the end means "to the end". An unsatisfiable range (the first position past
+the end) is answered 416 with ``Content-Range: bytes */SIZE`` (§15.5.17) so a client
+learns the size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart_trio.wrappers.response import TrioFileBody, TrioResponse
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
+
+
+class ClampedFileBody(TrioFileBody):
+    async def make_conditional(self, begin: int, end: int | None,
+                               max_partial_size: int | None = None) -> int:
+        if begin < 0:  # a suffix range, "the last N bytes"
+            begin = max(0, self.size + begin)
+        end = self.size if end is None else min(end, self.size)
+        if max_partial_size is not None:
+            end = min(begin + max_partial_size, end)
+        if begin >= end:
+            raise RequestedRangeNotSatisfiable(length=self.size)
+        self.begin, self.end = begin, end
+        return self.size
+
+
+class FileResponse(TrioResponse):
+    file_body_class = ClampedFileBody  # type: ignore[assignment]
+
+
+def range_error_headers(exc: Any) -> dict[str, str]:
+    """The headers a 416 carries: ``Content-Range: bytes */SIZE`` when the size is known."""
+    length = getattr(exc, "length", None)
+    if isinstance(exc, RequestedRangeNotSatisfiable) and length is not None:
+        return {"Content-Range": f"bytes */{length}"}
+    return {}
+
+
+__all__ = ["ClampedFileBody", "FileResponse", "range_error_headers"]
