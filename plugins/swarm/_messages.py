@@ -104,11 +104,15 @@ class Cancel(_Msg, tag="cx", frozen=True):
 
 
 class Reject(_Msg, tag="rj", frozen=True):
-    """I will not send this block (choked, do not have it, or overloaded)."""
+    """I will not send this block: I choke you or my queue is full (ask again later), or,
+    with ``gone``, I do not hold it (any more: a changed share, a damaged piece, a relayed
+    piece that failed its hash) — do not ask me for that piece again until I announce it.
+    ``gone`` is absent from an older peer's Reject (then False)."""
 
     piece: PieceIndex
     offset: Offset
     length: Length
+    gone: bool = False
 
 
 Sha256 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]

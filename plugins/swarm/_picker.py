@@ -219,6 +219,16 @@ class PiecePicker:
         if blocks is not None:
             blocks.pop(piece, None)
 
+    def peer_lacks(self, peer: str, piece: int) -> None:
+        """``peer`` said it does not hold ``piece`` after all (a Reject with ``gone``)."""
+        pieces = self.peer_pieces.get(peer)
+        if pieces is not None and pieces[piece]:
+            pieces[piece] = False
+            self.availability[piece] -= 1
+        blocks = self.peer_blocks.get(peer)
+        if blocks is not None:
+            blocks.pop(piece, None)
+
     def set_peer_blocks(self, peer: str, piece: int, mask: int) -> None:
         """``peer`` holds (checked) the leaves of ``piece`` in ``mask`` (bit j: leaf j)."""
         pieces = self.peer_pieces.get(peer)

@@ -452,12 +452,21 @@ class SwarmProvider:
                 self.up.withdraw(m.length, now)
         elif isinstance(m, msg.Reject):
             block = Block(m.piece, m.offset, m.length)
+            if m.gone:
+                # it does not hold the piece: asking again would be rejected again, at
+                # the speed of the round trip, for as long as we both run
+                self.counters["rejected_gone"] += 1
+                if ps.pieces is not None:
+                    ps.pieces[m.piece] = False
+                t.picker.peer_lacks(pid, m.piece)
+                self._update_interest(t, ps)
             if ps.requested.pop(block, None) is not None:
                 t.picker.forget_requests(pid, [block])
                 self.counters["rejected"] += 1
-                # its queue is full: no more asks until it delivers (else the block
-                # would be asked of it again at once and rejected again)
-                ps.ask_limit = max(1, len(ps.requested))
+                if not m.gone:
+                    # its queue is full: no more asks until it delivers (else the block
+                    # would be asked of it again at once and rejected again)
+                    ps.ask_limit = max(1, len(ps.requested))
                 self._fill_all(t)
         elif isinstance(m, msg.Peers):
             self._on_peers(t, m)
@@ -1040,12 +1049,12 @@ class SwarmProvider:
     def _on_request(self, t: Torrent, ps: PeerState, m: msg.Request) -> None:
         if not t.block_in_range(m.piece, m.offset, m.length):
             raise RemoteProtocolError(f"request outside piece {m.piece} of {t.rid[:12]}")
-        if (ps.am_choking or not self._allowed(ps.peer)
-                or not (t.picker.have[m.piece] or self._relayable(t, m))
+        held = (t.picker.have[m.piece] and m.piece not in t.lost) or self._relayable(t, m)
+        if (ps.am_choking or not self._allowed(ps.peer) or not held
                 or len(ps.link.uploads) >= self.cfg.upload_queue
                 or self._upload_backlog_full()):
             self.counters["rejects_sent"] += 1
-            ps.link.send(msg.Reject(t.key, m.piece, m.offset, m.length))
+            ps.link.send(msg.Reject(t.key, m.piece, m.offset, m.length, gone=not held))
             return
         ps.link.queue_upload(t.rid, m)
 
@@ -1068,7 +1077,7 @@ class SwarmProvider:
 
     def _block_to_send(self, t: Torrent, m: msg.Request) -> tuple[bytes | None, list[bytes] | None]:
         """The block ``m`` asks for and its piece's leaf hashes (None, None: we cannot)."""
-        if t.picker.have[m.piece]:
+        if t.picker.have[m.piece] and m.piece not in t.lost:
             data = self._read_piece(t.rid, m.piece)
             if data is None:
                 return None, None
@@ -1078,6 +1087,19 @@ class SwarmProvider:
             self.counters["blocks_relayed"] += 1
             return bytes(asm.data[m.offset:m.offset + m.length]), asm.leaves
         return None, None
+
+    def _piece_lost(self, t: Torrent, piece: int) -> None:
+        """A piece we announced can no longer be read (the shared file changed, the stored
+        copy is damaged): requests for it are refused as ``gone`` from now on."""
+        t.lost.add(piece)
+        self.counters["pieces_lost"] += 1
+        if t.seeding is not None:  # initial seeding would offer it to targets again
+            t.seeding = None
+            self.counters["initial_seeding_done"] += 1
+            whole = t.bitfield()
+            for member in t.peers.values():
+                if member.bitfield_sent:
+                    member.link.send(whole)
 
     @staticmethod
     def _relayable(t: Torrent, m: msg.Request) -> bool:
@@ -1106,7 +1128,9 @@ class SwarmProvider:
         block, leaves = self._block_to_send(t, m)
         if block is None:  # evicted or damaged on disk since we said we had it, or the
             # piece failed its hash since we relayed its first blocks
-            link.send(msg.Reject(m.rid, m.piece, m.offset, m.length))
+            if t.picker.have[m.piece]:
+                self._piece_lost(t, m.piece)
+            link.send(msg.Reject(m.rid, m.piece, m.offset, m.length, gone=True))
             return
         if leaves is not None and m.leaves and m.piece not in ps.leaves_sent:
             ps.leaves_sent.add(m.piece)

@@ -273,6 +273,9 @@ class Torrent:
         self.choker = choker
         self.peers: dict[str, PeerState] = {}
         self.assemblies: dict[int, Assembly] = {}  # pieces being put together
+        # pieces we announced and can no longer read (a changed share, a damaged piece):
+        # requests for them are answered with Reject(gone=True)
+        self.lost: set[int] = set()
         self.downloading = False
         self.wake = trio.Event()  # set when a waiting download should look again
         self.error: Exception | None = None  # why the download cannot go on
@@ -312,7 +315,10 @@ class Torrent:
         return sum(m.piece_length(i) for i, h in enumerate(self.picker.have) if h)
 
     def bitfield(self) -> msg.Bitfield:
-        return msg.Bitfield(self.key, msg.pack_bits(self.picker.have))
+        have = self.picker.have
+        if self.lost:
+            have = [h and i not in self.lost for i, h in enumerate(have)]
+        return msg.Bitfield(self.key, msg.pack_bits(have))
 
     def assembly(self, piece: int) -> Assembly:
         """The piece being put together (started on first use)."""

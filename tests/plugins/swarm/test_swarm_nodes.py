@@ -186,6 +186,34 @@ async def test_disabled_peer_is_not_used(tmp_path: Path) -> None:
         assert leech.swarm.bytes_from_peers[s2.id] == 0
 
 
+async def test_a_share_changed_on_disk_is_refused_once_per_piece_not_in_a_loop(tmp_path: Path) -> None:
+    # The seeder whose shared file changed answered every request with a Reject and the
+    # downloader asked again at once: both spun a CPU core for as long as they ran.
+    (tmp_path / "intact").mkdir()
+    media = make_wav(tmp_path / "intact" / "c.wav", 20, seed=6)
+    copy = tmp_path / "c.wav"  # the same name: the same manifest, the same rid
+    copy.write_bytes(media.read_bytes())
+    async with swarm_node() as broken, swarm_node(broken) as leech:
+        manifest = await broken.share(copy)
+        with copy.open("ab") as f:
+            f.write(b"edited")
+        await until(lambda: len(leech.peers) == 1)
+        with trio.move_on_after(3):
+            await leech.download(manifest.rid, tmp_path / "never.wav")
+        blocks = -(-manifest.size // (16 * 1024))
+        rejects = broken.swarm.counters["rejects_sent"]
+        assert 0 < rejects <= blocks, rejects  # each block asked at most once (it was thousands)
+        report = leech.swarm.diagnose(manifest.rid)
+        assert report is not None and report["nobody"] == report["missing_blocks"] > 0
+        # a peer with an intact copy comes: the download completes from it
+        async with swarm_node(broken, leech) as intact:
+            await intact.share(media)
+            with trio.fail_after(30):
+                path = await leech.download(manifest.rid, tmp_path / "out.wav")
+        assert sha(path) == sha(media)
+        assert broken.swarm.counters["rejects_sent"] <= blocks
+
+
 async def test_p2p_disabled_is_a_clear_error(tmp_path: Path) -> None:
     async with swarm_node(cfg={"p2p_enabled": False}) as node:
         with pytest.raises(P2PDisabledError, match="p2p_enabled"):
