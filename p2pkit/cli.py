@@ -106,9 +106,16 @@ def run_until_interrupted(main: Callable[[], Awaitable[int | None]]) -> int:
     return trio.run(runner)
 
 
+def print_line(text: str | Text) -> None:
+    """One line on stderr, never reflowed (scripts grep rids and hashes out of it, and a
+    console that is not a terminal is 80 columns wide), never read as markup (a file
+    named ``song [live].mp3`` would lose ``[live]``)."""
+    console.print(text if isinstance(text, Text) else Text(text), soft_wrap=True, highlight=False)
+
+
 def print_error(message: str) -> None:
-    """One line on stderr, never reflowed, never read as markup."""
-    console.print(Text("error: ", style="red") + Text(message), soft_wrap=True, highlight=False)
+    """``error: message``, one line (see :func:`print_line`)."""
+    print_line(Text("error: ", style="red") + Text(message))
 
 
 def describe(node: Node) -> None:
@@ -116,7 +123,7 @@ def describe(node: Node) -> None:
     console.print(f"[bold]p2pkit node[/bold] {node.id}")
     console.print(f"  udp       {host}:{port}")
     if node.data_dir is not None:
-        console.print(Text(f"  data dir  {node.data_dir}"), highlight=False)
+        print_line(f"  data dir  {node.data_dir}")
     plugins = ", ".join(f"{cap}={name}" for cap, name in sorted(node.provider_names.items()))
     console.print(f"  providers {plugins or 'none'}")
 
@@ -126,7 +133,7 @@ async def share_files(node: Node, paths: Iterable[Path]) -> None:
     as it is, never read as markup: ``song [live].mp3`` would lose ``[live]``)."""
     for path in paths:
         manifest = await node.share(path)
-        console.print(Text(f"  shared    {manifest.rid}  {manifest.name}"), highlight=False)
+        print_line(f"  shared    {manifest.rid}  {manifest.name}")
 
 
 # ---------------------------------------------------------------------------- commands
@@ -204,7 +211,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_error(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
         return 1
     except KeyboardInterrupt:
-        return 0
+        # Only a one-shot command (get, files, search) sees Ctrl-C here — node and web
+        # stop on it by themselves, exit 0 — and it did not finish: a script's
+        # `p2pkit get … && play` must not go on (128 + SIGINT, as shells report it)
+        print_error("interrupted")
+        return 130
     return int(code or 0)
 
 

@@ -17,7 +17,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from p2pkit.cli import UsageError, add_node_arguments, config_from_args, console, setup_logging
+from p2pkit.cli import (
+    UsageError,
+    add_node_arguments,
+    config_from_args,
+    console,
+    print_error,
+    setup_logging,
+)
 from p2pkit.node import open_node
 
 SETTLE_QUIET = 1.0  # the list has settled when nothing new arrived for this long
@@ -84,8 +91,7 @@ def _run(args: argparse.Namespace,
     results = trio.run(main)
     if results is None:
         where = ", ".join(args.bootstrap)
-        console.print(f"[red]error:[/red] no peer answered at {where} within {args.timeout:g} s",
-                      highlight=False)
+        print_error(f"no peer answered at {where} within {args.timeout:g} s")
         return 1
     if args.json:
         print(json.dumps(results, indent=2))

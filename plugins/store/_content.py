@@ -641,6 +641,10 @@ class Store(FileStore):
             raise IncompleteContent(f"{rid} misses {item.manifest.num_pieces - item.have_count} pieces")
         if dest.is_dir():
             dest = dest / item.manifest.name
+        if dest.is_dir() or (dest.exists() and not dest.is_file()):
+            # the export renames a file onto ``dest``: that would replace a device, a
+            # FIFO or a socket (``/dev/null``), and cannot replace a directory
+            raise StoreError(f"cannot write {dest}: it exists and is not a regular file")
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
         try:
             try:
@@ -656,9 +660,14 @@ class Store(FileStore):
                         raise IncompleteContent(f"piece {i} of {rid} is damaged; fetch it again")
                     out.write(piece)
                     yield None
-            os.replace(tmp, dest)
+            try:
+                os.replace(tmp, dest)
+            except OSError as exc:
+                raise StoreError(f"cannot write {dest}: {exc.strerror}") from None
         finally:
-            with contextlib.suppress(FileNotFoundError):
+            # nothing to remove, or no directory to remove it from (NotADirectoryError
+            # replaced the StoreError that said why)
+            with contextlib.suppress(OSError):
                 tmp.unlink()
         return dest
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,15 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from p2pkit.cli import UsageError, add_node_arguments, config_from_args, console, setup_logging
+from p2pkit.cli import (
+    UsageError,
+    add_node_arguments,
+    config_from_args,
+    console,
+    print_error,
+    print_line,
+    setup_logging,
+)
 from p2pkit.node import open_node
 
 from ._errors import SwarmError
@@ -36,8 +45,9 @@ def add_get_command(subparsers: argparse._SubParsersAction[Any]) -> None:
     get = subparsers.add_parser("get", help="download a file from the peers that have it")
     get.add_argument("rid", help="content id (64 hex digits, see `p2pkit files`)")
     add_node_arguments(get)
-    get.add_argument("-o", "--output", type=Path, metavar="PATH",
-                     help="file or directory to write (default: the file's name, here)")
+    get.add_argument("-o", "--output", metavar="PATH",  # text: Path() drops a trailing slash
+                     help="file or directory to write (default: the file's name, here); an "
+                          "existing regular file is replaced")
     get.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                      help="give up after this long (default: no limit once a provider answers)")
     get.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -64,7 +74,7 @@ def cmd_get(args: argparse.Namespace) -> int:
         overrides["log_level"] = "warning"
     config = config_from_args(args, **overrides)
     setup_logging(config.node.log_level)
-    dest = args.output if args.output is not None else Path.cwd()
+    dest = check_output(args.output)
 
     sources: dict[str, int] = {}
 
@@ -72,29 +82,58 @@ def cmd_get(args: argparse.Namespace) -> int:
         async with open_node(config) as node:
             have, total = _resumable(node, args.rid)
             if have:
-                console.print(f"resuming: {have} of {total} pieces already here", highlight=False)
+                print_line(f"resuming: {have} of {total} pieces already here")
             with trio.move_on_after(args.timeout if args.timeout else float("inf")):
                 try:
                     return await _download(node, args.rid, dest, quiet=args.quiet), ""
                 except SwarmError as exc:
+                    if node.peers is not None and not len(node.peers):
+                        where = ", ".join(args.bootstrap)
+                        return None, f"no peer answered at {where}; {exc}"
                     return None, str(exc)
                 finally:
                     torrent = node.swarm.torrents.get(args.rid)
                     if torrent is not None:
                         sources.update(torrent.bytes_from)
             waiting = waiting_for(node.swarm.diagnose(args.rid))
+            if node.peers is not None and not len(node.peers):
+                waiting = f"; no peer answered at {', '.join(args.bootstrap)}" + waiting
             return None, f"the download did not finish within {args.timeout:g} s" + waiting
 
     path, error = trio.run(main)
     if path is None:
-        console.print(f"[red]error:[/red] {error}", highlight=False)
+        print_error(error)
         return 1
     for peer_id, n in sorted(sources.items(), key=lambda kv: -kv[1]):
-        console.print(f"  from peer {peer_id}: {n} bytes", highlight=False)
+        print_line(f"  from peer {peer_id}: {n} bytes")
     digest = _sha256(path)
-    console.print(f"saved {path} ({path.stat().st_size} bytes, verified, sha256 {digest})",
-                  highlight=False)
+    print_line(f"saved {path} ({path.stat().st_size} bytes, verified, sha256 {digest})")
     return 0
+
+
+def check_output(text: str | None) -> Path:
+    """Where ``-o`` asks us to write, checked before anything is downloaded: a download
+    that can only fail at its end wastes the whole transfer (an ephemeral node's data is
+    gone with it). UsageError (exit 2) when it cannot be written."""
+    if text is None:
+        return Path.cwd()
+    output = Path(text)
+    if text.endswith(("/", os.sep)) and not output.is_dir():
+        raise UsageError(f"-o {text}: no such directory")
+    if output.is_dir():
+        if not os.access(output, os.W_OK | os.X_OK):
+            raise UsageError(f"-o {text}: the directory is not writable")
+        return output
+    if output.exists() and not output.is_file():
+        # a device, a FIFO, a socket: the export renames a file onto its path, which
+        # would replace it (`-o /dev/null` as root replaced /dev/null)
+        raise UsageError(f"-o {text}: exists and is not a regular file")
+    parent = output.parent
+    if not parent.is_dir():
+        raise UsageError(f"-o {text}: no such directory {str(parent)!r}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"-o {text}: the directory {str(parent)!r} is not writable")
+    return output
 
 
 def waiting_for(report: dict[str, Any] | None) -> str:
@@ -126,8 +165,8 @@ async def _download(node: Any, rid: str, dest: Path, *, quiet: bool) -> Path:
     swarm = node.capability("swarm")
     if quiet:
         return await node.download(rid, dest)  # type: ignore[no-any-return]
-    columns = (
-        TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
+    columns = (  # the description is a peer's file name: text, not markup
+        TextColumn("{task.description}", style="bold", markup=False), BarColumn(), DownloadColumn(),
         TransferSpeedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[peers]} peers"),
     )
     with Progress(*columns, console=console, transient=False) as bar:

@@ -122,3 +122,55 @@ def test_shared_file_names_are_printed_as_they_are(tmp_path: Path) -> None:
         proc.kill()
     assert "song [live] [bold].wav" in lines[-1]
     assert proc.returncode == 0 and "Traceback" not in "".join(lines) + err, err
+
+
+def test_an_interrupted_one_shot_command_does_not_exit_zero(tmp_path: Path) -> None:
+    # `p2pkit get … && play it` went on after Ctrl-C: the download had not finished
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as quiet:  # a port nobody answers on
+        quiet.bind(("127.0.0.1", 0))
+        port = quiet.getsockname()[1]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "p2pkit", "get", "ab" * 32, "--bootstrap", f"127.0.0.1:{port}",
+             "--quiet", "-o", str(tmp_path / "out.wav")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            time.sleep(3)  # well inside the 60 s it would wait for a provider
+            assert proc.poll() is None
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "error: interrupted" in err and "Traceback" not in err
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_lines_a_script_reads_are_neither_wrapped_nor_markup() -> None:
+    from p2pkit.cli import console, print_error, print_line
+
+    name = "a/very/long/path/" * 8 + "song [live].wav"  # 150 characters, a console of 80
+    with console.capture() as captured:
+        print_line(f"saved {name} (sha256 {'f' * 64})")
+        print_error(f"cannot write {name}")
+    assert captured.get().splitlines() == [f"saved {name} (sha256 {'f' * 64})",
+                                           f"error: cannot write {name}"]
+
+
+@pytest.mark.parametrize(("output", "why"), [
+    ("fifo", "exists and is not a regular file"),   # `-o /dev/null` as root replaced it
+    ("missing/", "no such directory"),              # the trailing slash says: a directory
+    ("missing/x.wav", "no such directory"),
+    ("notes.txt/x.wav", "no such directory"),
+])
+def test_an_output_that_cannot_be_written_is_refused_before_downloading(
+        tmp_path: Path, output: str, why: str) -> None:
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "notes.txt").write_text("a file")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as quiet:
+        quiet.bind(("127.0.0.1", 0))
+        result = p2pkit("get", "ab" * 32, "--bootstrap", f"127.0.0.1:{quiet.getsockname()[1]}",
+                        "-o", output, cwd=tmp_path)
+    # 2 and the path's fault, not 1 after the wait for a provider that never answers
+    assert result.returncode == 2, result.stderr
+    assert_one_line_error(result, why)

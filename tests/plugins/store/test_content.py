@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -504,6 +505,30 @@ async def test_removal_during_an_async_export_is_reported(tmp_path: Path, store:
         with pytest.raises(UnknownItem, match="removed during the export"):
             await store.export_async(m.rid, tmp_path / "out.png")
     assert not_written(tmp_path, "out.png")
+
+
+def test_an_export_replaces_only_a_regular_file(tmp_path: Path, store: Store,
+                                                media: dict[str, Path]) -> None:
+    # `p2pkit get -o /dev/null` as root renamed the download onto /dev/null
+    m = store.import_file(media["png"], copy=True)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "dir" / m.name).mkdir(parents=True)  # the manifest's name, taken by a directory
+    for dest in (fifo, tmp_path / "dir"):
+        with pytest.raises(StoreError, match="exists and is not a regular file"):
+            store.export(m.rid, dest)
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and not list(tmp_path.glob("**/.*.part"))
+    old = tmp_path / "old.png"
+    old.write_bytes(b"old")  # a regular file is replaced, as by cp or curl -o
+    assert store.export(m.rid, old).read_bytes() == media["png"].read_bytes()
+
+
+def test_an_export_under_a_file_says_why(tmp_path: Path, store: Store, media: dict[str, Path]) -> None:
+    # the cleanup's NotADirectoryError used to replace the StoreError
+    m = store.import_file(media["png"], copy=True)
+    (tmp_path / "notes.txt").write_text("a file, not a directory")
+    with pytest.raises(StoreError, match=r"cannot write .*Not a directory"):
+        store.export(m.rid, tmp_path / "notes.txt" / "x.png")
 
 
 def not_written(directory: Path, name: str) -> bool:
