@@ -4,9 +4,9 @@ Addresses reach a node from people (``--bootstrap``, a config file) and from pee
 exchange, announcements). The transport only ever sees IP literals: a name handed to a
 socket would be looked up again, blocking, on every datagram, and a malformed one (a NUL
 byte, a label IDNA cannot encode) makes ``sendto`` raise TypeError or UnicodeError —
-errors nothing expects from UDP. So peers may only tell us IP literals (decoders check
-:func:`is_ip_literal`), and a name a person gave is resolved once, asynchronously, before
-dialing (:func:`resolve`).
+errors nothing expects from UDP. So peers may only tell us unicast IP literals (decoders
+check :func:`is_peer_address`), and a name a person gave is resolved once, asynchronously,
+before dialing (:func:`resolve`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ._exceptions import ConfigError
 from .endpoint import Address
 
 MAX_HOST_NAME = 253  # DNS's limit on a full name
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
 def is_ip_literal(host: str) -> bool:
@@ -29,6 +30,16 @@ def is_ip_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def is_peer_address(host: str) -> bool:
+    """``host`` is an IP literal a peer may tell us to dial: not a multicast, broadcast or
+    unspecified address (a SYN there reaches every host on a LAN, or nobody)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not (ip.is_multicast or ip.is_unspecified or ip == _BROADCAST)
 
 
 def check_host(host: str) -> str:
@@ -77,4 +88,5 @@ async def resolve(addr: Address) -> Address:
     return str(infos[0][4][0]), port
 
 
-__all__ = ["MAX_HOST_NAME", "check_host", "is_ip_literal", "parse_address", "resolve"]
+__all__ = ["MAX_HOST_NAME", "check_host", "is_ip_literal", "is_peer_address", "parse_address",
+           "resolve"]

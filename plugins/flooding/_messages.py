@@ -24,7 +24,7 @@ from typing import Annotated
 import msgspec
 
 from p2pkit import RemoteProtocolError
-from p2pkit.addresses import is_ip_literal
+from p2pkit.addresses import is_peer_address
 
 # The message protocol's name, negotiated in the peers' hello. Version 2: hits are signed.
 # A version-1 node ("flood") does not list "flood/2", so the two never exchange flood
@@ -136,10 +136,10 @@ Message = Announce | Query | Hits | PeerList
 
 
 def _check_peer_host(host: str) -> None:
-    # We dial what peers tell us: IP literals only. A name would be looked up (blocking)
+    # We dial what peers tell us: unicast IP literals only. A name would be looked up (blocking)
     # at every datagram, and a NUL byte or a label IDNA cannot encode made sendto raise.
-    if not is_ip_literal(host):
-        raise ValueError(f"peer address {host[:64]!r} is not an IP address")
+    if not is_peer_address(host):
+        raise ValueError(f"peer address {host[:64]!r} is not a unicast IP address")
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)

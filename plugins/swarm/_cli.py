@@ -59,8 +59,9 @@ def cmd_get(args: argparse.Namespace) -> int:
 
     if not args.bootstrap:
         raise UsageError("p2pkit get needs --bootstrap HOST:PORT (a running node)")
+    args.rid = args.rid.strip().lower()  # as copied from anywhere: a rid is its hex digits
     if not is_rid(args.rid):
-        raise UsageError(f"{args.rid!r} is not a content id (64 lowercase hex digits)")
+        raise UsageError(f"{args.rid!r} is not a content id (64 hex digits)")
     if args.timeout is not None and not args.timeout > 0:
         raise UsageError("--timeout must be > 0")
     overrides: dict[str, Any] = {}

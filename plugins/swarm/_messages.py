@@ -18,7 +18,7 @@ import msgspec
 from p2pkit.plugins.store import MAX_LEAVES  # a 16 MiB piece (the largest) has 1 024 leaves
 
 from p2pkit._exceptions import RemoteProtocolError
-from p2pkit.addresses import is_ip_literal
+from p2pkit.addresses import is_peer_address
 
 PROTOCOL = "swarm"
 MAX_BLOCK = 256 * 1024  # largest request a peer may make (and we honour)
@@ -153,10 +153,11 @@ class Peers(_Msg, tag="px", frozen=True):
     addresses: Annotated[list[tuple[Host, Port]], msgspec.Meta(max_length=MAX_PEX)]
 
     def __post_init__(self) -> None:
-        # IP literals only: we dial them, and a name (or a NUL byte) would reach the socket
+        # unicast IP literals only: we dial them; a name (or a NUL byte) would reach the
+        # socket, a broadcast or multicast address every host on a LAN
         for host, _ in self.addresses:
-            if not is_ip_literal(host):
-                raise ValueError(f"peer address {host[:64]!r} is not an IP address")
+            if not is_peer_address(host):
+                raise ValueError(f"peer address {host[:64]!r} is not a unicast IP address")
 
 
 Message = (

@@ -8,12 +8,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2pkit import ConfigError
-from p2pkit.addresses import check_host, is_ip_literal, parse_address, resolve
+from p2pkit.addresses import check_host, is_ip_literal, is_peer_address, parse_address, resolve
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "10.0.0.255", "::1", "fe80::1", "2001:db8::42"])
 def test_ip_literals(host: str) -> None:
     assert is_ip_literal(host) and check_host(host) == host
+
+
+@pytest.mark.parametrize(("host", "dialable"), [
+    ("127.0.0.1", True), ("10.0.0.255", True), ("::1", True), ("192.168.1.7", True),
+    ("255.255.255.255", False), ("224.0.0.251", False), ("ff02::1", False),  # everyone on a LAN
+    ("0.0.0.0", False), ("::", False), ("localhost", False), ("a\x00b", False),
+])
+def test_what_a_peer_may_tell_us_to_dial(host: str, dialable: bool) -> None:
+    assert is_peer_address(host) is dialable
 
 
 @pytest.mark.parametrize("host", ["localhost", "seed.example.org", "xn--bcher-kva.example"])

@@ -174,3 +174,16 @@ def test_an_output_that_cannot_be_written_is_refused_before_downloading(
     # 2 and the path's fault, not 1 after the wait for a provider that never answers
     assert result.returncode == 2, result.stderr
     assert_one_line_error(result, why)
+
+
+def test_a_rid_in_capitals_is_the_same_rid_and_a_bad_one_a_usage_error() -> None:
+    rid = "AB" * 32  # as a person copies it out of some other tool
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as quiet:
+        quiet.bind(("127.0.0.1", 0))
+        bootstrap = f"127.0.0.1:{quiet.getsockname()[1]}"
+        result = p2pkit("get", rid, "--bootstrap", bootstrap, "--timeout", "1", "--quiet")
+        assert result.returncode == 1, result.stderr  # accepted, and then nobody answered
+        assert_one_line_error(result, "no peer answered at " + bootstrap)
+        result = p2pkit("get", rid[:-1], "--bootstrap", bootstrap)
+    assert result.returncode == 2
+    assert_one_line_error(result, "is not a content id (64 hex digits)")

@@ -271,7 +271,8 @@ def test_undecodable_messages_are_counted() -> None:
     assert core.counters["malformed"] == 1
 
 
-@pytest.mark.parametrize("host", ["a\x00b", "\u00e9" * 60, "example.org", "10.0.0.1 "])
+@pytest.mark.parametrize("host", ["a\x00b", "\u00e9" * 60, "example.org", "10.0.0.1 ",
+                                  "255.255.255.255", "224.0.0.1", "ff02::1", "0.0.0.0"])
 def test_peer_addresses_must_be_ip_literals(host: str) -> None:
     # a NUL byte or a label IDNA cannot encode made the dial's sendto raise TypeError /
     # UnicodeError, which took the node down; a name would be looked up at every datagram
@@ -279,7 +280,7 @@ def test_peer_addresses_must_be_ip_literals(host: str) -> None:
     hinted = {"t": "ann", "public_key": b"k" * 32, "body": b"b", "signature": b"s" * 64,
               "ttl": 3, "host": host}
     for message in (listed, hinted):
-        with pytest.raises(RemoteProtocolError, match="not an IP address"):
+        with pytest.raises(RemoteProtocolError, match="not a unicast IP address"):
             decode(msgspec.msgpack.encode(message))
     listed["peers"] = [["a" * 64, "fe80::1", 7700]]
     assert decode(msgspec.msgpack.encode(listed)) == PeerList(peers=[PeerInfo(id="a" * 64, host="fe80::1", port=7700)])

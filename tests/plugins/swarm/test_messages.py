@@ -52,10 +52,12 @@ def test_out_of_bounds_fields_are_rejected(bad: m.Message) -> None:
     "\u00e9" * 60,     # a label IDNA cannot encode: UnicodeError from sendto
     "example.org",     # a name: looked up (blocking) at every datagram sent to it
     "10.0.0.1 ",       # not quite an address
+    "255.255.255.255", "224.0.0.1", "ff02::1",  # a SYN to every host on the LAN
+    "0.0.0.0",
 ])
 def test_peer_addresses_must_be_ip_literals(host: str) -> None:
     data = msgspec.msgpack.encode(["px", RID, [["10.0.0.2", 7700], [host, 7700]]])
-    with pytest.raises(RemoteProtocolError, match="not an IP address"):
+    with pytest.raises(RemoteProtocolError, match="not a unicast IP address"):
         m.decode(data)
     assert m.decode(msgspec.msgpack.encode(["px", RID, [["::1", 7700]]])) == m.Peers(RID, [("::1", 7700)])
 
