@@ -104,15 +104,19 @@ class Cancel(_Msg, tag="cx", frozen=True):
 
 
 class Reject(_Msg, tag="rj", frozen=True):
-    """I will not send this block: I choke you or my queue is full (ask again later), or,
-    with ``gone``, I do not hold it (any more: a changed share, a damaged piece, a relayed
-    piece that failed its hash) — do not ask me for that piece again until I announce it.
-    ``gone`` is absent from an older peer's Reject (then False)."""
+    """I will not send this block now: I choke you or my queue is full (ask again later)."""
 
     piece: PieceIndex
     offset: Offset
     length: Length
-    gone: bool = False
+
+
+class Lost(_Msg, tag="ls", frozen=True):
+    """I do not hold ``piece`` (any more: the shared file changed, the stored copy is
+    damaged, a relayed piece failed its hash): every request of yours for it is refused;
+    do not ask me for it again until I announce it (Have, Bitfield, Blocks)."""
+
+    piece: PieceIndex
 
 
 Sha256 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
@@ -162,7 +166,7 @@ class Peers(_Msg, tag="px", frozen=True):
 
 Message = (
     ManifestRequest | ManifestResponse | Bitfield | Have | Interested | NotInterested
-    | Choke | Unchoke | Request | Piece | Cancel | Reject | Peers | Leaves | Blocks
+    | Choke | Unchoke | Request | Piece | Cancel | Reject | Peers | Leaves | Blocks | Lost
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -220,7 +220,7 @@ class PiecePicker:
             blocks.pop(piece, None)
 
     def peer_lacks(self, peer: str, piece: int) -> None:
-        """``peer`` said it does not hold ``piece`` after all (a Reject with ``gone``)."""
+        """``peer`` said it does not hold ``piece`` after all (``Lost``)."""
         pieces = self.peer_pieces.get(peer)
         if pieces is not None and pieces[piece]:
             pieces[piece] = False

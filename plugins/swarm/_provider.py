@@ -452,22 +452,28 @@ class SwarmProvider:
                 self.up.withdraw(m.length, now)
         elif isinstance(m, msg.Reject):
             block = Block(m.piece, m.offset, m.length)
-            if m.gone:
-                # it does not hold the piece: asking again would be rejected again, at
-                # the speed of the round trip, for as long as we both run
-                self.counters["rejected_gone"] += 1
-                if ps.pieces is not None:
-                    ps.pieces[m.piece] = False
-                t.picker.peer_lacks(pid, m.piece)
-                self._update_interest(t, ps)
             if ps.requested.pop(block, None) is not None:
                 t.picker.forget_requests(pid, [block])
                 self.counters["rejected"] += 1
-                if not m.gone:
-                    # its queue is full: no more asks until it delivers (else the block
-                    # would be asked of it again at once and rejected again)
-                    ps.ask_limit = max(1, len(ps.requested))
+                # its queue is full: no more asks until it delivers (else the block
+                # would be asked of it again at once and rejected again)
+                ps.ask_limit = max(1, len(ps.requested))
                 self._fill_all(t)
+        elif isinstance(m, msg.Lost):
+            # it does not hold the piece: asked again, it would refuse again, at the
+            # speed of the round trip, for as long as we both run
+            if m.piece >= t.num_pieces:
+                raise RemoteProtocolError(f"lost piece {m.piece} of {t.num_pieces}")
+            self.counters["lost_by_peers"] += 1
+            if ps.pieces is not None:
+                ps.pieces[m.piece] = False
+            t.picker.peer_lacks(pid, m.piece)
+            refused = [b for b in ps.requested if b.piece == m.piece]
+            for b in refused:
+                del ps.requested[b]
+            t.picker.forget_requests(pid, refused)
+            self._update_interest(t, ps)
+            self._fill_all(t)
         elif isinstance(m, msg.Peers):
             self._on_peers(t, m)
         elif isinstance(m, msg.Leaves):
@@ -1049,12 +1055,15 @@ class SwarmProvider:
     def _on_request(self, t: Torrent, ps: PeerState, m: msg.Request) -> None:
         if not t.block_in_range(m.piece, m.offset, m.length):
             raise RemoteProtocolError(f"request outside piece {m.piece} of {t.rid[:12]}")
-        held = (t.picker.have[m.piece] and m.piece not in t.lost) or self._relayable(t, m)
-        if (ps.am_choking or not self._allowed(ps.peer) or not held
+        if not ((t.picker.have[m.piece] and m.piece not in t.lost) or self._relayable(t, m)):
+            self.counters["lost_sent"] += 1
+            ps.link.send(msg.Lost(t.key, m.piece))
+            return
+        if (ps.am_choking or not self._allowed(ps.peer)
                 or len(ps.link.uploads) >= self.cfg.upload_queue
                 or self._upload_backlog_full()):
             self.counters["rejects_sent"] += 1
-            ps.link.send(msg.Reject(t.key, m.piece, m.offset, m.length, gone=not held))
+            ps.link.send(msg.Reject(t.key, m.piece, m.offset, m.length))
             return
         ps.link.queue_upload(t.rid, m)
 
@@ -1090,7 +1099,7 @@ class SwarmProvider:
 
     def _piece_lost(self, t: Torrent, piece: int) -> None:
         """A piece we announced can no longer be read (the shared file changed, the stored
-        copy is damaged): requests for it are refused as ``gone`` from now on."""
+        copy is damaged): requests for it are answered ``Lost`` from now on."""
         t.lost.add(piece)
         self.counters["pieces_lost"] += 1
         if t.seeding is not None:  # initial seeding would offer it to targets again
@@ -1130,7 +1139,8 @@ class SwarmProvider:
             # piece failed its hash since we relayed its first blocks
             if t.picker.have[m.piece]:
                 self._piece_lost(t, m.piece)
-            link.send(msg.Reject(m.rid, m.piece, m.offset, m.length, gone=True))
+            self.counters["lost_sent"] += 1
+            link.send(msg.Lost(m.rid, m.piece))
             return
         if leaves is not None and m.leaves and m.piece not in ps.leaves_sent:
             ps.leaves_sent.add(m.piece)

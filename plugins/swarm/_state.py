@@ -274,7 +274,7 @@ class Torrent:
         self.peers: dict[str, PeerState] = {}
         self.assemblies: dict[int, Assembly] = {}  # pieces being put together
         # pieces we announced and can no longer read (a changed share, a damaged piece):
-        # requests for them are answered with Reject(gone=True)
+        # requests for them are answered with Lost
         self.lost: set[int] = set()
         self.downloading = False
         self.wake = trio.Event()  # set when a waiting download should look again

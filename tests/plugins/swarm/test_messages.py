@@ -16,7 +16,7 @@ RID = bytes.fromhex("ab" * 32)  # the wire carries the rid's 32 raw bytes
     m.Request(RID, 1, 0, 65536, leaves=False), m.Piece(RID, 1, 0, b"data"),
     m.Cancel(RID, 1, 0, 10), m.Reject(RID, 1, 0, 10), m.Peers(RID, [("127.0.0.1", 7700)]),
     m.Leaves(RID, 2, [b"\x01" * 32] * 16), m.Blocks(RID, [(2, b"\xc0\x00")]),
-    m.Blocks(RID, [(2, b"\xc0\x00"), (7, b"\xff\xff")]),
+    m.Blocks(RID, [(2, b"\xc0\x00"), (7, b"\xff\xff")]), m.Lost(RID, 3),
 ])
 def test_round_trip(msg: m.Message) -> None:
     assert m.decode(m.encode(msg)) == msg
@@ -40,6 +40,7 @@ def test_round_trip(msg: m.Message) -> None:
     m.Blocks(RID, []),                       # no piece at all
     m.Blocks(RID, [(0, b"\xff")] * (m.MAX_BLOCKS_PIECES + 1)),  # too many pieces
     m.Blocks(RID, [(-1, b"\xff")]),          # negative piece
+    m.Lost(RID, -1),
 ])
 def test_out_of_bounds_fields_are_rejected(bad: m.Message) -> None:
     data = msgspec.msgpack.encode(bad)  # the encoder does not validate; the decoder must
