@@ -154,9 +154,10 @@ class Swarm(Protocol):
     """Piece exchange between peers."""
 
     async def download(
-        self, rid: str, dest: Path | None = None, *, progress: ProgressFn | None = None
+        self, rid: str, dest: Path | str | None = None, *, progress: ProgressFn | None = None
     ) -> Path:
-        """Fetch every piece of ``rid`` from peers (verified); returns the file's path."""
+        """Fetch every piece of ``rid`` from peers (verified); returns the file's path.
+        ``dest``: a file or a directory (as text, a trailing slash says: a directory)."""
         ...
 
 

@@ -19,7 +19,14 @@ from typing import Any, Protocol
 import pluggy
 import trio
 
-from ._exceptions import CapabilityError, ConfigError, NodeStateError, SessionClosed
+from ._exceptions import (
+    CapabilityError,
+    ConfigError,
+    NodeStateError,
+    P2PKitError,
+    PluginError,
+    SessionClosed,
+)
 from .addresses import parse_address
 from .capabilities import CAPABILITIES, ProgressFn
 from .config import NodeConfig
@@ -126,9 +133,16 @@ class Node:
 
     # ------------------------------------------------------------------ library API
 
+    def _serving(self, what: str) -> None:
+        """The library API works from start-up until the node stops; before or after, a
+        NodeStateError rather than whatever a closed store or stale list would answer."""
+        if self.state not in (NodeState.STARTING, NodeState.RUNNING):
+            raise NodeStateError(f"{what}: the node is {self.state.value}, not running")
+
     async def share(self, path: Path | str, *, title: str | None = None, description: str = "",
                     progress: ProgressFn | None = None) -> Any:
         """Import a media file into the store (pinned) and announce it; returns its manifest."""
+        self._serving("share")
         store = self.capability("store")
         manifest = await store.import_file_async(
             Path(path), title=title, description=description, progress=progress)
@@ -137,22 +151,27 @@ class Node:
 
     async def unshare(self, rid: str) -> bool:
         """Stop sharing ``rid`` and remove it from the store; the network is told."""
+        self._serving("unshare")
         removed = bool(self.capability("store").remove(rid))
         if removed:
             self.emit(ContentRemoved(rid=rid, local=True))
         return removed
 
     def network_files(self) -> Sequence[Any]:
+        self._serving("network_files")
         return self.capability("discovery").network_files()  # type: ignore[no-any-return]
 
     async def search(self, query: str) -> Sequence[Any]:
+        self._serving("search")
         return await self.capability("discovery").search(query)  # type: ignore[no-any-return]
 
     async def download(self, rid: str, dest: Path | str | None = None, *,
                        progress: ProgressFn | None = None) -> Path:
-        """Download ``rid`` from the peers that have it, verified; returns the file's path."""
+        """Download ``rid`` from the peers that have it, verified; returns the file's path.
+        ``dest`` is passed on as given: as text, a trailing slash means a directory."""
+        self._serving("download")
         swarm = self.capability("swarm")
-        return await swarm.download(rid, Path(dest) if dest is not None else None, progress=progress)  # type: ignore[no-any-return]
+        return await swarm.download(rid, dest, progress=progress)  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ fields
 
@@ -326,7 +345,14 @@ async def open_node(
                         node.peers.add_protocols(results or ())
                 for results in reversed(node.hook.p2pkit_services(node=node)):
                     for service in results or ():
-                        await nursery.start(service)
+                        try:
+                            await nursery.start(service)
+                        except P2PKitError:
+                            raise
+                        except Exception as exc:  # a plugin's bug, named as such
+                            name = getattr(service, "__qualname__", repr(service))
+                            raise PluginError(f"service {name} failed to start: "
+                                              f"{type(exc).__name__}: {exc}") from exc
                 if node.peers is not None:
                     await nursery.start(node.peers.serve)
                 if data_dir is not None:  # simulated nodes read endpoint stats directly
@@ -348,9 +374,13 @@ async def open_node(
                     node.state = NodeState.STOPPING
                     nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
-            # The caller's own exception comes back as itself, not wrapped in a group.
+            # The caller's own exception comes back as itself, not wrapped in a group; so
+            # does the one error that stopped the start (a PluginError, a ConfigError...)
             if body_error is not None and list(group.exceptions) == [body_error]:
                 raise body_error from None
+            if (body_error is None and len(group.exceptions) == 1
+                    and isinstance(group.exceptions[0], P2PKitError)):
+                raise group.exceptions[0] from None
             raise
     finally:
         node._nursery = None

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from p2pkit.cli import (
 from p2pkit.node import open_node
 
 from ._errors import SwarmError
+from ._output import output_problem
 
 
 def add_get_command(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -113,28 +113,14 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 
 def check_output(text: str | None) -> Path:
-    """Where ``-o`` asks us to write, checked before anything is downloaded: a download
-    that can only fail at its end wastes the whole transfer (an ephemeral node's data is
-    gone with it). UsageError (exit 2) when it cannot be written."""
+    """``-o``, checked before anything is downloaded (:func:`output_problem`): a
+    UsageError (exit 2) when it cannot be written."""
     if text is None:
         return Path.cwd()
-    output = Path(text)
-    if text.endswith(("/", os.sep)) and not output.is_dir():
-        raise UsageError(f"-o {text}: no such directory")
-    if output.is_dir():
-        if not os.access(output, os.W_OK | os.X_OK):
-            raise UsageError(f"-o {text}: the directory is not writable")
-        return output
-    if output.exists() and not output.is_file():
-        # a device, a FIFO, a socket: the export renames a file onto its path, which
-        # would replace it (`-o /dev/null` as root replaced /dev/null)
-        raise UsageError(f"-o {text}: exists and is not a regular file")
-    parent = output.parent
-    if not parent.is_dir():
-        raise UsageError(f"-o {text}: no such directory {str(parent)!r}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"-o {text}: the directory {str(parent)!r} is not writable")
-    return output
+    problem = output_problem(text)
+    if problem is not None:
+        raise UsageError(f"-o {problem}")
+    return Path(text)
 
 
 def waiting_for(report: dict[str, Any] | None) -> str:

@@ -111,6 +111,11 @@ class Reject(_Msg, tag="rj", frozen=True):
     length: Length
 
 
+class Leave(_Msg, tag="lq", frozen=True):
+    """I left this content's swarm (I removed the content, or it was evicted): forget my
+    pieces and your requests to me. If I come back, my next bitfield is a first one."""
+
+
 class Lost(_Msg, tag="ls", frozen=True):
     """I do not hold ``piece`` (any more: the shared file changed, the stored copy is
     damaged, a relayed piece failed its hash): every request of yours for it is refused;
@@ -166,7 +171,7 @@ class Peers(_Msg, tag="px", frozen=True):
 
 Message = (
     ManifestRequest | ManifestResponse | Bitfield | Have | Interested | NotInterested
-    | Choke | Unchoke | Request | Piece | Cancel | Reject | Peers | Leaves | Blocks | Lost
+    | Choke | Unchoke | Request | Piece | Cancel | Reject | Peers | Leaves | Blocks | Lost | Leave
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -22,7 +22,6 @@ transport's: see rudp's shaper).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import tempfile
@@ -57,6 +56,7 @@ from ._aliases import RidAliases
 from ._assembly import Assembly, bytes_to_mask
 from ._choker import Choker, PeerView
 from ._errors import NoProvidersError, P2PDisabledError, SwarmError
+from ._output import output_problem
 from ._picker import Block
 from ._pipeline import MIN_DEPTH, RateMeter, pipeline_depth, steal_pays
 from ._seeding import InitialSeeding
@@ -459,6 +459,10 @@ class SwarmProvider:
                 # would be asked of it again at once and rejected again)
                 ps.ask_limit = max(1, len(ps.requested))
                 self._fill_all(t)
+        elif isinstance(m, msg.Leave):
+            self.counters["members_left"] += 1
+            ps.link.cancel_upload(t.rid)
+            self._member_gone(t, pid)
         elif isinstance(m, msg.Lost):
             # it does not hold the piece: asked again, it would refuse again, at the
             # speed of the round trip, for as long as we both run
@@ -651,13 +655,17 @@ class SwarmProvider:
         if link is not None:
             link.close()
         for t in self.torrents.values():
-            ps = t.peers.pop(peer_id, None)
-            if ps is not None:
-                t.picker.remove_peer(peer_id)
-                if (injection := t.injection) is not None:
-                    injection.peer_gone(peer_id)
-                self._reconsider_uploads(t)
-                self._fill_all(t)
+            self._member_gone(t, peer_id)
+
+    def _member_gone(self, t: Torrent, peer_id: str) -> None:
+        """``peer_id`` is no longer in ``t``'s swarm (it went, or it told us it left)."""
+        ps = t.peers.pop(peer_id, None)
+        if ps is not None:
+            t.picker.remove_peer(peer_id)
+            if (injection := t.injection) is not None:
+                injection.peer_gone(peer_id)
+            self._reconsider_uploads(t)
+            self._fill_all(t)
 
     def _forget_torrent(self, rid: str) -> None:
         t = self.torrents.pop(rid, None)
@@ -665,8 +673,9 @@ class SwarmProvider:
             return
         for ps in t.peers.values():
             ps.link.cancel_upload(rid)
-            if not ps.am_choking:
-                ps.link.send(msg.Choke(t.key))  # they forget their requests at once
+            # they forget our pieces and their requests to us: if we fetch it again, we
+            # join afresh (a member that still counted us a seed never served us)
+            ps.link.send(msg.Leave(t.key))
         t.error = SwarmError("the content was removed from the store")
         t.poke()
 
@@ -1184,6 +1193,8 @@ class SwarmProvider:
         if t is None:
             raise SwarmError(f"{rid[:12]} vanished from the store")
         if t.complete:
+            if progress is not None:  # "and at the end", as for a download that ran
+                self._call_progress(progress, manifest.size, manifest.size)
             return manifest
         if t.downloading:
             raise SwarmError(f"{rid[:12]} is already being downloaded")
@@ -1212,19 +1223,29 @@ class SwarmProvider:
             "from": dict(t.bytes_from)}))
         return manifest
 
-    async def download(self, rid: str, dest: Path | None = None, *, progress: Any = None) -> Path:
+    async def download(self, rid: str, dest: Path | str | None = None, *,
+                       progress: Any = None) -> Path:
         """Fetch ``rid`` from peers (verified) and export it; returns the file's path.
 
-        ``dest``: a file path or a directory (the manifest's name is used); default
-        ``<data_dir>/downloads/`` (a temporary directory for an ephemeral node).
+        ``dest``: a file path or a directory (the manifest's name is used; as text, a
+        trailing slash says it must be one); default ``<data_dir>/downloads/`` (a
+        temporary directory for an ephemeral node). A ``dest`` that cannot be written is
+        a SwarmError before anything is fetched (:func:`output_problem`).
         """
+        from p2pkit.plugins.store import StoreError
+
+        if dest is not None and (problem := output_problem(dest)) is not None:
+            raise SwarmError(f"cannot write {problem}")
         manifest = await self.fetch(rid, progress=progress)
         if dest is None:
             base = (Path(self.node.data_dir) / "downloads" if self.node.data_dir is not None
                     else Path(tempfile.gettempdir()) / f"p2pkit-downloads-{self.node.id[:12]}")
             base.mkdir(parents=True, exist_ok=True)
             dest = base / manifest.name
-        return await self.store.export_async(rid, dest)  # type: ignore[no-any-return]
+        try:
+            return await self.store.export_async(rid, Path(dest))  # type: ignore[no-any-return]
+        except StoreError as exc:  # the place changed meanwhile, the disk filled up...
+            raise SwarmError(f"download of {rid[:12]} complete, but {exc}") from None
 
     def _candidates(self, rid: str) -> list[Peer]:
         if self.node.peers is None:
@@ -1308,14 +1329,22 @@ class SwarmProvider:
         t.last_progress = now
         done, total = t.done_bytes(), t.manifest.size
         if t.progress_cb is not None:
-            with contextlib.suppress(Exception):
-                t.progress_cb(done, total)
+            self._call_progress(t.progress_cb, done, total)
         active = sum(1 for ps in t.peers.values() if not ps.peer_choking)
         self.node.emit(GenericEvent(kind="download.progress", data={
             "rid": t.rid, "done": done, "total": total, "rate": t.down.rate(now),
             "peers": len(t.peers), "unchoked_by": active,
             "rates": {pid[:16]: ps.down.rate(now) for pid, ps in t.peers.items()},
         }))
+
+    def _call_progress(self, progress: Callable[[int, int], Any], done: int, total: int) -> None:
+        """A caller's progress callback: its bug must not end the download, nor go unseen."""
+        try:
+            progress(done, total)
+        except Exception:
+            self.counters["progress_errors"] += 1
+            if self.counters["progress_errors"] == 1:
+                log.exception("swarm: the progress callback failed (later failures: counted only)")
 
     def diagnose(self, rid: str) -> dict[str, Any] | None:
         """What a download is waiting for, block by block (None: not in the swarm).

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from p2pkit import ConfigError, Event, Node, NodeConfig, NodeState, open_node
+from p2pkit import ConfigError, Event, Node, NodeConfig, NodeState, PluginError, open_node
 from p2pkit.events import GenericEvent
 from p2pkit.node import Service
 from p2pkit.plugin_manager import BUILTIN_PLUGINS, plugin_name
@@ -115,6 +115,24 @@ async def test_a_crashing_service_takes_the_node_down_cleanly() -> None:
         async with open_node(config(), plugins=[Crasher(), probe]):
             await trio.sleep_forever()
     assert probe.cancelled
+
+
+async def test_a_service_that_fails_to_start_is_a_plugin_error_naming_it() -> None:
+    # it came out as a bare ExceptionGroup: callers needed except* for a start-up failure
+    class Broken:
+        from p2pkit import hookimpl
+
+        @hookimpl
+        def p2pkit_services(self, node: Node) -> list[Service]:
+            async def broken_service(
+                    *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                raise RuntimeError("cannot open the thing")
+
+            return [broken_service]
+
+    with pytest.raises(PluginError, match="broken_service failed to start: RuntimeError: cannot open the thing"):
+        async with open_node(config(), plugins=[Broken()]):
+            pytest.fail("the node must not start")
 
 
 async def test_identity_and_settings_persist_in_the_data_dir(tmp_path: Path) -> None:

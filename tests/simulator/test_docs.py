@@ -23,7 +23,10 @@ def test_toml_example_is_valid() -> None:
 
 def test_python_example_runs() -> None:
     example = _blocks("python")[0]
-    namespace: dict[str, object] = {}
+    imported: dict[str, object] = {"__name__": "a_scenario"}  # as `p2pkit sim run` loads it
+    exec(compile(example, str(DOC), "exec"), imported)
+    assert "report" not in imported and imported["SEED"] == 1  # it ran twice when imported
+    namespace: dict[str, object] = {"__name__": "__main__"}
     exec(compile(example, str(DOC), "exec"), namespace)
     report = namespace["report"]
     assert isinstance(report, dict)

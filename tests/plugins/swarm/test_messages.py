@@ -16,7 +16,7 @@ RID = bytes.fromhex("ab" * 32)  # the wire carries the rid's 32 raw bytes
     m.Request(RID, 1, 0, 65536, leaves=False), m.Piece(RID, 1, 0, b"data"),
     m.Cancel(RID, 1, 0, 10), m.Reject(RID, 1, 0, 10), m.Peers(RID, [("127.0.0.1", 7700)]),
     m.Leaves(RID, 2, [b"\x01" * 32] * 16), m.Blocks(RID, [(2, b"\xc0\x00")]),
-    m.Blocks(RID, [(2, b"\xc0\x00"), (7, b"\xff\xff")]), m.Lost(RID, 3),
+    m.Blocks(RID, [(2, b"\xc0\x00"), (7, b"\xff\xff")]), m.Lost(RID, 3), m.Leave(RID),
 ])
 def test_round_trip(msg: m.Message) -> None:
     assert m.decode(m.encode(msg)) == msg

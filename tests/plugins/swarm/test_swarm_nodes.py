@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 import trio
-from p2pkit.plugins.swarm import NoProvidersError, P2PDisabledError, SwarmProvider
+from p2pkit.plugins.swarm import NoProvidersError, P2PDisabledError, SwarmError, SwarmProvider
 from p2pkit.plugins.swarm import _messages as msg
 
-from p2pkit import NodeConfig, open_node
+from p2pkit import NodeConfig, NodeStateError, open_node
 from p2pkit._exceptions import RemoteProtocolError
 from p2pkit.events import GenericEvent
 from p2pkit.hookspecs import hookimpl
@@ -212,6 +212,56 @@ async def test_a_share_changed_on_disk_is_refused_once_per_piece_not_in_a_loop(t
                 path = await leech.download(manifest.rid, tmp_path / "out.wav")
         assert sha(path) == sha(media)
         assert broken.swarm.counters["lost_sent"] + broken.swarm.counters["rejects_sent"] <= blocks
+
+
+async def test_a_file_removed_after_its_download_can_be_downloaded_again(tmp_path: Path) -> None:
+    # The seeder still counted us a seed (a repeated bitfield only adds pieces) and never
+    # served us: the second download waited forever. Leaving the swarm says so (Leave).
+    media = make_wav(tmp_path / "again.wav", 10, seed=7)
+    async with swarm_node() as seed, swarm_node(seed) as leech:
+        manifest = await seed.share(media)
+        await until(lambda: len(leech.peers) == 1)
+        with trio.fail_after(30):
+            await leech.download(manifest.rid, tmp_path / "one.wav")
+        await leech.unshare(manifest.rid)
+        await until(lambda: seed.swarm.counters["members_left"] == 1)
+        with trio.fail_after(30):
+            path = await leech.download(manifest.rid, tmp_path / "two.wav")
+        assert sha(path) == sha(media)
+
+
+async def test_a_destination_that_cannot_be_written_is_refused_before_fetching(tmp_path: Path) -> None:
+    media = make_wav(tmp_path / "dest.wav", 5, seed=8)
+    (tmp_path / "notes.txt").write_text("a file")
+    async with swarm_node() as seed, swarm_node(seed) as leech:
+        manifest = await seed.share(media)
+        await until(lambda: len(leech.peers) == 1)
+        for dest, why in [(str(tmp_path / "newdir") + "/", "no such directory"),  # wrote a file 'newdir'
+                          (tmp_path / "nodir" / "x.wav", "no such directory"),
+                          (tmp_path / "notes.txt" / "x.wav", "no such directory")]:
+            with pytest.raises(SwarmError, match=why):
+                await leech.download(manifest.rid, dest)
+        assert manifest.rid not in leech.swarm.torrents  # refused before anything was fetched
+        seen: list[tuple[int, int]] = []
+        with trio.fail_after(30):
+            first = await leech.download(manifest.rid, str(tmp_path) + "/")
+            # already here: the progress callback still hears the end
+            again = await leech.download(manifest.rid, tmp_path / "again.wav",
+                                         progress=lambda d, t: seen.append((d, t)))
+        assert first == tmp_path / manifest.name and sha(again) == sha(media)
+        assert seen == [(manifest.size, manifest.size)]
+
+
+async def test_the_library_api_refuses_calls_once_the_node_stopped(tmp_path: Path) -> None:
+    media = make_wav(tmp_path / "late.wav", 2, seed=9)
+    async with swarm_node() as node:
+        manifest = await node.share(media)
+    for call in (node.share(media), node.unshare(manifest.rid), node.download(manifest.rid),
+                 node.search("late")):
+        with pytest.raises(NodeStateError, match="not running"):
+            await call
+    with pytest.raises(NodeStateError, match="network_files: the node is stopped"):
+        node.network_files()  # it answered with the list it had when it stopped
 
 
 async def test_p2p_disabled_is_a_clear_error(tmp_path: Path) -> None:
