@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 from quart import Quart, Response, redirect, request, websocket
 from quart.typing import ResponseReturnValue
 
+from .config import is_loopback
 from .errors import error_response
 
 COOKIE = "p2pkit_token"
-LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
 
 
 def _host_only(host: str) -> str:
@@ -39,7 +39,9 @@ def install_access_checks(app: Quart, token: str | None, loopback_only: bool) ->
                    or "")
 
     def refusal(host: str, origin: str | None, unsafe: bool, given: str) -> ResponseReturnValue | None:
-        if loopback_only and _host_only(host) not in LOOPBACK_HOSTS:
+        # localhost or any loopback address (all of 127/8: `--host 127.0.0.2` was refused its
+        # own pages); any other name is how DNS rebinding would reach us
+        if loopback_only and not is_loopback(_host_only(host)):
             return error_response(403, f"host {host[:100]!r} is not this machine")
         if origin and unsafe and urlsplit(origin).netloc.lower() != host.lower():
             return error_response(403, "cross-origin requests are not allowed")

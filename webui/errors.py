@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import trio
 from quart import Quart, jsonify
 from quart.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
@@ -72,12 +73,40 @@ def install_error_handlers(app: Quart) -> None:
 
 UPLOAD_ROUTE = ("POST", "/api/files")
 MAX_OTHER_BODY = 64 * 1024
+DRAIN_BYTES = 1024 * 1024  # a refused request's body awaited up to this size...
+DRAIN_SECONDS = 5.0  # ...and this long
 
 
 def install_body_limit(app: Quart) -> None:
     """Only the upload route takes large bodies; anything else declaring more is refused
-    before Quart buffers it."""
-    from quart import request
+    before Quart buffers it.
+
+    A refusal may be ready before the request's body has arrived (a foreign Origin, not
+    multipart, a bad token...). hypercorn then closes the connection from the request's
+    own task, which the app cancels once the response is out: the socket stayed open,
+    unread, and the client's next request on that kept-alive connection got no answer,
+    ever. So a refused request's body is awaited first (up to ``DRAIN_BYTES``, for at
+    most ``DRAIN_SECONDS``) and the connection lives on; a larger one is answered with
+    ``Connection: close``."""
+    from quart import Response, request
+
+    @app.after_request
+    async def _settle_a_refused_body(response: Response) -> Response:
+        declared = request.content_length
+        chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+        if response.status_code < 400 or not (declared or chunked):
+            return response
+        if declared is not None and declared <= DRAIN_BYTES:
+            with trio.move_on_after(DRAIN_SECONDS):
+                try:
+                    await request.body  # what arrives is buffered by Quart anyway
+                except HTTPException:  # larger than it said: nothing more to wait for
+                    pass
+                else:
+                    request.body.clear()
+                    return response
+        response.headers["Connection"] = "close"
+        return response
 
     @app.before_request
     async def _limit_body() -> ResponseReturnValue | None:

@@ -5,7 +5,8 @@ quart-trio's file body takes a Range's last position as given: ``bytes=0-9999`` 
 download managers take as a promise of bytes that never come. RFC 9110 §14.1.2: a last
 position past the end means "to the end". An unsatisfiable range (the first position past
 the end) is answered 416 with ``Content-Range: bytes */SIZE`` (§15.5.17) so a client
-learns the size.
+learns the size; a Range in another unit, unparseable, or of several parts is ignored
+(§14.2): the whole file, 200.
 """
 
 from __future__ import annotations
@@ -32,6 +33,16 @@ class ClampedFileBody(TrioFileBody):
 
 class FileResponse(TrioResponse):
     file_body_class = ClampedFileBody  # type: ignore[assignment]
+
+    async def _process_range_request(self, request: Any, complete_length: int | None = None,
+                                     accept_ranges: str | None = None) -> bool:
+        # RFC 9110 14.2: a Range in a unit we do not serve MUST be ignored, and one we
+        # cannot parse or serve as one part (several ranges) may be: the whole file, 200
+        # — Quart answered each of these 416, so a client got nothing
+        asked = request.range
+        if asked is None or asked.units != "bytes" or len(asked.ranges) != 1:
+            return False
+        return await super()._process_range_request(request, complete_length, accept_ranges)
 
 
 def range_error_headers(exc: Any) -> dict[str, str]:

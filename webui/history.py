@@ -80,16 +80,19 @@ class History:
             f"DELETE FROM history WHERE rowid NOT IN "
             f"(SELECT rowid FROM history ORDER BY {_ORDER} LIMIT ?)", (self.max_entries,)).rowcount
 
-    def add(self, rid: str, kind: str, title: str, position: float = 0.0,
+    def add(self, rid: str, kind: str, title: str | None = None, position: float | None = None,
             duration: float | None = None) -> dict[str, Any]:
+        """A new entry, or for a repeated view the entry updated in place: a field given
+        as None keeps what it had (opening the detail view again must not reset the
+        position a player saved)."""
         now = _now_ms()
         if kind == "view":
             row = self._db.execute(
                 "SELECT id FROM history WHERE rid = ? AND kind = 'view'", (rid,)).fetchone()
             if row is not None:
                 self._db.execute(
-                    "UPDATE history SET title = ?, position = ?, duration = COALESCE(?, duration),"
-                    " play_time = ?, updated_at = ?,"
+                    "UPDATE history SET title = COALESCE(?, title), position = COALESCE(?, position),"
+                    " duration = COALESCE(?, duration), play_time = ?, updated_at = ?,"
                     " rowid = (SELECT max(rowid) + 1 FROM history) WHERE id = ?",
                     (title, position, duration, now, now, row[0]))
                 return self.get(row[0]) or {}
@@ -97,7 +100,7 @@ class History:
         with self._transaction():
             self._db.execute(
                 "INSERT INTO history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (entry_id, rid, kind, title, position, duration, now, now, now))
+                (entry_id, rid, kind, title or "", position or 0.0, duration, now, now, now))
             self._prune()
         return self.get(entry_id) or {}
 

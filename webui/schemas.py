@@ -27,8 +27,9 @@ class DownloadRequest(msgspec.Struct, forbid_unknown_fields=True):
 class HistoryCreate(msgspec.Struct, forbid_unknown_fields=True):
     rid: Rid
     kind: Literal["view", "download"] = "view"
-    title: Annotated[str, msgspec.Meta(max_length=4096)] = ""
-    position: Annotated[float, msgspec.Meta(ge=0, le=1e9)] = 0.0
+    # absent (None): "" and 0 for a new entry, what the entry had for a repeated view
+    title: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
+    position: Annotated[float, msgspec.Meta(ge=0, le=1e9)] | None = None
     duration: Annotated[float, msgspec.Meta(ge=0, le=1e9)] | None = None
 
 

@@ -42,6 +42,14 @@ class Upload:
     client_name: str
 
 
+def unsupported_media_message(exc: Exception) -> str:
+    """The 415's message: the store's own says what the file is not (and names it);
+    anything else it raised gets that said around it."""
+    text = str(exc)
+    return text if "not an audio, video or image file" in text else \
+        f"not an audio, video or image file ({text})"
+
+
 def clean_name(client_name: str, fallback_ext: str = "") -> str:
     """A plain, printable file name derived from what the client sent (which may be a
     path, hold NUL or control characters, or be absurdly long)."""
@@ -203,7 +211,7 @@ class UploadReceiver:
         try:
             media = self._sniff(bytes(self._header), self._file_name)
         except Exception as exc:  # the store's UnsupportedMedia (or its ValueError)
-            raise ApiError(415, f"not an audio, video or image file ({exc})", key="file") from None
+            raise ApiError(415, unsupported_media_message(exc), key="file") from None
         self.category = media.category
         self.mime = media.mime
 

@@ -405,7 +405,8 @@ class Store(FileStore):
             self._check_open()
             if rid in self._content:
                 return False
-            if self._limit is not None and manifest.size > self._limit - self._pinned_bytes():
+            room = self.room_for_download()
+            if room is not None and manifest.size > room:
                 raise StoreFullError(
                     f"{manifest.name} ({manifest.size} bytes) cannot fit: the limit is "
                     f"{self._limit} bytes and pinned items hold {self._pinned_bytes()}"
@@ -418,6 +419,13 @@ class Store(FileStore):
             self._insert(rid, item)
             self._content[rid] = item
             return True
+
+    def room_for_download(self) -> int | None:
+        """The largest download the limit lets us keep (what is not pinned may be
+        evicted for it); None without a limit."""
+        if self._limit is None:
+            return None
+        return max(0, self._limit - self._pinned_bytes())
 
     def _pinned_bytes(self) -> int:
         return (sum(o.size for o in self._objects.values() if o.pinned)

@@ -217,6 +217,16 @@ async def test_ranges_of_a_downloaded_file_stay_inside_it(client: TrioClient, as
     assert await response.get_data() == data[first:last + 1]
 
 
+@pytest.mark.parametrize("asked", ["items=0-9", "bytes=10-5", "garbage", "bytes=0-0,5-9"])
+async def test_a_range_we_do_not_serve_gets_the_whole_file(client: TrioClient, asked: str) -> None:
+    # RFC 9110 14.2: ignored (another unit MUST be), not 416 — the client got nothing
+    _item, dl = await shared_and_downloaded(client, "whole.png")
+    response = await client.get(dl["file_url"], headers={"Range": asked})
+    assert response.status_code == 200 and await response.get_data() == png_bytes()
+    assert response.headers["Accept-Ranges"] == "bytes"
+    assert "public" not in response.headers["Cache-Control"]
+
+
 async def test_a_range_past_the_end_is_416_and_says_the_size(client: TrioClient) -> None:
     _item, dl = await shared_and_downloaded(client, "short.png")
     response = await client.get(dl["file_url"], headers={"Range": "bytes=999999-"})
@@ -302,6 +312,15 @@ async def test_loopback_refuses_foreign_host_and_cross_origin(client: TrioClient
     ok = await client.put("/api/settings", json={"max_connections": 3},
                           headers={"Origin": "http://localhost"})
     assert ok.status_code == 200
+
+
+@pytest.mark.parametrize(("host", "status"), [
+    ("127.0.0.2:3000", 200), ("127.1.2.3", 200), ("[::1]:3000", 200), ("localhost:3000", 200),
+    # `--host 127.0.0.2` was refused its own pages; names that merely look local are not it
+    ("127.0.0.1.nip.io", 403), ("localhost.evil.example:3000", 403), ("10.0.0.1:3000", 403),
+])
+async def test_every_loopback_address_is_this_machine(client: TrioClient, host: str, status: int) -> None:
+    assert (await client.get("/api/node", headers={"Host": host})).status_code == status
 
 
 # ---------------------------------------------------------------------------- websocket

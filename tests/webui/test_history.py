@@ -44,6 +44,18 @@ def test_a_view_updated_in_place_is_recent_again_and_counts_once() -> None:
     assert [e["title"] for e in history.list()] == ["d2", "watched", "d1"]
 
 
+def test_a_repeated_view_keeps_what_it_does_not_say() -> None:
+    # the Search page's detail view posts {rid, kind} only: it reset the saved position to 0
+    history = History(None)
+    history.add(RID, "view", "My Clip", position=2.5, duration=3.0)
+    again = history.add(RID, "view")
+    assert (again["title"], again["position"], again["duration"]) == ("My Clip", 2.5, 3.0)
+    moved = history.add(RID, "view", position=1.0)
+    assert (moved["title"], moved["position"]) == ("My Clip", 1.0)
+    fresh = history.add("cd" * 32, "view")
+    assert (fresh["title"], fresh["position"]) == ("", 0.0)
+
+
 def test_an_oversized_database_is_pruned_when_opened(tmp_path: Path) -> None:
     """A history written before the bound (or with a larger one) shrinks on open."""
     path = tmp_path / "webui.sqlite"

@@ -89,3 +89,46 @@ async def test_real_server_refuses_large_bodies_outside_uploads(served: tuple[We
         assert response.status_code == 413
         response = await http.put("/api/settings", content=b"{" + b" " * 300_000 + b"}")
         assert response.status_code == 413
+
+
+@pytest.mark.parametrize(("head", "body"), [
+    # refused before its body is read: a foreign Origin, not multipart, no boundary
+    ("PUT /api/settings HTTP/1.1\r\nOrigin: http://evil.example\r\nContent-Type: application/json",
+     b'{"cache_limit_mb": 100}'),
+    ("POST /api/files HTTP/1.1\r\nContent-Type: application/json", b'{"file": 1}'),
+    ("POST /api/files HTTP/1.1\r\nContent-Type: multipart/form-data", b"--x\r\n"),
+])
+async def test_a_request_refused_before_its_body_does_not_hang_the_connection(
+        served: tuple[WebUI, str], head: str, body: bytes) -> None:
+    # The body came after the headers (as browsers and httpx send it); the refusal was
+    # ready before it, and the next request on the kept-alive connection got no answer.
+    _ui, base = served
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    head = head.replace(" HTTP/1.1\r\n", f" HTTP/1.1\r\nHost: {host}:{port}\r\n", 1)
+    stream = await trio.open_tcp_stream(host, int(port))
+    async with stream:
+        with trio.fail_after(20):
+            await stream.send_all(f"{head}\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+            await trio.sleep(0.05)
+            await stream.send_all(body)
+            reply = await read_response(stream)
+            assert reply.startswith(b"HTTP/1.1 4"), reply[:80]
+            await stream.send_all(f"GET /api/node HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+            answer = await read_response(stream)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
+
+
+async def read_response(stream: trio.SocketStream) -> bytes:
+    """One whole HTTP/1.1 response with a Content-Length (b"" if the server closed)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = await stream.receive_some(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        body += await stream.receive_some(65536)
+    return head + b"\r\n\r\n" + body

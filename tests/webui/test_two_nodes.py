@@ -52,6 +52,11 @@ async def test_share_on_a_download_on_b_remove_on_a() -> None:
             found = await (await cb.get("/api/search?q=noise")).get_json()
             assert [r["rid"] for r in found["results"]] == [item["rid"]]
 
+            b.node.store.set_storage_limit(len(content) - 1)  # too small: said at once
+            full = await cb.post("/api/downloads", json={"rid": item["rid"]})
+            assert full.status_code == 507 and "cannot fit" in (await full.get_json())["message"]
+            b.node.store.set_storage_limit(None)
+
             dl = await (await cb.post("/api/downloads", json={"rid": item["rid"]})).get_json()
             dl = await poll_json(cb, f"/api/downloads/{dl['id']}", lambda d: d["state"] in ("completed", "failed"), 60)
             assert dl["state"] == "completed", dl

@@ -69,6 +69,7 @@ async def test_non_media_is_415_and_leaves_nothing(client: TrioClient, web: WebU
     assert response.status_code == 415
     body = await response.get_json()
     assert body["error"] == "unsupported_media_type" and "not an audio" in body["message"]
+    assert body["message"].count("not an audio") == 1  # it was said twice, one inside the other
     assert upload_dirs(web) == []
     assert web.node.store.items() == []
 

@@ -18,7 +18,7 @@ from ..app import web_ui
 from ..downloads import Download
 from ..errors import ApiError
 from ..schemas import DownloadRequest, read_json
-from ..uploads import UploadReceiver
+from ..uploads import UploadReceiver, unsupported_media_message
 from ..views import local_file, local_files, network_files
 
 bp = Blueprint("files", __name__)
@@ -57,7 +57,7 @@ async def upload_file() -> ResponseReturnValue:
                 manifest = await web.node.share(upload.path, title=upload.title or None,
                                                 description=upload.description)
             except UnsupportedMedia as exc:
-                raise ApiError(415, f"not an audio, video or image file ({exc})", key="file") from None
+                raise ApiError(415, unsupported_media_message(exc), key="file") from None
             except StoreFullError as exc:
                 raise ApiError(507, f"the store is full: {exc}") from None
         except BaseException:
@@ -112,6 +112,10 @@ async def start_download() -> ResponseReturnValue:
     assert entry is not None
     if web.node.swarm is None and (info is None or not info.complete):
         raise ApiError(503, "this node has no swarm plugin, so it cannot download")
+    room = store.room_for_download() if store is not None and info is None else None
+    if room is not None and int(entry["size"]) > room:  # else 202, then failed at once
+        raise ApiError(507, f"{entry['name']} ({entry['size']} bytes) cannot fit: the storage "
+                            f"limit leaves {room} bytes for downloads")
     dl = web.downloads.start(body.rid, entry["name"], int(entry["size"]), entry.get("title", ""))
     return jsonify(dl.as_dict()), 202
 
@@ -153,6 +157,9 @@ async def download_file(download_id: str) -> ResponseReturnValue:
         raise ApiError(410, "the downloaded file is gone from disk")
     response = await send_file(Path(path), mimetype=_mime(dl.name), conditional=True)
     response.headers["Content-Disposition"] = content_disposition(dl.name)
+    response.headers["Accept-Ranges"] = "bytes"  # also on a 200: players may seek
+    # the user's own download, behind the UI's access checks: no shared cache keeps it
+    response.headers["Cache-Control"] = "private, no-cache"
     # quart-trio reads files through a worker thread per chunk; its default 8 KiB chunks
     # cost a thread hop per 8 KiB
     response.response.buffer_size = FILE_CHUNK  # type: ignore[attr-defined]

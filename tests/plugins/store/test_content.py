@@ -457,9 +457,11 @@ def test_download_larger_than_the_limit_is_refused_up_front(tmp_path: Path, stor
                                                              media: dict[str, Path]) -> None:
     m = store.import_file(media["png"])
     with Store(tmp_path / "small", piece_size=PIECE, limit_bytes=m.size - 1) as small:
+        assert small.room_for_download() == m.size - 1  # what the web UI asks before a 202
         with pytest.raises(StoreFullError, match="cannot fit"):
             small.begin_download(m)
         assert m.rid not in small
+    assert store.room_for_download() is None  # no limit
     with pytest.raises(StoreError, match="cannot write"):
         store.export(m.rid, tmp_path / "no" / "such" / "dir.png")
 

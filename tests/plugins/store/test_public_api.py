@@ -26,7 +26,7 @@ def test_documented_methods_exist() -> None:
                    "import_file", "import_file_async", "begin_download", "write_piece",
                    "has_piece", "have_bitmap", "missing_pieces", "read_piece", "read_content",
                    "is_complete", "manifest", "manifest_bytes", "items", "item", "remove",
-                   "pin_content", "verify", "export", "export_async"):
+                   "pin_content", "verify", "export", "export_async", "room_for_download"):
         assert callable(getattr(Store, method)), method
         assert f"{method}(" in DOC or f"`{method}`" in DOC, method
 
