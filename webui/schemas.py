@@ -17,6 +17,15 @@ T = TypeVar("T")
 MAX_JSON_BYTES = 64 * 1024
 RID_PATTERN = "^[0-9a-f]{64}$"
 Rid = Annotated[str, msgspec.Meta(pattern=RID_PATTERN)]
+_RID_CHARS = set("0123456789abcdef")
+
+
+def check_rid(rid: str) -> str:
+    """A rid from the URL path: 422 naming the pattern if it is not one (not a 404: no
+    file could ever have that name)."""
+    if len(rid) != 64 or not set(rid) <= _RID_CHARS:
+        raise ApiError(422, f"rid must match {RID_PATTERN}", key="rid")
+    return rid
 _PATH_RE = re.compile(r"at `\$\.([A-Za-z0-9_]+)")
 
 

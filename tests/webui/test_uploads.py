@@ -172,7 +172,9 @@ async def test_title_too_long_is_422(client: TrioClient) -> None:
 
 async def test_unknown_rid_and_bad_rid(client: TrioClient) -> None:
     assert (await client.delete("/api/files/" + "a" * 64)).status_code == 404
-    assert (await client.delete("/api/files/..%2F..%2Fetc")).status_code == 404
+    assert (await client.delete("/api/files/..%2F..%2Fetc")).status_code == 404  # no such route
+    # not a rid at all: 422, as for /api/videos/<rid> (it was a 404 here alone)
+    assert (await client.delete("/api/files/xyz")).status_code == 422
     assert (await client.get("/api/videos/" + "b" * 64)).status_code == 404
     response = await client.get("/api/videos/not-a-rid")
     assert response.status_code == 422 and (await response.get_json())["key"] == "rid"

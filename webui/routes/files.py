@@ -17,7 +17,7 @@ from quart.typing import ResponseReturnValue
 from ..app import web_ui
 from ..downloads import Download
 from ..errors import ApiError
-from ..schemas import DownloadRequest, read_json
+from ..schemas import DownloadRequest, check_rid, read_json
 from ..uploads import UploadReceiver, unsupported_media_message
 from ..views import local_file, local_files, network_files
 
@@ -80,7 +80,7 @@ def _sweep() -> None:
 @bp.delete("/api/files/<rid>")
 async def remove_file(rid: str) -> ResponseReturnValue:
     store = _store()
-    info = store.item(rid) if len(rid) == 64 else None
+    info = store.item(check_rid(rid))
     if info is None:
         raise ApiError(404, f"no local file with rid {rid[:80]!r}")
     await web_ui().node.unshare(rid)

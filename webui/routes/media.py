@@ -11,20 +11,13 @@ from quart.typing import ResponseReturnValue
 
 from ..app import WebUI, web_ui
 from ..errors import ApiError
-from ..schemas import RID_PATTERN
+from ..schemas import check_rid
 from ..views import local_files, network_file, network_files, video_model
 
 bp = Blueprint("media", __name__)
 log = logging.getLogger("p2pkit.webui.media")
 MAX_QUERY = 200
 SEARCH_TIMEOUT = 5.0
-_RID_CHARS = set("0123456789abcdef")
-
-
-def check_rid(rid: str) -> str:
-    if len(rid) != 64 or not set(rid) <= _RID_CHARS:
-        raise ApiError(422, f"rid must match {RID_PATTERN}", key="rid")
-    return rid
 
 
 def _matches(file: dict[str, Any], needle: str) -> bool:
