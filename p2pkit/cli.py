@@ -179,7 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _only_error(group: BaseExceptionGroup[Any]) -> BaseException | None:
-    """The single leaf of a group of one (nurseries wrap even a lone error)."""
+    """The one error a group carries (nurseries wrap even a lone error), also when several
+    tasks failed with the same one (every node of a simulated group given the same bad
+    config); None when they differ."""
     leaves: list[BaseException] = []
 
     def walk(exc: BaseException) -> None:
@@ -190,7 +192,9 @@ def _only_error(group: BaseExceptionGroup[Any]) -> BaseException | None:
             leaves.append(exc)
 
     walk(group)
-    return leaves[0] if len(leaves) == 1 else None
+    if leaves and len({(type(leaf), str(leaf)) for leaf in leaves}) == 1:
+        return leaves[0]
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

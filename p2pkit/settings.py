@@ -20,14 +20,22 @@ from .config import CfgSection
 from .fields import FieldType, coerce
 
 
-def _non_negative(value: int) -> None:
-    if value < 0:
-        raise ValueError("must be >= 0")
+def _between(low: int, high: int) -> Callable[[int], None]:
+    """A validator for ``low <= value <= high``. The upper bounds are far past any real
+    machine and keep derived values (bytes from MiB, bytes/s from KiB/s) in 64 bits: a
+    cache_limit_mb of 2**63 was taken, and then store.limit_bytes could not be read."""
+
+    def check(value: int) -> None:
+        if value < low:
+            raise ValueError(f"must be >= {low}")
+        if value > high:
+            raise ValueError(f"must be <= {high}")
+
+    return check
 
 
-def _positive(value: int) -> None:
-    if value <= 0:
-        raise ValueError("must be > 0")
+_non_negative = _between(0, 1 << 40)
+_positive = _between(1, 1 << 40)
 
 
 @attrs.frozen
@@ -41,7 +49,7 @@ SETTINGS: dict[str, SettingSpec] = {
     "p2p_enabled": SettingSpec(FieldType.BOOL, "exchange pieces with peers (off = origin only)"),
     "upload_limit_kbps": SettingSpec(FieldType.INT, "upload limit in KiB/s, 0 = unlimited", _non_negative),
     "cache_limit_mb": SettingSpec(FieldType.INT, "storage limit of the cache in MiB", _positive),
-    "max_connections": SettingSpec(FieldType.INT, "most peer sessions at once", _positive),
+    "max_connections": SettingSpec(FieldType.INT, "most peer sessions at once", _between(1, 1 << 20)),
 }
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from ._scenario import (
     EventSpec,
     GroupSpec,
+    ScenarioError,
     ScenarioSpec,
     load_python_scenario,
     parse_scenario,
@@ -126,8 +127,23 @@ def load(path_or_name: str, overrides: list[str] | tuple[str, ...] = ()) -> tupl
             name=str(settings.get("name", path.stem)),
         )
         return sim, fn, None
-    spec = parse_scenario(path.read_text(), str(path), overrides)
+    spec = parse_scenario(_scenario_text(path), str(path), overrides)
     return simulation_for(spec), scenario_function(spec), spec
+
+
+MAX_SCENARIO_BYTES = 4 * 1024 * 1024  # a scenario is a page of TOML; 50 MB took 1.9 GB
+
+
+def _scenario_text(path: Path) -> str:
+    """The scenario file's text; ScenarioError (one line) for what is not a scenario."""
+    try:
+        if path.stat().st_size > MAX_SCENARIO_BYTES:
+            raise ScenarioError(f"{path}: larger than {MAX_SCENARIO_BYTES} bytes")
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{path}: not UTF-8 text") from None
+    except IsADirectoryError:
+        raise ScenarioError(f"{path}: is a directory, not a scenario file") from None
 
 
 def run_file(path_or_name: str, *, seed: int | None = None, overrides: list[str] | tuple[str, ...] = (),

@@ -8,6 +8,7 @@ See docs/simulator.md for the format.
 from __future__ import annotations
 
 import importlib.util
+import math
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -116,6 +117,10 @@ class _Reader:
         if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
             names = " or ".join(k.__name__ for k in kinds)
             raise self.error(key, f"must be {names}, got {value!r}")
+        if not _finite(value):
+            # nan passes every ">= 0" check (and inf runs for ever): a traceback from the
+            # clock, a hang, or a report with NaN in it (not JSON) came of them
+            raise self.error(key, f"must be a finite number, got {value!r}")
         return value
 
     def number(self, key: str, default: Any = ..., *, minimum: float | None = 0.0) -> float:
@@ -132,6 +137,15 @@ class _Reader:
         unknown = [k for k in self.data if k not in self.used]
         if unknown:
             raise self.error(unknown[0], "unknown key")
+
+
+def _finite(value: Any) -> bool:
+    """No nan or inf in ``value`` (a number, or a list of them, as a link matrix is)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
 
 
 @attrs.define
@@ -191,6 +205,7 @@ class ScenarioSpec:
     raw_samples: int = 2000  # sample lists up to this long appear raw in report.json
 
 
+MAX_HOSTS = 100_000  # in all groups of a scenario
 ACTIONS = ("partition", "heal", "link", "crash", "leave", "rejoin")
 
 
@@ -251,6 +266,8 @@ def _distribution(reader: _Reader, key: str) -> Distribution | None:
         return None
     value = reader.get(key, (float, dict))
     if isinstance(value, float):
+        if value <= 0:  # a session of -5 s crashed and rejoined in a loop
+            raise reader.error(key, f"must be > 0 seconds, got {value!r}")
         return Distribution(value=value)
     table = _Reader(value, (*reader.path, key), reader.ctx)
     kwargs: dict[str, Any] = {"kind": table.get("dist", str)}
@@ -290,6 +307,8 @@ def parse_scenario(text: str, source: str = "<scenario>",
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{source}: invalid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and tables by recursion
+        raise ScenarioError(f"{source}: invalid TOML: nested too deeply") from None
     ctx = _Context(source, text)
     for override in overrides:
         _apply_override(data, override, ctx)
@@ -336,6 +355,7 @@ def parse_scenario(text: str, source: str = "<scenario>",
     groups: list[GroupSpec] = []
     raw_groups = top.get("groups", list, [])
     seen: set[str] = set()
+    hosts = 0
     for index, raw in enumerate(raw_groups):
         g = _Reader(raw, ("groups", index), ctx)
         gname = g.get("name", str)
@@ -345,6 +365,9 @@ def parse_scenario(text: str, source: str = "<scenario>",
         count = g.get("count", int, 1)
         if count < 0:
             raise g.error("count", "must be >= 0")
+        hosts += count
+        if hosts > MAX_HOSTS:  # a billion names were built (3.6 GB) before anything ran
+            raise g.error("count", f"the groups would hold {hosts} hosts; at most {MAX_HOSTS}")
         nat_name = g.get("nat", str, "open")
         try:
             nat_type = NatType.parse(nat_name)

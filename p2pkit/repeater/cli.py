@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,7 +52,7 @@ def add_ctl_command(subparsers: Any) -> argparse.ArgumentParser:
     ctl.add_argument("--data-dir", help="the node's data directory")
     ctl.add_argument("--profile", help="the node's profile (default: 'default')")
     ctl.add_argument("--config", type=Path, help="the node's TOML config file")
-    ctl.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a reply")
+    ctl.add_argument("--timeout", type=_seconds, default=5.0, help="seconds to wait for a reply")
     actions = ctl.add_subparsers(dest="ctl_action", metavar="ACTION", required=True)
     get = actions.add_parser("get", help="print a field's value")
     get.add_argument("field")
@@ -123,6 +124,17 @@ def format_value(ftype: FieldType, value: Any, *, compact: bool = False) -> str:
     if ftype is FieldType.JSON:
         return json.dumps(value, ensure_ascii=False, indent=None if compact else 2)
     return str(value)
+
+
+def _seconds(text: str) -> float:
+    """``--timeout``: a finite number > 0 (nan and -1 were tracebacks, 0 an EAGAIN)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return value
 
 
 def run_ctl(args: argparse.Namespace) -> int:

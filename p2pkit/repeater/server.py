@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import errno
 import logging
+import math
 import os
 import secrets
 import socket as stdlib_socket
@@ -259,9 +260,11 @@ async def _serve_frames(conn: _Connection, scope: trio.CancelScope) -> None:
                     stats.error_replies += 1
             conn.waiting = _Wait.SEND
             # Moving a deadline is not free, so it moves only when less than frame_timeout
-            # is left, and then to 1.5x: a client gets frame_timeout to 1.5x to read a reply.
+            # is left (or none is set: a fresh scope's is inf, and a client sending only
+            # whole frames never read a reply and was never cut off), and then to 1.5x: a
+            # client gets frame_timeout to 1.5x to read a reply.
             now = trio.current_time()
-            if scope.deadline < now + conn.frame_timeout:
+            if scope.deadline == math.inf or scope.deadline < now + conn.frame_timeout:
                 scope.deadline = now + 1.5 * conn.frame_timeout
             await conn.stream.send_all(reply)
             if fatal:

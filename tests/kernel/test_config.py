@@ -125,7 +125,9 @@ def test_a_port_out_of_range_is_a_config_error_not_another_port(port: int) -> No
 
 
 @pytest.mark.parametrize(("key", "value"), [
-    ("max_connections", 0), ("cache_limit_mb", -5), ("upload_limit_kbps", -1)])
+    ("max_connections", 0), ("cache_limit_mb", -5), ("upload_limit_kbps", -1),
+    # past 64 bits once in bytes: store.limit_bytes could no longer be read
+    ("cache_limit_mb", 2**63 - 1), ("upload_limit_kbps", 2**62), ("max_connections", 10**12)])
 def test_cfg_defaults_are_validated_like_runtime_settings(key: str, value: int) -> None:
     from p2pkit.config import CfgSection
     from p2pkit.settings import Settings

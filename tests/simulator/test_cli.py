@@ -36,6 +36,26 @@ def test_bad_scenario_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFi
     assert "bad.toml:6: groups[0].nat: unknown NAT type 'cone'" in " ".join(err.split())
 
 
+@pytest.mark.parametrize(("content", "expected"), [
+    (b"\xff\xfe[scenario]\n", "not UTF-8 text"),                       # was a UnicodeDecodeError traceback
+    (None, "is a directory, not a scenario file"),                     # was 'Is a directory', exit 1
+    (b"# " + b"x" * (5 * 1024 * 1024), "larger than 4194304 bytes"),  # 50 MB took 1.9 GB
+    # every node of the group failed alike: one line, not a group of tracebacks
+    (b'[scenario]\nduration = 2.0\n[[groups]]\nname = "a"\ncount = 2\n'
+     b'[groups.config]\nnode = { max_connections = 3 }\n', "unknown config key node.max_connections"),
+])
+def test_a_file_that_is_no_scenario_is_one_clear_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes | None, expected: str) -> None:
+    target = tmp_path / "s.toml"
+    if content is None:
+        target.mkdir()
+    else:
+        target.write_bytes(content)
+    assert main(["sim", "run", str(target), "--quiet", "--no-plots", "--out", str(tmp_path / "o")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert expected in err and "Traceback" not in err
+
+
 def test_python_scenario_module(tmp_path: Path) -> None:
     script = tmp_path / "custom.py"
     script.write_text(

@@ -66,6 +66,26 @@ def test_errors_name_file_line_and_key(bad: str, good: str, expected: str) -> No
         parse_scenario(GOOD.replace(bad, good, 1), "t.toml")
 
 
+@pytest.mark.parametrize(("override", "expected"), [
+    # nan passed every ">= 0" check: a traceback from the clock, a NaN in the report
+    ("scenario.duration=nan", r"scenario\.duration: must be a finite number, got nan"),
+    ("scenario.duration=inf", r"scenario\.duration: must be a finite number, got inf"),  # ran for ever
+    ("links.dsl.latency_ms=nan", r"t\.toml:10: links\.dsl\.latency_ms: must be a finite number"),
+    ("groups.0.start=nan", r"groups\[0\]\.start: must be a finite number"),
+    ("timeline.0.at=nan", r"timeline\[0\]\.at: must be a finite number"),
+    ("groups.1.session=-5", r"groups\[1\]\.session: must be > 0 seconds"),  # crashed and rejoined in a loop
+    ("groups.0.count=1000000000", r"groups\[0\]\.count: the groups would hold 1000000000 hosts; at most 100000"),
+])
+def test_values_that_cannot_run_are_refused_in_one_line(override: str, expected: str) -> None:
+    with pytest.raises(ScenarioError, match=expected):
+        parse_scenario(GOOD, "t.toml", [override])
+
+
+def test_toml_nested_past_the_parsers_recursion_is_one_line() -> None:
+    with pytest.raises(ScenarioError, match=r"t\.toml: invalid TOML: nested too deeply"):
+        parse_scenario("x = " + "[" * 100_000 + "]" * 100_000, "t.toml")
+
+
 def test_invalid_toml_reports_position() -> None:
     with pytest.raises(ScenarioError, match=r"t\.toml: invalid TOML: .*line 3"):
         parse_scenario("[scenario]\nname = 'x'\nduration = = 3\n", "t.toml")

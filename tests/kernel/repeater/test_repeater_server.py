@@ -233,6 +233,22 @@ async def test_a_frame_stalled_mid_way_is_answered_and_closed_after_the_timeout(
     assert stats.protocol_errors == 2
 
 
+async def test_a_client_that_never_reads_its_replies_is_disconnected(
+    sock_dir: Path, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Whole frames only, never one split: the send deadline was armed only after a frame
+    # had arrived in pieces, so this client held a task and a descriptor for ever.
+    registry, _ = make_registry()
+    path = sock_dir / "r.sock"
+    stats = await nursery.start(partial(serve_repeater, registry, path, frame_timeout=10))
+    flood = encode_frame(FuncType.GET, "meta.fields") * 5000
+    async with await trio.open_unix_socket(os.fspath(path)) as stream:
+        with trio.move_on_after(60):
+            await stream.send_all(flood)  # blocks once the replies fill both buffers
+        await trio.sleep(60)
+        assert stats.protocol_errors == 1 and stats.clients_active == 0
+
+
 async def test_a_slow_drip_frame_is_also_cut_off(
     sock_dir: Path, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
