@@ -31,6 +31,8 @@ import fcntl
 import hashlib
 import logging
 import os
+import sqlite3
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -157,7 +159,15 @@ class FileStore:
         try:
             if not volatile:
                 self._sizes = SizeMap(self.root / SIZES_NAME, durable=durable)
-            self._recover()
+            try:
+                self._recover()
+            except (sqlite3.Error, TypeError, ValueError, OverflowError, AttributeError,
+                    struct.error, OSError) as exc:
+                # rows of impossible values (a hand-edited or damaged database) surfaced
+                # as TypeError, struct.error, OSError from truncate...: say what it is
+                raise StoreError(
+                    f"store metadata in {self.root} is damaged ({type(exc).__name__}: {exc}); "
+                    "move the directory away to start empty") from exc
         except BaseException:
             self._closed = True
             self._handles.close_all()
@@ -187,13 +197,15 @@ class FileStore:
         with self._lock:
             if self._closed:
                 return
-            self.flush()
-            self._closed = True
-            self._handles.close_all()
-            self._db.close()
-            if self._sizes is not None:
-                self._sizes.close()
-            self._release_lock()
+            try:
+                self.flush()
+            finally:  # a failed last commit must not keep the store locked for the process
+                self._closed = True
+                self._handles.close_all()
+                self._db.close()
+                if self._sizes is not None:
+                    self._sizes.close()
+                self._release_lock()
 
     def __enter__(self) -> Self:
         return self
@@ -336,7 +348,7 @@ class FileStore:
                 self._reserve(n, keep=("sid", sid))
             handle = self._fds.get(obj.path)
             if handle is None:
-                fd = self._handles.get(obj.path, create=True)
+                fd = self._reopen_for_append(sid, obj)
             else:
                 handle.touched = True
                 fd = handle.fd
@@ -363,6 +375,20 @@ class FileStore:
             self._used += n
             self._dirty.add(sid)
             self.counters["appends"] += 1
+
+    def _reopen_for_append(self, sid: str, obj: _Object) -> int:
+        """The object's file, opened again (its handle was closed idle). Created only if
+        the object is still empty: a file deleted or cut short from outside would
+        otherwise be filled up to the old size with zeros, served as data ever after."""
+        try:
+            fd = self._handles.get(obj.path, create=obj.size == 0)
+            if os.fstat(fd).st_size >= obj.size:
+                return fd
+        except FileNotFoundError:
+            pass
+        self._drop("sid", sid)
+        raise StoreError(f"the file of {sid!r:.80} was removed or cut short outside the "
+                         "store; what it held is lost and the resource is dropped")
 
     def flush(self) -> None:
         """Tell SQLite the sizes of the resources appended to since the last flush (one
@@ -447,8 +473,8 @@ class FileStore:
 
     def set_storage_limit(self, limit_bytes: int | None) -> int:
         """New limit (None = unlimited); evicts at once to fit. Returns bytes evicted."""
-        if limit_bytes is not None and limit_bytes < 0:
-            raise ValueError("storage limit must be >= 0")
+        if limit_bytes is not None and (type(limit_bytes) is not int or limit_bytes < 0):
+            raise ValueError(f"storage limit must be a whole number of bytes >= 0, got {limit_bytes!r}")
         with self._lock:
             self._limit = limit_bytes
             return self.evict_until(0)

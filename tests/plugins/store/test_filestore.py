@@ -331,6 +331,49 @@ def test_corrupt_database_is_a_clear_error(tmp_path: Path) -> None:
         fs.create("a")
 
 
+@pytest.mark.parametrize(("column", "value"), [
+    ("size", -5), ("size", "abc"), ("seq", -1), ("sid", b"\x00blob")])
+def test_impossible_rows_are_a_clear_error_and_release_the_lock(
+        tmp_path: Path, column: str, value: object) -> None:
+    # a hand-edited or damaged database surfaced as OSError from truncate, TypeError,
+    # struct.error, AttributeError: now one StoreError saying what it is
+    with FileStore(tmp_path / "fs") as fs:
+        fs.create("a")
+        fs.append("a", b"x" * 100)
+    db = sqlite3.connect(tmp_path / "fs" / "store.sqlite3")
+    db.execute(f"UPDATE objects SET {column} = ?", (value,))
+    db.commit()
+    db.close()
+    (tmp_path / "fs" / "sizes.map").unlink()  # else its records would be believed over the rows
+    with pytest.raises(StoreError, match=r"metadata .* is damaged"):
+        FileStore(tmp_path / "fs")
+    with pytest.raises(StoreError, match=r"metadata .* is damaged"):  # not "in use"
+        FileStore(tmp_path / "fs")
+
+
+def test_a_file_removed_under_the_store_is_not_refilled_with_zeros(tmp_path: Path) -> None:
+    now = [0.0]
+    with FileStore(tmp_path / "fs", idle_close_s=5.0, monotonic=lambda: now[0]) as fs:
+        fs.create("a")
+        fs.append("a", b"x" * 1000)
+        for now[0] in (10.0, 20.0):
+            fs.close_idle()  # its handle is closed
+        assert fs.open_handles == 0
+        (path,) = (tmp_path / "fs" / "objects").iterdir()
+        path.unlink()  # from outside
+        with pytest.raises(StoreError, match="removed or cut short outside the store"):
+            fs.append("a", b"y" * 10)  # it wrote at offset 1000: 1000 zeros, kept as data
+        assert not fs.exists("a") and fs.used_bytes == 0
+        fs.create("b")
+        fs.append("b", b"z")  # a new object's file is still created
+        assert fs.read("b", 0, 1) == b"z"
+
+
+def test_a_storage_limit_is_a_whole_number_of_bytes(fs: FileStore) -> None:
+    with pytest.raises(ValueError, match="whole number of bytes"):
+        fs.set_storage_limit(1.5)  # type: ignore[arg-type]
+
+
 def test_failed_opens_leak_no_file_descriptors(
     tmp_path: Path, descriptors_under: Callable[[Path], list[str]],
 ) -> None:
