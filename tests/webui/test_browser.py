@@ -102,8 +102,8 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return take
 
 
-def open_page(browser: Any, url: str) -> Any:
-    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 860})
+def open_page(browser: Any, url: str, width: int = 1280) -> Any:
+    context = browser.new_context(accept_downloads=True, viewport={"width": width, "height": 860})
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     errors: list[str] = []
@@ -266,4 +266,35 @@ def test_drag_and_drop_and_refusals(nodes: tuple[NodeProcess, NodeProcess], brow
                                                 "buffer": b"not media at all\n" * 100}])
     page.wait_for_selector(".toast.error:has-text('not an audio')")
     page.wait_for_selector("#uploads li:has-text('not media')")
+    assert page.js_errors == []
+
+
+@pytest.mark.parametrize("path", ["/", "/search", "/peers", "/history", "/settings"])
+def test_a_phone_wide_screen_never_scrolls_sideways(nodes: tuple[NodeProcess, NodeProcess],
+                                                    browser: Any, path: str) -> None:
+    # at 375 px the page was 413 px wide: the nav cut off, the peers table's switch and
+    # the history table off-screen, the node id sticking out of the footer
+    a, _ = nodes
+    page = open_page(browser, a.base + path, width=375)
+    page.wait_for_timeout(500)  # the page's first data has come
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert page.js_errors == []
+
+
+def test_results_of_the_last_search_cannot_be_clicked_while_a_new_one_runs(
+        nodes: tuple[NodeProcess, NodeProcess], browser: Any) -> None:
+    # a click during a search opened (and recorded a view of) an item of the old query
+    a, _ = nodes
+    page = open_page(browser, a.base + "/search")
+    page.wait_for_selector("#search-results:not(.stale)")
+    held: list[Any] = []
+    page.route("**/api/search?q=held*", lambda route: held.append(route))  # answered later
+    page.fill("#search-input", "held")
+    wait_until(page, "document.querySelector('#search-results').classList.contains('stale')")
+    assert page.evaluate("getComputedStyle(document.querySelector('#search-results')).pointerEvents") == "none"
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    held[0].continue_()
+    page.wait_for_selector("#search-results:not(.stale)")
     assert page.js_errors == []

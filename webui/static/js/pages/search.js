@@ -24,10 +24,23 @@ export default {
       controller?.abort();
       controller = new AbortController();
       summary.textContent = "searching the network…";
+      // the last query's results stay visible but cannot be clicked: a click during a
+      // search opened (and recorded a view of) an item the new query may not match
+      results.classList.add("stale");
+      results.setAttribute("aria-busy", "true");
       let data;
       try {
         data = await api(`/api/search?q=${encodeURIComponent(lastQuery)}`, { signal: controller.signal });
-      } catch (err) { if (err.name !== "AbortError") toast(err.message, "error"); return; }
+      } catch (err) {
+        if (err.name !== "AbortError") {
+          toast(err.message, "error");
+          results.classList.remove("stale");
+          results.removeAttribute("aria-busy");
+        }
+        return;
+      }
+      results.classList.remove("stale");
+      results.removeAttribute("aria-busy");
       summary.textContent = `${data.count} result${data.count === 1 ? "" : "s"}${lastQuery ? ` for “${lastQuery}”` : ""}`;
       results.replaceChildren(...(data.results.length ? data.results.map(card)
         : [h("div.empty", {}, "Nothing found. Try another word, or share something on the Share page.")]));
