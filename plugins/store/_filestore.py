@@ -169,12 +169,7 @@ class FileStore:
                     f"store metadata in {self.root} is damaged ({type(exc).__name__}: {exc}); "
                     "move the directory away to start empty") from exc
         except BaseException:
-            self._closed = True
-            self._handles.close_all()
-            self._db.close()
-            if self._sizes is not None:
-                self._sizes.close()
-            self._release_lock()
+            self._release_everything()
             raise
 
     # ------------------------------------------------------------------ lifecycle
@@ -200,12 +195,16 @@ class FileStore:
             try:
                 self.flush()
             finally:  # a failed last commit must not keep the store locked for the process
-                self._closed = True
-                self._handles.close_all()
-                self._db.close()
-                if self._sizes is not None:
-                    self._sizes.close()
-                self._release_lock()
+                self._release_everything()
+
+    def _release_everything(self) -> None:
+        """Closed for good: descriptors, the database, the size map, then the lock."""
+        self._closed = True
+        self._handles.close_all()
+        self._db.close()
+        if self._sizes is not None:
+            self._sizes.close()
+        self._release_lock()
 
     def __enter__(self) -> Self:
         return self
