@@ -23,23 +23,23 @@ MAX_HOST_NAME = 253  # DNS's limit on a full name
 _BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
 def is_ip_literal(host: str) -> bool:
     """``host`` is an IPv4 or IPv6 address written out (no brackets, no zone)."""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+    return _ip(host) is not None
 
 
 def is_peer_address(host: str) -> bool:
     """``host`` is an IP literal a peer may tell us to dial: not a multicast, broadcast or
     unspecified address (a SYN there reaches every host on a LAN, or nobody)."""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return not (ip.is_multicast or ip.is_unspecified or ip == _BROADCAST)
+    ip = _ip(host)
+    return ip is not None and not (ip.is_multicast or ip.is_unspecified or ip == _BROADCAST)
 
 
 def check_host(host: str) -> str:
