@@ -44,6 +44,7 @@ class Download:
         self.finished: float | None = None
         self._meter = RateMeter(window=3.0, resolution=0.2)
         self._last_publish = -1e9
+        self._scope: trio.CancelScope | None = None  # the running task's, for cancel()
 
     @property
     def rate(self) -> float:
@@ -81,6 +82,18 @@ class DownloadManager:
             if dl.rid == rid and dl.state in ("queued", "running"):
                 return dl
         return None
+
+    def cancel(self, dl: Download) -> bool:
+        """Stop a queued or running download (what it fetched stays in the store, so a
+        later download resumes); False if it had already ended."""
+        if dl.state not in ("queued", "running"):
+            return False
+        dl.state, dl.error = "cancelled", ""
+        if dl._scope is not None:
+            dl._scope.cancel()
+        self._publish(dl, force=True)
+        log.info("download %s cancelled: %s", dl.id, dl.name)
+        return True
 
     def start(self, rid: str, name: str, size: int, title: str = "") -> Download:
         dl = Download(rid, name, size, title or name)
@@ -126,6 +139,11 @@ class DownloadManager:
         self._hub.publish({"type": "download", "download": dl.as_dict()})
 
     async def _run(self, dl: Download) -> None:
+        with trio.CancelScope() as dl._scope:
+            if dl.state == "queued":  # not cancelled before it could start
+                await self._fetch_and_export(dl)
+
+    async def _fetch_and_export(self, dl: Download) -> None:
         dest = self._root / dl.id
         dest.mkdir(parents=True, exist_ok=True)
         dl.state = "running"
@@ -153,7 +171,7 @@ class DownloadManager:
             log.exception("download %s failed", dl.id)
         finally:
             dl.finished = trio.current_time()
-            if dl.state not in ("completed", "failed"):  # cancelled: the node is stopping
+            if dl.state not in ("completed", "failed", "cancelled"):  # the node is stopping
                 dl.state, dl.error = "failed", "the node stopped"
             self._publish(dl, force=True)
             if dl.state == "completed":

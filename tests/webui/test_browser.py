@@ -298,3 +298,27 @@ def test_results_of_the_last_search_cannot_be_clicked_while_a_new_one_runs(
     held[0].continue_()
     page.wait_for_selector("#search-results:not(.stale)")
     assert page.js_errors == []
+
+
+def test_a_running_download_can_be_cancelled_from_its_row(nodes: tuple[NodeProcess, NodeProcess],
+                                                           browser: Any, tmp_path: Path) -> None:
+    # there was no way to stop a download: its button only said "Downloading…"
+    a, b = nodes
+    image = noise_png(tmp_path / "to cancel.png", 1200, 900)
+    with image.open("rb") as f:
+        shared = a.api("/api/files", method="POST", files={"file": ("to cancel.png", f, "image/png")})
+    rid = shared.json()["rid"]
+    assert a.api("/api/settings", method="PUT", json={"upload_limit_kbps": 16}).status_code == 200
+    try:
+        page = open_page(browser, b.base + "/share")
+        button = page.wait_for_selector(f"#network-files li[data-rid='{rid}'] button.download")
+        button.click()
+        page.wait_for_selector(f"#network-files li[data-rid='{rid}'] .progress[data-state=running]")
+        page.wait_for_selector(f"#network-files li[data-rid='{rid}'] button.download:has-text('Cancel')").click()
+        page.wait_for_selector(f"#network-files li[data-rid='{rid}'] .progress[data-state=cancelled]")
+        assert page.inner_text(f"#network-files li[data-rid='{rid}'] button.download") == "Download"
+        states = {d["rid"]: d["state"] for d in b.api("/api/downloads").json()["downloads"]}
+        assert states[rid] == "cancelled" and page.js_errors == []
+    finally:
+        a.api("/api/settings", method="PUT", json={"upload_limit_kbps": 0})
+        a.api(f"/api/files/{rid}", method="DELETE")

@@ -57,6 +57,16 @@ async def test_share_on_a_download_on_b_remove_on_a() -> None:
             assert full.status_code == 507 and "cannot fit" in (await full.get_json())["message"]
             b.node.store.set_storage_limit(None)
 
+            # a download can be cancelled (a slow sender keeps it running meanwhile)
+            await ca.put("/api/settings", json={"upload_limit_kbps": 16})
+            slow = await (await cb.post("/api/downloads", json={"rid": item["rid"]})).get_json()
+            await poll_json(cb, f"/api/downloads/{slow['id']}", lambda d: d["state"] == "running")
+            cancelled = await cb.delete(f"/api/downloads/{slow['id']}")
+            assert cancelled.status_code == 200 and (await cancelled.get_json())["state"] == "cancelled"
+            again = await cb.delete(f"/api/downloads/{slow['id']}")
+            assert again.status_code == 409
+            await ca.put("/api/settings", json={"upload_limit_kbps": 0})
+
             dl = await (await cb.post("/api/downloads", json={"rid": item["rid"]})).get_json()
             dl = await poll_json(cb, f"/api/downloads/{dl['id']}", lambda d: d["state"] in ("completed", "failed"), 60)
             assert dl["state"] == "completed", dl

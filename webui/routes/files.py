@@ -120,6 +120,14 @@ async def start_download() -> ResponseReturnValue:
     return jsonify(dl.as_dict()), 202
 
 
+@bp.delete("/api/downloads/<download_id>")
+async def cancel_download(download_id: str) -> ResponseReturnValue:
+    dl = _download(download_id)
+    if not web_ui().downloads.cancel(dl):
+        raise ApiError(409, f"download {download_id} is {dl.state} already")
+    return jsonify(dl.as_dict())
+
+
 @bp.get("/api/downloads")
 async def list_downloads() -> ResponseReturnValue:
     return jsonify({"downloads": [d.as_dict() for d in web_ui().downloads.all()]})

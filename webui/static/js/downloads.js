@@ -26,7 +26,16 @@ function update(dl) {
     saved.add(dl.id);
     logs.add("error", `download of ${dl.name} failed: ${dl.error}`);
     toast(`Download of ${dl.name} failed: ${dl.error}`, "error", 7000);
+  } else if (dl.state === "cancelled") {
+    saved.add(dl.id);
+    logs.add("info", `download of ${dl.name} cancelled`);
   }
+}
+
+export const active = (dl) => Boolean(dl) && ["queued", "running"].includes(dl.state);
+
+export async function cancel(dl) {
+  update(await api(`/api/downloads/${dl.id}`, { method: "DELETE" }));
 }
 
 export async function start(file) {
@@ -37,7 +46,7 @@ export async function start(file) {
   // the WebSocket pushes progress; poll too, in case a message was missed
   const poll = setInterval(async () => {
     const current = byRid.get(file.rid);
-    if (!current || current.id !== dl.id || ["completed", "failed"].includes(current.state)) {
+    if (!current || current.id !== dl.id || !active(current)) {
       clearInterval(poll);
       return;
     }

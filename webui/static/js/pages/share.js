@@ -125,14 +125,19 @@ export default {
     }
     function netRow(f) {
       const dl = downloads.byRid.get(f.rid);
-      const busy = dl && ["queued", "running"].includes(dl.state);
+      const busy = downloads.active(dl);
       const button = h("button.btn.primary.download", {
-        disabled: busy || f.providers === 0,
+        disabled: !busy && f.providers === 0,
         onclick: async () => {
+          const current = downloads.byRid.get(f.rid);
           button.disabled = true;
-          try { await downloads.start(f); } catch (err) { toast(err.message, "error"); button.disabled = false; }
+          try {
+            if (downloads.active(current)) await downloads.cancel(current);
+            else await downloads.start(f);
+          } catch (err) { toast(err.message, "error"); }
+          button.disabled = false;
         },
-      }, busy ? "Downloading…" : f.local ? "Save" : "Download");
+      }, busy ? "Cancel" : f.local ? "Save" : "Download");
       return h("li.file", { dataset: { rid: f.rid } },
         thumb(f),
         h("div.name", { title: f.name }, categoryTag(f.category), " ", f.title || f.name),
@@ -148,6 +153,7 @@ export default {
         h("i", { style: { width: `${dl.state === "failed" ? 100 : pct}%` } }));
       const text = dl.state === "completed" ? `done · ${formatBytes(dl.total)} in ${dl.elapsed.toFixed(1)} s`
         : dl.state === "failed" ? `failed: ${dl.error}`
+          : dl.state === "cancelled" ? `cancelled at ${pct}%`
           : `${pct}% · ${formatRate(dl.rate)} · ${dl.peers} peer${dl.peers === 1 ? "" : "s"}`;
       return h("div.progress", { dataset: { state: dl.state } }, bar, h("span.progress-text", {}, text));
     }
@@ -157,9 +163,8 @@ export default {
       row.querySelector(".progress")?.remove();
       row.append(progressRow(dl));
       const button = row.querySelector("button.download");
-      const busy = ["queued", "running"].includes(dl.state);
-      button.disabled = busy;
-      button.textContent = busy ? "Downloading…" : dl.state === "completed" ? "Save" : "Download";
+      const busy = downloads.active(dl);
+      button.textContent = busy ? "Cancel" : dl.state === "completed" ? "Save" : "Download";
       if (dl.state === "completed") refreshMine();
     });
 
