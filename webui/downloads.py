@@ -45,6 +45,7 @@ class Download:
         self._meter = RateMeter(window=3.0, resolution=0.2)
         self._last_publish = -1e9
         self._scope: trio.CancelScope | None = None  # the running task's, for cancel()
+        self.waiting = ""  # why a running download does not move (DownloadManager.explain)
 
     @property
     def rate(self) -> float:
@@ -60,6 +61,7 @@ class Download:
             "rate": round(self.rate, 1), "peers": self.peers, "error": self.error,
             "elapsed": round((self.finished or trio.current_time()) - self.started, 3),
             "file_url": f"/api/downloads/{self.id}/file" if self.state == "completed" else None,
+            "waiting": self.waiting,
         }
 
 
@@ -82,6 +84,29 @@ class DownloadManager:
             if dl.rid == rid and dl.state in ("queued", "running"):
                 return dl
         return None
+
+    def explain(self, dl: Download) -> Download:
+        """Say in ``dl.waiting`` why a running download does not move ("" while it does):
+        a download whose only provider was switched off sat at "0 peers" with no hint."""
+        dl.waiting = ""
+        if dl.state != "running" or dl.rate > 0:
+            return dl
+        peers = self._node.peers
+        off = sum(1 for p in peers.all() if not p.enabled) if peers is not None else 0
+        swarm = self._node.swarm
+        report = swarm.diagnose(dl.rid) if swarm is not None else None
+        if report is None:
+            reason = "asking the peers for the file"
+        elif report["requested"]:
+            reason = "waiting for the blocks asked for"
+        elif report["only_choking_peers"] and not report["nobody"]:
+            reason = "waiting for a peer to let us download"
+        else:
+            reason = "no peer we download from offers it yet"
+        if off:
+            reason += f" ({off} peer{'s' if off > 1 else ''} switched off on the Peers page)"
+        dl.waiting = reason
+        return dl
 
     def cancel(self, dl: Download) -> bool:
         """Stop a queued or running download (what it fetched stays in the store, so a

@@ -57,6 +57,15 @@ async def test_share_on_a_download_on_b_remove_on_a() -> None:
             assert full.status_code == 507 and "cannot fit" in (await full.get_json())["message"]
             b.node.store.set_storage_limit(None)
 
+            # with its only provider switched off, a download says why it does not move (it
+            # sat at "0 peers" with no hint)
+            await cb.put(f"/api/peers/{a.node.id}/toggle", json={"enabled": False})
+            stuck = await (await cb.post("/api/downloads", json={"rid": item["rid"]})).get_json()
+            stuck = await poll_json(cb, f"/api/downloads/{stuck['id']}",
+                                    lambda d: "1 peer switched off" in d["waiting"])
+            assert (await cb.delete(f"/api/downloads/{stuck['id']}")).status_code == 200
+            await cb.put(f"/api/peers/{a.node.id}/toggle", json={"enabled": True})
+
             # a download can be cancelled (a slow sender keeps it running meanwhile)
             await ca.put("/api/settings", json={"upload_limit_kbps": 16})
             slow = await (await cb.post("/api/downloads", json={"rid": item["rid"]})).get_json()

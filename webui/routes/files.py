@@ -130,7 +130,8 @@ async def cancel_download(download_id: str) -> ResponseReturnValue:
 
 @bp.get("/api/downloads")
 async def list_downloads() -> ResponseReturnValue:
-    return jsonify({"downloads": [d.as_dict() for d in web_ui().downloads.all()]})
+    downloads = web_ui().downloads
+    return jsonify({"downloads": [downloads.explain(d).as_dict() for d in downloads.all()]})
 
 
 def content_disposition(name: str) -> str:
@@ -152,7 +153,7 @@ def _download(download_id: str) -> Download:
 
 @bp.get("/api/downloads/<download_id>")
 async def get_download(download_id: str) -> ResponseReturnValue:
-    return jsonify(_download(download_id).as_dict())
+    return jsonify(web_ui().downloads.explain(_download(download_id)).as_dict())
 
 
 @bp.get("/api/downloads/<download_id>/file")

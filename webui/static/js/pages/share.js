@@ -154,7 +154,8 @@ export default {
       const text = dl.state === "completed" ? `done · ${formatBytes(dl.total)} in ${dl.elapsed.toFixed(1)} s`
         : dl.state === "failed" ? `failed: ${dl.error}`
           : dl.state === "cancelled" ? `cancelled at ${pct}%`
-          : `${pct}% · ${formatRate(dl.rate)} · ${dl.peers} peer${dl.peers === 1 ? "" : "s"}`;
+          : `${pct}% · ${formatRate(dl.rate)} · ${dl.peers} peer${dl.peers === 1 ? "" : "s"}`
+            + (dl.waiting ? ` — ${dl.waiting}` : "");  // why it does not move, if it does not
       return h("div.progress", { dataset: { state: dl.state } }, bar, h("span.progress-text", {}, text));
     }
     const stopDownloads = downloads.onChange((dl) => {
