@@ -80,6 +80,10 @@ def _unknown_key(message: str) -> str | None:
 
 async def read_json(type_: type[T], *, allow_empty: bool = False) -> T:
     data = await read_body()
+    # a JSON body must say so: a form or text/plain is what another site's page can send
+    # without asking (no CORS preflight) — the Origin check is then not the only defence
+    if data.strip() and request.mimetype != "application/json":
+        raise ApiError(415, f"expected Content-Type: application/json, got {request.mimetype or 'none'!r:.80}")
     if allow_empty and not data.strip():
         data = b"{}"
     return decode_json(data, type_)

@@ -60,6 +60,16 @@ async def test_malformed_settings_body(client: TrioClient, raw: bytes) -> None:
     assert "message" in await response.get_json()
 
 
+@pytest.mark.parametrize("mimetype", ["text/plain", "application/x-www-form-urlencoded", None])
+async def test_a_json_body_must_say_it_is_json(client: TrioClient, web: WebUI, mimetype: str | None) -> None:
+    # what another site's form can send without a preflight was taken as JSON
+    before = web.node.settings.as_dict()
+    headers = {"Content-Type": mimetype} if mimetype else {}
+    response = await client.put("/api/settings", data=b'{"cache_limit_mb": 77}', headers=headers)
+    assert response.status_code == 415 and "application/json" in (await response.get_json())["message"]
+    assert web.node.settings.as_dict() == before
+
+
 @pytest.mark.parametrize(("method", "path"), [
     ("PUT", "/api/settings"), ("POST", "/api/history"), ("POST", "/api/downloads"),
     ("PUT", f"/api/peers/{RID}/toggle"),
