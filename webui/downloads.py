@@ -114,6 +114,7 @@ class DownloadManager:
         if dl.state not in ("queued", "running"):
             return False
         dl.state, dl.error = "cancelled", ""
+        dl.finished = trio.current_time()  # a queued one never reaches its run's finally
         if dl._scope is not None:
             dl._scope.cancel()
         self._publish(dl, force=True)
