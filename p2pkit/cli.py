@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -128,6 +129,19 @@ def describe(node: Node) -> None:
     console.print(f"  providers {plugins or 'none'}")
 
 
+def check_share_files(paths: Iterable[Path]) -> list[Path]:
+    """``--share`` files, checked before the node starts (a missing one was found only
+    after the node was up and announced): UsageError naming the first that is not a
+    readable regular file."""
+    checked = list(paths)
+    for path in checked:
+        if not path.is_file():
+            raise UsageError(f"--share {path}: {'not a regular file' if path.exists() else 'no such file'}")
+        if not os.access(path, os.R_OK):
+            raise UsageError(f"--share {path}: not readable")
+    return checked
+
+
 async def share_files(node: Node, paths: Iterable[Path]) -> None:
     """``--share FILE``: share each file and print its rid and name (a file name is shown
     as it is, never read as markup: ``song [live].mp3`` would lose ``[live]``)."""
@@ -140,6 +154,7 @@ async def share_files(node: Node, paths: Iterable[Path]) -> None:
 
 
 def cmd_node(args: argparse.Namespace) -> int:
+    check_share_files(args.share or ())
     config = config_from_args(args)
     setup_logging(config.node.log_level)
 

@@ -81,6 +81,7 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     from p2pkit._exceptions import ConfigError
     from p2pkit.cli import (
+        check_share_files,
         config_from_args,
         console,
         describe,
@@ -92,6 +93,7 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     from .app import WebUI
 
+    check_share_files(args.share or ())
     config = config_from_args(args)
     setup_logging(config.node.log_level)
 

@@ -187,3 +187,15 @@ def test_a_rid_in_capitals_is_the_same_rid_and_a_bad_one_a_usage_error() -> None
         result = p2pkit("get", rid[:-1], "--bootstrap", bootstrap)
     assert result.returncode == 2
     assert_one_line_error(result, "is not a content id (64 hex digits)")
+
+
+def test_a_share_file_that_is_not_there_is_refused_before_the_node_starts(tmp_path: Path) -> None:
+    # the node started, announced itself, and only then said the file was missing
+    for command in ("node", "web"):
+        result = p2pkit(command, "--host", "127.0.0.1", "--port", "0", "--data-dir", str(tmp_path / command),
+                        "--share", str(tmp_path / "missing.wav"))
+        assert result.returncode == 2
+        assert_one_line_error(result, "--share")
+        assert "no such file" in result.stderr and "p2pkit node" not in result.stderr
+    result = p2pkit("node", "--port", "0", "--data-dir", str(tmp_path / "d"), "--share", str(tmp_path))
+    assert result.returncode == 2 and "not a regular file" in result.stderr
