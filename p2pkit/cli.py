@@ -129,6 +129,24 @@ def describe(node: Node) -> None:
     console.print(f"  providers {plugins or 'none'}")
 
 
+def add_share_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--share FILE`` and ``--unshare RID`` (node and web)."""
+    parser.add_argument("--share", action="append", type=Path, metavar="FILE",
+                        help="share a media file (repeatable); it stays shared across "
+                             "restarts with the same data dir until unshared")
+    parser.add_argument("--unshare", action="append", metavar="RID",
+                        help="stop sharing RID and remove it from the store (repeatable)")
+
+
+def check_share_arguments(args: argparse.Namespace) -> None:
+    """``--share`` files and ``--unshare`` rids, checked before the node starts."""
+    check_share_files(args.share or ())
+    args.unshare = [rid.strip().lower() for rid in args.unshare or ()]
+    for rid in args.unshare:
+        if len(rid) != 64 or not all(c in "0123456789abcdef" for c in rid):
+            raise UsageError(f"--unshare {rid!r}: not a content id (64 hex digits)")
+
+
 def check_share_files(paths: Iterable[Path]) -> list[Path]:
     """``--share`` files, checked before the node starts (a missing one was found only
     after the node was up and announced): UsageError naming the first that is not a
@@ -142,26 +160,31 @@ def check_share_files(paths: Iterable[Path]) -> list[Path]:
     return checked
 
 
-async def share_files(node: Node, paths: Iterable[Path]) -> None:
-    """``--share FILE``: share each file and print its rid and name (a file name is shown
-    as it is, never read as markup: ``song [live].mp3`` would lose ``[live]``)."""
-    for path in paths:
-        manifest = await node.share(path)
-        print_line(f"  shared    {manifest.rid}  {manifest.name}")
+async def share_files(node: Node, paths: Iterable[Path], unshare: Iterable[str] = ()) -> None:
+    """``--unshare RID`` then ``--share FILE``; prints what this node shares — also what an
+    earlier run shared (a share stays until unshared: a restarted node said nothing of
+    it). Names are shown as they are, never read as markup (``song [live].mp3``)."""
+    for rid in unshare:
+        print_line(f"  unshared  {rid}" if await node.unshare(rid) else f"  not here  {rid}")
+    new = {(await node.share(path)).rid for path in paths}
+    store = node.store
+    for item in sorted(store.items() if store is not None else (), key=lambda i: i.name):
+        if item.pinned:
+            print_line(f"  {'shared' if item.rid in new else 'sharing':9} {item.rid}  {item.name}")
 
 
 # ---------------------------------------------------------------------------- commands
 
 
 def cmd_node(args: argparse.Namespace) -> int:
-    check_share_files(args.share or ())
+    check_share_arguments(args)
     config = config_from_args(args)
     setup_logging(config.node.log_level)
 
     async def main() -> None:
         async with open_node(config) as node:
             describe(node)
-            await share_files(node, args.share or ())
+            await share_files(node, args.share or (), args.unshare)
             await trio.sleep_forever()
 
     return run_until_interrupted(main)
@@ -178,8 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     node = sub.add_parser("node", help="run a node until Ctrl-C")
     add_node_arguments(node)
-    node.add_argument("--share", action="append", type=Path, metavar="FILE",
-                      help="share a media file at start (repeatable)")
+    add_share_arguments(node)
     node.set_defaults(func=cmd_node)
 
     version = sub.add_parser("version", help="print the version")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import secrets
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -27,7 +26,7 @@ def p2pkit_config_sections() -> Mapping[str, type]:
 
 @hookimpl
 def p2pkit_cli_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
-    from p2pkit.cli import add_node_arguments
+    from p2pkit.cli import add_node_arguments, add_share_arguments
 
     parser = subparsers.add_parser(
         "web", help="run a node with its web UI until Ctrl-C", conflict_handler="resolve",
@@ -41,8 +40,7 @@ def p2pkit_cli_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--http-port", type=int, default=None, help="HTTP port (default 3000, 0 = any)")
     parser.add_argument("--token", default=None, help="access token (default: generated when needed)")
     parser.add_argument("--max-upload-mb", type=int, default=None, help="largest upload accepted")
-    parser.add_argument("--share", action="append", type=Path, metavar="FILE",
-                        help="share a media file at start (repeatable)")
+    add_share_arguments(parser)
     parser.set_defaults(func=cmd_web)
 
 
@@ -81,7 +79,7 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     from p2pkit._exceptions import ConfigError
     from p2pkit.cli import (
-        check_share_files,
+        check_share_arguments,
         config_from_args,
         console,
         describe,
@@ -93,7 +91,7 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     from .app import WebUI
 
-    check_share_files(args.share or ())
+    check_share_arguments(args)
     config = config_from_args(args)
     setup_logging(config.node.log_level)
 
@@ -108,7 +106,7 @@ def cmd_web(args: argparse.Namespace) -> int:
                 raise ConfigError(f"cannot listen on {web_cfg.host}:{web_cfg.http_port}: "
                                   f"{exc.strerror or exc} (choose another --http-port)") from None
             describe(node)
-            await share_files(node, args.share or ())
+            await share_files(node, args.share or (), args.unshare)
             url = display_url(binds[0], web_cfg.host, token)
             print(f"web UI: {url}", flush=True)
             if token:

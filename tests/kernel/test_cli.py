@@ -90,20 +90,23 @@ def test_node_runs_until_interrupted_and_exits_zero(tmp_path: Path, signum: sign
     assert len(identity) == 32
 
 
-def test_shared_file_names_are_printed_as_they_are(tmp_path: Path) -> None:
-    """A name with brackets is not rich markup: '[live]' must not vanish, '[bold]' must
-    not restyle the line."""
+def silent_wav(path: Path) -> Path:
     import wave
 
-    media = tmp_path / "song [live] [bold].wav"
-    with wave.open(str(media), "wb") as w:
+    with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(8000)
         w.writeframes(bytes(16000))
+    return path
+
+
+def node_output_until(prefix: str, data_dir: Path, *args: str) -> list[str]:
+    """Run ``p2pkit node`` until a stderr line starts with ``prefix``, stop it (SIGTERM,
+    exit 0 checked); its stderr lines (the console: node summary, shares, logs)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "p2pkit", "node", "--host", "127.0.0.1", "--port", "0",
-         "--data-dir", str(tmp_path / "data"), "--repeater", "off", "--share", str(media)],
+         "--data-dir", str(data_dir), "--repeater", "off", *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "COLUMNS": "300", "PYTHONUNBUFFERED": "1"},
     )
@@ -111,17 +114,40 @@ def test_shared_file_names_are_printed_as_they_are(tmp_path: Path) -> None:
         assert proc.stderr is not None  # stderr=PIPE
         lines: list[str] = []
         deadline = time.monotonic() + 30
-        while not any(line.startswith("  shared ") for line in lines):
-            line = proc.stderr.readline()  # the console (node summary, logs) is stderr
+        while not any(line.startswith(prefix) for line in lines):
+            line = proc.stderr.readline()
             assert line or proc.poll() is None, "".join(lines)
-            assert time.monotonic() < deadline, "the file was not shared"
+            assert time.monotonic() < deadline, f"no line {prefix!r}"
             lines.append(line)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
-    assert "song [live] [bold].wav" in lines[-1]
     assert proc.returncode == 0 and "Traceback" not in "".join(lines) + err, err
+    return lines + err.splitlines(keepends=True)
+
+
+def test_shared_file_names_are_printed_as_they_are(tmp_path: Path) -> None:
+    """A name with brackets is not rich markup: '[live]' must not vanish, '[bold]' must
+    not restyle the line."""
+    media = silent_wav(tmp_path / "song [live] [bold].wav")
+    lines = node_output_until("  shared ", tmp_path / "data", "--share", str(media))
+    assert "song [live] [bold].wav" in next(line for line in lines if line.startswith("  shared "))
+
+
+def test_a_restarted_node_says_what_it_still_shares_and_unshare_stops_it(tmp_path: Path) -> None:
+    # a share stays across restarts; the restarted node said nothing of it, and nothing
+    # but a script or the web UI could stop it
+    media = silent_wav(tmp_path / "kept.wav")
+    data = tmp_path / "data"
+    first = node_output_until("  shared ", data, "--share", str(media))
+    rid = next(line for line in first if line.startswith("  shared ")).split()[1]
+    again = node_output_until("  sharing ", data)
+    assert any(line.split()[:3] == ["sharing", rid, "kept.wav"] for line in again)
+    stopped = node_output_until("  unshared ", data, "--unshare", rid.upper())
+    assert not any(line.startswith("  sharing ") for line in stopped)
+    result = p2pkit("node", "--port", "0", "--data-dir", str(data), "--unshare", "nope")
+    assert result.returncode == 2 and "not a content id" in result.stderr
 
 
 def test_an_interrupted_one_shot_command_does_not_exit_zero(tmp_path: Path) -> None:
