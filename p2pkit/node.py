@@ -38,6 +38,7 @@ from .identity import Identity
 from .peers import PeerManager
 from .plugin_manager import check, choose_providers, create_plugin_manager, default_name, register
 from .rates import RateMeter
+from .rids import parse_rid
 from .settings import SETTINGS, Settings
 from .version import __version__
 
@@ -150,8 +151,10 @@ class Node:
         return manifest
 
     async def unshare(self, rid: str) -> bool:
-        """Stop sharing ``rid`` and remove it from the store; the network is told."""
+        """Stop sharing ``rid`` (capitals are fine) and remove it from the store; the network
+        is told. False if it was not here; ValueError if ``rid`` is not a content id."""
         self._serving("unshare")
+        rid = parse_rid(rid)
         removed = bool(self.capability("store").remove(rid))
         if removed:
             self.emit(ContentRemoved(rid=rid, local=True))

@@ -11,30 +11,38 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from quart import request
 
+from p2pkit.rids import RID_PATTERN, parse_rid
+
 from .errors import ApiError
 
 T = TypeVar("T")
 MAX_JSON_BYTES = 64 * 1024
-RID_PATTERN = "^[0-9a-f]{64}$"
-Rid = Annotated[str, msgspec.Meta(pattern=RID_PATTERN)]
-_RID_CHARS = set("0123456789abcdef")
+# capitals are taken (a rid copied from anywhere) and lowered, as `p2pkit get` does
+Rid = Annotated[str, msgspec.Meta(pattern="^[0-9a-fA-F]{64}$")]
 
 
 def check_rid(rid: str) -> str:
-    """A rid from the URL path: 422 naming the pattern if it is not one (not a 404: no
-    file could ever have that name)."""
-    if len(rid) != 64 or not set(rid) <= _RID_CHARS:
-        raise ApiError(422, f"rid must match {RID_PATTERN}", key="rid")
-    return rid
+    """A rid from the URL path, lowered: 422 naming the pattern if it is not one (not a
+    404: no file could ever have that name)."""
+    try:
+        return parse_rid(rid)
+    except ValueError:
+        raise ApiError(422, f"rid must match {RID_PATTERN}", key="rid") from None
 _PATH_RE = re.compile(r"at `\$\.([A-Za-z0-9_]+)")
 
 
-class DownloadRequest(msgspec.Struct, forbid_unknown_fields=True):
+class _WithRid(msgspec.Struct, forbid_unknown_fields=True):
     rid: Rid
 
+    def __post_init__(self) -> None:
+        self.rid = self.rid.lower()
 
-class HistoryCreate(msgspec.Struct, forbid_unknown_fields=True):
-    rid: Rid
+
+class DownloadRequest(_WithRid, forbid_unknown_fields=True):
+    pass
+
+
+class HistoryCreate(_WithRid, forbid_unknown_fields=True):
     kind: Literal["view", "download"] = "view"
     # absent (None): "" and 0 for a new entry, what the entry had for a repeated view
     title: Annotated[str, msgspec.Meta(max_length=4096)] | None = None

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from p2pkit.hookspecs import hookimpl
+from p2pkit.rids import is_rid
 
 from ._content import ItemInfo, Store
 from ._errors import (
@@ -27,7 +28,7 @@ from ._errors import (
 )
 from ._filestore import FileStore, ObjectInfo, check_sid
 from ._leaves import LEAF_SIZE, MAX_LEAVES, block_root, leaf_count, leaf_hashes, leaves_root
-from ._manifest import DEFAULT_PIECE_SIZE, Manifest, is_rid
+from ._manifest import DEFAULT_PIECE_SIZE, Manifest
 from ._media import MediaType, sniff
 from ._provider import StoreConfig, StoreProvider
 

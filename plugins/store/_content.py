@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 import attrs
 import msgspec
 
+from p2pkit.rids import is_rid
+
 from ._errors import IncompleteContent, StoreError, StoreFullError, UnknownItem, UnsupportedMedia
 from ._filestore import FileStore, write_all
 from ._leaves import block_root
@@ -31,7 +33,6 @@ from ._manifest import (
     MAX_PIECE_SIZE,
     MIN_PIECE_SIZE,
     Manifest,
-    is_rid,
 )
 from ._media import HEADER_BYTES, MediaInfo, probe, sniff
 

@@ -21,7 +21,6 @@ so their bytes — and rids — are what they always were.
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -38,14 +37,6 @@ MAX_DURATION = 1e8  # seconds (three years); also keeps inf and NaN, which JSON 
 
 Category = Literal["audio", "video", "image"]
 Sha256 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
-_RID_RE = re.compile(r"[0-9a-f]{64}")
-
-
-def is_rid(value: object) -> bool:
-    """True if ``value`` looks like a rid: 64 lowercase hex digits."""
-    return isinstance(value, str) and _RID_RE.fullmatch(value) is not None
-
-
 class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """What a node needs to fetch and verify a file. Decoding validates everything."""
 

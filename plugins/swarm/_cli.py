@@ -36,6 +36,7 @@ from p2pkit.cli import (
     setup_logging,
 )
 from p2pkit.node import open_node
+from p2pkit.rids import parse_rid
 
 from ._errors import SwarmError
 from ._output import output_problem
@@ -55,13 +56,12 @@ def add_get_command(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    from p2pkit.plugins.store import is_rid
-
     if not args.bootstrap:
         raise UsageError("p2pkit get needs --bootstrap HOST:PORT (a running node)")
-    args.rid = args.rid.strip().lower()  # as copied from anywhere: a rid is its hex digits
-    if not is_rid(args.rid):
-        raise UsageError(f"{args.rid!r} is not a content id (64 hex digits)")
+    try:
+        args.rid = parse_rid(args.rid)  # as copied from anywhere: a rid is its hex digits
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if args.timeout is not None and not args.timeout > 0:
         raise UsageError("--timeout must be > 0")
     overrides: dict[str, Any] = {}

@@ -50,6 +50,7 @@ from p2pkit.events import (
 from p2pkit.fields import Field, FieldType
 from p2pkit.hookspecs import hookimpl
 from p2pkit.peers import Peer
+from p2pkit.rids import parse_rid
 
 from . import _messages as msg
 from ._aliases import RidAliases
@@ -1173,10 +1174,10 @@ class SwarmProvider:
 
     async def fetch(self, rid: str, *, progress: Any = None) -> Any:
         """Download ``rid`` into the store (verified) without exporting; returns the manifest."""
-        from p2pkit.plugins.store import is_rid
-
-        if not is_rid(rid):
-            raise SwarmError(f"{rid!r} is not a content id (64 hex digits)")
+        try:
+            rid = parse_rid(rid)
+        except ValueError as exc:
+            raise SwarmError(str(exc)) from None
         if not self.node.settings.p2p_enabled:
             raise P2PDisabledError("peer-to-peer transfer is switched off (cfg.p2p_enabled = false)")
         store = self.store

@@ -124,6 +124,8 @@ async def test_history_newest_first_views_merge_and_delete(client: TrioClient) -
     again = await client.post("/api/history", json={"rid": RID, "title": "one", "kind": "view", "position": 42.5})
     assert again.status_code == 201
     assert (await again.get_json())["id"] == first["id"]  # a view of the same rid is updated, not duplicated
+    capitals = await client.post("/api/history", json={"rid": RID.upper(), "kind": "view"})
+    assert (await capitals.get_json())["id"] == first["id"]  # the same rid, copied in capitals
     history = (await (await client.get("/api/history")).get_json())["history"]
     assert [e["id"] for e in history] == [first["id"], second["id"]]
     assert history[0]["position"] == 42.5
@@ -164,6 +166,8 @@ async def test_download_errors(client: TrioClient) -> None:
     assert response.status_code == 422
     response = await client.post("/api/downloads", json={"rid": RID})
     assert response.status_code == 404 and (await response.get_json())["key"] == "rid"
+    response = await client.post("/api/downloads", json={"rid": RID.upper()})
+    assert response.status_code == 404 and RID in (await response.get_json())["message"]
     assert (await client.get("/api/downloads/nope")).status_code == 404
     assert (await client.get("/api/downloads/nope/file")).status_code == 404
 

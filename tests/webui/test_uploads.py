@@ -42,14 +42,17 @@ async def test_upload_lists_serves_thumbnail_and_removes(client: TrioClient, web
 
     video = await (await client.get(f"/api/videos/{item['rid']}")).get_json()
     assert video["rid"] == item["rid"] and video["file_size"] == item["size"]
+    # a rid copied in capitals (as `p2pkit get` takes it) names the same file
+    assert (await (await client.get(f"/api/videos/{item['rid'].upper()}")).get_json()) == video
+    assert (await client.get(f"/api/videos/{item['rid'].upper()}/thumbnail")).status_code == 200
     assert video["title"] == "Holiday" and video["description"] == "at sea"
 
     found = await (await client.get("/api/search?q=holi")).get_json()
     assert [r["rid"] for r in found["results"]] == [item["rid"]]
     assert (await (await client.get("/api/search?q=nothing-like-it")).get_json())["count"] == 0
 
-    response = await client.delete(f"/api/files/{item['rid']}")
-    assert response.status_code == 200
+    response = await client.delete(f"/api/files/{item['rid'].upper()}")
+    assert response.status_code == 200 and (await response.get_json())["rid"] == item["rid"]
     assert (await (await client.get("/api/files")).get_json())["files"] == []
     assert upload_dirs(web) == []  # the uploaded bytes are gone with the share
     again = await client.delete(f"/api/files/{item['rid']}")

@@ -80,7 +80,8 @@ def _sweep() -> None:
 @bp.delete("/api/files/<rid>")
 async def remove_file(rid: str) -> ResponseReturnValue:
     store = _store()
-    info = store.item(check_rid(rid))
+    rid = check_rid(rid)
+    info = store.item(rid)
     if info is None:
         raise ApiError(404, f"no local file with rid {rid[:80]!r}")
     await web_ui().node.unshare(rid)

@@ -66,7 +66,8 @@ def find_video(web: WebUI, rid: str) -> dict[str, Any] | None:
 @bp.get("/api/videos/<rid>")
 async def get_video(rid: str) -> ResponseReturnValue:
     web = web_ui()
-    file = find_video(web, check_rid(rid))
+    rid = check_rid(rid)
+    file = find_video(web, rid)
     if file is None:
         raise ApiError(404, f"no content with rid {rid} is known")
     return jsonify(video_model(file))

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 import numpy as np
+import pytest
 import trio
 from p2pkit.plugins.flooding import PROTOCOL, Entry, Hits, HitsBody
 from p2pkit.plugins.flooding._core import HITS_CONTEXT
@@ -95,7 +96,10 @@ async def test_share_on_a_is_seen_on_c_and_unshare_propagates(tmp_path: Path) ->
         assert c.discovery.address_of(a.id) == a.endpoint.local_address
         assert c.peers.get(a.id) is None  # no shortcut: it came through B
 
-        assert await a.unshare(manifest.rid)
+        with pytest.raises(ValueError, match="not a content id"):
+            await a.unshare(manifest.rid[:12])
+        assert await a.unshare(manifest.rid.upper())  # as copied from anywhere
+        assert not await a.unshare(manifest.rid)  # gone already
         await until(lambda: manifest.rid not in rids(c))
         seen: list[ContentAdded | ContentRemoved] = []
         while len(seen) < 2:
