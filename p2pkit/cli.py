@@ -26,6 +26,7 @@ from .compiled import build_description
 from .config import NodeConfig, load_config, parse_assignment
 from .node import Node, open_node
 from .plugin_manager import create_plugin_manager
+from .rids import parse_rid
 from .version import __version__
 
 console = Console(stderr=True)
@@ -141,10 +142,10 @@ def add_share_arguments(parser: argparse.ArgumentParser) -> None:
 def check_share_arguments(args: argparse.Namespace) -> None:
     """``--share`` files and ``--unshare`` rids, checked before the node starts."""
     check_share_files(args.share or ())
-    args.unshare = [rid.strip().lower() for rid in args.unshare or ()]
-    for rid in args.unshare:
-        if len(rid) != 64 or not all(c in "0123456789abcdef" for c in rid):
-            raise UsageError(f"--unshare {rid!r}: not a content id (64 hex digits)")
+    try:
+        args.unshare = [parse_rid(rid) for rid in args.unshare or ()]
+    except ValueError as exc:
+        raise UsageError(f"--unshare: {exc}") from None
 
 
 def check_share_files(paths: Iterable[Path]) -> list[Path]:
@@ -215,6 +216,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_parser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The innermost (sub)command ``argv`` names: its usage is the one to show for its
+    mistakes (``p2pkit sim run``'s, not ``p2pkit``'s)."""
+    for token in argv:
+        commands = next((action.choices for action in parser._actions
+                         if isinstance(action, argparse._SubParsersAction)), {})
+        if token in commands:
+            parser = commands[token]
+    return parser
+
+
 def _only_error(group: BaseExceptionGroup[Any]) -> BaseException | None:
     """The one error a group carries (nurseries wrap even a lone error), also when several
     tasks failed with the same one (every node of a simulated group given the same bad
@@ -237,7 +249,10 @@ def _only_error(group: BaseExceptionGroup[Any]) -> BaseException | None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # argparse would print the top-level usage, not the command's
+            words = sys.argv[1:] if argv is None else argv
+            command_parser(parser, words).error(f"unrecognized arguments: {' '.join(unknown)}")
         try:
             code = args.func(args)
         except BaseExceptionGroup as group:

@@ -30,6 +30,22 @@ def test_unknown_flag_is_a_usage_error() -> None:
     result = p2pkit("node", "--no-such-flag")
     assert result.returncode == 2
     assert "unrecognized arguments: --no-such-flag" in result.stderr
+    assert result.stderr.startswith("usage: p2pkit node ")  # the command's usage, not p2pkit's
+
+
+@pytest.mark.parametrize("words", [["files", "--bogus"], ["search", "q", "--bogus"],
+                                   ["sim", "run", "x.toml", "--bogus"], ["web", "--bogus", "1"]])
+def test_an_unknown_flag_shows_the_usage_of_the_command_it_was_given_to(
+        words: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from p2pkit.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(words)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    command = " ".join(w for w in words if not w.startswith("-") and w not in ("q", "x.toml", "1"))
+    assert err.startswith(f"usage: p2pkit {command} ")
+    assert err.rstrip().endswith("unrecognized arguments: " + " ".join(words[words.index("--bogus"):]))
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], text: str) -> None:
