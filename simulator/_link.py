@@ -26,6 +26,14 @@ def _probability(instance: object, attribute: attrs.Attribute[Any], value: float
         raise ValueError(f"{attribute.name} must be a probability in [0, 1], got {value!r}")
 
 
+MIN_MTU = 68  # RFC 791: every IPv4 link carries 68 bytes; below, nothing a node sends fits
+
+
+def _mtu(instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value < MIN_MTU:
+        raise ValueError(f"mtu must be >= {MIN_MTU} (an IP packet larger than it is dropped), got {value!r}")
+
+
 @attrs.frozen
 class LinkProfile:
     """A host's access link. Rates in bits/s (0 = unlimited), times in seconds.
@@ -49,7 +57,7 @@ class LinkProfile:
     down_loss: LossSpec | None = None
     duplicate: float = attrs.field(default=0.0, validator=_probability)
     reorder: float = attrs.field(default=0.0, validator=_probability)
-    mtu: int = attrs.field(default=1500, converter=int, validator=_non_negative)
+    mtu: int = attrs.field(default=1500, converter=int, validator=_mtu)
 
     def direction(self, up: bool, rng: random.Random) -> LinkDirection:
         spec = (self.up_loss if up else self.down_loss) or self.loss

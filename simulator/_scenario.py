@@ -21,7 +21,7 @@ from p2pkit._exceptions import ConfigError
 
 from ._core import CoreLatency
 from ._dist import Distribution
-from ._link import LinkProfile
+from ._link import MIN_MTU, LinkProfile
 from ._loss import LossSpec
 from ._nat import NatProfile, NatType
 
@@ -123,11 +123,18 @@ class _Reader:
             raise self.error(key, f"must be a finite number, got {value!r}")
         return value
 
-    def number(self, key: str, default: Any = ..., *, minimum: float | None = 0.0) -> float:
-        value = self.get(key, float, default)
+    def number(self, key: str, default: Any = ..., *, minimum: float | None = 0.0,
+               kind: type = float) -> Any:
+        value = self.get(key, kind, default)
         if value is not None and minimum is not None and value < minimum:
             raise self.error(key, f"must be >= {minimum}, got {value!r}")
-        return value  # type: ignore[no-any-return]
+        return value
+
+    def probability(self, key: str) -> float:
+        value = self.number(key, 0.0)
+        if value > 1:
+            raise self.error(key, f"must be a probability in [0, 1], got {value!r}")
+        return value
 
     def table(self, key: str) -> _Reader:
         self.used.add(key)
@@ -240,22 +247,18 @@ def _link(reader: _Reader) -> LinkProfile:
     up = reader.number("up_mbps", both) * 1e6
     down = reader.number("down_mbps", both) * 1e6
     latency = reader.number("latency_ms", 0.0) / 1000
-    queue_ms = reader.get("queue_ms", float, None)
-    queue = reader.get("queue_bytes", int, None)
+    queue_ms = reader.number("queue_ms", None)
+    queue = reader.number("queue_bytes", None, kind=int)
     if queue is None:
         queue = int(max(up, down) / 8 * queue_ms / 1000) if queue_ms is not None else 256 * 1024
-    try:
-        profile = LinkProfile(
-            up_bps=up, down_bps=down, latency=latency,
-            jitter=reader.number("jitter_ms", 0.0) / 1000, queue_bytes=queue,
-            loss=_loss(reader, "loss") or LossSpec(), up_loss=_loss(reader, "up_loss"),
-            down_loss=_loss(reader, "down_loss"), duplicate=reader.number("duplicate", 0.0),
-            reorder=reader.number("reorder", 0.0), mtu=reader.get("mtu", int, 1500),
-        )
-    except ValueError as exc:
-        if isinstance(exc, ScenarioError):
-            raise
-        raise reader.error(None, str(exc)) from None
+    # every value checked here, by key, so that an error names the line it is on
+    profile = LinkProfile(
+        up_bps=up, down_bps=down, latency=latency,
+        jitter=reader.number("jitter_ms", 0.0) / 1000, queue_bytes=queue,
+        loss=_loss(reader, "loss") or LossSpec(), up_loss=_loss(reader, "up_loss"),
+        down_loss=_loss(reader, "down_loss"), duplicate=reader.probability("duplicate"),
+        reorder=reader.probability("reorder"), mtu=reader.number("mtu", 1500, minimum=MIN_MTU, kind=int),
+    )
     reader.finish()
     return profile
 
@@ -389,11 +392,14 @@ def parse_scenario(text: str, source: str = "<scenario>",
         port = g.get("port", int, 7700)
         if not 0 < port < 65536:
             raise g.error("port", "must be 1..65535")
+        start = g.number("start", 0.0)
+        if start >= duration:
+            raise g.error("start", f"is not before the scenario's end ({duration:g} s): the group would never run")
         groups.append(GroupSpec(
             name=gname, count=count, link=_link_ref(g, "link", links), nat=nat,
             nat_shared=g.get("nat_shared", bool, False), node=g.get("node", bool, True),
             port=port, config=merge_config(shared_config, g.get("config", dict, {})),
-            start=g.number("start", 0.0),
+            start=start,
             arrivals=arrivals, session=_distribution(g, "session"),
             downtime=_distribution(g, "downtime"), leave=leave,
         ))
@@ -407,6 +413,8 @@ def parse_scenario(text: str, source: str = "<scenario>",
         if action not in ACTIONS:
             raise e.error("action", f"must be one of {', '.join(ACTIONS)}, got {action!r}")
         at = e.number("at")
+        if at >= duration:  # it would never happen, and nothing would say so
+            raise e.error("at", f"is not before the scenario's end ({duration:g} s): it would never happen")
         kwargs: dict[str, Any] = {}
         if action == "partition":
             sides = e.get("sides", list)

@@ -58,6 +58,14 @@ def test_parse_a_complete_scenario() -> None:
          r"t\.toml:27: timeline\[0\]\.sides: no host or group named 'nobody'"),
         ('count = 3', 'count = 3\ncolour = "red"', r"t\.toml:\d+: groups\[0\]\.colour: unknown key"),
         ('action = "partition"', 'action = "explode"', r"timeline\[0\]\.action: must be one of"),
+        # a link's values are checked by key: the error names the key and its line
+        ('latency_ms = 10.0', 'latency_ms = 10.0\nqueue_ms = -1', r"t\.toml:11: links\.dsl\.queue_ms: must be >= 0"),
+        ('latency_ms = 10.0', 'latency_ms = 10.0\nduplicate = 2', r"t\.toml:11: links\.dsl\.duplicate: must be a probability"),
+        ('latency_ms = 10.0', 'latency_ms = 10.0\nmtu = 0', r"t\.toml:11: links\.dsl\.mtu: must be >= 68"),  # dropped every packet
+        ('latency_ms = 10.0', 'latency_ms = 10.0\nqueue_bytes = 1.5', r"links\.dsl\.queue_bytes: must be int"),
+        # silently never happened
+        ('at = 2.0', 'at = 20.0', r"t\.toml:25: timeline\[0\]\.at: is not before the scenario's end \(10 s\)"),
+        ('count = 3', 'count = 3\nstart = 10', r"groups\[0\]\.start: is not before the scenario's end"),
     ],
 )
 def test_errors_name_file_line_and_key(bad: str, good: str, expected: str) -> None:
