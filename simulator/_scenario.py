@@ -131,7 +131,7 @@ class _Reader:
         return value
 
     def probability(self, key: str) -> float:
-        value = self.number(key, 0.0)
+        value: float = self.number(key, 0.0)
         if value > 1:
             raise self.error(key, f"must be a probability in [0, 1], got {value!r}")
         return value
