@@ -431,26 +431,27 @@ class FileStore:
                 log.warning("store: read of %r failed: %s", sid, exc)
                 return b""
 
+    # Like read(): what is not a sid names no resource (a list was a TypeError, unhashable)
     def size(self, sid: str) -> int | None:
         with self._lock:
-            obj = self._objects.get(sid)
+            obj = self._objects.get(sid) if isinstance(sid, str) else None
             return None if obj is None else obj.size
 
     def exists(self, sid: str) -> bool:
-        return sid in self._objects
+        return isinstance(sid, str) and sid in self._objects
 
     def delete(self, sid: str) -> bool:
         """Remove resource ``sid``; False if it did not exist."""
         with self._lock:
             self._check_open()
-            if sid not in self._objects:
+            if not self.exists(sid):
                 return False
             self._drop("sid", sid)
             return True
 
     def pin(self, sid: str, pinned: bool = True) -> None:
         with self._lock:
-            obj = self._objects.get(sid)
+            obj = self._objects.get(sid) if isinstance(sid, str) else None
             if obj is None:
                 raise UnknownItem(f"no resource with sid {sid!r:.80}")
             self._db.execute("UPDATE objects SET pinned = ? WHERE sid = ?", (int(pinned), sid))

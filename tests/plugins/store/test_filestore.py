@@ -60,6 +60,13 @@ def test_read_unknown_or_malformed_is_empty(fs: FileStore) -> None:
     assert fs.read("nope", 0, 10) == b""
     assert fs.read(None, 0, 10) == b""  # type: ignore[arg-type]
     assert fs.read("s", "0", 10) == b""  # type: ignore[arg-type]
+    for not_a_sid in ([1], {"s": 1}, None, 5):  # a list raised TypeError (unhashable)
+        assert fs.read(not_a_sid, 0, 10) == b""  # type: ignore[arg-type]
+        assert fs.size(not_a_sid) is None  # type: ignore[arg-type]
+        assert not fs.exists(not_a_sid)  # type: ignore[arg-type]
+        assert not fs.delete(not_a_sid)  # type: ignore[arg-type]
+        with pytest.raises(UnknownItem):
+            fs.pin(not_a_sid)  # type: ignore[arg-type]
 
 
 def test_append_requires_create(fs: FileStore) -> None:
