@@ -14,8 +14,6 @@ from quart import Quart, jsonify
 from quart.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from .file_responses import range_error_headers
-
 log = logging.getLogger("p2pkit.webui")
 
 _NAMES = {
@@ -61,9 +59,10 @@ def install_error_handlers(app: Quart) -> None:
         if status == 413:
             message = "the request body is larger than this server accepts"
             return jsonify({"error": _NAMES[413], "message": message}), 413, {"Connection": "close"}
-        # a 416 says the size (Content-Range: bytes */SIZE), as werkzeug's own response would
-        return jsonify({"error": _NAMES.get(status, "error"), "message": message}), status, \
-            range_error_headers(exc)
+        # the headers werkzeug's own response would carry: a 405's Allow, a 416's
+        # Content-Range: bytes */SIZE — the body is ours, so not its Content-Type
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+        return jsonify({"error": _NAMES.get(status, "error"), "message": message}), status, headers
 
     @app.errorhandler(Exception)
     async def _unexpected(exc: Exception) -> ResponseReturnValue:

@@ -45,12 +45,4 @@ class FileResponse(TrioResponse):
         return await super()._process_range_request(request, complete_length, accept_ranges)
 
 
-def range_error_headers(exc: Any) -> dict[str, str]:
-    """The headers a 416 carries: ``Content-Range: bytes */SIZE`` when the size is known."""
-    length = getattr(exc, "length", None)
-    if isinstance(exc, RequestedRangeNotSatisfiable) and length is not None:
-        return {"Content-Range": f"bytes */{length}"}
-    return {}
-
-
-__all__ = ["ClampedFileBody", "FileResponse", "range_error_headers"]
+__all__ = ["ClampedFileBody", "FileResponse"]

@@ -273,6 +273,9 @@ async def test_unknown_routes_and_methods_are_json(client: TrioClient) -> None:
     assert response.status_code == 404 and (await response.get_json())["error"] == "not_found"
     response = await client.patch("/api/files")
     assert response.status_code == 405 and "message" in await response.get_json()
+    # RFC 9110 15.5.6: a 405 MUST say which methods the resource takes
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+    assert response.mimetype == "application/json"
 
 
 async def test_pages_and_static(client: TrioClient) -> None:
