@@ -197,6 +197,15 @@ async def test_download_of_local_content_exports_it(client: TrioClient, web: Web
     assert saved.status_code == 200
     assert await saved.get_data() == png_bytes()
     assert disposition in saved.headers["Content-Disposition"]
+    assert saved.mimetype == item["mime"] == "image/png"
+
+
+async def test_a_download_is_served_as_the_type_its_content_is(client: TrioClient) -> None:
+    # the name says nothing (or the wrong thing): the manifest's type, read from the
+    # bytes, is what /api/files says and what the file is served as
+    item, dl = await shared_and_downloaded(client, "holiday.bin")
+    saved = await client.get(dl["file_url"])
+    assert item["mime"] == "image/png" and saved.mimetype == "image/png"
     history = (await (await client.get("/api/history")).get_json())["history"]
     assert history[0]["kind"] == "download" and history[0]["rid"] == item["rid"]
 

@@ -141,8 +141,14 @@ def content_disposition(name: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-def _mime(name: str) -> str:
-    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+def _mime(dl: Download) -> str:
+    """The type the manifest names (read from the content's bytes: what /api/files and the
+    network list say) — not a guess from the name, which said audio/x-wav for audio/wav."""
+    store = web_ui().node.store
+    manifest = store.manifest(dl.rid) if store is not None else None
+    if manifest is not None:
+        return str(manifest.mime)
+    return mimetypes.guess_type(dl.name)[0] or "application/octet-stream"
 
 
 def _download(download_id: str) -> Download:
@@ -165,7 +171,7 @@ async def download_file(download_id: str) -> ResponseReturnValue:
     path = trio.Path(dl.path)
     if not await path.is_file():
         raise ApiError(410, "the downloaded file is gone from disk")
-    response = await send_file(Path(path), mimetype=_mime(dl.name), conditional=True)
+    response = await send_file(Path(path), mimetype=_mime(dl), conditional=True)
     response.headers["Content-Disposition"] = content_disposition(dl.name)
     response.headers["Accept-Ranges"] = "bytes"  # also on a 200: players may seek
     # the user's own download, behind the UI's access checks: no shared cache keeps it
