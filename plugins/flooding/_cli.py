@@ -126,12 +126,13 @@ def print_table(files: list[dict[str, Any]]) -> None:
     table = Table(title=f"{len(files)} file(s) on the network")
     table.add_column("rid", no_wrap=True, style="cyan")
     table.add_column("name", overflow="fold")
+    table.add_column("title", overflow="fold")
     table.add_column("size", justify="right", no_wrap=True)
     table.add_column("category", no_wrap=True)
     table.add_column("providers", justify="right", no_wrap=True)
     for f in files:
         rid = f["rid"] if whole else f["rid"][:RID_PREFIX] + "…"
-        table.add_row(rid, _peer_text(f["title"] or f["name"]), human_size(f["size"]),
+        table.add_row(rid, _peer_text(f["name"]), _peer_text(f["title"]), human_size(f["size"]),
                       _peer_text(f["category"]), str(len(f["providers"])))
     out.print(table)
     if not whole:

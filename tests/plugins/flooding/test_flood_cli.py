@@ -49,7 +49,7 @@ def test_human_size() -> None:
         "0 B", "1023 B", "1.0 KiB", "5.0 MiB", "3.0 TiB"]
 
 
-def test_table_lists_rid_name_size_category_and_providers(
+def test_table_lists_rid_name_title_size_category_and_providers(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     row = {"rid": "ab" * 32, "name": "x.wav", "title": "Tone", "size": 2048,
@@ -58,7 +58,7 @@ def test_table_lists_rid_name_size_category_and_providers(
     print_table([row])
     out = capsys.readouterr().out
     assert "ab" * 8 + "…" in out and "ab" * 32 not in out and "--json" in out
-    assert "Tone" in out and "2.0 KiB" in out and "audio" in out and "1 file(s)" in out
+    assert "x.wav" in out and "Tone" in out and "2.0 KiB" in out and "audio" in out and "1 file(s)" in out
     assert max(len(line) for line in out.splitlines()) <= 80
     monkeypatch.setenv("COLUMNS", "160")
     print_table([row])
