@@ -32,10 +32,11 @@ A block that arrives although nobody asked for it any more (it was already on it
 when we were choked, cancelled or stole it) is kept if we still miss it: the uploader
 spent its uplink on it, throwing it away would waste that twice.
 
-Blame: a piece fetched from one peer that fails its hash convicts that peer. A piece
-assembled from several peers convicts nobody; it becomes *suspect* and is fetched again
+Blame: a piece fetched from one peer that fails its hash convicts that peer, which is not
+asked for that piece again. A piece assembled from several peers convicts nobody; it becomes *suspect* and is fetched again
 whole from a single peer, so a corrupting peer is soon caught alone and honest peers never
-take the blame for it.
+take the blame for it; that peer gives the piece up as soon as it does not deliver (chokes
+us, refuses, times out, says it lost the piece) and another is chosen.
 
 A piece is split into blocks of at most ``block_size`` bytes. Nothing here touches the
 network or a clock; the caller feeds peer bitfields, haves, arrivals and failures.
@@ -119,6 +120,7 @@ class PiecePicker:
         self.peer_blocks: dict[str, dict[int, int]] = {}  # peer → piece → mask of leaves
         self._partial: dict[int, _Partial] = {}
         self._suspect: set[int] = set()
+        self._tainted: dict[int, set[str]] = {}  # piece -> peers that sent a bad copy of it alone
         self._now = 0.0
         self.stolen: list[tuple[str, Block]] = []  # (peer, block) requests moved away: cancel
         self.playhead: int | None = None
@@ -228,6 +230,9 @@ class PiecePicker:
         blocks = self.peer_blocks.get(peer)
         if blocks is not None:
             blocks.pop(piece, None)
+        partial = self._partial.get(piece)
+        if partial is not None and partial.owner == peer:
+            del self._partial[piece]  # a suspect piece it was to send starts over elsewhere
 
     def set_peer_blocks(self, peer: str, piece: int, mask: int) -> None:
         """``peer`` holds (checked) the leaves of ``piece`` in ``mask`` (bit j: leaf j)."""
@@ -246,17 +251,22 @@ class PiecePicker:
         self.peer_blocks.pop(peer, None)
         self.forget_requests(peer)
 
-    def forget_requests(self, peer: str, blocks: Iterable[Block] | None = None) -> None:
+    def forget_requests(self, peer: str, blocks: Iterable[Block] | None = None) -> bool:
         """``peer`` will not deliver these blocks (choked us, rejected, timed out); with
-        ``blocks`` None, none of them — and a suspect piece it was sending starts over."""
+        ``blocks`` None, none of them. Any of these means a suspect piece it was to send
+        starts over from another peer: the one allowed to send it would otherwise hold
+        it for ever (a peer that corrupted it and went silent stalled the download)."""
         wanted = None if blocks is None else set(blocks)
+        released = False
         for piece, partial in list(self._partial.items()):
-            if partial.owner == peer and wanted is None:
+            if partial.owner == peer:
                 del self._partial[piece]
+                released = True
                 continue
             for block, who in zip(partial.blocks, partial.requested):
                 if peer in who and (wanted is None or block in wanted):
                     who.discard(peer)
+        return released  # True: a suspect piece is free for another peer
 
     def interesting(self, peer: str) -> bool:
         """Does ``peer`` have a piece we lack, or a block of one that we still miss?"""
@@ -397,6 +407,9 @@ class PiecePicker:
         return partial
 
     def _allowed(self, partial: _Partial, piece: int, peer: str) -> bool:
+        tainted = self._tainted.get(piece)
+        if tainted is not None and peer in tainted:
+            return False  # it sent us a bad copy of this piece: never again from it
         if piece not in self._suspect:
             return True
         if partial.owner is None:
@@ -491,6 +504,7 @@ class PiecePicker:
         """The piece passed its hash check. Returns requests still out for it (to cancel)."""
         self.have[piece] = True
         self._suspect.discard(piece)
+        self._tainted.pop(piece, None)
         for masks in self.peer_blocks.values():
             masks.pop(piece, None)
         partial = self._partial.pop(piece, None)
@@ -500,14 +514,20 @@ class PiecePicker:
 
     def piece_failed(self, piece: int) -> tuple[str | None, list[tuple[str, Block]]]:
         """The piece failed its hash check: every block is fetched again. Returns (the peer
-        to blame — the only one that sent blocks of it — or None, requests to cancel)."""
+        to blame — the only one that sent blocks of it — or None, requests to cancel).
+        The blamed peer is never asked for the piece again; with nobody to blame the piece
+        turns suspect (fetched whole from one peer, so the next failure names someone)."""
         partial = self._partial.pop(piece, None)
-        self._suspect.add(piece)
+        senders = {s for s in partial.sources if s is not None} if partial is not None else set()
+        blame = senders.pop() if len(senders) == 1 else None
+        if blame is None:
+            self._suspect.add(piece)
+        else:
+            self._tainted.setdefault(piece, set()).add(blame)
         if partial is None:
-            return None, []
-        senders = {s for s in partial.sources if s is not None}
+            return blame, []
         cancels = [(p, b) for b, who in zip(partial.blocks, partial.requested) for p in sorted(who)]
-        return (senders.pop() if len(senders) == 1 else None), cancels
+        return blame, cancels
 
 
 __all__ = ["DEFAULT_BLOCK", "Block", "MissingBlocks", "PiecePicker"]

@@ -56,6 +56,7 @@ from . import _messages as msg
 from ._aliases import RidAliases
 from ._assembly import Assembly, bytes_to_mask
 from ._choker import Choker, PeerView
+from ._dialing import DialPolicy
 from ._errors import NoProvidersError, P2PDisabledError, SwarmError
 from ._output import output_problem
 from ._picker import Block
@@ -163,7 +164,7 @@ class SwarmProvider:
         self._manifests: dict[str, Any] = {}
         self._piece_cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._leaf_cache: OrderedDict[tuple[str, int], list[bytes]] = OrderedDict()
-        self._dialing: set[tuple[str, int]] = set()
+        self._dials = DialPolicy()
         self._updates_due: dict[tuple[str, int], None] = {}  # (rid, piece), in order
         self.up = RateMeter()
         self.down = RateMeter()
@@ -433,8 +434,9 @@ class SwarmProvider:
             self._rechoke(t)
         elif isinstance(m, msg.Choke):
             ps.peer_choking = True
-            if ps.requested:
-                t.picker.forget_requests(pid, list(ps.requested))
+            # (also with nothing asked: a suspect piece it was to send goes to another)
+            released = t.picker.forget_requests(pid, list(ps.requested))
+            if ps.requested or released:
                 ps.requested.clear()
                 self._fill_all(t)  # its blocks are free again: others may take them now
         elif isinstance(m, msg.Unchoke):
@@ -480,7 +482,7 @@ class SwarmProvider:
             self._update_interest(t, ps)
             self._fill_all(t)
         elif isinstance(m, msg.Peers):
-            self._on_peers(t, m)
+            self._on_peers(t, m, pid)
         elif isinstance(m, msg.Leaves):
             self._on_leaves(t, ps, m)
         elif isinstance(m, msg.Blocks):
@@ -629,27 +631,29 @@ class SwarmProvider:
         self.rng.shuffle(others)
         return others[:PEX_TOLD]
 
-    def _on_peers(self, t: Torrent, m: msg.Peers) -> None:
+    def _on_peers(self, t: Torrent, m: msg.Peers, told_by: str) -> None:
         if not t.active or self.node.peers is None:
             return
+        now = self._now()
         for host, port in m.addresses:
-            if len(t.peers) + len(self._dialing) >= self.cfg.max_peers:
+            if len(t.peers) + len(self._dials.in_flight) >= self.cfg.max_peers:
                 break
             addr = (host, port)
-            if addr in self._dialing or self.node.peers.by_address(addr) is not None:
+            if self.node.peers.by_address(addr) is not None or not self._dials.may_dial(addr, told_by, now):
                 continue
-            self._dialing.add(addr)
+            self._dials.started(addr, told_by)
             self.node.nursery.start_soon(self._dial, addr)
 
     async def _dial(self, addr: tuple[str, int]) -> Peer | None:
+        peer: Peer | None = None
         try:
             with trio.move_on_after(10):
-                return await self.node.peers.connect(addr)  # type: ignore[no-any-return]
+                peer = await self.node.peers.connect(addr)
         except (SessionClosed, RemoteProtocolError, trio.TooSlowError, OSError) as exc:
             log.debug("swarm: dialing %s failed: %s", addr, exc)
         finally:
-            self._dialing.discard(addr)
-        return None
+            self._dials.finished(addr, peer is not None, self._now())
+        return peer
 
     def _peer_gone(self, peer_id: str) -> None:
         link = self.links.pop(peer_id, None)
@@ -847,21 +851,28 @@ class SwarmProvider:
 
     def _on_piece(self, t: Torrent, ps: PeerState, m: msg.Piece) -> None:
         pid = ps.peer.id
+        if m.piece >= t.num_pieces:
+            raise RemoteProtocolError(f"block of piece {m.piece} of {t.num_pieces}")
         block = Block(m.piece, m.offset, len(m.data))
-        if ps.requested.pop(block, None) is None:
+        requested = ps.requested.pop(block, None) is not None
+        if not requested:
             # Already on its way when we were choked or moved/cancelled the request: the
             # picker keeps it if we still miss it (the uploader's uplink paid for it).
             self.counters["unrequested_blocks"] += 1
-        now = self._now()
-        n = len(m.data)
-        if ps.ask_limit is not None:
-            ps.ask_limit += 1
-        ps.down.add(n, now)
-        t.down.add(n, now)
-        self.down.add(n, now)
-        t.bytes_from[pid] += n
-        self.bytes_from_peers[pid] += n
         expected, others, piece_done = t.picker.on_block(pid, block)
+        n = len(m.data)
+        if requested or expected:
+            # Only blocks we asked for or still miss count as its rate and its bytes: a
+            # peer streaming junk nobody asked for looked like the fastest source (its
+            # requests were never moved away, its pipeline deepened) and got upload slots
+            now = self._now()
+            if ps.ask_limit is not None:
+                ps.ask_limit += 1
+            ps.down.add(n, now)
+            t.down.add(n, now)
+            self.down.add(n, now)
+            t.bytes_from[pid] += n
+            self.bytes_from_peers[pid] += n
         for other, b in others:
             ops = t.peers.get(other)
             if ops is not None and ops.requested.pop(b, None) is not None:
@@ -1272,7 +1283,9 @@ class SwarmProvider:
                 addr = discovery.address_of(pid)  # part of the Discovery protocol
                 if addr is not None:
                     peer = await self._dial(tuple(addr))
-            if peer is not None and self._allowed(peer):
+            # whoever answers at an address a peer told discovery is not the provider
+            # unless its (authenticated) id says so
+            if peer is not None and peer.id == pid and self._allowed(peer):
                 found.append(peer)
         return found
 

@@ -167,6 +167,44 @@ def test_single_sender_of_a_bad_piece_is_blamed() -> None:
     assert blame == "evil" and not p.have[0]
 
 
+def test_the_sender_of_a_bad_piece_is_never_asked_for_it_again() -> None:
+    """It served the piece corrupted, then went silent: the honest seeder that joined
+    after must be asked for it (the liar kept the piece to itself and the download
+    stalled for good)."""
+    p = picker(pieces=1)
+    p.add_peer("liar", [True])
+    for b in p.pick("liar", 4):
+        p.on_block("liar", b)
+    assert p.piece_failed(0)[0] == "liar"
+    assert p.pick("liar", 4) == []
+    p.add_peer("honest", [True])
+    again = p.pick("honest", 4)
+    assert len(again) == 4
+    assert p.on_block("liar", again[0])[0] is False  # nor is a copy taken from it
+    for b in again:
+        p.on_block("honest", b)
+    p.piece_verified(0)
+    assert p.complete
+
+
+@pytest.mark.parametrize("gives_up", ["choke", "timeout", "lost"])
+def test_the_one_peer_a_suspect_piece_is_refetched_from_can_lose_it(gives_up: str) -> None:
+    """The peer chosen to send a suspect piece whole chokes us, lets its requests time
+    out or says it lost the piece: another takes the piece (it was held by the first
+    for ever)."""
+    p = one_piece_from_two_peers()
+    p.piece_failed(0)
+    owned = p.pick("a", 4)
+    assert len(owned) == 4 and p.pick("b", 4) == []
+    if gives_up == "choke":
+        assert p.forget_requests("a", [])  # a Choke with nothing asked of it
+    elif gives_up == "timeout":
+        assert p.forget_requests("a", owned[:1])
+    else:
+        p.peer_lacks("a", 0)
+    assert len(p.pick("b", 4)) == 4
+
+
 def test_mixed_bad_piece_is_refetched_from_one_peer() -> None:
     p = one_piece_from_two_peers()
     blame, _ = p.piece_failed(0)

@@ -173,6 +173,88 @@ async def test_corrupting_peer_gets_strikes_and_is_dropped(
         assert leech.swarm.torrents[manifest.rid].strikes[honest.id] == 0
 
 
+class PoisonThenSilentSwarm(SwarmProvider):
+    """Serves each block of the pieces it shows once, corrupt and without leaf hashes (so
+    only the whole piece's hash catches it: one strike), then never answers again."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.served: set[tuple[int, int]] = set()
+
+    def _on_request(self, t: Any, ps: Any, m: msg.Request) -> None:
+        if (m.piece, m.offset) not in self.served:
+            self.served.add((m.piece, m.offset))
+            ps.link.queue_upload(t.rid, m)
+
+    def _block_to_send(self, t: Any, m: msg.Request) -> tuple[bytes, Any]:
+        data = self._read_piece(t.rid, m.piece) or b""
+        return bytes(b ^ 0xFF for b in data[m.offset:m.offset + m.length]), None
+
+
+async def test_a_piece_its_only_sender_corrupted_is_fetched_from_an_honest_peer_that_came_later(
+        tmp_path: Path) -> None:
+    """The corrupted piece was kept for the liar (the one peer allowed to send it again)
+    and the download stalled for good, an honest seeder connected and unchoking us."""
+    media = make_wav(tmp_path / "p.wav", 20, seed=5)
+    async with swarm_node(plugins=[corrupt_plugin(PoisonThenSilentSwarm)], swarm="corrupt") as liar, \
+            swarm_node() as honest, swarm_node(liar) as leech:
+        manifest = await liar.share(media)
+        liar.swarm._torrent(manifest.rid).lost = set(range(1, manifest.num_pieces))  # shows piece 0 only
+        await honest.share(media)
+        await until(lambda: len(leech.peers) == 1)
+        async with trio.open_nursery() as nursery:
+            done = trio.Event()
+
+            async def download() -> None:
+                with trio.fail_after(60):
+                    await leech.download(manifest.rid, tmp_path / "out.wav")
+                done.set()
+
+            nursery.start_soon(download)
+            await until(lambda: leech.swarm.counters["bad_pieces"] >= 1, 30)
+            await leech.peers.connect(("127.0.0.1", port_of(honest)))
+            with trio.fail_after(60):
+                await done.wait()
+        assert sha(tmp_path / "out.wav") == sha(media)
+        t = leech.swarm.torrents[manifest.rid]
+        assert t.strikes[liar.id] >= 1 and t.strikes[honest.id] == 0
+
+
+class JunkBlocksSwarm(SwarmProvider):
+    """Claims every piece, answers no request and sends blocks nobody asked for: one of a
+    piece in the file, then one of a piece past its end."""
+
+    def _on_request(self, t: Any, ps: Any, m: msg.Request) -> None:
+        pass
+
+    def _on_bitfield(self, peer: Any, m: Any) -> None:
+        super()._on_bitfield(peer, m)
+        self.node.nursery.start_soon(self._junk, peer, m.rid)
+
+    async def _junk(self, peer: Any, rid: Any) -> None:
+        for piece in (0, 4_000_000):
+            await peer.send(msg.PROTOCOL, msg.encode(msg.Piece(rid, piece, 0, b"\0" * 16384)))
+
+
+async def test_blocks_nobody_asked_for_are_not_the_sender_s_rate_and_past_the_end_drop_it(
+        tmp_path: Path) -> None:
+    """Junk blocks counted as the peer's rate and bytes: it looked like the fastest source
+    (requests never moved away from it, upload slots given to it)."""
+    media = make_wav(tmp_path / "j.wav", 10, seed=6)
+    async with swarm_node() as honest, \
+            swarm_node(honest, plugins=[corrupt_plugin(JunkBlocksSwarm)], swarm="corrupt") as liar, \
+            swarm_node(honest, liar) as leech:
+        manifest = await honest.share(media)
+        await liar.share(media)
+        await until(lambda: len(leech.peers) == 2)
+        with trio.fail_after(60):
+            path = await leech.download(manifest.rid, tmp_path / "out.wav")
+        assert sha(path) == sha(media)
+        await until(lambda: leech.peers.get(liar.id) is None)  # a piece past the end: a protocol error
+        assert leech.swarm.bytes_from_peers[liar.id] == 0
+        assert leech.swarm.bytes_from_peers[honest.id] >= manifest.size
+
+
 async def test_disabled_peer_is_not_used(tmp_path: Path) -> None:
     media = make_wav(tmp_path / "d.wav", 20, seed=4)
     async with swarm_node() as s1, swarm_node(s1) as s2, swarm_node(s1, s2) as leech:
