@@ -62,6 +62,9 @@ class Hello(msgspec.Struct, forbid_unknown_fields=False):
         msgspec.Meta(max_length=MAX_PROTOCOLS),
     ]
     agent: Annotated[str, msgspec.Meta(max_length=MAX_AGENT)] = ""
+    # random per run of a node: a second session from a peer whose incarnation changed is
+    # the peer back after a restart, not a simultaneous dial (absent from older nodes)
+    incarnation: Annotated[bytes, msgspec.Meta(max_length=16)] = b""
 
 
 class Auth(msgspec.Struct):
@@ -113,6 +116,7 @@ class Peer:
         self.public_key = hello.public_key
         self.protocols = tuple(hello.protocols)
         self.agent = hello.agent
+        self.incarnation = hello.incarnation
         self.initiated = initiated  # we opened the session
         self.address: Address = session.remote_address
         self.listen_address: Address = (self.address[0], hello.listen_port)
@@ -163,6 +167,7 @@ class PeerManager:
         self._peers: dict[str, Peer] = {}
         self._protocols: dict[str, MessageProtocol] = {}
         self._connecting: dict[Address, trio.Event] = {}
+        self._incarnation = secrets.token_bytes(8)
         self.unknown_protocol = 0
         self.handshake_failures = 0
         self.refused = 0  # incoming sessions turned away at max_connections
@@ -245,6 +250,7 @@ class PeerManager:
             version=PROTOCOL_VERSION, public_key=identity.public_key, nonce=nonce,
             listen_port=self._node.endpoint.local_address[1],
             protocols=sorted(self._protocols), agent=f"p2pkit/{self._node.version}",
+            incarnation=self._incarnation,
         )
         try:
             with trio.fail_after(HANDSHAKE_TIMEOUT):
@@ -269,7 +275,12 @@ class PeerManager:
             self.refused += 1
             session.abort()
             raise SessionClosed("max_connections reached")
-        if existing is not None:
+        if existing is not None and theirs.incarnation != existing.incarnation:
+            # The peer restarted (after kill -9 its old session lingers until rudp's idle
+            # timeout): the new session is the live one. Taken for a simultaneous dial, it
+            # was refused for ~10 s whenever the restarted side had the larger id.
+            self._drop(existing, "replaced: the peer restarted")
+        elif existing is not None:
             # Both sides dialled at once: keep the session opened by the smaller id, on both ends.
             keep_new = (initiated and identity.node_id < peer_id) or (
                 not initiated and peer_id < identity.node_id

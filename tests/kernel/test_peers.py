@@ -169,6 +169,34 @@ async def test_simultaneous_connections_settle_on_one_peer_each_side() -> None:
         assert pa is not None and pb is not None and not pa.closed.is_set()
 
 
+async def test_a_peer_back_from_a_restart_replaces_its_lingering_session_at_once() -> None:
+    """After kill -9 a node's old session lingers at its peers until rudp's idle timeout;
+    its new one was taken for a simultaneous dial and refused for ~10 s whenever the
+    restarted node had the larger id. The Hello's incarnation tells the two apart."""
+    async with open_node(config(), plugins=[Echo()]) as n1, open_node(config(), plugins=[Echo()]) as n2:
+        a, b = sorted((n1, n2), key=lambda n: n.id, reverse=True)  # a, the larger id, dials
+        await peers(a).connect(addr(b))
+        await wait_for(lambda: peers(b).get(a.id) is not None)
+        old = peers(b).get(a.id)
+        assert old is not None
+        with trio.fail_after(10):  # the same run dialling again: a duplicate, the old one stays
+            await _hostile_handshake(a, b, incarnation=old.incarnation)
+            await trio.sleep(0.2)
+        assert peers(b).get(a.id) is old and not old.closed.is_set()
+        taken: list[bytes] = []
+
+        def replaced() -> bool:
+            now = peers(b).get(a.id)
+            if now is not None and now is not old:
+                taken.append(now.incarnation)
+            return bool(taken)
+
+        with trio.fail_after(10):  # a new run of a: its session is the live one
+            await _hostile_handshake(a, b, incarnation=b"restarted", until=replaced)
+        assert taken == [b"restarted"]
+        assert old.closed.is_set() and "restarted" in old.close_reason
+
+
 async def test_connecting_to_ourselves_is_refused() -> None:
     async with open_node(config()) as a:
         with pytest.raises(SessionClosed, match="ourselves"):
@@ -194,9 +222,11 @@ def test_message_frames_are_validated() -> None:
         encode_message("x" * 33, b"")
 
 
-async def _hostile_handshake(a: Node, b: Node, **overrides: object) -> int:
+async def _hostile_handshake(a: Node, b: Node, *, until: Callable[[], object] | None = None,
+                             **overrides: object) -> int:
     """Handshake with ``b`` over a raw session from ``a``, sending a Hello with ``overrides``
-    (and a valid Auth); returns b's handshake failure count once b has judged it."""
+    (and a valid Auth); returns b's handshake failure count once b has judged it (or once
+    ``until`` holds)."""
     from p2pkit.peers import _AUTH_CONTEXT, Auth, Hello, _encoder
 
     session: Session = await a.transport.connect(addr(b))
@@ -209,7 +239,7 @@ async def _hostile_handshake(a: Node, b: Node, **overrides: object) -> int:
     signed = _AUTH_CONTEXT + theirs.nonce + a.identity.public_key
     with contextlib.suppress(SessionClosed):
         await session.send(_encoder.encode(Auth(a.identity.sign(signed))))
-    await wait_for(lambda: peers(b).handshake_failures or peers(b).get(a.id) is not None)
+    await wait_for(until or (lambda: peers(b).handshake_failures or peers(b).get(a.id) is not None))
     session.abort()
     return peers(b).handshake_failures
 
@@ -224,7 +254,7 @@ async def _hostile_handshake(a: Node, b: Node, **overrides: object) -> int:
 async def test_a_hello_outside_its_bounds_is_refused(overrides: dict[str, object]) -> None:
     async with open_node(config(), plugins=[Echo()]) as a, open_node(config(), plugins=[Echo()]) as b:
         with trio.fail_after(10):
-            assert await _hostile_handshake(a, b, **overrides) == 1
+            assert await _hostile_handshake(a, b, **overrides) == 1  # type: ignore[arg-type]
         assert peers(b).get(a.id) is None
 
 
