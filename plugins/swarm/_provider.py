@@ -861,13 +861,13 @@ class SwarmProvider:
             self.counters["unrequested_blocks"] += 1
         expected, others, piece_done = t.picker.on_block(pid, block)
         n = len(m.data)
+        if ps.ask_limit is not None:
+            ps.ask_limit += 1
         if requested or expected:
             # Only blocks we asked for or still miss count as its rate and its bytes: a
             # peer streaming junk nobody asked for looked like the fastest source (its
             # requests were never moved away, its pipeline deepened) and got upload slots
             now = self._now()
-            if ps.ask_limit is not None:
-                ps.ask_limit += 1
             ps.down.add(n, now)
             t.down.add(n, now)
             self.down.add(n, now)
