@@ -21,6 +21,7 @@ ROUTES: tuple[tuple[str, str, str, str | None, int], ...] = (
     ("post", "/api/downloads", "Start downloading a file by rid", "DownloadRequest", 202),
     ("get", "/api/downloads", "Downloads of this session, newest first", None, 200),
     ("get", "/api/downloads/{id}", "One download: state, bytes, rate, peers", None, 200),
+    ("delete", "/api/downloads/{id}", "Cancel a queued or running download (what it fetched stays)", None, 200),
     ("get", "/api/downloads/{id}/file", "The finished file (original name)", None, 200),
     ("get", "/api/search", "Search title, description and name (?q=)", None, 200),
     ("get", "/api/videos/{rid}", "Detail of one item (seed 004 video model)", None, 200),
@@ -36,6 +37,7 @@ ROUTES: tuple[tuple[str, str, str, str | None, int], ...] = (
     ("put", "/api/settings", "Partial update of settings (applied at once, persisted)", "Settings", 200),
     ("get", "/api/settings/schema", "Type and meaning of every setting", None, 200),
     ("get", "/api/logs", "Recent log lines", None, 200),
+    ("get", "/api/health", "Liveness: {\"ok\": true} while the node serves", None, 200),
 )
 
 _ERROR = {"type": "object", "required": ["error", "message"], "properties": {

@@ -8,11 +8,14 @@ It shows every part of the plugin contract a typical plugin needs:
 - fields (``ping.sent``, ``ping.rtt_ms``, settable ``ping.interval_ms``),
 - an event for every answered ping.
 
-Run two nodes that ping each other (each line in its own terminal)::
+Run two nodes that ping each other, from the project root (``python -m`` puts it on the
+import path, which the ``p2pkit`` script does not; each node its own data dir), each line
+in its own terminal::
 
-    p2pkit node --port 7801 --plugin docs.examples.ping_plugin:plugin --repeater off \
-        --set ping.targets=127.0.0.1:7802
-    p2pkit node --port 7802 --plugin docs.examples.ping_plugin:plugin --repeater off
+    python -m p2pkit node --port 7801 --data-dir /tmp/ping-a --repeater off \
+        --plugin docs.examples.ping_plugin:plugin --set ping.targets=127.0.0.1:7802
+    python -m p2pkit node --port 7802 --data-dir /tmp/ping-b --repeater off \
+        --plugin docs.examples.ping_plugin:plugin
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from p2pkit.cli import (
 from p2pkit.node import open_node
 from p2pkit.rids import parse_rid
 
-from ._errors import SwarmError
+from ._errors import NoProvidersError, SwarmError
 from ._output import output_problem
 
 
@@ -88,7 +88,8 @@ def cmd_get(args: argparse.Namespace) -> int:
                 try:
                     return await _download(node, args.rid, dest, quiet=args.quiet), ""
                 except SwarmError as exc:
-                    if node.peers is not None and not len(node.peers):
+                    # (not for a refusal of our own, e.g. P2PDisabledError: no peer was asked)
+                    if isinstance(exc, NoProvidersError) and node.peers is not None and not len(node.peers):
                         where = ", ".join(args.bootstrap)
                         return None, f"no peer answered at {where}; {exc}"
                     return None, str(exc)

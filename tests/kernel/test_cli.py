@@ -226,6 +226,11 @@ def test_a_rid_in_capitals_is_the_same_rid_and_a_bad_one_a_usage_error() -> None
         result = p2pkit("get", rid, "--bootstrap", bootstrap, "--timeout", "1", "--quiet")
         assert result.returncode == 1, result.stderr  # accepted, and then nobody answered
         assert_one_line_error(result, "no peer answered at " + bootstrap)
+        # refused before any peer was asked: not "no peer answered"
+        result = p2pkit("get", rid, "--bootstrap", bootstrap, "--timeout", "1", "--quiet",
+                        "--set", "cfg.p2p_enabled=false")
+        assert result.returncode == 1 and "no peer answered" not in result.stderr
+        assert_one_line_error(result, "peer-to-peer transfer is switched off")
         result = p2pkit("get", rid[:-1], "--bootstrap", bootstrap)
     assert result.returncode == 2
     assert_one_line_error(result, "is not a content id (64 hex digits)")
