@@ -60,9 +60,19 @@ MAX_KNOWN_PEERS = 1024
 # Identities are free, so what we hold of other origins is bounded: a hostile neighbour
 # signing announces for made-up origins fills these, not our memory.
 MAX_ORIGINS = 4096
-MAX_HELD_BYTES = 64 << 20  # signed announce bodies held, all origins together
+# Signed announce bodies held, all origins together; decoded, the entries take about three
+# times as much again (~64 MiB in all at this bound).
+MAX_HELD_BYTES = 16 << 20
 MAX_TOMBSTONES = 4096
 MAX_RESULTS_PER_QUERY = 1000
+# The age a copy claims is not signed, so a relay could make a list look older (it expired
+# at once, everywhere past that relay) or a replay look new (a departed node's files came
+# back). ``seq`` is signed and is the origin's wall clock in ms when it announced: with
+# our wall clock, the age must lie within [W - AGE_BEHIND_S, W + AGE_AHEAD_S], W = our
+# time minus seq's. Generous below (an origin whose clock is behind ours must not see its
+# lists taken for old), tight above (an origin whose clock is ahead only gets a longer life).
+AGE_BEHIND_S = 300.0
+AGE_AHEAD_S = 10.0
 
 Send = tuple[str, bytes]  # (peer id, message)
 
@@ -93,6 +103,8 @@ class OriginRecord:
     expires_at: float
     host: str
     port: int
+    received: float = 0.0  # when this seq first reached us: no copy of it was born later
+    first_seen: float = 0.0  # when we first heard of the origin at all (any seq)
 
 
 @dataclass
@@ -115,8 +127,10 @@ class FloodCore:
     def __init__(
         self, node_id: str, public_key: bytes, sign: Callable[[bytes], bytes], *,
         ttl: int = 4, entry_expiry: float = 95.0, query_memory: float = 60.0,
-        rate: float = 50.0, burst: float = 500.0,
+        rate: float = 50.0, burst: float = 500.0, epoch: float | None = None,
     ) -> None:
+        """``epoch``: our wall clock minus ``now`` (seconds); with it, the ages copies
+        claim are checked against their signed ``seq`` (see AGE_BEHIND_S)."""
         if not 1 <= ttl <= MAX_TTL:
             raise ValueError(f"ttl must be 1..{MAX_TTL}")
         self.node_id = node_id
@@ -130,6 +144,11 @@ class FloodCore:
         self.local_changed = False  # set_local saw a change not yet announced to all
         self.seq = 0
         self.records: dict[str, OriginRecord] = {}
+        self.epoch = epoch
+        # kept as records change, not recomputed from all of them at every announce (a
+        # full table made each announce cost seconds of CPU)
+        self._rid_origins: dict[str, int] = {}  # rid -> how many other origins list it
+        self._held = 0  # bytes of the signed bodies in ``records``
         # origin -> (last seq, forget at): an expired list must not come back from a peer
         # that still holds a copy (sync would otherwise resurrect it with a fresh expiry).
         self._tombstones: dict[str, tuple[int, float]] = {}
@@ -221,11 +240,16 @@ class FloodCore:
         origin = node_id_of(ann.public_key)
         known = self.records.get(origin)
         buried = self._tombstones.get(origin)
+        age = self._bounded_age(ann.age, body.seq, now)
+        if known is not None and body.seq == known.seq and origin != self.node_id:
+            self._younger_copy(known, ann, now - age)
+            self.counters["duplicates"] += 1
+            return Output()
         if (origin == self.node_id or (known is not None and body.seq <= known.seq)
                 or (buried is not None and body.seq <= buried[0])):
             self.counters["duplicates"] += 1
             return Output()
-        born = now - ann.age
+        born = now - age
         if born + self.entry_expiry <= now:
             self.counters["stale"] += 1  # a copy older than its lifetime
             return Output()
@@ -236,29 +260,72 @@ class FloodCore:
             raise RemoteProtocolError("announce signature does not verify")
         self.counters["announces_new"] += 1
         host = sender_host if sender == origin else ann.host
-        before = self._remote_rids()
         stored = msgspec.structs.replace(ann, host=host, age=0.0)
         self._tombstones.pop(origin, None)
-        self.records[origin] = OriginRecord(
+        out = self._replace(origin, OriginRecord(
             origin=origin, seq=body.seq, entries={e.rid: e for e in body.entries},
             announce=stored, born=born, expires_at=born + self.entry_expiry, host=host,
-            port=body.port,
-        )
+            port=body.port, received=now,
+            first_seen=known.first_seen if known is not None else now,
+        ))
         if host and body.port:
             self.learn_peer(origin, host, body.port, now)
-        out = self._diff(before)
-        if ann.ttl > 1:
-            data = encode(msgspec.structs.replace(stored, ttl=ann.ttl - 1, age=ann.age))
+        # never further than our own ttl: a peer's ttl of 16 carried its floods past it
+        ttl = min(ann.ttl, self.ttl)
+        if ttl > 1:
+            data = encode(msgspec.structs.replace(stored, ttl=ttl - 1, age=age))
             out.sends = [(p, data) for p in neighbors if p not in (sender, origin)]
         return out
+
+    def _bounded_age(self, age: float, seq: int, now: float) -> float:
+        """The age a copy claims, within what its signed ``seq`` allows (AGE_BEHIND_S)."""
+        if self.epoch is None:
+            return age
+        since = now + self.epoch - seq / 1000
+        return min(max(age, since - AGE_BEHIND_S, 0.0), max(since + AGE_AHEAD_S, 0.0))
+
+    def _younger_copy(self, known: OriginRecord, ann: Announce, born: float) -> None:
+        """Another copy of the list we hold, claiming to be younger: the honest path's
+        copy gives back the life a relay's older claim took. Only the very same signed
+        bytes count, and no copy was born after this seq first reached us."""
+        born = min(born, known.received)
+        if (born > known.born and ann.body == known.announce.body
+                and ann.signature == known.announce.signature):
+            known.born = born
+            known.expires_at = max(known.expires_at, born + self.entry_expiry)
 
     def _has_room(self, known: OriginRecord | None, size: int) -> bool:
         """Whether an announce of ``size`` bytes fits beside what we hold (an origin we
         know replaces its old list; a new one also needs a free slot)."""
-        held = sum(len(rec.announce.body) for rec in self.records.values())
         if known is not None:
-            return held - len(known.announce.body) + size <= MAX_HELD_BYTES
-        return len(self.records) < MAX_ORIGINS and held + size <= MAX_HELD_BYTES
+            return self._held - len(known.announce.body) + size <= MAX_HELD_BYTES
+        return len(self.records) < MAX_ORIGINS and self._held + size <= MAX_HELD_BYTES
+
+    def _replace(self, origin: str, record: OriginRecord | None) -> Output:
+        """Put ``record`` in place of what we held of ``origin`` (None: drop it), keeping
+        the rid counts and the held bytes; the rids that appeared or left the network."""
+        out = Output()
+        old = self.records.pop(origin, None)
+        old_rids = old.entries.keys() if old is not None else set()
+        new_rids = record.entries.keys() if record is not None else set()
+        if old is not None:
+            self._held -= len(old.announce.body)
+        if record is not None:
+            self.records[origin] = record
+            self._held += len(record.announce.body)
+        for rid in old_rids - new_rids:
+            left = self._rid_origins[rid] - 1
+            if left:
+                self._rid_origins[rid] = left
+            else:
+                del self._rid_origins[rid]
+                out.removed.add(rid)
+        for rid in new_rids - old_rids:
+            count = self._rid_origins.get(rid, 0)
+            self._rid_origins[rid] = count + 1
+            if not count:
+                out.added.add(rid)
+        return out
 
     def _on_query(self, sender: str, query: Query, now: float,
                   neighbors: Collection[str]) -> Output:
@@ -272,8 +339,9 @@ class FloodCore:
         found = [e for e in self.local.values() if matches(e, query.text)]
         if found:
             out.sends.append((sender, encode(self.make_hits(query.qid, found))))
-        if query.ttl > 1:
-            data = encode(msgspec.structs.replace(query, ttl=query.ttl - 1))
+        ttl = min(query.ttl, self.ttl)  # never further than our own ttl
+        if ttl > 1:
+            data = encode(msgspec.structs.replace(query, ttl=ttl - 1))
             out.sends.extend((p, data) for p in neighbors if p != sender)
         return out
 
@@ -388,15 +456,17 @@ class FloodCore:
         self._forget_routes(now)
         self._tombstones = {o: t for o, t in self._tombstones.items() if t[1] > now}
         dead = [o for o, rec in self.records.items() if rec.expires_at <= now]
-        if not dead:
-            return Output()
-        before = self._remote_rids()
+        out = Output()
         for origin in dead:
-            self._tombstones[origin] = (self.records.pop(origin).seq, now + 2 * self.entry_expiry)
+            seq = self.records[origin].seq
+            gone = self._replace(origin, None)
+            out.removed |= gone.removed
+            # kept until a replay of that seq would be refused as stale by its age alone
+            self._tombstones[origin] = (seq, now + 2 * self.entry_expiry + AGE_BEHIND_S)
             self.counters["expired"] += 1
         while len(self._tombstones) > MAX_TOMBSTONES:
             del self._tombstones[next(iter(self._tombstones))]
-        return self._diff(before)
+        return out
 
     def next_timer(self) -> float | None:
         return min((rec.expires_at for rec in self.records.values()), default=None)
@@ -408,12 +478,11 @@ class FloodCore:
 
     # ------------------------------------------------------------------ views
 
-    def _remote_rids(self) -> set[str]:
-        return {rid for rec in self.records.values() for rid in rec.entries}
-
-    def _diff(self, before: set[str]) -> Output:
-        after = self._remote_rids()
-        return Output(added=after - before, removed=before - after)
+    def name_of(self, rid: str) -> str:
+        """The file name the network gives ``rid`` ("" if none)."""
+        entry = self.local.get(rid) or next(
+            (rec.entries[rid] for rec in self.records.values() if rid in rec.entries), None)
+        return entry.name if entry is not None else ""
 
     def providers(self, rid: str) -> list[str]:
         """Other nodes whose current announce lists ``rid``."""

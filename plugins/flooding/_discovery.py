@@ -50,9 +50,10 @@ log = logging.getLogger("p2pkit.flooding")
 _ENTRY_LIMITS = {"name": 255, "mime": 100, "category": 16, "title": 512, "description": 4096}
 
 
-def _wall_ms() -> int:
-    """Floor for announce sequence numbers, so they keep growing across restarts."""
-    return int(time.time() * 1000)
+def _epoch() -> float:
+    """Our wall clock minus trio's: wall time that runs with trio's clock (in the
+    simulator, virtual time), so that ``seq`` and the ages checked against it agree."""
+    return time.time() - trio.current_time()
 
 
 def entry_from_item(item: Any) -> Entry | None:
@@ -88,7 +89,7 @@ class FloodingDiscovery:
         c = self.config
         self.core = FloodCore(
             node.id, node.identity.public_key, node.identity.sign, ttl=c.ttl,
-            entry_expiry=c.entry_expiry, rate=c.rate_limit, burst=c.rate_burst,
+            entry_expiry=c.entry_expiry, rate=c.rate_limit, burst=c.rate_burst, epoch=_epoch(),
         )
         self._queues: dict[str, trio.MemorySendChannel[bytes]] = {}
         self._local_dirty = trio.Event()
@@ -254,7 +255,7 @@ class FloodingDiscovery:
             if self.core.local_changed or now >= next_periodic:
                 neighbors = self._neighbors()
                 if neighbors:
-                    self._send_all(self.core.announce_to(neighbors, _wall_ms()))
+                    self._send_all(self.core.announce_to(neighbors, self._wall_ms()))
                 next_periodic = now + self.config.announce_interval
             with trio.move_on_at(next_periodic):
                 await self._local_dirty.wait()
@@ -303,7 +304,7 @@ class FloodingDiscovery:
         self.node.nursery.start_soon(self._sender, peer, receive)
         self._connected.set()
         self._refresh_local()
-        self._send_all(self.core.sync_for(peer_id, trio.current_time(), _wall_ms()))
+        self._send_all(self.core.sync_for(peer_id, trio.current_time(), self._wall_ms()))
         if self.config.peer_exchange:
             self._send_all([(peer_id, self._peer_list())])
 
@@ -440,6 +441,10 @@ class FloodingDiscovery:
             self._local_dirty.set()
         return changed
 
+    def _wall_ms(self) -> int:
+        """Floor for announce sequence numbers, so they keep growing across restarts."""
+        return int((trio.current_time() + (self.core.epoch or 0.0)) * 1000)
+
     def _send_all(self, sends: Iterable[Send]) -> None:
         for peer_id, data in sends:
             queue = self._queues.get(peer_id)
@@ -460,8 +465,7 @@ class FloodingDiscovery:
             if woke is not None:
                 woke.set()
         if out.added or out.removed:
-            names = {f["rid"]: f["name"] for f in self.core.network_files()}
             for rid in sorted(out.removed):
                 self.node.emit(ContentRemoved(rid=rid, local=False))
             for rid in sorted(out.added):
-                self.node.emit(ContentAdded(rid=rid, name=names.get(rid, ""), local=False))
+                self.node.emit(ContentAdded(rid=rid, name=self.core.name_of(rid), local=False))

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import msgspec
 import pytest
 from p2pkit.plugins.flooding import Entry, FloodCore, Output, entry_from_item
-from p2pkit.plugins.flooding._core import HITS_CONTEXT
+from p2pkit.plugins.flooding._core import AGE_AHEAD_S, HITS_CONTEXT
 from p2pkit.plugins.flooding._messages import (
     MAX_HITS_BODY,
     Announce,
@@ -399,6 +399,72 @@ def test_a_copy_older_than_its_lifetime_is_ignored() -> None:
     assert not out.added and b.counters["stale"] == 1
 
 
+def _clocked(seed: int, epoch: float = 0.0) -> FloodCore:
+    ident = Identity.from_seed(bytes([seed]) * 32)
+    return FloodCore(ident.node_id, ident.public_key, ident.sign, entry_expiry=95.0, epoch=epoch)
+
+
+def test_a_relay_cannot_age_a_list_into_expiry() -> None:
+    """The age is not signed: a relay claimed 94 s for a list announced a moment ago and it
+    expired everywhere past the relay within a second. The signed seq (the origin's wall
+    clock) bounds the claim."""
+    origin, victim = _clocked(1), _clocked(2)
+    origin.set_local([entry("x.mp4")])
+    now = 1000.0
+    announce = origin.make_announce(seq_floor=int(now * 1000))
+    aged = msgspec.structs.replace(announce, age=94.0)
+    assert victim.receive("relay", "10.0.0.9", encode(aged), now, []).added == {rid_of("x.mp4")}
+    record = victim.records[origin.node_id]
+    assert record.expires_at >= now + 95.0 - AGE_AHEAD_S
+    # without the clock check the claim is believed (what a node without one does)
+    trusting = FloodCore(victim.node_id, victim.public_key, victim._sign, entry_expiry=95.0)
+    trusting.receive("relay", "10.0.0.9", encode(aged), now, [])
+    assert trusting.records[origin.node_id].expires_at == pytest.approx(now + 1.0)
+
+
+def test_an_honest_copy_gives_back_the_life_a_relay_s_older_claim_took() -> None:
+    origin, victim = _clocked(1), _clocked(2)
+    origin.set_local([entry("x.mp4")])
+    now = 1000.0
+    announce = origin.make_announce(seq_floor=int(now * 1000))
+    victim.receive("relay", "10.0.0.9", encode(msgspec.structs.replace(announce, age=9.0)), now, [])
+    assert victim.records[origin.node_id].expires_at == pytest.approx(now + 86.0)
+    victim.receive(origin.node_id, "10.0.0.1", encode(announce), now + 0.05, [])  # the direct copy
+    assert victim.records[origin.node_id].expires_at == pytest.approx(now + 95.0)
+    # a copy claiming to be younger than when the list first reached us changes nothing
+    victim.receive("relay", "10.0.0.9", encode(announce), now + 50.0, [])
+    assert victim.records[origin.node_id].expires_at == pytest.approx(now + 95.0)
+    # nor does one whose bytes differ from what was signed (it is not the same list)
+    forged = msgspec.structs.replace(announce, signature=bytes(64))
+    victim.receive("relay", "10.0.0.9", encode(forged), now + 60.0, [])
+    assert victim.records[origin.node_id].expires_at == pytest.approx(now + 95.0)
+
+
+def test_a_departed_node_s_list_replayed_as_new_stays_gone() -> None:
+    """A replay with age 0 re-listed a node that had left for another 95 s, again and
+    again, once its tombstone lapsed."""
+    origin, victim = _clocked(1), _clocked(2)
+    origin.set_local([entry("x.mp4")])
+    announce = encode(origin.make_announce(seq_floor=1_000_000))  # made at 1000 s, wall clock
+    assert victim.receive("relay", "10.0.0.9", announce, 1000.0, []).added
+    assert victim.expire(1100.0).removed == {rid_of("x.mp4")}  # it left
+    for later in (1200.0, 1700.0, 5000.0):  # while the tombstone holds, and long after
+        victim.expire(later)
+        out = victim.receive("relay", "10.0.0.9", announce, later, [])
+        assert not out.added and origin.node_id not in victim.records
+
+
+def test_a_peer_s_ttl_is_never_carried_past_ours() -> None:
+    net = Net(5, ttl=2)
+    net.line()
+    a = net.core(0)
+    a.set_local([entry("far.mp4")])
+    wide = msgspec.structs.replace(a.make_announce(), ttl=16)  # ours says 2
+    net.post(net.ids[0], [(net.ids[1], encode(wide))])
+    net.run()
+    assert rid_of("far.mp4") in net.rids(2) and net.rids(3) == set() and net.rids(4) == set()
+
+
 def test_a_share_list_too_big_for_one_announce_is_cut_to_fit() -> None:
     net = Net(2)
     a, b = net.core(0), net.core(1)
@@ -422,7 +488,7 @@ def test_announces_from_made_up_origins_are_bounded_in_bytes_and_count(
     it likes. What we hold stays bounded; origins we already know still update."""
     from p2pkit.plugins.flooding import _core
 
-    # the real limits (4096 origins, 64 MiB) scaled down so the test takes no time
+    # the real limits (4096 origins, 16 MiB) scaled down so the test takes no time
     MAX_HELD_BYTES, MAX_ORIGINS = 8 << 20, 300
     monkeypatch.setattr(_core, "MAX_HELD_BYTES", MAX_HELD_BYTES)
     monkeypatch.setattr(_core, "MAX_ORIGINS", MAX_ORIGINS)
