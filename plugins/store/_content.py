@@ -186,6 +186,9 @@ class Store(FileStore):
         # the simulator's virtual clock would jump past the thread)
         self.probe_in_thread = False
         self._content: dict[str, _Content] = {}
+        # downloads running now: never evicted for another (three downloads into a store
+        # that held two each evicted the others' pieces and failed half-way, wasting them)
+        self._downloading: set[str] = set()
         self.on_content: ContentCallback | None = None
         super().__init__(root, **kwargs)
 
@@ -263,7 +266,7 @@ class Store(FileStore):
     def _eviction_candidates(self) -> Iterator[tuple[int, str, str, int]]:
         yield from super()._eviction_candidates()
         for rid, item in self._content.items():
-            if not item.pinned and item.stored_bytes:
+            if not item.pinned and item.stored_bytes and rid not in self._downloading:
                 yield item.seq, "content", rid, item.stored_bytes
 
     def _drop(self, kind: str, key: str) -> None:
@@ -406,12 +409,7 @@ class Store(FileStore):
             self._check_open()
             if rid in self._content:
                 return False
-            room = self.room_for_download()
-            if room is not None and manifest.size > room:
-                raise StoreFullError(
-                    f"{manifest.name} ({manifest.size} bytes) cannot fit: the limit is "
-                    f"{self._limit} bytes and pinned items hold {self._pinned_bytes()}"
-                )
+            self._check_room(manifest)
             item = _Content(manifest, False, None, None, None,
                             bytearray((manifest.num_pieces + 7) // 8), 0, 0, 0, 0, 0,
                             str(self.root / CONTENT_DIR / rid))
@@ -421,12 +419,39 @@ class Store(FileStore):
             self._content[rid] = item
             return True
 
-    def room_for_download(self) -> int | None:
-        """The largest download the limit lets us keep (what is not pinned may be
-        evicted for it); None without a limit."""
+    def room_for_download(self, rid: str | None = None) -> int | None:
+        """The largest download the limit lets us keep beside the pinned items and the
+        other downloads running (all else may be evicted for it); None without a limit."""
         if self._limit is None:
             return None
-        return max(0, self._limit - self._pinned_bytes())
+        running = sum(item.manifest.size for key, item in self._content.items()
+                      if key in self._downloading and key != rid)
+        return max(0, self._limit - self._pinned_bytes() - running)
+
+    def _check_room(self, manifest: Manifest) -> None:
+        room = self.room_for_download(manifest.rid)
+        if room is not None and manifest.size > room:
+            pinned = self._pinned_bytes()
+            others = max(0, (self._limit or 0) - pinned - room)
+            raise StoreFullError(
+                f"{manifest.name} ({manifest.size} bytes) cannot fit: the storage limit "
+                f"(cfg.cache_limit_mb) is {self._limit} bytes and pinned items hold {pinned}"
+                + (f", other downloads running {others}" if others else ""))
+
+    @contextlib.contextmanager
+    def downloading(self, rid: str) -> Iterator[None]:
+        """While in it, ``rid`` (begun) is a running download: it is never evicted for
+        another, and the room it needs is kept from other downloads. StoreFullError if it
+        does not fit beside them (a download resumed after the limit was lowered too)."""
+        with self._lock:
+            self._check_open()
+            self._check_room(self._item(rid).manifest)
+            self._downloading.add(rid)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._downloading.discard(rid)
 
     def _pinned_bytes(self) -> int:
         return (sum(o.size for o in self._objects.values() if o.pinned)

@@ -337,11 +337,12 @@ class SwarmProvider:
                 for t in self.torrents.values():
                     self._rechoke(t)
         elif isinstance(event, ContentRemoved) and event.local:
-            self._forget_torrent(event.rid)
+            self._forget_torrent(event.rid, "the content was removed from the store")
         elif isinstance(event, GenericEvent) and event.kind == "store.evicted":
             rid = event.data.get("key")
             if isinstance(rid, str) and rid in self.torrents:
-                self._forget_torrent(rid)
+                self._forget_torrent(rid, "the content was evicted to make room under the "
+                                          "storage limit (cfg.cache_limit_mb)")
 
     @hookimpl
     def p2pkit_fields(self, node: Any) -> Iterable[Field]:
@@ -672,7 +673,7 @@ class SwarmProvider:
             self._reconsider_uploads(t)
             self._fill_all(t)
 
-    def _forget_torrent(self, rid: str) -> None:
+    def _forget_torrent(self, rid: str, why: str) -> None:
         t = self.torrents.pop(rid, None)
         if t is None:
             return
@@ -681,7 +682,7 @@ class SwarmProvider:
             # they forget our pieces and their requests to us: if we fetch it again, we
             # join afresh (a member that still counted us a seed never served us)
             ps.link.send(msg.Leave(t.key))
-        t.error = SwarmError("the content was removed from the store")
+        t.error = SwarmError(why)
         t.poke()
 
     # interest and choking ---------------------------------------------------
@@ -1210,17 +1211,22 @@ class SwarmProvider:
             return manifest
         if t.downloading:
             raise SwarmError(f"{rid[:12]} is already being downloaded")
+        from p2pkit.plugins.store import StoreError
+
         t.downloading = True
         t.error = None
         t.progress_cb = progress
         t.started_at = self._now()
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._recruit, t)
-                while not t.complete and t.error is None:
-                    await t.wake.wait()
-                    t.wake = trio.Event()
-                nursery.cancel_scope.cancel()
+            with store.downloading(rid):  # not evicted for another download meanwhile
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._recruit, t)
+                    while not t.complete and t.error is None:
+                        await t.wake.wait()
+                        t.wake = trio.Event()
+                    nursery.cancel_scope.cancel()
+        except StoreError as exc:  # resumed, and the limit now leaves no room for it
+            raise SwarmError(f"cannot download {rid[:12]}: {exc}") from None
         finally:
             t.downloading = False
             t.progress_cb = None

@@ -113,10 +113,13 @@ async def start_download() -> ResponseReturnValue:
     assert entry is not None
     if web.node.swarm is None and (info is None or not info.complete):
         raise ApiError(503, "this node has no swarm plugin, so it cannot download")
-    room = store.room_for_download() if store is not None and info is None else None
+    # (a partial file too: resuming it needs the same room)
+    needs_room = store is not None and (info is None or not info.complete)
+    room = store.room_for_download(body.rid) if needs_room else None
     if room is not None and int(entry["size"]) > room:  # else 202, then failed at once
         raise ApiError(507, f"{entry['name']} ({entry['size']} bytes) cannot fit: the storage "
-                            f"limit leaves {room} bytes for downloads")
+                            f"limit leaves {room} bytes for downloads (beside pinned files "
+                            "and the downloads running)")
     dl = web.downloads.start(body.rid, entry["name"], int(entry["size"]), entry.get("title", ""))
     return jsonify(dl.as_dict()), 202
 

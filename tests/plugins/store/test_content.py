@@ -336,6 +336,39 @@ def test_content_eviction_spares_pinned_and_the_writer(tmp_path: Path, store: St
         assert dl.used_bytes == b.size
 
 
+def test_a_running_download_is_never_evicted_for_another(
+        tmp_path: Path, store: Store, makers: dict[str, Callable[..., Path]]) -> None:
+    """Three downloads into a store that held two: each evicted the others' pieces and
+    they failed half-way ("the content was removed from the store"), their bytes wasted."""
+    a = store.import_file(makers["png"](tmp_path / "a.png", seed=1))
+    b = store.import_file(makers["png"](tmp_path / "b.png", seed=2))
+    c = store.import_file(makers["png"](tmp_path / "c.png", seed=3))
+    with Store(tmp_path / "dl", piece_size=PIECE, limit_bytes=int(a.size * 2.5)) as dl:
+        assert dl.room_for_download() == int(a.size * 2.5)
+        dl.begin_download(a)
+        dl.begin_download(b)
+        with dl.downloading(a.rid), dl.downloading(b.rid):
+            assert dl.room_for_download(c.rid) == int(a.size * 2.5) - a.size - b.size
+            with pytest.raises(StoreFullError, match="other downloads running"):
+                dl.begin_download(c)  # refused before any transfer, not a third evicting them
+            transfer(store, dl, a.rid, dl.missing_pieces(a.rid)[:1])
+            transfer(store, dl, b.rid, dl.missing_pieces(b.rid)[:1])
+            assert not [e for e in dl._eviction_candidates() if e[1] == "content"]
+        # no longer running: what they fetched may make room again
+        assert {e[2] for e in dl._eviction_candidates() if e[1] == "content"} == {a.rid, b.rid}
+        dl.begin_download(c)
+        with dl.downloading(c.rid):
+            transfer(store, dl, c.rid, dl.missing_pieces(c.rid))
+        assert dl.is_complete(c.rid)
+        partial = next(rid for rid in (a.rid, b.rid) if rid in dl)  # one made room for c
+        dl.pin_content(c.rid)
+        d = store.import_file(makers["png"](tmp_path / "d.png", seed=4))
+        dl.begin_download(d)
+        with dl.downloading(d.rid):  # resuming the partial one would not fit beside it
+            with pytest.raises(StoreFullError, match="cannot fit"), dl.downloading(partial):
+                pass
+
+
 def test_remove_and_unknown(store: Store, media: dict[str, Path]) -> None:
     m = store.import_file(media["png"])
     assert store.remove(m.rid) is True
