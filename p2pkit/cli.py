@@ -170,7 +170,11 @@ async def share_files(node: Node, paths: Iterable[Path], unshare: Iterable[str] 
     new = {(await node.share(path)).rid for path in paths}
     store = node.store
     for item in sorted(store.items() if store is not None else (), key=lambda i: i.name):
-        if item.pinned:
+        if item.pinned and getattr(item, "broken", False):
+            # its file changed or is gone: nobody can download it, though it is listed
+            print_line(f"  {'broken':9} {item.rid}  {item.name} (the shared file changed or is "
+                       "gone: share it again, or --unshare RID)")
+        elif item.pinned:
             print_line(f"  {'shared' if item.rid in new else 'sharing':9} {item.rid}  {item.name}")
 
 

@@ -160,6 +160,10 @@ def test_a_restarted_node_says_what_it_still_shares_and_unshare_stops_it(tmp_pat
     rid = next(line for line in first if line.startswith("  shared ")).split()[1]
     again = node_output_until("  sharing ", data)
     assert any(line.split()[:3] == ["sharing", rid, "kept.wav"] for line in again)
+    media.write_bytes(media.read_bytes()[:-100])  # changed since it was shared: not served
+    changed = node_output_until("  broken ", data)
+    assert any(line.split()[:3] == ["broken", rid, "kept.wav"] for line in changed)
+    assert not any(line.startswith("  sharing ") for line in changed)
     stopped = node_output_until("  unshared ", data, "--unshare", rid.upper())
     assert not any(line.startswith("  sharing ") for line in stopped)
     result = p2pkit("node", "--port", "0", "--data-dir", str(data), "--unshare", "nope")
