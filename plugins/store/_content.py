@@ -361,7 +361,10 @@ class Store(FileStore):
         with self._lock:
             self._check_open()
             old = self._content.get(rid)
-            if old is not None and old.complete and (old.source is None or old.source == str(path)):
+            # the same bytes shared again from elsewhere keep the reference while it holds:
+            # moving it to the newest path broke the share when that copy was deleted
+            if old is not None and old.complete and (
+                    old.source is None or old.source == str(path) or self._source_unchanged(old)):
                 if pinned and not old.pinned:
                     self.pin_content(rid)
                 return

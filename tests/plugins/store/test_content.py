@@ -284,6 +284,27 @@ def test_changed_source_is_detected(store: Store, tmp_path: Path, makers: dict[s
     assert store.read_piece(m.rid, 0) is None  # nothing of a changed share is trusted
 
 
+def test_the_same_file_shared_from_two_places_keeps_the_first_while_it_holds(
+        tmp_path: Path, makers: dict[str, Callable[..., Path]]) -> None:
+    """The share pointed at the last copy shared; deleting that copy broke it though the
+    first was still there."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = makers["png"](tmp_path / "a" / "x.png", seed=7)
+    data = first.read_bytes()
+    second = tmp_path / "b" / "x.png"
+    second.write_bytes(data)
+    with Store(tmp_path / "s", piece_size=PIECE) as s:
+        m = s.import_file(first)
+        assert s.import_file(second).rid == m.rid
+        second.unlink()
+        assert s.read_piece(m.rid, 0) is not None and s.is_complete(m.rid)
+        first.unlink()  # now the one it refers to is gone: sharing the other copy again mends it
+        second.write_bytes(data)
+        assert s.read_piece(m.rid, 0) is None
+        assert s.import_file(second).rid == m.rid and s.read_piece(m.rid, 0) is not None
+
+
 def test_changed_source_is_detected_on_open(tmp_path: Path, makers: dict[str, Callable[..., Path]]) -> None:
     path = makers["png"](tmp_path / "mine.png")
     with Store(tmp_path / "s", piece_size=PIECE) as s:
