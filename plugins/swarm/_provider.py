@@ -425,6 +425,7 @@ class SwarmProvider:
             if ps.pieces is None:
                 ps.pieces = [False] * t.num_pieces
                 t.picker.add_peer(pid, ps.pieces)
+            ps.held += not ps.pieces[m.piece]
             ps.pieces[m.piece] = True
             t.picker.peer_has(pid, m.piece)
             self._seeding_news(t, ps, [m.piece])
@@ -474,6 +475,7 @@ class SwarmProvider:
                 raise RemoteProtocolError(f"lost piece {m.piece} of {t.num_pieces}")
             self.counters["lost_by_peers"] += 1
             if ps.pieces is not None:
+                ps.held -= ps.pieces[m.piece]
                 ps.pieces[m.piece] = False
             t.picker.peer_lacks(pid, m.piece)
             refused = [b for b in ps.requested if b.piece == m.piece]
@@ -609,11 +611,13 @@ class SwarmProvider:
         first = ps.pieces is None
         if first:
             ps.pieces = pieces
+            ps.held = sum(pieces)
             t.picker.add_peer(peer.id, pieces)
         else:  # a repeated bitfield (re-sent while ours was unanswered): only news count
             for i, has in enumerate(pieces):
                 if has and not ps.pieces[i]:  # type: ignore[index]
                     ps.pieces[i] = True  # type: ignore[index]
+                    ps.held += 1
                     t.picker.peer_has(peer.id, i)
         if first:
             others = self._pex(t, exclude=peer.id)
@@ -734,8 +738,7 @@ class SwarmProvider:
         views = {
             pid: PeerView(ps.peer_interested and self._allowed(ps.peer),
                           ps.up.rate(now) if seeding else ps.down.rate(now),
-                          missing=(1.0 if ps.pieces is None
-                                   else 1.0 - sum(ps.pieces) / n))
+                          missing=(1.0 if ps.pieces is None else 1.0 - ps.held / n))
             for pid, ps in t.peers.items()
         }
         young = not seeding and t.picker.have_count < t.picker.random_first

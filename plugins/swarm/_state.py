@@ -164,6 +164,9 @@ class PeerState:
     joined_at: float = 0.0
     asked_at: float = float("-inf")  # when we last sent it our bitfield
     pieces: list[bool] | None = None  # their bitfield, once received
+    # how many of ``pieces`` are set, kept as they change: a rechoke at every Interested
+    # summed every member's bitfield (a storm of them kept a seeder's core busy)
+    held: int = 0
     bitfield_sent: bool = False
     am_choking: bool = True
     am_interested: bool = False

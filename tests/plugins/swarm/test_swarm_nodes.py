@@ -117,6 +117,9 @@ async def test_multi_source_and_leechers_trade(tmp_path: Path) -> None:
         for lc in leechers:
             got = lc.swarm.bytes_from_peers
             assert got[s1.id] > 0 and got[s2.id] > 0  # both seeders served every leecher
+        for node in (s1, s2, *leechers):  # the kept counts agree with the bitfields
+            for t in node.swarm.torrents.values():
+                assert all(ps.held == sum(ps.pieces or ()) for ps in t.peers.values())
 
 
 class CorruptSwarm(SwarmProvider):
