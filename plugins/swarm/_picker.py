@@ -487,11 +487,14 @@ class PiecePicker:
         return True, others, partial.missing() == 0
 
     def block_failed(self, peer: str, block: Block) -> None:
-        """A received block failed its leaf hash: it is fetched again (``peer`` takes
-        the blame; the caller decides what that costs it)."""
+        """A received block failed its leaf hash: it is fetched again, not from ``peer``,
+        which takes the blame (the caller decides what that costs it) and is not asked for
+        this piece again (as a seeder refuses a block it sent already, asking it again
+        would only wait for that refusal)."""
         partial = self._partial.get(block.piece)
         if partial is None:
             return
+        self._tainted.setdefault(block.piece, set()).add(peer)
         try:
             index = partial.blocks.index(block)
         except ValueError:

@@ -467,6 +467,7 @@ class SwarmProvider:
         elif isinstance(m, msg.Leave):
             self.counters["members_left"] += 1
             ps.link.cancel_upload(t.rid)
+            ps.link.forget_uploads(t.rid)
             self._member_gone(t, pid)
         elif isinstance(m, msg.Lost):
             # it does not hold the piece: asked again, it would refuse again, at the
@@ -1083,6 +1084,10 @@ class SwarmProvider:
         if not ((t.picker.have[m.piece] and m.piece not in t.lost) or self._relayable(t, m)):
             self.counters["lost_sent"] += 1
             ps.link.send(msg.Lost(t.key, m.piece))
+            return
+        if ps.link.asked_before(t.rid, m):  # queued or sent already: a greedy repeat
+            self.counters["repeat_requests"] += 1
+            ps.link.send(msg.Reject(t.key, m.piece, m.offset, m.length))
             return
         if (ps.am_choking or not self._allowed(ps.peer)
                 or len(ps.link.uploads) >= self.cfg.upload_queue

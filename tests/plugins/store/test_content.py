@@ -385,9 +385,10 @@ def test_a_running_download_is_never_evicted_for_another(
         dl.pin_content(c.rid)
         d = store.import_file(makers["png"](tmp_path / "d.png", seed=4))
         dl.begin_download(d)
-        with dl.downloading(d.rid):  # resuming the partial one would not fit beside it
-            with pytest.raises(StoreFullError, match="cannot fit"), dl.downloading(partial):
-                pass
+        # resuming the partial one would not fit beside d
+        with dl.downloading(d.rid), pytest.raises(StoreFullError, match="cannot fit"), \
+                dl.downloading(partial):
+            pass
 
 
 def test_remove_and_unknown(store: Store, media: dict[str, Path]) -> None:

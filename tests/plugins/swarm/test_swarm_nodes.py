@@ -47,11 +47,12 @@ def port_of(node: Any) -> int:
 
 @asynccontextmanager
 async def swarm_node(*bootstrap: Any, plugins: list[Any] | None = None,
-                     cfg: dict[str, Any] | None = None, **node: Any) -> AsyncIterator[Any]:
+                     cfg: dict[str, Any] | None = None, sections: dict[str, Any] | None = None,
+                     **node: Any) -> AsyncIterator[Any]:
     config = NodeConfig.from_mapping({
         "node": {"ephemeral": True, "port": 0, "host": "127.0.0.1",
                  "bootstrap": [f"127.0.0.1:{port_of(b)}" for b in bootstrap], **node},
-        "cfg": cfg or {},
+        "cfg": cfg or {}, **(sections or {}),
     })
     async with open_node(config, plugins=[*BASE, *(plugins or [])]) as n:
         yield n
@@ -123,12 +124,18 @@ async def test_multi_source_and_leechers_trade(tmp_path: Path) -> None:
 
 
 class CorruptSwarm(SwarmProvider):
-    """Flips a byte of every piece it serves; the leaf hashes it sends are computed from
-    what it serves, so they do not match the manifest's block roots."""
+    """Flips a byte of every 16 KiB leaf it serves (every block is bad: a peer it sent one
+    bad block of a piece is not asked for that piece again, so strikes come from several
+    pieces); the leaf hashes it sends are computed from what it serves, so they do not
+    match the manifest's block roots."""
 
     def _read_piece(self, rid: str, index: int) -> bytes | None:
         data = super()._read_piece(rid, index)
-        return None if data is None else bytes([data[0] ^ 1]) + data[1:]
+        if data is None:
+            return None
+        flipped = bytearray(data)
+        flipped[::16384] = bytes(b ^ 1 for b in flipped[::16384])
+        return bytes(flipped)
 
 
 class CorruptBlocksSwarm(CorruptSwarm):
@@ -156,8 +163,11 @@ def corrupt_plugin(swarm: type[SwarmProvider]) -> Any:
 async def test_corrupting_peer_gets_strikes_and_is_dropped(
         tmp_path: Path, swarm: type[SwarmProvider], caught_by: str) -> None:
     media = make_wav(tmp_path / "c.wav", 60, seed=3)
-    async with swarm_node() as honest, \
-            swarm_node(honest, plugins=[corrupt_plugin(swarm)], swarm="corrupt") as liar, \
+    # the honest seeder slow and the liar offering everything at once: the leech asks
+    # the liar for several pieces (it is asked for none again once it sent a bad block)
+    async with swarm_node(cfg={"upload_limit_kbps": 256}) as honest, \
+            swarm_node(honest, plugins=[corrupt_plugin(swarm)], swarm="corrupt",
+                       sections={"swarm": {"initial_seeding": False}}) as liar, \
             swarm_node(honest, liar, cfg={}) as leech:
         assert isinstance(liar.swarm, swarm)
         manifest = await honest.share(media)
