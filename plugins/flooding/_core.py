@@ -153,6 +153,7 @@ class FloodCore:
         # that still holds a copy (sync would otherwise resurrect it with a fresh expiry).
         self._tombstones: dict[str, tuple[int, float]] = {}
         self.known_peers: dict[str, tuple[str, int, float]] = {}  # id -> (host, port, seen)
+        self._heard_directly: set[str] = set()  # known_peers whose address came from themselves
         self._seen_queries = SeenCache(4096, query_memory)
         self._reverse: dict[bytes, tuple[str, float]] = {}  # query id -> (came from, when)
         self._own: dict[bytes, _OwnQuery] = {}
@@ -269,7 +270,7 @@ class FloodCore:
             first_seen=known.first_seen if known is not None else now,
         ))
         if host and body.port:
-            self.learn_peer(origin, host, body.port, now)
+            self.learn_peer(origin, host, body.port, now, directly=sender == origin)
         # never further than our own ttl: a peer's ttl of 16 carried its floods past it
         ttl = min(ann.ttl, self.ttl)
         if ttl > 1:
@@ -441,13 +442,28 @@ class FloodCore:
         known = self.known_peers.get(peer)
         return None if known is None else (known[0], known[1])
 
-    def learn_peer(self, peer: str, host: str, port: int, now: float) -> None:
+    def forget_peer(self, peer: str) -> None:
+        self.known_peers.pop(peer, None)
+        self._heard_directly.discard(peer)
+
+    def learn_peer(self, peer: str, host: str, port: int, now: float, *,
+                   directly: bool = False) -> None:
         """Remember ``peer``'s listen address; past MAX_KNOWN_PEERS the one heard of
-        longest ago is forgotten (the dict is kept in order of last hearing)."""
+        longest ago is forgotten (the dict is kept in order of last hearing). An address
+        told by others (a peer list, a relay's host hint) never replaces one the peer's
+        own session gave: one PeerList re-pointed where others dialled an honest node."""
+        if not directly and peer in self._heard_directly and peer in self.known_peers:
+            return
         self.known_peers.pop(peer, None)
         self.known_peers[peer] = (host, port, now)
+        if directly:
+            self._heard_directly.add(peer)
+        else:
+            self._heard_directly.discard(peer)
         if len(self.known_peers) > MAX_KNOWN_PEERS:
-            del self.known_peers[next(iter(self.known_peers))]
+            forgotten = next(iter(self.known_peers))
+            del self.known_peers[forgotten]
+            self._heard_directly.discard(forgotten)
 
     # ------------------------------------------------------------------ time
 

@@ -351,7 +351,7 @@ class FloodingDiscovery:
             # Forget it until someone lists it again: a dead address is not retried forever.
             known = self.core.known_peers.get(peer_id)
             if known is not None and (known[0], known[1]) == addr:
-                del self.core.known_peers[peer_id]
+                self.core.forget_peer(peer_id)
 
     def _spawn_dial(self, addr: Address) -> None:
         if addr in self._dialing or addr in self._redialing:

@@ -309,6 +309,22 @@ def test_peer_lists_teach_addresses_but_not_our_own() -> None:
         peers=[PeerInfo(id=net.ids[0], host="10.0.0.5", port=7001)])
 
 
+def test_an_address_told_by_others_never_replaces_the_one_a_peer_gave_itself() -> None:
+    """One PeerList re-pointed the address others dial for an honest node."""
+    net = Net(2)
+    net.link(0, 1)
+    net.share(0, entry("x.mp4"))  # node 1 learns node 0's address from its own announce
+    b = net.core(1)
+    own = b.address_of(net.ids[0])
+    assert own == ("10.0.0.1", 7000)
+    lie = PeerList(peers=[PeerInfo(id=net.ids[0], host="192.0.2.7", port=9)])
+    b.receive("f" * 64, "10.0.0.9", encode(lie), 1.0, [])
+    assert b.address_of(net.ids[0]) == own
+    b.forget_peer(net.ids[0])  # once forgotten (it did not answer there), others may tell it
+    b.receive("f" * 64, "10.0.0.9", encode(lie), 2.0, [])
+    assert b.address_of(net.ids[0]) == ("192.0.2.7", 9)
+
+
 def test_set_local_reports_changes_only() -> None:
     net = Net(1)
     core = net.core(0)
