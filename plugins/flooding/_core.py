@@ -407,10 +407,11 @@ class FloodCore:
         qid = secrets.token_bytes(16)
         self._seen_queries.add(qid, now)
         own = self._own[qid] = _OwnQuery(text=text)
+        known = self.matching_rids(text)
         for view in self.network_files():  # what we already know answers at once
-            entry = Entry(**{k: view[k] for k in ("rid", "name", "size", "mime", "category",
-                                                 "title", "description", "duration")})
-            if matches(entry, text):
+            if view["rid"] in known:
+                entry = Entry(**{k: view[k] for k in ("rid", "name", "size", "mime", "category",
+                                                     "title", "description", "duration")})
                 _merge(own.results, entry, view["providers"], local=view["local"])
         data = encode(Query(qid=qid, ttl=self.ttl, text=text))
         return qid, [(peer, data) for peer in neighbors]
@@ -505,14 +506,32 @@ class FloodCore:
         return sorted(o for o, rec in self.records.items() if rid in rec.entries)
 
     def network_files(self) -> list[dict[str, Any]]:
-        """Every file the network offers, ours included, merged by rid."""
+        """Every file the network offers, ours included, merged by rid. Where providers
+        describe a rid differently, ours wins, else the description most of them give,
+        else the one of the provider we heard of first — never the smallest node id
+        (ids can be ground: a made-up node renamed an honest file in every list)."""
         merged: dict[str, dict[str, Any]] = {}
         for entry in self.local.values():
             _merge(merged, entry, [self.node_id], local=True)
-        for origin in sorted(self.records):
-            for entry in self.records[origin].entries.values():
-                _merge(merged, entry, [origin], local=False)
+        votes: dict[str, dict[Entry, tuple[int, float]]] = {}  # rid -> entry -> (count, first heard)
+        providers: dict[str, list[str]] = {}
+        for origin, rec in self.records.items():
+            for entry in rec.entries.values():
+                count, first = votes.setdefault(entry.rid, {}).get(entry, (0, rec.first_seen))
+                votes[entry.rid][entry] = (count + 1, min(first, rec.first_seen))
+                providers.setdefault(entry.rid, []).append(origin)
+        for rid, described in votes.items():
+            best = max(described, key=lambda e: (described[e][0], -described[e][1]))
+            _merge(merged, best, providers[rid], local=False)
         return _finished(merged.values())
+
+    def matching_rids(self, text: str) -> set[str]:
+        """Rids whose description by any provider (or ours) matches ``text``: a search
+        finds a file by what its honest provider says, whoever renamed it."""
+        found = {e.rid for e in self.local.values() if matches(e, text)}
+        for rec in self.records.values():
+            found.update(e.rid for e in rec.entries.values() if matches(e, text))
+        return found
 
 
 def _merge(into: dict[str, dict[str, Any]], entry: Entry, providers: Iterable[str], *,

@@ -325,6 +325,31 @@ def test_an_address_told_by_others_never_replaces_the_one_a_peer_gave_itself() -
     assert b.address_of(net.ids[0]) == ("192.0.2.7", 9)
 
 
+def test_another_node_cannot_rename_an_honest_file_in_the_list_or_hide_it_from_search() -> None:
+    """A made-up node whose id sorts first announced an honest rid as FREE-CRACK.exe: the
+    list showed that name, and a search for the honest title found nothing."""
+    honest = entry("harbour.wav", title="Harbour at dawn")
+    fake = Entry(rid=honest.rid, name="FREE-CRACK.exe", size=12, title="crack")
+    net = Net(4)
+    net.link(0, 3)
+    net.link(1, 3)
+    net.link(2, 3)
+    liar, sharer = sorted((0, 2), key=lambda i: net.ids[i])  # the liar's id sorts first
+    net.share(sharer, honest)  # heard of first
+    net.now = 1.0
+    net.share(liar, fake)
+    victim = net.core(3)
+    (row,) = victim.network_files()
+    assert row["name"] == "harbour.wav" and row["title"] == "Harbour at dawn"
+    assert set(row["providers"]) == {net.ids[0], net.ids[2]}
+    qid, _ = victim.start_query("harbour", net.now, [])
+    assert [r["rid"] for r in victim.query_results(qid)] == [honest.rid]
+    net.share(1, fake)  # most providers now say otherwise: the majority is shown
+    assert victim.network_files()[0]["name"] == "FREE-CRACK.exe"
+    qid, _ = victim.start_query("harbour", net.now, [])  # still found by the honest words
+    assert [r["rid"] for r in victim.query_results(qid)] == [honest.rid]
+
+
 def test_set_local_reports_changes_only() -> None:
     net = Net(1)
     core = net.core(0)
