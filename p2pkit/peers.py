@@ -38,6 +38,7 @@ MAX_PROTOCOL_NAME = 32
 MAX_PROTOCOLS = 64
 MAX_AGENT = 128
 NONCE_BYTES = 16
+INCARNATION_BYTES = 8  # of the nonce: random once per run of a node (see _establish)
 _AUTH_CONTEXT = b"p2pkit-peer-auth-v1"
 
 
@@ -62,9 +63,6 @@ class Hello(msgspec.Struct, forbid_unknown_fields=False):
         msgspec.Meta(max_length=MAX_PROTOCOLS),
     ]
     agent: Annotated[str, msgspec.Meta(max_length=MAX_AGENT)] = ""
-    # random per run of a node: a second session from a peer whose incarnation changed is
-    # the peer back after a restart, not a simultaneous dial (absent from older nodes)
-    incarnation: Annotated[bytes, msgspec.Meta(max_length=16)] = b""
 
 
 class Auth(msgspec.Struct):
@@ -116,7 +114,7 @@ class Peer:
         self.public_key = hello.public_key
         self.protocols = tuple(hello.protocols)
         self.agent = hello.agent
-        self.incarnation = hello.incarnation
+        self.incarnation = hello.nonce[:INCARNATION_BYTES]
         self.initiated = initiated  # we opened the session
         self.address: Address = session.remote_address
         self.listen_address: Address = (self.address[0], hello.listen_port)
@@ -167,7 +165,7 @@ class PeerManager:
         self._peers: dict[str, Peer] = {}
         self._protocols: dict[str, MessageProtocol] = {}
         self._connecting: dict[Address, trio.Event] = {}
-        self._incarnation = secrets.token_bytes(8)
+        self._incarnation = secrets.token_bytes(INCARNATION_BYTES)
         self.unknown_protocol = 0
         self.handshake_failures = 0
         self.refused = 0  # incoming sessions turned away at max_connections
@@ -245,12 +243,14 @@ class PeerManager:
 
     async def _establish(self, session: Session, *, initiated: bool) -> Peer:
         identity: Identity = self._node.identity
-        nonce = secrets.token_bytes(NONCE_BYTES)
+        # the nonce's first half is this run's incarnation, the rest fresh per handshake
+        # (a signature over it still cannot be replayed: 64 random bits each time); the
+        # Hello stays as it was, byte for byte
+        nonce = self._incarnation + secrets.token_bytes(NONCE_BYTES - INCARNATION_BYTES)
         hello = Hello(
             version=PROTOCOL_VERSION, public_key=identity.public_key, nonce=nonce,
             listen_port=self._node.endpoint.local_address[1],
             protocols=sorted(self._protocols), agent=f"p2pkit/{self._node.version}",
-            incarnation=self._incarnation,
         )
         try:
             with trio.fail_after(HANDSHAKE_TIMEOUT):
@@ -275,7 +275,7 @@ class PeerManager:
             self.refused += 1
             session.abort()
             raise SessionClosed("max_connections reached")
-        if existing is not None and theirs.incarnation != existing.incarnation:
+        if existing is not None and theirs.nonce[:INCARNATION_BYTES] != existing.incarnation:
             # The peer restarted (after kill -9 its old session lingers until rudp's idle
             # timeout): the new session is the live one. Taken for a simultaneous dial, it
             # was refused for ~10 s whenever the restarted side had the larger id.

@@ -63,6 +63,7 @@ from ._picker import Block
 from ._pipeline import MIN_DEPTH, RateMeter, pipeline_depth, steal_pays
 from ._seeding import InitialSeeding
 from ._state import (
+    REMEMBERED_ASKS,
     Link,
     PeerState,
     Torrent,
@@ -467,7 +468,6 @@ class SwarmProvider:
         elif isinstance(m, msg.Leave):
             self.counters["members_left"] += 1
             ps.link.cancel_upload(t.rid)
-            ps.link.forget_uploads(t.rid)
             self._member_gone(t, pid)
         elif isinstance(m, msg.Lost):
             # it does not hold the piece: asked again, it would refuse again, at the
@@ -786,6 +786,9 @@ class SwarmProvider:
             self._update_interest(t, ps)
         for block in picked:
             ps.requested[block] = now
+            ps.asked[block] = None
+            if len(ps.asked) > REMEMBERED_ASKS:
+                ps.asked.popitem(last=False)
             ps.link.send(msg.Request(t.key, block.piece, block.offset, block.length,
                                      leaves=not t.holds_leaves(block.piece)))
         if t.picker.stolen:
@@ -859,25 +862,24 @@ class SwarmProvider:
         if m.piece >= t.num_pieces:
             raise RemoteProtocolError(f"block of piece {m.piece} of {t.num_pieces}")
         block = Block(m.piece, m.offset, len(m.data))
-        requested = ps.requested.pop(block, None) is not None
-        if not requested:
+        if ps.requested.pop(block, None) is None:
             # Already on its way when we were choked or moved/cancelled the request: the
             # picker keeps it if we still miss it (the uploader's uplink paid for it).
             self.counters["unrequested_blocks"] += 1
-        expected, others, piece_done = t.picker.on_block(pid, block)
         n = len(m.data)
         if ps.ask_limit is not None:
             ps.ask_limit += 1
-        if requested or expected:
-            # Only blocks we asked for or still miss count as its rate and its bytes: a
-            # peer streaming junk nobody asked for looked like the fastest source (its
-            # requests were never moved away, its pipeline deepened) and got upload slots
+        if block in ps.asked:
+            # Only blocks we asked it for count as its rate and its bytes: a peer
+            # streaming junk nobody asked for looked like the fastest source (its requests
+            # were never moved away, its pipeline deepened) and got upload slots
             now = self._now()
             ps.down.add(n, now)
             t.down.add(n, now)
             self.down.add(n, now)
             t.bytes_from[pid] += n
             self.bytes_from_peers[pid] += n
+        expected, others, piece_done = t.picker.on_block(pid, block)
         for other, b in others:
             ops = t.peers.get(other)
             if ops is not None and ops.requested.pop(b, None) is not None:
@@ -1085,9 +1087,8 @@ class SwarmProvider:
             self.counters["lost_sent"] += 1
             ps.link.send(msg.Lost(t.key, m.piece))
             return
-        if ps.link.asked_before(t.rid, m):  # queued or sent already: a greedy repeat
+        if ps.link.is_coming(t.rid, m):  # a greedy repeat: not sent twice
             self.counters["repeat_requests"] += 1
-            ps.link.send(msg.Reject(t.key, m.piece, m.offset, m.length))
             return
         if (ps.am_choking or not self._allowed(ps.peer)
                 or len(ps.link.uploads) >= self.cfg.upload_queue

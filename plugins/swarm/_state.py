@@ -38,10 +38,7 @@ UploadKey = tuple[str, int, int, int]  # rid, piece, offset, length
 # real rate keeps it near empty (the writer sends control messages first).
 MAX_CONTROL_BYTES = 2 * msg.MAX_MANIFEST_BYTES + (1 << 20)
 MAX_CONTROL_MESSAGES = 16384
-# Blocks remembered per peer as queued or sent to it: a request for one of them again is
-# refused. An honest peer never asks us twice for a block it got from us; a greedy one
-# asking for the same block over and over took two thirds of a seeder's uplink.
-REMEMBERED_UPLOADS = 4096
+REMEMBERED_ASKS = 4096  # blocks remembered per peer as asked of it
 _CONTROL_OVERHEAD = 48  # an estimate of a small message's bytes, framing included
 
 
@@ -75,7 +72,10 @@ class Link:
         self.uploads: deque[tuple[str, msg.Request]] = deque()
         self.upload_bytes = 0  # what the requests in ``uploads`` ask for
         self.in_transport: OrderedDict[UploadKey, QueuedMessage] = OrderedDict()
-        self.uploaded: OrderedDict[UploadKey, None] = OrderedDict()  # REMEMBERED_UPLOADS
+        # the blocks in ``uploads``: a request for one of them again is not queued twice
+        # (a greedy peer keeping eight requests out for one block took two thirds of a
+        # seeder's uplink; an honest one never asks for a block it has queued with us)
+        self.queued: set[UploadKey] = set()
         self.closed = False
         self._wake = trio.Event()
 
@@ -103,42 +103,34 @@ class Link:
             self.manifests_queued.discard(message.rid)
         return message
 
-    def asked_before(self, rid: str, request: msg.Request) -> bool:
-        """Was this block queued or sent to the peer already (and not cancelled)?"""
-        return upload_key(rid, request) in self.uploaded
-
-    def forget_uploads(self, rid: str) -> None:
-        """The peer left ``rid``'s swarm: what it got of it is gone with it, and a new
-        download of it asks for those blocks again."""
-        for key in [k for k in self.uploaded if k[0] == rid]:
-            del self.uploaded[key]
+    def is_coming(self, rid: str, request: msg.Request) -> bool:
+        """Is this block queued for the peer, or handed to the transport lately (on its
+        way, or not long ago)? An honest peer does not ask for such a block again."""
+        key = upload_key(rid, request)
+        return key in self.queued or key in self.in_transport
 
     def queue_upload(self, rid: str, request: msg.Request) -> None:
         self.uploads.append((rid, request))
         self.upload_bytes += request.length
-        self.uploaded[upload_key(rid, request)] = None
-        if len(self.uploaded) > REMEMBERED_UPLOADS:
-            self.uploaded.popitem(last=False)
+        self.queued.add(upload_key(rid, request))
         self._wake.set()
 
     def next_upload(self) -> tuple[str, msg.Request]:
         """The oldest queued upload, taken off the queue (the writer sends it)."""
         rid, request = self.uploads.popleft()
         self.upload_bytes -= request.length
+        self.queued.discard(upload_key(rid, request))
         return rid, request
 
     def cancel_upload(self, rid: str, request: msg.Request | None = None) -> None:
-        """Drop queued uploads of ``rid`` (all of them, or one request); what never left
-        may be asked for again."""
-        kept: deque[tuple[str, msg.Request]] = deque()
-        for r, q in self.uploads:
+        """Drop queued uploads of ``rid`` (all of them, or one request)."""
+        self.uploads = deque(
+            (r, q) for r, q in self.uploads
             if r != rid or (request is not None and (q.piece, q.offset, q.length)
-                            != (request.piece, request.offset, request.length)):
-                kept.append((r, q))
-            else:
-                self.uploaded.pop(upload_key(r, q), None)
-        self.uploads = kept
+                            != (request.piece, request.offset, request.length))
+        )
         self.upload_bytes = sum(q.length for _r, q in self.uploads)
+        self.queued = {upload_key(r, q) for r, q in self.uploads}
 
     def handed_over(self, rid: str, request: msg.Request, queued: QueuedMessage | None) -> None:
         """The upload for ``request`` now waits in the transport as ``queued``."""
@@ -151,10 +143,7 @@ class Link:
     def withdraw_upload(self, rid: str, request: msg.Request) -> bool:
         """Take a cancelled upload back from the transport if none of it has left yet."""
         queued = self.in_transport.pop(upload_key(rid, request), None)
-        if queued is not None and queued.withdraw():
-            self.uploaded.pop(upload_key(rid, request), None)
-            return True
-        return False
+        return queued is not None and queued.withdraw()
 
     def close(self) -> None:
         self.closed = True
@@ -164,7 +153,7 @@ class Link:
         self.uploads.clear()
         self.upload_bytes = 0
         self.in_transport.clear()
-        self.uploaded.clear()
+        self.queued.clear()
         self._wake.set()
 
     async def wait_control(self, seconds: float) -> None:
@@ -199,6 +188,9 @@ class PeerState:
     peer_choking: bool = True
     peer_interested: bool = False
     requested: dict[Block, float] = attrs.field(factory=dict)  # block → when asked
+    # every block asked of it lately (requested, or since cancelled or moved): what it
+    # sends counts as its rate only if we asked for it (REMEMBERED_ASKS)
+    asked: OrderedDict[Block, None] = attrs.field(factory=OrderedDict)
     # After a Reject (the peer's upload queue is full): ask it for no more than this, one
     # more per block it delivers; at least 1, so a peer that had nothing of ours queued is
     # still asked (one request per round trip); None = the pipeline alone decides.

@@ -180,7 +180,7 @@ async def test_a_peer_back_from_a_restart_replaces_its_lingering_session_at_once
         old = peers(b).get(a.id)
         assert old is not None
         with trio.fail_after(10):  # the same run dialling again: a duplicate, the old one stays
-            await _hostile_handshake(a, b, incarnation=old.incarnation)
+            await _hostile_handshake(a, b, nonce=old.incarnation + b"n" * 8)
             await trio.sleep(0.2)
         assert peers(b).get(a.id) is old and not old.closed.is_set()
         taken: list[bytes] = []
@@ -192,8 +192,8 @@ async def test_a_peer_back_from_a_restart_replaces_its_lingering_session_at_once
             return bool(taken)
 
         with trio.fail_after(10):  # a new run of a: its session is the live one
-            await _hostile_handshake(a, b, incarnation=b"restarted", until=replaced)
-        assert taken == [b"restarted"]
+            await _hostile_handshake(a, b, nonce=b"restartd" + b"n" * 8, until=replaced)
+        assert taken == [b"restartd"]
         assert old.closed.is_set() and "restarted" in old.close_reason
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from p2pkit.plugins.swarm import _messages as msg
-from p2pkit.plugins.swarm._state import IN_TRANSPORT, MAX_CONTROL_MESSAGES, REMEMBERED_UPLOADS, Link
+from p2pkit.plugins.swarm._state import IN_TRANSPORT, MAX_CONTROL_MESSAGES, Link
 
 RID = "ab" * 32
 
@@ -92,25 +92,25 @@ def test_the_link_counts_the_bytes_its_queued_uploads_ask_for() -> None:
     assert lk.upload_bytes == 0
 
 
-def test_a_block_queued_or_sent_is_remembered_until_cancelled() -> None:
-    """A greedy peer asking for the same block over and over took two thirds of a
-    seeder's uplink: the provider refuses a block the link already queued or sent."""
+def test_a_block_already_coming_to_the_peer_is_known_as_such() -> None:
+    """A greedy peer keeping eight requests out for one block took two thirds of a
+    seeder's uplink: a request for a block queued for it or handed to the transport
+    lately is not served again."""
     lk = link()
     lk.queue_upload(RID, request(0))
     lk.queue_upload(RID, request(16384))
-    assert lk.asked_before(RID, request(0)) and not lk.asked_before(RID, request(32768))
-    lk.next_upload()  # sent: still remembered
-    assert lk.asked_before(RID, request(0))
-    lk.cancel_upload(RID, request(16384))  # never left: may be asked for again
-    assert not lk.asked_before(RID, request(16384))
-    for i in range(REMEMBERED_UPLOADS):
-        lk.queue_upload("cd" * 32, msg.Request(bytes(32), i, 0, 16384))
-    assert not lk.asked_before(RID, request(0))  # bounded: the oldest is forgotten
-    lk.forget_uploads("cd" * 32)  # the peer left that swarm: it may ask for them again
-    assert not lk.uploaded
+    assert lk.is_coming(RID, request(0)) and not lk.is_coming(RID, request(32768))
+    lk.cancel_upload(RID, request(16384))
+    assert not lk.is_coming(RID, request(16384))
+    assert lk.next_upload() == (RID, request(0))
+    lk.handed_over(RID, request(0), cast(Any, Queued()))  # in the transport: still coming
+    assert lk.is_coming(RID, request(0))
+    for i in range(1, IN_TRANSPORT + 1):  # long gone: may be asked for again
+        lk.handed_over(RID, request(i * 16384), cast(Any, Queued()))
+    assert not lk.is_coming(RID, request(0))
     lk.queue_upload(RID, request(0))
     lk.close()
-    assert not lk.uploaded
+    assert not lk.queued
 
 
 class ClosablePeer:
