@@ -23,6 +23,7 @@ peer is dropped, as for a bad announce.
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,10 @@ MAX_ORIGINS = 4096
 # Signed announce bodies held, all origins together; decoded, the entries take about three
 # times as much again (~64 MiB in all at this bound).
 MAX_HELD_BYTES = 16 << 20
+# What origins first learned through one neighbour may hold: made-up origins signed by
+# one hostile peer filled the whole table in ~20 messages, and no new honest node's files
+# appeared anywhere after that.
+NEIGHBOUR_SHARE = 4  # at most a quarter of MAX_HELD_BYTES and of MAX_ORIGINS
 MAX_TOMBSTONES = 4096
 MAX_RESULTS_PER_QUERY = 1000
 # The age a copy claims is not signed, so a relay could make a list look older (it expired
@@ -105,6 +110,7 @@ class OriginRecord:
     port: int
     received: float = 0.0  # when this seq first reached us: no copy of it was born later
     first_seen: float = 0.0  # when we first heard of the origin at all (any seq)
+    via: str = ""  # the neighbour we first heard of the origin through
 
 
 @dataclass
@@ -149,6 +155,8 @@ class FloodCore:
         # full table made each announce cost seconds of CPU)
         self._rid_origins: dict[str, int] = {}  # rid -> how many other origins list it
         self._held = 0  # bytes of the signed bodies in ``records``
+        self._via_bytes: Counter[str] = Counter()  # the same, per neighbour first heard through
+        self._via_count: Counter[str] = Counter()
         # origin -> (last seq, forget at): an expired list must not come back from a peer
         # that still holds a copy (sync would otherwise resurrect it with a fresh expiry).
         self._tombstones: dict[str, tuple[int, float]] = {}
@@ -254,7 +262,7 @@ class FloodCore:
         if born + self.entry_expiry <= now:
             self.counters["stale"] += 1  # a copy older than its lifetime
             return Output()
-        if not self._has_room(known, len(ann.body)):
+        if not self._has_room(origin, known, len(ann.body), sender):
             self.counters["records_full"] += 1  # neither kept nor relayed
             return Output()
         if not verify(ann.public_key, ann.signature, SIGN_CONTEXT + ann.body):
@@ -268,6 +276,7 @@ class FloodCore:
             announce=stored, born=born, expires_at=born + self.entry_expiry, host=host,
             port=body.port, received=now,
             first_seen=known.first_seen if known is not None else now,
+            via=known.via if known is not None else sender,
         ))
         if host and body.port:
             self.learn_peer(origin, host, body.port, now, directly=sender == origin)
@@ -295,12 +304,21 @@ class FloodCore:
             known.born = born
             known.expires_at = max(known.expires_at, born + self.entry_expiry)
 
-    def _has_room(self, known: OriginRecord | None, size: int) -> bool:
+    def _has_room(self, origin: str, known: OriginRecord | None, size: int, sender: str) -> bool:
         """Whether an announce of ``size`` bytes fits beside what we hold (an origin we
-        know replaces its old list; a new one also needs a free slot)."""
-        if known is not None:
-            return self._held - len(known.announce.body) + size <= MAX_HELD_BYTES
-        return len(self.records) < MAX_ORIGINS and self._held + size <= MAX_HELD_BYTES
+        know replaces its old list; a new one also needs a free slot), and within the
+        share of the neighbour we first heard of the origin through (a neighbour's own
+        list always counts as its share's first)."""
+        via = known.via if known is not None else sender
+        old = len(known.announce.body) if known is not None else 0
+        if self._held - old + size > MAX_HELD_BYTES:
+            return False
+        if known is None and len(self.records) >= MAX_ORIGINS:
+            return False
+        if via == origin:
+            return True
+        return (self._via_bytes[via] - old + size <= MAX_HELD_BYTES // NEIGHBOUR_SHARE
+                and (known is not None or self._via_count[via] < MAX_ORIGINS // NEIGHBOUR_SHARE))
 
     def _replace(self, origin: str, record: OriginRecord | None) -> Output:
         """Put ``record`` in place of what we held of ``origin`` (None: drop it), keeping
@@ -311,9 +329,15 @@ class FloodCore:
         new_rids = record.entries.keys() if record is not None else set()
         if old is not None:
             self._held -= len(old.announce.body)
+            self._via_bytes[old.via] -= len(old.announce.body)
+            self._via_count[old.via] -= 1
+            if not self._via_count[old.via]:
+                del self._via_count[old.via], self._via_bytes[old.via]
         if record is not None:
             self.records[origin] = record
             self._held += len(record.announce.body)
+            self._via_bytes[record.via] += len(record.announce.body)
+            self._via_count[record.via] += 1
         for rid in old_rids - new_rids:
             left = self._rid_origins[rid] - 1
             if left:

@@ -555,6 +555,27 @@ def test_announces_from_made_up_origins_are_bounded_in_bytes_and_count(
     assert rid_of("updated.mp4") in victim.records[first.node_id].entries
 
 
+def test_made_up_origins_through_one_neighbour_leave_room_for_others() -> None:
+    """~20 announces of made-up origins from one peer filled the table, and no new honest
+    node's files appeared anywhere after that."""
+    from p2pkit.plugins.flooding._core import MAX_HELD_BYTES, NEIGHBOUR_SHARE
+
+    me = Identity.from_seed(b"\x01" * 32)
+    victim = FloodCore(me.node_id, me.public_key, me.sign, rate=1e9, burst=1e9)
+    bulky = [entry(f"f{i}.mp4", description="d" * 4000) for i in range(260)]  # ~1 MiB body
+    for i in range(2, 2 + MAX_HELD_BYTES // (1 << 20) + 4):
+        victim.receive("hostile", "10.0.0.9", _made_up_origin(i, bulky), 0.0, [])
+    held = sum(len(r.announce.body) for r in victim.records.values())
+    assert held <= MAX_HELD_BYTES // NEIGHBOUR_SHARE and victim.counters["records_full"] > 0
+    honest = _made_up_origin(10_000, [entry("honest.mp4")])
+    assert victim.receive("another", "10.0.0.8", honest, 0.0, []).added == {rid_of("honest.mp4")}
+    # a neighbour's own list always fits, its share full or not
+    own = Identity.from_seed((20_000).to_bytes(4, "big") * 8)
+    victim.receive("hostile", "10.0.0.9", _made_up_origin(3, bulky), 0.0, [])
+    assert victim.receive(own.node_id, "10.0.0.7", _made_up_origin(20_000, [entry("own.mp4")]),
+                          0.0, []).added == {rid_of("own.mp4")}
+
+
 # ---------------------------------------------------------------- signed search answers
 
 
