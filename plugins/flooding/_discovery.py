@@ -50,10 +50,19 @@ log = logging.getLogger("p2pkit.flooding")
 _ENTRY_LIMITS = {"name": 255, "mime": 100, "category": 16, "title": 512, "description": 4096}
 
 
+_EPOCH: trio.lowlevel.RunVar[float] = trio.lowlevel.RunVar("flooding_epoch")
+
+
 def _epoch() -> float:
     """Our wall clock minus trio's: wall time that runs with trio's clock (in the
-    simulator, virtual time), so that ``seq`` and the ages checked against it agree."""
-    return time.time() - trio.current_time()
+    simulator, virtual time), so that ``seq`` and the ages checked against it agree. Taken
+    once per trio run: the nodes of one simulation share it (each its own, taken as they
+    start at different virtual and wall times, made every age look seconds off)."""
+    try:
+        return _EPOCH.get()
+    except LookupError:
+        _EPOCH.set(time.time() - trio.current_time())
+        return _EPOCH.get()
 
 
 def entry_from_item(item: Any) -> Entry | None:

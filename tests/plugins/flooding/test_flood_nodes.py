@@ -84,6 +84,20 @@ async def line(**flooding: Any) -> AsyncIterator[tuple[Any, Any, Any]]:
         yield a, b, c
 
 
+async def test_nodes_of_one_trio_run_share_one_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ages are checked against seq on a wall clock that runs with trio's. Each node took
+    its own as it started; in the simulator, where nodes start at different virtual and
+    wall times, every age then looked seconds off and runs stopped being reproducible."""
+    import time
+
+    wall = iter(range(1_000_000, 2_000_000, 1000))  # each reading 1000 s after the last
+    monkeypatch.setattr(time, "time", lambda: float(next(wall)))
+    async with flood_node() as a:
+        await trio.sleep(0.01)
+        async with flood_node() as b:
+            assert a.discovery.core.epoch == b.discovery.core.epoch is not None
+
+
 async def test_share_on_a_is_seen_on_c_and_unshare_propagates(tmp_path: Path) -> None:
     async with line() as (a, _b, c), c.events.subscribe() as events:
         manifest = await a.share(make_wav(tmp_path / "sunset.wav"), title="Sunset Walk",
