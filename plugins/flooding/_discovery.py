@@ -34,7 +34,7 @@ from p2pkit.events import Event
 from p2pkit.hookspecs import hookimpl
 
 from ._config import FloodingConfig
-from ._core import FloodCore, Output, Send
+from ._core import MAX_HELD_BYTES, FloodCore, Output, Send
 from ._messages import (
     LAN_BEACON_BYTE,
     MAX_QUERY,
@@ -46,6 +46,11 @@ from ._messages import (
 )
 
 log = logging.getLogger("p2pkit.flooding")
+
+# Bytes queued for one peer: a whole table's sync fits (what a newly connected peer gets),
+# while a peer that never reads holds this much of ours at most — `queue_size` messages
+# of up to 1 MiB each were 256 MiB.
+MAX_QUEUED_BYTES = MAX_HELD_BYTES + (2 << 20)
 
 _ENTRY_LIMITS = {"name": 255, "mime": 100, "category": 16, "title": 512, "description": 4096}
 
@@ -101,6 +106,7 @@ class FloodingDiscovery:
             entry_expiry=c.entry_expiry, rate=c.rate_limit, burst=c.rate_burst, epoch=_epoch(),
         )
         self._queues: dict[str, trio.MemorySendChannel[bytes]] = {}
+        self._queued_bytes: dict[str, int] = {}  # what each queue holds (MAX_QUEUED_BYTES)
         self._local_dirty = trio.Event()
         self._timer_changed = trio.Event()
         self._armed_deadline = math.inf  # when the expiry loop wakes next
@@ -310,6 +316,7 @@ class FloodingDiscovery:
             return
         send, receive = trio.open_memory_channel[bytes](self.config.queue_size)
         self._queues[peer_id] = send
+        self._queued_bytes[peer_id] = 0
         self.node.nursery.start_soon(self._sender, peer, receive)
         self._connected.set()
         self._refresh_local()
@@ -319,6 +326,7 @@ class FloodingDiscovery:
 
     def _peer_down(self, peer_id: str) -> None:
         send = self._queues.pop(peer_id, None)
+        self._queued_bytes.pop(peer_id, None)
         if send is not None:
             send.close()
         self.core.peer_down(peer_id, trio.current_time(), self.config.peer_down_grace)
@@ -327,6 +335,8 @@ class FloodingDiscovery:
     async def _sender(self, peer: Peer, queue: trio.MemoryReceiveChannel[bytes]) -> None:
         async with queue:
             async for data in queue:
+                if peer.id in self._queued_bytes:
+                    self._queued_bytes[peer.id] -= len(data)
                 try:
                     await peer.send(PROTOCOL, data, channel=CHANNEL_CONTROL)
                 except P2PKitError:  # SessionClosed: PeerDown closes the queue
@@ -459,10 +469,16 @@ class FloodingDiscovery:
             queue = self._queues.get(peer_id)
             if queue is None:
                 continue
+            queued = self._queued_bytes.get(peer_id, 0)
+            if queued + len(data) > MAX_QUEUED_BYTES:  # a peer that reads slowly or never
+                self.dropped_sends += 1
+                continue
             try:
                 queue.send_nowait(data)
             except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
                 self.dropped_sends += 1
+            else:
+                self._queued_bytes[peer_id] = queued + len(data)
 
     def _apply(self, out: Output) -> None:
         self._send_all(out.sends)

@@ -98,6 +98,26 @@ async def test_nodes_of_one_trio_run_share_one_wall_clock(monkeypatch: pytest.Mo
             assert a.discovery.core.epoch == b.discovery.core.epoch is not None
 
 
+async def test_what_is_queued_for_a_peer_that_does_not_read_is_bounded_in_bytes() -> None:
+    """The send queue was bounded in messages only: 256 announces of up to 1 MiB each
+    waited for a peer that never read."""
+    from p2pkit.plugins.flooding._discovery import MAX_QUEUED_BYTES
+
+    async with flood_node() as a:
+        disc = a.discovery
+        send, receive = trio.open_memory_channel[bytes](256)
+        disc._queues["reader" * 8] = send
+        disc._queued_bytes["reader" * 8] = 0
+        big = b"x" * (1 << 20)
+        disc._send_all([("reader" * 8, big)] * 256)
+        queued = receive.statistics().current_buffer_used
+        assert queued * len(big) <= MAX_QUEUED_BYTES < (queued + 1) * len(big)
+        assert disc.dropped_sends == 256 - queued
+        del disc._queues["reader" * 8]
+        send.close()
+        receive.close()
+
+
 async def test_share_on_a_is_seen_on_c_and_unshare_propagates(tmp_path: Path) -> None:
     async with line() as (a, _b, c), c.events.subscribe() as events:
         manifest = await a.share(make_wav(tmp_path / "sunset.wav"), title="Sunset Walk",
