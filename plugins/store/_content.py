@@ -427,19 +427,22 @@ class Store(FileStore):
         other downloads running (all else may be evicted for it); None without a limit."""
         if self._limit is None:
             return None
-        running = sum(item.manifest.size for key, item in self._content.items()
-                      if key in self._downloading and key != rid)
-        return max(0, self._limit - self._pinned_bytes() - running)
+        return max(0, self._limit - self._pinned_bytes() - self._running_bytes(rid))
+
+    def _running_bytes(self, rid: str | None) -> int:
+        """The full size of the downloads running, ``rid``'s aside."""
+        return sum(item.manifest.size for key, item in self._content.items()
+                   if key in self._downloading and key != rid)
 
     def _check_room(self, manifest: Manifest) -> None:
-        room = self.room_for_download(manifest.rid)
-        if room is not None and manifest.size > room:
-            pinned = self._pinned_bytes()
-            others = max(0, (self._limit or 0) - pinned - room)
+        if self._limit is None:
+            return
+        pinned, running = self._pinned_bytes(), self._running_bytes(manifest.rid)
+        if manifest.size > self._limit - pinned - running:
             raise StoreFullError(
                 f"{manifest.name} ({manifest.size} bytes) cannot fit: the storage limit "
                 f"(cfg.cache_limit_mb) is {self._limit} bytes and pinned items hold {pinned}"
-                + (f", other downloads running {others}" if others else ""))
+                + (f", other downloads running {running}" if running else ""))
 
     @contextlib.contextmanager
     def downloading(self, rid: str) -> Iterator[None]:

@@ -489,8 +489,8 @@ class PiecePicker:
     def block_failed(self, peer: str, block: Block) -> None:
         """A received block failed its leaf hash: it is fetched again, not from ``peer``,
         which takes the blame (the caller decides what that costs it) and is not asked for
-        this piece again (as a seeder refuses a block it sent already, asking it again
-        would only wait for that refusal)."""
+        this piece again (a block just sent is not served twice: asking the sender again
+        at once would wait for its request to time out)."""
         partial = self._partial.get(block.piece)
         if partial is None:
             return
