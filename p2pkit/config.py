@@ -39,6 +39,11 @@ def _port(_inst: Any, attr: Any, value: int) -> None:
         raise ValueError(f"node.{attr.name} must be 0..65535 (0 = any free port), got {value}")
 
 
+def _grace(_inst: Any, attr: Any, value: float) -> None:
+    if not 0 <= value <= 10:
+        raise ValueError(f"node.{attr.name} must be 0..10 seconds, got {value}")
+
+
 @attrs.define
 class NodeSection:
     """``[node]``: where and how the node runs."""
@@ -53,6 +58,9 @@ class NodeSection:
     plugins: list[str] = attrs.field(factory=list)  # extra "module:attr" plugins
     disable: list[str] = attrs.field(factory=list)  # names of plugins not to load
     repeater: str = ""  # Unix socket path; "" = <data_dir>/repeater.sock; "off" = none
+    # How long a stopping node lets its sessions deliver their last messages (a flooding
+    # node's "my files are gone") and close: peers then know at once, not a timeout later.
+    stop_grace: float = attrs.field(default=0.5, validator=_grace)
     # Which plugin provides each capability; "auto" = the only one offering it.
     transport: str = "auto"
     discovery: str = "auto"

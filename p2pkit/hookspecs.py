@@ -94,6 +94,14 @@ def p2pkit_fields(node: Node) -> Iterable[Field]:
 
 
 @hookspec
+def p2pkit_node_stopping(node: Node) -> None:
+    """The node is about to stop, its peers still connected: queue any last messages
+    (``Peer.send_nowait``). Sessions then deliver what is queued and close, within
+    ``[node] stop_grace`` seconds. Must not block. Not called when the node's nursery
+    already failed, nor when its host is gone (a crash says nothing)."""
+
+
+@hookspec
 def p2pkit_event(node: Node, event: Event) -> None:
     """Observe an event (peer up/down, content added/removed, ...). Must not block."""
 

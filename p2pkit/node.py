@@ -79,6 +79,8 @@ class Node:
         self.providers: dict[str, Any] = {}
         self.provider_names: dict[str, str] = {}
         self.observer_errors = 0
+        # seconds a stop may spend taking leave of peers; 0 = vanish (a simulated crash)
+        self.stop_grace = config.node.stop_grace
         self._nursery: trio.Nursery | None = None
         self._endpoint: DatagramEndpoint | None = None
         self.peers: PeerManager | None = None
@@ -214,6 +216,67 @@ class Node:
         return Field(f"cfg.{key}", SETTINGS[key].type, lambda: self.settings.get(key),
                      setter=setter, description=SETTINGS[key].description)
 
+    async def _serve(
+        self, endpoint: DatagramEndpoint, bootstrap: list[Address], stopping: trio.CancelScope,
+        *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Every task of the node, in its own nursery under ``stopping``; reports started
+        once every service is ready."""
+        with stopping:
+            try:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    await self._start_services(nursery, endpoint, bootstrap)
+                    task_status.started()
+                    await trio.sleep_forever()
+            finally:
+                self._nursery = None  # what ends here cannot take leave any more
+
+    async def _start_services(
+        self, nursery: trio.Nursery, endpoint: DatagramEndpoint, bootstrap: list[Address],
+    ) -> None:
+        await nursery.start(endpoint.run, self.demux.dispatch)
+        if self.transport is not None:
+            self.peers = PeerManager(self, self.transport)
+            for results in self.hook.p2pkit_message_protocols(node=self):
+                self.peers.add_protocols(results or ())
+        for results in reversed(self.hook.p2pkit_services(node=self)):
+            for service in results or ():
+                try:
+                    await nursery.start(service)
+                except P2PKitError:
+                    raise
+                except Exception as exc:  # a plugin's bug, named as such
+                    name = getattr(service, "__qualname__", repr(service))
+                    raise PluginError(f"service {name} failed to start: "
+                                      f"{type(exc).__name__}: {exc}") from exc
+        if self.peers is not None:
+            await nursery.start(self.peers.serve)
+        if self.data_dir is not None:  # simulated nodes read endpoint stats directly
+            nursery.start_soon(self._sample_rates)
+        socket_path = _repeater_path(self.config, self.data_dir)
+        if socket_path is not None:
+            from .repeater.server import serve_repeater
+
+            await nursery.start(serve_repeater, self.fields, socket_path)
+        if bootstrap and (self.peers is not None or self.discovery is not None):
+            nursery.start_soon(self._bootstrap, bootstrap)
+
+    async def _take_leave(self) -> None:
+        """Plugins' last messages (``p2pkit_node_stopping``), then every session closed
+        in order, within ``stop_grace`` seconds (``[node] stop_grace``) — shielded: a node stopped by cancellation
+        (Ctrl-C, an enclosing scope) takes its leave too, for that long at most."""
+        if self.stop_grace <= 0 or self._nursery is None:  # vanishing, or already failed
+            return
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + self.stop_grace
+            try:
+                self.hook.p2pkit_node_stopping(node=self)
+            except Exception:  # a plugin's bug must not keep the node from stopping
+                log.exception("a plugin failed while the node was stopping")
+            if self.peers is not None:
+                await self.peers.close_all("the node is stopping")
+
     async def _sample_rates(self) -> None:
         """Feed the rate meters once a second so the window is always a real window."""
         while True:
@@ -339,34 +402,12 @@ async def open_node(
                 node.fields.register(field)
         body_error: BaseException | None = None
         try:
-            async with trio.open_nursery() as nursery:
-                node._nursery = nursery
-                await nursery.start(endpoint.run, node.demux.dispatch)
-                if node.transport is not None:
-                    node.peers = PeerManager(node, node.transport)
-                    for results in node.hook.p2pkit_message_protocols(node=node):
-                        node.peers.add_protocols(results or ())
-                for results in reversed(node.hook.p2pkit_services(node=node)):
-                    for service in results or ():
-                        try:
-                            await nursery.start(service)
-                        except P2PKitError:
-                            raise
-                        except Exception as exc:  # a plugin's bug, named as such
-                            name = getattr(service, "__qualname__", repr(service))
-                            raise PluginError(f"service {name} failed to start: "
-                                              f"{type(exc).__name__}: {exc}") from exc
-                if node.peers is not None:
-                    await nursery.start(node.peers.serve)
-                if data_dir is not None:  # simulated nodes read endpoint stats directly
-                    nursery.start_soon(node._sample_rates)
-                socket_path = _repeater_path(config, data_dir)
-                if socket_path is not None:
-                    from .repeater.server import serve_repeater
-
-                    await nursery.start(serve_repeater, node.fields, socket_path)
-                if bootstrap and (node.peers is not None or node.discovery is not None):
-                    nursery.start_soon(node._bootstrap, bootstrap)
+            async with trio.open_nursery() as host:
+                # the node's tasks run shielded from the caller's cancellation (Ctrl-C,
+                # an enclosing scope): stopped that way, it still takes its leave, and
+                # ``stopping`` ends them after that
+                stopping = trio.CancelScope(shield=True)
+                await host.start(node._serve, endpoint, bootstrap, stopping)
                 node.state = NodeState.RUNNING
                 try:
                     yield node
@@ -375,15 +416,16 @@ async def open_node(
                     raise
                 finally:
                     node.state = NodeState.STOPPING
-                    nursery.cancel_scope.cancel()
+                    await node._take_leave()
+                    stopping.cancel()
         except BaseExceptionGroup as group:
             # The caller's own exception comes back as itself, not wrapped in a group; so
             # does the one error that stopped the start (a PluginError, a ConfigError...)
-            if body_error is not None and list(group.exceptions) == [body_error]:
+            leaves = _leaves(group)
+            if body_error is not None and leaves == [body_error]:
                 raise body_error from None
-            if (body_error is None and len(group.exceptions) == 1
-                    and isinstance(group.exceptions[0], P2PKitError)):
-                raise group.exceptions[0] from None
+            if body_error is None and len(leaves) == 1 and isinstance(leaves[0], P2PKitError):
+                raise leaves[0] from None
             raise
     finally:
         node._nursery = None
@@ -398,6 +440,15 @@ async def open_node(
                     log.exception("closing provider %r failed", provider)
         node.settings.close()
         node.state = NodeState.STOPPED
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    """The exceptions in ``group`` and the groups nested in it (a service's error comes
+    through the node's nursery and the caller's side of it)."""
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
 
 
 __all__ = ["Node", "NodeState", "Service", "open_node", "parse_address"]

@@ -169,6 +169,7 @@ class PeerManager:
         self.unknown_protocol = 0
         self.handshake_failures = 0
         self.refused = 0  # incoming sessions turned away at max_connections
+        self.stopping = False  # the node is closing its sessions: no new ones
         self.on_peer_up: list[Callable[[Peer], None]] = []
 
     # ------------------------------------------------------------------ registry
@@ -220,6 +221,22 @@ class PeerManager:
             del self._connecting[addr]
             done.set()
 
+    async def close_all(self, reason: str) -> None:
+        """The node is stopping: every session delivers what it has queued and closes
+        (FIN), all at once, so peers learn of it now and not after a timeout. No new
+        session is taken meanwhile. The caller bounds the wait; a session still open
+        when it runs out is reset."""
+        self.stopping = True
+        async with trio.open_nursery() as nursery:
+            for peer in list(self._peers.values()):
+                nursery.start_soon(self._close, peer, reason)
+
+    async def _close(self, peer: Peer, reason: str) -> None:
+        try:
+            await peer.session.aclose()
+        finally:
+            self._drop(peer, reason)
+
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Accept incoming sessions for as long as the node runs."""
         task_status.started()
@@ -266,6 +283,9 @@ class PeerManager:
             session.abort()
             raise
         peer_id = node_id_of(theirs.public_key)
+        if self.stopping:
+            session.abort()
+            raise SessionClosed("the node is stopping")
         if peer_id == identity.node_id:
             session.abort()
             raise SessionClosed("connected to ourselves")

@@ -252,6 +252,7 @@ class Simulation:
             return
         sim_node.host.online = False
         sim_node.crashes += 1
+        sim_node.node.stop_grace = 0.0  # a crash says nothing to anyone
         await self._stop(sim_node)
 
     async def leave(self, node: SimNode | str) -> None:
@@ -344,6 +345,9 @@ class Simulation:
                 await trio.sleep_until(self._epoch + self.duration)
             self._snapshot_transports()
             self._finish_results()
+            for sim_node in self.nodes.values():
+                if sim_node.node is not None:  # the run ends here: no time for goodbyes
+                    sim_node.node.stop_grace = 0.0
             nursery.cancel_scope.cancel()
         self._nursery = None
         for sim_node in self.nodes.values():

@@ -160,6 +160,10 @@ class FloodCore:
         # origin -> (last seq, forget at): an expired list must not come back from a peer
         # that still holds a copy (sync would otherwise resurrect it with a fresh expiry).
         self._tombstones: dict[str, tuple[int, float]] = {}
+        # origin -> its clock's offset from ours (s), learned from its own session: the
+        # age bound reads seq as the origin's wall clock, and a clock an hour slow made
+        # every list of that node stale everywhere (AGE_BEHIND_S)
+        self._skews: dict[str, float] = {}
         self.known_peers: dict[str, tuple[str, int, float]] = {}  # id -> (host, port, seen)
         self._heard_directly: set[str] = set()  # known_peers whose address came from themselves
         self._seen_queries = SeenCache(4096, query_memory)
@@ -206,6 +210,12 @@ class FloodCore:
         data = encode(self.make_announce(seq_floor))
         return [(peer, data) for peer in neighbors]
 
+    def farewell(self, neighbors: Iterable[str], seq_floor: int = 0) -> list[Send]:
+        """Our last announce, as the node stops: an empty list, so every node drops our
+        files now instead of an ``entry_expiry`` later (a restart announces a larger seq)."""
+        self.set_local([])
+        return self.announce_to(neighbors, seq_floor)
+
     def sync_for(self, peer: str, now: float, seq_floor: int = 0) -> list[Send]:
         """What a newly connected peer gets: our announce and every record we hold, each
         with its age, so a copy expires when the original would."""
@@ -249,7 +259,10 @@ class FloodCore:
         origin = node_id_of(ann.public_key)
         known = self.records.get(origin)
         buried = self._tombstones.get(origin)
-        age = self._bounded_age(ann.age, body.seq, now)
+        direct = sender == origin and self.epoch is not None
+        # its own session: the list is fresh whatever its clock says (kept once verified)
+        skew = self._since(body.seq, now) - ann.age if direct else self._skews.get(origin, 0.0)
+        age = self._bounded_age(ann.age, body.seq, now, skew)
         if known is not None and body.seq == known.seq and origin != self.node_id:
             self._younger_copy(known, ann, now - age)
             self.counters["duplicates"] += 1
@@ -267,6 +280,8 @@ class FloodCore:
             return Output()
         if not verify(ann.public_key, ann.signature, SIGN_CONTEXT + ann.body):
             raise RemoteProtocolError("announce signature does not verify")
+        if direct:
+            self._learn_skew(origin, skew)
         self.counters["announces_new"] += 1
         host = sender_host if sender == origin else ann.host
         stored = msgspec.structs.replace(ann, host=host, age=0.0)
@@ -287,12 +302,23 @@ class FloodCore:
             out.sends = [(p, data) for p in neighbors if p not in (sender, origin)]
         return out
 
-    def _bounded_age(self, age: float, seq: int, now: float) -> float:
-        """The age a copy claims, within what its signed ``seq`` allows (AGE_BEHIND_S)."""
+    def _since(self, seq: int, now: float) -> float:
+        """Seconds from ``seq`` (the origin's wall clock in ms) to our wall clock now."""
+        return now + (self.epoch or 0.0) - seq / 1000
+
+    def _bounded_age(self, age: float, seq: int, now: float, skew: float) -> float:
+        """The age a copy claims, within what its signed ``seq`` allows (AGE_BEHIND_S),
+        read on the origin's clock (``skew``: its offset from ours, 0 if unknown)."""
         if self.epoch is None:
             return age
-        since = now + self.epoch - seq / 1000
+        since = self._since(seq, now) - skew
         return min(max(age, since - AGE_BEHIND_S, 0.0), max(since + AGE_AHEAD_S, 0.0))
+
+    def _learn_skew(self, origin: str, skew: float) -> None:
+        self._skews.pop(origin, None)  # kept in order of last hearing: the oldest goes first
+        self._skews[origin] = skew
+        if len(self._skews) > MAX_ORIGINS:
+            del self._skews[next(iter(self._skews))]
 
     def _younger_copy(self, known: OriginRecord, ann: Announce, born: float) -> None:
         """Another copy of the list we hold, claiming to be younger: the honest path's

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -51,6 +53,7 @@ log = logging.getLogger("p2pkit.flooding")
 # while a peer that never reads holds this much of ours at most — `queue_size` messages
 # of up to 1 MiB each were 256 MiB.
 MAX_QUEUED_BYTES = MAX_HELD_BYTES + (2 << 20)
+SEQ_FILE = "flooding.seq"  # in the data dir: the last announce seq (see _keep_seq)
 
 _ENTRY_LIMITS = {"name": 255, "mime": 100, "category": 16, "title": 512, "description": 4096}
 
@@ -68,6 +71,23 @@ def _epoch() -> float:
     except LookupError:
         _EPOCH.set(time.time() - trio.current_time())
         return _EPOCH.get()
+
+
+def _read_seq(path: Path | None) -> int:
+    """The seq a previous run of this node announced last (0 if none or unreadable)."""
+    if path is None:
+        return 0
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return 0
+    except OSError as exc:
+        log.warning("cannot read the announce seq in %s: %s", path, exc)
+        return 0
+    if not text.isascii() or not text.strip().isdigit() or len(text) > 20:
+        log.warning("ignoring a damaged announce seq in %s", path)
+        return 0
+    return int(text)
 
 
 def entry_from_item(item: Any) -> Entry | None:
@@ -119,6 +139,11 @@ class FloodingDiscovery:
         self._random = random.Random(node.id)  # deterministic per node (simulator)
         self.dropped_sends = 0
         self.lan_beacons_in = 0
+        self._leaving = False  # our farewell went out: the share list stays empty
+        # our last seq on disk: restarted with the clock set back, a node announced a
+        # smaller seq than before and every peer ignored it until its tombstone lapsed
+        self._seq_path = None if node.data_dir is None else node.data_dir / SEQ_FILE
+        self.core.seq = self._kept_seq = _read_seq(self._seq_path)
 
     # ------------------------------------------------------------------ hooks
 
@@ -150,6 +175,21 @@ class FloodingDiscovery:
                            "lan_beacons_in": self.lan_beacons_in},
                   description="protocol counters (duplicates, rate limited, expired...)"),
         ]
+
+    @hookimpl
+    def p2pkit_node_stopping(self, node: Any) -> None:
+        """Tell the neighbours, past our queues, that our files are gone; they flood it
+        on. Best effort: a neighbour whose send buffer is full is not told, and a lost
+        farewell leaves our files to expire as a crash would."""
+        self._leaving = True
+        peers = self._flood_peers()
+        farewells = dict(self.core.farewell([p.id for p in peers], self._wall_ms()))
+        self._keep_seq()
+        for peer in peers:
+            try:
+                peer.send_nowait(PROTOCOL, farewells[peer.id], channel=CHANNEL_CONTROL)
+            except (trio.WouldBlock, P2PKitError):
+                self.dropped_sends += 1
 
     @hookimpl
     def p2pkit_event(self, node: Any, event: Event) -> None:
@@ -271,6 +311,7 @@ class FloodingDiscovery:
                 neighbors = self._neighbors()
                 if neighbors:
                     self._send_all(self.core.announce_to(neighbors, self._wall_ms()))
+                    self._keep_seq()
                 next_periodic = now + self.config.announce_interval
             with trio.move_on_at(next_periodic):
                 await self._local_dirty.wait()
@@ -321,6 +362,7 @@ class FloodingDiscovery:
         self._connected.set()
         self._refresh_local()
         self._send_all(self.core.sync_for(peer_id, trio.current_time(), self._wall_ms()))
+        self._keep_seq()
         if self.config.peer_exchange:
             self._send_all([(peer_id, self._peer_list())])
 
@@ -450,6 +492,8 @@ class FloodingDiscovery:
         announce loop then tells everyone, whoever noticed the change)."""
         store = self.node.store
         entries: list[Entry] = []
+        if self._leaving:
+            return False
         if store is not None and self.node.settings.p2p_enabled:
             for item in store.items():
                 entry = entry_from_item(item)
@@ -463,6 +507,18 @@ class FloodingDiscovery:
     def _wall_ms(self) -> int:
         """Floor for announce sequence numbers, so they keep growing across restarts."""
         return int((trio.current_time() + (self.core.epoch or 0.0)) * 1000)
+
+    def _keep_seq(self) -> None:
+        if self._seq_path is None or self.core.seq <= self._kept_seq:
+            return
+        try:
+            temporary = self._seq_path.with_suffix(".tmp")
+            temporary.write_text(str(self.core.seq))
+            os.replace(temporary, self._seq_path)  # a crash mid-write leaves the old one
+        except OSError as exc:  # a full disk costs the guarantee, not the announce
+            log.warning("cannot keep the announce seq in %s: %s", self._seq_path, exc)
+            return
+        self._kept_seq = self.core.seq
 
     def _send_all(self, sends: Iterable[Send]) -> None:
         for peer_id, data in sends:

@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 import trio
 
-from p2pkit.events import ContentRemoved, Event, GenericEvent, changed_setting
+from p2pkit.events import ContentRemoved, Event, GenericEvent, Notice, changed_setting
 from p2pkit.fields import Field, FieldType
 from p2pkit.hookspecs import hookimpl
 
@@ -131,6 +131,11 @@ class StoreProvider(Store):
         key, value = change
         if key == "cache_limit_mb" and isinstance(value, int) and not isinstance(value, bool) and value > 0:
             self.set_storage_limit(value * MIB)
+            if self.used_bytes > value * MIB:  # what is left is pinned or downloading
+                self._emit(Notice(level="warning", source="store", message=(
+                    f"cfg.cache_limit_mb {value} is below what shared copies and running "
+                    f"downloads take ({self.used_bytes / MIB:.1f} MiB, nothing of it may be "
+                    "evicted): no other download fits until some are unshared or finish")))
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """The sweep: every ``sweep_interval_s`` while there are open handles or sizes

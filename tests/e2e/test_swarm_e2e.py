@@ -64,6 +64,20 @@ def test_share_list_and_download_across_three_nodes(tmp_path: Path, procs: list[
     assert node_id(seeder) in sources(result.stderr)
 
 
+def test_a_finished_get_leaves_no_provider_behind(tmp_path: Path, procs: list[NodeProc]) -> None:
+    """``get`` runs its own node, which offers what it downloads while it runs; when it
+    exits, its farewell takes it off the list at once (before: a provider that was gone,
+    listed until its announce expired)."""
+    media = make_wav(tmp_path / "once.wav", 3, seed=4)
+    seeder = NodeProc(tmp_path, "seeder", share=[media])
+    procs.append(seeder)
+    (rid,) = seeder.shared_rids()
+    result = get(rid, seeder.port, tmp_path / "once-out.wav")
+    assert result.returncode == 0, result.stderr
+    (listed,) = [f for f in files(seeder.port) if f["rid"] == rid]
+    assert listed["providers"] == [node_id(seeder)]
+
+
 def test_unknown_content_fails_clearly(tmp_path: Path, procs: list[NodeProc]) -> None:
     seeder = NodeProc(tmp_path, "seeder")
     procs.append(seeder)

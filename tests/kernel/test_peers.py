@@ -316,3 +316,72 @@ async def test_a_handshake_message_waits_when_the_transport_buffer_is_full() -> 
     session = FullBuffer()
     await _send_control(cast(Session, session), b"hello")
     assert session.sent == [(b"hello", CHANNEL_CONTROL)]
+
+
+class LastWord(Echo):
+    """Echo that says 'bye' to every peer as its node stops (``p2pkit_node_stopping``)."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        super().__init__()
+        self.fail = fail
+        self.stopping_calls = 0
+
+    @hookimpl
+    def p2pkit_node_stopping(self, node: Node) -> None:
+        self.stopping_calls += 1
+        if self.fail:
+            raise RuntimeError("a bug in the farewell")
+        for peer in peers(node).all():
+            peer.send_nowait("echo", b"re:bye")
+
+
+class Listener(Echo):
+    """Echo that records why its peers went down."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.downs: list[PeerDown] = []
+
+    @hookimpl
+    def p2pkit_event(self, node: Node, event: object) -> None:
+        if isinstance(event, PeerDown):
+            self.downs.append(event)
+
+
+@pytest.mark.parametrize("how", ["leaving the block", "outer cancellation"])
+async def test_a_stopping_node_delivers_its_last_words_then_closes_in_order(how: str) -> None:
+    a_proto, b_proto = LastWord(), Listener()
+    downs = b_proto.downs
+    async with open_node(config(), plugins=[b_proto]) as b:
+        with trio.CancelScope() as scope:
+            async with open_node(config(), plugins=[a_proto]) as a:
+                await peers(a).connect(addr(b))
+                await wait_for(lambda: len(peers(b)) == 1)
+                if how == "outer cancellation":  # Ctrl-C in the CLI, an enclosing timeout
+                    scope.cancel()
+                    await trio.sleep_forever()
+        assert a_proto.stopping_calls == 1
+        await wait_for(lambda: downs)
+        assert b_proto.messages == [b"re:bye"]  # arrived whole, before the close
+        # an orderly close (FIN), not a reset after a timeout
+        assert "reset" not in downs[0].reason and "timed out" not in downs[0].reason
+
+
+async def test_a_farewell_that_raises_does_not_keep_the_node_from_stopping() -> None:
+    a_proto = LastWord(fail=True)
+    async with open_node(config(), plugins=[Echo()]) as b:
+        async with open_node(config(), plugins=[a_proto]) as a:
+            await peers(a).connect(addr(b))
+        assert a_proto.stopping_calls == 1
+        await wait_for(lambda: len(peers(b)) == 0)
+
+
+async def test_a_node_set_to_vanish_says_nothing() -> None:
+    a_proto, b_proto = LastWord(), Echo()
+    async with open_node(config(), plugins=[b_proto]) as b:
+        async with open_node(config(), plugins=[a_proto]) as a:
+            await peers(a).connect(addr(b))
+            a.stop_grace = 0.0
+        assert a_proto.stopping_calls == 0
+        await wait_for(lambda: len(peers(b)) == 0)
+        assert b_proto.messages == []

@@ -495,6 +495,49 @@ def test_a_departed_node_s_list_replayed_as_new_stays_gone() -> None:
         assert not out.added and origin.node_id not in victim.records
 
 
+def test_an_origin_whose_clock_is_an_hour_behind_is_heard_once_it_spoke_to_us() -> None:
+    """The age bound reads the origin's seq as its wall clock: a node whose clock ran an
+    hour slow (no RTC, no time sync) was taken as announcing an hour ago — stale, at
+    every node, forever. What its own session tells us (its announce, age 0) gives us its
+    clock's offset; copies of its lists relayed later are bounded against that."""
+    origin, victim = _clocked(1), _clocked(2)
+    origin.set_local([entry("x.mp4")])
+    now, behind = 5000.0, 3600.0
+    first = origin.make_announce(seq_floor=int((now - behind) * 1000))
+    # relayed before it ever spoke to us: we cannot tell its clock from a replay
+    assert not victim.receive("relay", "10.0.0.9", encode(first), now, []).added
+    assert victim.counters["stale"] == 1
+    # directly: taken, and its offset learned
+    assert victim.receive(origin.node_id, "10.0.0.1", encode(first), now, []).added
+    assert victim.records[origin.node_id].expires_at == pytest.approx(now + 95.0)
+    # its next list through a relay, 30 s later, 2 s old: believed as it would be with a right clock
+    origin.set_local([entry("y.mp4")])
+    relayed = msgspec.structs.replace(
+        origin.make_announce(seq_floor=int((now + 28 - behind) * 1000)), age=2.0)
+    assert victim.receive("relay", "10.0.0.9", encode(relayed), now + 30, []).added == {rid_of("y.mp4")}
+    assert victim.records[origin.node_id].expires_at == pytest.approx(now + 28 + 95.0)
+    # and the relay still cannot age it into expiry, nor a replay make an old list new
+    origin.set_local([entry("z.mp4")])
+    aged = msgspec.structs.replace(
+        origin.make_announce(seq_floor=int((now + 60 - behind) * 1000)), age=94.0)
+    victim.receive("relay", "10.0.0.9", encode(aged), now + 60, [])
+    assert victim.records[origin.node_id].expires_at >= now + 60 + 95.0 - AGE_AHEAD_S
+    stale_list = encode(msgspec.structs.replace(first, age=0.0))
+    victim.expire(now + 1000)
+    assert not victim.receive("relay", "10.0.0.9", stale_list, now + 1000, []).added
+
+
+def test_a_forged_direct_announce_teaches_no_clock_offset() -> None:
+    """The offset is taken only from a list whose signature verifies."""
+    origin, victim = _clocked(1), _clocked(2)
+    origin.set_local([entry("x.mp4")])
+    forged = msgspec.structs.replace(origin.make_announce(seq_floor=1_000), signature=bytes(64))
+    with pytest.raises(RemoteProtocolError):
+        victim.receive(origin.node_id, "10.0.0.1", encode(forged), 5000.0, [])
+    relayed = origin.make_announce(seq_floor=2_000)  # 4998 s "old" on our clock
+    assert not victim.receive("relay", "10.0.0.9", encode(relayed), 5000.0, []).added
+
+
 def test_a_peer_s_ttl_is_never_carried_past_ours() -> None:
     net = Net(5, ttl=2)
     net.line()

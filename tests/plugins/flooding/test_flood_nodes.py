@@ -229,14 +229,26 @@ async def test_an_old_flood_peer_and_a_new_one_ignore_each_other_without_droppin
         assert v2.discovery.core.counters["malformed"] == 0
 
 
-async def test_a_node_that_leaves_expires(tmp_path: Path) -> None:
+async def test_a_node_that_vanishes_expires(tmp_path: Path) -> None:
     async with flood_node(peer_exchange=False) as b, flood_node(b, peer_exchange=False) as c:
         async with flood_node(b, peer_exchange=False) as a:
             manifest = await a.share(make_wav(tmp_path / "gone.wav"))
             await until(lambda: manifest.rid in rids(c))
+            a.stop_grace = 0.0  # as if killed: no farewell
         # A stopped without a word; B saw PeerDown, C only sees no more re-announces.
         await until(lambda: manifest.rid not in rids(c))
         assert c.discovery.core.counters["expired"] >= 1
+
+
+async def test_a_node_that_stops_takes_its_files_off_the_network_at_once(tmp_path: Path) -> None:
+    # entry_expiry and the peer-down grace far beyond the wait: only a farewell can do it
+    slow = {"peer_exchange": False, "entry_expiry": 600.0, "peer_down_grace": 600.0}
+    async with flood_node(**slow) as b, flood_node(b, **slow) as c:
+        async with flood_node(b, **slow) as a:
+            manifest = await a.share(make_wav(tmp_path / "left.wav"))
+            await until(lambda: manifest.rid in rids(c))
+        await until(lambda: manifest.rid not in rids(b) and manifest.rid not in rids(c), limit=5.0)
+        assert b.discovery.core.counters["expired"] == c.discovery.core.counters["expired"] == 0
 
 
 async def test_a_late_joiner_gets_the_current_list(tmp_path: Path) -> None:
@@ -337,3 +349,44 @@ async def test_a_flood_of_lan_beacons_is_bounded_in_memory_and_dials() -> None:
         assert a.discovery.lan_beacons_in == 2 * len(batch)
         assert len(a.discovery.core.known_peers) <= MAX_KNOWN_PEERS
         assert len(a.nursery.child_tasks) - tasks_before <= a.discovery.config.target_peers
+
+
+async def test_a_node_restarted_with_its_clock_set_back_is_heard_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """seq follows the wall clock; set back an hour (a time sync correcting a clock that
+    ran fast), a restarted node announced a smaller seq than its last one and every peer
+    ignored it as old news until its tombstone lapsed (2 x entry_expiry + 300 s). The
+    last seq is kept in the data dir."""
+    from p2pkit.plugins.flooding import _discovery
+
+    media = make_wav(tmp_path / "back.wav")
+    slow = {**FAST, "peer_exchange": False, "entry_expiry": 600.0, "peer_down_grace": 600.0}
+
+    def persistent(*bootstrap: Any) -> NodeConfig:
+        return NodeConfig.from_mapping({
+            "node": {"data_dir": str(tmp_path / "a"), "port": 0, "host": "127.0.0.1",
+                     "repeater": "off",
+                     "bootstrap": [f"127.0.0.1:{port_of(b)}" for b in bootstrap]},
+            "flooding": slow,
+        })
+
+    async with flood_node(**slow) as b:
+        async with open_node(persistent(b), plugins=PLUGINS) as a:
+            manifest = await a.share(media)
+            await until(lambda: manifest.rid in rids(b))
+        await until(lambda: manifest.rid not in rids(b))  # its farewell
+        real = _discovery._epoch()
+        monkeypatch.setattr(_discovery, "_epoch", lambda: real - 3600.0)
+        async with open_node(persistent(b), plugins=PLUGINS) as a:
+            await until(lambda: manifest.rid in rids(b), limit=5.0)  # shared again from its store
+
+
+@pytest.mark.parametrize("text", ["", "12x", "-5", "９９", "1" * 40, "\x00"])
+def test_a_damaged_seq_file_is_ignored(tmp_path: Path, text: str) -> None:
+    from p2pkit.plugins.flooding._discovery import _read_seq
+
+    (tmp_path / "flooding.seq").write_text(text)
+    assert _read_seq(tmp_path / "flooding.seq") == 0
+    (tmp_path / "flooding.seq").write_text("1764000000123")
+    assert _read_seq(tmp_path / "flooding.seq") == 1764000000123
+    assert _read_seq(tmp_path / "missing") == 0 and _read_seq(None) == 0

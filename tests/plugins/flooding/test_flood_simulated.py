@@ -61,3 +61,38 @@ def test_a_share_reaches_every_node_over_lossy_links_and_expires_after_a_crash(t
     (hit,) = seen["search"]
     assert hit["rid"] == seen["rid"] and hit["providers"] == [seen["origin"]]
     assert all(rids == [] for rids in seen["after"].values()), seen["after"]
+
+
+def test_a_node_that_leaves_in_an_orderly_way_vanishes_from_every_list_at_once(tmp_path: Path) -> None:
+    """A node that stops says so: its files leave every node's list within a second,
+    not an ``entry_expiry`` later (a crashed node's files wait for that, as above)."""
+    seen: dict[str, Any] = {}
+
+    async def scenario(sim: Simulation) -> None:
+        link = LinkProfile(latency=0.02, jitter=0.005, loss=LossSpec(model="bernoulli", rate=0.02))
+        nodes = []
+        for i in range(N):
+            boot = [f"{sim.host(f'n{i - 1}').ip}:7700"] if i else []
+            config = {"node": {"plugins": PLUGINS, "bootstrap": boot}, "flooding": FLOODING}
+            nodes.append(sim.add_node(f"n{i}", link=link, config=config))
+        for node in nodes:
+            await sim.start(node)
+        await sim.sleep(10)
+        leaving, crashing = _kernel(nodes[0]), _kernel(nodes[1])
+        left = await leaving.share(_tone(tmp_path / "left.wav"), title="Left")
+        crashed = await crashing.share(_tone(tmp_path / "crashed.wav"), title="Crashed")
+        await sim.sleep(10)
+        seen["before"] = {n.name: sorted(f["rid"] for f in _kernel(n).network_files())
+                          for n in nodes[2:]}
+        await sim.leave(nodes[0])
+        await sim.crash(nodes[1])
+        await sim.sleep(1.0)
+        seen["after"] = {n.name: sorted(f["rid"] for f in _kernel(n).network_files())
+                         for n in nodes[2:]}
+        seen["left"], seen["crashed"] = left.rid, crashed.rid
+
+    Simulation(seed=5, duration=40.0, resolution=0.001).run(scenario)
+    both = sorted([seen["left"], seen["crashed"]])
+    assert all(rids == both for rids in seen["before"].values()), seen["before"]
+    # the crashed node's file is still listed (it expires later); the one that left is gone
+    assert all(rids == [seen["crashed"]] for rids in seen["after"].values()), seen["after"]

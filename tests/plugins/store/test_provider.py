@@ -78,6 +78,26 @@ async def test_cache_limit_setting_drives_the_limit(tmp_path: Path) -> None:
         assert node.store.limit_bytes == 2 * MIB
 
 
+async def test_a_limit_below_what_cannot_be_evicted_says_so(tmp_path: Path) -> None:
+    """Lowered below what is pinned, the limit was taken without a word and every later
+    download failed for want of room."""
+    from p2pkit import Notice
+
+    recorder = Recorder()
+    async with open_node(config(tmp_path / "d", cfg={"cache_limit_mb": 8}), plugins=[recorder]) as node:
+        store = node.store
+        store.create("kept")
+        store.append("kept", b"k" * (3 * MIB))
+        store.pin("kept")
+        node.fields.set("cfg.cache_limit_mb", 4)  # room enough: nothing said
+        assert not [e for e in recorder.events if isinstance(e, Notice)]
+        node.fields.set("cfg.cache_limit_mb", 2)
+        assert store.exists("kept")
+        (notice,) = [e for e in recorder.events if isinstance(e, Notice)]
+        assert notice.level == "warning" and notice.source == "store"
+        assert "cache_limit_mb 2" in notice.message and "3.0 MiB" in notice.message
+
+
 async def test_evicted_content_is_announced_removed(tmp_path: Path, store: Store, media: dict[str, Path]) -> None:
     from p2pkit.events import ContentRemoved
 
