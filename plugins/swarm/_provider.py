@@ -482,9 +482,12 @@ class SwarmProvider:
             refused = [b for b in ps.requested if b.piece == m.piece]
             for b in refused:
                 del ps.requested[b]
-            t.picker.forget_requests(pid, refused)
+            released = t.picker.forget_requests(pid, refused)
             self._update_interest(t, ps)
-            self._fill_all(t)
+            if refused or released:
+                # blocks back in the pool; only then (a Lost storm refilled every
+                # member's pipeline per message: work ∝ pieces × members, for nothing)
+                self._fill_all(t)
         elif isinstance(m, msg.Peers):
             self._on_peers(t, m, pid)
         elif isinstance(m, msg.Leaves):

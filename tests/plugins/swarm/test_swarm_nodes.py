@@ -5,6 +5,7 @@ Every wait is bounded by ``trio.fail_after``, so a bug fails a test instead of h
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import wave
@@ -18,7 +19,7 @@ import trio
 from p2pkit.plugins.swarm import NoProvidersError, P2PDisabledError, SwarmError, SwarmProvider
 from p2pkit.plugins.swarm import _messages as msg
 
-from p2pkit import NodeConfig, NodeStateError, open_node
+from p2pkit import NodeConfig, NodeStateError, SessionClosed, open_node
 from p2pkit._exceptions import RemoteProtocolError
 from p2pkit.events import GenericEvent
 from p2pkit.hookspecs import hookimpl
@@ -266,6 +267,53 @@ async def test_blocks_nobody_asked_for_are_not_the_sender_s_rate_and_past_the_en
         await until(lambda: leech.peers.get(liar.id) is None)  # a piece past the end: a protocol error
         assert leech.swarm.bytes_from_peers[liar.id] == 0
         assert leech.swarm.bytes_from_peers[honest.id] >= manifest.size
+
+
+STORM = 3000
+
+
+class LostStormSwarm(SwarmProvider):
+    """Serves nothing and, once a member's bitfield arrives, says it lost piece 0 —
+    STORM times."""
+
+    def _on_request(self, t: Any, ps: Any, m: msg.Request) -> None:
+        pass
+
+    def _on_bitfield(self, peer: Any, m: Any) -> None:
+        super()._on_bitfield(peer, m)
+        self.node.nursery.start_soon(self._storm, peer, m.rid)
+
+    async def _storm(self, peer: Any, rid: Any) -> None:
+        lost = msg.encode(msg.Lost(rid, 0))
+        with contextlib.suppress(SessionClosed):  # the leech may go first
+            for _ in range(STORM):
+                await peer.send(msg.PROTOCOL, lost)
+
+
+async def test_a_storm_of_lost_messages_refills_nobody_s_pipeline(tmp_path: Path) -> None:
+    """Every Lost refilled every member's request pipeline (work ∝ pieces × members), also
+    when nothing had been asked of the sender: a CPU cost per message a peer chooses."""
+    media = make_wav(tmp_path / "l.wav", 20, seed=7)
+    async with swarm_node(cfg={"upload_limit_kbps": 400}) as honest, \
+            swarm_node(honest, plugins=[corrupt_plugin(LostStormSwarm)], swarm="corrupt") as liar, \
+            swarm_node(honest, liar) as leech:
+        manifest = await honest.share(media)
+        await liar.share(media)
+        await until(lambda: len(leech.peers) == 2)
+        refills = 0
+        fill_all = leech.swarm._fill_all
+
+        def counted(t: Any) -> None:
+            nonlocal refills
+            refills += 1
+            fill_all(t)
+
+        leech.swarm._fill_all = counted
+        with trio.fail_after(60):
+            path = await leech.download(manifest.rid, tmp_path / "out.wav")
+        assert sha(path) == sha(media)
+        await until(lambda: leech.swarm.counters["lost_by_peers"] >= STORM)  # (a storm per bitfield)
+        assert refills < STORM // 10, refills
 
 
 async def test_disabled_peer_is_not_used(tmp_path: Path) -> None:
