@@ -44,7 +44,7 @@ class FloodingConfig:
     target_peers: int = attrs.field(default=8, validator=_non_negative)  # PEX stops dialing here
     bootstrap_timeout: float = attrs.field(default=60.0, validator=_non_negative)  # 0 = retry forever
     connect_timeout: float = attrs.field(default=10.0, validator=_positive)
-    rate_limit: float = attrs.field(default=50.0, validator=_positive)  # messages/s per peer
+    rate_limit: float = attrs.field(default=50.0, validator=_positive)  # messages/s per peer and kind (searches, lists)
     rate_burst: float = attrs.field(default=500.0, validator=_positive)
     queue_size: int = attrs.field(default=256, validator=_positive)  # per-peer send queue
     lan_discovery: bool = False  # broadcast beacons on the node's own UDP socket

@@ -169,7 +169,7 @@ class FloodCore:
         self._seen_queries = SeenCache(4096, query_memory)
         self._reverse: dict[bytes, tuple[str, float]] = {}  # query id -> (came from, when)
         self._own: dict[bytes, _OwnQuery] = {}
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}  # (sender, kind of message)
         self.query_memory = query_memory
         self.counters = {
             "announces_in": 0, "announces_new": 0, "duplicates": 0, "queries_in": 0,
@@ -237,9 +237,12 @@ class FloodCore:
         except RemoteProtocolError:
             self.counters["malformed"] += 1  # a missing field (signature...) lands here too
             raise
-        bucket = self._buckets.get(sender)
+        # searches and lists draw on buckets of their own: queries that others relayed
+        # through a neighbour used up its one bucket, and its relayed announces went too
+        kind = "search" if isinstance(message, Query | Hits) else "lists"
+        bucket = self._buckets.get((sender, kind))
         if bucket is None:
-            bucket = self._buckets[sender] = TokenBucket(self.rate, self.burst, now)
+            bucket = self._buckets[sender, kind] = TokenBucket(self.rate, self.burst, now)
         if not bucket.take(now):
             self.counters["rate_limited"] += 1
             return Output()
@@ -484,7 +487,8 @@ class FloodCore:
     def peer_down(self, peer: str, now: float, grace: float) -> None:
         """A neighbour left: its shares go after ``grace`` unless it re-announces
         (through another path) before then."""
-        self._buckets.pop(peer, None)
+        for kind in ("search", "lists"):
+            self._buckets.pop((peer, kind), None)
         rec = self.records.get(peer)
         if rec is not None:
             rec.expires_at = min(rec.expires_at, now + grace)

@@ -17,6 +17,7 @@ from p2pkit.plugins.flooding._messages import (
     HitsBody,
     PeerInfo,
     PeerList,
+    Query,
     decode,
     decode_hits_body,
     encode,
@@ -388,6 +389,21 @@ def test_seen_cache_is_bounded_in_size_and_age() -> None:
         seen.add(key, 2.0)
     assert "a" not in seen and len(seen) == 3
     assert seen.add("b", 20.0)  # too old to count as seen
+
+
+def test_queries_relayed_by_a_neighbour_do_not_starve_its_announces() -> None:
+    """One bucket per sender for every kind of message: queries that attackers sent
+    through an honest neighbour used it up, and that neighbour's relayed announces were
+    dropped with them (63 of 200 taken with two attacker sessions)."""
+    me, origin = _clocked(2), _clocked(1)
+    me.rate, me.burst = 10.0, 5.0
+    neighbour = "n" * 64
+    for i in range(50):  # a query storm, all relayed by the neighbour
+        me.receive(neighbour, "10.0.0.9", encode(Query(qid=bytes([i]) * 16, ttl=2, text="x")), 0.0, [])
+    assert me.counters["rate_limited"] == 45
+    origin.set_local([entry("honest.mp4")])
+    announce = encode(origin.make_announce(seq_floor=0))
+    assert me.receive(neighbour, "10.0.0.9", announce, 0.0, []).added == {rid_of("honest.mp4")}
 
 
 def test_token_bucket_refills_up_to_its_burst() -> None:
