@@ -31,6 +31,7 @@ from .errors import install_body_limit, install_error_handlers
 from .file_responses import FileResponse
 from .history import History
 from .hub import Hub, LogRelay, event_message
+from .peer_choices import SwitchedOffPeers
 from .views import node_status, sample_peer_rates
 
 log = logging.getLogger("p2pkit.webui")
@@ -81,6 +82,10 @@ class WebUI:
                                max_entries=self.config.history_entries)
         self.downloads = DownloadManager(node, self.hub, self.history, self.downloads_dir)
         self.peers: dict[str, KnownPeer] = {}
+        self.switched_off = SwitchedOffPeers(Path(node.data_dir) / "webui.sqlite" if node.data_dir else None)
+        for peer_id, address in self.switched_off.addresses.items():  # listed, to switch back on
+            known = self.peers[peer_id] = KnownPeer(peer_id, address)
+            known.online, known.enabled = False, False
         self.uploads_in_progress: set[Path] = set()
         self.upload_slots = trio.CapacityLimiter(4)
         self.started_at = trio.current_time()
@@ -130,6 +135,7 @@ class WebUI:
         finally:
             logging.getLogger("p2pkit").removeHandler(relay)
             self.history.close()
+            self.switched_off.close()
 
     async def serve(self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
         """Background tasks plus hypercorn's trio worker; ``started`` with the bound URLs."""
@@ -179,6 +185,7 @@ class WebUI:
         known = self.peers.get(peer_id)
         if known is None:
             known = self.peers[peer_id] = KnownPeer(peer_id, address)
+            known.enabled = peer_id not in self.switched_off
             self._forget_old_peers()
         known.online, known.address, known.reason = True, address, ""
         known.last_change = trio.current_time()

@@ -92,3 +92,37 @@ async def test_share_on_a_download_on_b_remove_on_a() -> None:
             assert (await ca.delete(f"/api/files/{item['rid']}")).status_code == 200
             await poll_json(cb, "/api/network/files",
                             lambda d: all(f["rid"] != item["rid"] or f["providers"] == 0 for f in d["files"]))
+
+
+async def test_a_peer_switched_off_stays_off_across_a_restart(tmp_path: Any) -> None:
+    """The toggle lived in memory: after a restart the peer the person had switched off
+    was used again, and was not even listed until it connected."""
+    async with node_with_ui() as a:
+        a_port = a.node.endpoint.local_address[1]
+        config = {"bootstrap": [f"127.0.0.1:{a_port}"], "ephemeral": False,
+                  "data_dir": str(tmp_path / "b"), "repeater": "off"}
+        async with open_node(node_config(**config), plugins=PLUGINS) as node:
+            b = WebUI(node, WebConfig(http_port=0))
+            await node.nursery.start(b.run_background)
+            cb = b.app.test_client()
+            await poll_json(cb, "/api/peers", lambda d: any(p["id"] == a.node.id and p["online"] for p in d["peers"]))
+            await cb.put(f"/api/peers/{a.node.id}/toggle", json={"enabled": False})
+        async with open_node(node_config(**{**config, "bootstrap": []}), plugins=PLUGINS) as node:
+            b = WebUI(node, WebConfig(http_port=0))
+            await node.nursery.start(b.run_background)
+            cb = b.app.test_client()
+            (row,) = (await (await cb.get("/api/peers")).get_json())["peers"]  # listed, offline
+            assert row["id"] == a.node.id and not row["online"] and row["enabled"] is False
+            assert node.peers is not None
+            await node.peers.connect(("127.0.0.1", a_port))
+            with trio.fail_after(10):
+                while (peer := node.peers.get(a.node.id)) is None:  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+            await poll_json(cb, "/api/peers", lambda d: d["peers"][0]["online"])
+            assert peer.enabled is False
+            on = await (await cb.put(f"/api/peers/{a.node.id}/toggle", json={"enabled": True})).get_json()
+            assert on["enabled"] is True
+        async with open_node(node_config(**{**config, "bootstrap": []}), plugins=PLUGINS) as node:
+            b = WebUI(node, WebConfig(http_port=0))
+            await node.nursery.start(b.run_background)
+            assert (await (await b.app.test_client().get("/api/peers")).get_json())["peers"] == []

@@ -1,4 +1,4 @@
-"""Seed 004 §4.1.2: peers, their stats, and switching a peer on or off."""
+"""Seed 004 §4.1.2: peers, their stats, and switching a peer on or off (kept: peer_choices.py)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ async def toggle_peer(pid: str) -> ResponseReturnValue:
     current = peer.enabled if peer is not None else known.enabled
     enabled = (not current) if body.enabled is None else body.enabled
     known.enabled = enabled
+    web.switched_off.choose(pid, enabled=enabled, address=known.address)  # kept across restarts
     if peer is not None:
         peer.enabled = enabled
     web.hub.publish({"type": "peer.toggled", "peer_id": pid, "enabled": enabled})
