@@ -160,9 +160,9 @@ class FloodCore:
         # origin -> (last seq, forget at): an expired list must not come back from a peer
         # that still holds a copy (sync would otherwise resurrect it with a fresh expiry).
         self._tombstones: dict[str, tuple[int, float]] = {}
-        # origin -> its clock's offset from ours (s), learned from its own session: the
-        # age bound reads seq as the origin's wall clock, and a clock an hour slow made
-        # every list of that node stale everywhere (AGE_BEHIND_S)
+        # origin -> how far its clock is behind ours (s), learned from its own session:
+        # the age bound reads seq as the origin's wall clock, and a clock an hour slow
+        # made every list of that node stale everywhere (see _bounded_age)
         self._skews: dict[str, float] = {}
         self.known_peers: dict[str, tuple[str, int, float]] = {}  # id -> (host, port, seen)
         self._heard_directly: set[str] = set()  # known_peers whose address came from themselves
@@ -264,7 +264,8 @@ class FloodCore:
         buried = self._tombstones.get(origin)
         direct = sender == origin and self.epoch is not None
         # its own session: the list is fresh whatever its clock says (kept once verified)
-        skew = self._since(body.seq, now) - ann.age if direct else self._skews.get(origin, 0.0)
+        skew = (self._since(body.seq, now) - ann.age if direct
+                else self._skews.get(origin, self._usual_skew(neighbors)))
         age = self._bounded_age(ann.age, body.seq, now, skew)
         if known is not None and body.seq == known.seq and origin != self.node_id:
             self._younger_copy(known, ann, now - age)
@@ -311,11 +312,21 @@ class FloodCore:
 
     def _bounded_age(self, age: float, seq: int, now: float, skew: float) -> float:
         """The age a copy claims, within what its signed ``seq`` allows (AGE_BEHIND_S),
-        read on the origin's clock (``skew``: its offset from ours, 0 if unknown)."""
+        read on the origin's clock when it is behind ours by ``skew`` seconds. Only a
+        clock behind counts: one ahead makes lists look young, which costs nothing, while
+        an offset learned when a fast clock was later corrected made every later list of
+        that node look an hour old, for as long as the offset was remembered."""
         if self.epoch is None:
             return age
-        since = self._since(seq, now) - skew
+        since = self._since(seq, now) - max(skew, 0.0)
         return min(max(age, since - AGE_BEHIND_S, 0.0), max(since + AGE_AHEAD_S, 0.0))
+
+    def _usual_skew(self, neighbors: Collection[str]) -> float:
+        """For an origin we never heard from directly: the median offset of our
+        neighbours. Ours is the clock that is wrong when most of theirs disagree with it
+        alike (a node an hour fast took every relayed list for an hour old)."""
+        known = sorted(self._skews[n] for n in neighbors if n in self._skews)
+        return known[len(known) // 2] if known else 0.0
 
     def _learn_skew(self, origin: str, skew: float) -> None:
         self._skews.pop(origin, None)  # kept in order of last hearing: the oldest goes first

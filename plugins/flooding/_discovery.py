@@ -54,6 +54,11 @@ log = logging.getLogger("p2pkit.flooding")
 # of up to 1 MiB each were 256 MiB.
 MAX_QUEUED_BYTES = MAX_HELD_BYTES + (2 << 20)
 SEQ_FILE = "flooding.seq"  # in the data dir: the last announce seq (see _keep_seq)
+MAX_SEQ = (1 << 63) - 1  # what the wire's integer holds (a larger one crashed the node)
+# A kept seq is trusted this far ahead of our clock: one from a clock that ran years
+# fast would otherwise hold every later seq there (it only grows) — lists never aged,
+# replays never refused — for good.
+SEQ_AHEAD_MS = 86_400_000
 
 _ENTRY_LIMITS = {"name": 255, "mime": 100, "category": 16, "title": 512, "description": 4096}
 
@@ -84,7 +89,8 @@ def _read_seq(path: Path | None) -> int:
     except OSError as exc:
         log.warning("cannot read the announce seq in %s: %s", path, exc)
         return 0
-    if not text.isascii() or not text.strip().isdigit() or len(text) > 20:
+    text = text.strip()
+    if not text.isascii() or not text.isdigit() or int(text) > MAX_SEQ:
         log.warning("ignoring a damaged announce seq in %s", path)
         return 0
     return int(text)
@@ -143,7 +149,7 @@ class FloodingDiscovery:
         # our last seq on disk: restarted with the clock set back, a node announced a
         # smaller seq than before and every peer ignored it until its tombstone lapsed
         self._seq_path = None if node.data_dir is None else node.data_dir / SEQ_FILE
-        self.core.seq = self._kept_seq = _read_seq(self._seq_path)
+        self.core.seq = self._kept_seq = min(_read_seq(self._seq_path), self._wall_ms() + SEQ_AHEAD_MS)
 
     # ------------------------------------------------------------------ hooks
 

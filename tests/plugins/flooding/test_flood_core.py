@@ -543,6 +543,36 @@ def test_an_origin_whose_clock_is_an_hour_behind_is_heard_once_it_spoke_to_us() 
     assert not victim.receive("relay", "10.0.0.9", stale_list, now + 1000, []).added
 
 
+def test_an_origin_whose_fast_clock_is_corrected_stays_heard() -> None:
+    """An offset learned while its clock ran an hour fast, then the clock corrected: its
+    lists, relayed, looked an hour old to the node that had learned it — for good."""
+    origin, victim = _clocked(1, epoch=3600.0), _clocked(2)
+    origin.set_local([entry("x.mp4")])
+    victim.receive(origin.node_id, "10.0.0.1", encode(origin.make_announce(seq_floor=3_600_000)), 0.0, [])
+    origin.epoch = 0.0  # corrected; its seq keeps growing from where it was
+    for now in (400.0, 1000.0, 3700.0, 86_400.0):
+        origin.set_local([entry(f"x{now}.mp4")])
+        relayed = msgspec.structs.replace(origin.make_announce(seq_floor=int(now * 1000)), age=0.5)
+        assert victim.receive("relay", "10.0.0.9", encode(relayed), now + 0.5, []).added == {
+            rid_of(f"x{now}.mp4")}, now
+
+
+def test_a_node_whose_own_clock_is_an_hour_fast_reads_relayed_lists_on_its_neighbours_clocks() -> None:
+    """Every relayed list looked an hour old to it (its neighbours' clocks, and the
+    origins', all an hour behind its own): it saw nothing but its neighbours' files."""
+    fast = _clocked(9, epoch=3600.0)
+    neighbours = [_clocked(i) for i in (1, 2, 3)]
+    for n in neighbours:
+        n.set_local([entry(f"n{n.node_id[:4]}.mp4")])
+        fast.receive(n.node_id, "10.0.0.1", encode(n.make_announce(seq_floor=10_000)), 10.0, [])
+    far = _clocked(4)  # never spoke to us
+    far.set_local([entry("far.mp4")])
+    relayed = msgspec.structs.replace(far.make_announce(seq_floor=20_000), age=1.0)
+    ids = [n.node_id for n in neighbours]
+    assert fast.receive(ids[0], "10.0.0.1", encode(relayed), 21.0, ids).added == {rid_of("far.mp4")}
+    assert fast.records[far.node_id].expires_at == pytest.approx(20.0 + 95.0, abs=0.1)
+
+
 def test_a_forged_direct_announce_teaches_no_clock_offset() -> None:
     """The offset is taken only from a list whose signature verifies."""
     origin, victim = _clocked(1), _clocked(2)

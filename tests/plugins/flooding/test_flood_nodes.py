@@ -381,7 +381,8 @@ async def test_a_node_restarted_with_its_clock_set_back_is_heard_at_once(
             await until(lambda: manifest.rid in rids(b), limit=5.0)  # shared again from its store
 
 
-@pytest.mark.parametrize("text", ["", "12x", "-5", "９９", "1" * 40, "\x00"])
+@pytest.mark.parametrize("text", ["", "12x", "-5", "９９", "1" * 40, "\x00",
+                                  "99999999999999999999", str(1 << 63)])
 def test_a_damaged_seq_file_is_ignored(tmp_path: Path, text: str) -> None:
     from p2pkit.plugins.flooding._discovery import _read_seq
 
@@ -390,3 +391,17 @@ def test_a_damaged_seq_file_is_ignored(tmp_path: Path, text: str) -> None:
     (tmp_path / "flooding.seq").write_text("1764000000123")
     assert _read_seq(tmp_path / "flooding.seq") == 1764000000123
     assert _read_seq(tmp_path / "missing") == 0 and _read_seq(None) == 0
+
+
+async def test_a_kept_seq_far_ahead_of_the_clock_is_not_followed(tmp_path: Path) -> None:
+    """A seq kept from a clock that ran years fast held every later seq there (it only
+    grows): never aged, never refused as a replay. A day ahead of the clock at most."""
+    from p2pkit.plugins.flooding._discovery import SEQ_AHEAD_MS, _epoch
+
+    (tmp_path / "flooding.seq").write_text(str(4_102_444_800_000))  # 2100-01-01
+    config = NodeConfig.from_mapping({"node": {"data_dir": str(tmp_path), "port": 0,
+                                               "host": "127.0.0.1", "repeater": "off"},
+                                      "flooding": FAST})
+    async with open_node(config, plugins=PLUGINS) as node:
+        wall_ms = (trio.current_time() + _epoch()) * 1000
+        assert node.discovery.core.seq <= wall_ms + SEQ_AHEAD_MS
