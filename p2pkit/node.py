@@ -264,8 +264,9 @@ class Node:
 
     async def _take_leave(self) -> None:
         """Plugins' last messages (``p2pkit_node_stopping``), then every session closed
-        in order, within ``stop_grace`` seconds (``[node] stop_grace``) — shielded: a node stopped by cancellation
-        (Ctrl-C, an enclosing scope) takes its leave too, for that long at most."""
+        in order, within ``stop_grace`` seconds (``[node] stop_grace``). Shielded: a node
+        stopped by cancellation (Ctrl-C, an enclosing scope) takes its leave too, for
+        that long at most."""
         if self.stop_grace <= 0 or self._nursery is None:  # vanishing, or already failed
             return
         with trio.CancelScope(shield=True) as scope:
