@@ -227,6 +227,8 @@ class Node:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
                     await self._start_services(nursery, endpoint, bootstrap)
+                    # shielded only now: a node cancelled while it starts stops at once
+                    stopping.shield = True
                     task_status.started()
                     await trio.sleep_forever()
             finally:
@@ -404,20 +406,27 @@ async def open_node(
         body_error: BaseException | None = None
         try:
             async with trio.open_nursery() as host:
-                # the node's tasks run shielded from the caller's cancellation (Ctrl-C,
-                # an enclosing scope): stopped that way, it still takes its leave, and
-                # ``stopping`` ends them after that
-                stopping = trio.CancelScope(shield=True)
-                await host.start(node._serve, endpoint, bootstrap, stopping)
-                node.state = NodeState.RUNNING
+                # Once started, the node's tasks run shielded from the caller's
+                # cancellation (Ctrl-C, an enclosing scope), so that stopped that way it
+                # still takes its leave; ``stopping`` ends them after that, whatever
+                # happens meanwhile (a second Ctrl-C passes any shield).
+                stopping = trio.CancelScope()
                 try:
-                    yield node
-                except BaseException as exc:
-                    body_error = exc
-                    raise
+                    await host.start(node._serve, endpoint, bootstrap, stopping)
+                    node.state = NodeState.RUNNING
+                    try:
+                        yield node
+                    except BaseException as exc:
+                        body_error = exc
+                        raise
+                    finally:
+                        node.state = NodeState.STOPPING
+                        try:
+                            await node._take_leave()
+                        except BaseException as exc:  # a second Ctrl-C: the caller's, too
+                            body_error = exc
+                            raise
                 finally:
-                    node.state = NodeState.STOPPING
-                    await node._take_leave()
                     stopping.cancel()
         except BaseExceptionGroup as group:
             # The caller's own exception comes back as itself, not wrapped in a group; so
@@ -427,6 +436,10 @@ async def open_node(
                 raise body_error from None
             if body_error is None and len(leaves) == 1 and isinstance(leaves[0], P2PKitError):
                 raise leaves[0] from None
+            if len(group.exceptions) == 1 and isinstance(group.exceptions[0], BaseExceptionGroup):
+                # a service's error, as the node's own nursery raised it (not wrapped
+                # again by the caller's side of it)
+                raise group.exceptions[0] from None
             raise
     finally:
         node._nursery = None

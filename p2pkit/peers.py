@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 import msgspec
 import trio
 
-from ._exceptions import RemoteProtocolError, SessionClosed
+from ._exceptions import P2PKitError, RemoteProtocolError, SessionClosed
 from .addresses import resolve
 from .capabilities import CHANNEL_CONTROL, QueuedMessage, Session, Transport
 from .demux import DatagramHandler
@@ -234,6 +234,8 @@ class PeerManager:
     async def _close(self, peer: Peer, reason: str) -> None:
         try:
             await peer.session.aclose()
+        except (P2PKitError, OSError) as exc:  # it went first, or the socket did: closed anyway
+            log.info("closing %r: %s", peer, exc)
         finally:
             self._drop(peer, reason)
 

@@ -194,3 +194,64 @@ def test_a_bootstrap_port_of_unicode_digits_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="bootstrap address"):
         parse_address("peer:7²")  # str.isdigit() accepts '²', int() does not
+
+
+class SlowStart:
+    """A service that takes 30 s to start."""
+
+    from p2pkit import hookimpl
+
+    @hookimpl
+    def p2pkit_services(self, node: Node) -> list[Service]:
+        async def serve(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            await trio.sleep(30)
+            task_status.started()
+
+        return [serve]
+
+
+async def test_a_node_cancelled_while_it_starts_stops_at_once() -> None:
+    """The node's tasks ran shielded from the start: cancelled while a service started,
+    the node finished starting and then waited for ever."""
+    with trio.fail_after(10):  # a hang is a failure, not a stuck suite
+        with trio.move_on_after(0.2) as scope:
+            async with open_node(config(), plugins=[SlowStart()]):
+                pytest.fail("the node cannot have started")  # pragma: no cover
+    assert scope.cancelled_caught
+
+
+class InterruptedFarewell:
+    """A second Ctrl-C while the node takes its leave (KeyboardInterrupt passes shields)."""
+
+    from p2pkit import hookimpl
+
+    @hookimpl
+    def p2pkit_node_stopping(self, node: Node) -> None:
+        raise KeyboardInterrupt
+
+
+async def test_an_interrupt_while_the_node_takes_its_leave_still_stops_it() -> None:
+    probe = Probe()
+    with trio.fail_after(10), pytest.raises(KeyboardInterrupt):
+        async with open_node(config(), plugins=[InterruptedFarewell(), probe]):
+            pass
+    assert probe.cancelled
+
+
+async def test_a_service_crash_comes_out_in_one_group_not_nested() -> None:
+    class Crasher:
+        from p2pkit import hookimpl
+
+        @hookimpl
+        def p2pkit_services(self, node: Node) -> list[Service]:
+            async def serve(
+                    *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                task_status.started()
+                await trio.sleep(0.01)
+                raise ValueError("plugin bug")
+
+            return [serve]
+
+    with pytest.RaisesGroup(pytest.RaisesExc(ValueError, match="plugin bug")):  # not flattened
+        async with open_node(config(), plugins=[Crasher()]):
+            await trio.sleep_forever()

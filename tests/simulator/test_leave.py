@@ -45,3 +45,24 @@ def test_a_leave_whose_peers_do_not_answer_waits_stop_grace_at_most() -> None:
 
 def test_a_crash_takes_no_time() -> None:
     assert _run("crash", cut_off=False)["took"] == 0.0
+
+
+@pytest.mark.parametrize("before_end", [0.0, 0.0004])
+def test_a_node_that_starts_as_the_run_ends_does_not_hold_the_run(before_end: float) -> None:
+    """A node still starting when the run ended was shielded already, finished starting
+    and then waited for ever: the run never ended (a churn rejoin in the last step)."""
+
+    async def scenario(sim: Simulation) -> None:
+        a = sim.add_node("a", link=LinkProfile(latency=0.01), config={"node": {"plugins": PLUGINS}})
+        b = sim.add_node("b", link=LinkProfile(latency=0.01), config={
+            "node": {"plugins": PLUGINS, "bootstrap": [f"{a.host.ip}:7700"]}})
+        await sim.start(a)
+
+        async def late() -> None:
+            await sim.sleep_until(sim.duration - before_end)
+            await sim.start(b)
+
+        sim.spawn(late)
+
+    report = Simulation(seed=1, duration=5.0, resolution=0.001).run(scenario)
+    assert report["aggregate"]["nodes"] == 2
