@@ -328,6 +328,13 @@ class FloodCore:
         known = sorted(self._skews[n] for n in neighbors if n in self._skews)
         return known[len(known) // 2] if known else 0.0
 
+    def clock_offset(self, neighbors: Collection[str]) -> float | None:
+        """How far our wall clock seems ahead of our neighbours' (s; negative: behind),
+        the median over those whose own announces told us; None below three of them."""
+        if sum(1 for n in neighbors if n in self._skews) < 3:
+            return None
+        return self._usual_skew(neighbors)
+
     def _learn_skew(self, origin: str, skew: float) -> None:
         self._skews.pop(origin, None)  # kept in order of last hearing: the oldest goes first
         self._skews[origin] = skew

@@ -25,6 +25,7 @@ from p2pkit import (
     Field,
     FieldType,
     GenericEvent,
+    Notice,
     P2PKitError,
     Peer,
     PeerDown,
@@ -53,6 +54,7 @@ log = logging.getLogger("p2pkit.flooding")
 # while a peer that never reads holds this much of ours at most — `queue_size` messages
 # of up to 1 MiB each were 256 MiB.
 MAX_QUEUED_BYTES = MAX_HELD_BYTES + (2 << 20)
+CLOCK_WARN_S = 120.0  # a clock this far from the neighbours' is said (the age bound allows 300 s)
 SEQ_FILE = "flooding.seq"  # in the data dir: the last announce seq (see _keep_seq)
 MAX_SEQ = (1 << 63) - 1  # what the wire's integer holds (a larger one crashed the node)
 # A kept seq is trusted this far ahead of our clock: one from a clock that ran years
@@ -146,6 +148,7 @@ class FloodingDiscovery:
         self.dropped_sends = 0
         self.lan_beacons_in = 0
         self._leaving = False  # our farewell went out: the share list stays empty
+        self._clock_warned = False
         # our last seq on disk: restarted with the clock set back, a node announced a
         # smaller seq than before and every peer ignored it until its tombstone lapsed
         self._seq_path = None if node.data_dir is None else node.data_dir / SEQ_FILE
@@ -176,6 +179,10 @@ class FloodingDiscovery:
                   description="other nodes whose share lists we hold"),
             Field("flood.known_peers", FieldType.INT, lambda: len(self.core.known_peers),
                   description="peer addresses learned (announces, peer exchange, LAN)"),
+            Field("flood.clock_offset_s", FieldType.FLOAT,
+                  lambda: self.core.clock_offset(self._neighbors()) or 0.0,
+                  description="how far our clock seems ahead of the neighbours' (median; "
+                              "0 until three have announced)"),
             Field("flood.counters", FieldType.JSON,
                   lambda: {**self.core.counters, "dropped_sends": self.dropped_sends,
                            "lan_beacons_in": self.lan_beacons_in},
@@ -345,6 +352,21 @@ class FloodingDiscovery:
                 data = self._peer_list()
                 self._send_all([(p.id, data) for p in peers])
                 self._connect_to_known()
+            self._check_clock()
+
+    def _check_clock(self) -> None:
+        """Say once if our clock disagrees with our neighbours' by more than CLOCK_WARN_S:
+        lists that reach us only through others are read on it (see _bounded_age)."""
+        offset = self.core.clock_offset(self._neighbors())
+        if self._clock_warned or offset is None or abs(offset) < CLOCK_WARN_S:
+            return
+        self._clock_warned = True
+        side = "ahead of" if offset > 0 else "behind"
+        message = (f"this computer's clock is {abs(offset) / 60:.0f} minutes {side} its "
+                   "peers' (their median): set it right (time sync), or the files of nodes "
+                   "it does not talk to directly may not reach it, nor its files them")
+        log.warning("flooding: %s", message)
+        self.node.emit(Notice(level="warning", source="flooding", message=message))
 
     # ------------------------------------------------------------------ peers
 

@@ -6,6 +6,7 @@ import wave
 from pathlib import Path
 from typing import Any
 
+import pytest
 from p2pkit.simulator import LinkProfile, LossSpec, SimNode, Simulation
 
 from p2pkit import Node
@@ -96,3 +97,33 @@ def test_a_node_that_leaves_in_an_orderly_way_vanishes_from_every_list_at_once(t
     assert all(rids == both for rids in seen["before"].values()), seen["before"]
     # the crashed node's file is still listed (it expires later); the one that left is gone
     assert all(rids == [seen["crashed"]] for rids in seen["after"].values()), seen["after"]
+
+
+def test_a_node_whose_clock_is_an_hour_fast_is_told_so_and_still_sees_every_file(tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    async def scenario(sim: Simulation) -> None:
+        nodes = []
+        for i in range(6):
+            boot = [f"{sim.host('n0').ip}:7700"] if i else []
+            config = {"node": {"plugins": PLUGINS, "bootstrap": boot}, "flooding": FLOODING}
+            nodes.append(sim.add_node(f"n{i}", link=LinkProfile(latency=0.02), config=config))
+        for node in nodes:
+            await sim.start(node)
+        fast = _kernel(nodes[5])
+        fast.discovery.core.epoch += 3600.0  # its clock jumps an hour ahead
+        await sim.sleep(12)
+        files = []
+        for i, node in enumerate(nodes[:5]):
+            files.append((await _kernel(node).share(_tone(tmp_path / f"f{i}.wav"), title=f"F{i}")).rid)
+        await sim.sleep(12)
+        seen["files"] = sorted(files)
+        seen["fast_sees"] = sorted(f["rid"] for f in fast.network_files())
+        seen["offsets"] = [_kernel(n).fields.get("flood.clock_offset_s") for n in nodes]
+        seen["warned"] = [_kernel(n).discovery._clock_warned for n in nodes]
+
+    Simulation(seed=7, duration=40.0, resolution=0.001).run(scenario)
+    assert seen["fast_sees"] == seen["files"]
+    assert seen["offsets"][5] == pytest.approx(3600.0, abs=1.0)
+    assert all(abs(offset) < 1.0 for offset in seen["offsets"][:5]), seen["offsets"]
+    assert seen["warned"] == [False] * 5 + [True]
