@@ -32,20 +32,26 @@ def _kernel(sim_node: SimNode) -> Node:
     return sim_node.node
 
 
+async def _lossy_chain(sim: Simulation) -> list[SimNode]:
+    """N nodes over links with 2 % loss, each bootstrapped from the one before (peer
+    exchange adds shortcuts), started and given 10 s to connect."""
+    link = LinkProfile(latency=0.02, jitter=0.005, loss=LossSpec(model="bernoulli", rate=0.02))
+    nodes = []
+    for i in range(N):
+        boot = [f"{sim.host(f'n{i - 1}').ip}:7700"] if i else []
+        config = {"node": {"plugins": PLUGINS, "bootstrap": boot}, "flooding": FLOODING}
+        nodes.append(sim.add_node(f"n{i}", link=link, config=config))
+    for node in nodes:
+        await sim.start(node)
+    await sim.sleep(10)
+    return nodes
+
+
 def test_a_share_reaches_every_node_over_lossy_links_and_expires_after_a_crash(tmp_path: Path) -> None:
     seen: dict[str, Any] = {}
 
     async def scenario(sim: Simulation) -> None:
-        link = LinkProfile(latency=0.02, jitter=0.005, loss=LossSpec(model="bernoulli", rate=0.02))
-        nodes = []
-        for i in range(N):
-            # A chain of bootstraps; peer exchange adds shortcuts.
-            boot = [f"{sim.host(f'n{i - 1}').ip}:7700"] if i else []
-            config = {"node": {"plugins": PLUGINS, "bootstrap": boot}, "flooding": FLOODING}
-            nodes.append(sim.add_node(f"n{i}", link=link, config=config))
-        for node in nodes:
-            await sim.start(node)
-        await sim.sleep(10)
+        nodes = await _lossy_chain(sim)
         first = _kernel(nodes[0])
         manifest = await first.share(_tone(tmp_path / "lossy.wav"), title="Lossy Tone")
         await sim.sleep(10)
@@ -70,15 +76,7 @@ def test_a_node_that_leaves_in_an_orderly_way_vanishes_from_every_list_at_once(t
     seen: dict[str, Any] = {}
 
     async def scenario(sim: Simulation) -> None:
-        link = LinkProfile(latency=0.02, jitter=0.005, loss=LossSpec(model="bernoulli", rate=0.02))
-        nodes = []
-        for i in range(N):
-            boot = [f"{sim.host(f'n{i - 1}').ip}:7700"] if i else []
-            config = {"node": {"plugins": PLUGINS, "bootstrap": boot}, "flooding": FLOODING}
-            nodes.append(sim.add_node(f"n{i}", link=link, config=config))
-        for node in nodes:
-            await sim.start(node)
-        await sim.sleep(10)
+        nodes = await _lossy_chain(sim)
         leaving, crashing = _kernel(nodes[0]), _kernel(nodes[1])
         left = await leaving.share(_tone(tmp_path / "left.wav"), title="Left")
         crashed = await crashing.share(_tone(tmp_path / "crashed.wav"), title="Crashed")
