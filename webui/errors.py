@@ -14,6 +14,8 @@ from quart import Quart, jsonify
 from quart.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from p2pkit._exceptions import NodeStateError
+
 log = logging.getLogger("p2pkit.webui")
 
 _NAMES = {
@@ -63,6 +65,12 @@ def install_error_handlers(app: Quart) -> None:
         # Content-Range: bytes */SIZE — the body is ours, so not its Content-Type
         headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
         return jsonify({"error": _NAMES.get(status, "error"), "message": message}), status, headers
+
+    @app.errorhandler(NodeStateError)
+    async def _node_not_running(exc: NodeStateError) -> ResponseReturnValue:
+        # a page's request while the node takes its leave of its peers (it used to be
+        # a 500 with a traceback at every stop with a page open)
+        return error_response(503, str(exc))
 
     @app.errorhandler(Exception)
     async def _unexpected(exc: Exception) -> ResponseReturnValue:

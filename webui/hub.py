@@ -84,8 +84,12 @@ class LogRelay(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
+            text = record.getMessage()
+            prefix = record.name.rsplit(".", 1)[-1] + ": "  # "store: evicted…" from p2pkit.store
+            if text.startswith(prefix):  # the panel names the source: not twice
+                text = text[len(prefix):]
             message = {"type": "log", "level": record.levelname.lower(), "source": record.name,
-                       "message": record.getMessage()[:2000], "time": record.created}
+                       "message": text[:2000], "time": record.created}
             self._token.run_sync_soon(self._hub.publish, message)
         except (trio.RunFinishedError, RuntimeError):
             pass  # the node is gone; nobody is listening

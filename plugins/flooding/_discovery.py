@@ -365,7 +365,8 @@ class FloodingDiscovery:
         message = (f"this computer's clock is {abs(offset) / 60:.0f} minutes {side} its "
                    "peers' (their median): set it right (time sync), or the files of nodes "
                    "it does not talk to directly may not reach it, nor its files them")
-        log.warning("flooding: %s", message)
+        # a Notice only: the web UI's log panel shows p2pkit's log records as well, and
+        # the same warning came twice there
         self.node.emit(Notice(level="warning", source="flooding", message=message))
 
     # ------------------------------------------------------------------ peers

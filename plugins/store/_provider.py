@@ -134,8 +134,9 @@ class StoreProvider(Store):
             if self.used_bytes > value * MIB:  # what is left is pinned or downloading
                 self._emit(Notice(level="warning", source="store", message=(
                     f"cfg.cache_limit_mb {value} is below what shared copies and running "
-                    f"downloads take ({self.used_bytes / MIB:.1f} MiB, nothing of it may be "
-                    "evicted): no other download fits until some are unshared or finish")))
+                    f"downloads take ({self.used_bytes / MIB:.1f} MiB, none of it may be "
+                    "evicted): a running download that needs more room fails, and no new "
+                    "one fits, until the limit is raised or shares are removed")))
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """The sweep: every ``sweep_interval_s`` while there are open handles or sizes

@@ -422,3 +422,31 @@ def test_a_damaged_history_database_is_a_clear_error(tmp_path: Path) -> None:
     damaged.write_bytes(b"this is not a database" * 100)
     with pytest.raises(ConfigError, match=r"webui\.sqlite"):
         History(damaged)
+
+
+async def test_a_request_while_the_node_stops_is_a_503_not_a_500(web: WebUI, client: TrioClient) -> None:
+    """A page's refresh during the node's leave-taking raised NodeStateError: a 500 and
+    a traceback at every stop with a page open."""
+    from p2pkit.node import NodeState
+
+    web.node.state = NodeState.STOPPING
+    try:
+        response = await client.get("/api/network/files")
+    finally:
+        web.node.state = NodeState.RUNNING
+    assert response.status_code == 503
+    assert "stopping" in (await response.get_json())["message"]
+
+
+async def test_the_log_panel_names_a_line_s_source_once() -> None:
+    import logging
+
+    from p2pkit.webui.hub import Hub, LogRelay
+
+    hub = Hub()
+    relay = LogRelay(hub, trio.lowlevel.current_trio_token())
+    relay.emit(logging.LogRecord("p2pkit.store", logging.INFO, __file__, 1,
+                                 "store: evicted %s", ("x",), None))
+    await trio.lowlevel.checkpoint()
+    (line,) = hub.recent_logs
+    assert line["message"] == "evicted x" and line["source"] == "p2pkit.store"
