@@ -1229,6 +1229,11 @@ class SwarmProvider:
         t.error = None
         t.progress_cb = progress
         t.started_at = self._now()
+        # members still here from a download that was cancelled were told NotInterested
+        # then: told nothing now, a seed that no longer injects never unchoked us again
+        for ps in list(t.peers.values()):
+            self._update_interest(t, ps)
+        self._fill_all(t)
         try:
             with store.downloading(rid):  # not evicted for another download meanwhile
                 async with trio.open_nursery() as nursery:

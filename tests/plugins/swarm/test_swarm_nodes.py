@@ -316,6 +316,27 @@ async def test_a_storm_of_lost_messages_refills_nobody_s_pipeline(tmp_path: Path
         assert refills < STORM // 10, refills
 
 
+async def test_a_download_cancelled_and_started_again_resumes_from_a_seed_done_injecting(
+        tmp_path: Path) -> None:
+    """The cancel told every member NotInterested; started again, the download told them
+    nothing: a seed whose injection was over (another node had everything) never
+    unchoked us again, and the download sat at 0 B/s for good."""
+    media = make_wav(tmp_path / "r.wav", 40, seed=8)  # 1.8 MB
+    async with swarm_node() as seed:
+        manifest = await seed.share(media)
+        async with swarm_node(seed) as first:  # takes every piece once: injection over
+            with trio.fail_after(60):
+                await first.download(manifest.rid, tmp_path / "first.wav")
+        seed.settings.set("upload_limit_kbps", 400)  # slow enough to cancel half-way
+        async with swarm_node(seed) as leech:
+            with trio.move_on_after(1.0):
+                await leech.download(manifest.rid, tmp_path / "out.wav")
+            assert not leech.store.is_complete(manifest.rid)
+            with trio.fail_after(60):
+                path = await leech.download(manifest.rid, tmp_path / "out.wav")
+            assert sha(path) == sha(media)
+
+
 async def test_disabled_peer_is_not_used(tmp_path: Path) -> None:
     media = make_wav(tmp_path / "d.wav", 20, seed=4)
     async with swarm_node() as s1, swarm_node(s1) as s2, swarm_node(s1, s2) as leech:
