@@ -1229,11 +1229,14 @@ class SwarmProvider:
         t.error = None
         t.progress_cb = progress
         t.started_at = self._now()
-        # members still here from a download that was cancelled were told NotInterested
-        # then: told nothing now, a seed that no longer injects never unchoked us again
-        for ps in list(t.peers.values()):
-            self._update_interest(t, ps)
-        self._fill_all(t)
+        if t.interest_withdrawn:
+            # members still here from a download that was cancelled were told
+            # NotInterested then: told nothing now, a seed that no longer injects never
+            # unchoked us again
+            t.interest_withdrawn = False
+            for ps in list(t.peers.values()):
+                self._update_interest(t, ps)
+            self._fill_all(t)
         try:
             with store.downloading(rid):  # not evicted for another download meanwhile
                 async with trio.open_nursery() as nursery:
@@ -1247,6 +1250,7 @@ class SwarmProvider:
         finally:
             t.downloading = False
             t.progress_cb = None
+            t.interest_withdrawn = not t.complete
             for ps in t.peers.values():
                 self._update_interest(t, ps)
         if t.error is not None:

@@ -298,6 +298,7 @@ class Torrent:
         # requests for them are answered with Lost
         self.lost: set[int] = set()
         self.downloading = False
+        self.interest_withdrawn = False  # a download ended unfinished: members told NotInterested
         self.wake = trio.Event()  # set when a waiting download should look again
         self.error: Exception | None = None  # why the download cannot go on
         self.bytes_from: Counter[str] = Counter()
