@@ -69,6 +69,7 @@ MAX_HELD_BYTES = 16 << 20
 # appeared anywhere after that.
 NEIGHBOUR_SHARE = 4  # at most a quarter of MAX_HELD_BYTES and of MAX_ORIGINS
 MAX_TOMBSTONES = 4096
+BUCKET_KINDS = ("search", "lists")  # a rate bucket per peer for each (see receive)
 MAX_RESULTS_PER_QUERY = 1000
 # The age a copy claims is not signed, so a relay could make a list look older (it expired
 # at once, everywhere past that relay) or a replay look new (a departed node's files came
@@ -239,7 +240,7 @@ class FloodCore:
             raise
         # searches and lists draw on buckets of their own: queries that others relayed
         # through a neighbour used up its one bucket, and its relayed announces went too
-        kind = "search" if isinstance(message, Query | Hits) else "lists"
+        kind = BUCKET_KINDS[0] if isinstance(message, Query | Hits) else BUCKET_KINDS[1]
         bucket = self._buckets.get((sender, kind))
         if bucket is None:
             bucket = self._buckets[sender, kind] = TokenBucket(self.rate, self.burst, now)
@@ -505,7 +506,7 @@ class FloodCore:
     def peer_down(self, peer: str, now: float, grace: float) -> None:
         """A neighbour left: its shares go after ``grace`` unless it re-announces
         (through another path) before then."""
-        for kind in ("search", "lists"):
+        for kind in BUCKET_KINDS:
             self._buckets.pop((peer, kind), None)
         rec = self.records.get(peer)
         if rec is not None:
