@@ -83,12 +83,26 @@ def setup_logging(level: str) -> None:
     )
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def run_until_interrupted(main: Callable[[], Awaitable[int | None]]) -> int:
-    """Run ``main`` under trio; Ctrl-C or SIGTERM cancels it cleanly (exit 0)."""
+    """Run ``main`` under trio; Ctrl-C or SIGTERM cancels it cleanly (exit 0).
+
+    From just before trio starts until the process ends, those signals are caught by a
+    handler that only notes them: one that comes before the receiver listens still stops
+    the node, and one that comes after the node took its leave — while the interpreter
+    winds down — no longer kills a process that stopped cleanly (exit -15)."""
+    noted: list[int] = []
+    stopped_by_signal = False
+
+    def note_signal(signum: int, frame: object) -> None:
+        noted.append(signum)
 
     async def runner() -> int:
+        nonlocal stopped_by_signal
         result: list[int | None] = [0]
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
             async with trio.open_nursery() as nursery:
 
                 async def body() -> None:
@@ -96,16 +110,27 @@ def run_until_interrupted(main: Callable[[], Awaitable[int | None]]) -> int:
                     nursery.cancel_scope.cancel()
 
                 async def stop_on_signal() -> None:
-                    async for _ in signals:
-                        console.print("[dim]stopping…[/dim]")
-                        nursery.cancel_scope.cancel()
-                        return
+                    nonlocal stopped_by_signal
+                    if not noted:  # else one came before the receiver listened
+                        async for _ in signals:
+                            break
+                    console.print("[dim]stopping…[/dim]")
+                    stopped_by_signal = True
+                    nursery.cancel_scope.cancel()
 
                 nursery.start_soon(body)
                 nursery.start_soon(stop_on_signal)
         return result[0] or 0
 
-    return trio.run(runner)
+    # the receiver puts back, when it closes, the handlers it found: these
+    previous = {signum: signal.signal(signum, note_signal) for signum in STOP_SIGNALS}
+    try:
+        return trio.run(runner)
+    finally:
+        for signum, handler in previous.items():
+            # SIG_IGN, not a Python handler: the interpreter puts back the default action
+            # of every signal that has one while it shuts down
+            signal.signal(signum, signal.SIG_IGN if stopped_by_signal else handler)
 
 
 def print_line(text: str | Text) -> None:
@@ -188,6 +213,7 @@ def cmd_node(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         async with open_node(config) as node:
+            await trio.lowlevel.checkpoint_if_cancelled()  # not "started" after "stopping…"
             describe(node)
             await share_files(node, args.share or (), args.unshare)
             await trio.sleep_forever()

@@ -105,8 +105,10 @@ def cmd_web(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise ConfigError(f"cannot listen on {web_cfg.host}:{web_cfg.http_port}: "
                                   f"{exc.strerror or exc} (choose another --http-port)") from None
+            await trio.lowlevel.checkpoint_if_cancelled()  # not "started" after "stopping…"
             describe(node)
             await share_files(node, args.share or (), args.unshare)
+            await trio.lowlevel.checkpoint_if_cancelled()
             url = display_url(binds[0], web_cfg.host, token)
             print(f"web UI: {url}", flush=True)
             if token:

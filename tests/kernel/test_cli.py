@@ -106,6 +106,30 @@ def test_node_runs_until_interrupted_and_exits_zero(tmp_path: Path, signum: sign
     assert len(identity) == 32
 
 
+def test_more_stop_signals_while_the_node_stops_still_exit_zero(tmp_path: Path) -> None:
+    # a second SIGTERM that came while the interpreter wound down, after the node had
+    # taken its leave, killed the process: exit -15 for a clean stop
+    sock = tmp_path / "r.sock"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "p2pkit", "node", "--host", "127.0.0.1", "--port", "0",
+         "--data-dir", str(tmp_path), "--repeater", str(sock)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "node did not start"
+            time.sleep(0.05)
+        while proc.poll() is None and time.monotonic() < deadline:  # until it is gone
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.005)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and err.count("stopping…") == 1
+
+
 def silent_wav(path: Path) -> Path:
     import wave
 
