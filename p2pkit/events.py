@@ -42,6 +42,8 @@ class PeerDown(Event):
     kind: str = attrs.field(init=False, default="peer.down")
     peer_id: str
     reason: str
+    # the session's last ``stats()`` (bytes each way, ...): what it exchanged in all
+    stats: dict[str, float | str] = attrs.field(factory=dict, eq=False)
 
 
 @attrs.frozen

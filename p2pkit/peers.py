@@ -85,6 +85,16 @@ async def _send_control(session: Session, message: bytes) -> None:
         await session.send(message, channel=CHANNEL_CONTROL)
 
 
+def _last_stats(peer: Peer) -> dict[str, float | str]:
+    """A closed session's ``stats()`` for PeerDown; a transport that cannot give them
+    any more must not keep the peer from going."""
+    try:
+        return dict(peer.session.stats())
+    except Exception:
+        log.debug("no last stats from %r's session", peer, exc_info=True)
+        return {}
+
+
 def encode_message(protocol: str, payload: bytes) -> bytes:
     name = protocol.encode("ascii")
     if not 0 < len(name) <= MAX_PROTOCOL_NAME:
@@ -362,4 +372,4 @@ class PeerManager:
         if self._peers.get(peer.id) is peer:
             del self._peers[peer.id]
         peer.session.abort()
-        self._node.emit(PeerDown(peer_id=peer.id, reason=reason))
+        self._node.emit(PeerDown(peer_id=peer.id, reason=reason, stats=_last_stats(peer)))

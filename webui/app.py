@@ -14,6 +14,7 @@ import shutil
 import socket
 import tempfile
 import weakref
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ class KnownPeer:
         self.first_seen = trio.current_time()
         self.last_change = self.first_seen
         self.reason = ""
+        self.last_stats: Mapping[str, Any] = {}  # of its last session, shown while offline
         self.up = RateMeter(window=5.0, resolution=0.5)
         self.down = RateMeter(window=5.0, resolution=0.5)
 
@@ -173,7 +175,7 @@ class WebUI:
         elif isinstance(event, PeerDown):
             known = self.peers.get(event.peer_id)
             if known is not None:
-                known.online, known.reason = False, event.reason
+                known.online, known.reason, known.last_stats = False, event.reason, event.stats
                 known.last_change = trio.current_time()
         elif isinstance(event, GenericEvent) and event.kind == "download.progress":
             self.downloads.on_swarm_progress(event.data)

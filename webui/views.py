@@ -83,9 +83,10 @@ def peer_rows(web: WebUI) -> list[dict[str, Any]]:
     rows = []
     for pid, known in web.peers.items():
         peer = web.node.peers.get(pid) if web.node.peers is not None else None
-        stats = _safe_stats(peer) if peer is not None else {}
-        sent, received = _first(stats, _SENT_KEYS), _first(stats, _RECV_KEYS)
         online = peer is not None and not peer.closed.is_set()
+        # an offline peer's byte counts are those its last session ended with
+        stats = _safe_stats(peer) if peer is not None else known.last_stats
+        sent, received = _first(stats, _SENT_KEYS), _first(stats, _RECV_KEYS)
         rows.append({
             "id": pid, "address": known.address, "online": online,
             "enabled": bool(peer.enabled) if peer is not None else known.enabled,
@@ -93,8 +94,9 @@ def peer_rows(web: WebUI) -> list[dict[str, Any]]:
             "down_rate": _rate(stats, "recv_rate_Bps", known.down, now, received) if online else 0.0,
             "bytes_sent": sent, "bytes_received": received,
             "rtt_ms": round(float(stats["srtt_ms"]), 1)
-            if isinstance(stats.get("srtt_ms"), int | float) else None,
-            "loss_rate": stats.get("loss_rate") if isinstance(stats.get("loss_rate"), int | float) else None,
+            if online and isinstance(stats.get("srtt_ms"), int | float) else None,
+            "loss_rate": stats.get("loss_rate")
+            if online and isinstance(stats.get("loss_rate"), int | float) else None,
             "nat_type": getattr(peer, "nat_type", None) if peer is not None else None,
             "agent": getattr(peer, "agent", "") if peer is not None else "",
             "connected_for": round(now - known.last_change, 1) if online else None,

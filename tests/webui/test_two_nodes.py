@@ -126,3 +126,20 @@ async def test_a_peer_switched_off_stays_off_across_a_restart(tmp_path: Any) -> 
             b = WebUI(node, WebConfig(http_port=0))
             await node.nursery.start(b.run_background)
             assert (await (await b.app.test_client().get("/api/peers")).get_json())["peers"] == []
+
+
+async def test_a_peer_that_left_keeps_the_byte_counts_of_its_last_session() -> None:
+    # an offline peer's row said 0 B sent and received, whatever the session had carried
+    async with node_with_ui() as a:
+        ca = a.app.test_client()
+        port = a.node.endpoint.local_address[1]
+        async with node_with_ui(f"127.0.0.1:{port}") as b:
+            online = await poll_json(ca, "/api/peers", lambda d: any(p["id"] == b.node.id and p["online"]
+                                                                    and p["bytes_received"] > 0 for p in d["peers"]))
+        row = next(p for p in online["peers"] if p["id"] == b.node.id)
+        gone = await poll_json(ca, "/api/peers", lambda d: not d["peers"][0]["online"])
+        (left,) = gone["peers"]
+        assert left["id"] == b.node.id and left["reason"]
+        assert left["bytes_sent"] >= row["bytes_sent"] > 0
+        assert left["bytes_received"] >= row["bytes_received"] > 0
+        assert left["up_rate"] == left["down_rate"] == 0.0 and left["rtt_ms"] is None
