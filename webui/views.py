@@ -177,5 +177,9 @@ def video_model(file: Mapping[str, Any]) -> dict[str, Any]:
         "description": file.get("description", ""), "thumbnail_url": file.get("thumbnail_url"),
         "duration": file.get("duration"), "file_size": file.get("size", 0),
         "name": file.get("name", ""), "category": file.get("category", ""), "mime": file.get("mime", ""),
-        "providers": file.get("providers", 0), "local": bool(file.get("local")),
+        "providers": file.get("providers", 0),
+        # local: the whole file is here; progress: the share of it held here (a partial
+        # download is in the store too, and was shown as "on this node")
+        "local": bool(file.get("local")) and bool(file.get("complete", True)),
+        "progress": float(file.get("progress", 1.0 if file.get("local") else 0.0)),
     }

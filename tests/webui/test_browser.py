@@ -322,3 +322,101 @@ def test_a_running_download_can_be_cancelled_from_its_row(nodes: tuple[NodeProce
     finally:
         a.api("/api/settings", method="PUT", json={"upload_limit_kbps": 0})
         a.api(f"/api/files/{rid}", method="DELETE")
+
+
+def test_the_log_panel_shows_what_the_node_said_before_the_page_was_opened(
+        nodes: tuple[NodeProcess, NodeProcess], browser: Any, tmp_path: Path) -> None:
+    # warnings and notices reached only pages that were open then: a page opened (or
+    # reloaded) later never showed them, though the node keeps its recent lines for it
+    a, _ = nodes
+    image = noise_png(tmp_path / "said before.png", 300, 200)
+    with image.open("rb") as f:
+        rid = a.api("/api/files", method="POST", files={"file": ("said before.png", f, "image/png")}).json()["rid"]
+    try:
+        page = open_page(browser, a.base + "/share")
+        page.wait_for_selector("#log div:has-text('shared said before.png')")
+        page.reload()
+        page.wait_for_selector("#conn.conn-online")
+        line = page.wait_for_selector("#log div:has-text('shared said before.png')")
+        assert page.eval_on_selector_all("#log div", "els => els.length") >= 2  # also "connected"
+        assert "said before.png" in line.inner_text()
+        assert len(page.query_selector_all("#log div:has-text('shared said before.png')")) == 1
+        assert page.js_errors == []
+    finally:
+        a.api(f"/api/files/{rid}", method="DELETE")
+
+
+def test_a_title_typed_for_several_files_is_not_put_on_each(nodes: tuple[NodeProcess, NodeProcess],
+                                                            browser: Any, tmp_path: Path) -> None:
+    a, _ = nodes
+    first, second = noise_png(tmp_path / "first.png", 200, 120), noise_png(tmp_path / "second.png", 220, 100)
+    page = open_page(browser, a.base + "/share")
+    page.fill("#upload-title", "One title")
+    page.set_input_files("#file-input", [str(first), str(second)])
+    wait_until(page, "document.querySelectorAll('#uploads li .tag-image').length === 2")
+    titles = {f["name"]: f["title"] for f in a.api("/api/files").json()["files"]}
+    try:
+        assert titles["first.png"] == "first" and titles["second.png"] == "second"
+        page.wait_for_selector("#log div:has-text('titled by their names')")
+        # one file: the title is its own
+        page.fill("#upload-title", "Second, titled")
+        page.set_input_files("#file-input", str(second))
+        wait_until(page, """fetch('/api/files').then(r => r.json()).then(
+            d => d.files.some(f => f.title === 'Second, titled'))""")
+        assert page.js_errors == []
+    finally:
+        for f in a.api("/api/files").json()["files"]:
+            if f["name"] in ("first.png", "second.png"):
+                a.api(f"/api/files/{f['rid']}", method="DELETE")
+
+
+def free_tcp_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_download_row_follows_the_node_through_a_restart_and_its_provider_leaving(
+        browser: Any, tmp_path: Path) -> None:
+    # after the node restarted, the row kept its old progress and polled the old download
+    # (404 every 2 s); and a running download's row vanished when its only provider left
+    provider = NodeProcess(tmp_path / "provider")
+    port = free_tcp_port()
+    downloader_args = ("--bootstrap", f"127.0.0.1:{provider.udp_port}", "--http-port", str(port))
+    downloader = NodeProcess(tmp_path / "downloader", *downloader_args)
+    try:
+        image = noise_png(tmp_path / "slow.png", 1200, 900)
+        with image.open("rb") as f:
+            rid = provider.api("/api/files", method="POST", files={"file": ("slow.png", f, "image/png")}).json()["rid"]
+        assert provider.api("/api/settings", method="PUT", json={"upload_limit_kbps": 16}).status_code == 200
+        row = f"#network-files li[data-rid='{rid}']"
+        page = open_page(browser, downloader.base + "/share")
+        page.wait_for_selector(f"{row} button.download").click()
+        page.wait_for_selector(f"{row} .progress[data-state=running]")
+
+        downloader.stop()
+        downloader = NodeProcess(tmp_path / "downloader", *downloader_args)
+        page.wait_for_selector("#conn.conn-online", timeout=60_000)  # the page reconnected
+        page.wait_for_selector(f"{row} button.download:has-text('Download')")
+        assert page.query_selector(f"{row} .progress") is None
+        page.wait_for_selector("#log div:has-text('no longer has the download')")
+
+        page.click(f"{row} button.download")  # again, on the restarted node
+        page.wait_for_selector(f"{row} .progress[data-state=running]")
+        provider.stop()
+        wait_until(page, f"""fetch('/api/network/files').then(r => r.json()).then(
+            d => !d.files.some(f => f.rid === '{rid}'))""")
+        page.wait_for_timeout(500)  # a refresh of the list happened meanwhile
+        page.click("#refresh-network")
+        page.wait_for_timeout(500)
+        assert page.query_selector(f"{row} .progress[data-state=running]") is not None
+        page.click(f"{row} button.download:has-text('Cancel')")
+        page.wait_for_selector(f"{row}", state="detached")  # not running, not offered
+        states = {d["rid"]: d["state"] for d in downloader.api("/api/downloads").json()["downloads"]}
+        assert states[rid] == "cancelled"
+        assert page.js_errors == [] and error_toasts(page) == ["Lost the connection to the node"]
+    finally:
+        downloader.stop()
+        provider.stop()

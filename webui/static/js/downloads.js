@@ -1,5 +1,6 @@
-// Downloads started in this tab: tracked across page changes; when one completes the
-// browser saves the file under its original name.
+// Downloads, as the node has them: the ones running or finished when the page opened, and
+// every one started later (here or elsewhere); tracked across page changes. When one
+// started in this tab completes, the browser saves the file under its original name.
 import { api } from "./api.js";
 import * as live from "./live.js";
 import { logs, toast, triggerSave } from "./ui.js";
@@ -10,12 +11,16 @@ const saved = new Set();
 const listeners = new Set();
 
 export function onChange(fn) { listeners.add(fn); return () => listeners.delete(fn); }
+const notify = (dl) => { for (const fn of listeners) fn(dl); };
+
+export const active = (dl) => Boolean(dl) && ["queued", "running"].includes(dl.state);
 
 function update(dl) {
   const previous = byRid.get(dl.rid);
-  if (previous && previous.id !== dl.id && !mine.has(dl.id)) return;
+  // another tab's download of the same file does not replace one of ours that runs
+  if (previous && previous.id !== dl.id && !mine.has(dl.id) && mine.has(previous.id) && active(previous)) return;
   byRid.set(dl.rid, dl);
-  for (const fn of listeners) fn(dl);
+  notify(dl);
   if (!mine.has(dl.id) || saved.has(dl.id)) return;
   if (dl.state === "completed") {
     saved.add(dl.id);
@@ -32,10 +37,34 @@ function update(dl) {
   }
 }
 
-export const active = (dl) => Boolean(dl) && ["queued", "running"].includes(dl.state);
+/** The node no longer knows this download (it was restarted): listeners get it with
+ * state "gone" and show the file as not being downloaded. */
+function forget(dl) {
+  if (byRid.get(dl.rid)?.id !== dl.id) return;
+  byRid.delete(dl.rid);
+  if (active(dl)) logs.add("warning", `the node no longer has the download of ${dl.name} (it was restarted?)`);
+  notify({ ...dl, state: "gone" });
+}
+
+/** What the node has now: at every (re)connection, so that a reloaded page shows the
+ * downloads that run and a restarted node's are not polled for ever. */
+async function sync() {
+  let list;
+  try { ({ downloads: list } = await api("/api/downloads")); } catch { return; }
+  const known = new Set(list.map((d) => d.id));
+  for (const dl of [...byRid.values()]) if (!known.has(dl.id)) forget(dl);
+  const newest = new Map();
+  for (const dl of list) if (!newest.has(dl.rid)) newest.set(dl.rid, dl); // newest first
+  for (const dl of newest.values()) update(dl);
+}
 
 export async function cancel(dl) {
-  update(await api(`/api/downloads/${dl.id}`, { method: "DELETE" }));
+  try {
+    update(await api(`/api/downloads/${dl.id}`, { method: "DELETE" }));
+  } catch (err) {
+    if (err.status === 404) forget(dl); // nothing to cancel any more
+    else throw err;
+  }
 }
 
 export async function start(file) {
@@ -50,9 +79,12 @@ export async function start(file) {
       clearInterval(poll);
       return;
     }
-    try { update(await api(`/api/downloads/${dl.id}`)); } catch { /* the socket will catch up */ }
+    try { update(await api(`/api/downloads/${dl.id}`)); } catch (err) {
+      if (err.status === 404) forget(current); // else the socket will catch up
+    }
   }, 2000);
   return dl;
 }
 
 live.on("download", (m) => update(m.download));
+live.on("hello", sync);

@@ -1,4 +1,5 @@
 // The single-page app: navigation, the live connection, global notifications.
+import { api } from "./api.js";
 import * as live from "./live.js";
 import { h, logs, shortId, toast } from "./ui.js";
 import share from "./pages/share.js";
@@ -76,7 +77,23 @@ live.on("peer.down", (m) => {
   showConnection();
   logs.add("warning", `peer ${shortId(m.peer_id)} left (${m.reason})`);
 });
-live.on("log", (m) => logs.add(m.level, `${m.source ? m.source.replace(/^p2pkit\./, "") + ": " : ""}${m.message}`, m.time));
+// The node's log lines: live ones as they come, and at every (re)connection the recent
+// ones it kept — warnings from before this page was opened or reloaded were lost.
+const seenLogs = new Set();
+const logText = (m) => `${m.source ? m.source.replace(/^p2pkit\./, "") + ": " : ""}${m.message}`;
+function firstSight(m) {
+  const key = `${m.time}|${m.source}|${m.message}`;
+  if (seenLogs.has(key)) return false;
+  seenLogs.add(key);
+  if (seenLogs.size > 2000) seenLogs.delete(seenLogs.values().next().value);
+  return true;
+}
+live.on("log", (m) => { if (firstSight(m)) logs.add(m.level, logText(m), m.time); });
+live.on("hello", async () => {
+  let recent;
+  try { ({ logs: recent } = await api("/api/logs")); } catch { return; }
+  logs.merge(recent.filter(firstSight).map((m) => ({ level: m.level, message: logText(m), time: m.time })));
+});
 live.on("settings.changed", (m) => logs.add("info", `setting ${m.key} = ${JSON.stringify(m.value)}`));
 live.on("files.changed", (m) => {
   if (!m.local && m.change === "added") logs.add("info", `the network offers ${m.name || shortId(m.rid)}`);

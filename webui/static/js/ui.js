@@ -71,6 +71,8 @@ export function toast(message, kind = "info", ms = 4000) {
 }
 
 // ---- log store: lines survive page changes; the Share page shows them ----
+// A listener gets each new line, or null when the lines changed as a whole (cleared, or
+// older lines merged in): it shows `logs.lines` again.
 const MAX_LINES = 500;
 export const logs = {
   lines: [],
@@ -80,6 +82,12 @@ export const logs = {
     this.lines.push(line);
     if (this.lines.length > MAX_LINES) this.lines.splice(0, this.lines.length - MAX_LINES);
     for (const fn of this.listeners) fn(line);
+  },
+  /** Lines from before this page was open (the node keeps its recent ones), in time order. */
+  merge(lines) {
+    if (!lines.length) return;
+    this.lines = [...this.lines, ...lines].sort((a, b) => a.time - b.time).slice(-MAX_LINES);
+    for (const fn of this.listeners) fn(null);
   },
   clear() { this.lines = []; for (const fn of this.listeners) fn(null); },
   subscribe(fn) { this.listeners.add(fn); return () => this.listeners.delete(fn); },

@@ -75,14 +75,18 @@ function detail(root, rid) {
       box.append(h("div.card.empty", {}, err.message));
       return;
     }
+    // whole here: saved from this node; begun here: the rest comes from the providers
+    const held = !v.local && v.progress > 0 ? ` (${Math.floor(v.progress * 100)}% here)` : "";
     const dlButton = h("button.btn.primary#detail-download", {
-      disabled: v.local || v.providers === 0,
+      disabled: !v.local && v.providers === 0,
       onclick: async () => {
         dlButton.disabled = true;
-        try { await downloads.start({ rid: v.rid, name: v.name, providers: v.providers }); toast(`Downloading ${v.name}`); }
-        catch (err) { toast(err.message, "error"); dlButton.disabled = false; }
+        try {
+          await downloads.start({ rid: v.rid, name: v.name, providers: v.providers });
+          toast(v.local ? `Saving ${v.name}` : `Downloading ${v.name}`);
+        } catch (err) { toast(err.message, "error"); dlButton.disabled = false; }
       },
-    }, v.local ? "On this node" : "Download");
+    }, v.local ? "Save" : `Download${held}`);
     box.append(h("div.card.detail#video-detail", { dataset: { rid: v.rid } },
       cover("div.cover", v),
       h("div", {},

@@ -43,7 +43,14 @@ export default {
           logBox)));
 
     // ---- upload ----
-    const sendFiles = (files) => { for (const file of files) uploadOne(file); };
+    const sendFiles = (files) => {
+      // a title names one file: typed for a batch, it went on every file of it
+      const fields = { title: files.length === 1 ? title.value : "", description: description.value };
+      if (files.length > 1 && title.value) {
+        logs.add("info", `the title is for one file at a time: the ${files.length} files are titled by their names`);
+      }
+      for (const file of files) uploadOne(file, fields);
+    };
     drop.addEventListener("click", () => picker.click());
     drop.addEventListener("keydown", (e) => (e.key === "Enter" || e.key === " ") && picker.click());
     picker.addEventListener("change", () => { sendFiles([...picker.files]); picker.value = ""; });
@@ -55,14 +62,14 @@ export default {
       sendFiles([...e.dataTransfer.files]);
     });
 
-    async function uploadOne(file) {
+    async function uploadOne(file, fields) {
       const bar = h("i");
       const label = h("span", {}, "0%");
       const row = h("li", {}, h("span.n", { title: file.name }, file.name), h("div.bar", {}, bar), label);
       uploads.prepend(row);
       logs.add("info", `uploading ${file.name} (${formatBytes(file.size)})`);
       try {
-        const item = await upload(file, { title: title.value, description: description.value }, (done, total) => {
+        const item = await upload(file, fields, (done, total) => {
           const pct = Math.round((done / total) * 100);
           bar.style.width = `${pct}%`;
           label.textContent = `${pct}%`;
@@ -114,10 +121,28 @@ export default {
 
     // ---- network files ----
     let netTimer = null;
-    async function refreshNetwork(manual = false) {
+    let loading = null; // one request at a time; a refresh asked for meanwhile runs after it
+    let again = false;
+    function refreshNetwork(manual = false) {
+      if (loading) { again = true; return loading; }
+      loading = loadNetwork(manual).finally(() => {
+        loading = null;
+        if (again) { again = false; refreshNetwork(); }
+      });
+      return loading;
+    }
+    async function loadNetwork(manual) {
       let files;
       try { ({ files } = await api("/api/network/files")); } catch (err) { if (manual) toast(err.message, "error"); return; }
       const others = files.filter((f) => f.providers > 0 || !f.local);
+      // a download that runs stays listed when the network stops offering its file (its
+      // only provider left): it may find another, and it can be cancelled
+      const listed = new Set(others.map((f) => f.rid));
+      for (const dl of downloads.byRid.values()) {
+        if (downloads.active(dl) && !listed.has(dl.rid)) {
+          others.push({ rid: dl.rid, name: dl.name, title: dl.title, size: dl.total, providers: 0, local: false });
+        }
+      }
       netCount.textContent = others.length ? `${others.length}` : "";
       netList.replaceChildren(...(others.length ? others.map(netRow)
         : [h("li.empty", {}, "No files on the network yet. Files other nodes share appear here by themselves.")]));
@@ -160,10 +185,18 @@ export default {
     }
     const stopDownloads = downloads.onChange((dl) => {
       const row = netList.querySelector(`li[data-rid="${dl.rid}"]`);
-      if (!row) return;
+      if (!row) {
+        if (downloads.active(dl)) refreshNetwork(); // one started elsewhere, of a file not listed
+        return;
+      }
       row.querySelector(".progress")?.remove();
-      row.append(progressRow(dl));
       const button = row.querySelector("button.download");
+      if (dl.state === "gone") { // the node restarted: what it holds of the file is in My files
+        button.textContent = "Download";
+        refreshMine();
+        return;
+      }
+      row.append(progressRow(dl));
       const busy = downloads.active(dl);
       button.textContent = busy ? "Cancel" : dl.state === "completed" ? "Save" : "Download";
       if (dl.state === "completed") refreshMine();
@@ -177,10 +210,13 @@ export default {
     // ---- log panel ----
     const logLine = (line) => h(`div.${line.level}`, {},
       h("span.t", {}, formatTime(line.time * 1000).padEnd(10)), " ", line.message);
-    logBox.replaceChildren(...logs.lines.map(logLine));
-    logBox.scrollTop = logBox.scrollHeight;
+    const showAll = () => {
+      logBox.replaceChildren(...logs.lines.map(logLine));
+      logBox.scrollTop = logBox.scrollHeight;
+    };
+    showAll();
     const stopLogs = logs.subscribe((line) => {
-      if (line === null) { logBox.replaceChildren(); return; }
+      if (line === null) { showAll(); return; }
       const stick = logBox.scrollTop + logBox.clientHeight >= logBox.scrollHeight - 20;
       logBox.append(logLine(line));
       while (logBox.childElementCount > 500) logBox.firstChild.remove();
