@@ -33,6 +33,7 @@ from .file_responses import FileResponse
 from .history import History
 from .hub import Hub, LogRelay, event_message
 from .peer_choices import SwitchedOffPeers
+from .unfinished import UnfinishedDownloads
 from .views import node_status, sample_peer_rates
 
 log = logging.getLogger("p2pkit.webui")
@@ -82,7 +83,8 @@ class WebUI:
         self.hub = Hub()
         self.history = History(Path(node.data_dir) / "webui.sqlite" if node.data_dir else None,
                                max_entries=self.config.history_entries)
-        self.downloads = DownloadManager(node, self.hub, self.history, self.downloads_dir)
+        self.unfinished = UnfinishedDownloads(Path(node.data_dir) / "webui.sqlite" if node.data_dir else None)
+        self.downloads = DownloadManager(node, self.hub, self.history, self.downloads_dir, self.unfinished)
         self.peers: dict[str, KnownPeer] = {}
         self.switched_off = SwitchedOffPeers(Path(node.data_dir) / "webui.sqlite" if node.data_dir else None)
         for peer_id, address in self.switched_off.addresses.items():  # listed, to switch back on
@@ -124,6 +126,7 @@ class WebUI:
         logging.getLogger("p2pkit").addHandler(relay)
         self.sweep_uploads()
         try:
+            self.downloads.resume_unfinished()
             for peer in self.node.peers.all() if self.node.peers is not None else ():
                 self._peer_up(peer.id, f"{peer.address[0]}:{peer.address[1]}")
             async with trio.open_nursery() as nursery, self.node.events.subscribe() as events:
@@ -138,6 +141,7 @@ class WebUI:
             logging.getLogger("p2pkit").removeHandler(relay)
             self.history.close()
             self.switched_off.close()
+            self.unfinished.close()
 
     async def serve(self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
         """Background tasks plus hypercorn's trio worker; ``started`` with the bound URLs."""

@@ -22,6 +22,7 @@ from p2pkit.rates import RateMeter
 
 from .history import History
 from .hub import Hub
+from .unfinished import Unfinished, UnfinishedDownloads
 
 log = logging.getLogger("p2pkit.webui.downloads")
 PUBLISH_INTERVAL = 0.25  # seconds between progress messages of one download
@@ -29,8 +30,8 @@ MAX_REMEMBERED = 200
 
 
 class Download:
-    def __init__(self, rid: str, name: str, size: int, title: str) -> None:
-        self.id = secrets.token_hex(8)
+    def __init__(self, rid: str, name: str, size: int, title: str, download_id: str | None = None) -> None:
+        self.id = download_id or secrets.token_hex(8)
         self.rid = rid
         self.name = name
         self.title = title
@@ -66,11 +67,13 @@ class Download:
 
 
 class DownloadManager:
-    def __init__(self, node: Any, hub: Hub, history: History, root: Path) -> None:
+    def __init__(self, node: Any, hub: Hub, history: History, root: Path,
+                 unfinished: UnfinishedDownloads) -> None:
         self._node = node
         self._hub = hub
         self._history = history
         self._root = root
+        self._unfinished = unfinished
         self._downloads: OrderedDict[str, Download] = OrderedDict()
 
     def get(self, download_id: str) -> Download | None:
@@ -113,6 +116,7 @@ class DownloadManager:
         later download resumes); False if it had already ended."""
         if dl.state not in ("queued", "running"):
             return False
+        self._unfinished.remove(dl.id)  # a queued one never reaches its run's finally
         dl.state, dl.error = "cancelled", ""
         dl.finished = trio.current_time()  # a queued one never reaches its run's finally
         if dl._scope is not None:
@@ -123,6 +127,20 @@ class DownloadManager:
 
     def start(self, rid: str, name: str, size: int, title: str = "") -> Download:
         dl = Download(rid, name, size, title or name)
+        self._unfinished.add(Unfinished(dl.id, dl.rid, dl.name, dl.total, dl.title))
+        return self._launch(dl)
+
+    def resume_unfinished(self) -> None:
+        """Take up the downloads an earlier run of this node left unfinished (it stopped
+        or crashed meanwhile), under their ids; what they fetched is in the store."""
+        for item in self._unfinished.all():
+            if item.id not in self._downloads and self.active_for(item.rid) is None:
+                log.info("resuming the download of %s", item.name)
+                self._launch(Download(item.rid, item.name, item.size, item.title, item.id))
+            else:
+                self._unfinished.remove(item.id)
+
+    def _launch(self, dl: Download) -> Download:
         self._downloads[dl.id] = dl
         self._forget_old()
         self._node.nursery.start_soon(self._run, dl)
@@ -197,8 +215,11 @@ class DownloadManager:
             log.exception("download %s failed", dl.id)
         finally:
             dl.finished = trio.current_time()
-            if dl.state not in ("completed", "failed", "cancelled"):  # the node is stopping
+            stopping = self._node.state.value in ("stopping", "stopped")
+            if dl.state not in ("completed", "failed", "cancelled"):  # cancelled by the stop
                 dl.state, dl.error = "failed", "the node stopped"
+            if not (stopping and dl.state == "failed"):  # else it resumes when the node restarts
+                self._unfinished.remove(dl.id)
             self._publish(dl, force=True)
             if dl.state == "completed":
                 self._hub.publish({"type": "history.changed"})

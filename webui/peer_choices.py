@@ -8,11 +8,10 @@ memory for an ephemeral node). Switching a peer on again forgets it. Bounded: pa
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 
-from p2pkit._exceptions import ConfigError
+from .database import open_database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS switched_off_peers (
@@ -26,16 +25,9 @@ MAX_SWITCHED_OFF = 10_000
 
 class SwitchedOffPeers:
     def __init__(self, db_path: Path | None) -> None:
-        self._db = sqlite3.connect(str(db_path) if db_path else ":memory:", isolation_level=None)
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
-            rows = self._db.execute(
-                "SELECT peer_id, address FROM switched_off_peers ORDER BY switched_at").fetchall()
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise ConfigError(f"web UI database {db_path} is damaged ({exc}); move it away "
-                              "to start afresh") from None
+        self._db = open_database(db_path, _SCHEMA)
+        rows = self._db.execute(
+            "SELECT peer_id, address FROM switched_off_peers ORDER BY switched_at").fetchall()
         self.addresses: dict[str, str] = {str(pid): str(addr) for pid, addr in rows}
 
     def __contains__(self, peer_id: object) -> bool:

@@ -380,8 +380,9 @@ def free_tcp_port() -> int:
 
 def test_a_download_row_follows_the_node_through_a_restart_and_its_provider_leaving(
         browser: Any, tmp_path: Path) -> None:
-    # after the node restarted, the row kept its old progress and polled the old download
-    # (404 every 2 s); and a running download's row vanished when its only provider left
+    # a download was lost with a restart; when the node forgot one, its row kept the old
+    # progress and polled it (404 every 2 s); and a running download's row vanished when
+    # its only provider left
     provider = NodeProcess(tmp_path / "provider")
     port = free_tcp_port()
     downloader_args = ("--bootstrap", f"127.0.0.1:{provider.udp_port}", "--http-port", str(port))
@@ -396,12 +397,20 @@ def test_a_download_row_follows_the_node_through_a_restart_and_its_provider_leav
         page.wait_for_selector(f"{row} button.download").click()
         page.wait_for_selector(f"{row} .progress[data-state=running]")
 
-        downloader.stop()
+        downloader.stop()  # the restarted node takes the download up again, under its id
         downloader = NodeProcess(tmp_path / "downloader", *downloader_args)
         page.wait_for_selector("#conn.conn-online", timeout=60_000)  # the page reconnected
+        page.wait_for_selector("#log div:has-text('resuming the download of slow.png')")
+        page.wait_for_selector(f"{row} .progress[data-state=running]")
+        page.wait_for_selector(f"{row} button.download:has-text('Cancel')")
+
+        downloader.stop()  # one whose node forgot it (its web UI database went)
+        for path in (tmp_path / "downloader").glob("webui.sqlite*"):
+            path.unlink()
+        downloader = NodeProcess(tmp_path / "downloader", *downloader_args)
+        page.wait_for_selector("#log div:has-text('no longer has the download')", timeout=60_000)
         page.wait_for_selector(f"{row} button.download:has-text('Download')")
         assert page.query_selector(f"{row} .progress") is None
-        page.wait_for_selector("#log div:has-text('no longer has the download')")
 
         page.click(f"{row} button.download")  # again, on the restarted node
         page.wait_for_selector(f"{row} .progress[data-state=running]")
@@ -416,7 +425,7 @@ def test_a_download_row_follows_the_node_through_a_restart_and_its_provider_leav
         page.wait_for_selector(f"{row}", state="detached")  # not running, not offered
         states = {d["rid"]: d["state"] for d in downloader.api("/api/downloads").json()["downloads"]}
         assert states[rid] == "cancelled"
-        assert page.js_errors == [] and error_toasts(page) == ["Lost the connection to the node"]
+        assert page.js_errors == [] and error_toasts(page) == ["Lost the connection to the node"] * 2
     finally:
         downloader.stop()
         provider.stop()

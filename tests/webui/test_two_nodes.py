@@ -149,3 +149,40 @@ async def test_a_peer_that_left_keeps_the_byte_counts_of_its_last_session() -> N
         assert left["bytes_sent"] >= row["bytes_sent"] > 0
         assert left["bytes_received"] >= row["bytes_received"] > 0
         assert left["up_rate"] == left["down_rate"] == 0.0 and left["rtt_ms"] is None
+
+
+async def test_a_download_the_node_stopped_in_goes_on_when_it_restarts(tmp_path: Any) -> None:
+    # a download started in the browser was lost with a restart: the person had to find
+    # the file again and start it over (what had arrived was kept, but nothing used it)
+    async with node_with_ui() as a:
+        ca = a.app.test_client()
+        content = png_bytes(640, 480, seed=5)
+        body, headers = multipart({}, "resumed.png", content)
+        item = await (await ca.post("/api/files", data=body, headers=headers)).get_json()
+        await ca.put("/api/settings", json={"upload_limit_kbps": 16})
+        config = {"bootstrap": [f"127.0.0.1:{a.node.endpoint.local_address[1]}"], "ephemeral": False,
+                  "data_dir": str(tmp_path / "b"), "repeater": "off"}
+
+        @asynccontextmanager
+        async def b_with_ui() -> AsyncIterator[Any]:
+            async with open_node(node_config(**config), plugins=PLUGINS) as node:
+                ui = WebUI(node, WebConfig(http_port=0))
+                await node.nursery.start(ui.run_background)
+                yield ui.app.test_client()
+
+        async with b_with_ui() as cb:
+            await poll_json(cb, "/api/network/files", lambda d: any(f["rid"] == item["rid"] for f in d["files"]))
+            cancelled = await (await cb.post("/api/downloads", json={"rid": item["rid"]})).get_json()
+            await cb.delete(f"/api/downloads/{cancelled['id']}")  # cancelled: stays so
+            started = await (await cb.post("/api/downloads", json={"rid": item["rid"]})).get_json()
+            await poll_json(cb, f"/api/downloads/{started['id']}", lambda d: d["state"] == "running")
+        async with b_with_ui() as cb:
+            (again,) = (await (await cb.get("/api/downloads")).get_json())["downloads"]
+            assert again["id"] == started["id"] and again["state"] in ("queued", "running")
+            await ca.put("/api/settings", json={"upload_limit_kbps": 0})
+            done = await poll_json(cb, f"/api/downloads/{started['id']}",
+                                   lambda d: d["state"] in ("completed", "failed"), 60)
+            assert done["state"] == "completed", done
+            assert await (await cb.get(done["file_url"])).get_data() == content
+        async with b_with_ui() as cb:  # done: not taken up again
+            assert (await (await cb.get("/api/downloads")).get_json())["downloads"] == []
