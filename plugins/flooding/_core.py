@@ -35,6 +35,7 @@ from p2pkit.identity import node_id_of, verify
 
 from ._messages import (
     MAX_BODY,
+    MAX_DIGEST,
     MAX_ENTRIES,
     MAX_HITS,
     MAX_HITS_BODY,
@@ -42,7 +43,9 @@ from ._messages import (
     MAX_TTL,
     Announce,
     AnnounceBody,
+    Digest,
     Entry,
+    Held,
     Hits,
     HitsBody,
     PeerInfo,
@@ -171,11 +174,15 @@ class FloodCore:
         self._reverse: dict[bytes, tuple[str, float]] = {}  # query id -> (came from, when)
         self._own: dict[bytes, _OwnQuery] = {}
         self._buckets: dict[tuple[str, str], TokenBucket] = {}  # (sender, kind of message)
+        self._digested: set[str] = set()  # neighbours whose digest this session we answered
+        self._last_announce: Announce | None = None  # our newest, and when it was made
+        self._last_made: float | None = None
         self.query_memory = query_memory
         self.counters = {
             "announces_in": 0, "announces_new": 0, "duplicates": 0, "queries_in": 0,
             "hits_in": 0, "hits_unroutable": 0, "rate_limited": 0, "expired": 0, "stale": 0,
             "truncated": 0, "records_full": 0, "hits_forged": 0, "malformed": 0,
+            "synced_lists": 0, "digests_repeated": 0,
         }
 
     # ------------------------------------------------------------------ own content
@@ -196,19 +203,23 @@ class FloodCore:
         restarts, so peers do not ignore a restarted node as stale.
         """
         self.seq = max(self.seq + 1, seq_floor)
+        self._last_made = None  # the caller that knows the time sets it (announce_to)
         entries = list(self.local.values())
         body = encode(AnnounceBody(seq=self.seq, port=self.port, entries=entries))
         while len(body) > MAX_BODY:  # receivers reject larger bodies: announce what fits
             entries = entries[: len(entries) * 9 // 10]
             body = encode(AnnounceBody(seq=self.seq, port=self.port, entries=entries))
             self.counters["truncated"] += 1
-        return Announce(public_key=self.public_key, body=body,
-                        signature=self._sign(SIGN_CONTEXT + body), ttl=self.ttl)
+        self._last_announce = Announce(public_key=self.public_key, body=body,
+                                       signature=self._sign(SIGN_CONTEXT + body), ttl=self.ttl)
+        return self._last_announce
 
-    def announce_to(self, neighbors: Iterable[str], seq_floor: int = 0) -> list[Send]:
-        """Our announce for every neighbour (this clears ``local_changed``)."""
+    def announce_to(self, neighbors: Iterable[str], seq_floor: int = 0, now: float | None = None) -> list[Send]:
+        """Our announce for every neighbour (this clears ``local_changed``); with ``now``,
+        new neighbours get the same one until the next (see :meth:`sync_for`)."""
         self.local_changed = False
         data = encode(self.make_announce(seq_floor))
+        self._last_made = now
         return [(peer, data) for peer in neighbors]
 
     def farewell(self, neighbors: Iterable[str], seq_floor: int = 0) -> list[Send]:
@@ -218,14 +229,44 @@ class FloodCore:
         return self.announce_to(neighbors, seq_floor)
 
     def sync_for(self, peer: str, now: float, seq_floor: int = 0) -> list[Send]:
-        """What a newly connected peer gets: our announce and every record we hold, each
-        with its age, so a copy expires when the original would."""
-        out = [(peer, encode(self.make_announce(seq_floor)))]
+        """What a newly connected peer gets: our announce and a digest of the lists we
+        hold. It sends us its digest too, and each side answers with the lists the other
+        lacks or holds older (:meth:`_on_digest`) — every list we held went to every new
+        neighbour, most of them lists it held already."""
+        self._digested.discard(peer)  # a new session: its digest is answered again
+        held = {origin: rec.seq for origin, rec in self.records.items() if rec.expires_at > now}
+        for origin, (seq, _) in self._tombstones.items():  # gone: it must not send them back
+            held[origin] = max(seq, held.get(origin, seq))
+        digest = Digest(held=[Held(bytes.fromhex(origin), seq)
+                              for origin, seq in list(held.items())[:MAX_DIGEST]])
+        return [(peer, self._own_list(now, seq_floor)), (peer, encode(digest))]
+
+    def _own_list(self, now: float, seq_floor: int) -> bytes:
+        """Our announce for a new neighbour: the last one, with its age, while our list
+        is unchanged — a new one (a new seq) at every connection was flooded on by the
+        neighbour to the whole network, both ends' lists at every new session."""
+        last, made = self._last_announce, self._last_made
+        if last is None or made is None or self.local_changed:
+            last, made = self.make_announce(seq_floor), now
+            self._last_made = now
+        return encode(msgspec.structs.replace(last, age=max(0.0, now - made)))
+
+    def _on_digest(self, sender: str, digest: Digest, now: float) -> Output:
+        """The lists ``sender`` lacks or holds older than ours, each with its age, so a
+        copy expires when the original would. Once per session: a digest costs its
+        sender a few bytes and us every list we hold."""
+        if sender in self._digested:
+            self.counters["digests_repeated"] += 1
+            return Output()
+        self._digested.add(sender)
+        theirs = {held.origin.hex(): held.seq for held in digest.held}
+        out = Output()
         for rec in self.records.values():
-            if rec.origin != peer and rec.expires_at > now:
+            if rec.origin != sender and rec.expires_at > now and theirs.get(rec.origin, -1) < rec.seq:
                 relayed = msgspec.structs.replace(
                     rec.announce, ttl=max(1, self.ttl - 1), age=max(0.0, now - rec.born))
-                out.append((peer, encode(relayed)))
+                out.sends.append((sender, encode(relayed)))
+        self.counters["synced_lists"] += len(out.sends)
         return out
 
     # ------------------------------------------------------------------ receiving
@@ -253,6 +294,8 @@ class FloodCore:
             return self._on_query(sender, message, now, neighbors)
         if isinstance(message, Hits):
             return self._on_hits(sender, message, now)
+        if isinstance(message, Digest):
+            return self._on_digest(sender, message, now)
         self._on_peer_list(message, now)
         return Output()
 
@@ -508,6 +551,7 @@ class FloodCore:
         (through another path) before then."""
         for kind in BUCKET_KINDS:
             self._buckets.pop((peer, kind), None)
+        self._digested.discard(peer)
         rec = self.records.get(peer)
         if rec is not None:
             rec.expires_at = min(rec.expires_at, now + grace)

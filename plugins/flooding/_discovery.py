@@ -323,7 +323,7 @@ class FloodingDiscovery:
             if self.core.local_changed or now >= next_periodic:
                 neighbors = self._neighbors()
                 if neighbors:
-                    self._send_all(self.core.announce_to(neighbors, self._wall_ms()))
+                    self._send_all(self.core.announce_to(neighbors, self._wall_ms(), trio.current_time()))
                     self._keep_seq()
                 next_periodic = now + self.config.announce_interval
             with trio.move_on_at(next_periodic):

@@ -12,6 +12,9 @@ RemoteProtocolError (the kernel then drops that peer).
               signed by the provider over (context, qid, provider id, entries), so a relay
               can neither forge answers for another node nor alter them.
     PeerList  peer exchange: the listen addresses of a neighbour's peers (one hop).
+    Digest    the lists a node holds, as (origin, seq) pairs: what a new neighbour gets
+              instead of the lists themselves; each side then sends the lists the other
+              lacks or holds older.
 
     LanBeacon a UDP datagram (first byte 0x46, not a session message) a node broadcasts on
               the LAN so others can connect to it.
@@ -26,11 +29,12 @@ import msgspec
 from p2pkit import RemoteProtocolError
 from p2pkit.addresses import is_peer_address
 
-# The message protocol's name, negotiated in the peers' hello. Version 2: hits are signed.
-# A version-1 node ("flood") does not list "flood/2", so the two never exchange flood
-# messages (neither can take the other's for garbage and drop it); they are simply not
-# each other's discovery peers.
-PROTOCOL = "flood/2"
+# The message protocol's name, negotiated in the peers' hello. Version 2: hits are signed;
+# version 3: a new neighbour gets a digest of the lists we hold, not every list. A node of
+# an older version does not list "flood/3", so the two never exchange flood messages
+# (neither can take the other's for garbage and drop it); they are simply not each
+# other's discovery peers.
+PROTOCOL = "flood/3"
 
 MAX_TTL = 16
 MAX_ENTRIES = 512  # shares in one announce
@@ -40,6 +44,7 @@ MAX_BODY = 1 << 20  # signed announce body
 MAX_HITS_BODY = 1 << 20  # signed hits body (100 entries of long UTF-8 text can exceed it)
 MAX_QUERY = 256
 LAN_BEACON_BYTE = 0x46  # "F"
+MAX_DIGEST = 8192  # (origin, seq) pairs: every list and tombstone a node may hold
 
 Hex64 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
 QueryId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
@@ -127,12 +132,21 @@ class PeerList(msgspec.Struct, frozen=True, tag="pex", tag_field="t"):
     peers: Annotated[list[PeerInfo], msgspec.Meta(max_length=MAX_PEERS_LISTED)]
 
 
+class Held(msgspec.Struct, frozen=True, array_like=True):
+    origin: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]  # its node id
+    seq: Annotated[int, msgspec.Meta(ge=0, le=(1 << 63) - 1)]
+
+
+class Digest(msgspec.Struct, frozen=True, tag="dig", tag_field="t"):
+    held: Annotated[list[Held], msgspec.Meta(max_length=MAX_DIGEST)]
+
+
 class LanBeacon(msgspec.Struct, frozen=True, array_like=True):
     id: Hex64
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)]
 
 
-Message = Announce | Query | Hits | PeerList
+Message = Announce | Query | Hits | PeerList | Digest
 
 
 def _check_peer_host(host: str) -> None:

@@ -13,6 +13,7 @@ from p2pkit.plugins.flooding._core import AGE_AHEAD_S, HITS_CONTEXT
 from p2pkit.plugins.flooding._messages import (
     MAX_HITS_BODY,
     Announce,
+    Digest,
     Hits,
     HitsBody,
     PeerInfo,
@@ -62,6 +63,13 @@ class Net:
         self.links[self.ids[a]].add(self.ids[b])
         self.links[self.ids[b]].add(self.ids[a])
 
+    def connect(self, a: int, b: int) -> None:
+        """A new session: linked, and each side syncs the other (as the glue does)."""
+        self.link(a, b)
+        self.post(self.ids[a], self.core(a).sync_for(self.ids[b], self.now))
+        self.post(self.ids[b], self.core(b).sync_for(self.ids[a], self.now))
+        self.run()
+
     def line(self) -> None:
         for i in range(len(self.ids) - 1):
             self.link(i, i + 1)
@@ -75,7 +83,7 @@ class Net:
         node = self.ids[index]
         core = self.cores[node]
         core.set_local(entries)
-        self.post(node, core.announce_to(self.links[node]))
+        self.post(node, core.announce_to(self.links[node], now=self.now))
         self.run()
 
     def run(self) -> None:
@@ -213,9 +221,7 @@ def test_a_late_joiner_gets_the_list_by_sync() -> None:
     net = Net(3)
     net.link(0, 1)
     net.share(0, entry("x.mp4"))
-    net.link(1, 2)  # node 2 connects to node 1 afterwards
-    net.post(net.ids[1], net.core(1).sync_for(net.ids[2], net.now))
-    net.run()
+    net.connect(1, 2)  # node 2 connects to node 1 afterwards
     assert net.rids(2) == {rid_of("x.mp4")}
     assert net.core(2).providers(rid_of("x.mp4")) == [net.ids[0]]
 
@@ -424,9 +430,7 @@ def test_a_synced_copy_expires_when_the_original_would() -> None:
     net.link(0, 1)
     net.share(0, entry("x.mp4"))  # node 1 hears it at t=0
     net.now = 50.0
-    net.link(1, 2)
-    net.post(net.ids[1], net.core(1).sync_for(net.ids[2], net.now))
-    net.run()
+    net.connect(1, 2)
     assert net.rids(2) == {rid_of("x.mp4")}
     assert net.core(2).next_timer() == pytest.approx(90.0)
 
@@ -439,7 +443,12 @@ def test_an_expired_list_is_not_resurrected_by_a_peer_that_still_holds_it() -> N
     b.peer_down(net.ids[0], now=1.0, grace=2.0)  # A left; B knows first
     assert b.expire(3.0).removed == {rid_of("x.mp4")}
     net.now = 4.0  # C, which still holds A's list, (re)connects to B and syncs
-    net.post(net.ids[2], net.core(2).sync_for(net.ids[1], net.now))
+    b.peer_down(net.ids[2], now=net.now, grace=100.0)
+    net.connect(1, 2)
+    assert net.rids(1) == set()
+    # and were it sent anyway (B's digest names A's seq, so C does not), B drops it
+    stale = net.core(2).records[net.ids[0]].announce
+    net.post(net.ids[2], [(net.ids[1], encode(msgspec.structs.replace(stale, ttl=2, age=3.0)))])
     net.run()
     assert net.rids(1) == set()
     net.now = 10.0  # a genuinely new announce from A (it came back) is accepted
@@ -816,3 +825,50 @@ def test_an_answer_too_big_for_one_message_is_cut_to_fit_and_still_verifies() ->
     asker.receive(net.ids[0], "10.0.0.9", encode(hits), 0.0, [net.ids[0]])
     assert 50 < len(asker.query_results(qid)) < 100
     assert len(decode_hits_body(hits.body).entries) == len(asker.query_results(qid))
+
+
+def test_a_new_neighbour_that_holds_the_same_lists_is_sent_none_of_them() -> None:
+    # every list a node held went to every new neighbour, most of them lists it had
+    net = Net(5)
+    net.line()
+    for i in range(5):
+        net.share(i, entry(f"{i}.mp4"))
+    before = len(net.trace)
+    net.connect(0, 4)  # both hold every list already
+    sent = [decode(data) for _, _, data in net.trace[before:]]
+    assert sorted(type(m).__name__ for m in sent) == ["Announce", "Announce", "Digest", "Digest"]
+    assert net.core(0).counters["synced_lists"] == net.core(4).counters["synced_lists"] == 0
+
+
+def test_a_digest_brings_the_lists_a_neighbour_lacks_or_holds_older_and_only_those() -> None:
+    net = Net(5)
+    net.line()  # 0 - 1 - 2 - 3 - 4
+    for i in range(5):
+        net.share(i, entry(f"{i}.mp4"))
+    net.links[net.ids[2]].discard(net.ids[3])  # node 3 misses node 2's next list
+    net.links[net.ids[3]].discard(net.ids[2])
+    net.share(2, entry("2.mp4"), entry("2b.mp4"))
+    before = len(net.trace)
+    net.connect(1, 3)
+    lists = [decode(data) for frm, to, data in net.trace[before:]
+             if frm == net.ids[1] and to == net.ids[3] and isinstance(decode(data), Announce)]
+    # node 1's own list and node 2's newer one; not node 0's, which node 3 holds as new
+    assert len(lists) == 2 and net.core(1).counters["synced_lists"] == 1
+    assert net.rids(3) == {rid_of(f"{i}.mp4") for i in range(5)} | {rid_of("2b.mp4")}
+    # node 3 had nothing node 1 lacked
+    assert net.core(3).counters["synced_lists"] == 0
+
+
+def test_a_neighbour_gets_our_lists_once_per_session_however_often_it_sends_a_digest() -> None:
+    # a digest costs its sender a few bytes and us every list we hold: no amplifier
+    net = Net(3)
+    net.line()
+    net.share(0, entry("a.mp4"))
+    b = net.core(1)
+    empty = encode(Digest(held=[]))
+    first = b.receive(net.ids[2], "h", empty, net.now, net.links[net.ids[1]])
+    again = b.receive(net.ids[2], "h", empty, net.now, net.links[net.ids[1]])
+    assert len(first.sends) == 1 and again.sends == [] and b.counters["digests_repeated"] == 1
+    b.peer_down(net.ids[2], now=net.now, grace=10.0)  # a new session is answered again
+    b.sync_for(net.ids[2], net.now)
+    assert len(b.receive(net.ids[2], "h", empty, net.now, net.links[net.ids[1]]).sends) == 1

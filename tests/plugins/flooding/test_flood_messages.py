@@ -15,6 +15,8 @@ from p2pkit.plugins.flooding._messages import (
     MAX_HITS,
     MAX_HITS_BODY,
     MAX_TTL,
+    Digest,
+    Held,
     HitsBody,
     LanBeacon,
     Message,
@@ -40,9 +42,9 @@ values = st.recursive(
     max_leaves=25,
 )
 tagged = st.fixed_dictionaries(
-    {"t": st.sampled_from(["ann", "q", "hits", "pex", "zzz"])},
+    {"t": st.sampled_from(["ann", "q", "hits", "pex", "dig", "zzz"])},
     optional={k: values for k in ("public_key", "body", "signature", "ttl", "host", "qid", "text",
-                                  "provider", "entries", "peers")},
+                                  "provider", "entries", "peers", "held")},
 )
 
 
@@ -80,6 +82,7 @@ def _valid_messages() -> list[bytes]:
         encode(core.make_announce()),
         encode(Query(qid=b"q" * 16, ttl=2, text="cat")),
         encode(core.make_hits(b"q" * 16, [Entry(rid=RID, name="x", size=1)])),
+        encode(Digest(held=[Held(bytes.fromhex(RID), 5), Held(b"\x01" * 32, 2**40)])),
     ]
 
 
