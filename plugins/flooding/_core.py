@@ -44,6 +44,7 @@ from ._messages import (
     Announce,
     AnnounceBody,
     Digest,
+    Done,
     Entry,
     Held,
     Hits,
@@ -131,6 +132,8 @@ class Output:
 class _OwnQuery:
     text: str
     results: dict[str, dict[str, Any]] = field(default_factory=dict)  # rid -> merged entry
+    waiting: set[str] = field(default_factory=set)  # neighbours asked that have not said Done
+    answers: int = 0  # hits messages received
 
 
 class FloodCore:
@@ -172,6 +175,7 @@ class FloodCore:
         self._heard_directly: set[str] = set()  # known_peers whose address came from themselves
         self._seen_queries = SeenCache(4096, query_memory)
         self._reverse: dict[bytes, tuple[str, float]] = {}  # query id -> (came from, when)
+        self._relaying: dict[bytes, set[str]] = {}  # query id -> neighbours yet to say Done
         self._own: dict[bytes, _OwnQuery] = {}
         self._buckets: dict[tuple[str, str], TokenBucket] = {}  # (sender, kind of message)
         self._digested: set[str] = set()  # neighbours whose digest this session we answered
@@ -281,7 +285,7 @@ class FloodCore:
             raise
         # searches and lists draw on buckets of their own: queries that others relayed
         # through a neighbour used up its one bucket, and its relayed announces went too
-        kind = BUCKET_KINDS[0] if isinstance(message, Query | Hits) else BUCKET_KINDS[1]
+        kind = BUCKET_KINDS[0] if isinstance(message, Query | Hits | Done) else BUCKET_KINDS[1]
         bucket = self._buckets.get((sender, kind))
         if bucket is None:
             bucket = self._buckets[sender, kind] = TokenBucket(self.rate, self.burst, now)
@@ -296,6 +300,8 @@ class FloodCore:
             return self._on_hits(sender, message, now)
         if isinstance(message, Digest):
             return self._on_digest(sender, message, now)
+        if isinstance(message, Done):
+            return self._on_done(sender, message)
         self._on_peer_list(message, now)
         return Output()
 
@@ -446,9 +452,10 @@ class FloodCore:
     def _on_query(self, sender: str, query: Query, now: float,
                   neighbors: Collection[str]) -> Output:
         self.counters["queries_in"] += 1
+        done = (sender, encode(Done(qid=query.qid)))
         if not self._seen_queries.add(query.qid, now):
             self.counters["duplicates"] += 1
-            return Output()
+            return Output(sends=[done])  # it goes no further through us
         self._forget_routes(now)
         self._reverse[query.qid] = (sender, now)
         out = Output()
@@ -456,10 +463,44 @@ class FloodCore:
         if found:
             out.sends.append((sender, encode(self.make_hits(query.qid, found))))
         ttl = min(query.ttl, self.ttl)  # never further than our own ttl
-        if ttl > 1:
+        onward = [p for p in neighbors if p != sender] if ttl > 1 else []
+        if onward:
             data = encode(msgspec.structs.replace(query, ttl=ttl - 1))
-            out.sends.extend((p, data) for p in neighbors if p != sender)
+            out.sends.extend((p, data) for p in onward)
+            self._relaying[query.qid] = set(onward)
+        else:
+            out.sends.append(done)  # after our answer: the asker has it when it hears Done
         return out
+
+    def _on_done(self, sender: str, done: Done) -> Output:
+        """A neighbour's part of a flood is over: ours is when every neighbour we sent
+        the query on to has said so (or left). Answers from there came before it, on
+        the same ordered session, and went on before our Done."""
+        own = self._own.get(done.qid)
+        if own is not None:
+            own.waiting.discard(sender)
+            return Output(hits_for=done.qid)
+        return self._settle(done.qid, sender)
+
+    def _settle(self, qid: bytes, peer: str) -> Output:
+        waiting = self._relaying.get(qid)
+        if waiting is None or peer not in waiting:
+            return Output()  # late, repeated, or for a query that was not ours to wait on
+        waiting.discard(peer)
+        route = self._reverse.get(qid)
+        if waiting or route is None:
+            return Output()
+        del self._relaying[qid]
+        return Output(sends=[(route[0], encode(Done(qid=qid)))])
+
+    def query_complete(self, qid: bytes) -> bool:
+        """Whether every neighbour asked has said Done (or left): all answers are in."""
+        own = self._own.get(qid)
+        return own is not None and not own.waiting
+
+    def query_answered(self, qid: bytes) -> bool:
+        own = self._own.get(qid)
+        return own is not None and own.answers > 0
 
     def make_hits(self, qid: bytes, entries: Iterable[Entry]) -> Hits:
         """Our signed answer to query ``qid``: the signature covers ``HITS_CONTEXT`` and
@@ -482,6 +523,7 @@ class FloodCore:
             return Output()
         body = self._verified(hits)
         if own is not None:
+            own.answers += 1
             for entry in body.entries:
                 if matches(entry, own.text) and len(own.results) < MAX_RESULTS_PER_QUERY:
                     _merge(own.results, entry, [body.provider], local=False)
@@ -529,7 +571,9 @@ class FloodCore:
                                                      "title", "description", "duration")})
                 _merge(own.results, entry, view["providers"], local=view["local"])
         data = encode(Query(qid=qid, ttl=self.ttl, text=text))
-        return qid, [(peer, data) for peer in neighbors]
+        sends = [(peer, data) for peer in neighbors]
+        own.waiting = {peer for peer, _ in sends}
+        return qid, sends
 
     def query_results(self, qid: bytes) -> list[dict[str, Any]]:
         own = self._own.get(qid)
@@ -546,15 +590,22 @@ class FloodCore:
         peers = [PeerInfo(id=i, host=h, port=p) for i, h, p in connected if p > 0]
         return encode(PeerList(peers=peers[:MAX_PEERS_LISTED]))
 
-    def peer_down(self, peer: str, now: float, grace: float) -> None:
+    def peer_down(self, peer: str, now: float, grace: float) -> Output:
         """A neighbour left: its shares go after ``grace`` unless it re-announces
-        (through another path) before then."""
+        (through another path) before then; the floods that waited for its Done no
+        longer do (the Done messages that sends are in the output)."""
         for kind in BUCKET_KINDS:
             self._buckets.pop((peer, kind), None)
         self._digested.discard(peer)
         rec = self.records.get(peer)
         if rec is not None:
             rec.expires_at = min(rec.expires_at, now + grace)
+        out = Output()
+        for own in self._own.values():
+            own.waiting.discard(peer)
+        for qid in [q for q, waiting in self._relaying.items() if peer in waiting]:
+            out.sends += self._settle(qid, peer).sends
+        return out
 
     def address_of(self, peer: str) -> tuple[str, int] | None:
         known = self.known_peers.get(peer)
@@ -609,6 +660,7 @@ class FloodCore:
         if len(self._reverse) > 2 * len(self._seen_queries) + 64:
             limit = now - self.query_memory
             self._reverse = {q: r for q, r in self._reverse.items() if r[1] >= limit}
+            self._relaying = {q: w for q, w in self._relaying.items() if q in self._reverse}
 
     # ------------------------------------------------------------------ views
 

@@ -248,9 +248,10 @@ class FloodingDiscovery:
         return self.core.network_files()
 
     async def search(self, query: str) -> list[dict[str, Any]]:
-        """Flood ``query``; our own and already-known matches plus every answer that
-        arrives within ``search_timeout``, ending early once answers have come and then
-        stopped for ``search_idle``. Without any answer it takes ``search_timeout``."""
+        """Flood ``query``; our own and already-known matches plus every answer, until
+        every neighbour says the flood is over past it (Done), at most ``search_timeout``;
+        once answers have come, also when they stopped for ``search_idle`` (a neighbour
+        that never says Done costs no more than it did)."""
         text = query.strip()[:MAX_QUERY]
         self._refresh_local()
         if not text:  # "" is a substring of everything (seed 004 search semantics)
@@ -259,17 +260,20 @@ class FloodingDiscovery:
         qid, sends = self.core.start_query(text, now, self._neighbors())
         if not sends:
             return self.core.finish_query(qid)
-        woke = self._query_events[qid] = trio.Event()
+        self._query_events[qid] = trio.Event()
         self._send_all(sends)
         try:
             with trio.move_on_at(now + self.config.search_timeout):
-                await woke.wait()  # the first answer: the nearest providers have spoken
-                while True:  # then stop once answers have dried up for search_idle
-                    woke = self._query_events[qid] = trio.Event()
-                    with trio.move_on_after(self.config.search_idle) as idle:
+                while not self.core.query_complete(qid):
+                    woke = self._query_events[qid]
+                    if not self.core.query_answered(qid):
                         await woke.wait()
-                    if idle.cancelled_caught:
-                        break
+                    else:
+                        with trio.move_on_after(self.config.search_idle) as idle:
+                            await woke.wait()
+                        if idle.cancelled_caught:
+                            break
+                    self._query_events[qid] = trio.Event()
         finally:
             self._query_events.pop(qid, None)
         return self.core.finish_query(qid)
@@ -400,8 +404,10 @@ class FloodingDiscovery:
         self._queued_bytes.pop(peer_id, None)
         if send is not None:
             send.close()
-        self.core.peer_down(peer_id, trio.current_time(), self.config.peer_down_grace)
+        self._send_all(self.core.peer_down(peer_id, trio.current_time(), self.config.peer_down_grace).sends)
         self._timer_changed.set()
+        for woke in self._query_events.values():  # a search may have waited for its Done
+            woke.set()
 
     async def _sender(self, peer: Peer, queue: trio.MemoryReceiveChannel[bytes]) -> None:
         async with queue:

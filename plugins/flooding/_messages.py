@@ -15,6 +15,9 @@ RemoteProtocolError (the kernel then drops that peer).
     Digest    the lists a node holds, as (origin, seq) pairs: what a new neighbour gets
               instead of the lists themselves; each side then sends the lists the other
               lacks or holds older.
+    Done      "query qid went no further than me, or everyone I sent it on to said Done":
+              sent back along the reverse path after any answers, so the asker knows
+              when the flood is over (a search nobody answered took search_timeout).
 
     LanBeacon a UDP datagram (first byte 0x46, not a session message) a node broadcasts on
               the LAN so others can connect to it.
@@ -30,7 +33,8 @@ from p2pkit import RemoteProtocolError
 from p2pkit.addresses import is_peer_address
 
 # The message protocol's name, negotiated in the peers' hello. Version 2: hits are signed;
-# version 3: a new neighbour gets a digest of the lists we hold, not every list. A node of
+# version 3: a new neighbour gets a digest of the lists we hold, not every list, and a
+# search learns when its flood is over (Done). A node of
 # an older version does not list "flood/3", so the two never exchange flood messages
 # (neither can take the other's for garbage and drop it); they are simply not each
 # other's discovery peers.
@@ -132,6 +136,10 @@ class PeerList(msgspec.Struct, frozen=True, tag="pex", tag_field="t"):
     peers: Annotated[list[PeerInfo], msgspec.Meta(max_length=MAX_PEERS_LISTED)]
 
 
+class Done(msgspec.Struct, frozen=True, tag="done", tag_field="t"):
+    qid: QueryId
+
+
 class Held(msgspec.Struct, frozen=True, array_like=True):
     origin: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]  # its node id
     seq: Annotated[int, msgspec.Meta(ge=0, le=(1 << 63) - 1)]
@@ -146,7 +154,7 @@ class LanBeacon(msgspec.Struct, frozen=True, array_like=True):
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)]
 
 
-Message = Announce | Query | Hits | PeerList | Digest
+Message = Announce | Query | Hits | PeerList | Digest | Done
 
 
 def _check_peer_host(host: str) -> None:

@@ -872,3 +872,40 @@ def test_a_neighbour_gets_our_lists_once_per_session_however_often_it_sends_a_di
     b.peer_down(net.ids[2], now=net.now, grace=10.0)  # a new session is answered again
     b.sync_for(net.ids[2], net.now)
     assert len(b.receive(net.ids[2], "h", empty, net.now, net.links[net.ids[1]]).sends) == 1
+
+
+def test_a_search_learns_that_its_flood_is_over_after_every_answer() -> None:
+    # a search nobody could answer waited search_timeout (3 s), one that was answered
+    # search_idle past its last answer
+    net = Net(5)
+    net.line()
+    net.link(0, 2)  # a cycle: node 2 hears the query twice and says Done to both
+    net.share(4, entry("far.mp4", title="Far away"))
+    asker = net.core(0)
+    qid, sends = asker.start_query("far", net.now, net.links[net.ids[0]])
+    assert not asker.query_complete(qid)
+    net.post(net.ids[0], sends)
+    net.run()
+    assert asker.query_complete(qid) and asker.query_answered(qid)
+    (row,) = asker.query_results(qid)
+    assert row["providers"] == [net.ids[4]]
+    order = [type(decode(data)).__name__ for _, to, data in net.trace if to == net.ids[0]][-3:]
+    assert order[-1] == "Done" and "Hits" in order  # the answer came before the last Done
+    assert not any(core._relaying for core in net.cores.values())  # nothing left waiting
+    qid, sends = asker.start_query("nothing here", net.now, net.links[net.ids[0]])
+    net.post(net.ids[0], sends)
+    net.run()
+    assert asker.query_complete(qid) and not asker.query_answered(qid)
+
+
+def test_a_neighbour_that_leaves_does_not_hold_a_flood_open() -> None:
+    net = Net(3)
+    net.line()
+    asker, relay = net.core(0), net.core(1)
+    qid, sends = asker.start_query("x", net.now, net.links[net.ids[0]])
+    relay_out = relay.receive(net.ids[0], "h", sends[0][1], net.now, net.links[net.ids[1]])
+    assert [to for to, _ in relay_out.sends] == [net.ids[2]]  # waits for node 2 now
+    settled = relay.peer_down(net.ids[2], net.now, grace=1.0)  # ... which leaves
+    assert [(to, type(decode(data)).__name__) for to, data in settled.sends] == [(net.ids[0], "Done")]
+    asker.peer_down(net.ids[1], net.now, grace=1.0)
+    assert asker.query_complete(qid)

@@ -16,6 +16,7 @@ from p2pkit.plugins.flooding._messages import (
     MAX_HITS_BODY,
     MAX_TTL,
     Digest,
+    Done,
     Held,
     HitsBody,
     LanBeacon,
@@ -42,7 +43,7 @@ values = st.recursive(
     max_leaves=25,
 )
 tagged = st.fixed_dictionaries(
-    {"t": st.sampled_from(["ann", "q", "hits", "pex", "dig", "zzz"])},
+    {"t": st.sampled_from(["ann", "q", "hits", "pex", "dig", "done", "zzz"])},
     optional={k: values for k in ("public_key", "body", "signature", "ttl", "host", "qid", "text",
                                   "provider", "entries", "peers", "held")},
 )
@@ -83,6 +84,7 @@ def _valid_messages() -> list[bytes]:
         encode(Query(qid=b"q" * 16, ttl=2, text="cat")),
         encode(core.make_hits(b"q" * 16, [Entry(rid=RID, name="x", size=1)])),
         encode(Digest(held=[Held(bytes.fromhex(RID), 5), Held(b"\x01" * 32, 2**40)])),
+        encode(Done(qid=b"q" * 16)),
     ]
 
 

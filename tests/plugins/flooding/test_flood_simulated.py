@@ -59,6 +59,10 @@ def test_a_share_reaches_every_node_over_lossy_links_and_expires_after_a_crash(t
         seen["origin"] = first.id
         seen["listed"] = {n.name: [f["rid"] for f in _kernel(n).network_files()] for n in nodes}
         seen["search"] = await _kernel(nodes[-1]).search("LOSSY")
+        # nobody has it: the flood's Done messages end the search, not search_timeout
+        started = sim.now
+        seen["nothing"] = await _kernel(nodes[-1]).search("no such thing")
+        seen["nothing_took"] = sim.now - started
         await sim.crash(nodes[0])
         await sim.sleep(FLOODING["entry_expiry"] + 6)
         seen["after"] = {n.name: [f["rid"] for f in _kernel(n).network_files()] for n in nodes[1:]}
@@ -67,6 +71,9 @@ def test_a_share_reaches_every_node_over_lossy_links_and_expires_after_a_crash(t
     assert all(rids == [seen["rid"]] for rids in seen["listed"].values()), seen["listed"]
     (hit,) = seen["search"]
     assert hit["rid"] == seen["rid"] and hit["providers"] == [seen["origin"]]
+    # virtual seconds: round trips of ~40 ms over lossy links (0.5-0.9 s measured), where
+    # it took search_timeout (3 s)
+    assert seen["nothing"] == [] and seen["nothing_took"] < 2.0, seen["nothing_took"]
     assert all(rids == [] for rids in seen["after"].values()), seen["after"]
 
 
