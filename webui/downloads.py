@@ -44,13 +44,16 @@ class Download:
         self.started = trio.current_time()
         self.finished: float | None = None
         self._meter = RateMeter(window=3.0, resolution=0.2)
+        # from the first progress report on: what was here before it (a download taken
+        # up again) is not speed — counted from 0, a resumed one showed 1.5 MiB/s for 100 KiB/s
+        self._measured = False
         self._last_publish = -1e9
         self._scope: trio.CancelScope | None = None  # the running task's, for cancel()
         self.waiting = ""  # why a running download does not move (DownloadManager.explain)
 
     @property
     def rate(self) -> float:
-        if self.state != "running":
+        if self.state != "running" or not self._measured:
             return 0.0
         return self._meter.rate(trio.current_time(), self.done)
 
@@ -173,6 +176,7 @@ class DownloadManager:
     def _progress(self, dl: Download, done: int, total: int) -> None:
         dl.done, dl.total = done, total or dl.total
         dl._meter.sample(trio.current_time(), done)
+        dl._measured = True
         self._publish(dl)
 
     def _publish(self, dl: Download, force: bool = False) -> None:
@@ -191,7 +195,6 @@ class DownloadManager:
         dest = self._root / dl.id
         dest.mkdir(parents=True, exist_ok=True)
         dl.state = "running"
-        dl._meter.sample(trio.current_time(), 0)
         self._publish(dl, force=True)
         log.info("download %s started: %s", dl.id, dl.name)
         try:

@@ -87,6 +87,15 @@ class Assembly:
         self.verified |= leaf_bits(span)
         return True
 
+    @property
+    def checked_bytes(self) -> int:
+        """How many of its bytes are here and checked against their leaf hashes."""
+        count = self.verified.bit_count() * LEAF_SIZE
+        last = self.num_leaves - 1
+        if self.verified >> last & 1:  # the last leaf may be short
+            count -= LEAF_SIZE - (len(self.data) - last * LEAF_SIZE)
+        return count
+
     def mask(self) -> bytes:
         """The checked leaves as a ``Blocks`` message carries them."""
         return mask_to_bytes(self.verified, self.num_leaves)

@@ -333,8 +333,11 @@ class Torrent:
         return self.manifest.num_pieces
 
     def done_bytes(self) -> int:
-        m = self.manifest
-        return sum(m.piece_length(i) for i, h in enumerate(self.picker.have) if h)
+        """Whole pieces held, and the checked blocks of pieces on their way (a slow
+        download showed 0 % for as long as a whole piece took: 16 s at 16 KiB/s)."""
+        m, have = self.manifest, self.picker.have
+        whole = sum(m.piece_length(i) for i, h in enumerate(have) if h)
+        return whole + sum(asm.checked_bytes for i, asm in self.assemblies.items() if not have[i])
 
     def bitfield(self) -> msg.Bitfield:
         have = self.picker.have

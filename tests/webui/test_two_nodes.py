@@ -186,3 +186,31 @@ async def test_a_download_the_node_stopped_in_goes_on_when_it_restarts(tmp_path:
             assert await (await cb.get(done["file_url"])).get_data() == content
         async with b_with_ui() as cb:  # done: not taken up again
             assert (await (await cb.get("/api/downloads")).get_json())["downloads"] == []
+
+
+async def test_a_download_taken_up_again_shows_its_speed_and_moves_before_a_piece_is_whole() -> None:
+    # counted from 0, what was already here read as speed (1.5 MiB/s at a 100 KiB/s
+    # limit); and at 16 KiB/s the bar sat at its last whole piece for 16 s at a time
+    async with node_with_ui() as a:
+        port = a.node.endpoint.local_address[1]
+        async with node_with_ui(f"127.0.0.1:{port}") as b:
+            ca, cb = a.app.test_client(), b.app.test_client()
+            body, headers = multipart({}, "resume.png", png_bytes(640, 480, seed=9))
+            item = await (await ca.post("/api/files", data=body, headers=headers)).get_json()
+            await poll_json(cb, "/api/network/files", lambda d: any(f["rid"] == item["rid"] for f in d["files"]))
+            await ca.put("/api/settings", json={"upload_limit_kbps": 16})
+            manifest = a.node.store.manifest(item["rid"])
+            b.node.store.begin_download(manifest)
+            for piece in (0, 1):  # half a megabyte here already
+                assert b.node.store.write_piece(item["rid"], piece, a.node.store.read_piece(item["rid"], piece))
+            held = 2 * manifest.piece_size
+            dl = await (await cb.post("/api/downloads", json={"rid": item["rid"]})).get_json()
+            seen: list[tuple[int, float]] = []
+
+            def moved(d: dict[str, Any]) -> bool:
+                seen.append((d["bytes"], d["rate"]))
+                return d["bytes"] > held
+            await poll_json(cb, f"/api/downloads/{dl['id']}", moved)
+            await cb.delete(f"/api/downloads/{dl['id']}")
+            assert max(rate for _, rate in seen) < 100 * 1024, seen
+            assert held < seen[-1][0] < held + manifest.piece_size  # a part of a piece

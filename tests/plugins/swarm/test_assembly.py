@@ -102,3 +102,16 @@ def test_mask_layout_and_bad_masks() -> None:
     assert bytes_to_mask(b"\x80", 16) is None  # wrong length
     assert bytes_to_mask(b"\xff\xc0", 9) is None  # a leaf that does not exist
     assert bytes_to_mask(b"\xff\x80", 9) == (1 << 9) - 1
+
+
+def test_checked_bytes_count_what_is_here_and_checked_the_short_last_leaf_as_it_is() -> None:
+    asm = fresh()
+    assert asm.add_block(0, PIECE[:L], "a") and asm.checked_bytes == 0  # no leaves yet
+    asm.set_leaves(leaf_hashes(PIECE))
+    assert asm.checked_bytes == L
+    bad = bytearray(PIECE[L:2 * L])
+    bad[0] ^= 1
+    assert not asm.add_block(L, bytes(bad), "liar") and asm.checked_bytes == L
+    assert asm.add_block(4 * L, PIECE[4 * L:], "a")
+    assert asm.checked_bytes == L + len(PIECE) - 4 * L
+    assert asm.add_block(L, PIECE[L:4 * L], "b") and asm.checked_bytes == len(PIECE)
