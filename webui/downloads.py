@@ -1,6 +1,8 @@
 """Downloads started from the UI: run in the node's nursery, observed by the browser.
 
-A download is queued → running → completed | failed. Content this node already holds
+A download is queued → running → completed | failed | cancelled, or interrupted when the
+node stops meanwhile (it is taken up again, under its id, when the node restarts: see
+unfinished.py). Content this node already holds
 completely (an own share, an earlier download) is exported from the store without
 touching the network; anything else goes through ``node.download`` (the swarm). Progress
 is pushed to WebSocket clients at most a few times a second per download.
@@ -30,11 +32,13 @@ MAX_REMEMBERED = 200
 
 
 class Download:
-    def __init__(self, rid: str, name: str, size: int, title: str, download_id: str | None = None) -> None:
+    def __init__(self, rid: str, name: str, size: int, title: str, download_id: str | None = None,
+                 category: str = "") -> None:
         self.id = download_id or secrets.token_hex(8)
         self.rid = rid
         self.name = name
         self.title = title
+        self.category = category  # for a row of a file the network stopped offering
         self.total = size
         self.done = 0
         self.state = "queued"
@@ -60,6 +64,7 @@ class Download:
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "rid": self.rid, "name": self.name, "title": self.title,
+            "category": self.category,
             "state": self.state, "bytes": self.done, "total": self.total,
             "progress": (self.done / self.total) if self.total else (1.0 if self.state == "completed" else 0.0),
             "rate": round(self.rate, 1), "peers": self.peers, "error": self.error,
@@ -128,8 +133,8 @@ class DownloadManager:
         log.info("download %s cancelled: %s", dl.id, dl.name)
         return True
 
-    def start(self, rid: str, name: str, size: int, title: str = "") -> Download:
-        dl = Download(rid, name, size, title or name)
+    def start(self, rid: str, name: str, size: int, title: str = "", category: str = "") -> Download:
+        dl = Download(rid, name, size, title or name, category=category)
         self._unfinished.add(Unfinished(dl.id, dl.rid, dl.name, dl.total, dl.title))
         return self._launch(dl)
 
@@ -139,7 +144,10 @@ class DownloadManager:
         for item in self._unfinished.all():
             if item.id not in self._downloads and self.active_for(item.rid) is None:
                 log.info("resuming the download of %s", item.name)
-                self._launch(Download(item.rid, item.name, item.size, item.title, item.id))
+                store = self._node.store
+                manifest = store.manifest(item.rid) if store is not None else None
+                self._launch(Download(item.rid, item.name, item.size, item.title, item.id,
+                                      category=str(getattr(manifest, "category", "") or "")))
             else:
                 self._unfinished.remove(item.id)
 
@@ -219,9 +227,11 @@ class DownloadManager:
         finally:
             dl.finished = trio.current_time()
             stopping = self._node.state.value in ("stopping", "stopped")
-            if dl.state not in ("completed", "failed", "cancelled"):  # cancelled by the stop
-                dl.state, dl.error = "failed", "the node stopped"
-            if not (stopping and dl.state == "failed"):  # else it resumes when the node restarts
+            # cancelled by the node's stop, or failed as its sessions closed: not "failed",
+            # which a page took as over (it did not save the file the restarted node got)
+            if dl.state == "running" or (stopping and dl.state == "failed"):
+                dl.state, dl.error = "interrupted", "the node stopped; the download goes on when it restarts"
+            if dl.state != "interrupted":
                 self._unfinished.remove(dl.id)
             self._publish(dl, force=True)
             if dl.state == "completed":

@@ -421,6 +421,7 @@ def test_a_download_row_follows_the_node_through_a_restart_and_its_provider_leav
         page.click("#refresh-network")
         page.wait_for_timeout(500)
         assert page.query_selector(f"{row} .progress[data-state=running]") is not None
+        assert page.query_selector(f"{row} .tag-image") is not None  # what it is, still
         page.click(f"{row} button.download:has-text('Cancel')")
         page.wait_for_selector(f"{row}", state="detached")  # not running, not offered
         states = {d["rid"]: d["state"] for d in downloader.api("/api/downloads").json()["downloads"]}
@@ -429,3 +430,35 @@ def test_a_download_row_follows_the_node_through_a_restart_and_its_provider_leav
     finally:
         downloader.stop()
         provider.stop()
+
+
+def test_the_detail_view_follows_the_download_it_started(nodes: tuple[NodeProcess, NodeProcess],
+                                                         browser: Any, tmp_path: Path) -> None:
+    # the button stayed disabled with "Download" while the file came and after it was saved
+    a, b = nodes
+    image = noise_png(tmp_path / "detailed.png", 1000, 700)
+    with image.open("rb") as f:
+        rid = a.api("/api/files", method="POST", files={"file": ("detailed.png", f, "image/png")}).json()["rid"]
+    assert a.api("/api/settings", method="PUT", json={"upload_limit_kbps": 400}).status_code == 200
+    try:
+        wait_until_listed = f"""fetch('/api/network/files').then(r => r.json()).then(
+            d => d.files.some(f => f.rid === '{rid}' && f.providers > 0))"""
+        page = open_page(browser, b.base + f"/search/{rid}")
+        wait_until(page, wait_until_listed)
+        page.reload()
+        page.wait_for_selector("#conn.conn-online")
+        button = page.wait_for_selector("#detail-download:has-text('Download')")
+        with page.expect_download(timeout=60_000) as info:
+            button.click()
+            page.wait_for_selector("#detail-download:has-text('Cancel')")
+            page.wait_for_selector("#detail-status:has-text('%')")
+        assert info.value.suggested_filename == "detailed.png"
+        page.wait_for_selector("#detail-download:has-text('Save'):not([disabled])")
+        page.wait_for_selector("#detail-status:has-text('downloaded')")
+        assert page.js_errors == [] and error_toasts(page) == []
+    finally:
+        a.api("/api/settings", method="PUT", json={"upload_limit_kbps": 0})
+        a.api(f"/api/files/{rid}", method="DELETE")
+        for f in b.api("/api/files").json()["files"]:
+            if f["rid"] == rid:
+                b.api(f"/api/files/{rid}", method="DELETE")

@@ -120,7 +120,8 @@ async def start_download() -> ResponseReturnValue:
         raise ApiError(507, f"{entry['name']} ({entry['size']} bytes) cannot fit: the storage "
                             f"limit leaves {room} bytes for downloads (beside pinned files "
                             "and the downloads running)")
-    dl = web.downloads.start(body.rid, entry["name"], int(entry["size"]), entry.get("title", ""))
+    dl = web.downloads.start(body.rid, entry["name"], int(entry["size"]), entry.get("title", ""),
+                             str(entry.get("category") or (info.category if info is not None else "")))
     return jsonify(dl.as_dict()), 202
 
 

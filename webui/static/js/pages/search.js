@@ -2,7 +2,7 @@
 import { api } from "../api.js";
 import * as downloads from "../downloads.js";
 import { navigate } from "../main.js";
-import { categoryTag, cover, formatBytes, formatDuration, h, toast } from "../ui.js";
+import { categoryTag, cover, formatBytes, formatDuration, formatRate, h, toast } from "../ui.js";
 
 let lastQuery = "";
 
@@ -69,24 +69,43 @@ function detail(root, rid) {
   const box = h("div");
   root.append(h("div.page-head", {}, h("h1", {}, "Detail"),
     h("a.btn", { href: "/search", dataset: { link: "" } }, "← Back to results")), box);
+  let stopFollowing = () => {};
+  let closed = false; // the page was left before the item came
   (async () => {
     let v;
     try { v = await api(`/api/videos/${encodeURIComponent(rid)}`); } catch (err) {
       box.append(h("div.card.empty", {}, err.message));
       return;
     }
-    // whole here: saved from this node; begun here: the rest comes from the providers
-    const held = !v.local && v.progress > 0 ? ` (${Math.floor(v.progress * 100)}% here)` : "";
+    // whole here: saved from this node; begun here: the rest comes from the providers.
+    // The button follows the file's download (started here or anywhere else).
+    const status = h("span.sub#detail-status");
     const dlButton = h("button.btn.primary#detail-download", {
-      disabled: !v.local && v.providers === 0,
       onclick: async () => {
+        const current = downloads.byRid.get(v.rid);
         dlButton.disabled = true;
         try {
-          await downloads.start({ rid: v.rid, name: v.name, providers: v.providers });
-          toast(v.local ? `Saving ${v.name}` : `Downloading ${v.name}`);
-        } catch (err) { toast(err.message, "error"); dlButton.disabled = false; }
+          if (downloads.active(current)) await downloads.cancel(current);
+          else await downloads.start({ rid: v.rid, name: v.name, providers: v.providers });
+        } catch (err) { toast(err.message, "error"); }
+        show(downloads.byRid.get(v.rid));
       },
-    }, v.local ? "Save" : `Download${held}`);
+    });
+    function show(dl) {
+      const busy = downloads.active(dl);
+      if (dl?.state === "completed") v.local = true;
+      const held = !v.local && v.progress > 0 ? ` (${Math.floor(v.progress * 100)}% here)` : "";
+      dlButton.textContent = busy ? "Cancel" : v.local ? "Save" : `Download${held}`;
+      dlButton.disabled = !busy && !v.local && v.providers === 0;
+      status.textContent = !dl ? ""
+        : busy ? `${Math.round((dl.progress || 0) * 100)}% · ${formatRate(dl.rate)} · ${dl.peers} peer${dl.peers === 1 ? "" : "s"}`
+          : dl.state === "completed" ? "downloaded"
+            : dl.state === "failed" ? `failed: ${dl.error}` : "";
+      if (dl && !busy && dl.state !== "completed") v.progress = Math.max(v.progress || 0, dl.progress || 0);
+    }
+    show(downloads.byRid.get(v.rid));
+    if (closed) return;
+    stopFollowing = downloads.onChange((dl) => { if (dl.rid === v.rid) show(dl.state === "gone" ? null : dl); });
     box.append(h("div.card.detail#video-detail", { dataset: { rid: v.rid } },
       cover("div.cover", v),
       h("div", {},
@@ -99,10 +118,11 @@ function detail(root, rid) {
           h("dt", {}, "duration"), h("dd", {}, formatDuration(v.duration) || "—"),
           h("dt", {}, "type"), h("dd", {}, v.mime || "—"),
           h("dt", {}, "providers"), h("dd", {}, String(v.providers))),
-        h("p", {}, dlButton, " ", h("button.btn", { disabled: true, title: "the player comes with a later release" }, "▶ Play")))));
+        h("p", {}, dlButton, " ", h("button.btn", { disabled: true, title: "the player comes with a later release" }, "▶ Play"),
+          " ", status))));
     // seed 004 history: opening an item is a view
     api("/api/history", { method: "POST", json: { rid: v.rid, kind: "view", title: v.title, duration: v.duration ?? undefined } })
       .catch(() => {});
   })();
-  return null;
+  return () => { closed = true; stopFollowing(); };
 }

@@ -101,13 +101,13 @@ export default {
       myList.replaceChildren(...(files.length ? files.map(myRow) : [h("li.empty", {}, "Nothing shared yet.")]));
     }
     function myRow(f) {
-      const meta = [formatBytes(f.size), f.mime, formatDuration(f.duration),
-        f.shared ? "shared" : f.complete ? "downloaded" : `${Math.round(f.progress * 100)}% downloaded`].filter(Boolean);
+      const meta = [formatBytes(f.size), f.mime, formatDuration(f.duration)].filter(Boolean);
+      const held = f.shared ? "shared" : f.complete ? "downloaded" : `${Math.round(f.progress * 100)}% downloaded`;
       return h("li.file", { dataset: { rid: f.rid } },
         thumb(f),
         h("div.name", { title: f.name }, categoryTag(f.category), " ", f.title || f.name),
         h("div.actions", {}, h("button.btn.danger.remove", { onclick: () => remove(f) }, "Remove")),
-        h("div.meta", {}, ...meta.map((m) => h("span", {}, m))));
+        h("div.meta", {}, ...meta.map((m) => h("span", {}, m)), h("span.held", {}, held)));
     }
     async function remove(f) {
       try {
@@ -140,7 +140,8 @@ export default {
       const listed = new Set(others.map((f) => f.rid));
       for (const dl of downloads.byRid.values()) {
         if (downloads.active(dl) && !listed.has(dl.rid)) {
-          others.push({ rid: dl.rid, name: dl.name, title: dl.title, size: dl.total, providers: 0, local: false });
+          others.push({ rid: dl.rid, name: dl.name, title: dl.title, size: dl.total, category: dl.category,
+            providers: 0, local: false });
         }
       }
       netCount.textContent = others.length ? `${others.length}` : "";
@@ -159,11 +160,14 @@ export default {
           try {
             if (downloads.active(current)) await downloads.cancel(current);
             else await downloads.start(f);
-          } catch (err) { toast(err.message, "error"); }
+          } catch (err) {
+            toast(err.message, "error");
+            logs.add("error", `download of ${f.name} refused: ${err.message}`);
+          }
           button.disabled = false;
         },
       }, busy ? "Cancel" : f.local ? "Save" : "Download");
-      return h("li.file", { dataset: { rid: f.rid } },
+      return h("li.file", { dataset: { rid: f.rid, local: f.local ? "yes" : "" } },
         thumb(f),
         h("div.name", { title: f.name }, categoryTag(f.category), " ", f.title || f.name),
         h("div.actions", {}, button),
@@ -192,14 +196,16 @@ export default {
       row.querySelector(".progress")?.remove();
       const button = row.querySelector("button.download");
       if (dl.state === "gone") { // the node restarted: what it holds of the file is in My files
-        button.textContent = "Download";
+        button.textContent = row.dataset.local ? "Save" : "Download";
         refreshMine();
         return;
       }
       row.append(progressRow(dl));
       const busy = downloads.active(dl);
-      button.textContent = busy ? "Cancel" : dl.state === "completed" ? "Save" : "Download";
+      button.textContent = busy ? "Cancel" : dl.state === "completed" || row.dataset.local ? "Save" : "Download";
       if (dl.state === "completed") refreshMine();
+      const held = myList.querySelector(`li[data-rid="${dl.rid}"] .held`); // My files' row of it
+      if (held && busy) held.textContent = `${Math.round((dl.progress || 0) * 100)}% downloaded`;
     });
 
     function thumb(f) {
