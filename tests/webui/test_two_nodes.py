@@ -213,7 +213,7 @@ async def test_a_download_taken_up_again_shows_its_speed_and_moves_before_a_piec
 
             def moved(d: dict[str, Any]) -> bool:
                 seen.append((d["bytes"], d["rate"]))
-                return d["bytes"] > held
+                return bool(d["bytes"] > held)
             await poll_json(cb, f"/api/downloads/{dl['id']}", moved)
             await cb.delete(f"/api/downloads/{dl['id']}")
             assert max(rate for _, rate in seen) < 100 * 1024, seen
