@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from p2pkit._exceptions import ConfigError
+from .database import open_database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS history (
@@ -53,16 +52,9 @@ class History:
         if max_entries < 1:
             raise ValueError("max_entries must be >= 1")
         self.max_entries = max_entries
-        self._db = sqlite3.connect(str(db_path) if db_path else ":memory:", isolation_level=None)
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
-            with self._transaction():
-                self._prune()  # a database from before the bound (or a larger one)
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise ConfigError(f"history database {db_path} is damaged ({exc}); move it away "
-                              "to start with an empty history") from None
+        self._db = open_database(db_path, _SCHEMA)
+        with self._transaction():
+            self._prune()  # a database from before the bound (or a larger one)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
