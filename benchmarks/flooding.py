@@ -78,6 +78,10 @@ class Mesh:
             self.bytes += len(data)
             out = self.cores[to].receive(sender, "10.0.0.1", data, self.now, self.links[to])
             self.post(to, out.sends)
+            if out.backfill is not None:  # the lists a new neighbour lacks (the glue: as room allows)
+                peer, origins = out.backfill
+                copies = [self.cores[to].relayed_copy(origin, self.now) for origin in origins]
+                self.post(to, [(peer, copy) for copy in copies if copy is not None])
 
 
 def random_graph(mesh: Mesh, degree: int) -> None:

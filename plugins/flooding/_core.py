@@ -126,6 +126,9 @@ class Output:
     added: set[str] = field(default_factory=set)  # rids that appeared on the network
     removed: set[str] = field(default_factory=set)  # rids that disappeared
     hits_for: bytes | None = None  # one of our own queries got answers
+    # (peer, origins): the lists a new neighbour lacks, to send as the queue to it has
+    # room (relayed_copy, one at a time) — a table larger than the queue was cut short
+    backfill: tuple[str, list[str]] | None = None
 
 
 @dataclass
@@ -238,11 +241,15 @@ class FloodCore:
         lacks or holds older (:meth:`_on_digest`) — every list we held went to every new
         neighbour, most of them lists it held already."""
         self._digested.discard(peer)  # a new session: its digest is answered again
-        held = {origin: rec.seq for origin, rec in self.records.items() if rec.expires_at > now}
+        back = self.records.get(peer)
+        if back is not None:  # it is back: what its going away took off its list's life returns
+            back.expires_at = max(back.expires_at, back.born + self.entry_expiry)
+        held = {origin: Held(bytes.fromhex(origin), rec.seq)
+                for origin, rec in self.records.items() if rec.expires_at > now}
         for origin, (seq, _) in self._tombstones.items():  # gone: it must not send them back
-            held[origin] = max(seq, held.get(origin, seq))
-        digest = Digest(held=[Held(bytes.fromhex(origin), seq)
-                              for origin, seq in list(held.items())[:MAX_DIGEST]])
+            if origin not in held or held[origin].seq <= seq:
+                held[origin] = Held(bytes.fromhex(origin), seq, gone=True)
+        digest = Digest(held=list(held.values())[:MAX_DIGEST])
         return [(peer, self._own_list(now, seq_floor)), (peer, encode(digest))]
 
     def _own_list(self, now: float, seq_floor: int) -> bytes:
@@ -250,12 +257,13 @@ class FloodCore:
         is unchanged — a new one (a new seq) at every connection was flooded on by the
         neighbour to the whole network, both ends' lists at every new session."""
         last, made = self._last_announce, self._last_made
-        if last is None or made is None or self.local_changed:
+        # (half its life gone: we were alone a while, and it would soon be stale)
+        if last is None or made is None or self.local_changed or now - made > self.entry_expiry / 2:
             last, made = self.make_announce(seq_floor), now
             self._last_made = now
         return encode(msgspec.structs.replace(last, age=max(0.0, now - made)))
 
-    def _on_digest(self, sender: str, digest: Digest, now: float) -> Output:
+    def _on_digest(self, sender: str, digest: Digest, now: float, neighbors: Collection[str]) -> Output:
         """The lists ``sender`` lacks or holds older than ours, each with its age, so a
         copy expires when the original would. Once per session: a digest costs its
         sender a few bytes and us every list we hold."""
@@ -263,15 +271,31 @@ class FloodCore:
             self.counters["digests_repeated"] += 1
             return Output()
         self._digested.add(sender)
-        theirs = {held.origin.hex(): held.seq for held in digest.held}
+        theirs = {held.origin.hex(): held for held in digest.held}
         out = Output()
-        for rec in self.records.values():
-            if rec.origin != sender and rec.expires_at > now and theirs.get(rec.origin, -1) < rec.seq:
-                relayed = msgspec.structs.replace(
-                    rec.announce, ttl=max(1, self.ttl - 1), age=max(0.0, now - rec.born))
-                out.sends.append((sender, encode(relayed)))
-        self.counters["synced_lists"] += len(out.sends)
+        mine = theirs.get(self.node_id)
+        if mine is not None and mine.gone and mine.seq >= self.seq:
+            # it let our list expire (we were away): so did others, most likely, and our
+            # list under this seq is refused now — a new one, for everyone
+            floor = int((self.epoch + now) * 1000) if self.epoch is not None else 0
+            out.sends = self.announce_to(neighbors, floor, now)
+        lacking = [rec.origin for rec in self.records.values()
+                   if rec.origin != sender and rec.expires_at > now
+                   and (rec.origin not in theirs or theirs[rec.origin].seq < rec.seq)]
+        if lacking:
+            out.backfill = (sender, lacking)
+        self.counters["synced_lists"] += len(lacking)
         return out
+
+    def relayed_copy(self, origin: str, now: float) -> bytes | None:
+        """The list we hold of ``origin`` as a neighbour gets it (its age with it, so a
+        copy expires when the original would), or None if we no longer hold it."""
+        rec = self.records.get(origin)
+        if rec is None or rec.expires_at <= now:
+            return None
+        relayed = msgspec.structs.replace(
+            rec.announce, ttl=max(1, self.ttl - 1), age=max(0.0, now - rec.born))
+        return encode(relayed)
 
     # ------------------------------------------------------------------ receiving
 
@@ -285,7 +309,9 @@ class FloodCore:
             raise
         # searches and lists draw on buckets of their own: queries that others relayed
         # through a neighbour used up its one bucket, and its relayed announces went too
-        kind = BUCKET_KINDS[0] if isinstance(message, Query | Hits | Done) else BUCKET_KINDS[1]
+        if isinstance(message, Done):  # no state to make and a lookup: not worth a token
+            return self._on_done(sender, message)  # (it doubled the searches' messages)
+        kind = BUCKET_KINDS[0] if isinstance(message, Query | Hits) else BUCKET_KINDS[1]
         bucket = self._buckets.get((sender, kind))
         if bucket is None:
             bucket = self._buckets[sender, kind] = TokenBucket(self.rate, self.burst, now)
@@ -299,9 +325,7 @@ class FloodCore:
         if isinstance(message, Hits):
             return self._on_hits(sender, message, now)
         if isinstance(message, Digest):
-            return self._on_digest(sender, message, now)
-        if isinstance(message, Done):
-            return self._on_done(sender, message)
+            return self._on_digest(sender, message, now, neighbors)
         self._on_peer_list(message, now)
         return Output()
 
@@ -590,22 +614,18 @@ class FloodCore:
         peers = [PeerInfo(id=i, host=h, port=p) for i, h, p in connected if p > 0]
         return encode(PeerList(peers=peers[:MAX_PEERS_LISTED]))
 
-    def peer_down(self, peer: str, now: float, grace: float) -> Output:
+    def peer_down(self, peer: str, now: float, grace: float) -> None:
         """A neighbour left: its shares go after ``grace`` unless it re-announces
-        (through another path) before then; the floods that waited for its Done no
-        longer do (the Done messages that sends are in the output)."""
+        (through another path) before then. The floods waiting for its Done go on
+        waiting: answers from past it are routed by its id and come over its next
+        session if it is back soon (taken as Done, a flap ended searches without them);
+        if it is not, the search ends as it did before Done (``search_idle``, timeout)."""
         for kind in BUCKET_KINDS:
             self._buckets.pop((peer, kind), None)
         self._digested.discard(peer)
         rec = self.records.get(peer)
         if rec is not None:
             rec.expires_at = min(rec.expires_at, now + grace)
-        out = Output()
-        for own in self._own.values():
-            own.waiting.discard(peer)
-        for qid in [q for q, waiting in self._relaying.items() if peer in waiting]:
-            out.sends += self._settle(qid, peer).sends
-        return out
 
     def address_of(self, peer: str) -> tuple[str, int] | None:
         known = self.known_peers.get(peer)

@@ -262,6 +262,7 @@ class FloodingDiscovery:
             return self.core.finish_query(qid)
         self._query_events[qid] = trio.Event()
         self._send_all(sends)
+        results: list[dict[str, Any]] = []
         try:
             with trio.move_on_at(now + self.config.search_timeout):
                 while not self.core.query_complete(qid):
@@ -274,9 +275,10 @@ class FloodingDiscovery:
                         if idle.cancelled_caught:
                             break
                     self._query_events[qid] = trio.Event()
-        finally:
+        finally:  # also when the caller gave up (a page's search aborted per keystroke)
             self._query_events.pop(qid, None)
-        return self.core.finish_query(qid)
+            results = self.core.finish_query(qid)
+        return results
 
     async def find_providers(self, rid: str) -> list[str]:
         """Peers whose current announce lists ``rid``: connected ones first."""
@@ -404,10 +406,8 @@ class FloodingDiscovery:
         self._queued_bytes.pop(peer_id, None)
         if send is not None:
             send.close()
-        self._send_all(self.core.peer_down(peer_id, trio.current_time(), self.config.peer_down_grace).sends)
+        self.core.peer_down(peer_id, trio.current_time(), self.config.peer_down_grace)
         self._timer_changed.set()
-        for woke in self._query_events.values():  # a search may have waited for its Done
-            woke.set()
 
     async def _sender(self, peer: Peer, queue: trio.MemoryReceiveChannel[bytes]) -> None:
         async with queue:
@@ -555,6 +555,24 @@ class FloodingDiscovery:
             return
         self._kept_seq = self.core.seq
 
+    async def _backfill(self, peer_id: str, origins: list[str]) -> None:
+        """The lists a new neighbour lacks, each as the queue to it has room: sent all at
+        once, those past ``queue_size`` were dropped (a newcomer to a network of 400
+        nodes got 256 lists, the rest only with their origins' next announces)."""
+        for origin in origins:
+            queue = self._queues.get(peer_id)
+            data = self.core.relayed_copy(origin, trio.current_time())
+            if queue is None:
+                return  # it left
+            if data is None:
+                continue  # expired meanwhile
+            try:
+                await queue.send(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+            if peer_id in self._queued_bytes:
+                self._queued_bytes[peer_id] += len(data)
+
     def _send_all(self, sends: Iterable[Send]) -> None:
         for peer_id, data in sends:
             queue = self._queues.get(peer_id)
@@ -573,6 +591,9 @@ class FloodingDiscovery:
 
     def _apply(self, out: Output) -> None:
         self._send_all(out.sends)
+        self._keep_seq()  # (a digest can make us announce)
+        if out.backfill is not None:
+            self.node.nursery.start_soon(self._backfill, *out.backfill)
         deadline = self.core.next_timer()
         if deadline is not None and deadline < self._armed_deadline:
             self._timer_changed.set()

@@ -143,6 +143,7 @@ class Done(msgspec.Struct, frozen=True, tag="done", tag_field="t"):
 class Held(msgspec.Struct, frozen=True, array_like=True):
     origin: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]  # its node id
     seq: Annotated[int, msgspec.Meta(ge=0, le=(1 << 63) - 1)]
+    gone: bool = False  # a tombstone: its list under this seq expired here
 
 
 class Digest(msgspec.Struct, frozen=True, tag="dig", tag_field="t"):

@@ -96,6 +96,10 @@ class Net:
             seen.added |= out.added
             seen.removed |= out.removed
             self.post(to, out.sends)
+            if out.backfill is not None:  # as the glue does, when the queue has room
+                peer, origins = out.backfill
+                copies = [self.cores[to].relayed_copy(o, self.now) for o in origins]
+                self.post(to, [(peer, copy) for copy in copies if copy is not None])
 
     def rids(self, index: int) -> set[str]:
         return {f["rid"] for f in self.core(index).network_files()}
@@ -868,10 +872,11 @@ def test_a_neighbour_gets_our_lists_once_per_session_however_often_it_sends_a_di
     empty = encode(Digest(held=[]))
     first = b.receive(net.ids[2], "h", empty, net.now, net.links[net.ids[1]])
     again = b.receive(net.ids[2], "h", empty, net.now, net.links[net.ids[1]])
-    assert len(first.sends) == 1 and again.sends == [] and b.counters["digests_repeated"] == 1
+    assert first.backfill == (net.ids[2], [net.ids[0]])
+    assert again.backfill is None and b.counters["digests_repeated"] == 1
     b.peer_down(net.ids[2], now=net.now, grace=10.0)  # a new session is answered again
     b.sync_for(net.ids[2], net.now)
-    assert len(b.receive(net.ids[2], "h", empty, net.now, net.links[net.ids[1]]).sends) == 1
+    assert b.receive(net.ids[2], "h", empty, net.now, net.links[net.ids[1]]).backfill == first.backfill
 
 
 def test_a_search_learns_that_its_flood_is_over_after_every_answer() -> None:
@@ -898,14 +903,73 @@ def test_a_search_learns_that_its_flood_is_over_after_every_answer() -> None:
     assert asker.query_complete(qid) and not asker.query_answered(qid)
 
 
-def test_a_neighbour_that_leaves_does_not_hold_a_flood_open() -> None:
+def test_answers_from_past_a_neighbour_that_flaps_mid_search_still_count() -> None:
+    # its going away counted as Done: the search ended, and the answers that came over
+    # its next session a moment later were lost
     net = Net(3)
     net.line()
+    net.share(2, entry("x.mp4"))
     asker, relay = net.core(0), net.core(1)
+    relay.records.clear()  # (not known by announce: only the answer tells)
+    asker.records.clear()
     qid, sends = asker.start_query("x", net.now, net.links[net.ids[0]])
     relay_out = relay.receive(net.ids[0], "h", sends[0][1], net.now, net.links[net.ids[1]])
     assert [to for to, _ in relay_out.sends] == [net.ids[2]]  # waits for node 2 now
-    settled = relay.peer_down(net.ids[2], net.now, grace=1.0)  # ... which leaves
-    assert [(to, type(decode(data)).__name__) for to, data in settled.sends] == [(net.ids[0], "Done")]
-    asker.peer_down(net.ids[1], net.now, grace=1.0)
-    assert asker.query_complete(qid)
+    relay.peer_down(net.ids[2], net.now, grace=1.0)  # ... which flaps
+    asker.peer_down(net.ids[1], net.now, grace=1.0)  # and so does the asker's link
+    assert not asker.query_complete(qid)  # not over: it may be back
+    far = net.core(2).receive(net.ids[1], "h", relay_out.sends[0][1], net.now, net.links[net.ids[2]])
+    net.post(net.ids[2], far.sends)  # the answer and Done, over the next sessions
+    net.run()
+    assert asker.query_complete(qid) and [r["rid"] for r in asker.query_results(qid)] == [rid_of("x.mp4")]
+
+
+def test_a_node_that_comes_back_is_listed_again_whatever_its_neighbour_did_meanwhile() -> None:
+    # our last announce goes to a new neighbour as it was (no new seq): a neighbour that
+    # had cut its life at the flap, let it expire, or found it too old refused it
+    net = Net(3, expiry=90.0)
+    net.link(0, 1)
+    net.share(0, entry("a.mp4"))
+    a, b = net.core(0), net.core(1)
+
+    def unlink(x: int, y: int) -> None:
+        net.links[net.ids[x]].discard(net.ids[y])
+        net.links[net.ids[y]].discard(net.ids[x])
+
+    # a flap: B cut A's list to the grace, A is back within it
+    unlink(0, 1)
+    b.peer_down(net.ids[0], now=net.now, grace=10.0)
+    a.peer_down(net.ids[1], now=net.now, grace=10.0)
+    net.now = 2.0
+    net.connect(0, 1)
+    b.expire(20.0)
+    assert net.rids(1) == {rid_of("a.mp4")}
+    # B let it expire while A was away: a tombstone for A's seq, shown in B's digest
+    unlink(0, 1)
+    b.peer_down(net.ids[0], now=20.0, grace=10.0)
+    a.peer_down(net.ids[1], now=20.0, grace=10.0)
+    b.expire(31.0)
+    assert net.rids(1) == set()
+    seq = a.seq
+    net.now = 32.0
+    net.connect(0, 1)
+    assert net.rids(1) == {rid_of("a.mp4")} and a.seq > seq  # a new list, for everyone
+    # A alone for longer than a list lives, then a new neighbour: not stale there
+    unlink(0, 1)
+    a.peer_down(net.ids[1], now=32.0, grace=10.0)
+    net.now = 32.0 + 95.0
+    net.connect(0, 2)
+    assert net.rids(2) == {rid_of("a.mp4")}
+
+
+def test_a_newcomer_gets_every_list_however_many_there_are() -> None:
+    net = Net(3)
+    net.line()
+    for i in range(3):
+        net.share(i, entry(f"{i}.mp4"))
+    newcomer = FloodCore("e" * 64, b"\x01" * 32, lambda data: b"\x00" * 64)
+    out = newcomer.receive(net.ids[1], "h", net.core(1).sync_for("e" * 64, net.now)[1][1], net.now, [net.ids[1]])
+    assert out.backfill is None  # the newcomer holds nothing to offer
+    reply = net.core(1).receive("e" * 64, "h", encode(Digest(held=[])), net.now, [*net.links[net.ids[1]], "e" * 64])
+    assert reply.backfill is not None and sorted(reply.backfill[1]) == sorted([net.ids[0], net.ids[2]])
+    assert all(net.core(1).relayed_copy(o, net.now) for o in reply.backfill[1])

@@ -6,6 +6,8 @@ real time; every wait is bounded by ``trio.fail_after`` so a bug fails instead o
 
 from __future__ import annotations
 
+import hashlib
+import time
 import wave
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -16,11 +18,11 @@ import msgspec
 import numpy as np
 import pytest
 import trio
-from p2pkit.plugins.flooding import PROTOCOL, Entry, Hits, HitsBody
+from p2pkit.plugins.flooding import PROTOCOL, Entry, FloodCore, Hits, HitsBody
 from p2pkit.plugins.flooding._core import HITS_CONTEXT, Output
 from p2pkit.plugins.flooding._messages import encode
 
-from p2pkit import ContentAdded, ContentRemoved, NodeConfig, PeerDown, hookimpl, open_node
+from p2pkit import ContentAdded, ContentRemoved, Identity, NodeConfig, PeerDown, hookimpl, open_node
 
 FLOODING = "p2pkit.plugins.flooding"
 RUDP = "p2pkit.plugins.rudp"
@@ -408,3 +410,21 @@ async def test_a_kept_seq_far_ahead_of_the_clock_is_not_followed(tmp_path: Path)
     async with open_node(config, plugins=PLUGINS) as node:
         wall_ms = (trio.current_time() + _epoch()) * 1000
         assert node.discovery.core.seq <= wall_ms + SEQ_AHEAD_MS
+
+
+async def test_a_newcomer_gets_more_lists_than_the_queue_to_it_holds() -> None:
+    # the lists a new neighbour lacked were queued at once: past queue_size (256) the
+    # rest were dropped, and came only with their origins' next announces
+    count = 300
+    async with flood_node(entry_expiry=60.0, announce_interval=30.0) as a:
+        core = a.discovery.core
+        for i in range(count):
+            ident = Identity.from_seed(i.to_bytes(4, "big") + b"\x02" * 28)
+            origin = FloodCore(ident.node_id, ident.public_key, ident.sign)
+            origin.set_local([Entry(rid=hashlib.sha256(b"%d" % i).hexdigest(), name=f"f{i}.wav", size=1)])
+            announce = origin.make_announce(seq_floor=int(time.time() * 1000))  # seq: the wall clock
+            core.receive(ident.node_id, "10.0.0.2", encode(announce), trio.current_time(), [])
+        assert len(core.records) == count
+        async with flood_node(a, entry_expiry=60.0, announce_interval=30.0) as b:
+            await until(lambda: len(b.network_files()) == count)
+        assert a.discovery.dropped_sends == 0
