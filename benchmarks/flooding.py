@@ -36,7 +36,7 @@ from typing import Any
 import msgspec
 from p2pkit.plugins.flooding import Entry, FloodCore
 from p2pkit.plugins.flooding._messages import encode
-from p2pkit.simulator import LinkProfile, LossSpec, Simulation
+from p2pkit.simulator import LinkProfile, LossSpec, SimNode, Simulation
 
 from p2pkit import Identity
 
@@ -155,22 +155,30 @@ def tone(path: Path) -> Path:
     return path
 
 
+async def lossy_chain(sim: Simulation, n: int, flooding: dict[str, Any]) -> list[SimNode]:
+    """``n`` flooding nodes over links with 40 ms round trips and 2 % loss, each
+    bootstrapped from the one before (peer exchange adds shortcuts), started and given
+    10 s to connect (also the tests' simulated network)."""
+    link = LinkProfile(latency=0.02, jitter=0.005, loss=LossSpec.bernoulli(0.02))
+    plugins = ["p2pkit.plugins.rudp", "p2pkit.plugins.flooding"]
+    nodes = []
+    for i in range(n):
+        boot = [f"{sim.host(f'n{i - 1}').ip}:7700"] if i else []
+        config = {"node": {"plugins": plugins, "bootstrap": boot}, "flooding": flooding}
+        nodes.append(sim.add_node(f"n{i}", link=link, config=config))
+    for node in nodes:
+        await sim.start(node)
+    await sim.sleep(10)
+    return nodes
+
+
 def measure_search(seed: int, queries: int) -> dict[str, Any]:
     timings: dict[str, list[float]] = {"nothing": [], "far": []}
     found: list[int] = []
-    plugins = ["p2pkit.plugins.rudp", "p2pkit.plugins.flooding"]
 
     with tempfile.TemporaryDirectory(prefix="p2pkit-bench-") as tmp:
         async def scenario(sim: Simulation) -> None:
-            link = LinkProfile(latency=0.02, jitter=0.005, loss=LossSpec.bernoulli(0.02))
-            nodes = []
-            for i in range(SEARCH_NODES):
-                boot = [f"{sim.host(f'n{i - 1}').ip}:7700"] if i else []
-                config = {"node": {"plugins": plugins, "bootstrap": boot}, "flooding": FLOODING}
-                nodes.append(sim.add_node(f"n{i}", link=link, config=config))
-            for node in nodes:
-                await sim.start(node)
-            await sim.sleep(10)
+            nodes = await lossy_chain(sim, SEARCH_NODES, FLOODING)
             first, last = nodes[0].node, nodes[-1].node
             assert first is not None and last is not None
             await first.share(tone(Path(tmp) / "far.wav"), title="Far Bells")

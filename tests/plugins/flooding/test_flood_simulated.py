@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 from typing import Any
 
 import pytest
-from p2pkit.simulator import LinkProfile, LossSpec, SimNode, Simulation
+from p2pkit.simulator import LinkProfile, SimNode, Simulation
 
+from benchmarks.flooding import lossy_chain, tone
 from p2pkit import Node
 
 PLUGINS = ["p2pkit.plugins.rudp", "p2pkit.plugins.flooding"]
 FLOODING = {"announce_interval": 5.0, "entry_expiry": 16.0, "peer_down_grace": 3.0,
             "pex_interval": 2.0, "ttl": 4}
 N = 12
-
-
-def _tone(path: Path) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(b"\x10\x00" * 8000)
-    return path
 
 
 def _kernel(sim_node: SimNode) -> Node:
@@ -33,18 +24,7 @@ def _kernel(sim_node: SimNode) -> Node:
 
 
 async def _lossy_chain(sim: Simulation) -> list[SimNode]:
-    """N nodes over links with 2 % loss, each bootstrapped from the one before (peer
-    exchange adds shortcuts), started and given 10 s to connect."""
-    link = LinkProfile(latency=0.02, jitter=0.005, loss=LossSpec(model="bernoulli", rate=0.02))
-    nodes = []
-    for i in range(N):
-        boot = [f"{sim.host(f'n{i - 1}').ip}:7700"] if i else []
-        config = {"node": {"plugins": PLUGINS, "bootstrap": boot}, "flooding": FLOODING}
-        nodes.append(sim.add_node(f"n{i}", link=link, config=config))
-    for node in nodes:
-        await sim.start(node)
-    await sim.sleep(10)
-    return nodes
+    return await lossy_chain(sim, N, FLOODING)
 
 
 def test_a_share_reaches_every_node_over_lossy_links_and_expires_after_a_crash(tmp_path: Path) -> None:
@@ -53,7 +33,7 @@ def test_a_share_reaches_every_node_over_lossy_links_and_expires_after_a_crash(t
     async def scenario(sim: Simulation) -> None:
         nodes = await _lossy_chain(sim)
         first = _kernel(nodes[0])
-        manifest = await first.share(_tone(tmp_path / "lossy.wav"), title="Lossy Tone")
+        manifest = await first.share(tone(tmp_path / "lossy.wav"), title="Lossy Tone")
         await sim.sleep(10)
         seen["rid"] = manifest.rid
         seen["origin"] = first.id
@@ -85,8 +65,8 @@ def test_a_node_that_leaves_in_an_orderly_way_vanishes_from_every_list_at_once(t
     async def scenario(sim: Simulation) -> None:
         nodes = await _lossy_chain(sim)
         leaving, crashing = _kernel(nodes[0]), _kernel(nodes[1])
-        left = await leaving.share(_tone(tmp_path / "left.wav"), title="Left")
-        crashed = await crashing.share(_tone(tmp_path / "crashed.wav"), title="Crashed")
+        left = await leaving.share(tone(tmp_path / "left.wav"), title="Left")
+        crashed = await crashing.share(tone(tmp_path / "crashed.wav"), title="Crashed")
         await sim.sleep(10)
         seen["before"] = {n.name: sorted(f["rid"] for f in _kernel(n).network_files())
                           for n in nodes[2:]}
@@ -120,7 +100,7 @@ def test_a_node_whose_clock_is_an_hour_fast_is_told_so_and_still_sees_every_file
         await sim.sleep(12)
         files = []
         for i, node in enumerate(nodes[:5]):
-            files.append((await _kernel(node).share(_tone(tmp_path / f"f{i}.wav"), title=f"F{i}")).rid)
+            files.append((await _kernel(node).share(tone(tmp_path / f"f{i}.wav"), title=f"F{i}")).rid)
         await sim.sleep(12)
         seen["files"] = sorted(files)
         seen["fast_sees"] = sorted(f["rid"] for f in fast.network_files())
