@@ -476,10 +476,9 @@ class FloodCore:
     def _on_query(self, sender: str, query: Query, now: float,
                   neighbors: Collection[str]) -> Output:
         self.counters["queries_in"] += 1
-        done = (sender, encode(Done(qid=query.qid)))
         if not self._seen_queries.add(query.qid, now):
             self.counters["duplicates"] += 1
-            return Output(sends=[done])  # it goes no further through us
+            return Output(sends=[(sender, encode(Done(qid=query.qid)))])  # no further through us
         self._forget_routes(now)
         self._reverse[query.qid] = (sender, now)
         out = Output()
@@ -492,25 +491,23 @@ class FloodCore:
             data = encode(msgspec.structs.replace(query, ttl=ttl - 1))
             out.sends.extend((p, data) for p in onward)
             self._relaying[query.qid] = set(onward)
-        else:
-            out.sends.append(done)  # after our answer: the asker has it when it hears Done
+        else:  # after our answer: the asker has it when it hears Done
+            out.sends.append((sender, encode(Done(qid=query.qid))))
         return out
 
     def _on_done(self, sender: str, done: Done) -> Output:
         """A neighbour's part of a flood is over: ours is when every neighbour we sent
-        the query on to has said so (or left). Answers from there came before it, on
-        the same ordered session, and went on before our Done."""
-        own = self._own.get(done.qid)
+        the query on to has said so. Answers from there came before it, on the same
+        ordered session, and went on before our Done."""
+        qid = done.qid
+        own = self._own.get(qid)
         if own is not None:
             own.waiting.discard(sender)
-            return Output(hits_for=done.qid)
-        return self._settle(done.qid, sender)
-
-    def _settle(self, qid: bytes, peer: str) -> Output:
+            return Output(hits_for=qid)
         waiting = self._relaying.get(qid)
-        if waiting is None or peer not in waiting:
+        if waiting is None or sender not in waiting:
             return Output()  # late, repeated, or for a query that was not ours to wait on
-        waiting.discard(peer)
+        waiting.discard(sender)
         route = self._reverse.get(qid)
         if waiting or route is None:
             return Output()
@@ -518,7 +515,7 @@ class FloodCore:
         return Output(sends=[(route[0], encode(Done(qid=qid)))])
 
     def query_complete(self, qid: bytes) -> bool:
-        """Whether every neighbour asked has said Done (or left): all answers are in."""
+        """Whether every neighbour asked has said Done: all answers are in."""
         own = self._own.get(qid)
         return own is not None and not own.waiting
 

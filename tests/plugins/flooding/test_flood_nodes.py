@@ -168,7 +168,7 @@ async def test_a_relay_that_forges_an_answer_is_dropped_and_never_listed(tmp_pat
         await until(lambda: wanted.rid in rids(c))  # announced: a known match of the search
         # B never says its part of the flood is over, so C's search is still open (it
         # ends 0.5 s after A's answer) when the forgery comes
-        b.discovery.core._settle = lambda qid, peer: Output()  # type: ignore[method-assign]
+        b.discovery.core._on_done = lambda sender, done: Output()  # type: ignore[method-assign]
         async with trio.open_nursery() as nursery:
             found: list[dict[str, Any]] = []
 
