@@ -124,7 +124,7 @@ class DownloadManager:
         later download resumes); False if it had already ended."""
         if dl.state not in ("queued", "running"):
             return False
-        self._unfinished.remove(dl.id)  # a queued one never reaches its run's finally
+        self._unfinished.remove(dl.id)
         dl.state, dl.error = "cancelled", ""
         dl.finished = trio.current_time()  # a queued one never reaches its run's finally
         if dl._scope is not None:
