@@ -39,6 +39,7 @@ class Download:
         self.name = name
         self.title = title
         self.category = category  # for a row of a file the network stopped offering
+        self.resumed = False  # taken up again after a restart: ``elapsed`` is since then
         self.total = size
         self.done = 0
         self.state = "queued"
@@ -64,7 +65,7 @@ class Download:
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "rid": self.rid, "name": self.name, "title": self.title,
-            "category": self.category,
+            "category": self.category, "resumed": self.resumed,
             "state": self.state, "bytes": self.done, "total": self.total,
             "progress": (self.done / self.total) if self.total else (1.0 if self.state == "completed" else 0.0),
             "rate": round(self.rate, 1), "peers": self.peers, "error": self.error,
@@ -146,12 +147,15 @@ class DownloadManager:
                 log.info("resuming the download of %s", item.name)
                 store = self._node.store
                 manifest = store.manifest(item.rid) if store is not None else None
-                self._launch(Download(item.rid, item.name, item.size, item.title, item.id,
-                                      category=str(getattr(manifest, "category", "") or "")))
+                dl = Download(item.rid, item.name, item.size, item.title, item.id,
+                              category=str(getattr(manifest, "category", "") or ""))
+                dl.resumed = True
+                self._launch(dl)
             else:
                 self._unfinished.remove(item.id)
 
     def _launch(self, dl: Download) -> Download:
+        dl.done = self._held(dl.rid)  # a partial file goes on from its whole pieces
         self._downloads[dl.id] = dl
         self._forget_old()
         self._node.nursery.start_soon(self._run, dl)
@@ -181,7 +185,18 @@ class DownloadManager:
         if isinstance(done, int) and not isinstance(done, bool) and done >= dl.done:
             self._progress(dl, done, dl.total)
 
+    def _held(self, rid: str) -> int:
+        """Bytes of ``rid`` the store holds as whole pieces: what a download taken up
+        again starts from."""
+        store = self._node.store
+        manifest = store.manifest(rid) if store is not None else None
+        if manifest is None:
+            return 0
+        return sum(manifest.piece_length(i) for i in range(manifest.num_pieces) if store.has_piece(rid, i))
+
     def _progress(self, dl: Download, done: int, total: int) -> None:
+        if done < dl.done and total in (0, dl.total):
+            return  # a report from before the swarm read the store (it said 0 at first)
         dl.done, dl.total = done, total or dl.total
         dl._meter.sample(trio.current_time(), done)
         dl._measured = True

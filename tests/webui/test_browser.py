@@ -456,6 +456,11 @@ def test_the_detail_view_follows_the_download_it_started(nodes: tuple[NodeProces
         page.wait_for_selector("#detail-download:has-text('Save'):not([disabled])")
         page.wait_for_selector("#detail-status:has-text('downloaded')")
         assert page.js_errors == [] and error_toasts(page) == []
+        # removed here: its row no longer says "done" under a Download button
+        assert b.api(f"/api/files/{rid}", method="DELETE").status_code == 200
+        share = open_page(browser, b.base + "/share")
+        share.wait_for_selector(f"#network-files li[data-rid='{rid}'] button.download:has-text('Download')")
+        assert share.query_selector(f"#network-files li[data-rid='{rid}'] .progress") is None
     finally:
         a.api("/api/settings", method="PUT", json={"upload_limit_kbps": 0})
         a.api(f"/api/files/{rid}", method="DELETE")

@@ -183,6 +183,7 @@ async def test_a_download_the_node_stopped_in_goes_on_when_it_restarts(tmp_path:
             cb = ui.app.test_client()
             (again,) = (await (await cb.get("/api/downloads")).get_json())["downloads"]
             assert again["id"] == started["id"] and again["state"] in ("queued", "running")
+            assert again["resumed"] is True  # (its elapsed time counts from the restart)
             await ca.put("/api/settings", json={"upload_limit_kbps": 0})
             done = await poll_json(cb, f"/api/downloads/{started['id']}",
                                    lambda d: d["state"] in ("completed", "failed"), 60)
@@ -217,4 +218,5 @@ async def test_a_download_taken_up_again_shows_its_speed_and_moves_before_a_piec
             await poll_json(cb, f"/api/downloads/{dl['id']}", moved)
             await cb.delete(f"/api/downloads/{dl['id']}")
             assert max(rate for _, rate in seen) < 100 * 1024, seen
+            assert dl["bytes"] == held  # from the first answer on, not 0 until the swarm says
             assert held < seen[-1][0] < held + manifest.piece_size  # a part of a piece

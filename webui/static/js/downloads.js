@@ -14,13 +14,22 @@ export function onChange(fn) { listeners.add(fn); return () => listeners.delete(
 const notify = (dl) => { for (const fn of listeners) fn(dl); };
 
 export const active = (dl) => Boolean(dl) && ["queued", "running"].includes(dl.state);
+// how far a download has come: a message that arrives late (the POST's "queued" after the
+// socket's "failed") must not take it back
+const STAGE = { queued: 0, running: 1, interrupted: 1, completed: 2, failed: 2, cancelled: 2 };
 
 function update(dl) {
   const previous = byRid.get(dl.rid);
   // another tab's download of the same file does not replace one of ours that runs
   if (previous && previous.id !== dl.id && !mine.has(dl.id) && mine.has(previous.id) && active(previous)) return;
+  if (previous && previous.id === dl.id && STAGE[dl.state] < STAGE[previous.state]) return;
   byRid.set(dl.rid, dl);
   notify(dl);
+  settle(dl);
+}
+
+/** What a download started in this tab does when it ends: saved, or said why not. */
+function settle(dl) {
   if (!mine.has(dl.id) || saved.has(dl.id)) return;
   if (dl.state === "completed") {
     saved.add(dl.id);
@@ -72,6 +81,8 @@ export async function start(file) {
   mine.add(dl.id);
   logs.add("info", `downloading ${file.name} from ${file.providers} peer${file.providers === 1 ? "" : "s"}`);
   update(dl);
+  const now = byRid.get(file.rid); // the socket may have told of its end before the POST answered
+  if (now && now.id === dl.id) settle(now);
   // the WebSocket pushes progress; poll too, in case a message was missed
   const poll = setInterval(async () => {
     const current = byRid.get(file.rid);

@@ -89,7 +89,7 @@ export default {
         bar.style.width = "100%";
         label.textContent = err.status === 415 ? "not media" : err.status === 413 ? "too large" : "failed";
         logs.add("error", `upload of ${file.name} failed: ${err.message}`);
-        toast(`${file.name}: ${err.message}`, "error", 7000);
+        toast(err.message.includes(file.name) ? err.message : `${file.name}: ${err.message}`, "error", 7000);
       }
     }
 
@@ -174,13 +174,15 @@ export default {
         h("div.meta", {}, h("span", {}, formatBytes(f.size)), f.duration ? h("span", {}, formatDuration(f.duration)) : null,
           h("span.providers", {}, `${f.providers} provider${f.providers === 1 ? "" : "s"}`),
           f.local ? h("span.tag.tag-soft", {}, "on this node") : null),
-        dl ? progressRow(dl) : null);
+        // a finished download of a file no longer here (removed) says nothing more
+        dl && !(dl.state === "completed" && !f.local) ? progressRow(dl) : null);
     }
     function progressRow(dl) {
       const pct = Math.round((dl.progress || 0) * 100);
       const bar = h(`div.bar${dl.state === "completed" ? ".done" : dl.state === "failed" ? ".failed" : ""}`, {},
         h("i", { style: { width: `${dl.state === "failed" ? 100 : pct}%` } }));
-      const text = dl.state === "completed" ? `done · ${formatBytes(dl.total)} in ${dl.elapsed.toFixed(1)} s`
+      const text = dl.state === "completed"
+        ? `done · ${formatBytes(dl.total)}${dl.resumed ? " (taken up again after a restart)" : ` in ${dl.elapsed.toFixed(1)} s`}`
         : dl.state === "failed" ? `failed: ${dl.error}`
           : dl.state === "cancelled" ? `cancelled at ${pct}%`
           : `${pct}% · ${formatRate(dl.rate)} · ${dl.peers} peer${dl.peers === 1 ? "" : "s"}`
