@@ -192,7 +192,7 @@ class DownloadManager:
         manifest = store.manifest(rid) if store is not None else None
         if manifest is None:
             return 0
-        return sum(manifest.piece_length(i) for i in range(manifest.num_pieces) if store.has_piece(rid, i))
+        return int(manifest.size) - sum(int(manifest.piece_length(i)) for i in store.missing_pieces(rid))
 
     def _progress(self, dl: Download, done: int, total: int) -> None:
         if done < dl.done and total in (0, dl.total):
