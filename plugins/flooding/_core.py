@@ -68,6 +68,9 @@ MAX_ORIGINS = 4096
 # Signed announce bodies held, all origins together; decoded, the entries take about three
 # times as much again (~64 MiB in all at this bound).
 MAX_HELD_BYTES = 16 << 20
+# Queries per neighbour whose Hits to it we could not queue (see send_dropped).
+MAX_LOST_HITS = 256
+DONE_BYTES_MAX = 64  # a Done is ~30 bytes: longer messages are not decoded to check
 # What origins first learned through one neighbour may hold: made-up origins signed by
 # one hostile peer filled the whole table in ~20 messages, and no new honest node's files
 # appeared anywhere after that.
@@ -182,6 +185,8 @@ class FloodCore:
         self._own: dict[bytes, _OwnQuery] = {}
         self._buckets: dict[tuple[str, str], TokenBucket] = {}  # (sender, kind of message)
         self._digested: set[str] = set()  # neighbours whose digest this session we answered
+        # neighbour -> queries whose Hits to it were dropped (an ordered set, oldest first)
+        self._hits_lost: dict[str, dict[bytes, None]] = {}
         self._last_announce: Announce | None = None  # our newest, and when it was made
         self._last_made: float | None = None
         self.query_memory = query_memory
@@ -189,7 +194,7 @@ class FloodCore:
             "announces_in": 0, "announces_new": 0, "duplicates": 0, "queries_in": 0,
             "hits_in": 0, "hits_unroutable": 0, "rate_limited": 0, "expired": 0, "stale": 0,
             "truncated": 0, "records_full": 0, "hits_forged": 0, "malformed": 0,
-            "synced_lists": 0, "digests_repeated": 0,
+            "synced_lists": 0, "digests_repeated": 0, "done_withheld": 0,
         }
 
     # ------------------------------------------------------------------ own content
@@ -514,6 +519,36 @@ class FloodCore:
         del self._relaying[qid]
         return Output(sends=[(route[0], encode(Done(qid=qid)))])
 
+    def send_dropped(self, peer: str, data: bytes) -> None:
+        """The glue could not queue ``data`` to ``peer`` (its queue was full). If that was
+        a Hits, the Done for its query must not follow it: the asker would take the flood
+        as over without that answer. Withheld, it ends on ``search_idle`` or the timeout,
+        as it did before Done."""
+        try:
+            message = decode(data)
+        except RemoteProtocolError:
+            return
+        if isinstance(message, Hits):
+            lost = self._hits_lost.setdefault(peer, {})
+            lost[message.qid] = None
+            if len(lost) > MAX_LOST_HITS:
+                del lost[next(iter(lost))]
+
+    def withheld(self, peer: str, data: bytes) -> bool:
+        """Whether ``data`` is a Done to ``peer`` for a query whose Hits to it was
+        dropped (see :meth:`send_dropped`): the glue does not send it."""
+        lost = self._hits_lost.get(peer)
+        if not lost or len(data) > DONE_BYTES_MAX:
+            return False
+        try:
+            message = decode(data)
+        except RemoteProtocolError:
+            return False
+        if not isinstance(message, Done) or message.qid not in lost:
+            return False
+        self.counters["done_withheld"] += 1
+        return True
+
     def query_complete(self, qid: bytes) -> bool:
         """Whether every neighbour asked has said Done: all answers are in."""
         own = self._own.get(qid)
@@ -620,6 +655,7 @@ class FloodCore:
         for kind in BUCKET_KINDS:
             self._buckets.pop((peer, kind), None)
         self._digested.discard(peer)
+        self._hits_lost.pop(peer, None)
         rec = self.records.get(peer)
         if rec is not None:
             rec.expires_at = min(rec.expires_at, now + grace)

@@ -576,18 +576,22 @@ class FloodingDiscovery:
     def _send_all(self, sends: Iterable[Send]) -> None:
         for peer_id, data in sends:
             queue = self._queues.get(peer_id)
-            if queue is None:
+            if queue is None or self.core.withheld(peer_id, data):
                 continue
             queued = self._queued_bytes.get(peer_id, 0)
             if queued + len(data) > MAX_QUEUED_BYTES:  # a peer that reads slowly or never
-                self.dropped_sends += 1
+                self._dropped(peer_id, data)
                 continue
             try:
                 queue.send_nowait(data)
             except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-                self.dropped_sends += 1
+                self._dropped(peer_id, data)
             else:
                 self._queued_bytes[peer_id] = queued + len(data)
+
+    def _dropped(self, peer_id: str, data: bytes) -> None:
+        self.dropped_sends += 1
+        self.core.send_dropped(peer_id, data)
 
     def _apply(self, out: Output) -> None:
         self._send_all(out.sends)

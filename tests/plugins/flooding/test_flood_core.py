@@ -14,6 +14,7 @@ from p2pkit.plugins.flooding._messages import (
     MAX_HITS_BODY,
     Announce,
     Digest,
+    Done,
     Hits,
     HitsBody,
     PeerInfo,
@@ -973,3 +974,30 @@ def test_a_newcomer_gets_every_list_however_many_there_are() -> None:
     reply = net.core(1).receive("e" * 64, "h", encode(Digest(held=[])), net.now, [*net.links[net.ids[1]], "e" * 64])
     assert reply.backfill is not None and sorted(reply.backfill[1]) == sorted([net.ids[0], net.ids[2]])
     assert all(net.core(1).relayed_copy(o, net.now) for o in reply.backfill[1])
+
+
+def test_a_relay_whose_answer_could_not_be_queued_does_not_say_done_after_it() -> None:
+    # the Done that followed a dropped Hits told the asker every answer was in: its
+    # search ended at once without that answer (before Done it only waited longer)
+    net = Net(3)
+    net.line()
+    net.share(2, entry("x.mp4"))
+    asker, relay = net.core(0), net.core(1)
+    _qid, sends = asker.start_query("x", net.now, net.links[net.ids[0]])
+    onward = relay.receive(net.ids[0], "h", sends[0][1], net.now, net.links[net.ids[1]]).sends
+    far = net.core(2).receive(net.ids[1], "h", onward[0][1], net.now, net.links[net.ids[2]]).sends
+    hits, done = (relay.receive(net.ids[2], "h", data, net.now, net.links[net.ids[1]]).sends
+                  for _, data in far)
+    ((to_asker, hits_data),) = hits
+    ((_, done_data),) = done
+    assert to_asker == net.ids[0] and isinstance(decode(done_data), Done)
+    assert not relay.withheld(net.ids[0], done_data)  # nothing lost yet: it goes
+    relay.send_dropped(net.ids[0], hits_data)  # the asker's queue was full
+    assert relay.withheld(net.ids[0], done_data) and relay.counters["done_withheld"] == 1
+    assert not relay.withheld(net.ids[0], hits_data)  # only the Done is held back
+    other = encode(Done(qid=bytes(16)))
+    assert not relay.withheld(net.ids[0], other)  # another query's Done goes
+    relay.send_dropped(net.ids[0], other)  # a lost Done marks nothing
+    assert not relay.withheld(net.ids[0], other)
+    relay.peer_down(net.ids[0], net.now, grace=1.0)  # a new session starts clean
+    assert not relay.withheld(net.ids[0], done_data)

@@ -120,6 +120,32 @@ async def test_what_is_queued_for_a_peer_that_does_not_read_is_bounded_in_bytes(
         receive.close()
 
 
+async def test_a_done_after_an_answer_the_full_queue_dropped_is_not_sent() -> None:
+    """A Hits dropped on a full queue and the Done after it, which fitted: the asker's
+    search ended at once, without that answer."""
+    from p2pkit.plugins.flooding._messages import Done, encode
+
+    async with flood_node() as a:
+        disc = a.discovery
+        peer = "asker" * 13
+        send, receive = trio.open_memory_channel[bytes](1)
+        disc._queues[peer] = send
+        disc._queued_bytes[peer] = 0
+        qid = bytes(range(16))
+        hits = encode(disc.core.make_hits(qid, []))
+        disc._send_all([(peer, b"filler"), (peer, hits), (peer, encode(Done(qid=qid)))])
+        assert disc.dropped_sends == 1 and disc.core.counters["done_withheld"] == 1
+        assert receive.receive_nowait() == b"filler"
+        disc._send_all([(peer, encode(Done(qid=qid)))])  # later, with room: still not
+        disc._send_all([(peer, encode(Done(qid=bytes(16))))])  # another query's goes
+        assert msgspec.msgpack.decode(receive.receive_nowait())["qid"] == bytes(16)
+        with pytest.raises(trio.WouldBlock):
+            receive.receive_nowait()
+        del disc._queues[peer]
+        send.close()
+        receive.close()
+
+
 async def test_share_on_a_is_seen_on_c_and_unshare_propagates(tmp_path: Path) -> None:
     async with line() as (a, _b, c), c.events.subscribe() as events:
         manifest = await a.share(make_wav(tmp_path / "sunset.wav"), title="Sunset Walk",
