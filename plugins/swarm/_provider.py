@@ -36,7 +36,7 @@ import msgspec
 import trio
 from p2pkit.plugins.store import LEAF_SIZE, leaf_count, leaf_hashes
 
-from p2pkit._exceptions import RemoteProtocolError, SessionClosed
+from p2pkit._exceptions import NodeStateError, RemoteProtocolError, SessionClosed
 from p2pkit.capabilities import CHANNEL_BULK, CHANNEL_CONTROL
 from p2pkit.events import (
     ContentRemoved,
@@ -172,6 +172,9 @@ class SwarmProvider:
         self.bytes_from_peers: Counter[str] = Counter()  # every content, every peer
         self.bytes_to_peers: Counter[str] = Counter()
         self.counters: Counter[str] = Counter()
+        # the scopes of fetches in progress: a caller's task outside the node's nursery
+        # waits on events only the node's tasks set, so close() ends them (see fetch)
+        self._fetches: set[trio.CancelScope] = set()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -1196,8 +1199,26 @@ class SwarmProvider:
 
     # ------------------------------------------------------------------ downloading
 
+    def close(self) -> None:
+        """The node stopped (called by the kernel once its tasks are over)."""
+        for scope in self._fetches:
+            scope.cancel()
+
     async def fetch(self, rid: str, *, progress: Any = None) -> Any:
-        """Download ``rid`` into the store (verified) without exporting; returns the manifest."""
+        """Download ``rid`` into the store (verified) without exporting; returns the manifest.
+
+        NodeStateError if the node stops meanwhile: a download running in a task of the
+        caller's, outside the node's block, waited for ever once the node's tasks were
+        gone."""
+        with trio.CancelScope() as scope:
+            self._fetches.add(scope)
+            try:
+                return await self._fetch(rid, progress=progress)
+            finally:
+                self._fetches.discard(scope)
+        raise NodeStateError(f"download of {rid[:12]}: the node stopped")
+
+    async def _fetch(self, rid: str, *, progress: Any = None) -> Any:
         try:
             rid = parse_rid(rid)
         except ValueError as exc:

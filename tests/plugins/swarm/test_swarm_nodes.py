@@ -428,6 +428,35 @@ async def test_the_library_api_refuses_calls_once_the_node_stopped(tmp_path: Pat
         node.network_files()  # it answered with the list it had when it stopped
 
 
+async def test_a_download_running_outside_the_node_s_block_ends_when_the_node_stops(
+        tmp_path: Path) -> None:
+    """Started in the caller's own nursery, a download waited for ever once the node it
+    ran on had stopped (search and connect raised)."""
+    media = make_wav(tmp_path / "slow.wav", 20, seed=4)
+    (tmp_path / "out").mkdir()
+    outcomes: dict[str, BaseException] = {}
+
+    async def download(node: Any, rid: str, name: str) -> None:
+        try:
+            await node.download(rid, tmp_path / "out" / name)
+        except NodeStateError as exc:
+            outcomes[name] = exc
+
+    async with swarm_node(cfg={"upload_limit_kbps": 64}) as seeder:  # ~14 s for the file
+        manifest = await seeder.share(media)
+        with trio.fail_after(30):
+            async with trio.open_nursery() as outside, swarm_node(seeder) as waiting, \
+                    swarm_node(seeder) as fetching:
+                # one waits for a provider of content nobody has, one is mid-transfer
+                outside.start_soon(download, waiting, "cd" * 32, "nobody.wav")
+                outside.start_soon(download, fetching, manifest.rid, "slow.wav")
+                await until(lambda: manifest.rid in fetching.swarm.torrents
+                            and fetching.swarm.torrents[manifest.rid].done_bytes() > 0)
+    assert sorted(outcomes) == ["nobody.wav", "slow.wav"]
+    assert all("the node stopped" in str(exc) for exc in outcomes.values())
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 async def test_p2p_disabled_is_a_clear_error(tmp_path: Path) -> None:
     async with swarm_node(cfg={"p2p_enabled": False}) as node:
         with pytest.raises(P2PDisabledError, match="p2p_enabled"):
