@@ -338,8 +338,7 @@ class Simulation:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self.network.run)
-            if self.progress is not None:
-                nursery.start_soon(self._report_progress)
+            nursery.start_soon(self._report_progress)
             with trio.move_on_at(self._epoch + self.duration):
                 await scenario(self)
                 await trio.sleep_until(self._epoch + self.duration)
@@ -366,10 +365,13 @@ class Simulation:
                 sim_node.final_transport_stats = {k: stats[k] for k in sorted(stats)}
 
     async def _report_progress(self) -> None:
-        assert self.progress is not None
+        """Wake up at every 1 % of the duration and tell ``self.progress``, if set. It runs
+        whether or not anyone watches: a wake-up changes the order in which trio runs the
+        tasks due at the same instant, and a run must not depend on being watched."""
         step = self.duration / 100
         while True:
-            self.progress(min(self.now, self.duration), self.duration)
+            if self.progress is not None:
+                self.progress(min(self.now, self.duration), self.duration)
             await trio.sleep(step)
 
 

@@ -79,3 +79,13 @@ def test_cli_runs_are_byte_identical_across_processes(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         outputs.append((out / "report.json").read_bytes())
     assert outputs[0] == outputs[1]
+
+
+def test_showing_progress_does_not_change_the_run() -> None:
+    """`p2pkit sim run churn` and `p2pkit sim run churn --quiet` gave two reports."""
+    shown: list[float] = []
+    _s1, quiet = run_file("churn", overrides=SMALL_CHURN)
+    _s2, watched = run_file("churn", overrides=SMALL_CHURN,
+                            progress=lambda now, total: shown.append(now))
+    assert shown and shown[-1] <= 25.0
+    assert report_json(quiet) == report_json(watched)
