@@ -3,8 +3,11 @@
 One session per peer. Both sides open with a Hello (public key, nonce, listen port,
 protocols) and then an Auth that signs the other side's nonce, so a peer id is proven,
 not claimed. Messages are ``[u8 name length][protocol name][payload]``; the payload is the
-protocol's business. Handlers run in the peer's receive loop: a RemoteProtocolError drops
-that peer, any other exception is logged and counted, and the loop goes on.
+protocol's business. Handlers run in the peer's receive loop, one message at a time and in
+order: a RemoteProtocolError drops that peer, any other exception is logged and counted, and
+the loop goes on. A handler that waits stalls every protocol of that session meanwhile, so
+``await peer.send`` from a handler is refused (LocalProtocolError): with both sides doing
+it under a burst, flow control would stop both sessions for good.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 import msgspec
 import trio
 
-from ._exceptions import P2PKitError, RemoteProtocolError, SessionClosed
+from ._exceptions import LocalProtocolError, P2PKitError, RemoteProtocolError, SessionClosed
 from .addresses import resolve
 from .capabilities import CHANNEL_CONTROL, QueuedMessage, Session, Transport
 from .demux import DatagramHandler
@@ -37,13 +40,24 @@ PROTOCOL_VERSION = 1
 MAX_PROTOCOL_NAME = 32
 MAX_PROTOCOLS = 64
 MAX_AGENT = 128
+SLOW_HANDLER = 1.0  # seconds: a handler that returns later than this is counted and logged
 NONCE_BYTES = 16
 INCARNATION_BYTES = 8  # of the nonce: random once per run of a node (see _establish)
 _AUTH_CONTEXT = b"p2pkit-peer-auth-v1"
 
 
 class MessageProtocol(Protocol):
-    """An application protocol carried between peers."""
+    """An application protocol carried between peers.
+
+    ``handle`` runs in the session's receive loop, one message at a time and in order:
+    until it returns, nothing else arrives from that peer, for any protocol. It must not
+    wait on the network: reply with ``peer.send_nowait`` (``trio.WouldBlock`` while the
+    session's send buffer is full), or start a task in ``node.nursery`` for work that
+    waits. ``await peer.send`` here raises LocalProtocolError — two peers replying that
+    way under a burst would both stop receiving for good. A handler that returns after
+    more than ``SLOW_HANDLER`` seconds is counted (``node.peers.slow_handlers``) and
+    logged. Raise RemoteProtocolError on a peer's garbage: that peer is dropped.
+    """
 
     name: str
 
@@ -140,9 +154,15 @@ class Peer:
                    channel: int = CHANNEL_CONTROL) -> QueuedMessage | None:
         """Queue a message for ``protocol``; waits while the session's send buffer is full.
         Returns the transport's handle to withdraw it before it leaves (None if the
-        transport has none), e.g. an upload the peer has cancelled meanwhile."""
+        transport has none), e.g. an upload the peer has cancelled meanwhile. Not from a
+        message handler (LocalProtocolError): see :class:`MessageProtocol`."""
         if self.closed.is_set():
             raise SessionClosed(f"peer {self.id[:12]} is closed ({self.close_reason})")
+        if trio.lowlevel.current_task() in self._manager._receivers:
+            raise LocalProtocolError(
+                f"await peer.send({protocol!r}, ...) from a message handler: handlers run in "
+                "the session's receive loop and must not wait (use peer.send_nowait, or "
+                "node.nursery.start_soon for a reply that may wait)")
         queued = await self.session.send(encode_message(protocol, payload), channel=channel)
         self.messages_out += 1
         return queued
@@ -178,6 +198,9 @@ class PeerManager:
         self._incarnation = secrets.token_bytes(INCARNATION_BYTES)
         self.unknown_protocol = 0
         self.handshake_failures = 0
+        self.slow_handlers = 0  # messages whose handler took longer than SLOW_HANDLER
+        self._slow_logged: set[str] = set()  # protocols warned about (once each)
+        self._receivers: set[trio.lowlevel.Task] = set()  # the sessions' receive loops
         self.refused = 0  # incoming sessions turned away at max_connections
         self.stopping = False  # the node is closing its sessions: no new ones
         self.on_peer_up: list[Callable[[Peer], None]] = []
@@ -340,6 +363,8 @@ class PeerManager:
 
     async def _receive_loop(self, peer: Peer) -> None:
         reason = "closed by peer"
+        task = trio.lowlevel.current_task()
+        self._receivers.add(task)  # what Peer.send refuses to wait in
         try:
             while True:
                 _, data = await peer.session.receive()
@@ -349,6 +374,7 @@ class PeerManager:
                 if proto is None:
                     self.unknown_protocol += 1
                     continue
+                started = trio.current_time()
                 try:
                     await proto.handle(peer, payload)
                 except RemoteProtocolError:
@@ -356,13 +382,25 @@ class PeerManager:
                 except Exception:
                     peer.handler_errors += 1
                     log.exception("protocol %r failed on a message from %r", name, peer)
+                took = trio.current_time() - started
+                if took > SLOW_HANDLER:
+                    self._slow_handler(name, took)
         except SessionClosed as exc:
             reason = str(exc) or reason
         except RemoteProtocolError as exc:
             reason = f"protocol error: {exc}"
             log.info("dropping %r: %s", peer, exc)
         finally:
+            self._receivers.discard(task)
             self._drop(peer, reason)
+
+    def _slow_handler(self, name: str, seconds: float) -> None:
+        self.slow_handlers += 1
+        if name not in self._slow_logged:  # once per protocol: it is the plugin's habit
+            self._slow_logged.add(name)
+            log.warning("protocol %r's handler took %.1f s: it stalls every protocol of that "
+                        "session meanwhile; handlers must not wait (start a task instead)",
+                        name, seconds)
 
     def _drop(self, peer: Peer, reason: str) -> None:
         if peer.closed.is_set():

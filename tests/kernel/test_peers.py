@@ -49,7 +49,7 @@ class Echo:
         if payload == b"boom":
             raise RuntimeError("a bug in the handler")
         if not payload.startswith(b"re:"):
-            await peer.send("echo", b"re:" + payload)
+            peer.send_nowait("echo", b"re:" + payload)  # a handler never waits
 
     @hookimpl
     def p2pkit_message_protocols(self, node: Node) -> list[MessageProtocol]:
@@ -388,3 +388,97 @@ async def test_a_node_set_to_vanish_says_nothing() -> None:
         assert a_proto.stopping_calls == 0
         await wait_for(lambda: len(peers(b)) == 0)
         assert b_proto.messages == []
+
+
+class Bulk:
+    """Protocol 'bulk': answers every request ('q...') with REPLY bytes, the way
+    docs/writing-plugins.md §6 says — a task in the node's nursery does the waiting
+    send — or, ``awaiting``, with ``await peer.send`` in the handler itself."""
+
+    name = "bulk"
+    REPLY = b"r" * (256 << 10)
+
+    def __init__(self, *, awaiting: bool = False) -> None:
+        self.awaiting = awaiting
+        self.requests = self.replies = 0
+        self.node: Node | None = None
+
+    async def handle(self, peer: Peer, payload: bytes) -> None:
+        if not payload.startswith(b"q"):
+            self.replies += 1
+            return
+        self.requests += 1
+        if self.awaiting:
+            await peer.send("bulk", self.REPLY)
+        else:
+            assert self.node is not None
+            self.node.nursery.start_soon(self._reply, peer)
+
+    async def _reply(self, peer: Peer) -> None:
+        with contextlib.suppress(SessionClosed):  # the asker went: nobody to answer
+            await peer.send("bulk", self.REPLY)
+
+    @hookimpl
+    def p2pkit_message_protocols(self, node: Node) -> list[MessageProtocol]:
+        self.node = node
+        return [self]
+
+
+async def test_the_documented_reply_pattern_survives_a_burst_from_both_sides() -> None:
+    # each side asks for far more than the sessions' buffers hold, at once: handlers
+    # that waited to reply would stop both receive loops for good
+    bulk_a, bulk_b = Bulk(), Bulk()
+    requests = 24
+    async with open_node(config(), plugins=[bulk_a]) as a, \
+            open_node(config(), plugins=[bulk_b]) as b:
+        a_to_b = await peers(a).connect(addr(b))
+        await wait_for(lambda: peers(b).get(a.id) is not None)
+        b_to_a = peers(b).get(a.id)
+        assert b_to_a is not None
+
+        async def ask(peer: Peer) -> None:
+            for _ in range(requests):
+                await peer.send("bulk", b"q" + b"x" * (64 << 10))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask, a_to_b)
+            nursery.start_soon(ask, b_to_a)
+        await wait_for(lambda: bulk_a.replies == bulk_b.replies == requests, limit=60)
+
+
+async def test_a_handler_that_awaits_send_is_told_at_once_instead_of_deadlocking(
+        caplog: pytest.LogCaptureFixture) -> None:
+    bulk_b = Bulk(awaiting=True)
+    async with open_node(config(), plugins=[Bulk()]) as a, \
+            open_node(config(), plugins=[bulk_b]) as b:
+        peer = await peers(a).connect(addr(b))
+        await peer.send("bulk", b"q")
+        await wait_for(lambda: bulk_b.requests == 1)
+        seen = peers(b).get(a.id)
+        assert seen is not None
+        await wait_for(lambda: seen.handler_errors == 1)
+        assert "must not wait" in caplog.text and "peer.send_nowait" in caplog.text
+        assert not seen.closed.is_set()  # a bug of ours, not the peer's: it stays
+
+
+class Sleepy(Echo):
+    """Echo whose handler waits before it records a message."""
+
+    async def handle(self, peer: Peer, payload: bytes) -> None:
+        await trio.sleep(0.2)
+        await super().handle(peer, payload)
+
+
+async def test_a_slow_handler_is_counted_and_named_once(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr("p2pkit.peers.SLOW_HANDLER", 0.1)
+    sleepy = Sleepy()
+    async with open_node(config(), plugins=[Echo()]) as a, \
+            open_node(config(), plugins=[sleepy]) as b:
+        peer = await peers(a).connect(addr(b))
+        await peer.send("echo", b"re:one")
+        await peer.send("echo", b"re:two")
+        await wait_for(lambda: len(sleepy.messages) == 2)
+        assert peers(b).slow_handlers == 2
+        assert caplog.text.count("protocol 'echo'") == 1
+        assert "stalls every protocol of that session" in caplog.text
