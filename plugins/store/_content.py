@@ -148,14 +148,27 @@ def _run(steps: Steps[R]) -> R:
         result = None if step is None else step.call()
 
 
+def virtual_time() -> bool:
+    """True when trio's clock is virtual (a ``trio.testing.MockClock``: the simulator's, or
+    a test's autojump clock). There the store never waits on a worker thread: under
+    autojump a task waiting on a thread counts as blocked, so the clock would jump to the
+    next timer while the thread runs — a share took 107 virtual seconds, a different
+    number in every run."""
+    import trio
+    import trio.testing
+
+    return isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock)
+
+
 async def _run_yielding(steps: Steps[R], threads: bool = False) -> R:
     """Like :func:`_run`, yielding to trio between steps so a large file does not stall
-    the node. Blocking steps run in a worker thread only with ``threads`` (never in the
-    simulator: virtual time would jump past the thread). Cancelled at a checkpoint, the
-    steps are closed at once (their files closed, a partial copy removed), not whenever the
-    exception's traceback, which holds them, is collected."""
+    the node. Blocking steps run in a worker thread only with ``threads`` and on a real
+    clock (see :func:`virtual_time`). Cancelled at a checkpoint, the steps are closed at
+    once (their files closed, a partial copy removed), not whenever the exception's
+    traceback, which holds them, is collected."""
     import trio
 
+    threads = threads and not virtual_time()
     try:
         result: Any = None
         while True:
@@ -182,8 +195,8 @@ class Store(FileStore):
         self.piece_size = piece_size
         self.copy_shares = copy_shares
         self.thumbnail_px = thumbnail_px
-        # decode thumbnails in a worker thread during import_file_async (real nodes only:
-        # the simulator's virtual clock would jump past the thread)
+        # decode thumbnails in a worker thread during import_file_async (real nodes only,
+        # and never in virtual time: see virtual_time())
         self.probe_in_thread = False
         self._content: dict[str, _Content] = {}
         # downloads running now: never evicted for another (three downloads into a store

@@ -70,8 +70,9 @@ class StoreProvider(Store):
             monotonic=self._now,
         )
         self.sweep_interval_s = cfg.sweep_interval_s
-        # a node with a data directory is a real one (ephemeral: simulator, tests): its
-        # thumbnail decoding runs in a worker thread, off the node's trio thread
+        # a node with a data directory is usually a real one: its thumbnail decoding runs
+        # in a worker thread, off the node's trio thread — unless trio's clock is virtual
+        # (a simulated node kept on disk, a test's autojump clock): see virtual_time()
         self.probe_in_thread = self._tmpdir is None
         self.on_content = self._content_event
         self.on_evict = self._evict_event
