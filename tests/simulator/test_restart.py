@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from p2pkit.plugins.store import _content
+from p2pkit.plugins.store import _content, _media
 from p2pkit.simulator import Simulation
 from p2pkit.simulator._report import report_json
 
@@ -43,7 +43,7 @@ def _share_crash_restart(media: Path, config: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def probe_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     seen: list[int] = []
-    real = _content.probe
+    real = _media.probe  # the function _content calls, defined in _media
 
     def noting(*args: Any, **kwargs: Any) -> Any:
         seen.append(threading.get_ident())
