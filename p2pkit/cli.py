@@ -23,14 +23,13 @@ from rich.text import Text
 
 from ._exceptions import ConfigError, P2PKitError
 from .compiled import build_description
-from .config import NodeConfig, load_config, parse_assignment
+from .config import LOG_LEVELS, NodeConfig, load_config, parse_assignment
 from .node import Node, open_node
 from .plugin_manager import create_plugin_manager
 from .rids import parse_rid
 from .version import __version__
 
 console = Console(stderr=True)
-LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class UsageError(P2PKitError):

@@ -12,6 +12,7 @@ true/false/1/0/yes/no/on/off.
 
 from __future__ import annotations
 
+import enum
 import functools
 import math
 import os
@@ -32,6 +33,7 @@ ENV_PREFIX = "P2PKIT_"
 CORE_SECTIONS = ("node", "cfg")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def _port(_inst: Any, attr: Any, value: int) -> None:
@@ -44,6 +46,11 @@ def _grace(_inst: Any, attr: Any, value: float) -> None:
         raise ValueError(f"node.{attr.name} must be 0..10 seconds, got {value}")
 
 
+def _log_level(_inst: Any, attr: Any, value: str) -> None:
+    if value not in LOG_LEVELS:
+        raise ValueError(f"node.{attr.name}: expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
+
+
 @attrs.define
 class NodeSection:
     """``[node]``: where and how the node runs."""
@@ -54,7 +61,7 @@ class NodeSection:
     host: str = "0.0.0.0"
     port: int = attrs.field(default=7700, validator=_port)
     bootstrap: list[str] = attrs.field(factory=list)  # "host:port" of peers to contact
-    log_level: str = "info"
+    log_level: str = attrs.field(default="info", validator=_log_level)
     plugins: list[str] = attrs.field(factory=list)  # extra "module:attr" plugins
     disable: list[str] = attrs.field(factory=list)  # names of plugins not to load
     repeater: str = ""  # Unix socket path; "" = <data_dir>/repeater.sock; "off" = none
@@ -215,7 +222,9 @@ def convert(cls: type[T], values: Mapping[str, Any], section: str) -> T:
 
 
 def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+    if typing.get_origin(tp) is None and isinstance(getattr(tp, "__name__", None), str):
+        return str(tp.__name__)
+    return str(tp).replace("typing.", "")  # dict[str, int], not just dict
 
 
 def _check(tp: Any, value: Any, key: str) -> Any:
@@ -231,6 +240,8 @@ def _check(tp: Any, value: Any, key: str) -> Any:
             except ConfigError:
                 pass
         raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if origin is typing.Literal:
+        return _literal(tp, value, key)
     if isinstance(value, FromText):
         return _from_text(tp, value, key)
     if origin is list:
@@ -238,10 +249,21 @@ def _check(tp: Any, value: Any, key: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{key}: expected a list of {_type_name(item)}, got {value!r}")
         return [_check(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is tuple:
+        return _tuple(tp, value, key)
+    if origin is dict:
+        key_type, item = typing.get_args(tp) or (str, Any)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table of {_type_name(item)}, got {value!r}")
+        return {_check(key_type, k, f"{key} key {k!r}"): _check(item, v, f"{key}.{k}")
+                for k, v in value.items()}
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{key}: expected a finite number, got {value!r}")
     if tp is Any:
         return value
+    _supported(tp, key)
+    if issubclass(tp, enum.Enum) and not isinstance(value, tp):
+        return _enum(tp, value, key)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp is Path and isinstance(value, str):
@@ -251,13 +273,62 @@ def _check(tp: Any, value: Any, key: str) -> Any:
     return value
 
 
+def _supported(tp: Any, key: str) -> None:
+    """A plain class can be checked with isinstance; any other annotation (``set[int]``,
+    a Protocol's generic alias...) is the section's author's mistake, said as such."""
+    if not isinstance(tp, type) or typing.get_origin(tp) is not None:
+        raise ConfigError(
+            f"{key}: type {_type_name(tp)} is not supported in a config section (use str, "
+            "int, float, bool, Path, an Enum, Literal[...], list, tuple, dict or Optional)")
+
+
+def _literal(tp: Any, value: Any, key: str) -> Any:
+    choices = typing.get_args(tp)
+    for choice in choices:
+        if isinstance(value, FromText):
+            if value.text.strip() == str(choice):
+                return choice
+        elif value == choice and type(value) is type(choice):  # 1 is not True
+            return value
+    shown = ", ".join(repr(c) for c in choices)
+    got = value.text if isinstance(value, FromText) else value
+    raise ConfigError(f"{key}: expected one of {shown}, got {got!r}")
+
+
+def _enum(tp: type[enum.Enum], value: Any, key: str) -> Any:
+    try:
+        return tp(value)
+    except ValueError:
+        shown = ", ".join(repr(m.value) for m in tp)
+        raise ConfigError(f"{key}: expected one of {shown}, got {value!r}") from None
+
+
+def _tuple(tp: Any, value: Any, key: str) -> tuple[Any, ...]:
+    """``tuple[int, str]`` (that many items, each its type) or ``tuple[int, ...]``; TOML
+    gives an array (a list), text gives comma-separated items."""
+    args = typing.get_args(tp)
+    if isinstance(value, FromText):
+        value = [FromText(p.strip(), value.origin) for p in value.text.split(",") if p.strip()]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if len(args) == 2 and args[1] is Ellipsis:
+        args = (args[0],) * len(value)
+    elif len(value) != len(args):
+        raise ConfigError(f"{key}: expected {len(args)} items ({_type_name(tp)}), got {value!r}")
+    return tuple(_check(t, v, f"{key}[{i}]") for i, (t, v) in enumerate(zip(args, value, strict=True)))
+
+
 def _from_text(tp: Any, value: FromText, key: str) -> Any:
     text = value.text.strip()
     where = f"{key} (from {value.origin})"
     if typing.get_origin(tp) is list:
         (item,) = typing.get_args(tp) or (str,)
         parts = [p.strip() for p in text.split(",") if p.strip()]
-        return [_from_text(item, FromText(p, value.origin), key) for p in parts]
+        return [_check(item, FromText(p, value.origin), key) for p in parts]
+    if typing.get_origin(tp) is tuple:
+        return _tuple(tp, value, key)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return _enum(tp, value.text.strip(), where)
     if tp is bool:
         if text.lower() in _TRUE:
             return True

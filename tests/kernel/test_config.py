@@ -1,5 +1,6 @@
+import enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import pytest
@@ -135,3 +136,69 @@ def test_cfg_defaults_are_validated_like_runtime_settings(key: str, value: int) 
     section: dict[str, Any] = {key: value}  # which field (and its type) is known at run time only
     with pytest.raises(ConfigError, match=rf"cfg\.{key}"):
         Settings(CfgSection(**section), None)
+
+
+class Colour(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@attrs.define
+class TypedSection:
+    mode: Literal["fast", "safe"] = "safe"
+    level: Literal[1, 2] = 1
+    weights: dict[str, int] = attrs.field(factory=dict)
+    size: tuple[int, int] = (1, 1)
+    tags: tuple[str, ...] = ()
+    colour: Colour = Colour.RED
+    seen: set[int] = attrs.field(factory=set)
+
+
+def _bind(values: dict[str, Any], env: dict[str, str] | None = None) -> Any:
+    config = load_config(env=env or {}, overrides={"typed": values} if values else None)
+    config.bind_sections({"typed": TypedSection})
+    return config.section("typed")
+
+
+@pytest.mark.parametrize(("values", "env", "expected"), [
+    ({"mode": "fast"}, None, {"mode": "fast"}),
+    ({}, {"P2PKIT_TYPED__MODE": "fast"}, {"mode": "fast"}),
+    ({"level": 2}, None, {"level": 2}),
+    ({}, {"P2PKIT_TYPED__LEVEL": "2"}, {"level": 2}),
+    ({"weights": {"a": 1, "b": 2}}, None, {"weights": {"a": 1, "b": 2}}),
+    ({"size": [640, 480]}, None, {"size": (640, 480)}),
+    ({}, {"P2PKIT_TYPED__SIZE": "640, 480"}, {"size": (640, 480)}),
+    ({"tags": ["x", "y", "z"]}, None, {"tags": ("x", "y", "z")}),
+    ({"colour": "blue"}, None, {"colour": Colour.BLUE}),
+    ({}, {"P2PKIT_TYPED__COLOUR": "blue"}, {"colour": Colour.BLUE}),
+])
+def test_literal_dict_tuple_and_enum_fields_take_valid_values(
+        values: dict[str, Any], env: dict[str, str] | None, expected: dict[str, Any]) -> None:
+    section = _bind(values, env)
+    assert {k: getattr(section, k) for k in expected} == expected
+
+
+@pytest.mark.parametrize(("values", "env", "message"), [
+    # each crashed with "TypeError: Subscripted generics cannot be used with class and
+    # instance checks" on any value, valid or not
+    ({"mode": "turbo"}, None, r"typed\.mode: expected one of 'fast', 'safe', got 'turbo'"),
+    ({}, {"P2PKIT_TYPED__MODE": "turbo"}, r"typed\.mode: expected one of 'fast', 'safe'"),
+    ({"level": True}, None, r"typed\.level: expected one of 1, 2, got True"),
+    ({"weights": {"a": "heavy"}}, None, r"typed\.weights\.a: expected int, got str"),
+    ({"weights": [1, 2]}, None, r"typed\.weights: expected a table of int"),
+    ({}, {"P2PKIT_TYPED__WEIGHTS": "a=1"}, r"typed\.weights .*dict\[str, int\] cannot be given as text"),
+    ({"size": [640]}, None, r"typed\.size: expected 2 items \(tuple\[int, int\]\)"),
+    ({"size": [640, "tall"]}, None, r"typed\.size\[1\]: expected int"),
+    ({"colour": "green"}, None, r"typed\.colour: expected one of 'red', 'blue', got 'green'"),
+    ({"seen": [1]}, None, r"typed\.seen: type set\[int\] is not supported in a config section"),
+])
+def test_literal_dict_tuple_and_enum_fields_name_the_key_on_a_bad_value(
+        values: dict[str, Any], env: dict[str, str] | None, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _bind(values, env)
+
+
+def test_log_level_is_checked_by_the_config_not_only_the_cli() -> None:
+    with pytest.raises(ConfigError, match=r"node\.log_level: expected one of debug, info"):
+        NodeConfig.from_mapping({"node": {"log_level": "loud"}})
+    assert NodeConfig.from_mapping({"node": {"log_level": "debug"}}).node.log_level == "debug"
