@@ -4,6 +4,8 @@
   i.e. rudp): goodput over time, completion times, fraction of the link used.
 * ``mesh`` — every node keeps sessions to ``degree`` random others and pings each every
   ``interval`` seconds: RTT samples, connect successes and failures (churn, scale).
+
+Both dial public nodes only: a node behind a NAT has no address another host can reach.
 * ``punch`` — plain UDP on bare hosts: clients register with a rendezvous host that tells
   them their public (server-reflexive) address, learn each other's, and punch holes by
   sending to each other at once; the result is the reachability by NAT-type pair.
@@ -124,6 +126,8 @@ def _random_running(sim: Simulation, rng: random.Random, members: list[str], me:
     """A random running member other than ``me``: a few draws first (O(1); listing every
     candidate on every connect made 10 000-node runs quadratic), then the full list."""
     nodes = sim.nodes
+    if not members:
+        return None
     for _ in range(8):
         name = members[rng.randrange(len(members))]
         if name != me and nodes[name].running:
@@ -193,6 +197,13 @@ def _members(sim: Simulation, groups: str | list[str]) -> list[str]:
     return [host for g in names for host in sim.groups.get(g, [])]
 
 
+def _behind_nat(sim: Simulation, name: str) -> bool:
+    """A node behind a NAT has no address another host can dial: its own is private (every
+    per-host NAT hands out the same one, so a NAT'd node dialling it reached itself), and
+    the workloads do not model learning its public mapping."""
+    return sim.host(name).nat is not None
+
+
 class BulkWorkload:
     """``from``/``to`` groups, paired member by member; ``bytes`` each; from ``start``."""
 
@@ -214,6 +225,7 @@ class BulkWorkload:
         if not senders or not receivers:
             sim.note("bulk workload: no senders or receivers")
             return
+        unreachable = 0
         for index, src in enumerate(senders):
             dst = receivers[index % len(receivers)]
             flow_id = len(sim.flows) + 1
@@ -221,7 +233,14 @@ class BulkWorkload:
             flow = Flow(flow_id, src, src, dst,
                         params["bytes"], host.link.up_bps)
             sim.flows[flow_id] = flow
+            if _behind_nat(sim, dst):
+                flow.error = f"receiver {dst} is behind a NAT: no address to dial"
+                unreachable += 1
+                continue
             sim.spawn(self._send, sim, flow, params)
+        if unreachable:
+            sim.note(f"bulk workload: {unreachable} of {len(senders)} flows not started, "
+                     "their receivers are behind a NAT (the sender dials the receiver)")
 
     async def _send(self, sim: Simulation, flow: Flow, params: Mapping[str, Any]) -> None:
         await sim.sleep_until(params["start"])
@@ -268,6 +287,11 @@ class MeshWorkload:
     def install(self, sim: Simulation, params: Mapping[str, Any]) -> None:
         members = _members(sim, params["groups"])
         member_set = set(members)
+        targets = [name for name in members if not _behind_nat(sim, name)]
+        if len(targets) < len(members):
+            sim.note(f"mesh workload: {len(members) - len(targets)} of {len(members)} nodes are "
+                     "behind a NAT and are never dialled (no address to reach them at); they "
+                     f"dial the {len(targets)} public ones")
         warned: list[bool] = []
 
         def started(sim_node: SimNode, node: Node) -> None:
@@ -275,11 +299,11 @@ class MeshWorkload:
                 warned.append(True)
                 sim.note("mesh workload: nodes have no transport plugin, no sessions opened")
             if sim_node.name in member_set and node.peers is not None:
-                node.nursery.start_soon(self._node_loop, sim, sim_node, node, members, params)
+                node.nursery.start_soon(self._node_loop, sim, sim_node, node, targets, params)
 
         sim.on_node_start(started)
 
-    async def _node_loop(self, sim: Simulation, me: SimNode, node: Node, members: list[str],
+    async def _node_loop(self, sim: Simulation, me: SimNode, node: Node, targets: list[str],
                          params: Mapping[str, Any]) -> None:
         rng = sim.rng("mesh", me.name, me.starts)
         peers = node.peers
@@ -288,7 +312,7 @@ class MeshWorkload:
         while True:
             outbound = [p for p in peers.all() if p.initiated]
             if len(outbound) < params["degree"]:
-                choice = _random_running(sim, rng, members, me.name)
+                choice = _random_running(sim, rng, targets, me.name)
                 if choice is not None:
                     target = sim.nodes[choice]
                     with trio.move_on_after(params["connect_timeout"]) as scope:
