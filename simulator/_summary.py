@@ -48,13 +48,21 @@ def summary_tables(report: Mapping[str, Any], wall_seconds: float) -> list[Table
         table = Table(title="bulk transfers")
         for column in ("flow", "bytes", "received", "duration s", "goodput Mbit/s", "of link"):
             table.add_column(column, justify="right")
+        errors = any("error" in flow for flow in flows)
+        if errors:
+            table.add_column("error")
         for flow in flows:
-            table.add_row(
+            row = [
                 f"{flow['from']} -> {flow['to']}", str(flow["bytes"]), str(flow["received"]),
                 _fmt(flow["duration_s"]) if flow["duration_s"] is not None else "-",
                 f"{flow['goodput_bps'] / 1e6:.2f}",
                 f"{flow['fraction_of_link']:.1%}" if "fraction_of_link" in flow else "-",
-            )
+            ]
+            if errors:
+                failed = flow.get("failed_s")
+                row.append("" if "error" not in flow else flow["error"] if failed is None
+                           else f"at {failed:g} s: {flow['error']}")
+            table.add_row(*row)
         tables.append(table)
     punch = report["results"].get("punch")
     if punch:

@@ -58,11 +58,19 @@ class Flow:
         self.link_bps = link_bps
         self.started: float | None = None
         self.completed: float | None = None
+        self.done = trio.Event()  # set with ``completed``
         self.received = 0
         self.error = ""
+        self.failed: float | None = None  # when it failed (set with ``error``)
+
+    def fail(self, error: str, now: float | None) -> None:
+        self.error = error
+        self.failed = now
 
     def result(self, duration: float) -> dict[str, Any]:
-        elapsed = (self.completed if self.completed is not None else duration) - (self.started or 0)
+        # a flow still running at the end is measured to the end; a failed one to its failure
+        end = self.completed if self.completed is not None else self.failed
+        elapsed = (duration if end is None else end) - (self.started or 0)
         goodput = self.received * 8 / elapsed if self.started is not None and elapsed > 0 else 0.0
         out: dict[str, Any] = {
             "label": self.label, "from": self.src, "to": self.dst, "bytes": self.total,
@@ -75,6 +83,7 @@ class Flow:
             out["fraction_of_link"] = goodput / self.link_bps
         if self.error:
             out["error"] = self.error
+            out["failed_s"] = self.failed
         return out
 
 
@@ -104,6 +113,7 @@ class SimProtocol:
             metrics.count("bulk_bytes_received", nbytes, node=self.sim_node.name)
             if flow.completed is None and flow.received >= flow.total:
                 flow.completed = sim.now
+                flow.done.set()
                 metrics.observe("bulk_completion_s", flow.completed - (flow.started or 0),
                                 node=self.sim_node.name)
         elif kind == _FLOW_START and len(payload) == _START.size:
@@ -234,7 +244,7 @@ class BulkWorkload:
                         params["bytes"], host.link.up_bps)
             sim.flows[flow_id] = flow
             if _behind_nat(sim, dst):
-                flow.error = f"receiver {dst} is behind a NAT: no address to dial"
+                flow.fail(f"receiver {dst} is behind a NAT: no address to dial", None)
                 unreachable += 1
                 continue
             sim.spawn(self._send, sim, flow, params)
@@ -248,7 +258,7 @@ class BulkWorkload:
         node = await src.wait_running()
         await dst.wait_running()
         if node.peers is None:
-            flow.error = "node has no transport"
+            flow.fail("node has no transport", sim.now)
             sim.note(f"bulk {flow.label}: node {flow.src} has no transport plugin")
             return
         try:
@@ -263,8 +273,29 @@ class BulkWorkload:
                 piece = chunk if remaining >= len(chunk) else chunk[:remaining]
                 await peer.send(PROTOCOL, header + piece, channel=CHANNEL_BULK)
                 remaining -= len(piece)
-        except (SessionClosed, NodeStateError, trio.TooSlowError) as exc:
-            flow.error = f"{type(exc).__name__}: {exc}"
+            # all queued is not all delivered: wait for the receiver or the session's end
+            assert src._stopped is not None
+            await _first_of(flow.done, peer.closed, src._stopped)
+            if flow.completed is None:
+                # a crash closes the session too, "closed by peer" (a local reason): say why
+                scope = src._scope
+                running = src.node is node and scope is not None and not scope.cancel_called
+                gone = (f"the session closed ({peer.close_reason})" if running
+                        else f"the sender {flow.src} stopped")
+                flow.fail(f"{gone} before {flow.dst} had every byte", sim.now)
+        except (SessionClosed, NodeStateError, RemoteProtocolError, trio.TooSlowError) as exc:
+            flow.fail(f"{type(exc).__name__}: {exc}", sim.now)
+
+
+async def _first_of(*events: trio.Event) -> None:
+    """Return once any of ``events`` is set."""
+    async with trio.open_nursery() as nursery:
+        async def wait(event: trio.Event) -> None:
+            await event.wait()
+            nursery.cancel_scope.cancel()
+
+        for event in events:
+            nursery.start_soon(wait, event)
 
 
 class MeshWorkload:

@@ -7,6 +7,7 @@ from typing import Any
 
 from p2pkit.simulator import parse_scenario
 from p2pkit.simulator._runner import scenario_function, simulation_for
+from p2pkit.simulator._summary import summary_tables
 
 MESH_THROUGH_NATS = """
 [scenario]
@@ -49,3 +50,43 @@ def test_bulk_to_a_receiver_behind_a_nat_is_an_error_not_a_connect_to_nowhere() 
     flows = report["results"]["bulk"]
     assert len(flows) == 3
     assert all("behind a NAT" in flow["error"] and flow["received"] == 0 for flow in flows)
+
+
+CRASHING_SENDER = """
+[scenario]
+duration = 20.0
+resolution_ms = 1.0
+[config]
+node = { plugins = ["p2pkit.plugins.rudp"], disable = ["store", "swarm"] }
+[[groups]]
+name = "src"
+link = { up_mbps = 10.0, latency_ms = 5.0 }
+[[groups]]
+name = "dst"
+link = { latency_ms = 5.0 }
+[[timeline]]
+at = 3.0
+action = "crash"
+target = "src-0"
+[[workload]]
+kind = "bulk"
+from = "src"
+to = "dst"
+bytes = 4_000_000
+start = 1.0
+"""
+
+
+def test_a_flow_whose_sender_crashed_after_queueing_everything_is_an_error() -> None:
+    """The sender's loop ended with its last message queued, so the flow was reported
+    unfinished, without an error, its goodput averaged over the rest of the run."""
+    report = _run_toml(CRASHING_SENDER)
+    (flow,) = report["results"]["bulk"]
+    assert flow["completed_s"] is None and flow["received"] < flow["bytes"]
+    assert flow["error"] == "the sender src-0 stopped before dst-0 had every byte"
+    assert flow["failed_s"] == 3.0
+    assert flow["goodput_bps"] == flow["received"] * 8 / (3.0 - flow["started_s"])
+    table = summary_tables(report, 1.0)[1]
+    assert table.columns[-1].header == "error"
+    (cell,) = table.columns[-1].cells
+    assert cell == "at 3 s: the sender src-0 stopped before dst-0 had every byte"
