@@ -71,8 +71,10 @@ def p2pkit_cli_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 @hookspec
 def p2pkit_services(node: Node) -> Iterable[Service]:
-    """Long-running services: ``async def serve(*, task_status)``, started in order in
-    the node's nursery once the endpoint is up; ``task_status.started()`` when ready."""
+    """A list of long-running services, each ``async def serve(*, task_status)``, started
+    in order in the node's nursery once the endpoint is up. Each must call
+    ``task_status.started()`` when ready: ``open_node`` waits for it, for ever if it never
+    comes."""
 
 
 @hookspec
@@ -85,7 +87,9 @@ def p2pkit_datagram_handlers(node: Node) -> Iterable[tuple[Iterable[int], Datagr
 
 @hookspec
 def p2pkit_message_protocols(node: Node) -> Iterable[MessageProtocol]:
-    """Named application protocols carried over peer sessions (``swarm``, ``flood``...)."""
+    """Named application protocols carried over peer sessions (``swarm``, ``flood``...):
+    names of 1..32 ASCII bytes, each once per node. ``handle`` must not wait (see
+    :class:`p2pkit.peers.MessageProtocol`)."""
 
 
 @hookspec

@@ -11,11 +11,20 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+import attrs
 import pluggy
 import trio
 
@@ -238,20 +247,22 @@ class Node:
         self, nursery: trio.Nursery, endpoint: DatagramEndpoint, bootstrap: list[Address],
     ) -> None:
         await nursery.start(endpoint.run, self.demux.dispatch)
-        if self.transport is not None:
-            self.peers = PeerManager(self, self.transport)
-            for results in self.hook.p2pkit_message_protocols(node=self):
-                self.peers.add_protocols(results or ())
-        for results in reversed(self.hook.p2pkit_services(node=self)):
-            for service in results or ():
-                try:
-                    await nursery.start(service)
-                except P2PKitError:
-                    raise
-                except Exception as exc:  # a plugin's bug, named as such
-                    name = getattr(service, "__qualname__", repr(service))
-                    raise PluginError(f"service {name} failed to start: "
-                                      f"{type(exc).__name__}: {exc}") from exc
+        services: list[Any] = []
+        for plugin, service in _plugin_items(self.hook.p2pkit_services, "a list of services",
+                                             node=self):
+            if not callable(service):
+                raise PluginError(f"plugin {plugin!r}: p2pkit_services must return a list of "
+                                  f"services (async functions), one is {service!r}")
+            services.append(service)
+        for service in services:
+            try:
+                await nursery.start(service)
+            except P2PKitError:
+                raise
+            except Exception as exc:  # a plugin's bug, named as such
+                name = getattr(service, "__qualname__", repr(service))
+                raise PluginError(f"service {name} failed to start: "
+                                  f"{type(exc).__name__}: {exc}") from exc
         if self.peers is not None:
             await nursery.start(self.peers.serve)
         if self.data_dir is not None:  # simulated nodes read endpoint stats directly
@@ -338,6 +349,25 @@ def _repeater_path(config: NodeConfig, data_dir: Path | None) -> Path | None:
     return data_dir / "repeater.sock" if data_dir is not None else None
 
 
+def _config_sections(pm: pluggy.PluginManager) -> dict[str, type]:
+    """Every plugin's config section classes, checked: one owner per name, attrs classes."""
+    sections: dict[str, type] = {}
+    for impl in reversed(pm.hook.p2pkit_config_sections.get_hookimpls()):
+        with _blamed(impl.plugin_name, "p2pkit_config_sections"):
+            result = impl.function() or {}
+        if not isinstance(result, Mapping):
+            raise PluginError(f"plugin {impl.plugin_name!r}: p2pkit_config_sections must return "
+                              f"{{\"name\": AttrsClass}}, got {result!r}")
+        for name, cls in result.items():
+            if name in sections or name in ("node", "cfg"):
+                raise ConfigError(f"config section [{name}] is claimed by two plugins")
+            if not (isinstance(cls, type) and attrs.has(cls)):
+                raise PluginError(f"plugin {impl.plugin_name!r}: config section [{name}] must be "
+                                  f"an attrs class (@attrs.define), got {cls!r}")
+            sections[name] = cls
+    return sections
+
+
 def _build_providers(node: Node) -> None:
     choices = {cap: getattr(node.config.node, cap) for cap in CAPABILITIES}
     chosen = choose_providers(node.pm, choices, CAPABILITIES)
@@ -348,14 +378,57 @@ def _build_providers(node: Node) -> None:
                     f"{cap} provider {plugin!r} requires a {needed} provider, and none is loaded"
                 )
     for cap, (plugin, factory) in chosen.items():
-        provider = factory(node)
+        with _blamed(plugin, f"its {cap} factory"):
+            provider = factory(node)
         node.providers[cap] = provider
         node.provider_names[cap] = plugin
         register(node.pm, provider, f"{plugin}:{cap}")
-    for results in node.hook.p2pkit_node_plugins(node=node):
-        for obj in results or ():
-            register(node.pm, obj, f"{default_name(obj)}@{id(obj):x}")
+    for _plugin, obj in _plugin_items(node.hook.p2pkit_node_plugins, "a list of plugin objects",
+                                      node=node):
+        register(node.pm, obj, f"{default_name(obj)}@{id(obj):x}")
     check(node.pm)
+
+
+def _build_peers(node: Node) -> None:
+    """The peer layer and its message protocols, checked before any task starts: a bad
+    protocol name is the plugin's error, named as such."""
+    if node.transport is None:
+        return
+    node.peers = PeerManager(node, node.transport)
+    for plugin, proto in _plugin_items(node.hook.p2pkit_message_protocols,
+                                       "a list of message protocols", node=node):
+        with _blamed(plugin, "p2pkit_message_protocols"):
+            node.peers.add_protocols([proto])
+
+
+@contextmanager
+def _blamed(plugin: str, what: str) -> Iterator[None]:
+    """A plugin's bug in start-up code (``what``) as a PluginError naming the plugin, its
+    own exception chained; a ConfigError (the user's config, naming the key) stays one."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise PluginError(f"plugin {plugin!r}: {what} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _plugin_items(hook: Any, shape: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+    """``(plugin name, item)`` for every item of every plugin's result of a start-up hook
+    that returns an iterable, in the order the hook's call would give; a plugin that
+    raises, or returns something else, is a PluginError naming it."""
+    for impl in reversed(hook.get_hookimpls()):
+        if impl.hookwrapper or impl.wrapper:
+            continue
+        with _blamed(impl.plugin_name, hook.name):
+            result = impl.function(*(kwargs[arg] for arg in impl.argnames))
+        if result is None:
+            continue
+        if isinstance(result, (str, bytes, Mapping)) or not isinstance(result, Iterable):
+            raise PluginError(f"plugin {impl.plugin_name!r}: {hook.name} must return {shape}, "
+                              f"got {type(result).__name__} {result!r}")
+        for item in result:
+            yield impl.plugin_name, item
 
 
 @asynccontextmanager
@@ -374,13 +447,7 @@ async def open_node(
     """
     config = config or NodeConfig()
     pm = create_plugin_manager([*config.node.plugins, *plugins], config.node.disable)
-    sections: dict[str, type] = {}
-    for result in pm.hook.p2pkit_config_sections():
-        for name, cls in (result or {}).items():
-            if name in sections or name in ("node", "cfg"):
-                raise ConfigError(f"config section [{name}] is claimed by two plugins")
-            sections[name] = cls
-    config.bind_sections(sections)
+    config.bind_sections(_config_sections(pm))
     bootstrap = [parse_address(a) for a in config.node.bootstrap]
     data_dir = _resolve_data_dir(config)
     if identity is None:
@@ -395,14 +462,19 @@ async def open_node(
 
             endpoint = await UdpEndpoint.open(config.node.host, config.node.port)
         node._endpoint = endpoint
-        for results in node.hook.p2pkit_datagram_handlers(node=node):
-            for first_bytes, handler in results or ():
+        for plugin, pair in _plugin_items(node.hook.p2pkit_datagram_handlers,
+                                          "a list of (first bytes, handler) pairs", node=node):
+            with _blamed(plugin, "p2pkit_datagram_handlers (a list of ([first bytes], handler))"):
+                first_bytes, handler = pair
                 node.demux.register(first_bytes, handler)
         for field in node._kernel_fields():
             node.fields.register(field)
-        for results in node.hook.p2pkit_fields(node=node):
-            for field in results or ():
+        for plugin, field in _plugin_items(node.hook.p2pkit_fields, "a list of Fields", node=node):
+            with _blamed(plugin, "p2pkit_fields"):
+                if not isinstance(field, Field):
+                    raise TypeError(f"expected a Field, got {field!r}")
                 node.fields.register(field)
+        _build_peers(node)
         body_error: BaseException | None = None
         try:
             async with trio.open_nursery() as host:

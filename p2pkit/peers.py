@@ -110,7 +110,10 @@ def _last_stats(peer: Peer) -> dict[str, float | str]:
 
 
 def encode_message(protocol: str, payload: bytes) -> bytes:
-    name = protocol.encode("ascii")
+    try:
+        name = protocol.encode("ascii")
+    except UnicodeEncodeError:
+        name = b""  # refused below, with the same words
     if not 0 < len(name) <= MAX_PROTOCOL_NAME:
         raise ValueError(f"protocol name {protocol!r} must be 1..{MAX_PROTOCOL_NAME} ASCII bytes")
     return bytes((len(name),)) + name + payload

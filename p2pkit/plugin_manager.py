@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.metadata
+import logging
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
@@ -20,6 +21,7 @@ from ._exceptions import CapabilityError, PluginError
 
 PROJECT = "p2pkit"
 ENTRY_POINT_GROUP = "p2pkit.plugins"
+log = logging.getLogger("p2pkit.plugins")
 
 # The built-in plugins, by module; the name a plugin is known by is the last part.
 BUILTIN_PLUGINS: tuple[str, ...] = (
@@ -139,12 +141,19 @@ def create_plugin_manager(
         for ep in _entry_point_plugins():
             if ep.name not in disabled and pm.get_plugin(ep.name) is None:
                 register(pm, _load_entry_point(ep), ep.name)
+    known = {plugin_name(m) for m in BUILTIN_PLUGINS} | {ep.name for ep in _entry_point_plugins()}
     for item in extra:
         obj = load_object(item) if isinstance(item, str) else item
-        name = item if isinstance(item, str) else default_name(obj)
-        if pm.is_registered(obj):
+        # named like any plugin (its p2pkit_name...), not by the spec that loaded it:
+        # [node] discovery = "<name>" and disable must reach it however it came
+        name = default_name(obj)
+        known.add(name)
+        if name in disabled or pm.is_registered(obj):  # named twice: loaded once
             continue
         register(pm, obj, name)
+    for name in sorted(disabled - known):
+        # a warning, not an error: one config may serve installs with other plugins
+        log.warning("node.disable: no plugin is named %r (known: %s)", name, ", ".join(sorted(known)))
     check(pm)
     return pm
 

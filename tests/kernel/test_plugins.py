@@ -1,12 +1,22 @@
 import sys
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from p2pkit import CapabilityError, NodeConfig, PluginError, hookimpl, open_node, plugin_manager
+from p2pkit import (
+    CapabilityError,
+    Field,
+    FieldType,
+    NodeConfig,
+    PluginError,
+    hookimpl,
+    open_node,
+    plugin_manager,
+)
 from p2pkit.node import Node, Service
 from p2pkit.plugin_manager import BUILTIN_PLUGINS, create_plugin_manager, plugin_name
 
@@ -210,3 +220,113 @@ def test_a_plugins_own_hook_specifications_work_in_every_manager(monkeypatch: py
     assert second.hook.pick_colour() == "green"
     assert first.hook.pick_colour.spec is not None and first.hook.pick_colour.spec.opts["firstresult"]
     assert parsed == ["pick_colour"]  # by the first manager only
+
+
+class NamedStore:
+    """A store provider that calls itself 'named' (``p2pkit_name``)."""
+
+    p2pkit_name = "named"
+
+    @hookimpl
+    def p2pkit_capabilities(self) -> Mapping[str, Callable[[Node], str]]:
+        return {"store": lambda node: "named-store"}
+
+
+NAMED_STORE = NamedStore()  # loaded by spec below, as --plugin or [node] plugins would
+
+
+async def test_a_plugin_loaded_by_spec_goes_by_its_p2pkit_name() -> None:
+    spec = f"{__name__}:NAMED_STORE"
+    # it went by the spec: [node] store = "named" found no provider, disable missed it
+    async with open_node(bare_config(store="named", plugins=[spec])) as node:
+        assert node.provider_names["store"] == "named" and node.store == "named-store"
+    async with open_node(bare_config(disable=[*NO_BUILTINS, "named"]), plugins=[spec]) as node:
+        assert node.store is None
+    with pytest.raises(PluginError, match="'named' cannot be registered"):
+        create_plugin_manager([spec, NamedStore()], NO_BUILTINS)  # a clash stays an error
+    assert create_plugin_manager([spec, NAMED_STORE], NO_BUILTINS).get_plugin("named") is NAMED_STORE
+
+
+def test_an_unknown_name_to_disable_is_reported(caplog: pytest.LogCaptureFixture) -> None:
+    create_plugin_manager([], [*NO_BUILTINS, "ehco"])
+    assert "node.disable: no plugin is named 'ehco'" in caplog.text
+
+
+class Speaker:
+    """A plugin whose message protocol has a given name."""
+
+    p2pkit_name = "speaker"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def handle(self, peer: Any, payload: bytes) -> None:
+        pass
+
+    @hookimpl
+    def p2pkit_message_protocols(self, node: Node) -> list[Any]:
+        return [self]
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("swarm", "registered twice"), ("x" * 33, "must be 1..32 ASCII bytes"),
+    ("café", "must be 1..32 ASCII bytes"), ("", "must be 1..32 ASCII bytes")])
+async def test_a_bad_message_protocol_name_is_a_plugin_error_naming_the_plugin(
+        name: str, message: str) -> None:
+    # each came out of open_node as a bare ExceptionGroup[ValueError/UnicodeEncodeError]
+    config = NodeConfig.from_mapping({"node": {"ephemeral": True, "host": "127.0.0.1", "port": 0}})
+    with pytest.raises(PluginError, match=rf"plugin 'speaker': .*{message}"):
+        async with open_node(config, plugins=[Speaker(name)]):
+            pass
+
+
+class Bad:
+    """Start-up hooks that return the wrong shape or raise, one per test case."""
+
+    p2pkit_name = "bad"
+
+
+def _bad(hook: str, body: Callable[..., Any]) -> Bad:
+    plugin = Bad()
+    setattr(plugin, hook, hookimpl(body))
+    return plugin
+
+
+async def _serve(*, task_status: Any) -> None:
+    task_status.started()
+
+
+def _raise(exc: Exception) -> Any:
+    raise exc
+
+
+@dataclass
+class DataclassSection:
+    rate: int = 1
+
+
+@pytest.mark.parametrize(("plugin", "message"), [
+    (_bad("p2pkit_services", lambda node: _serve), r"p2pkit_services must return a list of services"),
+    (_bad("p2pkit_services", lambda node: [42]), r"p2pkit_services must return a list of services"),
+    (_bad("p2pkit_fields", lambda node: Field("bad.x", FieldType.INT, lambda: 1)),
+     r"p2pkit_fields must return a list of Fields"),
+    (_bad("p2pkit_fields", lambda node: ["bad.x"]), r"p2pkit_fields failed: TypeError: expected a Field"),
+    (_bad("p2pkit_fields", lambda node: _raise(AttributeError("oops"))),
+     r"p2pkit_fields failed: AttributeError: oops"),
+    (_bad("p2pkit_fields", lambda node: [Field("bad." + "x" * 40, FieldType.INT, lambda: 1)]),
+     r"p2pkit_fields failed: FieldError"),
+    (_bad("p2pkit_datagram_handlers", lambda node: [(0x41, lambda batch, now: None)]),
+     r"p2pkit_datagram_handlers .* failed: TypeError"),
+    (_bad("p2pkit_node_plugins", lambda node: _raise(KeyError("missing"))),
+     r"p2pkit_node_plugins failed: KeyError"),
+    (_bad("p2pkit_capabilities", lambda: {"ai": lambda node: _raise(RuntimeError("no model"))}),
+     r"its ai factory failed: RuntimeError: no model"),
+    (_bad("p2pkit_config_sections", lambda: {"bad": DataclassSection}),
+     r"config section \[bad\] must be an attrs class"),
+])
+async def test_a_start_up_hook_that_fails_is_a_plugin_error_naming_the_plugin(
+        plugin: Bad, message: str) -> None:
+    with pytest.raises(PluginError, match=rf"plugin 'bad': {message}") as caught:
+        async with open_node(bare_config(), plugins=[plugin]):
+            pass
+    assert not isinstance(caught.value, BaseExceptionGroup)
