@@ -87,7 +87,10 @@ class UdpEndpoint:
         recv_size: int = _MAX_DATAGRAM,
     ) -> UdpEndpoint:
         """Bind a UDP socket to ``(host, port)``; port 0 picks a free one."""
-        infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        try:
+            infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        except (OSError, UnicodeError, ValueError) as exc:  # gaierror, an IDNA or NUL error
+            raise ConfigError(f"node.host: cannot use {host!r} to listen on: {exc}") from exc
         if not infos:  # pragma: no cover - getaddrinfo raises instead
             raise ConfigError(f"node.host: cannot resolve {host!r}")
         family, _, _, _, sockaddr = infos[0]
