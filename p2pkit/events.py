@@ -3,7 +3,8 @@
 Plugins observe events through the ``p2pkit_event`` hook (synchronous, called in emit
 order); async consumers such as the web UI's WebSocket subscribe to the bus and get a
 bounded stream (a subscriber whose buffer is full misses the events that arrive until it
-catches up; it never blocks the node).
+catches up; it never blocks the node). The node closes its bus once it has stopped: every
+subscriber's ``async for`` then ends.
 """
 
 from __future__ import annotations
@@ -105,6 +106,15 @@ class FanOut(Generic[T]):
         self._buffer = buffer
         self._subscribers: list[trio.MemorySendChannel[T]] = []
         self.dropped = 0
+        self.closed = False
+
+    def close(self) -> None:
+        """No more items: every subscriber's loop ends once it has read what is buffered,
+        and a later subscription ends at once."""
+        self.closed = True
+        for send in self._subscribers:
+            send.close()
+        self._subscribers.clear()
 
     def __len__(self) -> int:
         return len(self._subscribers)
@@ -122,7 +132,10 @@ class FanOut(Generic[T]):
     async def subscribe(self) -> AsyncIterator[trio.MemoryReceiveChannel[T]]:
         """``async with fan.subscribe() as items: async for item in items: ...``"""
         send, receive = trio.open_memory_channel[T](self._buffer)
-        self._subscribers.append(send)
+        if self.closed:
+            send.close()
+        else:
+            self._subscribers.append(send)
         try:
             async with receive:
                 yield receive

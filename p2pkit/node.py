@@ -526,6 +526,7 @@ async def open_node(
                     log.exception("closing provider %r failed", provider)
         node.settings.close()
         node.state = NodeState.STOPPED
+        node.events.close()  # subscribers outside the node's block learn that it stopped
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:

@@ -237,3 +237,34 @@ async def test_an_interrupt_while_the_node_takes_its_leave_still_stops_it() -> N
         async with open_node(config(), plugins=[InterruptedFarewell(), probe]):
             pass
     assert probe.cancelled
+
+
+@pytest.mark.parametrize("host", ["999.1.1.1", "no.such.host.invalid", "a\x00b"])
+async def test_a_host_that_does_not_resolve_is_a_config_error_naming_it(host: str) -> None:
+    # it was a bare socket.gaierror ("error: Name or service not known" in the CLI)
+    with pytest.raises(ConfigError, match=r"node\.host: cannot use"):
+        async with open_node(config(host=host)):
+            pass
+
+
+async def test_event_subscribers_outside_the_block_end_when_the_node_stops() -> None:
+    # such a loop ran for ever after STOPPED: nothing ever told it
+    seen: list[str] = []
+    ended = trio.Event()
+    async with trio.open_nursery() as outer:
+        async with open_node(config()) as node:
+            async def watch(task_status: trio.TaskStatus[None]) -> None:
+                async with node.events.subscribe() as events:
+                    task_status.started()
+                    async for event in events:
+                        seen.append(event.kind)
+                ended.set()
+
+            await outer.start(watch)
+            node.settings.set("max_connections", 7)
+        with trio.fail_after(10):
+            await ended.wait()
+    assert node.state is NodeState.STOPPED
+    assert seen == ["settings.changed"]  # what came before the stop is still delivered
+    async with node.events.subscribe() as late:
+        assert [event async for event in late] == []  # a late subscriber ends at once
