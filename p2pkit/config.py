@@ -81,7 +81,9 @@ class CfgSection:
     """``[cfg]``: defaults of the runtime settings; values set at run time persist and win."""
 
     p2p_enabled: bool = True
-    upload_limit_kbps: int = 0  # 0 = none set: rudp finds the node's limit (uplink_target_ms)
+    # KiB/s (kibibytes, not kilobits: the name is the product spec's); 0 = none set: rudp
+    # finds the node's limit (uplink_target_ms)
+    upload_limit_kbps: int = 0
     cache_limit_mb: int = 2048
     max_connections: int = 50
 

@@ -47,7 +47,7 @@ class SettingSpec:
 
 SETTINGS: dict[str, SettingSpec] = {
     "p2p_enabled": SettingSpec(FieldType.BOOL, "exchange pieces with peers (off = origin only)"),
-    "upload_limit_kbps": SettingSpec(FieldType.INT, "upload limit in KiB/s; 0 = none set: the node finds its own from its uplink's queueing delay", _non_negative),
+    "upload_limit_kbps": SettingSpec(FieldType.INT, "upload limit in KiB/s (kibibytes, not kilobits); 0 = none set: the node finds its own from its uplink's queueing delay", _non_negative),
     "cache_limit_mb": SettingSpec(FieldType.INT, "storage limit of the cache in MiB", _positive),
     "max_connections": SettingSpec(FieldType.INT, "most peer sessions at once", _between(1, 1 << 20)),
 }

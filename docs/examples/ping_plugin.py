@@ -9,8 +9,9 @@ It shows every part of the plugin contract a typical plugin needs:
 - an event for every answered ping.
 
 Run two nodes that ping each other, from the project root (``python -m`` puts it on the
-import path, which the ``p2pkit`` script does not; each node its own data dir), each line
-in its own terminal::
+import path, which the ``p2pkit`` script does not; p2pkit installed editable from this
+checkout, see docs/writing-plugins.md §7; each node its own data dir), each line in its
+own terminal::
 
     python -m p2pkit node --port 7801 --data-dir /tmp/ping-a --repeater off \
         --plugin docs.examples.ping_plugin:plugin --set ping.targets=127.0.0.1:7802
@@ -33,10 +34,14 @@ PING, PONG = 0x4F, 0x4E  # first bytes claimed on the node's socket
 _FRAME = struct.Struct("!BQd")  # kind, sequence number, sender's send time
 
 
+MIN_INTERVAL_MS, MAX_INTERVAL_MS = 10, 60_000  # 0 would ping as fast as the CPU allows
+
+
 @attrs.define
 class PingConfig:
     targets: list[str] = attrs.field(factory=list)  # "host:port" to ping
-    interval_ms: int = 1000
+    interval_ms: int = attrs.field(default=1000, validator=[
+        attrs.validators.ge(MIN_INTERVAL_MS), attrs.validators.le(MAX_INTERVAL_MS)])
 
 
 class Pinger:
@@ -45,7 +50,7 @@ class Pinger:
     def __init__(self, node: Node) -> None:
         self.node = node
         config: PingConfig = node.config.section("ping")
-        self.targets = [parse_address(t) for t in config.targets]
+        self.targets = [parse_address(t, what="ping.targets") for t in config.targets]
         self.interval_ms = config.interval_ms
         self.sent = 0
         self.answered = 0
@@ -83,8 +88,8 @@ class Pinger:
 
     @staticmethod
     def _check_interval(value: int) -> None:
-        if not 10 <= value <= 60_000:
-            raise ValueError("must be between 10 and 60000 ms")
+        if not MIN_INTERVAL_MS <= value <= MAX_INTERVAL_MS:
+            raise ValueError(f"must be between {MIN_INTERVAL_MS} and {MAX_INTERVAL_MS} ms")
 
     # -- hooks of this node's instance
     @hookimpl

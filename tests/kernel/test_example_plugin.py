@@ -6,7 +6,7 @@ import pytest
 import trio
 
 from docs.examples.ping_plugin import plugin as ping_plugin
-from p2pkit import FieldError, NodeConfig, open_node
+from p2pkit import ConfigError, FieldError, NodeConfig, open_node
 from p2pkit.plugin_manager import BUILTIN_PLUGINS, plugin_name
 
 NO_BUILTINS = [plugin_name(m) for m in BUILTIN_PLUGINS]
@@ -45,3 +45,17 @@ async def test_settable_field_validates() -> None:
         assert node.fields.set("ping.interval_ms", 250) == 250
         with pytest.raises(FieldError, match="between 10 and 60000"):
             node.fields.set("ping.interval_ms", 1)
+
+
+@pytest.mark.parametrize(("ping", "message"), [
+    # -5 crashed the running node, 0 sent ~50 000 pings a second
+    ({"interval_ms": -5}, r"\[ping\]: 'interval_ms' must be >= 10"),
+    ({"interval_ms": 0}, r"\[ping\]: 'interval_ms' must be >= 10"),
+    ({"interval_ms": 3_600_000}, r"\[ping\]: 'interval_ms' must be <= 60000"),
+    # it was reported as "bootstrap address 'nonsense'"
+    ({"targets": ["nonsense"]}, r"ping\.targets 'nonsense': expected host:port"),
+])
+async def test_bad_ping_config_is_a_config_error_naming_the_key(ping: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        async with open_node(config(**ping), plugins=[ping_plugin]):
+            pass
