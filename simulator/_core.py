@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from ._rng import derive_rng
+from ._validate import finite
 
 
 @attrs.frozen
@@ -29,8 +30,10 @@ class CoreLatency:
             raise ValueError(
                 f"core distribution must be constant, uniform or normal, got {self.distribution!r}"
             )
-        if min(self.mean, self.sd, self.low, self.high) < 0:
-            raise ValueError("core latencies must be >= 0")
+        for name in ("mean", "sd", "low", "high"):
+            finite(f"core {name}", getattr(self, name))
+        for (group_a, group_b), latency in self.matrix.items():
+            finite(f"core latency {group_a}:{group_b}", latency)
         if self.distribution == "uniform" and self.high < self.low:
             raise ValueError("core uniform latency needs low <= high")
 

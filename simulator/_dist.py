@@ -7,6 +7,8 @@ import random
 
 import attrs
 
+from ._validate import finite
+
 KINDS = ("constant", "exponential", "uniform", "pareto", "lognormal")
 
 
@@ -28,6 +30,8 @@ class Distribution:
     def __attrs_post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"distribution must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        for field in attrs.fields(Distribution)[1:]:
+            finite(field.name, getattr(self, field.name), minimum=-math.inf)
         if self.kind == "exponential" and self.mean <= 0:
             raise ValueError("exponential distribution needs mean > 0")
         if self.kind == "uniform" and self.high < self.low:

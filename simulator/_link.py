@@ -7,6 +7,7 @@ is not — see setup.py).
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -14,15 +15,36 @@ import attrs
 
 from ._direction import LinkDirection
 from ._loss import LossSpec
+from ._validate import finite
 
 
 def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+    finite(attribute.name, value)
+
+
+# converters to int that name the field for nan, inf or a string (int() said 'cannot
+# convert float NaN to integer'); named functions, as mypy's attrs plugin wants
+def _queue_bytes(value: Any) -> int:
+    return int(finite("queue_bytes", value, minimum=-math.inf))
+
+
+def _mtu_bytes(value: Any) -> int:
+    return int(finite("mtu", value, minimum=-math.inf))
+
+
+def _loss_spec(value: LossSpec | float) -> LossSpec:
+    """A LossSpec, or a number: Bernoulli loss at that rate (as ``loss = 0.02`` in TOML)."""
+    if isinstance(value, LossSpec):
+        return value
+    return LossSpec.bernoulli(finite("loss", value))
+
+
+def _optional_loss_spec(value: LossSpec | float | None) -> LossSpec | None:
+    return None if value is None else _loss_spec(value)
 
 
 def _probability(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not 0.0 <= value <= 1.0:
+    if finite(attribute.name, value) > 1.0:
         raise ValueError(f"{attribute.name} must be a probability in [0, 1], got {value!r}")
 
 
@@ -42,7 +64,8 @@ class LinkProfile:
     access links crosses four directions plus the core twice). Jitter is uniform in
     ``[-jitter, +jitter]``; packets stay in order unless ``reorder`` > 0, in which case that
     fraction of packets skips the latency (netem's ``reorder``) and overtakes the others.
-    ``loss`` applies to both directions unless ``up_loss`` / ``down_loss`` are given.
+    ``loss`` applies to both directions unless ``up_loss`` / ``down_loss`` are given; each
+    is a :class:`LossSpec` or a number, Bernoulli loss at that rate (``loss=0.02``).
     ``queue_bytes`` bounds the bytes waiting or being serialised in each direction.
     """
 
@@ -51,13 +74,14 @@ class LinkProfile:
     latency: float = attrs.field(default=0.0, validator=_non_negative)
     jitter: float = attrs.field(default=0.0, validator=_non_negative)
     # int() first: the compiled link direction holds exact ints (64e3 is a float)
-    queue_bytes: int = attrs.field(default=256 * 1024, converter=int, validator=_non_negative)
-    loss: LossSpec = attrs.field(factory=LossSpec)
-    up_loss: LossSpec | None = None
-    down_loss: LossSpec | None = None
+    queue_bytes: int = attrs.field(default=256 * 1024, converter=_queue_bytes,
+                                   validator=_non_negative)
+    loss: LossSpec = attrs.field(factory=LossSpec, converter=_loss_spec)
+    up_loss: LossSpec | None = attrs.field(default=None, converter=_optional_loss_spec)
+    down_loss: LossSpec | None = attrs.field(default=None, converter=_optional_loss_spec)
     duplicate: float = attrs.field(default=0.0, validator=_probability)
     reorder: float = attrs.field(default=0.0, validator=_probability)
-    mtu: int = attrs.field(default=1500, converter=int, validator=_mtu)
+    mtu: int = attrs.field(default=1500, converter=_mtu_bytes, validator=_mtu)
 
     def direction(self, up: bool, rng: random.Random) -> LinkDirection:
         spec = (self.up_loss if up else self.down_loss) or self.loss

@@ -38,6 +38,7 @@ from ._metrics import Metrics
 from ._nat import NatBox, NatProfile, NatType
 from ._network import Address, Host, Network, Tap
 from ._rng import derive_bytes, derive_rng
+from ._validate import finite
 from ._workloads import Flow, SimNodePlugin
 
 log = logging.getLogger("p2pkit.simulator")
@@ -111,11 +112,11 @@ class Simulation:
         self, seed: int = 0, *, duration: float = 60.0, resolution: float = 0.0,
         core: CoreLatency | None = None, bin_seconds: float = 1.0, name: str = "custom",
     ) -> None:
-        if duration <= 0:
-            raise ValueError("duration must be > 0")
         self.seed = seed
         self.name = name
-        self.duration = duration
+        self.duration = finite("duration", duration, strict=True)
+        finite("resolution", resolution)
+        finite("bin_seconds", bin_seconds, strict=True)
         self.network = Network(seed, resolution=resolution, core=core, bin_seconds=bin_seconds)
         self._epoch = 0.0
         self.metrics = Metrics(lambda: self.now, bin_seconds)
