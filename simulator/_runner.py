@@ -120,12 +120,18 @@ def load(path_or_name: str, overrides: list[str] | tuple[str, ...] = ()) -> tupl
     """Load a TOML or Python scenario (file or built-in name): (simulation, function, spec)."""
     path = resolve_scenario_path(path_or_name)
     if path.suffix == ".py":
+        if overrides:
+            raise ScenarioError(f"{path}: --set applies to TOML scenarios; a Python scenario "
+                                "sets its own values (SEED, DURATION, RESOLUTION, NAME)")
         fn, settings = load_python_scenario(path)
-        sim = Simulation(
-            int(settings.get("seed", 0)), duration=float(settings.get("duration", 60.0)),
-            resolution=float(settings.get("resolution", 0.0)),
-            name=str(settings.get("name", path.stem)),
-        )
+        try:
+            sim = Simulation(
+                int(settings.get("seed", 0)), duration=float(settings.get("duration", 60.0)),
+                resolution=float(settings.get("resolution", 0.0)),
+                name=str(settings.get("name", path.stem)),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ScenarioError(f"{path}: {exc}") from None
         return sim, fn, None
     spec = parse_scenario(_scenario_text(path), str(path), overrides)
     return simulation_for(spec), scenario_function(spec), spec

@@ -8,6 +8,7 @@ See docs/simulator.md for the format.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import math
 import re
 import tomllib
@@ -405,6 +406,11 @@ def parse_scenario(text: str, source: str = "<scenario>",
         ))
         g.finish()
 
+    for a, b in matrix:  # a misspelt group silently fell back to the distribution
+        for group in (a, b):
+            if group not in seen:
+                raise matrix_t.error(f"{a}:{b}", f"no group named {group!r}")
+
     names = set(seen) | {f"{g.name}-{i}" for g in groups for i in range(g.count)}
     events: list[EventSpec] = []
     for index, raw in enumerate(top.get("timeline", list, [])):
@@ -527,8 +533,9 @@ def load_python_scenario(path: Path) -> tuple[Callable[..., Any], dict[str, Any]
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     fn = getattr(module, "scenario", None)
-    if fn is None or not callable(fn):
-        raise ScenarioError(f"{path}: a Python scenario defines `async def scenario(sim)`")
+    if fn is None or not inspect.iscoroutinefunction(fn):
+        raise ScenarioError(f"{path}: a Python scenario defines `async def scenario(sim)`"
+                            + ("" if fn is None else f" (its `scenario` is {fn!r})"))
     settings = {
         key.lower(): getattr(module, key)
         for key in ("DURATION", "SEED", "RESOLUTION", "NAME")

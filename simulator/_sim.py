@@ -201,6 +201,8 @@ class Simulation:
         config: Mapping[str, Any] | None = None, port: int = DEFAULT_NODE_PORT,
     ) -> SimNode:
         """A host that will run a p2pkit node (start it with :meth:`start`)."""
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise ValueError(f"node {name!r}: port must be 1..65535, got {port!r}")
         host = self.add_host(name, link, nat=nat, group=group)
         node = SimNode(name, host, config or {}, port, group)
         self.nodes[name] = node
@@ -224,6 +226,9 @@ class Simulation:
 
     def partition(self, *sides: str | Iterable[str]) -> None:
         """Cut the network between sides (each side: host/group names)."""
+        if len(sides) < 2:
+            raise ValueError("a partition needs at least two sides, e.g. "
+                             "sim.partition(['a'], ['b']) (everyone else is on neither)")
         self.network.partition([self.resolve(side) for side in sides])
         self.metrics.count("partitions")
 
@@ -235,7 +240,11 @@ class Simulation:
             host.set_link(link)
 
     def _node(self, node: SimNode | str) -> SimNode:
-        return self.nodes[node] if isinstance(node, str) else node
+        if not isinstance(node, str):
+            return node
+        if node not in self.nodes:
+            raise KeyError(f"no node named {node!r} (add it with sim.add_node)")
+        return self.nodes[node]
 
     async def start(self, node: SimNode | str) -> Node:
         """Start (or restart) the node's kernel; returns once every service is ready."""
@@ -340,9 +349,14 @@ class Simulation:
             self._nursery = nursery
             await nursery.start(self.network.run)
             nursery.start_soon(self._report_progress)
+            returned = False
             with trio.move_on_at(self._epoch + self.duration):
                 await scenario(self)
+                returned = True
                 await trio.sleep_until(self._epoch + self.duration)
+            if not returned:
+                self.note(f"the scenario function was still running when the run ended at "
+                          f"{self.duration:g} s: what it had left to do did not happen")
             self._snapshot_transports()
             self._finish_results()
             for sim_node in self.nodes.values():

@@ -78,3 +78,24 @@ def test_python_scenario_module(tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     assert report["results"]["got"] == ["hi"] and report["seed"] == 11
     assert report["duration_s"] == 3.0
+
+
+@pytest.mark.parametrize(("text", "args", "expected"), [
+    # --set was silently ignored for a Python scenario
+    ("async def scenario(sim):\n    pass\n", ["--set", "scenario.duration=5"],
+     "--set applies to TOML scenarios"),
+    # a full traceback (TOML got one line)
+    ("DURATION = -5\nasync def scenario(sim):\n    pass\n", [],
+     "duration must be a finite number > 0, got -5.0"),
+    # "object NoneType can't be used in 'await' expression"
+    ("def scenario(sim):\n    pass\n", [], "defines `async def scenario(sim)`"),
+])
+def test_a_bad_python_scenario_is_one_clear_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, args: list[str],
+        expected: str) -> None:
+    script = tmp_path / "mine.py"
+    script.write_text(text)
+    assert main(["sim", "run", str(script), "--quiet", "--no-plots",
+                 "--out", str(tmp_path / "o"), *args]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert expected in err and "Traceback" not in err
