@@ -9,12 +9,15 @@ from p2pkit.simulator import parse_scenario
 from p2pkit.simulator._runner import scenario_function, simulation_for
 from p2pkit.simulator._summary import summary_tables
 
-MESH_THROUGH_NATS = """
+RUDP_NODES = """
 [scenario]
 duration = 30.0
 resolution_ms = 1.0
 [config]
 node = { plugins = ["p2pkit.plugins.rudp"], disable = ["store", "swarm"] }
+"""
+
+MESH_THROUGH_NATS = RUDP_NODES + """
 [[groups]]
 name = "pub"
 count = 3
@@ -52,12 +55,7 @@ def test_bulk_to_a_receiver_behind_a_nat_is_an_error_not_a_connect_to_nowhere() 
     assert all("behind a NAT" in flow["error"] and flow["received"] == 0 for flow in flows)
 
 
-CRASHING_SENDER = """
-[scenario]
-duration = 20.0
-resolution_ms = 1.0
-[config]
-node = { plugins = ["p2pkit.plugins.rudp"], disable = ["store", "swarm"] }
+CRASHING_SENDER = RUDP_NODES.replace("30.0", "20.0") + """
 [[groups]]
 name = "src"
 link = { up_mbps = 10.0, latency_ms = 5.0 }
