@@ -139,6 +139,12 @@ class PiecePicker:
     def missing(self) -> list[int]:
         return [i for i, h in enumerate(self.have) if not h]
 
+    def missing_offered(self) -> bool:
+        """Whether some member holds (whole, or checked blocks of) a piece we miss."""
+        partly = {piece for blocks in self.peer_blocks.values() for piece, mask in blocks.items() if mask}
+        return any(not has and (self.availability[i] > 0 or i in partly)
+                   for i, has in enumerate(self.have))
+
     def in_endgame(self) -> bool:
         """Every missing block is requested from someone (nothing fresh is left)."""
         for piece in self.missing():

@@ -478,6 +478,7 @@ class SwarmProvider:
             if m.piece >= t.num_pieces:
                 raise RemoteProtocolError(f"lost piece {m.piece} of {t.num_pieces}")
             self.counters["lost_by_peers"] += 1
+            t.lost_by.add(pid)
             if ps.pieces is not None:
                 ps.held -= ps.pieces[m.piece]
                 ps.pieces[m.piece] = False
@@ -1248,6 +1249,7 @@ class SwarmProvider:
 
         t.downloading = True
         t.error = None
+        t.lost_by.clear()
         t.progress_cb = progress
         t.started_at = self._now()
         if t.interest_withdrawn:
@@ -1262,6 +1264,7 @@ class SwarmProvider:
             with store.downloading(rid):  # not evicted for another download meanwhile
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._recruit, t)
+                    nursery.start_soon(self._give_up_when_stalled, t)
                     while not t.complete and t.error is None:
                         await t.wake.wait()
                         t.wake = trio.Event()
@@ -1274,6 +1277,8 @@ class SwarmProvider:
             t.interest_withdrawn = not t.complete
             for ps in t.peers.values():
                 self._update_interest(t, ps)
+        if isinstance(t.error, NoProvidersError):
+            raise t.error
         if t.error is not None:
             raise SwarmError(f"download of {rid[:12]} failed: {t.error}")
         if not store.is_complete(rid):
@@ -1384,6 +1389,27 @@ class SwarmProvider:
                     self._join(t, peer)
             await trio.sleep(delay)
             delay = min(delay * 2, 15.0)
+
+    async def _give_up_when_stalled(self, t: Torrent) -> None:
+        """End a download nobody can finish: nothing arrived and no member offered a
+        piece we miss for ``provider_wait_s`` (a provider whose copy broke answers every
+        request with Lost; one that left for good leaves nobody). It waited for ever."""
+        wait = self.cfg.provider_wait_s
+        done, since = t.done_bytes(), self._now()
+        while True:
+            await trio.sleep(min(1.0, wait / 4))
+            now = self._now()
+            if t.done_bytes() != done or t.picker.missing_offered():
+                done, since = t.done_bytes(), now
+            elif now - since >= wait:
+                missing = len(t.picker.missing())
+                said = (f"; {len(t.lost_by)} peer(s) said they no longer have them"
+                        if t.lost_by else "")
+                t.error = NoProvidersError(
+                    f"no peer offered the {missing} missing pieces of {t.rid[:12]} for "
+                    f"{wait:g} s{said}")
+                t.wake.set()
+                return
 
     def _report(self, t: Torrent, now: float, *, force: bool = False) -> None:
         if not force and now - t.last_progress < 0.5:

@@ -297,6 +297,7 @@ class Torrent:
         # pieces we announced and can no longer read (a changed share, a damaged piece):
         # requests for them are answered with Lost
         self.lost: set[int] = set()
+        self.lost_by: set[str] = set()  # members that told us they lost pieces they had offered
         self.downloading = False
         self.interest_withdrawn = False  # a download ended unfinished: members told NotInterested
         self.wake = trio.Event()  # set when a waiting download should look again

@@ -378,6 +378,24 @@ async def test_a_share_changed_on_disk_is_refused_once_per_piece_not_in_a_loop(t
         assert broken.swarm.counters["lost_sent"] + broken.swarm.counters["rejects_sent"] <= blocks
 
 
+async def test_a_download_whose_only_provider_lost_the_file_ends_with_a_clear_error(
+        tmp_path: Path) -> None:
+    # the provider still gave the manifest and answered every request with Lost: the
+    # download (and `p2pkit get` without --timeout) sat at 0 for good, saying nothing
+    media = make_wav(tmp_path / "c.wav", 10, seed=7)
+    async with swarm_node() as broken, swarm_node(broken) as leech:
+        manifest = await broken.share(media)
+        with media.open("ab") as f:
+            f.write(b"edited")
+        leech.swarm.cfg.provider_wait_s = 1.0
+        with trio.fail_after(20), pytest.raises(NoProvidersError) as caught:
+            await leech.download(manifest.rid, tmp_path / "out.wav")
+        assert str(caught.value) == (
+            f"no peer offered the {manifest.num_pieces} missing pieces of "
+            f"{manifest.rid[:12]} for 1 s; 1 peer(s) said they no longer have them")
+        assert broken.swarm.counters["lost_sent"] > 0
+
+
 async def test_a_file_removed_after_its_download_can_be_downloaded_again(tmp_path: Path) -> None:
     # The seeder still counted us a seed (a repeated bitfield only adds pieces) and never
     # served us: the second download waited forever. Leaving the swarm says so (Leave).
