@@ -78,7 +78,8 @@ class NodeSection:
 
 @attrs.define
 class CfgSection:
-    """``[cfg]``: defaults of the runtime settings; values set at run time persist and win."""
+    """``[cfg]``: the runtime settings at start. A key given explicitly (TOML, environment,
+    flag) wins over a value set at run time and stored; one left out yields to it."""
 
     p2p_enabled: bool = True
     # KiB/s (kibibytes, not kilobits: the name is the product spec's); 0 = none set: rudp
@@ -94,12 +95,22 @@ class NodeConfig:
     cfg: CfgSection = attrs.field(factory=CfgSection)
     # sections owned by plugins: raw mappings until bind_sections() validates them
     raw_sections: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    # [cfg] keys some source (TOML, environment, flag, mapping) gave: see explicit_cfg()
+    cfg_given: frozenset[str] = attrs.field(factory=frozenset)
     _bound: dict[str, Any] = attrs.field(factory=dict, alias="_bound")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> NodeConfig:
         """Build from ``{"node": {...}, "cfg": {...}, "<plugin>": {...}}`` (typed values)."""
         return _build(data)
+
+    def explicit_cfg(self) -> frozenset[str]:
+        """The ``[cfg]`` keys given explicitly, whose values beat those stored at run
+        time: the keys a source named, and any that differ from the built-in default (a
+        ``CfgSection`` made in code)."""
+        defaults = attrs.asdict(CfgSection())
+        return frozenset(key for key, value in attrs.asdict(self.cfg).items()
+                         if key in self.cfg_given or value != defaults[key])
 
     def section(self, name: str) -> Any:
         """The validated attrs instance of a plugin's section."""
@@ -197,6 +208,7 @@ def _build(data: Mapping[str, Any]) -> NodeConfig:
     return NodeConfig(
         node=convert(NodeSection, data.get("node", {}), "node"),
         cfg=convert(CfgSection, data.get("cfg", {}), "cfg"),
+        cfg_given=frozenset(data.get("cfg", {})),
         raw_sections={k: dict(v) for k, v in data.items() if k not in CORE_SECTIONS},
     )
 

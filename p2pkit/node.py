@@ -95,6 +95,7 @@ class Node:
         self.peers: PeerManager | None = None
         self.settings = Settings(
             config.cfg, data_dir / "node.sqlite" if data_dir else None, self._setting_changed,
+            explicit=config.explicit_cfg(),
         )
         self._up = RateMeter()
         self._down = RateMeter()

@@ -1,15 +1,17 @@
 """Runtime settings (``cfg.*``): typed, validated, applied at once and persisted.
 
-Defaults come from the ``[cfg]`` config section; a value set at run time (repeater, web
-UI, API) is stored in the node's SQLite database and wins over the default at the next
-start. An ephemeral node keeps them in memory.
+Values come from the ``[cfg]`` config section; a value set at run time (repeater, web
+UI, API) is stored in the node's SQLite database. At the next start a stored value wins
+over a key the config left at its default, and a key given explicitly at start (TOML,
+environment, flag: ``explicit``) wins over the stored value — and is stored in its place.
+An ephemeral node keeps them in memory.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,10 +74,11 @@ class Settings:
 
     def __init__(
         self, defaults: CfgSection, db_path: Path | None,
-        on_change: Callable[[str, Any], None] | None = None,
+        on_change: Callable[[str, Any], None] | None = None, explicit: Iterable[str] = (),
     ) -> None:
-        self._values: dict[str, Any] = attrs.asdict(defaults)
-        for key, value in self._values.items():  # [cfg] defaults obey the runtime rules
+        start: dict[str, Any] = attrs.asdict(defaults)
+        self._values = dict(start)
+        for key, value in start.items():  # [cfg] defaults obey the runtime rules
             try:
                 self._validated(key, value)
             except FieldError as exc:
@@ -91,6 +94,8 @@ class Settings:
                         self._values[key] = self._validated(key, json.loads(raw))
                     except (FieldError, ValueError, RecursionError):
                         pass  # a stored value that no longer validates falls back to the default
+            for key in explicit:  # given at start: beats what was set at run time, and stays
+                self._store(key, start[key])
 
     def _validated(self, key: str, value: Any) -> Any:
         spec = SETTINGS.get(key)
@@ -112,6 +117,12 @@ class Settings:
     def set(self, key: str, value: Any) -> Any:
         value = self._validated(key, value)
         changed = self._values[key] != value
+        self._store(key, value)
+        if changed and self._on_change is not None:
+            self._on_change(key, value)
+        return value
+
+    def _store(self, key: str, value: Any) -> None:
         self._values[key] = value
         if self._db is not None:
             self._db.execute(
@@ -119,9 +130,6 @@ class Settings:
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, json.dumps(value)),
             )
-        if changed and self._on_change is not None:
-            self._on_change(key, value)
-        return value
 
     def update(self, values: dict[str, Any]) -> dict[str, Any]:
         """Partial update (seed 004 §4.1.4): all values are validated before any is applied."""

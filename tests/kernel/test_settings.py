@@ -63,3 +63,38 @@ def test_a_damaged_settings_database_is_a_clear_error_and_leaks_nothing(
         with pytest.raises(ConfigError, match=r"node\.sqlite"):
             Settings(CfgSection(), db)
     assert descriptors_under(tmp_path) == []
+
+
+async def _cache_limit_at_start(data_dir: Path, *assignments: str, env: dict[str, str] | None = None,
+                                set_to: int | None = None) -> int:
+    """Start a node on ``data_dir`` as ``p2pkit node --set …`` would; ``set_to`` is then
+    set at run time (``p2pkit ctl set cfg.cache_limit_mb``). The limit it started with."""
+    from p2pkit import open_node
+    from p2pkit.config import load_config, parse_assignment
+    from p2pkit.plugin_manager import BUILTIN_PLUGINS, plugin_name
+
+    overrides: dict[str, dict[str, object]] = {"node": {
+        "host": "127.0.0.1", "port": 0, "data_dir": str(data_dir), "repeater": "off",
+        "disable": [plugin_name(m) for m in BUILTIN_PLUGINS]}}
+    for text in assignments:
+        section, key, value = parse_assignment(text)
+        overrides.setdefault(section, {})[key] = value
+    async with open_node(load_config(env=env or {}, overrides=overrides)) as node:
+        started = node.settings.cache_limit_mb
+        if set_to is not None:
+            node.settings.set("cache_limit_mb", set_to)
+    return started
+
+
+async def test_a_value_given_at_start_beats_one_set_at_run_time(tmp_path: Path) -> None:
+    assert await _cache_limit_at_start(tmp_path, set_to=5) == 2048
+    assert await _cache_limit_at_start(tmp_path, "cfg.cache_limit_mb=512") == 512
+    assert await _cache_limit_at_start(tmp_path) == 512  # what was given is what stays
+    await _cache_limit_at_start(tmp_path, set_to=5)
+    env = {"P2PKIT_CFG__CACHE_LIMIT_MB": "2048"}  # the default, but given: it wins too
+    assert await _cache_limit_at_start(tmp_path, env=env) == 2048
+
+
+async def test_a_value_set_at_run_time_beats_the_default_at_the_next_start(tmp_path: Path) -> None:
+    await _cache_limit_at_start(tmp_path, "cfg.max_connections=7", set_to=5)
+    assert await _cache_limit_at_start(tmp_path, "cfg.max_connections=7") == 5
