@@ -163,26 +163,53 @@ def add_share_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop sharing RID and remove it from the store (repeatable)")
 
 
-def check_share_arguments(args: argparse.Namespace) -> None:
-    """``--share`` files and ``--unshare`` rids, checked before the node starts."""
-    check_share_files(args.share or ())
+def check_share_arguments(args: argparse.Namespace, config: NodeConfig | None = None) -> None:
+    """``--share`` files and ``--unshare`` rids, checked before the node starts (the
+    files' media types too when ``config``, if given, leaves the built-in store in use)."""
+    check_share_files(args.share or (), media=config is None or builtin_store(config))
     try:
         args.unshare = [parse_rid(rid) for rid in args.unshare or ()]
     except ValueError as exc:
         raise UsageError(f"--unshare: {exc}") from None
 
 
-def check_share_files(paths: Iterable[Path]) -> list[Path]:
+# as much of a file as the built-in store reads to tell its media type (its HEADER_BYTES)
+SNIFF_BYTES = 4096
+
+
+def builtin_store(config: NodeConfig) -> bool:
+    """The node ``config`` describes stores content in the built-in store plugin."""
+    return config.node.store in ("auto", "store") and "store" not in config.node.disable
+
+
+def check_share_files(paths: Iterable[Path], *, media: bool = True) -> list[Path]:
     """``--share`` files, checked before the node starts (a missing one was found only
-    after the node was up and announced): UsageError naming the first that is not a
-    readable regular file."""
+    after the node was up and announced; a text file after the files before it were
+    shared for good): UsageError naming the first that is not a readable regular file,
+    or — ``media`` — not a media file the built-in store takes."""
     checked = list(paths)
     for path in checked:
         if not path.is_file():
             raise UsageError(f"--share {path}: {'not a regular file' if path.exists() else 'no such file'}")
         if not os.access(path, os.R_OK):
             raise UsageError(f"--share {path}: not readable")
+        if media:
+            _check_media(path)
     return checked
+
+
+def _check_media(path: Path) -> None:
+    """UsageError if the built-in store would refuse ``path`` as not media (its sniffing)."""
+    from p2pkit.plugins.store import UnsupportedMedia, sniff
+
+    with path.open("rb") as file:
+        header = file.read(SNIFF_BYTES)
+    try:
+        if not header:
+            raise UnsupportedMedia(f"{path.name}: the file is empty")
+        sniff(header, path.name)
+    except UnsupportedMedia as exc:
+        raise UsageError(f"--share {path}: {exc}") from None
 
 
 async def share_files(node: Node, paths: Iterable[Path], unshare: Iterable[str] = ()) -> None:
@@ -191,8 +218,18 @@ async def share_files(node: Node, paths: Iterable[Path], unshare: Iterable[str] 
     it). Names are shown as they are, never read as markup (``song [live].mp3``)."""
     for rid in unshare:
         print_line(f"  unshared  {rid}" if await node.unshare(rid) else f"  not here  {rid}")
-    new = {(await node.share(path)).rid for path in paths}
     store = node.store
+    before = {item.rid for item in store.items() if item.pinned} if store is not None else set()
+    new: set[str] = set()
+    try:
+        for path in paths:
+            new.add((await node.share(path)).rid)
+    except Exception:
+        # all or nothing: the command fails, so the files before this one, shared only now,
+        # are not left shared for good
+        for rid in new - before:
+            await node.unshare(rid)
+        raise
     for item in sorted(store.items() if store is not None else (), key=lambda i: i.name):
         if item.pinned and getattr(item, "broken", False):
             # its file changed or is gone: nobody can download it, though it is listed
@@ -206,8 +243,8 @@ async def share_files(node: Node, paths: Iterable[Path], unshare: Iterable[str] 
 
 
 def cmd_node(args: argparse.Namespace) -> int:
-    check_share_arguments(args)
     config = config_from_args(args)
+    check_share_arguments(args, config)
     setup_logging(config.node.log_level)
 
     async def main() -> None:

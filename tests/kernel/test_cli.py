@@ -274,3 +274,42 @@ def test_a_share_file_that_is_not_there_is_refused_before_the_node_starts(tmp_pa
         assert "no such file" in result.stderr and "p2pkit node" not in result.stderr
     result = p2pkit("node", "--port", "0", "--data-dir", str(tmp_path / "d"), "--share", str(tmp_path))
     assert result.returncode == 2 and "not a regular file" in result.stderr
+
+
+def test_a_share_that_is_not_media_is_refused_before_the_node_starts_and_shares_nothing(
+    tmp_path: Path,
+) -> None:
+    # `node --share good.wav --share notes.txt` started, announced itself, then failed on
+    # notes.txt — and good.wav stayed shared for good: the next start said "sharing" it
+    good = silent_wav(tmp_path / "good.wav")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("just some notes\n")
+    data = tmp_path / "data"
+    result = p2pkit("node", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data),
+                    "--repeater", "off", "--share", str(good), "--share", str(notes))
+    assert result.returncode == 2
+    assert_one_line_error(result, "--share")
+    assert "notes.txt: not an audio, video or image file" in result.stderr
+    assert "p2pkit node" not in result.stderr  # refused before it started
+    again = node_output_until("  providers ", data)
+    assert not any("good.wav" in line for line in again)
+
+
+async def test_shares_made_before_one_that_fails_are_undone(tmp_path: Path) -> None:
+    # whatever refuses a later file (a store other than the built-in, a file that changed
+    # since it was checked), the command fails and leaves nothing shared by it
+    from p2pkit import open_node
+    from p2pkit.cli import share_files
+    from p2pkit.config import NodeConfig
+
+    kept, good = silent_wav(tmp_path / "kept.wav"), silent_wav(tmp_path / "good.wav")
+    good.write_bytes(good.read_bytes() + b"\0\0")  # another file's content
+    notes = tmp_path / "notes.txt"
+    notes.write_text("just some notes\n")
+    config = NodeConfig.from_mapping({"node": {
+        "host": "127.0.0.1", "port": 0, "data_dir": str(tmp_path / "data"), "repeater": "off"}})
+    async with open_node(config) as node:
+        await share_files(node, [kept])
+        with pytest.raises(Exception, match="not an audio, video or image file"):
+            await share_files(node, [kept, good, notes])
+        assert [item.name for item in node.store.items() if item.pinned] == ["kept.wav"]
