@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import secrets
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +34,7 @@ from ._manifest import (
     MAX_PIECE_SIZE,
     MIN_PIECE_SIZE,
     Manifest,
+    plain_name,
 )
 from ._media import HEADER_BYTES, MediaInfo, probe, sniff
 
@@ -114,12 +116,6 @@ def _plausible(duration: float | None) -> float | None:
 
 def _plain_text(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")[:4096]
-
-
-def _plain_name(name: str) -> str:
-    """A file name every peer can accept: valid UTF-8, no separators, at most 255 chars."""
-    name = name.encode("utf-8", "replace").decode("utf-8").replace("\\", "_").replace("\x00", "_")
-    return name[:255] or "file"
 
 
 R = TypeVar("R")
@@ -354,7 +350,7 @@ class Store(FileStore):
             info: MediaInfo = yield _Blocking(functools.partial(
                 probe, path, media, self.thumbnail_px))
             manifest = Manifest(
-                name=_plain_name(path.name), size=st.st_size, mime=media.mime,
+                name=plain_name(path.name), size=st.st_size, mime=media.mime,
                 category=media.category,  # type: ignore[arg-type]
                 piece_size=self.piece_size, piece_hashes=(),
                 title=_plain_text(path.stem if title is None else title),
@@ -698,7 +694,9 @@ class Store(FileStore):
             # the export renames a file onto ``dest``: that would replace a device, a
             # FIFO or a socket (``/dev/null``), and cannot replace a directory
             raise StoreError(f"cannot write {dest}: it exists and is not a regular file")
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+        # short, whatever the name's length: ".NAME.PID.part" of a 250-byte name was too
+        # long for the file system, and a whole download was lost at the last step
+        tmp = dest.with_name(f".p2pkit-{os.getpid()}-{secrets.token_hex(4)}.part")
         try:
             try:
                 out = tmp.open("wb")

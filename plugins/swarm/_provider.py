@@ -1205,7 +1205,8 @@ class SwarmProvider:
         for scope in self._fetches:
             scope.cancel()
 
-    async def fetch(self, rid: str, *, progress: Any = None) -> Any:
+    async def fetch(self, rid: str, *, progress: Any = None,
+                    before: Callable[[Any], None] | None = None) -> Any:
         """Download ``rid`` into the store (verified) without exporting; returns the manifest.
 
         NodeStateError if the node stops meanwhile: a download running in a task of the
@@ -1214,12 +1215,13 @@ class SwarmProvider:
         with trio.CancelScope() as scope:
             self._fetches.add(scope)
             try:
-                return await self._fetch(rid, progress=progress)
+                return await self._fetch(rid, progress=progress, before=before)
             finally:
                 self._fetches.discard(scope)
         raise NodeStateError(f"download of {rid[:12]}: the node stopped")
 
-    async def _fetch(self, rid: str, *, progress: Any = None) -> Any:
+    async def _fetch(self, rid: str, *, progress: Any,
+                     before: Callable[[Any], None] | None) -> Any:
         try:
             rid = parse_rid(rid)
         except ValueError as exc:
@@ -1227,9 +1229,12 @@ class SwarmProvider:
         if not self.node.settings.p2p_enabled:
             raise P2PDisabledError("peer-to-peer transfer is switched off (cfg.p2p_enabled = false)")
         store = self.store
-        manifest = store.manifest(rid)
+        manifest = known = store.manifest(rid)
         if manifest is None:
             manifest = await self._fetch_manifest(rid)
+        if before is not None:  # e.g. its name cannot be written where it goes
+            before(manifest)
+        if known is None:
             from p2pkit.plugins.store import StoreError
 
             try:
@@ -1301,12 +1306,24 @@ class SwarmProvider:
 
         if dest is not None and (problem := output_problem(dest)) is not None:
             raise SwarmError(f"cannot write {problem}")
-        manifest = await self.fetch(rid, progress=progress)
         if dest is None:
-            base = (Path(self.node.data_dir) / "downloads" if self.node.data_dir is not None
+            dest = (Path(self.node.data_dir) / "downloads" if self.node.data_dir is not None
                     else Path(tempfile.gettempdir()) / f"p2pkit-downloads-{self.node.id[:12]}")
-            base.mkdir(parents=True, exist_ok=True)
-            dest = base / manifest.name
+            dest.mkdir(parents=True, exist_ok=True)
+        where = Path(dest)
+
+        def writable(manifest: Any) -> None:
+            """Once the name is known, before a piece is fetched: a directory ``dest``
+            holding a directory of that name was found only after the whole download."""
+            if not where.is_dir():
+                return
+            target = where / manifest.name
+            problem = (f"{target}: exists and is not a regular file" if target.is_dir()
+                       else output_problem(target))
+            if problem is not None:
+                raise SwarmError(f"cannot write {problem}")
+
+        await self.fetch(rid, progress=progress, before=writable)
         try:
             return await self.store.export_async(rid, Path(dest))  # type: ignore[no-any-return]
         except StoreError as exc:  # the place changed meanwhile, the disk filled up...

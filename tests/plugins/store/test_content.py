@@ -493,6 +493,32 @@ def test_awkward_file_names_become_plain_names(store: Store, tmp_path: Path, med
         assert again.read_piece(m.rid, 0) is not None
 
 
+def test_names_a_peer_could_not_take_are_made_plain(store: Store, tmp_path: Path,
+                                                    media: dict[str, Path]) -> None:
+    # every peer refuses a manifest whose name holds control characters or starts with
+    # a dot (name_problem): shared as they were, such files could not be downloaded
+    for odd, plain in [(".hidden\x1b[2J\nclip.png", "hidden_[2J_clip.png"),
+                       ("clip\u202egnp.exe", "clip_gnp.exe"), ("...png", "png")]:
+        path = tmp_path / odd
+        path.write_bytes(media["png"].read_bytes())
+        assert store.import_file(path).name == plain
+
+
+def test_a_name_as_long_as_the_file_system_allows_is_exported(store: Store, tmp_path: Path,
+                                                              media: dict[str, Path]) -> None:
+    # the temporary file was ".NAME.PID.part": too long for a 250-byte name, and a
+    # whole download was lost at the last step
+    long = "x" * 246 + ".png"
+    path = tmp_path / "source" / long
+    path.parent.mkdir()
+    path.write_bytes(media["png"].read_bytes())
+    m = store.import_file(path)
+    assert m.name == long
+    (tmp_path / "out").mkdir()
+    assert store.export(m.rid, tmp_path / "out").read_bytes() == path.read_bytes()
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [long]
+
+
 def test_damage_while_running_is_found_by_verify(tmp_path: Path, store: Store,
                                                   media: dict[str, Path]) -> None:
     m = store.import_file(media["png"])
@@ -589,5 +615,5 @@ def test_an_export_under_a_file_says_why(tmp_path: Path, store: Store, media: di
 
 
 def not_written(directory: Path, name: str) -> bool:
-    """Neither the file nor its temporary ``.name.*.part`` is there."""
-    return not (directory / name).exists() and not list(directory.glob(f".{name}.*"))
+    """Neither the file nor a temporary ``.p2pkit-*.part`` is there."""
+    return not (directory / name).exists() and not list(directory.glob(".p2pkit-*.part"))

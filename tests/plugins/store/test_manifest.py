@@ -48,6 +48,11 @@ def test_round_trip_and_rid(make: Callable[..., Manifest]) -> None:
 
 @pytest.mark.parametrize("over", [
     {"name": "../etc/passwd"}, {"name": ""}, {"name": ".."}, {"name": "a\x00b"},
+    # written to disk and printed by `p2pkit get`: a terminal's escape, a line break that
+    # splits the line scripts read, a hidden file (or a dotfile replaced), a name that
+    # shows another extension, one longer than a file system allows
+    {"name": "\x1b[2Jclip.wav"}, {"name": "a\nb.wav"}, {"name": "clip\x9b.wav"},
+    {"name": ".bashrc"}, {"name": "clip\u202egpj.exe"}, {"name": "é" * 128},
     {"size": 0}, {"size": -5}, {"piece_size": 20000}, {"piece_size": 1024},
     {"piece_hashes": (H, H)}, {"piece_hashes": (H, H, b"short")},
     {"category": "document"}, {"mime": "not a mime"}, {"thumbnail": b"x" * 70000},

@@ -475,6 +475,19 @@ async def test_a_download_running_outside_the_node_s_block_ends_when_the_node_st
     assert list((tmp_path / "out").iterdir()) == []
 
 
+async def test_a_name_that_cannot_be_written_where_it_goes_is_refused_before_any_piece(
+        tmp_path: Path) -> None:
+    # "-o DIR/" holding a directory of the file's name: the whole file was downloaded,
+    # and only then refused
+    media = make_wav(tmp_path / "clip.wav", 10, seed=8)
+    (tmp_path / "out" / "clip.wav").mkdir(parents=True)
+    async with swarm_node() as seeder, swarm_node(seeder) as leech:
+        manifest = await seeder.share(media)
+        with trio.fail_after(20), pytest.raises(SwarmError, match="exists and is not a regular file"):
+            await leech.download(manifest.rid, tmp_path / "out")
+        assert sum(leech.swarm.bytes_from_peers.values()) == 0
+
+
 async def test_p2p_disabled_is_a_clear_error(tmp_path: Path) -> None:
     async with swarm_node(cfg={"p2p_enabled": False}) as node:
         with pytest.raises(P2PDisabledError, match="p2p_enabled"):
