@@ -24,6 +24,8 @@ from rich.text import Text
 from ._exceptions import ConfigError, P2PKitError
 from .compiled import build_description
 from .config import LOG_LEVELS, NodeConfig, load_config, parse_assignment
+from .events import Event, Notice
+from .hookspecs import hookimpl
 from .node import Node, open_node
 from .plugin_manager import create_plugin_manager
 from .rids import parse_rid
@@ -139,6 +141,25 @@ def print_line(text: str | Text) -> None:
     console.print(text if isinstance(text, Text) else Text(text), soft_wrap=True, highlight=False)
 
 
+class ConsoleNotices:
+    """A plugin that shows a node's Notices on the console at their level, one line each
+    (``warning: store: cfg.cache_limit_mb 1 is below …``): the web UI has a panel for
+    them, a terminal had nothing."""
+
+    p2pkit_name = "console-notices"
+    STYLES = {"error": "red", "warning": "yellow"}
+
+    @hookimpl
+    def p2pkit_event(self, event: Event) -> None:
+        if not isinstance(event, Notice):
+            return
+        level = logging.getLevelName(event.level.upper())
+        if not logging.getLogger("p2pkit").isEnabledFor(level if isinstance(level, int) else logging.WARNING):
+            return
+        source = f"{event.source}: " if event.source else ""
+        print_line(Text(f"{event.level}: ", style=self.STYLES.get(event.level, "")) + Text(source + event.message))
+
+
 def print_error(message: str) -> None:
     """``error: message``, one line (see :func:`print_line`)."""
     print_line(Text("error: ", style="red") + Text(message))
@@ -248,7 +269,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     setup_logging(config.node.log_level)
 
     async def main() -> None:
-        async with open_node(config) as node:
+        async with open_node(config, plugins=[ConsoleNotices()]) as node:
             await trio.lowlevel.checkpoint_if_cancelled()  # not "started" after "stopping…"
             describe(node)
             await share_files(node, args.share or (), args.unshare)

@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -313,3 +314,42 @@ async def test_shares_made_before_one_that_fails_are_undone(tmp_path: Path) -> N
         with pytest.raises(Exception, match="not an audio, video or image file"):
             await share_files(node, [kept, good, notes])
         assert [item.name for item in node.store.items() if item.pinned] == ["kept.wav"]
+
+
+def test_the_node_shows_notices_on_its_console(tmp_path: Path) -> None:
+    # store.md: a storage limit below what cannot be evicted "is kept, and said: a Notice
+    # (warning)" — said only to the web UI: `p2pkit node`'s terminal showed nothing
+    media = tmp_path / "big.wav"
+    silent_wav(media)
+    media.write_bytes(media.read_bytes() + bytes(1 << 21))  # 2 MiB more of silence
+    data, sock = tmp_path / "data", tmp_path / "r.sock"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "p2pkit", "node", "--host", "127.0.0.1", "--port", "0",
+         "--data-dir", str(data), "--repeater", str(sock), "--set", "store.copy_shares=true",
+         "--share", str(media)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "COLUMNS": "300", "PYTHONUNBUFFERED": "1"},
+    )
+    watchdog = threading.Timer(60, proc.kill)  # a line that never comes ends the reads
+    watchdog.start()
+    try:
+        assert proc.stderr is not None  # stderr=PIPE
+        lines: list[str] = []
+        while not any(line.startswith("  shared ") for line in lines):
+            line = proc.stderr.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        result = p2pkit("ctl", "--socket", str(sock), "set", "cfg.cache_limit_mb", "1")
+        assert result.returncode == 0, result.stderr
+        while not any(line.startswith("warning: ") for line in lines):
+            line = proc.stderr.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    finally:
+        watchdog.cancel()
+        proc.kill()
+    notice = next(line for line in lines if line.startswith("warning: "))
+    assert notice.startswith("warning: store: cfg.cache_limit_mb 1 is below what shared copies")
+    assert "Traceback" not in "".join(lines)
