@@ -227,7 +227,8 @@ class Store(FileStore):
             if source is None:
                 self._reconcile_data_file(item)
             else:
-                item.broken = not self._source_unchanged(item)
+                item.broken = not (self._source_unchanged(item)
+                                   or self._source_still_matches(rid, item, hash_now=True))
             item.have_count = sum(_bit(item.have, i) for i in range(manifest.num_pieces))
             self._content[rid] = item
             self._used += item.stored_bytes
@@ -263,6 +264,34 @@ class Store(FileStore):
         except OSError:
             return False
         return st.st_size == item.source_size and st.st_mtime_ns == item.source_mtime_ns
+
+    def _source_still_matches(self, rid: str, item: _Content, *, hash_now: bool) -> bool:
+        """A shared file's ``stat`` changed. Another size: it changed. The same size (it
+        was touched, or copied over with the same bytes; after a restart such a share was
+        marked broken for good): its new ``stat`` is adopted and its pieces are hashed
+        again — all of them now (``hash_now``: at start, so that an edited file is never
+        listed), or each at its next read — and one that does not match breaks it."""
+        try:
+            st = os.stat(item.source or "")
+        except OSError:
+            return False
+        if st.st_size != item.source_size:
+            return False
+        if hash_now:
+            m = item.manifest
+            try:
+                with open(item.source or "", "rb") as f:
+                    if not all(m.piece_matches(i, f.read(m.piece_length(i)))
+                               for i in range(m.num_pieces)):
+                        return False
+            except OSError:
+                return False
+        item.source_mtime_ns = st.st_mtime_ns
+        item.verified = bytearray()  # nothing read before the change is trusted
+        self._handles.close(item.source or "")
+        self._db.execute("UPDATE content SET source_mtime_ns = ? WHERE rid = ?",
+                         (st.st_mtime_ns, rid))
+        return True
 
     def _persist_have(self, rid: str, item: _Content) -> None:
         self._db.execute(
@@ -545,7 +574,8 @@ class Store(FileStore):
             item = self._content.get(rid)
             if item is None or not self.has_piece(rid, index) or self._closed:
                 return None
-            if item.source is not None and not self._source_unchanged(item):
+            if (item.source is not None and not self._source_unchanged(item)
+                    and not self._source_still_matches(rid, item, hash_now=False)):
                 self._forget_damaged(rid, item, index)
                 return None
             m = item.manifest

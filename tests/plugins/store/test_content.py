@@ -318,6 +318,30 @@ def test_changed_source_is_detected_on_open(tmp_path: Path, makers: dict[str, Ca
         assert s.is_complete(m2.rid) and m2.rid != m.rid
 
 
+def test_a_shared_file_touched_or_copied_over_with_the_same_bytes_stays_shared(
+        tmp_path: Path, makers: dict[str, Callable[..., Path]]) -> None:
+    # after a restart it was marked broken for good, though every byte still matched
+    path = makers["png"](tmp_path / "mine.png", seed=5)
+    original = path.read_bytes()
+    with Store(tmp_path / "s", piece_size=PIECE) as s:
+        m = s.import_file(path)
+        assert s.read_piece(m.rid, 0) is not None
+        os.utime(path, ns=(1, 1))  # touched while the store runs
+        assert s.read_piece(m.rid, 1) == original[PIECE:2 * PIECE]
+    replacement = tmp_path / "copy.png"
+    replacement.write_bytes(original)
+    os.replace(replacement, path)  # copied over (a new inode) while the node was stopped
+    with Store(tmp_path / "s", piece_size=PIECE) as s:
+        assert not s.item(m.rid).broken and s.is_complete(m.rid)  # type: ignore[union-attr]
+        assert s.read_content(m.rid, 0, m.size) == original
+    data = bytearray(original)
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))  # the same size, another byte: changed for certain
+    with Store(tmp_path / "s", piece_size=PIECE) as s:
+        assert s.item(m.rid).broken  # type: ignore[union-attr]  (found at start)
+        assert s.read_piece(m.rid, 0) is None
+
+
 def test_copy_shares_survive_deletion_of_the_original(tmp_path: Path, makers: dict[str, Callable[..., Path]]) -> None:
     path = makers["wav"](tmp_path / "tone.wav")
     original = path.read_bytes()
