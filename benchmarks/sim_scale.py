@@ -35,7 +35,7 @@ from p2pkit.compiled import compiled_modules
 
 LINK = LinkProfile(up_bps=10e6, down_bps=50e6, latency=0.005, jitter=0.001, queue_bytes=64_000)
 # kernel + transport only: the store plugin would open an SQLite file per node.
-NODE_CONFIG = {"node": {"plugins": ["p2pkit.plugins.rudp"], "disable": ["store", "swarm", "webui", "ai", "kademlia", "flooding", "nat"]}}
+NODE_CONFIG = {"node": {"plugins": ["p2pkit.plugins.rudp"], "disable": ["store", "swarm", "webui", "flooding"]}}
 CORE = CoreLatency(distribution="uniform", low=0.010, high=0.060)
 
 

@@ -108,7 +108,7 @@ def run(n: int, size: int, seed: int, loss: float, verbose: bool, *, piece_kib: 
     result: dict[str, Any] = {}
     # Discovery is not needed: leechers know the seeder, and the swarm's own peer exchange
     # introduces them to each other.
-    node_cfg = {"disable": ["flooding", "kademlia"]}
+    node_cfg = {"disable": ["flooding"]}
     cfg = {"cfg": {"max_connections": n + 10},
            "swarm": {"block_size": block_kib * 1024,
                      # None: the plugin's default (what a user gets), as for every other key

@@ -144,7 +144,7 @@ def test_a_nodes_upload_limit_setting_holds_on_its_link_and_can_be_lifted(tmp_pa
 
     async def scenario(sim: Simulation) -> None:
         link = LinkProfile(up_bps=10e6, down_bps=10e6, latency=0.01, queue_bytes=125_000)
-        config: dict[str, Any] = {"node": {"disable": ["flooding", "kademlia"]}}
+        config: dict[str, Any] = {"node": {"disable": ["flooding"]}}
         seeder_sim = sim.add_node("seeder", link=link,
                                   config={**config, "cfg": {"upload_limit_kbps": limit_kib}})
         seeder = await sim.start(seeder_sim)

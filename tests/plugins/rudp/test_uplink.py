@@ -218,7 +218,7 @@ def test_a_seeder_on_a_slow_uplink_keeps_its_queue_short(tmp_path: Path, target_
 
     async def scenario(sim: Simulation) -> None:
         link = LinkProfile(up_bps=2e6, down_bps=50e6, latency=0.01, queue_bytes=125_000)
-        config: dict[str, Any] = {"node": {"disable": ["flooding", "kademlia"]},
+        config: dict[str, Any] = {"node": {"disable": ["flooding"]},
                                   "rudp": {"uplink_target_ms": target_ms}}
         seeder_sim = sim.add_node("seeder", link=link, config=config)
         seeder = await sim.start(seeder_sim)

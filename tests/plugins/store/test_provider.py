@@ -14,7 +14,7 @@ from p2pkit.events import Event, GenericEvent
 from p2pkit.hookspecs import hookimpl
 
 # Only the store: other built-ins (transport, discovery...) are not under test here.
-OTHER_BUILTINS = ["rudp", "nat", "kademlia", "flooding", "swarm", "ai"]
+OTHER_BUILTINS = ["rudp", "flooding", "swarm"]
 
 
 def config(tmp_path: Path | None = None, store: dict[str, object] | None = None,

@@ -280,7 +280,7 @@ def test_a_slow_uplink_keeps_only_a_short_queue_of_requests(tmp_path: Path) -> N
     assert outcome["rejects"] <= 4 * 37
 
 
-NO_DISCOVERY: dict[str, dict[str, object]] = {"node": {"disable": ["flooding", "kademlia"]}}
+NO_DISCOVERY: dict[str, dict[str, object]] = {"node": {"disable": ["flooding"]}}
 
 
 async def origin_and_leecher(sim: Simulation, media: Path) -> tuple[Node, Node, Any]:
