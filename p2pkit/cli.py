@@ -2,17 +2,21 @@
 
 Sub-commands of the kernel: ``node``, ``version``, ``ctl``. Plugins add their own
 (``sim``, ``web``, ``files``, ...) through the ``p2pkit_cli_commands`` hook. Every failure
-a user can cause is one clear line on stderr and a non-zero exit, never a traceback.
+a user can cause is one clear line on stderr and a non-zero exit, never a traceback. A
+reader that leaves early (``p2pkit files | head -1``) ends a command quietly, exit 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import logging
 import os
+import select
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -333,7 +337,48 @@ def _only_error(group: BaseExceptionGroup[Any]) -> BaseException | None:
     return None
 
 
+def _reader_left() -> bool:
+    """The reader of stdout or stderr is gone (``p2pkit files | head -1``): a pipe whose
+    reading end is closed polls as an error on its writing end."""
+    poll = select.poll()
+    for fd in (1, 2):
+        poll.register(fd, select.POLLOUT)  # a closed fd polls as POLLNVAL, not an error
+    return any(events & select.POLLERR for _fd, events in poll.poll(0))
+
+
+def _silence_stdout() -> None:
+    """stdout to /dev/null: the interpreter's last flush must not fail once more."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+    finally:
+        os.close(devnull)
+
+
+def _raise_broken_pipe(console: Console) -> None:
+    """rich's consoles (plugins' tables on stdout) exit 1 when their reader left; this
+    makes them raise BrokenPipeError as ``print`` does, for :func:`main` to end every such
+    command the same way."""
+    console.quiet = True
+    raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
+@contextlib.contextmanager
+def _broken_pipe_raised() -> Iterator[None]:
+    original = Console.on_broken_pipe
+    setattr(Console, "on_broken_pipe", _raise_broken_pipe)  # noqa: B010 (mypy: a method)
+    try:
+        yield
+    finally:
+        setattr(Console, "on_broken_pipe", original)  # noqa: B010
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    with _broken_pipe_raised():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         parser = build_parser()
         args, unknown = parser.parse_known_args(argv)
@@ -342,6 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             command_parser(parser, words).error(f"unrecognized arguments: {' '.join(unknown)}")
         try:
             code = args.func(args)
+            sys.stdout.flush()  # here, not as the interpreter ends: a reader gone is seen
         except BaseExceptionGroup as group:
             only = _only_error(group)
             if isinstance(only, P2PKitError | OSError | KeyboardInterrupt):
@@ -350,6 +396,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except P2PKitError as exc:
         print_error(str(exc))
         return 2
+    except BrokenPipeError as exc:
+        if not _reader_left():  # a socket's peer, not our reader
+            print_error(f"{exc.strerror or exc}")
+            return 1
+        # the reader had what it wanted (| head): nothing to say, and the outcome does not
+        # hang on how much of the output the pipe took before the reader left
+        _silence_stdout()
+        return 0
     except OSError as exc:
         print_error(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
         return 1

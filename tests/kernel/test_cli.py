@@ -353,3 +353,30 @@ def test_the_node_shows_notices_on_its_console(tmp_path: Path) -> None:
     notice = next(line for line in lines if line.startswith("warning: "))
     assert notice.startswith("warning: store: cfg.cache_limit_mb 1 is below what shared copies")
     assert "Traceback" not in "".join(lines)
+
+
+@pytest.mark.parametrize("command", [["version"], ["sim", "list"]])
+def test_a_reader_that_leaves_early_ends_the_command_quietly(command: list[str]) -> None:
+    # `p2pkit files | head -1`: exit 0 or 1 by how much output the pipe took before head
+    # left, sometimes "error: Broken pipe". Here the reader is gone before anything is
+    # written: print() (version) and a rich table (sim list) both end it the same way.
+    proc = subprocess.Popen([sys.executable, "-m", "p2pkit", *command],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None  # stdout=PIPE
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (0, "")
+
+
+def test_a_broken_pipe_that_is_not_the_output_is_still_an_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # a peer's socket closing under a command is a failure, not a reader that had enough
+    from p2pkit import cli
+
+    def failing(args: object) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "cmd_version", failing)
+    assert cli.main(["version"]) == 1
+    assert "error: Broken pipe" in capsys.readouterr().err
