@@ -121,7 +121,8 @@ class WebUI:
     # ------------------------------------------------------------------ running
 
     async def run_background(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Event pump, log relay and status ticks; runs until cancelled."""
+        """Event pump, log relay and status ticks; runs until cancelled or until the node
+        stops (its events end: one started outside the node's block then returns)."""
         relay = LogRelay(self.hub, trio.lowlevel.current_trio_token())
         logging.getLogger("p2pkit").addHandler(relay)
         self.sweep_uploads()
@@ -137,6 +138,7 @@ class WebUI:
                         self._on_event(event)
                     except Exception:  # a UI bug must never take the node down
                         log.exception("web UI failed to handle %s", event.kind)
+                nursery.cancel_scope.cancel()  # the node stopped: no status left to tick
         finally:
             logging.getLogger("p2pkit").removeHandler(relay)
             self.history.close()

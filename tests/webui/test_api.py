@@ -452,3 +452,12 @@ async def test_the_log_panel_names_a_line_s_source_once() -> None:
             await trio.sleep(0.01)
     (line,) = hub.recent_logs
     assert line["message"] == "evicted x" and line["source"] == "p2pkit.store"
+
+
+async def test_the_background_tasks_end_when_the_node_stops(autojump_clock: trio.testing.MockClock) -> None:
+    # run outside the node's block, the event pump ended with the node's events, but the
+    # status ticks kept the background running for ever
+    with trio.fail_after(3600):  # virtual time: a loop that never ends fails, not hangs
+        async with trio.open_nursery() as outside, open_node(node_config()) as node:
+            ui = WebUI(node, WebConfig(http_port=0))
+            await outside.start(ui.run_background)
