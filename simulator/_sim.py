@@ -331,12 +331,21 @@ class Simulation:
     # ------------------------------------------------------------------ running
 
     def run(self, scenario: ScenarioFn, *, progress: ProgressFn | None = None) -> dict[str, Any]:
-        """Run ``scenario`` in a fresh ``trio.run`` with virtual time; returns the report."""
+        """Run ``scenario`` in a fresh ``trio.run`` with virtual time; returns the report.
+
+        An exception the scenario (or a node) raises comes out as itself, not wrapped in
+        the ExceptionGroups of the nurseries it crossed; several at once stay a group."""
         self.progress = progress
         from ._report import build_report
 
         with pinned_scheduler(self.seed), _relaxed_gc():
-            trio.run(self.run_async, scenario, clock=virtual_clock(self.network.resolution))
+            try:
+                trio.run(self.run_async, scenario, clock=virtual_clock(self.network.resolution))
+            except BaseExceptionGroup as group:
+                lone = _lone_exception(group)
+                if lone is None:
+                    raise
+                raise lone from None
             # still relaxed: with the default thresholds the report's many small dicts
             # trigger full scans of a heap of thousands of nodes (0.4 s at 1000 nodes)
             return build_report(self)
@@ -388,6 +397,17 @@ class Simulation:
             if self.progress is not None:
                 self.progress(min(self.now, self.duration), self.duration)
             await trio.sleep(step)
+
+
+def _lone_exception(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one exception ``group`` holds, through groups of one (nurseries nest); None
+    when it holds several."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        if len(exc.exceptions) != 1:
+            return None
+        exc = exc.exceptions[0]
+    return exc
 
 
 @contextlib.contextmanager
