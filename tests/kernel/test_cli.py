@@ -372,11 +372,32 @@ def test_a_broken_pipe_that_is_not_the_output_is_still_an_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
     # a peer's socket closing under a command is a failure, not a reader that had enough
-    from p2pkit import cli
+    from p2pkit import _cli, cli
 
     def failing(args: object) -> int:
         raise BrokenPipeError(32, "Broken pipe")
 
-    monkeypatch.setattr(cli, "cmd_version", failing)
+    monkeypatch.setattr(_cli, "cmd_version", failing)
     assert cli.main(["version"]) == 1
     assert "error: Broken pipe" in capsys.readouterr().err
+
+
+CTRL_C_WHILE_IMPORTING = """
+import sys
+
+class CtrlC:  # a Ctrl-C that comes while the command line's modules load
+    def find_spec(self, name, path=None, target=None):
+        if name == "p2pkit._cli":
+            raise KeyboardInterrupt
+
+sys.meta_path.insert(0, CtrlC())
+from p2pkit.cli import main  # what the console script runs
+sys.exit(main(["version"]))
+"""
+
+
+def test_ctrl_c_while_the_command_is_still_importing_is_one_line() -> None:
+    # Ctrl-C in the first ~0.3 s printed a KeyboardInterrupt traceback through the imports
+    result = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_IMPORTING], capture_output=True,
+                            text=True, timeout=60)
+    assert (result.returncode, result.stderr) == (130, "error: interrupted\n")
