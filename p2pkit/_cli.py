@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 from rich.console import Console
@@ -84,29 +84,54 @@ def setup_logging(level: str) -> None:
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+R = TypeVar("R")
 
 
 def run_until_interrupted(main: Callable[[], Awaitable[int | None]]) -> int:
-    """Run ``main`` under trio; Ctrl-C or SIGTERM cancels it cleanly (exit 0).
+    """Run ``main`` (a node or web server) under trio; Ctrl-C or SIGTERM cancels it
+    cleanly (exit 0)."""
+    result, _ = _run_stoppable(main, STOP_SIGNALS, saying="[dim]stopping…[/dim]")
+    return result or 0
+
+
+class Terminated(Exception):
+    """A one-shot command was sent SIGTERM: it stopped as on Ctrl-C (exit 143)."""
+
+
+def run_one_shot(main: Callable[[], Awaitable[R]]) -> R:
+    """``trio.run(main)`` for a one-shot command (get, files, search). SIGTERM (kill,
+    timeout, systemd) cancels it as Ctrl-C does, so that its node stops and removes its
+    temporary store — the default action killed it where it stood, leaving the store
+    in $TMPDIR — and then raises Terminated."""
+    result, stopped = _run_stoppable(main, (signal.SIGTERM,), saying=None)
+    if stopped:
+        raise Terminated
+    return result  # type: ignore[return-value]  # (main returned: not stopped)
+
+
+def _run_stoppable(main: Callable[[], Awaitable[R]], signums: tuple[int, ...], *,
+                   saying: str | None) -> tuple[R | None, bool]:
+    """``trio.run(main)``; a signal of ``signums`` cancels it as an enclosing scope
+    would. Returns main's result (None when stopped) and whether a signal stopped it.
 
     From just before trio starts until the process ends, those signals are caught by a
     handler that only notes them: one that comes before the receiver listens still stops
-    the node, and one that comes after the node took its leave — while the interpreter
-    winds down — no longer kills a process that stopped cleanly (exit -15)."""
+    the run, and one that comes after it stopped — while the interpreter winds down — no
+    longer kills a process that stopped cleanly (exit -15)."""
     noted: list[int] = []
     stopped_by_signal = False
 
     def note_signal(signum: int, frame: object) -> None:
         noted.append(signum)
 
-    async def runner() -> int:
+    async def runner() -> R | None:
         nonlocal stopped_by_signal
-        result: list[int | None] = [0]
-        with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        result: list[R] = []
+        with trio.open_signal_receiver(*signums) as signals:
             async with trio.open_nursery() as nursery:
 
                 async def body() -> None:
-                    result[0] = await main()
+                    result.append(await main())
                     nursery.cancel_scope.cancel()
 
                 async def stop_on_signal() -> None:
@@ -114,18 +139,19 @@ def run_until_interrupted(main: Callable[[], Awaitable[int | None]]) -> int:
                     if not noted:  # else one came before the receiver listened
                         async for _ in signals:
                             break
-                    console.print("[dim]stopping…[/dim]")
+                    if saying is not None:
+                        console.print(saying)
                     stopped_by_signal = True
                     nursery.cancel_scope.cancel()
 
                 nursery.start_soon(body)
                 nursery.start_soon(stop_on_signal)
-        return result[0] or 0
+        return result[0] if result else None
 
     # the receiver puts back, when it closes, the handlers it found: these
-    previous = {signum: signal.signal(signum, note_signal) for signum in STOP_SIGNALS}
+    previous = {signum: signal.signal(signum, note_signal) for signum in signums}
     try:
-        return trio.run(runner)
+        return trio.run(runner), stopped_by_signal
     finally:
         for signum, handler in previous.items():
             # SIG_IGN, not a Python handler: the interpreter puts back the default action
@@ -402,6 +428,9 @@ def _main(argv: Sequence[str] | None) -> int:
     except OSError as exc:
         print_error(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
         return 1
+    except Terminated:  # SIGTERM to a one-shot command: it did not finish either
+        print_error("terminated")
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         # Only a one-shot command (get, files, search) sees Ctrl-C here — node and web
         # stop on it by themselves, exit 0 — and it did not finish: a script's

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         describe,
         print_error,
         print_line,
+        run_one_shot,
         run_until_interrupted,
         setup_logging,
         share_files,
@@ -45,8 +46,8 @@ __all__ = [
     "SNIFF_BYTES", "STOP_SIGNALS", "ConsoleNotices", "UsageError", "add_node_arguments",
     "add_share_arguments", "build_parser", "builtin_store", "check_share_arguments",
     "check_share_files", "cmd_node", "cmd_version", "command_parser", "config_from_args",
-    "console", "describe", "main", "print_error", "print_line", "run_until_interrupted",
-    "setup_logging", "share_files",
+    "console", "describe", "main", "print_error", "print_line", "run_one_shot",
+    "run_until_interrupted", "setup_logging", "share_files",
 ]
 
 

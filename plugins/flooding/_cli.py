@@ -23,6 +23,7 @@ from p2pkit.cli import (
     config_from_args,
     console,
     print_error,
+    run_one_shot,
     setup_logging,
 )
 from p2pkit.node import open_node
@@ -88,7 +89,7 @@ def _run(args: argparse.Namespace,
                 return await action(node)
             return None
 
-    results = trio.run(main)
+    results = run_one_shot(main)
     if results is None:
         where = ", ".join(args.bootstrap)
         print_error(f"no peer answered at {where} within {args.timeout:g} s")

@@ -33,6 +33,7 @@ from p2pkit.cli import (
     console,
     print_error,
     print_line,
+    run_one_shot,
     setup_logging,
 )
 from p2pkit.node import open_node
@@ -102,7 +103,7 @@ def cmd_get(args: argparse.Namespace) -> int:
                 waiting = f"; no peer answered at {', '.join(args.bootstrap)}" + waiting
             return None, f"the download did not finish within {args.timeout:g} s" + waiting
 
-    path, error = trio.run(main)
+    path, error = run_one_shot(main)
     if path is None:
         print_error(error)
         return 1

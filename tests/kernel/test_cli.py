@@ -195,8 +195,17 @@ def test_a_restarted_node_says_what_it_still_shares_and_unshare_stops_it(tmp_pat
     assert result.returncode == 2 and "not a content id" in result.stderr
 
 
-def test_an_interrupted_one_shot_command_does_not_exit_zero(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("signum", "code", "said"), [
+    (signal.SIGINT, 130, "error: interrupted"),
+    # kill, timeout, systemd: the default action ended it where it stood (143, without a
+    # word) and left its temporary store, partial content included, in $TMPDIR for good
+    (signal.SIGTERM, 143, "error: terminated"),
+])
+def test_an_interrupted_one_shot_command_does_not_exit_zero(
+        tmp_path: Path, signum: signal.Signals, code: int, said: str) -> None:
     # `p2pkit get … && play it` went on after Ctrl-C: the download had not finished
+    temp = tmp_path / "tmp"
+    temp.mkdir()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as quiet:  # a port nobody answers on
         quiet.bind(("127.0.0.1", 0))
         port = quiet.getsockname()[1]
@@ -204,17 +213,20 @@ def test_an_interrupted_one_shot_command_does_not_exit_zero(tmp_path: Path) -> N
             [sys.executable, "-m", "p2pkit", "get", "ab" * 32, "--bootstrap", f"127.0.0.1:{port}",
              "--quiet", "-o", str(tmp_path / "out.wav")],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "TMPDIR": str(temp)},
         )
         try:
             time.sleep(3)  # well inside the 60 s it would wait for a provider
             assert proc.poll() is None
-            proc.send_signal(signal.SIGINT)
+            assert any(temp.iterdir())  # its store is there while it runs
+            proc.send_signal(signum)
             _, err = proc.communicate(timeout=30)
         finally:
             proc.kill()
-    assert proc.returncode == 130, err
-    assert "error: interrupted" in err and "Traceback" not in err
+    assert proc.returncode == code, err
+    assert said in err and "Traceback" not in err
     assert not (tmp_path / "out.wav").exists()
+    assert list(temp.iterdir()) == []
 
 
 def test_lines_a_script_reads_are_neither_wrapped_nor_markup() -> None:

@@ -338,7 +338,7 @@ def test_a_shared_file_touched_or_copied_over_with_the_same_bytes_stays_shared(
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))  # the same size, another byte: changed for certain
     with Store(tmp_path / "s", piece_size=PIECE) as s:
-        assert s.item(m.rid).broken  # type: ignore[union-attr]  (found at start)
+        assert s.item(m.rid).broken  # type: ignore[union-attr]
         assert s.read_piece(m.rid, 0) is None
 
 
