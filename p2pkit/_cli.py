@@ -22,7 +22,8 @@ from rich.text import Text
 
 from ._exceptions import ConfigError, P2PKitError
 from .compiled import build_description
-from .config import LOG_LEVELS, NodeConfig, load_config, parse_assignment
+from .config import LOG_LEVELS as LOG_LEVELS  # (p2pkit.cli's, as before)
+from .config import NodeConfig, load_config, parse_assignment
 from .events import Event, Notice
 from .hookspecs import hookimpl
 from .node import Node, open_node

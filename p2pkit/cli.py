@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._cli import (
+        LOG_LEVELS,
         SNIFF_BYTES,
         STOP_SIGNALS,
         ConsoleNotices,
@@ -43,8 +44,9 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "SNIFF_BYTES", "STOP_SIGNALS", "ConsoleNotices", "UsageError", "add_node_arguments",
-    "add_share_arguments", "build_parser", "builtin_store", "check_share_arguments",
+    "LOG_LEVELS", "SNIFF_BYTES", "STOP_SIGNALS", "ConsoleNotices", "UsageError",
+    "add_node_arguments", "add_share_arguments", "build_parser", "builtin_store",
+    "check_share_arguments",
     "check_share_files", "cmd_node", "cmd_version", "command_parser", "config_from_args",
     "console", "describe", "main", "print_error", "print_line", "run_one_shot",
     "run_until_interrupted", "setup_logging", "share_files",

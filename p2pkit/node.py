@@ -248,14 +248,16 @@ class Node:
         self, nursery: trio.Nursery, endpoint: DatagramEndpoint, bootstrap: list[Address],
     ) -> None:
         await nursery.start(endpoint.run, self.demux.dispatch)
-        services: list[Any] = []
+        by_plugin: dict[str, list[Any]] = {}
         for plugin, service in _plugin_items(self.hook.p2pkit_services, "a list of services",
                                              node=self):
             if not callable(service):
                 raise PluginError(f"plugin {plugin!r}: p2pkit_services must return a list of "
                                   f"services (async functions), one is {service!r}")
-            services.append(service)
-        for service in services:
+            by_plugin.setdefault(plugin, []).append(service)
+        # plugins in the order they were registered (the hook's calls go the other way):
+        # the transport's and the store's services are up before those that use them
+        for service in (s for group in reversed(by_plugin.values()) for s in group):
             try:
                 await nursery.start(service)
             except P2PKitError:
@@ -506,9 +508,9 @@ async def open_node(
             # does the one error that stopped the start (a PluginError, a ConfigError...)
             leaves = _leaves(group)
             if body_error is not None and leaves == [body_error]:
-                raise body_error from None
+                raise body_error from body_error.__cause__
             if body_error is None and len(leaves) == 1 and isinstance(leaves[0], P2PKitError):
-                raise leaves[0] from None
+                raise leaves[0] from leaves[0].__cause__
             if len(group.exceptions) == 1 and isinstance(group.exceptions[0], BaseExceptionGroup):
                 # a service's error, as the node's own nursery raised it (not wrapped
                 # again by the caller's side of it)

@@ -144,9 +144,12 @@ def create_plugin_manager(
     known = {plugin_name(m) for m in BUILTIN_PLUGINS} | {ep.name for ep in _entry_point_plugins()}
     for item in extra:
         obj = load_object(item) if isinstance(item, str) else item
-        # named like any plugin (its p2pkit_name...), not by the spec that loaded it:
-        # [node] discovery = "<name>" and disable must reach it however it came
-        name = default_name(obj)
+        # its p2pkit_name if it has one, however it came ([node] discovery = "<name>" and
+        # disable must reach it); else the spec that loaded it — two modules' `plugin =
+        # Plugin()` would both be "Plugin", and a module named like a built-in clash
+        explicit = getattr(obj, "p2pkit_name", None)
+        name = (explicit if isinstance(explicit, str)
+                else item if isinstance(item, str) else default_name(obj))
         known.add(name)
         if name in disabled or pm.is_registered(obj):  # named twice: loaded once
             continue

@@ -345,7 +345,7 @@ class Simulation:
                 lone = _lone_exception(group)
                 if lone is None:
                     raise
-                raise lone from None
+                raise lone from lone.__cause__
             # still relaxed: with the default thresholds the report's many small dicts
             # trigger full scans of a heap of thousands of nodes (0.4 s at 1000 nodes)
             return build_report(self)

@@ -8,13 +8,15 @@ ended. Every time, rate and size the simulator takes goes through :func:`finite`
 from __future__ import annotations
 
 import math
+import numbers
 
 
 def finite(name: str, value: float, *, minimum: float = 0.0, strict: bool = False) -> float:
     """``value`` if it is a finite number >= ``minimum`` (> with ``strict``); else a
     ValueError naming it."""
     relation = ">" if strict else ">="
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+    # numbers.Real, not only int and float: numpy's (rng.choice, arange) were refused
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
             or value < minimum or (strict and value == minimum)):
         raise ValueError(f"{name} must be a finite number {relation} {minimum:g}, got {value!r}")
-    return value
+    return value if isinstance(value, int | float) else float(value)

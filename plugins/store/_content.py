@@ -26,7 +26,7 @@ import msgspec
 from p2pkit.rids import is_rid
 
 from ._errors import IncompleteContent, StoreError, StoreFullError, UnknownItem, UnsupportedMedia
-from ._filestore import FileStore, write_all
+from ._filestore import FileStore, log, write_all
 from ._leaves import block_root
 from ._manifest import (
     DEFAULT_PIECE_SIZE,
@@ -215,7 +215,12 @@ class Store(FileStore):
              added_ms) in rows:
             try:
                 manifest = Manifest.decode(bytes(blob), rid=rid)
-            except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+                # damaged, or stored under rules of an older version (a name with a
+                # leading dot or a control character: no peer takes it any more)
+                where = f" (shared from {os.fsdecode(source)})" if source is not None else ""
+                log.warning("store: dropped %s%s: its manifest is not valid here: %s; "
+                            "share the file again", rid[:12], where, exc)
                 self._db.execute("DELETE FROM content WHERE rid = ?", (rid,))
                 continue
             if source is not None:  # stored as bytes: a path need not be valid UTF-8
@@ -289,9 +294,12 @@ class Store(FileStore):
         item.source_mtime_ns = st.st_mtime_ns
         item.verified = bytearray()  # nothing read before the change is trusted
         self._handles.close(item.source or "")
-        self._db.execute("UPDATE content SET source_mtime_ns = ? WHERE rid = ?",
-                         (st.st_mtime_ns, rid))
+        if hash_now:  # (else only once a piece fails: see _forget_damaged)
+            self._persist_source_mtime(rid, st.st_mtime_ns)
         return True
+
+    def _persist_source_mtime(self, rid: str, mtime_ns: int) -> None:
+        self._db.execute("UPDATE content SET source_mtime_ns = ? WHERE rid = ?", (mtime_ns, rid))
 
     def _persist_have(self, rid: str, item: _Content) -> None:
         self._db.execute(
@@ -608,6 +616,9 @@ class Store(FileStore):
         self.counters["damaged_pieces"] += 1
         if item.source is not None:
             item.broken = True  # the shared file changed: nothing of it can be trusted
+            # and an mtime no file has, so that the next open hashes it again rather than
+            # take the file, edited while we ran (its new mtime taken), as intact
+            self._persist_source_mtime(rid, -1)
             if item.source:
                 self._handles.close(item.source)
             return

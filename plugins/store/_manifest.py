@@ -40,11 +40,13 @@ Category = Literal["audio", "video", "image"]
 Sha256 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 MAX_NAME_BYTES = 255  # what file systems allow for one path component
 # Bidirectional controls: "clip\u202egpj.exe" shows as "clipexe.jpg".
-_BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def _unsafe_char(c: str) -> bool:
-    return unicodedata.category(c) == "Cc" or c in _BIDI_CONTROLS
+    # control characters, and the line and paragraph separators (str.splitlines breaks there)
+    return unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in _BIDI_CONTROLS
 
 
 def name_problem(name: str) -> str | None:

@@ -51,7 +51,8 @@ def add_get_command(subparsers: argparse._SubParsersAction[Any]) -> None:
                      help="file or directory to write (default: the file's name, here); an "
                           "existing regular file is replaced")
     get.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                     help="give up after this long (default: no limit once a provider answers)")
+                     help="give up after this long (default: none; the download still ends when nothing "
+                          "arrives and no peer offers a missing piece for swarm.provider_wait_s)")
     get.add_argument("--quiet", action="store_true", help="no progress bar")
     get.set_defaults(func=cmd_get)
 

@@ -413,3 +413,15 @@ def test_ctrl_c_while_the_command_is_still_importing_is_one_line() -> None:
     result = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_IMPORTING], capture_output=True,
                             text=True, timeout=60)
     assert (result.returncode, result.stderr) == (130, "error: interrupted\n")
+
+
+def test_the_names_the_package_and_the_cli_had_before_they_loaded_lazily_are_there() -> None:
+    # `import p2pkit; p2pkit.config` and `from p2pkit.cli import LOG_LEVELS` broke when
+    # their names began to load on first use
+    code = ("import p2pkit\n"
+            "assert p2pkit.config.NodeConfig is p2pkit.NodeConfig\n"
+            "from p2pkit.cli import LOG_LEVELS\n"
+            "assert 'info' in LOG_LEVELS\n"
+            "try:\n    p2pkit.no_such_thing\nexcept AttributeError:\n    print('ok')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "ok\n", "")

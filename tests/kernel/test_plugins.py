@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 from p2pkit import (
     CapabilityError,
@@ -245,6 +246,64 @@ async def test_a_plugin_loaded_by_spec_goes_by_its_p2pkit_name() -> None:
     with pytest.raises(PluginError, match="'named' cannot be registered"):
         create_plugin_manager([spec, NamedStore()], NO_BUILTINS)  # a clash stays an error
     assert create_plugin_manager([spec, NAMED_STORE], NO_BUILTINS).get_plugin("named") is NAMED_STORE
+
+
+class Plugin:
+    """The common idiom `plugin = Plugin()`, without a p2pkit_name."""
+
+    @hookimpl
+    def p2pkit_capabilities(self) -> dict[str, Any]:
+        return {}
+
+
+FIRST_PLUGIN = Plugin()
+SECOND_PLUGIN = Plugin()
+
+
+def test_plugins_without_a_p2pkit_name_loaded_by_spec_go_by_the_spec() -> None:
+    # both went by their class's name, "Plugin": the second could not be registered
+    first, second = f"{__name__}:FIRST_PLUGIN", f"{__name__}:SECOND_PLUGIN"
+    pm = create_plugin_manager([first, second], NO_BUILTINS)
+    assert pm.get_plugin(first) is FIRST_PLUGIN and pm.get_plugin(second) is SECOND_PLUGIN
+    assert create_plugin_manager([first, second], [*NO_BUILTINS, first]).get_plugin(first) is None
+
+
+STARTED: list[str] = []
+
+
+class Starter:
+    """A plugin with a service that notes when it started (and why a start failed)."""
+
+    def __init__(self, name: str, fail: bool = False) -> None:
+        self.p2pkit_name = name
+        self.fail = fail
+
+    @hookimpl
+    def p2pkit_services(self, node: Node) -> list[Any]:
+        async def serve(*, task_status: Any) -> None:
+            if self.fail:
+                try:
+                    int("not a number")
+                except ValueError as exc:
+                    raise RuntimeError("cannot start") from exc
+            STARTED.append(self.p2pkit_name)
+            task_status.started()
+            await trio.sleep_forever()
+
+        return [serve]
+
+
+async def test_services_start_in_the_order_their_plugins_were_registered() -> None:
+    # the hook's calls go from the last registered: third-party services started before
+    # the transport's and the store's
+    STARTED.clear()
+    async with open_node(bare_config(), plugins=[Starter("first"), Starter("second")]):
+        assert STARTED == ["first", "second"]
+    with pytest.raises(PluginError, match="failed to start") as caught:
+        async with open_node(bare_config(), plugins=[Starter("broken", fail=True)]):
+            pass
+    assert isinstance(caught.value.__cause__, RuntimeError)  # the plugin's own error, chained
+    assert isinstance(caught.value.__cause__.__cause__, ValueError)
 
 
 def test_an_unknown_name_to_disable_is_reported(caplog: pytest.LogCaptureFixture) -> None:

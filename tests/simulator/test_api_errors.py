@@ -51,12 +51,16 @@ def test_an_error_in_a_scenario_comes_out_as_itself() -> None:
     # it came out wrapped in the ExceptionGroups of the nurseries it crossed
     async def scenario(sim: Simulation) -> None:
         await sim.sleep(1)
-        raise ScenarioBug("my scenario broke")
+        try:
+            int("not a number")
+        except ValueError as exc:
+            raise ScenarioBug("my scenario broke") from exc
 
     with pytest.raises(ScenarioBug, match="my scenario broke") as caught:
         _run(scenario)
     assert caught.value.__traceback__ is not None
     assert caught.traceback[-1].name == "scenario"  # where it was raised is still shown
+    assert isinstance(caught.value.__cause__, ValueError)  # and its cause (it was wiped)
 
 
 def test_several_errors_at_once_stay_a_group() -> None:

@@ -98,3 +98,15 @@ def test_a_number_is_bernoulli_loss() -> None:
 
     report = Simulation(1, duration=2).run(scenario)
     assert 50 < report["network"]["drops"]["loss"] < 150
+
+
+def test_numpy_numbers_are_taken() -> None:
+    """numpy's numbers (rng.choice, arange) were refused once every number was checked:
+    `LinkProfile(queue_bytes=np.int64(65536))` had worked."""
+    import numpy as np
+
+    link = LinkProfile(queue_bytes=np.int64(65536), mtu=np.int64(1500), latency=np.float64(0.01))
+    assert (link.queue_bytes, link.mtu) == (65536, 1500) and type(link.queue_bytes) is int
+    assert Simulation(1, duration=np.int64(60)).duration == 60  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="latency"):
+        LinkProfile(latency=np.float64("nan"))

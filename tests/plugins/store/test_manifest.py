@@ -53,6 +53,7 @@ def test_round_trip_and_rid(make: Callable[..., Manifest]) -> None:
     # shows another extension, one longer than a file system allows
     {"name": "\x1b[2Jclip.wav"}, {"name": "a\nb.wav"}, {"name": "clip\x9b.wav"},
     {"name": ".bashrc"}, {"name": "clip\u202egpj.exe"}, {"name": "é" * 128},
+    {"name": "a\u2028b.wav"}, {"name": "clip\u061cgpj.exe"},
     {"size": 0}, {"size": -5}, {"piece_size": 20000}, {"piece_size": 1024},
     {"piece_hashes": (H, H)}, {"piece_hashes": (H, H, b"short")},
     {"category": "document"}, {"mime": "not a mime"}, {"thumbnail": b"x" * 70000},
