@@ -79,6 +79,7 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     from p2pkit._exceptions import ConfigError
     from p2pkit.cli import (
+        ConsoleNotices,
         check_share_arguments,
         config_from_args,
         console,
@@ -91,12 +92,13 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     from .app import WebUI
 
-    check_share_arguments(args)
     config = config_from_args(args)
+    check_share_arguments(args, config)  # (media checked only when the built-in store is used)
     setup_logging(config.node.log_level)
 
     async def main() -> None:
-        async with open_node(config) as node:
+        # Notices on the console too: the page shows them, a terminal left open should
+        async with open_node(config, plugins=[ConsoleNotices()]) as node:
             section = node.config.section("web")
             web_cfg, token = web_config(args, section)
             web = WebUI(node, web_cfg, token=token)
