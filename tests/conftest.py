@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio.testing
@@ -60,3 +62,20 @@ def _descriptors_under(directory: Path) -> list[str]:
 @pytest.fixture
 def descriptors_under() -> Callable[[Path], list[str]]:
     return _descriptors_under
+
+
+@pytest.fixture
+def probe_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The store's real media probe, wrapped to note which thread ran it (a real node's
+    runs in a worker thread; a simulated or ephemeral node's must not)."""
+    from p2pkit.plugins.store import _content, _media
+
+    seen: list[int] = []
+    real = _media.probe  # the function _content calls, defined in _media
+
+    def noting(*args: Any, **kwargs: Any) -> Any:
+        seen.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_content, "probe", noting)
+    return seen

@@ -9,8 +9,6 @@ import wave
 from pathlib import Path
 from typing import Any
 
-import pytest
-from p2pkit.plugins.store import _content, _media
 from p2pkit.simulator import Simulation
 from p2pkit.simulator._report import report_json
 
@@ -38,19 +36,6 @@ def _share_crash_restart(media: Path, config: dict[str, Any]) -> dict[str, Any]:
         sim.results["kept"] = node.store.manifest(manifest.rid) is not None
 
     return Simulation(seed=3, duration=10).run(scenario)
-
-
-@pytest.fixture
-def probe_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    seen: list[int] = []
-    real = _media.probe  # the function _content calls, defined in _media
-
-    def noting(*args: Any, **kwargs: Any) -> Any:
-        seen.append(threading.get_ident())
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(_content, "probe", noting)
-    return seen
 
 
 def test_a_node_with_a_data_dir_keeps_its_store_in_virtual_time(

@@ -5,28 +5,10 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
-
-import pytest
-from p2pkit.plugins.store import _content, _media
 
 from p2pkit import open_node
 
 from .test_provider import config
-
-
-@pytest.fixture
-def probe_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The real probe, wrapped to note which thread ran it."""
-    seen: list[int] = []
-    real = _media.probe  # the function _content calls, defined in _media
-
-    def noting(*args: Any, **kwargs: Any) -> Any:
-        seen.append(threading.get_ident())
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(_content, "probe", noting)
-    return seen
 
 
 async def test_a_real_node_probes_in_a_worker_thread(tmp_path: Path, media: dict[str, Path],
