@@ -78,6 +78,8 @@ class Settings:
     ) -> None:
         start: dict[str, Any] = attrs.asdict(defaults)
         self._values = dict(start)
+        # a change to one of these lasts until the next start, where the given value wins
+        self.given_at_start = frozenset(explicit) & set(SETTINGS)
         for key, value in start.items():  # [cfg] defaults obey the runtime rules
             try:
                 self._validated(key, value)

@@ -13,6 +13,7 @@ import trio
 from p2pkit.webui import WebConfig, WebUI
 from quart_trio.testing import TrioClient
 
+from p2pkit.config import NodeConfig
 from p2pkit.node import open_node
 
 from .conftest import multipart, node_config, png_bytes
@@ -94,6 +95,19 @@ async def test_huge_json_body_is_413(client: TrioClient) -> None:
     response = await client.put("/api/settings", data=b"{\"x\": \"" + b"a" * 100_000 + b"\"}",
                                 headers={"Content-Type": "application/json"})
     assert response.status_code == 413
+
+
+async def test_the_schema_says_which_settings_the_start_configuration_gave() -> None:
+    # a value set on the page was replaced at the next start by the one the config file
+    # gave, and the page said "kept across restarts"
+    config = NodeConfig.from_mapping({"node": {"host": "127.0.0.1", "port": 0, "ephemeral": True},
+                                      "cfg": {"cache_limit_mb": 64}})
+    async with open_node(config) as node:
+        ui = WebUI(node, WebConfig(http_port=0))
+        await node.nursery.start(ui.run_background)
+        schema = await (await ui.app.test_client().get("/api/settings/schema")).get_json()
+    assert {key for key, spec in schema.items() if spec["given_at_start"]} == {"cache_limit_mb"}
+    assert schema["cache_limit_mb"]["type"] == "int"
 
 
 async def test_settings_and_history_persist_across_restarts(tmp_path: Path) -> None:

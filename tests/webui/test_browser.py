@@ -61,7 +61,9 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NodeProces
     root = tmp_path_factory.mktemp("nodes")
     a = NodeProcess(root / "a")
     try:
-        b = NodeProcess(root / "b", "--bootstrap", f"127.0.0.1:{a.udp_port}")
+        # (max_connections given at start, as its default: the settings page says so)
+        b = NodeProcess(root / "b", "--bootstrap", f"127.0.0.1:{a.udp_port}",
+                        "--set", "cfg.max_connections=50")
     except BaseException:
         a.stop()
         raise
@@ -227,6 +229,9 @@ def test_settings_round_trip(nodes: tuple[NodeProcess, NodeProcess], browser: An
     _, b = nodes
     page = open_page(browser, b.base + "/settings")
     wait_until(page, "document.querySelector('#setting-cache_limit_mb').value !== ''")
+    # a key the start configuration gave is replaced there at the next start: said
+    page.wait_for_selector("#given-max_connections")
+    assert page.query_selector("#given-cache_limit_mb") is None
     page.fill("#setting-cache_limit_mb", "1234")
     page.press("#setting-cache_limit_mb", "Tab")
     page.wait_for_selector(".setting.saved[data-key=cache_limit_mb]")

@@ -22,8 +22,12 @@ from ..schemas import read_json_object
 bp = Blueprint("settings", __name__)
 
 
-def describe() -> dict[str, Any]:
-    return {key: {"type": spec.type.value, "description": spec.description} for key, spec in SETTINGS.items()}
+def describe(given_at_start: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Every setting's type and description, and whether the node's start configuration
+    gave it (a change lasts until the next start then: the given value wins there)."""
+    return {key: {"type": spec.type.value, "description": spec.description,
+                  "given_at_start": key in given_at_start}
+            for key, spec in SETTINGS.items()}
 
 
 @bp.get("/api/settings")
@@ -33,7 +37,7 @@ async def get_settings() -> ResponseReturnValue:
 
 @bp.get("/api/settings/schema")
 async def get_settings_schema() -> ResponseReturnValue:
-    return jsonify(describe())
+    return jsonify(describe(web_ui().node.settings.given_at_start))
 
 
 @bp.put("/api/settings")

@@ -61,6 +61,15 @@ export default {
       }
     }
     api("/api/settings").then(fill).catch((err) => toast(err.message, "error"));
+    // a key the node's start configuration gave wins again at the next start: say so
+    api("/api/settings/schema").then((schema) => {
+      for (const f of FIELDS) {
+        if (!schema[f.key]?.given_at_start) continue;
+        const row = form.querySelector(`.setting[data-key="${f.key}"] label`);
+        row?.append(h("small.given", { id: `given-${f.key}` },
+          "Set when this node started (config file, environment or --set): a change here lasts until it restarts."));
+      }
+    }).catch(() => {});  // (only a hint: the fields work without it)
     return live.on("settings.changed", (m) => fill({ [m.key]: m.value }));
   },
 };
