@@ -390,7 +390,8 @@ def test_a_download_row_follows_the_node_through_a_restart_and_its_provider_leav
     # its only provider left
     provider = NodeProcess(tmp_path / "provider")
     port = free_tcp_port()
-    downloader_args = ("--bootstrap", f"127.0.0.1:{provider.udp_port}", "--http-port", str(port))
+    downloader_args = ("--bootstrap", f"127.0.0.1:{provider.udp_port}", "--http-port", str(port),
+                       "--set", "swarm.provider_wait_s=4")
     downloader = NodeProcess(tmp_path / "downloader", *downloader_args)
     try:
         image = noise_png(tmp_path / "slow.png", 1200, 900)
@@ -427,11 +428,17 @@ def test_a_download_row_follows_the_node_through_a_restart_and_its_provider_leav
         page.wait_for_timeout(500)
         assert page.query_selector(f"{row} .progress[data-state=running]") is not None
         assert page.query_selector(f"{row} .tag-image") is not None  # what it is, still
-        page.click(f"{row} button.download:has-text('Cancel')")
-        page.wait_for_selector(f"{row}", state="detached")  # not running, not offered
+        # nothing comes and nobody offers it for swarm.provider_wait_s: it fails, and its
+        # row says so after the next refresh too (it vanished), Download disabled (a 404)
+        page.wait_for_selector(f"{row} .progress[data-state=failed]:has-text('no peer offered')")
+        page.click("#refresh-network")
+        page.wait_for_timeout(500)
+        assert "no peer offered" in page.inner_text(f"{row} .progress[data-state=failed]")
+        assert page.is_disabled(f"{row} button.download:has-text('Download')")
         states = {d["rid"]: d["state"] for d in downloader.api("/api/downloads").json()["downloads"]}
-        assert states[rid] == "cancelled"
-        assert page.js_errors == [] and error_toasts(page) == ["Lost the connection to the node"] * 2
+        assert states[rid] == "failed"
+        assert page.js_errors == []
+        assert error_toasts(page)[:2] == ["Lost the connection to the node"] * 2
     finally:
         downloader.stop()
         provider.stop()

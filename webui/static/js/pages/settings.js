@@ -15,7 +15,7 @@ export default {
   mount(root) {
     const form = h("section.card#settings-form");
     root.append(h("div.page-head", {}, h("h1", {}, "Settings"),
-      h("span.sub", {}, "Applied at once and kept across restarts.")), form);
+      h("span.sub", {}, "Applied at once and kept across restarts (unless the node's start configuration gives them).")), form);
     const inputs = {};
 
     for (const f of FIELDS) {

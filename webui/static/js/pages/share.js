@@ -136,10 +136,11 @@ export default {
       try { ({ files } = await api("/api/network/files")); } catch (err) { if (manual) toast(err.message, "error"); return; }
       const others = files.filter((f) => f.providers > 0 || !f.local);
       // a download that runs stays listed when the network stops offering its file (its
-      // only provider left): it may find another, and it can be cancelled
+      // only provider left): it may find another, and it can be cancelled; one that
+      // failed, to say why (its row vanished at the next refresh)
       const listed = new Set(others.map((f) => f.rid));
       for (const dl of downloads.byRid.values()) {
-        if (downloads.active(dl) && !listed.has(dl.rid)) {
+        if ((downloads.active(dl) || dl.state === "failed") && !listed.has(dl.rid)) {
           others.push({ rid: dl.rid, name: dl.name, title: dl.title, size: dl.total, category: dl.category,
             providers: 0, local: false });
         }
@@ -167,7 +168,7 @@ export default {
           button.disabled = false;
         },
       }, busy ? "Cancel" : f.local ? "Save" : "Download");
-      return h("li.file", { dataset: { rid: f.rid, local: f.local ? "yes" : "" } },
+      return h("li.file", { dataset: { rid: f.rid, local: f.local ? "yes" : "", providers: f.providers } },
         thumb(f),
         h("div.name", { title: f.name }, categoryTag(f.category), " ", f.title || f.name),
         h("div.actions", {}, button),
@@ -205,6 +206,8 @@ export default {
       row.append(progressRow(dl));
       const busy = downloads.active(dl);
       button.textContent = busy ? "Cancel" : dl.state === "completed" || row.dataset.local ? "Save" : "Download";
+      // nobody offers it (any more): Download could only be refused
+      button.disabled = !busy && row.dataset.providers === "0" && !row.dataset.local;
       if (dl.state === "completed") refreshMine();
       const held = myList.querySelector(`li[data-rid="${dl.rid}"] .held`); // My files' row of it
       if (held && busy) held.textContent = `${Math.round((dl.progress || 0) * 100)}% downloaded`;
