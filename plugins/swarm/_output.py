@@ -13,15 +13,15 @@ import os
 from pathlib import Path
 
 
-def output_problem(dest: str | Path) -> str | None:
-    """Why ``dest`` (a file to write, or a directory to write the file's name into) cannot
-    be written; None when it can. Given as text, a trailing slash means a directory
-    (``Path`` would drop it)."""
+def output_problem(dest: str | Path, *, file: bool = False) -> str | None:
+    """Why ``dest`` (a file to write, or a directory to write the file's name into; with
+    ``file``, only a file) cannot be written; None when it can. Given as text, a trailing
+    slash means a directory (``Path`` would drop it)."""
     text = os.fspath(dest)
     path = Path(text)
     if text.endswith(("/", os.sep)) and not path.is_dir():
         return f"{text}: no such directory"
-    if path.is_dir():
+    if path.is_dir() and not file:
         if not os.access(path, os.W_OK | os.X_OK):
             return f"{text}: the directory is not writable"
         return None

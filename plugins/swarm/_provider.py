@@ -1315,12 +1315,7 @@ class SwarmProvider:
         def writable(manifest: Any) -> None:
             """Once the name is known, before a piece is fetched: a directory ``dest``
             holding a directory of that name was found only after the whole download."""
-            if not where.is_dir():
-                return
-            target = where / manifest.name
-            problem = (f"{target}: exists and is not a regular file" if target.is_dir()
-                       else output_problem(target))
-            if problem is not None:
+            if where.is_dir() and (problem := output_problem(where / manifest.name, file=True)):
                 raise SwarmError(f"cannot write {problem}")
 
         await self.fetch(rid, progress=progress, before=writable)
