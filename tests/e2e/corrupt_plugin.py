@@ -10,12 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import attrs
 from p2pkit.plugins.swarm import SwarmProvider
 
 from p2pkit.hookspecs import hookimpl
 
 
 class CorruptSwarm(SwarmProvider):
+    def __init__(self, node: Any) -> None:
+        super().__init__(node)
+        # every piece offered at once (no initial seeding): a downloader asks it for
+        # several before the first bad one is back (and for none after), so it reaches
+        # its third strike; shown a few pieces at a time it sometimes did not
+        self.cfg = attrs.evolve(self.cfg, initial_seeding=False)
+
     def _read_piece(self, rid: str, index: int) -> bytes | None:
         data = super()._read_piece(rid, index)
         if data is None:
