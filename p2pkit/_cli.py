@@ -220,10 +220,6 @@ def check_share_arguments(args: argparse.Namespace, config: NodeConfig | None = 
         raise UsageError(f"--unshare: {exc}") from None
 
 
-# as much of a file as the built-in store reads to tell its media type (its HEADER_BYTES)
-SNIFF_BYTES = 4096
-
-
 def builtin_store(config: NodeConfig) -> bool:
     """The node ``config`` describes stores content in the built-in store plugin."""
     return config.node.store in ("auto", "store") and "store" not in config.node.disable
@@ -247,7 +243,7 @@ def check_share_files(paths: Iterable[Path], *, media: bool = True) -> list[Path
 
 def _check_media(path: Path) -> None:
     """UsageError if the built-in store would refuse ``path`` as not media (its sniffing)."""
-    from p2pkit.plugins.store import UnsupportedMedia, sniff
+    from p2pkit.plugins.store import SNIFF_BYTES, UnsupportedMedia, sniff
 
     with path.open("rb") as file:
         header = file.read(SNIFF_BYTES)

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._cli import (
         LOG_LEVELS,
-        SNIFF_BYTES,
         STOP_SIGNALS,
         ConsoleNotices,
         UsageError,
@@ -44,7 +43,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "LOG_LEVELS", "SNIFF_BYTES", "STOP_SIGNALS", "ConsoleNotices", "UsageError",
+    "LOG_LEVELS", "STOP_SIGNALS", "ConsoleNotices", "UsageError",
     "add_node_arguments", "add_share_arguments", "build_parser", "builtin_store",
     "check_share_arguments",
     "check_share_files", "cmd_node", "cmd_version", "command_parser", "config_from_args",

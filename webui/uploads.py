@@ -25,7 +25,6 @@ from .errors import ApiError
 
 FEED_BYTES = 64 * 1024
 MAX_UNPARSED = 1024 * 1024  # a preamble or a part's headers, at most
-SNIFF_BYTES = 4096
 MAX_TEXT_FIELD = 16 * 1024  # bytes of a title/description part
 MAX_TEXT_CHARS = 4096
 MAX_PARTS = 16
@@ -73,10 +72,11 @@ def clean_name(client_name: str, fallback_ext: str = "") -> str:
 class UploadReceiver:
     """One multipart upload in progress."""
 
-    def __init__(self, root: Path, max_bytes: int, sniff: Any) -> None:
+    def __init__(self, root: Path, max_bytes: int, sniff: Any, sniff_bytes: int) -> None:
         self._root = root
         self._max_bytes = max_bytes
         self._sniff = sniff  # the store's sniff(header, name) -> MediaType, raises if not media
+        self._sniff_bytes = sniff_bytes  # how much of the file's start it needs
         self.dir = root / secrets.token_hex(12)
         self._texts: dict[str, str] = {}
         self._text_part: tuple[str, bytearray] | None = None
@@ -186,8 +186,8 @@ class UploadReceiver:
         if self._size > self._max_bytes:
             raise ApiError(413, f"upload larger than the limit of {self._max_bytes} bytes")
         if not self._sniffed:
-            self._header += event.data[: SNIFF_BYTES - len(self._header)]
-            if len(self._header) >= SNIFF_BYTES:
+            self._header += event.data[: self._sniff_bytes - len(self._header)]
+            if len(self._header) >= self._sniff_bytes:
                 self._check_media()
         await self._file.write(event.data)
         if not event.more_data:

@@ -29,6 +29,7 @@ from ._errors import (
 from ._filestore import FileStore, ObjectInfo, check_sid
 from ._leaves import LEAF_SIZE, MAX_LEAVES, block_root, leaf_count, leaf_hashes, leaves_root
 from ._manifest import DEFAULT_PIECE_SIZE, Manifest
+from ._media import HEADER_BYTES as SNIFF_BYTES  # what sniff() needs of a file's start
 from ._media import MediaType, sniff
 from ._provider import StoreConfig, StoreProvider
 
@@ -36,6 +37,7 @@ __all__ = [
     "DEFAULT_PIECE_SIZE",
     "LEAF_SIZE",
     "MAX_LEAVES",
+    "SNIFF_BYTES",
     "FileStore",
     "IncompleteContent",
     "InvalidSid",

@@ -49,7 +49,8 @@ async def upload_file() -> ResponseReturnValue:
     if web.upload_slots.available_tokens == 0:
         raise ApiError(503, "too many uploads at once; try again shortly")
     async with web.upload_slots:
-        receiver = UploadReceiver(web.uploads_dir, web.config.max_upload_mb * 1024 * 1024, sniff)
+        receiver = UploadReceiver(web.uploads_dir, web.config.max_upload_mb * 1024 * 1024, sniff,
+                                  store_api.SNIFF_BYTES)
         web.uploads_in_progress.add(receiver.dir)
         try:
             upload = await receiver.receive()
