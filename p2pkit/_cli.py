@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.text import Text
 
-from ._exceptions import ConfigError, P2PKitError
+from ._exceptions import ConfigError, P2PKitError, leaf_exceptions
 from .compiled import build_description
 from .config import LOG_LEVELS as LOG_LEVELS  # (p2pkit.cli's, as before)
 from .config import NodeConfig, load_config, parse_assignment
@@ -340,16 +340,7 @@ def _only_error(group: BaseExceptionGroup[Any]) -> BaseException | None:
     """The one error a group carries (nurseries wrap even a lone error), also when several
     tasks failed with the same one (every node of a simulated group given the same bad
     config); None when they differ."""
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(group)
+    leaves = leaf_exceptions(group)
     if leaves and len({(type(leaf), str(leaf)) for leaf in leaves}) == 1:
         return leaves[0]
     return None

@@ -48,3 +48,12 @@ class SessionClosed(P2PKitError):
 
 class NodeStateError(P2PKitError):
     """The call needs the node in another lifecycle state (for example, running)."""
+
+
+def leaf_exceptions(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    """The exceptions in ``group`` and in the groups nested in it: nurseries wrap even a
+    lone error, once per nursery it crosses."""
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(leaf_exceptions(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out

@@ -35,6 +35,7 @@ from ._exceptions import (
     P2PKitError,
     PluginError,
     SessionClosed,
+    leaf_exceptions,
 )
 from .addresses import parse_address
 from .capabilities import CAPABILITIES, ProgressFn
@@ -506,7 +507,7 @@ async def open_node(
         except BaseExceptionGroup as group:
             # The caller's own exception comes back as itself, not wrapped in a group; so
             # does the one error that stopped the start (a PluginError, a ConfigError...)
-            leaves = _leaves(group)
+            leaves = leaf_exceptions(group)  # (a service's error crosses two nurseries)
             if body_error is not None and leaves == [body_error]:
                 raise body_error from body_error.__cause__
             if body_error is None and len(leaves) == 1 and isinstance(leaves[0], P2PKitError):
@@ -530,15 +531,6 @@ async def open_node(
         node.settings.close()
         node.state = NodeState.STOPPED
         node.events.close()  # subscribers outside the node's block learn that it stopped
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    """The exceptions in ``group`` and the groups nested in it (a service's error comes
-    through the node's nursery and the caller's side of it)."""
-    out: list[BaseException] = []
-    for exc in group.exceptions:
-        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return out
 
 
 __all__ = ["Node", "NodeState", "Service", "open_node", "parse_address"]

@@ -26,6 +26,7 @@ from typing import Any
 import trio
 import trio.testing
 
+from p2pkit._exceptions import leaf_exceptions
 from p2pkit.config import NodeConfig
 from p2pkit.identity import Identity
 from p2pkit.node import Node, open_node
@@ -342,10 +343,10 @@ class Simulation:
             try:
                 trio.run(self.run_async, scenario, clock=virtual_clock(self.network.resolution))
             except BaseExceptionGroup as group:
-                lone = _lone_exception(group)
-                if lone is None:
+                leaves = leaf_exceptions(group)
+                if len(leaves) != 1:
                     raise
-                raise lone from lone.__cause__
+                raise leaves[0] from leaves[0].__cause__
             # still relaxed: with the default thresholds the report's many small dicts
             # trigger full scans of a heap of thousands of nodes (0.4 s at 1000 nodes)
             return build_report(self)
@@ -397,17 +398,6 @@ class Simulation:
             if self.progress is not None:
                 self.progress(min(self.now, self.duration), self.duration)
             await trio.sleep(step)
-
-
-def _lone_exception(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    """The one exception ``group`` holds, through groups of one (nurseries nest); None
-    when it holds several."""
-    exc: BaseException = group
-    while isinstance(exc, BaseExceptionGroup):
-        if len(exc.exceptions) != 1:
-            return None
-        exc = exc.exceptions[0]
-    return exc
 
 
 @contextlib.contextmanager
