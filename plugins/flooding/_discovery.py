@@ -34,6 +34,7 @@ from p2pkit import (
 from p2pkit.capabilities import CHANNEL_CONTROL
 from p2pkit.endpoint import Address
 from p2pkit.events import Event
+from p2pkit.filenames import name_problem
 from p2pkit.hookspecs import hookimpl
 
 from ._config import FloodingConfig
@@ -112,10 +113,15 @@ def entry_from_item(item: Any) -> Entry | None:
             raw[key] = value[:limit]
     raw = {k: v for k, v in raw.items() if v is not None or k == "duration"}
     try:
-        return msgspec.convert(raw, Entry)  # validates exactly as a receiver will
+        entry = msgspec.convert(raw, Entry)  # validates exactly as a receiver will
     except msgspec.ValidationError as exc:
         log.warning("not announcing %r: %s", raw.get("rid"), exc)
         return None
+    problem = name_problem(entry.name)  # receivers leave such entries out (decode_body)
+    if problem is not None:
+        log.warning("not announcing %r: name %s", entry.rid, problem)
+        return None
+    return entry
 
 
 class FloodingDiscovery:

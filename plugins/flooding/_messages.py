@@ -25,12 +25,13 @@ RemoteProtocolError (the kernel then drops that peer).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import msgspec
 
 from p2pkit import RemoteProtocolError
 from p2pkit.addresses import is_peer_address
+from p2pkit.filenames import name_problem
 
 # The message protocol's name, negotiated in the peers' hello. Version 2: hits are signed;
 # version 3: a new neighbour gets a digest of the lists we hold, not every list, and a
@@ -185,16 +186,32 @@ def decode(data: bytes) -> Message:
 
 def decode_body(data: bytes) -> AnnounceBody:
     try:
-        return _body_decoder.decode(data)
+        body = _body_decoder.decode(data)
     except (msgspec.DecodeError, ValueError) as exc:
         raise RemoteProtocolError(f"malformed announce body: {exc}") from None
+    return _without_unsafe_names(body)
 
 
 def decode_hits_body(data: bytes) -> HitsBody:
     try:
-        return _hits_body_decoder.decode(data)
+        body = _hits_body_decoder.decode(data)
     except (msgspec.DecodeError, ValueError) as exc:
         raise RemoteProtocolError(f"malformed hits body: {exc}") from None
+    return _without_unsafe_names(body)
+
+
+_Body = TypeVar("_Body", AnnounceBody, HitsBody)
+
+
+def _without_unsafe_names(body: _Body) -> _Body:
+    """``body`` without the entries whose names no manifest may carry (name_problem): such
+    a file would be listed (escape sequences and all) and never be downloadable. Left out
+    rather than refused: the rest of the list is good, and the node that relayed it (or
+    shares it, running code that allowed such names) is no liar."""
+    if all(name_problem(entry.name) is None for entry in body.entries):
+        return body
+    kept = [entry for entry in body.entries if name_problem(entry.name) is None]
+    return msgspec.structs.replace(body, entries=kept)
 
 
 def encode_beacon(beacon: LanBeacon) -> bytes:

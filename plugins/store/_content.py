@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import attrs
 import msgspec
 
+from p2pkit.filenames import plain_name
 from p2pkit.rids import is_rid
 
 from ._errors import IncompleteContent, StoreError, StoreFullError, UnknownItem, UnsupportedMedia
@@ -34,7 +35,6 @@ from ._manifest import (
     MAX_PIECE_SIZE,
     MIN_PIECE_SIZE,
     Manifest,
-    plain_name,
 )
 from ._media import HEADER_BYTES, MediaInfo, probe, sniff
 

@@ -391,6 +391,7 @@ def test_entry_from_item_validates_truncates_and_skips_partial_items() -> None:
     assert entry_from_item({**item, "complete": False}) is None
     assert entry_from_item({**item, "broken": True}) is None
     assert entry_from_item({**item, "rid": "not-a-rid"}) is None
+    assert entry_from_item({**item, "name": "a\nb.mp4"}) is None  # receivers leave it out
 
 
 def test_seen_cache_is_bounded_in_size_and_age() -> None:
@@ -1001,3 +1002,19 @@ def test_a_relay_whose_answer_could_not_be_queued_does_not_say_done_after_it() -
     assert not relay.withheld(net.ids[0], other)
     relay.peer_down(net.ids[0], net.now, grace=1.0)  # a new session starts clean
     assert not relay.withheld(net.ids[0], done_data)
+
+
+def test_files_whose_names_no_manifest_may_carry_are_left_out_of_lists_and_answers() -> None:
+    # a node running older code listed "a\x1b[2J.png": every list showed the escape
+    # sequence, and the file could never be downloaded (its manifest does not decode)
+    net = Net(2)
+    net.link(0, 1)
+    good, bad = entry("harbour.png"), entry("harbour\x1b[2J.png")
+    hidden, spoofed = entry(".bashrc"), entry("clip\u202egpj.exe")
+    net.share(0, good, bad, hidden, spoofed)
+    assert net.rids(1) == {good.rid}
+    qid, sends = net.core(1).start_query("harbour", net.now, net.links[net.ids[1]])
+    net.post(net.ids[1], sends)
+    net.run()
+    assert [r["rid"] for r in net.core(1).query_results(qid)] == [good.rid]
+    assert net.core(1).counters["hits_forged"] == 0  # the rest was no lie: nobody dropped
