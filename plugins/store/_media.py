@@ -316,15 +316,23 @@ def mp3_duration(path: Path) -> float | None:
     size = path.stat().st_size
     with path.open("rb") as f:
         head = f.read(64 * 1024)
-    start = 0
+    start = 0  # where ``head`` starts in the file
     if head[:3] == b"ID3" and len(head) >= 10:
         tag = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
-        start = 10 + tag + (10 if head[5] & 0x10 else 0)
-        if start + 4 > len(head):
+        skip = 10 + tag + (10 if head[5] & 0x10 else 0)
+        if skip + 4 > size:
+            return None  # a tag that claims more than the file holds: nothing to read
+        if skip + 4 > len(head):
+            # read on from the tag's end (a tag declares up to 256 MiB: padding the
+            # buffer up to it let a 1 KiB upload allocate that much)
             with path.open("rb") as f:
-                f.seek(start)
-                head = b"\x00" * start + f.read(64 * 1024)
-    for i in range(start, min(len(head) - 4, start + 16 * 1024)):
+                f.seek(skip)
+                head = f.read(64 * 1024)
+            start = skip
+        else:
+            head = head[skip:]
+            start = skip
+    for i in range(0, min(len(head) - 4, 16 * 1024)):
         header = _mp3_header(head, i)
         if header is None:
             continue
@@ -340,5 +348,5 @@ def mp3_duration(path: Path) -> float | None:
             count = int(struct.unpack_from(">I", frame, pos + 14)[0])
             return round(count * samples / rate, 3)
         with contextlib.suppress(ZeroDivisionError):
-            return round((size - i) * 8 / bitrate, 3)
+            return round((size - start - i) * 8 / bitrate, 3)
     return None

@@ -82,6 +82,29 @@ def test_mp3_duration_cbr_and_xing(tmp_path: Path, makers: dict[str, Callable[..
     assert mp3_duration(vbr) == pytest.approx(300 * 1152 / 44100, abs=0.001)
 
 
+def test_mp3_duration_after_a_long_id3_tag(tmp_path: Path, makers: dict[str, Callable[..., Path]]) -> None:
+    plain = makers["mp3"](tmp_path / "plain.mp3", frames=200).read_bytes()
+    tag = 100_000  # past the first 64 KiB read: the frames are read on from the tag's end
+    synchsafe = bytes((tag >> shift) & 0x7F for shift in (21, 14, 7, 0))
+    long_tag = tmp_path / "long tag.mp3"
+    long_tag.write_bytes(b"ID3\x03\x00\x00" + synchsafe + b"\x00" * tag + plain[20:])
+    assert mp3_duration(long_tag) == pytest.approx(200 * 1152 / 44100, rel=0.01)
+
+
+def test_an_id3_tag_claiming_256_mib_allocates_nothing_like_it(tmp_path: Path) -> None:
+    # a 1 KiB upload made the node allocate 256 MiB (the buffer was padded to the tag's end)
+    bomb = tmp_path / "bomb.mp3"
+    bomb.write_bytes(b"ID3\x03\x00\x00\x7f\x7f\x7f\x7f" + b"\xff\xfb\x90\x00" * 253 + b"\x00\x00")
+    tracemalloc.start()
+    try:
+        assert mp3_duration(bomb) is None
+        assert probe(bomb, sniff(bomb.read_bytes(), bomb.name)).duration is None
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
+
+
 def test_probe_unreadable_media_is_empty(tmp_path: Path) -> None:
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
