@@ -26,7 +26,7 @@ from p2pkit.events import Event, GenericEvent, PeerDown, PeerUp
 from p2pkit.rates import RateMeter
 
 from .auth import install_access_checks, install_security_headers
-from .config import WebConfig, is_loopback
+from .config import WebConfig, check_token, is_loopback
 from .downloads import DownloadManager
 from .errors import install_body_limit, install_error_handlers
 from .file_responses import FileResponse
@@ -66,6 +66,7 @@ class WebUI:
         self.loopback_only = is_loopback(self.config.host)
         if not self.loopback_only and not self.token:
             raise ValueError("a web UI bound to a non-loopback address needs an access token")
+        check_token(self.token or "")
         self._tmp: str | None = None
         if node.data_dir is None:
             self._tmp = tempfile.mkdtemp(prefix="p2pkit-webui-")

@@ -43,8 +43,13 @@ def install_access_checks(app: Quart, token: str | None, loopback_only: bool) ->
         # own pages); any other name is how DNS rebinding would reach us
         if loopback_only and not is_loopback(_host_only(host)):
             return error_response(403, f"host {host[:100]!r} is not this machine")
-        if origin and unsafe and urlsplit(origin).netloc.lower() != host.lower():
-            return error_response(403, "cross-origin requests are not allowed")
+        if origin and unsafe:
+            try:
+                netloc = urlsplit(origin).netloc
+            except ValueError:  # "http://[::1": a 500 and a traceback, for a header anyone sends
+                return error_response(403, f"malformed Origin header {origin[:100]!r}")
+            if netloc.lower() != host.lower():
+                return error_response(403, "cross-origin requests are not allowed")
         if token and not hmac.compare_digest(given.encode(), token.encode()):
             return error_response(401, "an access token is required (see the URL printed at start)")
         return None

@@ -16,7 +16,7 @@ import attrs
 
 from p2pkit.hookspecs import hookimpl
 
-from .config import WebConfig, is_loopback
+from .config import WebConfig, check_token, is_loopback
 
 
 @hookimpl
@@ -58,8 +58,11 @@ def web_config(args: argparse.Namespace, section: WebConfig) -> tuple[WebConfig,
     token = args.token or section.token or None
     if token is None and not is_loopback(host):
         token = secrets.token_urlsafe(24)
-    merged = attrs.evolve(section, host=host, http_port=port, max_upload_mb=max_upload,
-                          token=token or "")
+    try:
+        merged = attrs.evolve(section, host=host, http_port=port, max_upload_mb=max_upload,
+                              token=token or "")
+    except ValueError as exc:  # the section's own checks, on the flags' values
+        raise ConfigError(str(exc)) from None
     return merged, token
 
 
@@ -94,6 +97,10 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     check_share_arguments(args, config)  # (media checked only when the built-in store is used)
+    try:
+        check_token(args.token or "")  # before the node starts, as the other flags are
+    except ValueError as exc:
+        raise ConfigError(str(exc).replace("web.token", "--token")) from None
     setup_logging(config.node.log_level)
 
     async def main() -> None:

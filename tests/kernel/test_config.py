@@ -71,6 +71,14 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
         load_config(tmp_path / "absent.toml", env={})
 
 
+def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    # a UnicodeDecodeError traceback: the file had been saved as UTF-16
+    path = tmp_path / "utf16.toml"
+    path.write_bytes("[node]\nport = 7700\n".encode("utf-16"))
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_config(path, env={})
+
+
 @attrs.define
 class DemoSection:
     rate: float = 1.0

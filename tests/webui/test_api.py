@@ -362,6 +362,20 @@ async def test_loopback_refuses_foreign_host_and_cross_origin(client: TrioClient
     assert ok.status_code == 200
 
 
+@pytest.mark.parametrize("origin", ["http://[::1", "http://[zz]:80", "http://[::1/]"])
+async def test_a_malformed_origin_is_refused_not_an_internal_error(client: TrioClient, origin: str) -> None:
+    # urlsplit raised on "http://[::1": a 500 and a traceback in the log, on every unsafe
+    # request and on the websocket
+    response = await client.put("/api/settings", json={"max_connections": 3}, headers={"Origin": origin})
+    assert response.status_code == 403
+    assert "Origin" in (await response.get_json())["message"]
+
+
+def test_a_web_ui_refuses_a_token_no_http_header_can_carry() -> None:
+    with pytest.raises(ValueError, match="printable ASCII"):
+        WebConfig(token="é")
+
+
 @pytest.mark.parametrize(("host", "status"), [
     ("127.0.0.2:3000", 200), ("127.1.2.3", 200), ("[::1]:3000", 200), ("localhost:3000", 200),
     # `--host 127.0.0.2` was refused its own pages; names that merely look local are not it

@@ -48,3 +48,19 @@ def test_web_command_rejects_a_bad_port(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "http-port" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_web_command_refuses_a_token_no_http_header_can_carry(tmp_path: Path) -> None:
+    # `--token é` was taken: the URL's ?token= worked, an API client's Bearer never did
+    import subprocess
+    import sys
+
+    config = tmp_path / "p2pkit.toml"
+    config.write_text('[web]\ntoken = "two words"\n', encoding="utf-8")
+    for flags in (["--token", "é", "--host", "0.0.0.0"], ["--config", str(config)]):
+        result = subprocess.run(
+            [sys.executable, "-m", "p2pkit.cli", "web", *flags, "--port", "0",
+             "--data-dir", str(tmp_path), "--repeater", "off"],
+            capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert "printable ASCII" in result.stderr and "Traceback" not in result.stderr
