@@ -69,6 +69,13 @@ class Session(Protocol):
         """Close at once, telling the peer."""
         ...
 
+    def hold_large_messages(self, held: bool) -> None:
+        """While held, a message from the peer longer than the session's receive window
+        gets no room beyond it: the peer waits, nothing is lost, and we buffer at most
+        the window for it. The kernel holds a session until its peer has proved who it
+        is, so a peer that never does cannot make the node buffer a large message."""
+        ...
+
     def stats(self) -> Mapping[str, float | str]:
         """bytes/packets each way, rates, srtt, rttvar, cwnd, in-flight, loss, retransmits
         (numbers), and names such as the session's state and congestion controller."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
@@ -36,6 +37,11 @@ __all__ = ["DatagramHandler", "MessageProtocol", "Peer", "PeerManager"]
 log = logging.getLogger("p2pkit.peers")
 
 HANDSHAKE_TIMEOUT = 10.0
+# Incoming handshakes under way at once, in all and from one IP address: beyond them a
+# new session is turned away (counted in ``refused``), so unfinished handshakes cannot
+# pile up; an honest one takes a round trip or two.
+MAX_INCOMING_HANDSHAKES = 64
+MAX_HANDSHAKES_PER_HOST = 8
 PROTOCOL_VERSION = 1
 MAX_PROTOCOL_NAME = 32
 MAX_PROTOCOLS = 64
@@ -204,7 +210,8 @@ class PeerManager:
         self.slow_handlers = 0  # messages whose handler took longer than SLOW_HANDLER
         self._slow_logged: set[str] = set()  # protocols warned about (once each)
         self._receivers: set[trio.lowlevel.Task] = set()  # the sessions' receive loops
-        self.refused = 0  # incoming sessions turned away at max_connections
+        self.refused = 0  # incoming sessions turned away: max_connections, or handshakes
+        self._handshaking: Counter[str] = Counter()  # incoming handshakes under way, by host
         self.stopping = False  # the node is closing its sessions: no new ones
         self.on_peer_up: list[Callable[[Peer], None]] = []
 
@@ -286,15 +293,28 @@ class PeerManager:
         return len(self._peers) >= self._node.settings.max_connections
 
     async def _accept_one(self, session: Session) -> None:
+        host = session.remote_address[0]
+        refusal = None
         if self._full():
+            refusal = "max_connections reached"
+        elif self._handshaking[host] >= MAX_HANDSHAKES_PER_HOST:
+            refusal = f"{MAX_HANDSHAKES_PER_HOST} handshakes from {host} under way"
+        elif self._handshaking.total() >= MAX_INCOMING_HANDSHAKES:
+            refusal = f"{MAX_INCOMING_HANDSHAKES} handshakes under way"
+        if refusal is not None:
             self.refused += 1
-            log.info("refusing %s: max_connections reached", session.remote_address)
+            log.info("refusing %s: %s", session.remote_address, refusal)
             session.abort()
             return
+        self._handshaking[host] += 1
         try:
             await self._establish(session, initiated=False)
         except (SessionClosed, RemoteProtocolError, trio.TooSlowError) as exc:
             log.info("incoming handshake from %s failed: %s", session.remote_address, exc)
+        finally:
+            self._handshaking[host] -= 1
+            if not self._handshaking[host]:
+                del self._handshaking[host]
 
     async def _establish(self, session: Session, *, initiated: bool) -> Peer:
         identity: Identity = self._node.identity
@@ -307,6 +327,9 @@ class PeerManager:
             listen_port=self._node.endpoint.local_address[1],
             protocols=sorted(self._protocols), agent=f"p2pkit/{self._node.version}",
         )
+        # until the peer has proved who it is, no room for a message beyond the window
+        # (rudp: 8 MiB): one that never says Hello made us hold ~70 MiB per session
+        session.hold_large_messages(True)
         try:
             with trio.fail_after(HANDSHAKE_TIMEOUT):
                 await _send_control(session, _encoder.encode(hello))
@@ -320,6 +343,7 @@ class PeerManager:
             self.handshake_failures += 1
             session.abort()
             raise
+        session.hold_large_messages(False)
         peer_id = node_id_of(theirs.public_key)
         if self.stopping:
             session.abort()

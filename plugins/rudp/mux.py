@@ -119,6 +119,11 @@ class Multiplexer:
         self.wire_bytes_sent = 0  # every datagram sent, with its IP/UDP header
         self._delivered_closed = 0  # what the uplink carried for connections now closed
         self.ack_every = self.config.ack_every  # what the connections use now
+        # New connections give a message longer than the window no room beyond it until
+        # their session is released (RudpSession.hold_large_messages): set for a node,
+        # whose handshake releases each one once the peer has proved who it is. From the
+        # first packet: the room is advertised in the first ACK, before the app sees it.
+        self.hold_large_messages = False
         self._ack_cadence_at = now
         self._waits_seen = 0
 
@@ -211,6 +216,8 @@ class Multiplexer:
             on_activity=self._mark_dirty,
         )
         conn.ack_every = self.ack_every
+        if self.hold_large_messages:
+            conn.recv_streams.hold_large_messages(True)
         self.connections[cid] = conn
         self._dirty[conn] = None
         return conn

@@ -210,6 +210,7 @@ class RecvStreams:
         self.in_order = 0  # stream bytes received in order, all channels
         self.partial = 0  # in-order bytes of incomplete messages
         self.partial_need = 0  # announced sizes of incomplete messages (credit for big ones)
+        self.credit_limit = max_message  # of that credit (0 while large messages are held)
         self.ooo_bytes = 0
         self.ooo_entries = 0
         self.highest_total = 0  # sum of the channels' highest offsets
@@ -217,9 +218,14 @@ class RecvStreams:
         self.advertised = window  # max_data carried by our last packet
         self.messages = 0
 
+    def hold_large_messages(self, held: bool) -> None:
+        """While held, a message longer than the window gets no room beyond it: its sender
+        waits (nothing is lost) and we hold at most the window for this peer."""
+        self.credit_limit = 0 if held else self.max_message
+
     def update_max_data(self) -> int:
         released = self.in_order - self.partial - self.inbox_bytes
-        extra = min(self.partial_need, self.max_message)
+        extra = min(self.partial_need, self.credit_limit)
         value = released + self.window + extra
         if value > self.max_data:
             self.max_data = value

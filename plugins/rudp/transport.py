@@ -159,6 +159,14 @@ class RudpSession:
         self.connection.abort()
         self._transport.driver.flush(self.connection)
 
+    def hold_large_messages(self, held: bool) -> None:
+        """While held, a message longer than the receive window gets no room beyond it
+        (the peer waits; nothing is lost)."""
+        streams = self.connection.recv_streams
+        streams.hold_large_messages(held)
+        if not held and streams.partial_need:  # a message waits for the room: say so now
+            self._transport.driver.flush(self.connection)
+
     def stats(self) -> Mapping[str, Any]:
         return self.connection.stats(trio.current_time())
 
@@ -189,6 +197,7 @@ class RudpTransport:
         factory = congestion_factory(self.config.congestion, extra)
         now = trio.current_time() if _in_trio() else 0.0
         self.mux = Multiplexer(self.config, cc_factory=factory, now=now)
+        self.mux.hold_large_messages = node is not None  # its handshake releases each session
         self.driver = MuxDriver(self.mux, lambda: self.endpoint)
         self._sessions: dict[Connection, RudpSession] = {}
         self.driver.sessions = self._sessions  # type: ignore[assignment]  # one dict; its sessions are Waiters

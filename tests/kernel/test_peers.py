@@ -237,10 +237,10 @@ async def _hostile_handshake(a: Node, b: Node, *, until: Callable[[], object] | 
         "version": 1, "public_key": a.identity.public_key, "nonce": b"n" * 16,
         "listen_port": 1, "protocols": ["echo"], "agent": "x", **overrides}
     await session.send(_encoder.encode(Hello(**fields)))
-    _, raw = await session.receive()
-    theirs = msgspec.msgpack.decode(raw, type=Hello)
-    signed = _AUTH_CONTEXT + theirs.nonce + a.identity.public_key
-    with contextlib.suppress(SessionClosed):
+    with contextlib.suppress(SessionClosed):  # b may end it first (a Hello over its limit)
+        _, raw = await session.receive()
+        theirs = msgspec.msgpack.decode(raw, type=Hello)
+        signed = _AUTH_CONTEXT + theirs.nonce + a.identity.public_key
         await session.send(_encoder.encode(Auth(a.identity.sign(signed))))
     await wait_for(until or (lambda: peers(b).handshake_failures or peers(b).get(a.id) is not None))
     session.abort()
@@ -297,6 +297,43 @@ async def test_max_connections_holds_against_handshakes_in_parallel() -> None:
         assert len(peers(b)) == 2 and peers(b).refused == 3
         for _, session in sessions:
             session.abort()
+
+
+async def test_a_peer_that_never_says_hello_cannot_make_us_buffer_a_large_message() -> None:
+    # 20 sessions, each starting a 60 MB first message and never sending a Hello, took a
+    # node from 63 to 662 MB for the handshake's 10 s: until its peer has proved who it
+    # is, a session gives a message no room beyond its receive window
+    echo = Echo()
+    async with open_node(config(), plugins=[echo]) as b, open_node(config(), plugins=[Echo()]) as a:
+        session: Session = await a.transport.connect(addr(b))
+        session.send_nowait(b"x" * (60 << 20))  # a first message of 60 MB, no Hello
+        window = b.transport.config.receive_window
+        (conn,) = b.transport.mux.connections.values()
+        streams = conn.recv_streams
+        await wait_for(lambda: streams.highest_total >= window, limit=30)  # all it may send
+        await trio.sleep(0.2)  # acks that would give more room have gone out
+        assert streams.max_data <= window and streams.highest_total <= window
+        session.abort()
+        # once its handshake is done, a session takes messages longer than the window
+        peer = await peers(a).connect(addr(b))
+        large = b"y" * (window + (1 << 20))
+        await peer.send("echo", large)
+        await wait_for(lambda: large in echo.messages, limit=30)
+
+
+async def test_handshakes_from_one_address_are_limited_while_under_way() -> None:
+    from p2pkit.peers import MAX_HANDSHAKES_PER_HOST
+
+    async with open_node(config()) as b, open_node(config()) as a:
+        silent = [await a.transport.connect(addr(b)) for _ in range(MAX_HANDSHAKES_PER_HOST + 2)]
+        await wait_for(lambda: peers(b).refused >= 2)
+        assert peers(b).refused == 2  # the first eight wait for their Hello
+        for session in silent:
+            session.abort()
+        await wait_for(lambda: peers(b).handshake_failures >= MAX_HANDSHAKES_PER_HOST)
+        assert a.peers is not None
+        await a.peers.connect(addr(b))  # they ended: an honest handshake goes through
+        await wait_for(lambda: peers(b).get(a.id) is not None)
 
 
 async def test_a_handshake_message_waits_when_the_transport_buffer_is_full() -> None:

@@ -113,3 +113,26 @@ def test_channels_are_independent_under_loss() -> None:
     drain(cb, got)
     assert got == [(0, b"C" * 10)]
     assert net.run_until(lambda: drain(cb, got) >= 0 and len(got) == 2, 5)
+
+
+def test_a_held_connection_gives_a_large_message_no_room_beyond_the_window() -> None:
+    # a node's sessions are held until the peer's handshake is done: a peer that never
+    # finishes it made the node buffer a 60 MB message (the window plus its size)
+    config = RudpConfig(receive_window=WINDOW)
+    net = FakeNet(seed=3)
+    a = net.add_host(("10.0.0.1", 1000), config)
+    b = net.add_host(("10.0.0.2", 2000), config)
+    b.hold_large_messages = True
+    ca = a.connect(("10.0.0.2", 2000), net.now)
+    big = b"z" * (10 * WINDOW)
+    ca.send(big, 1)  # queued before the connection exists: it starts with the first packets
+    assert net.run_until(lambda: bool(b.accept_queue), 60)
+    cb = b.accept()
+    assert cb is not None
+    net.run_for(2.0)
+    assert cb.recv_streams.max_data <= WINDOW and held_by_receiver(cb) <= WINDOW
+    assert ca.send_streams.queued_bytes > 0  # the sender waits: nothing is lost
+    cb.recv_streams.hold_large_messages(False)  # released (RudpSession does it for the kernel)
+    got: list[tuple[int, bytes]] = []
+    assert net.run_until(lambda: drain(cb, got) >= 0 and len(got) == 1, 60)
+    assert got == [(1, big)]
