@@ -143,6 +143,15 @@ class SwarmConfig:
     initial_seeding: bool = True  # an origin injects each piece once before any twice
 
 
+def _content_id(rid: str) -> str:
+    """``rid`` as a person copies it (capitals, spaces around) in the network's spelling;
+    SwarmError if it is not a content id."""
+    try:
+        return parse_rid(rid)
+    except ValueError as exc:
+        raise SwarmError(str(exc)) from None
+
+
 class SwarmProvider:
     """The node's ``swarm`` capability (needs a transport and a store)."""
 
@@ -1222,10 +1231,7 @@ class SwarmProvider:
 
     async def _fetch(self, rid: str, *, progress: Any,
                      before: Callable[[Any], None] | None) -> Any:
-        try:
-            rid = parse_rid(rid)
-        except ValueError as exc:
-            raise SwarmError(str(exc)) from None
+        rid = _content_id(rid)
         if not self.node.settings.p2p_enabled:
             raise P2PDisabledError("peer-to-peer transfer is switched off (cfg.p2p_enabled = false)")
         store = self.store
@@ -1304,6 +1310,7 @@ class SwarmProvider:
         """
         from p2pkit.plugins.store import StoreError
 
+        rid = _content_id(rid)  # as a person copies it: the export needs the network's spelling
         if dest is not None and (problem := output_problem(dest)) is not None:
             raise SwarmError(f"cannot write {problem}")
         if dest is None:

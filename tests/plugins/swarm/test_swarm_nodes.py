@@ -412,6 +412,18 @@ async def test_a_file_removed_after_its_download_can_be_downloaded_again(tmp_pat
         assert sha(path) == sha(media)
 
 
+async def test_a_rid_as_a_person_copies_it_downloads(tmp_path: Path) -> None:
+    # capitals and spaces around were fetched and verified, then the export failed: "no
+    # content with rid 'BD1609ED3CE6…'" (only the fetch had taken the rid's spelling)
+    media = make_wav(tmp_path / "spelt.wav", 3, seed=8)
+    async with swarm_node() as seed, swarm_node(seed) as leech:
+        manifest = await seed.share(media)
+        await until(lambda: len(leech.peers) == 1)
+        with trio.fail_after(30):
+            path = await leech.download(f" {manifest.rid.upper()} ", tmp_path / "out.wav")
+        assert sha(path) == sha(media)
+
+
 async def test_a_destination_that_cannot_be_written_is_refused_before_fetching(tmp_path: Path) -> None:
     media = make_wav(tmp_path / "dest.wav", 5, seed=8)
     (tmp_path / "notes.txt").write_text("a file")
