@@ -13,10 +13,11 @@ import path, which the ``p2pkit`` script does not; p2pkit installed editable fro
 checkout, see docs/writing-plugins.md §7; each node its own data dir), each line in its
 own terminal::
 
-    python -m p2pkit node --port 7801 --data-dir /tmp/ping-a --repeater off \
+    python -m p2pkit node --port 7801 --data-dir /tmp/ping-a \
         --plugin docs.examples.ping_plugin:plugin --set ping.targets=127.0.0.1:7802
-    python -m p2pkit node --port 7802 --data-dir /tmp/ping-b --repeater off \
+    python -m p2pkit node --port 7802 --data-dir /tmp/ping-b \
         --plugin docs.examples.ping_plugin:plugin
+    p2pkit ctl --data-dir /tmp/ping-a list          # its fields, over the repeater
 """
 
 from __future__ import annotations
