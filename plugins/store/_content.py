@@ -15,7 +15,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import secrets
+import stat
+import time
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -735,6 +738,7 @@ class Store(FileStore):
             # the export renames a file onto ``dest``: that would replace a device, a
             # FIFO or a socket (``/dev/null``), and cannot replace a directory
             raise StoreError(f"cannot write {dest}: it exists and is not a regular file")
+        remove_stale_exports(dest.parent)
         # short, whatever the name's length: ".NAME.PID.part" of a 250-byte name was too
         # long for the file system, and a whole download was lost at the last step
         tmp = dest.with_name(f".p2pkit-{os.getpid()}-{secrets.token_hex(4)}.part")
@@ -770,6 +774,43 @@ class Store(FileStore):
                 self._drop(kind, key)
             for rid in [r for r, it in self._content.items() if not it.pinned and not it.stored_bytes]:
                 self._drop("content", rid)
+
+
+_EXPORT_PART = re.compile(r"\.p2pkit-([0-9]{1,10})-[0-9a-f]{8}\.part")
+STALE_EXPORT_S = 60.0  # untouched this long, by a process that is gone
+
+
+def remove_stale_exports(directory: Path) -> int:
+    """Remove the temporary files of exports whose process is gone (``kill -9`` during
+    ``p2pkit get`` left one, hidden, as large as the file, in the user's folder for ever:
+    its name holds a PID and random digits no later run would recognise). Returns how
+    many. A file still written to (another host's process on a shared folder) is kept."""
+    removed = 0
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            match = _EXPORT_PART.fullmatch(entry.name)
+            if match is None or _process_alive(int(match.group(1))):
+                continue
+            with contextlib.suppress(OSError):
+                st = entry.stat(follow_symlinks=False)
+                if stat.S_ISREG(st.st_mode) and now - st.st_mtime > STALE_EXPORT_S:
+                    os.unlink(entry.path)
+                    removed += 1
+                    log.info("removed %s, left by an export that never finished", entry.path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # ours: an export of this process may be running
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0  # someone else's process: alive
+    return True
 
 
 __all__ = ["ItemInfo", "Store"]

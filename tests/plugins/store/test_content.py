@@ -6,6 +6,7 @@ import hashlib
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -672,3 +673,30 @@ def test_an_export_under_a_file_says_why(tmp_path: Path, store: Store, media: di
 def not_written(directory: Path, name: str) -> bool:
     """Neither the file nor a temporary ``.p2pkit-*.part`` is there."""
     return not (directory / name).exists() and not list(directory.glob(".p2pkit-*.part"))
+
+
+def test_an_export_removes_what_a_killed_export_left_in_the_folder(tmp_path: Path, store: Store,
+                                                                   media: dict[str, Path]) -> None:
+    # `kill -9` of `p2pkit get -o out/` while it wrote left ".p2pkit-3843-0204a179.part",
+    # as large as the file, hidden in out/ for ever: no later run knew it as its own
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(gone.stdout)
+    out = tmp_path / "out"
+    out.mkdir()
+    left = out / f".p2pkit-{dead_pid}-0204a179.part"
+    recent = out / f".p2pkit-{dead_pid}-11111111.part"  # maybe still written (a shared folder)
+    running = out / f".p2pkit-{os.getpid()}-22222222.part"  # a live process's export
+    mine = out / ".p2pkit-notes.part"  # not an export's name
+    for path in (left, recent, running, mine):
+        path.write_bytes(b"partial")
+    old = time.time() - 3600
+    for path in (left, running, mine):
+        os.utime(path, (old, old))
+    m = store.import_file(media["png"], copy=True)
+    store.export(m.rid, out)
+    assert not left.exists() and recent.exists() and running.exists() and mine.exists()
+    assert (out / m.name).read_bytes() == media["png"].read_bytes()
