@@ -10,6 +10,7 @@ An ephemeral node keeps them in memory.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -19,7 +20,10 @@ import attrs
 
 from ._exceptions import ConfigError, FieldError
 from .config import CfgSection
+from .diskerrors import problem_message
 from .fields import FieldType, coerce
+
+log = logging.getLogger("p2pkit.settings")
 
 
 def _between(low: int, high: int) -> Callable[[int], None]:
@@ -56,15 +60,20 @@ SETTINGS: dict[str, SettingSpec] = {
 
 
 def _open_db(path: Path) -> sqlite3.Connection:
-    """The settings database; a damaged file is a ConfigError naming it (and is closed)."""
-    db = sqlite3.connect(str(path), isolation_level=None)
+    """The settings database; one that cannot be used is a ConfigError naming it and
+    saying why (damaged, or on a full or unwritable disk: then it is kept)."""
+    try:
+        db = sqlite3.connect(str(path), isolation_level=None)
+    except sqlite3.Error as exc:
+        raise ConfigError(problem_message(f"the settings database {path}", exc, path)) from None
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    except sqlite3.DatabaseError as exc:
+    except sqlite3.Error as exc:
         db.close()
-        raise ConfigError(f"settings database {path} is damaged ({exc}); move it away to "
-                          "start with the defaults") from None
+        raise ConfigError(problem_message(
+            f"the settings database {path}", exc, path,
+            move_away="move it away to start with the defaults")) from None
     return db
 
 
@@ -125,13 +134,20 @@ class Settings:
         return value
 
     def _store(self, key: str, value: Any) -> None:
+        """Apply, and save if there is a database. A value that cannot be saved (a full
+        disk) still applies until the node stops, and a warning says so: a full disk
+        must not take the node down, at start or from the settings page."""
         self._values[key] = value
         if self._db is not None:
-            self._db.execute(
-                "INSERT INTO settings(key, value) VALUES(?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, json.dumps(value)),
-            )
+            try:
+                self._db.execute(
+                    "INSERT INTO settings(key, value) VALUES(?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (key, json.dumps(value)),
+                )
+            except sqlite3.Error as exc:
+                log.warning("cfg.%s = %s applies until the node stops but could not be saved: %s",
+                            key, json.dumps(value), problem_message("the settings database", exc))
 
     def update(self, values: dict[str, Any]) -> dict[str, Any]:
         """Partial update (seed 004 §4.1.4): all values are validated before any is applied."""

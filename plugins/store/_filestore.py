@@ -41,6 +41,8 @@ from typing import Any, Self
 
 import attrs
 
+from p2pkit.diskerrors import problem_message
+
 from . import _db
 from ._errors import InvalidSid, StoreError, StoreFullError, UnknownItem
 from ._handles import HandleCache
@@ -164,10 +166,11 @@ class FileStore:
             except (sqlite3.Error, TypeError, ValueError, OverflowError, AttributeError,
                     struct.error, OSError) as exc:
                 # rows of impossible values (a hand-edited or damaged database) surfaced
-                # as TypeError, struct.error, OSError from truncate...: say what it is
-                raise StoreError(
-                    f"store metadata in {self.root} is damaged ({type(exc).__name__}: {exc}); "
-                    "move the directory away to start empty") from exc
+                # as TypeError, struct.error, OSError from truncate...: say what it is.
+                # A full or unwritable disk is not damage: the store is kept as it is.
+                raise StoreError(problem_message(
+                    f"the store metadata in {self.root}", exc, self.root / DB_NAME,
+                    move_away="move the directory away to start empty")) from exc
         except BaseException:
             self._release_everything()
             raise

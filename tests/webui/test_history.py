@@ -14,6 +14,7 @@ from p2pkit.webui import WebConfig, WebUI
 from p2pkit.webui.history import MAX_ENTRIES, MAX_PAGE, History
 from quart_trio.testing import TrioClient
 
+from p2pkit._exceptions import ConfigError
 from p2pkit.node import open_node
 
 from .conftest import node_config
@@ -143,3 +144,33 @@ def test_history_entries_must_be_positive_and_survive_the_flags() -> None:
     flags = argparse.Namespace(http_host=None, http_port=8080, max_upload_mb=None, token=None)
     merged, _token = web_config(flags, WebConfig(history_entries=7))
     assert merged.history_entries == 7 and merged.http_port == 8080
+
+
+def test_a_full_disk_is_not_a_damaged_history_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # "web UI database … is damaged (database or disk is full); move it away": the history
+    # moved away for a full disk
+    db = tmp_path / "webui.sqlite"
+    kept = History(db)
+    kept.add("ab" * 32, "download", "kept")
+    kept.close()
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorname = "SQLITE_FULL"  # type: ignore[attr-defined]
+    real = sqlite3.connect
+
+    class FullDisk:
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self._db = conn
+
+        def execute(self, *args: object) -> object:
+            raise full
+
+        def close(self) -> None:
+            self._db.close()
+
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **kw: FullDisk(real(*a, **kw)))
+    with pytest.raises(ConfigError) as info:
+        History(db)
+    assert f"the disk holding the web UI database {db} is full" in str(info.value)
+    assert "damaged" not in str(info.value) and "move it away" not in str(info.value)
+    monkeypatch.undo()
+    assert [e["title"] for e in History(db).list()] == ["kept"]

@@ -7,6 +7,7 @@ import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +18,7 @@ from p2pkit.plugins.store import (
     StoreError,
     StoreFullError,
     UnknownItem,
+    _db,
 )
 
 
@@ -681,3 +683,49 @@ def test_volatile_store_works_and_cannot_be_durable(tmp_path: Path) -> None:
         assert fs.read("a", 0, 3) == b"abc"
     with pytest.raises(ValueError):
         FileStore(tmp_path / "w", volatile=True, durable=True)
+
+
+class FullDisk:
+    """A store database on a disk that has filled up: reads work, writes fail as SQLite's
+    do then ("database or disk is full")."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def _full(self) -> sqlite3.OperationalError:
+        exc = sqlite3.OperationalError("database or disk is full")
+        exc.sqlite_errorname = "SQLITE_FULL"  # type: ignore[attr-defined]
+        return exc
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql.split()[0].upper() in ("BEGIN", "INSERT", "UPDATE", "DELETE"):
+            raise self._full()
+        return self._db.execute(sql, *args)
+
+    def executemany(self, sql: str, *args: Any) -> Any:
+        raise self._full()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+def test_a_full_disk_at_start_is_not_damaged_metadata(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # "StoreError store metadata in … is damaged (OperationalError: database or disk is
+    # full); move the directory away to start empty" — after freeing space the same store
+    # opened fine, with everything in it
+    with FileStore(tmp_path / "fs") as fs:
+        fs.create("a")
+        fs.append("a", b"x" * 100)
+    (tmp_path / "fs" / "sizes.map").unlink()
+    (path,) = (tmp_path / "fs" / "objects").iterdir()
+    os.truncate(path, 50)  # power lost before the last append reached the disk: recovery writes
+    real_connect = _db.connect
+    monkeypatch.setattr(_db, "connect", lambda *a, **kw: FullDisk(real_connect(*a, **kw)))
+    with pytest.raises(StoreError) as info:
+        FileStore(tmp_path / "fs")
+    message = str(info.value)
+    assert f"the disk holding the store metadata in {tmp_path / 'fs'} is full" in message
+    assert "damaged" not in message and "move the directory away" not in message
+    monkeypatch.undo()  # space freed
+    with FileStore(tmp_path / "fs") as fs:
+        assert fs.read("a", 0, 50) == b"x" * 50
