@@ -6,13 +6,21 @@ unfinished.py). Content this node already holds
 completely (an own share, an earlier download) is exported from the store without
 touching the network; anything else goes through ``node.download`` (the swarm). Progress
 is pushed to WebSocket clients at most a few times a second per download.
+
+A download that fails — a full disk or store included — is over: its row says why and
+what to do, and the next start does not take it up again; what it fetched stays in the
+store, so starting it again goes on from there. The bookkeeping around a download (the
+history, the downloads to take up again) is SQLite on the same disk: a write there that
+fails is a warning in the log, never the download's failure nor the node's end.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import secrets
 import shutil
+import sqlite3
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -20,8 +28,10 @@ from typing import Any
 import trio
 
 from p2pkit._exceptions import CapabilityError, P2PKitError
+from p2pkit.diskerrors import is_disk_full
 from p2pkit.rates import RateMeter
 
+from .database import write_problem
 from .history import History
 from .hub import Hub
 from .unfinished import Unfinished, UnfinishedDownloads
@@ -29,6 +39,26 @@ from .unfinished import Unfinished, UnfinishedDownloads
 log = logging.getLogger("p2pkit.webui.downloads")
 PUBLISH_INTERVAL = 0.25  # seconds between progress messages of one download
 MAX_REMEMBERED = 200
+
+
+def _is_store_full(exc: BaseException) -> bool:
+    try:
+        store_api = importlib.import_module("p2pkit.plugins.store")
+    except ImportError:
+        return False
+    return isinstance(exc, store_api.StoreFullError)
+
+
+def failure_message(exc: BaseException) -> str:
+    """What a failed download's row says: for a full disk or store, also what to do."""
+    detail = str(exc) or type(exc).__name__
+    if is_disk_full(exc):
+        return (f"the disk is full ({detail}): free some space, then start the download "
+                "again")
+    if _is_store_full(exc):
+        return (f"the store is full ({detail}): raise the cache limit on the Settings page "
+                "or remove shared files, then start the download again")
+    return detail
 
 
 class Download:
@@ -229,12 +259,12 @@ class DownloadManager:
                     dl.rid, dest, progress=lambda done, total: self._progress(dl, done, total)))
             dl.done = dl.total = dl.path.stat().st_size
             dl.state = "completed"
-            self._history.add(dl.rid, "download", dl.title)
+            self._record_in_history(dl)
             log.info("download %s completed: %s (%d bytes)", dl.id, dl.name, dl.total)
         except CapabilityError as exc:
             dl.state, dl.error = "failed", f"this node cannot download: {exc}"
         except (P2PKitError, OSError) as exc:
-            dl.state, dl.error = "failed", str(exc) or type(exc).__name__
+            dl.state, dl.error = "failed", failure_message(exc)
             log.warning("download %s failed: %s", dl.id, dl.error)
         except Exception as exc:
             dl.state, dl.error = "failed", f"internal error: {type(exc).__name__}"
@@ -247,7 +277,14 @@ class DownloadManager:
             if dl.state == "running" or (stopping and dl.state == "failed"):
                 dl.state, dl.error = "interrupted", "the node stopped; the download goes on when it restarts"
             if dl.state != "interrupted":
-                self._unfinished.remove(dl.id)
+                self._unfinished.remove(dl.id)  # (a failure to record it is only a warning)
             self._publish(dl, force=True)
             if dl.state == "completed":
                 self._hub.publish({"type": "history.changed"})
+
+    def _record_in_history(self, dl: Download) -> None:
+        try:
+            self._history.add(dl.rid, "download", dl.title)
+        except sqlite3.Error as exc:  # the file is there all the same
+            log.warning("the download of %s completed but is not in the history: %s",
+                        dl.name, write_problem(exc))

@@ -2,11 +2,14 @@
 
 Handlers registered here turn werkzeug's HTTP exceptions (404, 405, 413, ...), our own
 :class:`ApiError` and any unexpected exception into that shape, with the right status.
+A full disk (ENOSPC, EDQUOT, EFBIG, SQLite's "database or disk is full") is 507
+``insufficient_storage`` saying so, wherever a request ran into it.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 import trio
@@ -15,6 +18,7 @@ from quart.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from p2pkit._exceptions import NodeStateError
+from p2pkit.diskerrors import DiskProblem, classify, is_disk_full, problem_message
 
 log = logging.getLogger("p2pkit.webui")
 
@@ -47,6 +51,11 @@ def error_response(status: int, message: str, **extra: Any) -> ResponseReturnVal
     return jsonify({"error": _NAMES.get(status, "error"), "message": message, **extra}), status
 
 
+def disk_full_message(exc: BaseException) -> str:
+    """What a request that ran out of disk is told (the 507's message)."""
+    return f"the disk holding this node's data is full ({exc}); free some space and try again"
+
+
 def install_error_handlers(app: Quart) -> None:
     @app.errorhandler(ApiError)
     async def _api_error(exc: ApiError) -> ResponseReturnValue:
@@ -71,6 +80,23 @@ def install_error_handlers(app: Quart) -> None:
         # a page's request while the node takes its leave of its peers (it used to be
         # a 500 with a traceback at every stop with a page open)
         return error_response(503, str(exc))
+
+    @app.errorhandler(OSError)
+    async def _os_error(exc: OSError) -> ResponseReturnValue:
+        if is_disk_full(exc):
+            log.warning("a request found no room: %s", exc)
+            return error_response(507, disk_full_message(exc))
+        return await _unexpected(exc)
+
+    @app.errorhandler(sqlite3.Error)
+    async def _database_error(exc: sqlite3.Error) -> ResponseReturnValue:
+        # the history, the peers switched off...: SQLite in the data directory
+        problem = classify(exc)
+        if problem is DiskProblem.UNUSABLE or problem is DiskProblem.FULL:
+            message = problem_message("this node's database", exc)
+            log.warning("a request could not write: %s", message)
+            return error_response(507 if problem is DiskProblem.FULL else 503, message)
+        return await _unexpected(exc)
 
     @app.errorhandler(Exception)
     async def _unexpected(exc: Exception) -> ResponseReturnValue:

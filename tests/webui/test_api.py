@@ -3,11 +3,18 @@ peers, errors, the event socket."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trio
 from p2pkit.webui import WebConfig, WebUI
@@ -489,3 +496,86 @@ async def test_the_background_tasks_end_when_the_node_stops(autojump_clock: trio
         async with trio.open_nursery() as outside, open_node(node_config()) as node:
             ui = WebUI(node, WebConfig(http_port=0))
             await outside.start(ui.run_background)
+
+
+# ---------------------------------------------------------------------------- a full disk
+
+
+def full_disk_error() -> sqlite3.OperationalError:
+    exc = sqlite3.OperationalError("database or disk is full")
+    exc.sqlite_errorname = "SQLITE_FULL"  # type: ignore[attr-defined]
+    return exc
+
+
+@pytest.mark.parametrize("error", [
+    OSError(errno.ENOSPC, "No space left on device"), OSError(errno.EDQUOT, "Disk quota exceeded"),
+    full_disk_error()])
+async def test_an_upload_that_finds_the_disk_full_is_507_and_leaves_nothing(
+        client: TrioClient, web: WebUI, monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+    # was {"error": "internal_error", "message": "internal error: OSError"} (500)
+    async def share(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(web.node, "share", share)
+    body, headers = multipart({}, "full.png", png_bytes())
+    response = await client.post("/api/files", data=body, headers=headers)
+    assert response.status_code == 507
+    answer = await response.get_json()
+    assert answer["error"] == "insufficient_storage"
+    assert "disk holding this node's data is full" in answer["message"]
+    assert "partial upload was removed" in answer["message"]
+    assert list(web.uploads_dir.iterdir()) == []
+
+
+def test_an_upload_onto_a_full_disk_in_a_real_process(tmp_path: Path) -> None:
+    # the reviewer's node, on a file system with no room left for the upload: RLIMIT_FSIZE
+    # makes its every write past 1 MiB fail (EFBIG) as a full disk would
+    data_dir = tmp_path / "node"
+    data_dir.mkdir()
+    launcher = ("import resource, runpy, signal, sys\n"
+                "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+                "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))\n"
+                "sys.argv = ['p2pkit', *sys.argv[1:]]\n"
+                "runpy.run_module('p2pkit.cli', run_name='__main__')\n")
+    out = data_dir / "stdout.txt"
+    with out.open("wb") as stdout, (data_dir / "stderr.txt").open("wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", launcher, "web", "--port", "0", "--http-port", "0",
+             "--udp-host", "127.0.0.1", "--data-dir", str(data_dir), "--repeater", "off"],
+            stdout=stdout, stderr=stderr, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while not (match := re.search(r"web UI: (\S+)", out.read_text(errors="replace"))):
+            assert proc.poll() is None and time.monotonic() < deadline, (data_dir / "stderr.txt").read_text()
+            time.sleep(0.1)
+        base = match.group(1).split("?", 1)[0].rstrip("/")
+        body, headers = multipart({}, "big.png", png_bytes(1024, 1024))
+        assert len(body) > 2 << 20
+        response = httpx.post(f"{base}/api/files", content=body, headers=headers, timeout=30)
+        assert response.status_code == 507, response.text
+        assert "disk holding this node's data is full" in response.json()["message"]
+        assert list((data_dir / "webui" / "uploads").iterdir()) == []  # the partial upload is gone
+        assert httpx.get(f"{base}/api/files", timeout=10).json()["files"] == []  # and it is still up
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+async def test_history_on_a_full_disk_is_507_not_a_500(client: TrioClient, web: WebUI) -> None:
+    class FullDisk:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self._db = db
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            if sql.split()[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+                raise full_disk_error()
+            return self._db.execute(sql, *args)
+
+        def close(self) -> None:
+            self._db.close()
+
+    web.history._db = FullDisk(web.history._db)  # type: ignore[assignment]
+    response = await client.post("/api/history", json={"rid": RID, "title": "lost"})
+    assert response.status_code == 507
+    assert "disk holding this node's database is full" in (await response.get_json())["message"]
+    assert (await client.get("/api/history")).status_code == 200

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
+from p2pkit.webui import WebConfig, WebUI
 from p2pkit.webui.unfinished import MAX_UNFINISHED, Unfinished, UnfinishedDownloads
 
 from p2pkit._exceptions import ConfigError
+from p2pkit.node import open_node
+
+from .conftest import multipart, node_config, png_bytes, wait_for
 
 RID = "ab" * 32
 
@@ -47,3 +53,119 @@ def test_a_damaged_database_is_a_clear_error(tmp_path: Path) -> None:
     damaged.write_bytes(b"not a database" * 100)
     with pytest.raises(ConfigError, match="damaged"):
         UnfinishedDownloads(damaged)
+
+
+# ---------------------------------------------------------------------------- a full disk
+
+
+def disk_full_error() -> sqlite3.OperationalError:
+    """A real SQLITE_FULL ("database or disk is full"), as a full disk gives it."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.execute("CREATE TABLE t (x)")
+        db.execute("PRAGMA max_page_count = 2")
+        db.execute("INSERT INTO t VALUES (zeroblob(100000))")
+    except sqlite3.OperationalError as exc:
+        return exc
+    finally:
+        db.close()
+    raise AssertionError("SQLite took a row larger than its page limit")
+
+
+class FullDisk:
+    """A connection to a database on a disk that has filled up: reads work, writes fail."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql.split()[0].upper() in ("INSERT", "DELETE", "UPDATE"):
+            raise disk_full_error()
+        return self._db.execute(sql, *args)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def fill_the_disk(ui: WebUI) -> None:
+    """From now on the web UI's database and the store's exports find no room."""
+    ui.unfinished._db = FullDisk(ui.unfinished._db)  # type: ignore[assignment]
+    ui.history._db = FullDisk(ui.history._db)  # type: ignore[assignment]
+
+    async def export_async(rid: str, dest: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    ui.node.store.export_async = export_async
+
+
+async def ended(client: Any, download_id: str) -> dict[str, Any]:
+    async def state() -> dict[str, Any] | None:
+        dl: dict[str, Any] = await (await client.get(f"/api/downloads/{download_id}")).get_json()
+        return dl if dl["state"] not in ("queued", "running") else None
+    dl = await wait_for(state)
+    assert dl is not None
+    return dl
+
+
+async def test_a_full_disk_fails_the_download_and_neither_the_node_nor_its_next_starts(
+        tmp_path: Path) -> None:
+    # the reviewer's node on a full tmpfs: the download failed with ENOSPC, forgetting it
+    # raised "database or disk is full" into the node's nursery (rc=1), and every restart
+    # took the download up again and died the same way: the UI never came up again
+    config = node_config(ephemeral=False, data_dir=str(tmp_path), repeater="off")
+    async with open_node(config) as node:
+        ui = WebUI(node, WebConfig(http_port=0))
+        await node.nursery.start(ui.run_background)
+        client = ui.app.test_client()
+        body, headers = multipart({}, "full.png", png_bytes())
+        rid = (await (await client.post("/api/files", data=body, headers=headers)).get_json())["rid"]
+        store = node.store
+        real_export = store.export_async
+
+        async def export_filling_the_disk(rid: str, dest: object) -> None:
+            fill_the_disk(ui)  # the download takes the last free bytes
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        store.export_async = export_filling_the_disk
+        started = await client.post("/api/downloads", json={"rid": rid})
+        assert started.status_code == 202
+        dl = await ended(client, (await started.get_json())["id"])
+        assert dl["state"] == "failed"
+        assert "disk is full" in dl["error"] and "start the download again" in dl["error"]
+        assert (await client.get("/api/node")).status_code == 200  # the node is still up
+        logs = (await (await client.get("/api/logs")).get_json())["logs"]
+        assert any(line["level"] == "warning" and "disk holding the web UI database is full"
+                   in line["message"] for line in logs)  # the page's log panel says why
+        del store.export_async
+        assert store.export_async == real_export
+
+    # the row that could not be removed: the next start takes the download up again; the
+    # disk is still full, so it fails again — and the node starts all the same
+    async with open_node(config) as node:
+        ui = WebUI(node, WebConfig(http_port=0))
+        fill_the_disk(ui)
+        await node.nursery.start(ui.run_background)
+        client = ui.app.test_client()
+        again = await ended(client, dl["id"])
+        assert again["state"] == "failed" and "disk is full" in again["error"]
+        listed = (await (await client.get("/api/downloads")).get_json())["downloads"]
+        assert [d["id"] for d in listed] == [dl["id"]]
+
+    # space freed: the next start finishes it, and then forgets it
+    async with open_node(config) as node:
+        ui = WebUI(node, WebConfig(http_port=0))
+        await node.nursery.start(ui.run_background)
+        client = ui.app.test_client()
+        assert (await ended(client, dl["id"]))["state"] == "completed"
+        assert ui.unfinished.all() == []
+
+
+def test_writes_on_a_full_disk_are_warnings(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    kept = UnfinishedDownloads(tmp_path / "webui.sqlite")
+    kept.add(item(1))
+    kept._db = FullDisk(kept._db)  # type: ignore[assignment]
+    assert kept.add(item(2)) is False
+    assert kept.remove("id1") is False
+    assert kept.all() == [item(1)]
+    assert sum("disk holding the web UI database is full" in r.getMessage() for r in caplog.records) == 2
+    kept.close()

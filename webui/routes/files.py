@@ -6,6 +6,7 @@ import importlib
 import logging
 import mimetypes
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -14,9 +15,11 @@ import trio
 from quart import Blueprint, jsonify, send_file
 from quart.typing import ResponseReturnValue
 
+from p2pkit.diskerrors import is_disk_full
+
 from ..app import web_ui
 from ..downloads import Download
-from ..errors import ApiError
+from ..errors import ApiError, disk_full_message
 from ..schemas import DownloadRequest, check_rid, read_json
 from ..uploads import UploadReceiver, unsupported_media_message
 from ..views import local_file, local_files, network_files
@@ -61,8 +64,13 @@ async def upload_file() -> ResponseReturnValue:
                 raise ApiError(415, unsupported_media_message(exc), key="file") from None
             except StoreFullError as exc:
                 raise ApiError(507, f"the store is full: {exc}") from None
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(receiver.dir, ignore_errors=True)
+            # receiving it or storing it ran out of disk (a raw OSError, or the store's
+            # error or SQLite's around one): say so — the partial upload is gone again
+            if isinstance(exc, OSError | store_api.StoreError | sqlite3.Error) and is_disk_full(exc):
+                log.warning("an upload found no room: %s", exc)
+                raise ApiError(507, disk_full_message(exc) + " (the partial upload was removed)") from None
             raise
         finally:
             web.uploads_in_progress.discard(receiver.dir)
