@@ -39,8 +39,10 @@ log = logging.getLogger("p2pkit.peers")
 HANDSHAKE_TIMEOUT = 10.0
 # Incoming handshakes under way at once, in all and from one IP address: beyond them a
 # new session is turned away (counted in ``refused``), so unfinished handshakes cannot
-# pile up; an honest one takes a round trip or two.
-MAX_INCOMING_HANDSHAKES = 64
+# pile up; an honest one takes a round trip or two. The total is rudp's own bound on
+# handshakes (max_pending_handshakes): a hundred nodes bootstrapping from one at once
+# (the swarm benchmark) all fit.
+MAX_INCOMING_HANDSHAKES = 256
 MAX_HANDSHAKES_PER_HOST = 8
 PROTOCOL_VERSION = 1
 MAX_PROTOCOL_NAME = 32
