@@ -7,6 +7,7 @@ from typing import Any
 import attrs
 
 from ._messages import MAX_TTL
+from ._redial import MAX_REMEMBERED
 
 
 def _ttl(_inst: Any, _attr: Any, value: int) -> None:
@@ -22,6 +23,11 @@ def _positive(_inst: Any, attr: Any, value: float) -> None:
 def _non_negative(_inst: Any, attr: Any, value: float) -> None:
     if value < 0:
         raise ValueError(f"flooding.{attr.name} must be >= 0")
+
+
+def _remember(_inst: Any, _attr: Any, value: int) -> None:
+    if not 0 <= value <= MAX_REMEMBERED:
+        raise ValueError(f"flooding.remember_peers must be between 0 and {MAX_REMEMBERED}")
 
 
 def _port(_inst: Any, _attr: Any, value: int) -> None:
@@ -43,6 +49,8 @@ class FloodingConfig:
     pex_interval: float = attrs.field(default=15.0, validator=_positive)
     target_peers: int = attrs.field(default=8, validator=_non_negative)  # PEX stops dialing here
     bootstrap_timeout: float = attrs.field(default=60.0, validator=_non_negative)  # 0 = retry forever
+    redial_for: float = attrs.field(default=300.0, validator=_non_negative)  # redial a lost neighbour, s (0 = never)
+    remember_peers: int = attrs.field(default=32, validator=_remember)  # kept in the data dir, dialled at start
     connect_timeout: float = attrs.field(default=10.0, validator=_positive)
     rate_limit: float = attrs.field(default=50.0, validator=_positive)  # messages/s per peer and kind (searches, lists)
     rate_burst: float = attrs.field(default=500.0, validator=_positive)

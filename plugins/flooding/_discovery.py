@@ -48,6 +48,7 @@ from ._messages import (
     decode_beacon,
     encode_beacon,
 )
+from ._redial import PEERS_FILE, PeerBook, Redialer
 
 log = logging.getLogger("p2pkit.flooding")
 
@@ -159,6 +160,14 @@ class FloodingDiscovery:
         # smaller seq than before and every peer ignored it until its tombstone lapsed
         self._seq_path = None if node.data_dir is None else node.data_dir / SEQ_FILE
         self.core.seq = self._kept_seq = min(_read_seq(self._seq_path), self._wall_ms() + SEQ_AHEAD_MS)
+        # who to dial again: bootstrap addresses, lost neighbours, the peers kept on disk
+        self._redial = Redialer(c.pex_interval, c.redial_for)
+        self._listening: dict[str, Address] = {}  # flood peers' listen addresses
+        self.redials = 0  # dials the redial schedule started
+        self._book = PeerBook(c.remember_peers)
+        self._book_path = (None if node.data_dir is None or c.remember_peers <= 0
+                           else node.data_dir / PEERS_FILE)
+        self._read_book()
 
     # ------------------------------------------------------------------ hooks
 
@@ -191,7 +200,7 @@ class FloodingDiscovery:
                               "0 until three have announced)"),
             Field("flood.counters", FieldType.JSON,
                   lambda: {**self.core.counters, "dropped_sends": self.dropped_sends,
-                           "lan_beacons_in": self.lan_beacons_in},
+                           "lan_beacons_in": self.lan_beacons_in, "redials": self.redials},
                   description="protocol counters (duplicates, rate limited, expired...)"),
         ]
 
@@ -204,6 +213,7 @@ class FloodingDiscovery:
         peers = self._flood_peers()
         farewells = dict(self.core.farewell([p.id for p in peers], self._wall_ms()))
         self._keep_seq()
+        self._keep_book()
         for peer in peers:
             try:
                 peer.send_nowait(PROTOCOL, farewells[peer.id], channel=CHANNEL_CONTROL)
@@ -215,7 +225,7 @@ class FloodingDiscovery:
         if isinstance(event, PeerUp):
             self._peer_up(event.peer_id)
         elif isinstance(event, PeerDown):
-            self._peer_down(event.peer_id)
+            self._peer_down(event.peer_id, event.reason)
         elif isinstance(event, ContentAdded | ContentRemoved):
             if event.local:
                 self._local_dirty.set()
@@ -238,11 +248,12 @@ class FloodingDiscovery:
 
     async def bootstrap(self, addresses: Sequence[Address]) -> int:
         """Dial every address, retrying with backoff (peers may start after us) for up to
-        ``bootstrap_timeout`` seconds; returns how many answered. Remembered: an isolated
-        node dials them again."""
+        ``bootstrap_timeout`` seconds; returns how many answered. Remembered: dialled
+        again (with backoff, within the room for peers) whenever not connected."""
         for addr in addresses:
             if addr not in self._bootstrap_addresses:
                 self._bootstrap_addresses.append(addr)
+            self._redial.add_bootstrap(addr, trio.current_time())
         answered: list[Address] = []
         async with trio.open_nursery() as nursery:
             for addr in addresses:
@@ -352,13 +363,14 @@ class FloodingDiscovery:
             self._timer_changed = trio.Event()
 
     async def _maintenance_loop(self) -> None:
-        """Peer exchange and, when isolated, dialing the bootstrap addresses again."""
+        """Peer exchange, and dialing again the bootstrap addresses, lost neighbours and
+        remembered peers (the latter at once: a restarted node looks for its old peers)."""
+        self._redial_round(isolated=False)
         while True:
             await trio.sleep(self.config.pex_interval)
             peers = self._flood_peers()
+            self._redial_round(isolated=not peers)
             if not peers and self._bootstrap_addresses:
-                for addr in self._bootstrap_addresses:
-                    self._spawn_dial(addr)
                 continue
             if self.config.peer_exchange:
                 data = self._peer_list()
@@ -396,6 +408,10 @@ class FloodingDiscovery:
         peer = self.node.peers.get(peer_id) if self.node.peers is not None else None
         if peer is None or PROTOCOL not in peer.protocols or peer_id in self._queues:
             return
+        self._listening[peer_id] = peer.listen_address
+        self._redial.connected(peer_id, {peer.address, peer.listen_address})
+        if self._book.note(peer_id, peer.listen_address, self._wall_ms() / 1000):
+            self._keep_book()
         send, receive = trio.open_memory_channel[bytes](self.config.queue_size)
         self._queues[peer_id] = send
         self._queued_bytes[peer_id] = 0
@@ -407,11 +423,16 @@ class FloodingDiscovery:
         if self.config.peer_exchange:
             self._send_all([(peer_id, self._peer_list())])
 
-    def _peer_down(self, peer_id: str) -> None:
+    def _peer_down(self, peer_id: str, reason: str = "") -> None:
         send = self._queues.pop(peer_id, None)
         self._queued_bytes.pop(peer_id, None)
+        addr = self._listening.pop(peer_id, None)
         if send is not None:
             send.close()
+            # dial it again for a while (it may restart, or the path may heal), unless we
+            # dropped it for what it sent, or we are the one leaving
+            if addr is not None and not self._leaving and not reason.startswith("protocol error"):
+                self._redial.lost(peer_id, addr, trio.current_time())
         self.core.peer_down(peer_id, trio.current_time(), self.config.peer_down_grace)
         self._timer_changed.set()
 
@@ -439,9 +460,11 @@ class FloodingDiscovery:
                 - len(peers) - len(self._dialing))
         if room <= 0:
             return
+        now = trio.current_time()
         candidates = [
             (pid, (host, port)) for pid, (host, port, _) in sorted(self.core.known_peers.items())
             if pid != self.node.id and peers.get(pid) is None and (host, port) not in self._dialing
+            and self._redial.learned_ready(pid, now)
         ]
         self._random.shuffle(candidates)
         for pid, addr in candidates[:room]:
@@ -449,36 +472,65 @@ class FloodingDiscovery:
             self.node.nursery.start_soon(self._dial_known, pid, addr)
 
     async def _dial_known(self, peer_id: str, addr: Address) -> None:
-        if not await self._dial_reserved(addr, []):
-            # Forget it until someone lists it again: a dead address is not retried forever.
+        if await self._dial_reserved(addr, []) is None:
+            # Tried again after a backoff, forgotten (until someone lists it again) after
+            # a few failures: a dead address is not retried forever, nor a node that was
+            # restarting forgotten at its first failed dial.
             known = self.core.known_peers.get(peer_id)
-            if known is not None and (known[0], known[1]) == addr:
+            if known is None or (known[0], known[1]) != addr:
+                self._redial.learned_forgotten(peer_id)
+            elif self._redial.learned_failed(peer_id, trio.current_time()):
                 self.core.forget_peer(peer_id)
 
-    def _spawn_dial(self, addr: Address) -> None:
-        if addr in self._dialing or addr in self._redialing:
+    def _redial_round(self, *, isolated: bool) -> None:
+        """Dial what the redial schedule says is due: within the room for peers
+        (``min(target_peers, max_connections)``, dials under way counted), except that
+        an isolated node dials all its bootstrap addresses."""
+        peers = self.node.peers
+        if peers is None:
             return
-        self.node.nursery.start_soon(self._dial_with_backoff, addr, [])
+        due = self._redial.due(trio.current_time(), lambda pid: peers.get(pid) is not None,
+                               isolated=isolated)
+        room = (min(self.config.target_peers, self.node.settings.max_connections)
+                - len(peers) - len(self._dialing))
+        bootstrap = set(self._bootstrap_addresses)
+        for addr in due:
+            if addr in self._dialing or addr in self._redialing:
+                continue
+            if room <= 0 and not (isolated and addr in bootstrap):
+                continue
+            room -= 1
+            self.redials += 1
+            self._dialing.add(addr)
+            self.node.nursery.start_soon(self._redial_one, addr)
+
+    async def _redial_one(self, addr: Address) -> None:
+        peer = await self._dial_reserved(addr, [])
+        if peer is None:
+            self._redial.dial_failed(addr, trio.current_time())
+        else:
+            self._redial.dial_succeeded(addr, peer.id, trio.current_time())
 
     async def _dial_once(self, addr: Address, answered: list[Address]) -> bool:
         if self.node.peers is None or addr in self._dialing:
             return False
         self._dialing.add(addr)
-        return await self._dial_reserved(addr, answered)
+        return await self._dial_reserved(addr, answered) is not None
 
-    async def _dial_reserved(self, addr: Address, answered: list[Address]) -> bool:
-        """Dial ``addr``, which the caller has already put in ``_dialing``."""
+    async def _dial_reserved(self, addr: Address, answered: list[Address]) -> Peer | None:
+        """Dial ``addr``, which the caller has already put in ``_dialing``; the peer, or
+        None if it did not answer."""
         assert self.node.peers is not None
         try:
             with trio.fail_after(self.config.connect_timeout):
-                await self.node.peers.connect(addr)
+                peer: Peer = await self.node.peers.connect(addr)
         except (P2PKitError, OSError, trio.TooSlowError) as exc:
             log.debug("could not connect to %s:%s: %s", addr[0], addr[1], exc)
-            return False
+            return None
         finally:
             self._dialing.discard(addr)
         answered.append(addr)
-        return True
+        return peer
 
     async def _dial_with_backoff(self, addr: Address, answered: list[Address]) -> None:
         if addr in self._redialing:
@@ -560,6 +612,29 @@ class FloodingDiscovery:
             log.warning("cannot keep the announce seq in %s: %s", self._seq_path, exc)
             return
         self._kept_seq = self.core.seq
+
+    def _read_book(self) -> None:
+        """The peers a previous run was connected to: dialled at start (see Redialer)."""
+        if self._book_path is None:
+            return
+        try:
+            self._book.load(self._book_path.read_bytes())
+        except FileNotFoundError:
+            return
+        except (OSError, msgspec.DecodeError) as exc:
+            log.warning("ignoring the remembered peers in %s: %s", self._book_path, exc)
+            return
+        self._redial.remembered(self._book.recent(), trio.current_time())
+
+    def _keep_book(self) -> None:
+        if self._book_path is None:
+            return
+        try:
+            temporary = self._book_path.with_name(PEERS_FILE + ".tmp")
+            temporary.write_bytes(self._book.encode())
+            os.replace(temporary, self._book_path)  # a crash mid-write leaves the old one
+        except OSError as exc:
+            log.warning("cannot keep the remembered peers in %s: %s", self._book_path, exc)
 
     async def _backfill(self, peer_id: str, origins: list[str]) -> None:
         """The lists a new neighbour lacks, each as the queue to it has room: sent all at

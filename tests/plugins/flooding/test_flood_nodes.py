@@ -454,3 +454,65 @@ async def test_a_newcomer_gets_more_lists_than_the_queue_to_it_holds() -> None:
         async with flood_node(a, entry_expiry=60.0, announce_interval=30.0) as b:
             await until(lambda: len(b.network_files()) == count)
         assert a.discovery.dropped_sends == 0
+
+
+def _kept_node(data_dir: Path, port: int = 0, *bootstrap: Any, **flooding: Any) -> NodeConfig:
+    return NodeConfig.from_mapping({
+        "node": {"data_dir": str(data_dir), "port": port, "host": "127.0.0.1", "repeater": "off",
+                 "bootstrap": [f"127.0.0.1:{port_of(b)}" for b in bootstrap]},
+        "flooding": {**FAST, **flooding},
+    })
+
+
+async def test_a_restarted_node_is_found_again_by_neighbours_that_have_each_other(
+        tmp_path: Path) -> None:
+    """X shares; Y and Z bootstrap from X and meet by peer exchange. X stops, stays away
+    for several peer-exchange rounds and dial timeouts, and comes back on the same data
+    dir and port without --bootstrap. Y redialled the bootstrap address only when it had
+    no peer at all, peer exchange forgot X at its first failed dial, and X remembered no
+    one: X's files were gone from the network for good."""
+    media = make_wav(tmp_path / "x.wav")
+    quick = {"connect_timeout": 1.0}
+    stop, stopped = trio.Event(), trio.Event()
+
+    async def run_x(*, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        async with open_node(_kept_node(tmp_path / "x", 0, **quick), plugins=PLUGINS) as node:
+            task_status.started(node)
+            await stop.wait()
+        stopped.set()
+
+    async with trio.open_nursery() as nursery:
+        x = await nursery.start(run_x)
+        x_id, x_port = x.id, port_of(x)
+        manifest = await x.share(media)
+        async with flood_node(x, **quick) as y, flood_node(x, **quick) as z:
+            await until(lambda: y.peers.get(z.id) is not None
+                        and manifest.rid in rids(y) and manifest.rid in rids(z))
+            stop.set()  # X stops
+            await stopped.wait()
+            await until(lambda: manifest.rid not in rids(y) and manifest.rid not in rids(z))
+            # away for longer than a dial timeout and many peer-exchange rounds: every
+            # dial Y and Z made to X meanwhile failed
+            await trio.sleep(4 * quick["connect_timeout"])
+            assert y.peers.get(z.id) is not None and y.peers.get(x_id) is None
+            async with open_node(_kept_node(tmp_path / "x", x_port, **quick), plugins=PLUGINS) as x:
+                assert x.id == x_id
+                await until(lambda: manifest.rid in rids(y) and manifest.rid in rids(z), limit=30.0)
+                await until(lambda: y.peers.get(x_id) is not None and z.peers.get(x_id) is not None,
+                            limit=30.0)
+
+
+async def test_a_restarted_node_dials_the_peers_it_remembers(tmp_path: Path) -> None:
+    """Restarted on another port and without --bootstrap, nobody can find X at its old
+    address: X dials the peers it was connected to, kept in its data dir."""
+    media = make_wav(tmp_path / "x.wav")
+    async with flood_node() as y:
+        async with open_node(_kept_node(tmp_path / "x", 0, y), plugins=PLUGINS) as x:
+            x_id = x.id
+            await until(lambda: y.peers.get(x_id) is not None)
+        await until(lambda: y.peers.get(x_id) is None)
+        async with open_node(_kept_node(tmp_path / "x", 0), plugins=PLUGINS) as x:
+            manifest = await x.share(media)
+            await until(lambda: manifest.rid in rids(y))
+            assert y.peers.get(x_id) is not None
+        assert (tmp_path / "x" / "flooding.peers").exists()
