@@ -117,6 +117,11 @@ class Multiplexer:
         self.uplink = (UplinkControl(target_ms / 1000, datagram=self.shaper.datagram)
                        if target_ms > 0 else None)
         self.wire_bytes_sent = 0  # every datagram sent, with its IP/UDP header
+        # ... at the last uplink tick. A node that has sent less than a full datagram
+        # since then has no queue to measure: no tick (a mostly idle node — the
+        # simulator's 1000 heartbeating nodes — ticked at nearly every datagram it sent,
+        # going over all its sessions each time); its samples wait for the next one.
+        self._tick_wire_bytes = 0
         self._delivered_closed = 0  # what the uplink carried for connections now closed
         self.ack_every = self.config.ack_every  # what the connections use now
         # New connections give a message longer than the window no room beyond it until
@@ -173,6 +178,7 @@ class Multiplexer:
         last tick (a peer's congested downlink shows in its own session only); what it
         delivered, the data the peers acknowledged and our ACKs, each datagram with its
         IP/UDP header."""
+        self._tick_wire_bytes = self.wire_bytes_sent
         least = math.inf
         delivered = self._delivered_closed
         for conn in self.connections.values():
@@ -346,7 +352,8 @@ class Multiplexer:
         out = self._out
         self._out = []
         uplink = self.uplink
-        if uplink is not None and now >= uplink.next_tick and not self._configured_limit:
+        if (uplink is not None and now >= uplink.next_tick and not self._configured_limit
+                and self.wire_bytes_sent - self._tick_wire_bytes >= uplink.datagram):
             self._uplink_tick(now, uplink)
         if now >= self._ack_cadence_at:
             self._adapt_acks(now)

@@ -207,6 +207,35 @@ def test_a_configured_limit_is_kept_and_lifting_it_lets_the_node_find_its_own() 
     assert a.totals(net.now)["upload_limit_Bps"] == a.shaper.rate
 
 
+def test_a_node_that_sends_little_does_not_measure_its_uplink_at_every_datagram() -> None:
+    # 1000 simulated nodes living on heartbeats each went over all their sessions for an
+    # uplink tick at nearly every datagram they sent (a tick was due each time): the
+    # simulator's 1000-node run fell under its 3x target
+    net = FakeNet(seed=4, delay=0.01, rate=LINK)
+    a = net.add_host(A)
+    b = net.add_host(B)
+    conn = a.connect(B, net.now)
+    assert net.run_until(lambda: conn.is_established and bool(b.accept_queue))
+    uplink = a.uplink
+    assert uplink is not None
+    ticks: set[float] = set()  # each tick sets the next one 20 ms on
+
+    def run(seconds: float) -> None:
+        for _ in range(round(seconds / 0.005)):
+            net.run_for(0.005)
+            ticks.add(uplink.next_tick)
+
+    for _ in range(40):  # a small message every 50 ms: 2 s, each past the tick's 20 ms
+        conn.send(b"ping", 1)
+        run(0.05)
+    idle = len(ticks)
+    assert idle <= a.wire_bytes_sent / uplink.datagram + 2 < 20  # one per datagram's worth
+    for _ in range(20):  # busy: it measures every tick again
+        conn.send(b"x" * 50_000, 1)
+    run(1.0)
+    assert len(ticks) - idle >= 0.5 / TICK_S
+
+
 @pytest.mark.parametrize("target_ms", [15, 0])
 def test_a_seeder_on_a_slow_uplink_keeps_its_queue_short(tmp_path: Path, target_ms: int) -> None:
     """A seeder on a 2 Mbit/s uplink with a deep queue (500 ms) serves three leechers
