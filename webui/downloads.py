@@ -246,11 +246,13 @@ class DownloadManager:
 
     async def _fetch_and_export(self, dl: Download) -> None:
         dest = self._root / dl.id
-        dest.mkdir(parents=True, exist_ok=True)
         dl.state = "running"
         self._publish(dl, force=True)
         log.info("download %s started: %s", dl.id, dl.name)
         try:
+            # in the try: a full disk (ext4 needs a block for a directory) fails the
+            # download; outside it, the OSError took the node down
+            dest.mkdir(parents=True, exist_ok=True)
             store = self._node.store
             if store is not None and dl.rid in store and store.is_complete(dl.rid):
                 dl.path = Path(await store.export_async(dl.rid, dest))

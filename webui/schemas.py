@@ -77,6 +77,8 @@ def decode_json(data: bytes, type_: type[T]) -> T:
     except msgspec.ValidationError as exc:
         match = _PATH_RE.search(str(exc))
         key = match.group(1) if match else _unknown_key(str(exc))
+        if key == "rid" and "regex" in str(exc):  # as a rid in the URL path is answered
+            raise ApiError(422, f"rid must match {RID_PATTERN}", key="rid") from None
         raise ApiError(422, str(exc), key=key) from None
 
 

@@ -160,6 +160,26 @@ async def test_a_full_disk_fails_the_download_and_neither_the_node_nor_its_next_
         assert ui.unfinished.all() == []
 
 
+async def test_a_download_directory_that_cannot_be_made_fails_the_download_not_the_node(
+        tmp_path: Path) -> None:
+    # on a full ext4 disk making the download's directory failed (a directory needs a
+    # block) outside the download's try: the OSError took the node down
+    config = node_config(ephemeral=False, data_dir=str(tmp_path / "node"), repeater="off")
+    async with open_node(config) as node:
+        ui = WebUI(node, WebConfig(http_port=0))
+        await node.nursery.start(ui.run_background)
+        client = ui.app.test_client()
+        body, headers = multipart({}, "no room.png", png_bytes())
+        rid = (await (await client.post("/api/files", data=body, headers=headers)).get_json())["rid"]
+        blocker = tmp_path / "a file"
+        blocker.write_text("not a directory")
+        ui.downloads._root = blocker / "downloads"  # mkdir fails, as on a full disk
+        started = await client.post("/api/downloads", json={"rid": rid})
+        dl = await ended(client, (await started.get_json())["id"])
+        assert dl["state"] == "failed" and "Not a directory" in dl["error"]
+        assert (await client.get("/api/node")).status_code == 200
+
+
 def test_writes_on_a_full_disk_are_warnings(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     kept = UnfinishedDownloads(tmp_path / "webui.sqlite")
     kept.add(item(1))
