@@ -45,6 +45,9 @@ class PeerDown(Event):
     reason: str
     # the session's last ``stats()`` (bytes each way, ...): what it exchanged in all
     stats: dict[str, float | str] = attrs.field(factory=dict, eq=False)
+    # this node ended it (a plugin closed the peer — e.g. the swarm dropping a liar — a
+    # protocol error, a replacement, the node stopping), not the peer or the network
+    by_us: bool = False
 
 
 @attrs.frozen

@@ -190,7 +190,7 @@ class Peer:
         return queued
 
     def close(self, reason: str = "closed") -> None:
-        self._manager._drop(self, reason)
+        self._manager._drop(self, reason, by_us=True)
 
     def stats(self) -> Mapping[str, float | str]:
         return self.session.stats()
@@ -282,7 +282,7 @@ class PeerManager:
         except (P2PKitError, OSError) as exc:  # it went first, or the socket did: closed anyway
             log.info("closing %r: %s", peer, exc)
         finally:
-            self._drop(peer, reason)
+            self._drop(peer, reason, by_us=True)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Accept incoming sessions for as long as the node runs."""
@@ -363,7 +363,7 @@ class PeerManager:
             # The peer restarted (after kill -9 its old session lingers until rudp's idle
             # timeout): the new session is the live one. Taken for a simultaneous dial, it
             # was refused for ~10 s whenever the restarted side had the larger id.
-            self._drop(existing, "replaced: the peer restarted")
+            self._drop(existing, "replaced: the peer restarted", by_us=True)
         elif existing is not None:
             # Both sides dialled at once: keep the session opened by the smaller id, on both ends.
             keep_new = (initiated and identity.node_id < peer_id) or (
@@ -372,7 +372,7 @@ class PeerManager:
             if not keep_new:
                 session.abort()
                 return existing
-            self._drop(existing, "replaced by a simultaneous connection")
+            self._drop(existing, "replaced by a simultaneous connection", by_us=True)
         peer = Peer(self, session, peer_id, theirs, initiated)
         self._peers[peer_id] = peer
         self._node.nursery.start_soon(self._receive_loop, peer)
@@ -392,6 +392,7 @@ class PeerManager:
 
     async def _receive_loop(self, peer: Peer) -> None:
         reason = "closed by peer"
+        by_us = False
         task = trio.lowlevel.current_task()
         self._receivers.add(task)  # what Peer.send refuses to wait in
         try:
@@ -418,10 +419,11 @@ class PeerManager:
             reason = str(exc) or reason
         except RemoteProtocolError as exc:
             reason = f"protocol error: {exc}"
+            by_us = True
             log.info("dropping %r: %s", peer, exc)
         finally:
             self._receivers.discard(task)
-            self._drop(peer, reason)
+            self._drop(peer, reason, by_us=by_us)
 
     def _slow_handler(self, name: str, seconds: float) -> None:
         self.slow_handlers += 1
@@ -431,7 +433,9 @@ class PeerManager:
                         "session meanwhile; handlers must not wait (start a task instead)",
                         name, seconds)
 
-    def _drop(self, peer: Peer, reason: str) -> None:
+    def _drop(self, peer: Peer, reason: str, *, by_us: bool = False) -> None:
+        """``by_us``: this node ended the session (a plugin closed the peer, a protocol
+        error, a replacement, the node stopping), not the peer or the network."""
         if peer.closed.is_set():
             return
         peer.close_reason = reason
@@ -439,4 +443,4 @@ class PeerManager:
         if self._peers.get(peer.id) is peer:
             del self._peers[peer.id]
         peer.session.abort()
-        self._node.emit(PeerDown(peer_id=peer.id, reason=reason, stats=_last_stats(peer)))
+        self._node.emit(PeerDown(peer_id=peer.id, reason=reason, stats=_last_stats(peer), by_us=by_us))

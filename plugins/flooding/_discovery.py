@@ -225,7 +225,7 @@ class FloodingDiscovery:
         if isinstance(event, PeerUp):
             self._peer_up(event.peer_id)
         elif isinstance(event, PeerDown):
-            self._peer_down(event.peer_id, event.reason)
+            self._peer_down(event.peer_id, lost=not event.by_us)
         elif isinstance(event, ContentAdded | ContentRemoved):
             if event.local:
                 self._local_dirty.set()
@@ -423,15 +423,16 @@ class FloodingDiscovery:
         if self.config.peer_exchange:
             self._send_all([(peer_id, self._peer_list())])
 
-    def _peer_down(self, peer_id: str, reason: str = "") -> None:
+    def _peer_down(self, peer_id: str, *, lost: bool = True) -> None:
         send = self._queues.pop(peer_id, None)
         self._queued_bytes.pop(peer_id, None)
         addr = self._listening.pop(peer_id, None)
         if send is not None:
             send.close()
-            # dial it again for a while (it may restart, or the path may heal), unless we
-            # dropped it for what it sent, or we are the one leaving
-            if addr is not None and not self._leaving and not reason.startswith("protocol error"):
+            # dial it again for a while (it may restart, or the path may heal), unless this
+            # node ended the session (for what the peer sent — a swarm liar, a protocol
+            # error — or as it leaves): only a session the peer or the network ended
+            if addr is not None and lost and not self._leaving:
                 self._redial.lost(peer_id, addr, trio.current_time())
         self.core.peer_down(peer_id, trio.current_time(), self.config.peer_down_grace)
         self._timer_changed.set()

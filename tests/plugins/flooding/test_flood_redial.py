@@ -185,6 +185,18 @@ async def test_a_peer_dropped_for_garbage_is_not_redialled() -> None:
         assert b.id in a.discovery._redial.lost_peers()  # a did nothing wrong: it tries
 
 
+async def test_a_peer_another_plugin_dropped_is_not_redialled() -> None:
+    # the swarm drops a liar with peer.close("sent corrupt pieces") after banning it:
+    # flooding took that for a lost neighbour and dialled it again, ~4 times in redial_for
+    async with flood_node(peer_exchange=False) as a, flood_node(a, peer_exchange=False) as b:
+        peer = await until(lambda: b.peers.get(a.id) if a.id in b.discovery._listening else None)
+        peer.close("sent corrupt pieces")  # as SwarmProvider._strike does
+        await until(lambda: a.peers.get(b.id) is None)
+        await trio.lowlevel.checkpoint()
+        assert a.id not in b.discovery._redial.lost_peers()  # b ended it: no redial
+        assert b.id in a.discovery._redial.lost_peers()  # a lost it: it tries
+
+
 def test_the_new_keys_are_checked() -> None:
     from p2pkit.plugins.flooding import FloodingConfig
 
