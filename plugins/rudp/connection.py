@@ -108,6 +108,7 @@ class Connection:
         initiator: bool,
         on_change: Callable[[Connection], None] | None = None,
         on_activity: Callable[[Connection], None] | None = None,
+        hold_large_messages: bool = False,
     ) -> None:
         self.config = config
         self.local_cid = local_cid
@@ -131,6 +132,8 @@ class Connection:
         self.rcv: ReceivedRanges | None = None
         self.send_streams = SendStreams()
         self.recv_streams = RecvStreams(config.receive_window, config.max_message_size, config.max_channels)
+        if hold_large_messages:  # before the SYN below advertises the window
+            self.recv_streams.hold_large_messages(True)
         self.peer_max_data = 0
         self.send_buffer = config.send_buffer
         # Keep-alive is the initiator's job (as QUIC clients and WireGuard do it): its PING
@@ -228,6 +231,16 @@ class Connection:
     def withdraw(self, channel: int, token: memoryview) -> bool:
         """Take back a queued message none of whose bytes has left (see SendStreams)."""
         return self.send_streams.withdraw(channel, token)
+
+    def hold_large_messages(self, held: bool) -> None:
+        """See RecvStreams.hold_large_messages; released, the larger window is advertised
+        with the next packet, which is due at once."""
+        rs = self.recv_streams
+        rs.hold_large_messages(held)
+        if not held and rs.update_max_data() - rs.advertised >= rs.window // 4:
+            self._ack_pending = True  # a window update, so a sender held back goes on
+            if self._on_activity is not None:
+                self._on_activity(self)
 
     def next_message(self) -> tuple[int, bytes] | None:
         """Take the next received message (lowest channel first), or None."""

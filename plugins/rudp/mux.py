@@ -124,10 +124,10 @@ class Multiplexer:
         self._tick_wire_bytes = 0
         self._delivered_closed = 0  # what the uplink carried for connections now closed
         self.ack_every = self.config.ack_every  # what the connections use now
-        # New connections give a message longer than the window no room beyond it until
-        # their session is released (RudpSession.hold_large_messages): set for a node,
-        # whose handshake releases each one once the peer has proved who it is. From the
-        # first packet: the room is advertised in the first ACK, before the app sees it.
+        # New connections get a small window and no room for large messages until their
+        # session is released (RudpSession.hold_large_messages): set for a node, whose
+        # handshake releases each one once the peer has proved who it is. From the
+        # first packet: the window is advertised in the SYN, before the app sees it.
         self.hold_large_messages = False
         self._ack_cadence_at = now
         self._waits_seen = 0
@@ -219,11 +219,9 @@ class Multiplexer:
         conn = Connection(
             self.config, local_cid=cid, remote=addr, isn=rng.getrandbits(32),
             cc_factory=self._cc_factory, now=now, initiator=initiator, on_change=self._on_change,
-            on_activity=self._mark_dirty,
+            on_activity=self._mark_dirty, hold_large_messages=self.hold_large_messages,
         )
         conn.ack_every = self.ack_every
-        if self.hold_large_messages:
-            conn.recv_streams.hold_large_messages(True)
         self.connections[cid] = conn
         self._dirty[conn] = None
         return conn

@@ -23,6 +23,11 @@ OOO_ENTRY_COST: Final = 100  # bytes charged per out-of-order entry (dict slot +
 MAX_OOO_ENTRIES: Final = 1 << 17  # more early fragments than any honest window produces
 
 
+# The receive window of a held connection (see RecvStreams.hold_large_messages): a
+# handshake's messages, a few KiB, with room to spare.
+HELD_WINDOW: Final = 64 * 1024
+
+
 class FlowControlError(RemoteProtocolError):
     """The peer sent more than our advertised window, or on a channel we do not allow."""
 
@@ -201,6 +206,7 @@ class RecvStreams:
 
     def __init__(self, window: int, max_message: int, max_channels: int) -> None:
         self.window = window
+        self.full_window = window  # the configured one (``window`` is less while held)
         self.max_message = max_message
         self.max_channels = max_channels
         self._channels: dict[int, _RecvChannel] = {}
@@ -219,9 +225,20 @@ class RecvStreams:
         self.messages = 0
 
     def hold_large_messages(self, held: bool) -> None:
-        """While held, a message longer than the window gets no room beyond it: its sender
-        waits (nothing is lost) and we hold at most the window for this peer."""
-        self.credit_limit = 0 if held else self.max_message
+        """While held, the peer gets the room of HELD_WINDOW only, none beyond it for a
+        large message: its sender waits (nothing is lost) and we hold at most that much
+        for a peer not yet known (a handshake's messages are a few KiB). Released, the
+        configured window and the room for large messages come back (advertised with the
+        next packet). The room already advertised is never taken back."""
+        if held:
+            self.window = min(self.full_window, HELD_WINDOW)
+            self.credit_limit = 0
+            if not self.in_order and not self.highest_total:  # nothing received yet:
+                # (only the initial advertisement, about to go out, is lowered)
+                self.max_data = self.advertised = max(self.window, self.highest_total)
+        else:
+            self.window = self.full_window
+            self.credit_limit = self.max_message
 
     def update_max_data(self) -> int:
         released = self.in_order - self.partial - self.inbox_bytes

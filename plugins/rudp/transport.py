@@ -160,12 +160,12 @@ class RudpSession:
         self._transport.driver.flush(self.connection)
 
     def hold_large_messages(self, held: bool) -> None:
-        """While held, a message longer than the receive window gets no room beyond it
-        (the peer waits; nothing is lost)."""
-        streams = self.connection.recv_streams
-        streams.hold_large_messages(held)
-        if not held and streams.partial_need:  # a message waits for the room: say so now
-            self._transport.driver.flush(self.connection)
+        """While held, the peer gets a small window (64 KiB) and no room beyond it for a
+        large message (it waits; nothing is lost); released, the configured ones."""
+        conn = self.connection
+        conn.hold_large_messages(held)
+        if conn.wants_output:  # the larger window, told at once
+            self._transport.driver.flush(conn)
 
     def stats(self) -> Mapping[str, Any]:
         return self.connection.stats(trio.current_time())

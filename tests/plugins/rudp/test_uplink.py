@@ -277,5 +277,6 @@ def test_a_seeder_on_a_slow_uplink_keeps_its_queue_short(tmp_path: Path, target_
         assert median < 0.04
         assert seen["busy"] > 0.85
         assert seen["drops"] == 0
-    else:  # measured: 424 ms, 46 drops
-        assert median > 0.1
+    else:  # measured: 424 ms, 46 drops (29 Nov); 163 ms, 10 drops (2 Dec); 87 ms, 3 drops
+        # since a node's sessions start with a small window: well above the target's floor
+        assert median > 2 * 0.034
