@@ -17,5 +17,6 @@ def test_the_benchmark_reports_wall_and_cpu_speed_and_the_target_only_where_it_a
     main()
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["nodes"] == 12 and result["sessions_per_node"] > 0
-    assert result["cpu_speedup"] == pytest.approx(6 / result["cpu_s"], rel=0.01)
+    cpu_s = result["cpu_s"]  # rounded to 0.01 s
+    assert 6 / (cpu_s + 0.006) <= result["cpu_speedup"] <= 6 / max(cpu_s - 0.006, 1e-3)
     assert result["target_speedup"] is None and result["meets_target"] is None  # 1000 nodes' target
