@@ -7,7 +7,6 @@ import errno
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from quart_trio.testing import TrioClient
 
 from p2pkit.config import NodeConfig
 from p2pkit.node import open_node
+from tests.fulldisk import FullDisk, sqlite_full_error
 
 from .conftest import multipart, node_config, png_bytes
 
@@ -502,15 +502,9 @@ async def test_the_background_tasks_end_when_the_node_stops(autojump_clock: trio
 # ---------------------------------------------------------------------------- a full disk
 
 
-def full_disk_error() -> sqlite3.OperationalError:
-    exc = sqlite3.OperationalError("database or disk is full")
-    exc.sqlite_errorname = "SQLITE_FULL"  # type: ignore[attr-defined]
-    return exc
-
-
 @pytest.mark.parametrize("error", [
     OSError(errno.ENOSPC, "No space left on device"), OSError(errno.EDQUOT, "Disk quota exceeded"),
-    full_disk_error()])
+    sqlite_full_error()])
 async def test_an_upload_that_finds_the_disk_full_is_507_and_leaves_nothing(
         client: TrioClient, web: WebUI, monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
     # was {"error": "internal_error", "message": "internal error: OSError"} (500)
@@ -563,18 +557,6 @@ def test_an_upload_onto_a_full_disk_in_a_real_process(tmp_path: Path) -> None:
 
 
 async def test_history_on_a_full_disk_is_507_not_a_500(client: TrioClient, web: WebUI) -> None:
-    class FullDisk:
-        def __init__(self, db: sqlite3.Connection) -> None:
-            self._db = db
-
-        def execute(self, sql: str, *args: Any) -> Any:
-            if sql.split()[0].upper() in ("INSERT", "UPDATE", "DELETE"):
-                raise full_disk_error()
-            return self._db.execute(sql, *args)
-
-        def close(self) -> None:
-            self._db.close()
-
     web.history._db = FullDisk(web.history._db)  # type: ignore[assignment]
     response = await client.post("/api/history", json={"rid": RID, "title": "lost"})
     assert response.status_code == 507

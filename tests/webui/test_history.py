@@ -16,6 +16,7 @@ from quart_trio.testing import TrioClient
 
 from p2pkit._exceptions import ConfigError
 from p2pkit.node import open_node
+from tests.fulldisk import FullDisk
 
 from .conftest import node_config
 
@@ -153,21 +154,8 @@ def test_a_full_disk_is_not_a_damaged_history_database(tmp_path: Path, monkeypat
     kept = History(db)
     kept.add("ab" * 32, "download", "kept")
     kept.close()
-    full = sqlite3.OperationalError("database or disk is full")
-    full.sqlite_errorname = "SQLITE_FULL"  # type: ignore[attr-defined]
     real = sqlite3.connect
-
-    class FullDisk:
-        def __init__(self, conn: sqlite3.Connection) -> None:
-            self._db = conn
-
-        def execute(self, *args: object) -> object:
-            raise full
-
-        def close(self) -> None:
-            self._db.close()
-
-    monkeypatch.setattr(sqlite3, "connect", lambda *a, **kw: FullDisk(real(*a, **kw)))
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **kw: FullDisk(real(*a, **kw), everything=True))
     with pytest.raises(ConfigError) as info:
         History(db)
     assert f"the disk holding the web UI database {db} is full" in str(info.value)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,9 @@ from p2pkit.webui import WebConfig, WebUI
 from p2pkit.webui.unfinished import MAX_UNFINISHED, Unfinished, UnfinishedDownloads
 
 from p2pkit._exceptions import ConfigError
+from p2pkit.config import NodeConfig
 from p2pkit.node import open_node
+from tests.fulldisk import FullDisk
 
 from .conftest import multipart, node_config, png_bytes, wait_for
 
@@ -58,35 +62,6 @@ def test_a_damaged_database_is_a_clear_error(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- a full disk
 
 
-def disk_full_error() -> sqlite3.OperationalError:
-    """A real SQLITE_FULL ("database or disk is full"), as a full disk gives it."""
-    db = sqlite3.connect(":memory:")
-    try:
-        db.execute("CREATE TABLE t (x)")
-        db.execute("PRAGMA max_page_count = 2")
-        db.execute("INSERT INTO t VALUES (zeroblob(100000))")
-    except sqlite3.OperationalError as exc:
-        return exc
-    finally:
-        db.close()
-    raise AssertionError("SQLite took a row larger than its page limit")
-
-
-class FullDisk:
-    """A connection to a database on a disk that has filled up: reads work, writes fail."""
-
-    def __init__(self, db: Any) -> None:
-        self._db = db
-
-    def execute(self, sql: str, *args: Any) -> Any:
-        if sql.split()[0].upper() in ("INSERT", "DELETE", "UPDATE"):
-            raise disk_full_error()
-        return self._db.execute(sql, *args)
-
-    def close(self) -> None:
-        self._db.close()
-
-
 def fill_the_disk(ui: WebUI) -> None:
     """From now on the web UI's database and the store's exports find no room."""
     ui.unfinished._db = FullDisk(ui.unfinished._db)  # type: ignore[assignment]
@@ -96,6 +71,18 @@ def fill_the_disk(ui: WebUI) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     ui.node.store.export_async = export_async
+
+
+@contextlib.asynccontextmanager
+async def sharing_a_png(config: NodeConfig, name: str) -> AsyncIterator[tuple[WebUI, Any, str]]:
+    """A node with its web UI, sharing a PNG uploaded as ``name``: (ui, client, rid)."""
+    async with open_node(config) as node:
+        ui = WebUI(node, WebConfig(http_port=0))
+        await node.nursery.start(ui.run_background)
+        client = ui.app.test_client()
+        body, headers = multipart({}, name, png_bytes())
+        rid = (await (await client.post("/api/files", data=body, headers=headers)).get_json())["rid"]
+        yield ui, client, rid
 
 
 async def ended(client: Any, download_id: str) -> dict[str, Any]:
@@ -113,13 +100,8 @@ async def test_a_full_disk_fails_the_download_and_neither_the_node_nor_its_next_
     # raised "database or disk is full" into the node's nursery (rc=1), and every restart
     # took the download up again and died the same way: the UI never came up again
     config = node_config(ephemeral=False, data_dir=str(tmp_path), repeater="off")
-    async with open_node(config) as node:
-        ui = WebUI(node, WebConfig(http_port=0))
-        await node.nursery.start(ui.run_background)
-        client = ui.app.test_client()
-        body, headers = multipart({}, "full.png", png_bytes())
-        rid = (await (await client.post("/api/files", data=body, headers=headers)).get_json())["rid"]
-        store = node.store
+    async with sharing_a_png(config, "full.png") as (ui, client, rid):
+        store = ui.node.store
         real_export = store.export_async
 
         async def export_filling_the_disk(rid: str, dest: object) -> None:
@@ -165,12 +147,7 @@ async def test_a_download_directory_that_cannot_be_made_fails_the_download_not_t
     # on a full ext4 disk making the download's directory failed (a directory needs a
     # block) outside the download's try: the OSError took the node down
     config = node_config(ephemeral=False, data_dir=str(tmp_path / "node"), repeater="off")
-    async with open_node(config) as node:
-        ui = WebUI(node, WebConfig(http_port=0))
-        await node.nursery.start(ui.run_background)
-        client = ui.app.test_client()
-        body, headers = multipart({}, "no room.png", png_bytes())
-        rid = (await (await client.post("/api/files", data=body, headers=headers)).get_json())["rid"]
+    async with sharing_a_png(config, "no room.png") as (ui, client, rid):
         blocker = tmp_path / "a file"
         blocker.write_text("not a directory")
         ui.downloads._root = blocker / "downloads"  # mkdir fails, as on a full disk

@@ -7,7 +7,6 @@ import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +19,8 @@ from p2pkit.plugins.store import (
     UnknownItem,
     _db,
 )
+
+from tests.fulldisk import FullDisk
 
 
 class FakeWallClock:
@@ -683,30 +684,6 @@ def test_volatile_store_works_and_cannot_be_durable(tmp_path: Path) -> None:
         assert fs.read("a", 0, 3) == b"abc"
     with pytest.raises(ValueError):
         FileStore(tmp_path / "w", volatile=True, durable=True)
-
-
-class FullDisk:
-    """A store database on a disk that has filled up: reads work, writes fail as SQLite's
-    do then ("database or disk is full")."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def _full(self) -> sqlite3.OperationalError:
-        exc = sqlite3.OperationalError("database or disk is full")
-        exc.sqlite_errorname = "SQLITE_FULL"  # type: ignore[attr-defined]
-        return exc
-
-    def execute(self, sql: str, *args: Any) -> Any:
-        if sql.split()[0].upper() in ("BEGIN", "INSERT", "UPDATE", "DELETE"):
-            raise self._full()
-        return self._db.execute(sql, *args)
-
-    def executemany(self, sql: str, *args: Any) -> Any:
-        raise self._full()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._db, name)
 
 
 def test_a_full_disk_at_start_is_not_damaged_metadata(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
