@@ -326,6 +326,17 @@ async def test_a_peer_that_never_says_hello_cannot_make_us_buffer_a_large_messag
         await wait_for(lambda: large in echo.messages, limit=30)
 
 
+async def test_a_transport_without_held_sessions_still_connects(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Session.hold_large_messages came to the contract on 2 Dec: a transport written
+    # before it must not fail every handshake (an AttributeError into the node's nursery)
+    from p2pkit.plugins.rudp.transport import RudpSession
+
+    monkeypatch.delattr(RudpSession, "hold_large_messages")
+    async with open_node(config(), plugins=[Echo()]) as a, open_node(config(), plugins=[Echo()]) as b:
+        await peers(a).connect(addr(b))
+        await wait_for(lambda: peers(b).get(a.id) is not None)
+
+
 async def test_handshakes_from_one_address_are_limited_while_under_way() -> None:
     from p2pkit.peers import MAX_HANDSHAKES_PER_HOST
 
