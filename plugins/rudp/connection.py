@@ -131,9 +131,8 @@ class Connection:
         self.isn = isn
         self.rcv: ReceivedRanges | None = None
         self.send_streams = SendStreams()
-        self.recv_streams = RecvStreams(config.receive_window, config.max_message_size, config.max_channels)
-        if hold_large_messages:  # before the SYN below advertises the window
-            self.recv_streams.hold_large_messages(True)
+        self.recv_streams = RecvStreams(config.receive_window, config.max_message_size,
+                                        config.max_channels, held=hold_large_messages)
         self.peer_max_data = 0
         self.send_buffer = config.send_buffer
         # Keep-alive is the initiator's job (as QUIC clients and WireGuard do it): its PING

@@ -204,9 +204,12 @@ class _RecvChannel:
 class RecvStreams:
     """Reassembly of incoming channels into whole messages, with flow-control accounting."""
 
-    def __init__(self, window: int, max_message: int, max_channels: int) -> None:
-        self.window = window
+    def __init__(self, window: int, max_message: int, max_channels: int, *,
+                 held: bool = False) -> None:
+        """``held``: start held (see hold_large_messages), so that the first advertisement
+        already says HELD_WINDOW — room once advertised is never taken back."""
         self.full_window = window  # the configured one (``window`` is less while held)
+        self.window = min(window, HELD_WINDOW) if held else window
         self.max_message = max_message
         self.max_channels = max_channels
         self._channels: dict[int, _RecvChannel] = {}
@@ -216,12 +219,12 @@ class RecvStreams:
         self.in_order = 0  # stream bytes received in order, all channels
         self.partial = 0  # in-order bytes of incomplete messages
         self.partial_need = 0  # announced sizes of incomplete messages (credit for big ones)
-        self.credit_limit = max_message  # of that credit (0 while large messages are held)
+        self.credit_limit = 0 if held else max_message  # of that credit (0 while held)
         self.ooo_bytes = 0
         self.ooo_entries = 0
         self.highest_total = 0  # sum of the channels' highest offsets
-        self.max_data = window  # what we advertised (never decreases)
-        self.advertised = window  # max_data carried by our last packet
+        self.max_data = self.window  # what we advertised (never decreases)
+        self.advertised = self.window  # max_data carried by our last packet
         self.messages = 0
 
     def hold_large_messages(self, held: bool) -> None:
@@ -233,9 +236,6 @@ class RecvStreams:
         if held:
             self.window = min(self.full_window, HELD_WINDOW)
             self.credit_limit = 0
-            if not self.in_order and not self.highest_total:  # nothing received yet:
-                # (only the initial advertisement, about to go out, is lowered)
-                self.max_data = self.advertised = max(self.window, self.highest_total)
         else:
             self.window = self.full_window
             self.credit_limit = self.max_message
