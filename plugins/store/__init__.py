@@ -19,6 +19,7 @@ from p2pkit.rids import is_rid
 
 from ._content import ItemInfo, Store
 from ._errors import (
+    DiskFullError,
     IncompleteContent,
     InvalidSid,
     StoreError,
@@ -38,6 +39,7 @@ __all__ = [
     "LEAF_SIZE",
     "MAX_LEAVES",
     "SNIFF_BYTES",
+    "DiskFullError",
     "FileStore",
     "IncompleteContent",
     "InvalidSid",

@@ -5,7 +5,9 @@ reference (no copy): the store remembers the path, size and mtime, and every pie
 from the file is checked against its hash in the manifest, so a file changed or deleted after sharing
 is detected and never served; ``copy=True`` copies the file into the store instead.
 Downloads are written piece by piece into a sparse file after their hash is checked; the
-have-bitmap lives in SQLite, so a download resumes after a restart. A piece is verified
+have-bitmap lives in SQLite, so a download resumes after a restart; a piece counts as
+stored only once its bit is committed there (a write that fails, e.g. on a full disk, is a
+StoreError — DiskFullError — and leaves the pieces stored before as they were). A piece is verified
 again every time it is read (hashing costs far less than the disk or network), so bytes
 damaged on disk or left half-written by a crash are never served.
 """
@@ -29,7 +31,14 @@ import msgspec
 from p2pkit.filenames import plain_name
 from p2pkit.rids import is_rid
 
-from ._errors import IncompleteContent, StoreError, StoreFullError, UnknownItem, UnsupportedMedia
+from ._errors import (
+    IncompleteContent,
+    StoreError,
+    StoreFullError,
+    UnknownItem,
+    UnsupportedMedia,
+    write_failure,
+)
 from ._filestore import FileStore, log, write_all
 from ._leaves import block_root
 from ._manifest import (
@@ -322,8 +331,9 @@ class Store(FileStore):
         if kind == "sid":
             super()._drop(kind, key)
             return
+        with self._writing(f"removing {key}"):  # failed: it is all still here
+            self._db.execute("DELETE FROM content WHERE rid = ?", (key,))
         item = self._content.pop(key)
-        self._db.execute("DELETE FROM content WHERE rid = ?", (key,))
         self._handles.close(item.data_path)
         if item.source:
             self._handles.close(item.source)
@@ -374,8 +384,11 @@ class Store(FileStore):
         tmp = self.root / CONTENT_DIR / f"import-{os.getpid()}-{id(path):x}.part"
         roots: list[bytes] = []
         done = 0
+        # a copy that fails for want of room is a DiskFullError (the partial copy goes)
+        guard = self._writing(f"copying {path.name} into the store") if copy else contextlib.nullcontext()
         try:
-            with path.open("rb") as src, (tmp.open("wb") if copy else contextlib.nullcontext()) as out:
+            with guard, path.open("rb") as src, \
+                    (tmp.open("wb") if copy else contextlib.nullcontext()) as out:
                 while chunk := src.read(self.piece_size):
                     roots.append(block_root(chunk))
                     if out is not None:
@@ -429,12 +442,13 @@ class Store(FileStore):
             )
             item.seq, item.mtime_ms = self._tick()
             item.added_ms = item.mtime_ms
-            if copied is not None:
-                if self.durable:
-                    with copied.open("rb+") as f:
-                        os.fsync(f.fileno())
-                os.replace(copied, item.data_path)  # before the row: an orphan is cleaned on open
-            self._insert(rid, item)
+            with self._writing(f"adding {manifest.name}"):
+                if copied is not None:
+                    if self.durable:
+                        with copied.open("rb+") as f:
+                            os.fsync(f.fileno())
+                    os.replace(copied, item.data_path)  # before the row: an orphan is cleaned on open
+                self._insert(rid, item)
             self._content[rid] = item
             self._used += stored
         if self.on_content is not None:
@@ -467,7 +481,8 @@ class Store(FileStore):
                             str(self.root / CONTENT_DIR / rid))
             item.seq, item.mtime_ms = self._tick()
             item.added_ms = item.mtime_ms
-            self._insert(rid, item)
+            with self._writing(f"beginning the download of {manifest.name} ({rid})"):
+                self._insert(rid, item)
             self._content[rid] = item
             return True
 
@@ -529,19 +544,22 @@ class Store(FileStore):
             if _bit(item.have, index) or item.source is not None:
                 return True
             self._reserve(len(data), keep=("content", rid))
-            fd = self._handles.get(item.data_path, create=True)
-            try:
+            have = bytearray(item.have)
+            _set_bit(have, index, True)
+            seq, now = self._tick()
+            stored = attrs.evolve(item, have=have, have_count=item.have_count + 1,
+                                  stored_bytes=item.stored_bytes + len(data), seq=seq, mtime_ms=now)
+            # the piece counts once its bit is committed; until then ``item`` is unchanged,
+            # so a write that fails (a full disk) leaves the store as it was
+            with self._writing(f"writing piece {index} of {rid}"):
+                fd = self._handles.get(item.data_path, create=True)
                 write_all(fd, data, index * m.piece_size)
                 if self.durable:
                     os.fsync(fd)
-            except OSError as exc:
-                raise StoreError(f"writing piece {index} of {rid} failed: {exc.strerror}") from None
-            _set_bit(item.have, index, True)
+                self._persist_have(rid, stored)
+            item.have, item.have_count, item.stored_bytes = have, stored.have_count, stored.stored_bytes
+            item.seq, item.mtime_ms = seq, now
             self._mark_verified(item, index)
-            item.have_count += 1
-            item.stored_bytes += len(data)
-            item.seq, item.mtime_ms = self._tick()
-            self._persist_have(rid, item)
             self._used += len(data)
             completed = item.have_count == m.num_pieces
         if completed and self.on_content is not None:
@@ -617,21 +635,26 @@ class Store(FileStore):
     def _forget_damaged(self, rid: str, item: _Content, index: int) -> None:
         self.counters.setdefault("damaged_pieces", 0)
         self.counters["damaged_pieces"] += 1
-        if item.source is not None:
-            item.broken = True  # the shared file changed: nothing of it can be trusted
-            # and an mtime no file has, so that the next open hashes it again rather than
-            # take the file, edited while we ran (its new mtime taken), as intact
-            self._persist_source_mtime(rid, -1)
-            if item.source:
-                self._handles.close(item.source)
-            return
-        _set_bit(item.have, index, False)
-        if item.verified:
-            _set_bit(item.verified, index, False)
-        item.have_count -= 1
-        item.stored_bytes -= item.manifest.piece_length(index)
-        self._used -= item.manifest.piece_length(index)
-        self._persist_have(rid, item)
+        try:
+            if item.source is not None:
+                item.broken = True  # the shared file changed: nothing of it can be trusted
+                if item.source:
+                    self._handles.close(item.source)
+                # and an mtime no file has, so that the next open hashes it again rather
+                # than take the file, edited while we ran (its new mtime taken), as intact
+                with self._writing(f"marking the share {rid} changed"):
+                    self._persist_source_mtime(rid, -1)
+                return
+            _set_bit(item.have, index, False)
+            if item.verified:
+                _set_bit(item.verified, index, False)
+            item.have_count -= 1
+            item.stored_bytes -= item.manifest.piece_length(index)
+            self._used -= item.manifest.piece_length(index)
+            with self._writing(f"forgetting damaged piece {index} of {rid}"):
+                self._persist_have(rid, item)
+        except StoreError as exc:  # a read must not fail for it: the next open hashes it again
+            log.warning("store: %s; it is not served meanwhile", exc)
 
     def read_content(self, rid: str, begin: int, end: int) -> bytes | None:
         """Bytes ``[begin, end)`` of the content (``end`` clipped to its size) if every
@@ -706,7 +729,8 @@ class Store(FileStore):
     def pin_content(self, rid: str, pinned: bool = True) -> None:
         with self._lock:
             item = self._item(rid)
-            self._db.execute("UPDATE content SET pinned = ? WHERE rid = ?", (int(pinned), rid))
+            with self._writing(f"pinning {rid}"):
+                self._db.execute("UPDATE content SET pinned = ? WHERE rid = ?", (int(pinned), rid))
             item.pinned = pinned
 
     def remove(self, rid: str) -> bool:
@@ -747,15 +771,18 @@ class Store(FileStore):
                 out = tmp.open("wb")
             except OSError as exc:
                 raise StoreError(f"cannot write {dest}: {exc.strerror}") from None
-            with out:
-                for i in range(item.manifest.num_pieces):
-                    piece = self.read_piece(rid, i)
-                    if piece is None:
-                        if rid not in self._content:
-                            raise UnknownItem(f"{rid} was removed during the export")
-                        raise IncompleteContent(f"piece {i} of {rid} is damaged; fetch it again")
-                    out.write(piece)
-                    yield None
+            try:
+                with out:
+                    for i in range(item.manifest.num_pieces):
+                        piece = self.read_piece(rid, i)
+                        if piece is None:
+                            if rid not in self._content:
+                                raise UnknownItem(f"{rid} was removed during the export")
+                            raise IncompleteContent(f"piece {i} of {rid} is damaged; fetch it again")
+                        out.write(piece)
+                        yield None
+            except OSError as exc:  # the disk it goes to filled up: DiskFullError naming it
+                raise write_failure(f"writing {dest}", exc, dest.parent, str(dest.parent)) from exc
             try:
                 os.replace(tmp, dest)
             except OSError as exc:

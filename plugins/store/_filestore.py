@@ -10,6 +10,11 @@ What is committed when (crash consistency):
 
 * ``create``, ``delete`` (and eviction), ``pin``: a SQLite transaction before the call
   returns (the row names the resource, so it must exist before its bytes do).
+* A write that fails (the disk filled up, it turned read-only) raises a StoreError made
+  in one place (:func:`_errors.write_failure`: :class:`DiskFullError` for a full disk)
+  and leaves the store as it was before the call: memory changes only once the metadata
+  has taken the change. The sweep never raises for it (the sizes map keeps what SQLite
+  has not learnt; it tries again at the next sweep).
 * ``append``: the bytes are written first, then the new (size, seq, mtime) goes into the
   resource's record in the sizes map (``_sizes.py``): a write into a shared memory map,
   as lasting as the bytes themselves (both are page cache, both survive ``kill -9``), at
@@ -44,7 +49,7 @@ import attrs
 from p2pkit.diskerrors import problem_message
 
 from . import _db
-from ._errors import InvalidSid, StoreError, StoreFullError, UnknownItem
+from ._errors import InvalidSid, StoreError, StoreFullError, UnknownItem, write_failure
 from ._handles import HandleCache
 from ._sizes import SizeMap
 
@@ -197,6 +202,9 @@ class FileStore:
                 return
             try:
                 self.flush()
+            except StoreError as exc:  # a full disk: the sizes map has what SQLite missed
+                log.warning("store: %s (the sizes are recovered from sizes.map at the next open)",
+                            exc)
             finally:  # a failed last commit must not keep the store locked for the process
                 self._release_everything()
 
@@ -295,6 +303,29 @@ class FileStore:
         if self._closed:
             raise StoreError("the store is closed")
 
+    @contextlib.contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """Around a write of the store (its metadata, a data file): one that fails is a
+        StoreError saying ``what`` failed and why — :class:`DiskFullError` when the disk
+        holding the store is full — never a raw sqlite3.Error or OSError."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            raise write_failure(what, exc, self.root) from exc
+
+    def _transaction(self, what: str, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """``sql`` for every row in one transaction, rolled back if it fails."""
+        with self._writing(what):
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(sql, rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                raise
+
     def _tick(self) -> tuple[int, int]:
         """Next modification sequence number and the wall-clock time in ms."""
         self._seq += 1
@@ -311,16 +342,25 @@ class FileStore:
             old = self._objects.get(sid)
             digest = hashlib.sha256(sid.encode("utf-8")).digest()
             path = str(self.root / OBJECTS_DIR / digest.hex())
-            # the row first: it names the resource. A crash before the record below leaves
-            # older records, which lose against the row's newer seq.
-            self._db.execute(
-                "INSERT INTO objects(sid, size, mtime_ms, seq, pinned) VALUES(?, 0, ?, ?, ?) "
-                "ON CONFLICT(sid) DO UPDATE SET size = 0, mtime_ms = excluded.mtime_ms, "
-                "seq = excluded.seq, pinned = excluded.pinned",
-                (sid, now, seq, int(pinned)),
-            )
-            fd = self._handles.get(path, create=True)
-            os.ftruncate(fd, 0)
+            with self._writing(f"creating {sid!r:.80}"):
+                fd = self._handles.get(path, create=True)
+                # the row before the bytes go: it names the resource. A crash before the
+                # record below leaves older records, which lose against the row's newer seq.
+                try:
+                    self._db.execute(
+                        "INSERT INTO objects(sid, size, mtime_ms, seq, pinned) "
+                        "VALUES(?, 0, ?, ?, ?) ON CONFLICT(sid) DO UPDATE SET size = 0, "
+                        "mtime_ms = excluded.mtime_ms, seq = excluded.seq, "
+                        "pinned = excluded.pinned",
+                        (sid, now, seq, int(pinned)),
+                    )
+                except sqlite3.Error:
+                    if old is None:  # the file made for it goes (else an orphan until the next open)
+                        self._handles.close(path)
+                        with contextlib.suppress(OSError):
+                            os.unlink(path)
+                    raise
+                os.ftruncate(fd, 0)
             self._dirty.discard(sid)
             if old is not None:
                 self._used -= old.size
@@ -350,7 +390,10 @@ class FileStore:
                 self._reserve(n, keep=("sid", sid))
             handle = self._fds.get(obj.path)
             if handle is None:
-                fd = self._reopen_for_append(sid, obj)
+                try:
+                    fd = self._reopen_for_append(sid, obj)
+                except OSError as exc:
+                    raise write_failure(f"append to {sid!r:.80}", exc, self.root) from exc
             else:
                 handle.touched = True
                 fd = handle.fd
@@ -364,7 +407,7 @@ class FileStore:
             except OSError as exc:
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, size)  # nothing of a failed append stays
-                raise StoreError(f"append to {sid!r:.80} failed: {exc.strerror}") from None
+                raise write_failure(f"append to {sid!r:.80}", exc, self.root) from exc
             # the bytes are in; now the record that makes them count
             seq = self._seq + 1
             now = int(self._clock() * 1000)
@@ -401,11 +444,10 @@ class FileStore:
                 return
             rows = [(o.size, o.mtime_ms, o.seq, sid) for sid in self._dirty
                     if (o := self._objects.get(sid)) is not None]
-            self._dirty.clear()
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "UPDATE objects SET size = ?, mtime_ms = ?, seq = ? WHERE sid = ?", rows)
-            self._db.execute("COMMIT")
+            self._transaction("recording the sizes of appends",
+                              "UPDATE objects SET size = ?, mtime_ms = ?, seq = ? WHERE sid = ?",
+                              rows)
+            self._dirty.clear()  # only once SQLite has them: else the next flush tries again
             self.counters["flushes"] += 1
 
     def read(self, sid: str, begin: int, end: int) -> bytes:
@@ -457,7 +499,8 @@ class FileStore:
             obj = self._objects.get(sid) if isinstance(sid, str) else None
             if obj is None:
                 raise UnknownItem(f"no resource with sid {sid!r:.80}")
-            self._db.execute("UPDATE objects SET pinned = ? WHERE sid = ?", (int(pinned), sid))
+            with self._writing(f"pinning {sid!r:.80}"):
+                self._db.execute("UPDATE objects SET pinned = ? WHERE sid = ?", (int(pinned), sid))
             obj.pinned = pinned
 
     def objects(self) -> list[ObjectInfo]:
@@ -530,9 +573,10 @@ class FileStore:
         """Remove one item: row first, then the file (an orphan file is cleaned on open)."""
         if kind != "sid":
             raise ValueError(kind)
+        with self._writing(f"removing {key!r:.80}"):  # failed: it is all still here
+            self._db.execute("DELETE FROM objects WHERE sid = ?", (key,))
         obj = self._objects.pop(key)
         self._dirty.discard(key)
-        self._db.execute("DELETE FROM objects WHERE sid = ?", (key,))
         if self._sizes is not None:
             self._sizes.release(obj.slot)
         self._handles.close(obj.path)
@@ -548,10 +592,20 @@ class FileStore:
         returns how many were closed."""
         with self._lock:
             self.counters["sweeps"] = self.counters.get("sweeps", 0) + 1
-            self.flush()
-            if not self._closed and self._wal_bytes() >= CHECKPOINT_WAL_BYTES:
-                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                self.counters["checkpoints"] = self.counters.get("checkpoints", 0) + 1
+            try:
+                self.flush()
+                if not self._closed and self._wal_bytes() >= CHECKPOINT_WAL_BYTES:
+                    with self._writing("checkpointing the metadata"):
+                        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    self.counters["checkpoints"] = self.counters.get("checkpoints", 0) + 1
+                self._sweep_failing = False
+            except StoreError as exc:
+                # the sweep runs in the node's nursery: raising there ended the node. What
+                # SQLite did not learn is in the sizes map; the next sweep tries again.
+                self.counters["sweep_write_errors"] = self.counters.get("sweep_write_errors", 0) + 1
+                if not self._sweep_failing:  # once, not every second while the disk is full
+                    log.warning("store: %s; the sweep tries again", exc)
+                self._sweep_failing = True
             closed = self._handles.close_idle(self.idle_close_s, now)
             self.counters["handles_closed"] += closed
             return closed
@@ -561,6 +615,8 @@ class FileStore:
             return os.stat(self.root / (DB_NAME + "-wal")).st_size
         except FileNotFoundError:
             return 0
+
+    _sweep_failing = False  # the last sweep could not write (logged once until it can)
 
     @property
     def open_handles(self) -> int:
