@@ -521,6 +521,14 @@ class PiecePicker:
             return []
         return [(p, b) for b, who in zip(partial.blocks, partial.requested) for p in sorted(who)]
 
+    def piece_unstored(self, piece: int) -> list[tuple[str, Block]]:
+        """The piece passed its hash check but could not be stored (the disk is full):
+        it is fetched again, nobody is blamed. Returns requests still out for it (to cancel)."""
+        partial = self._partial.pop(piece, None)
+        if partial is None:
+            return []
+        return [(p, b) for b, who in zip(partial.blocks, partial.requested) for p in sorted(who)]
+
     def piece_failed(self, piece: int) -> tuple[str | None, list[tuple[str, Block]]]:
         """The piece failed its hash check: every block is fetched again. Returns (the peer
         to blame — the only one that sent blocks of it — or None, requests to cancel).

@@ -919,7 +919,12 @@ class SwarmProvider:
 
         try:
             ok = self.store.write_piece(t.rid, index, bytes(asm.data))
-        except StoreError as exc:  # full, or the content was evicted meanwhile
+        except StoreError as exc:
+            # the store cannot keep it (its disk is full — DiskFullError —, its limit,
+            # the content evicted meanwhile): the download ends now, saying so, with the
+            # pieces stored before kept; the piece is fetched again when it is resumed
+            self.counters["store_errors"] += 1
+            self._send_cancels(t, t.picker.piece_unstored(index))
             t.error = exc
             t.poke()
             return
@@ -1290,8 +1295,8 @@ class SwarmProvider:
                 self._update_interest(t, ps)
         if isinstance(t.error, NoProvidersError):
             raise t.error
-        if t.error is not None:
-            raise SwarmError(f"download of {rid[:12]} failed: {t.error}")
+        if t.error is not None:  # chained: the web UI tells a full disk by its cause
+            raise SwarmError(f"download of {rid[:12]} failed: {t.error}") from t.error
         if not store.is_complete(rid):
             raise SwarmError(f"{rid[:12]} was removed from the store during the download")
         self.node.emit(GenericEvent(kind="download.complete", data={
