@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 _PUBLIC_BASE: Final = int(ipaddress.IPv4Address("11.0.0.1"))
 _PRIVATE_BASE: Final = int(ipaddress.IPv4Address("10.0.0.2"))
 _EPHEMERAL_FIRST: Final = 49152
+# Host.partition of a host on no side of a partition (or with none in force): it reaches
+# everyone and everyone reaches it
+NO_SIDE: Final = -1
 # Final: compiled, a C global — `heapq.heappush` was a module attribute lookup per call
 _heappush: Final = heapq.heappush
 _heappop: Final = heapq.heappop
@@ -80,7 +83,7 @@ class Host:
         self.rng = derive_rng(network.seed, "host", name)
         self.mtu = link.mtu
         self.online = True
-        self.partition = 0
+        self.partition = NO_SIDE  # its side's index while a partition names it
         self.endpoints: dict[int, VirtualEndpoint] = {}
         self._next_port = _EPHEMERAL_FIRST
         self.drops: dict[str, int] = {}
@@ -320,20 +323,19 @@ class Network:
     def partition(self, sides: Iterable[Iterable[Host]]) -> None:
         """Split the network: hosts on different sides can no longer reach each other.
 
-        Hosts not named stay on side 0 together with the first side; a host named on
-        several sides belongs to the first of them (so ``[["a"], ["everyone"]]`` works)."""
+        Replaces any partition in force. Hosts not named are on no side (``NO_SIDE``) and
+        keep talking to everyone; a host named on several sides belongs to the first of
+        them (so ``[["a"], ["everyone"]]`` works)."""
         for host in self.hosts.values():
-            host.partition = 0
-        assigned: set[str] = set()
+            host.partition = NO_SIDE
         for index, side in enumerate(sides):
             for host in side:
-                if host.name not in assigned:
-                    assigned.add(host.name)
+                if host.partition == NO_SIDE:
                     host.partition = index
 
     def heal(self) -> None:
         for host in self.hosts.values():
-            host.partition = 0
+            host.partition = NO_SIDE
 
     # ------------------------------------------------------------------ sending
 
@@ -468,7 +470,8 @@ class Network:
                 return
             host = found
             port = internal[1]
-        if host.partition != src.partition:
+        side = host.partition
+        if side != src.partition and side != NO_SIDE and src.partition != NO_SIDE:
             host._drop("partition")
             return
         if not host.online:

@@ -50,3 +50,21 @@ async def test_first_side_wins_for_hosts_named_twice(autojump_clock: object) -> 
         sim.add_host(f"h{i}", group="all")
     sim.partition(["h0"], ["all"])
     assert [sim.host(f"h{i}").partition for i in range(3)] == [0, 1, 1]
+
+
+async def test_hosts_on_no_side_keep_talking_to_everyone(autojump_clock: object) -> None:
+    net = Network(seed=1)
+    a, b, c = (net.add_host(name) for name in "abc")
+    ea, eb, ec = a.bind(9000), b.bind(9000), c.bind(9000)
+    async with running(net, ea, eb, ec) as (ra, rb, rc):
+        net.partition([[a], [b]])  # c is on neither side
+        for src, dst in ((ea, eb), (eb, ea), (ea, ec), (ec, ea), (eb, ec), (ec, eb)):
+            src.send(b"from " + src.host.name.encode(), dst.local_address)
+        await trio.sleep(1)
+        net.heal()
+        eb.send(b"healed", ea.local_address)
+        await trio.sleep(1)
+    assert ra.payloads == [b"from c", b"healed"]
+    assert rb.payloads == [b"from c"]
+    assert rc.payloads == [b"from a", b"from b"]
+    assert net.drops == {"partition": 2}
