@@ -10,7 +10,9 @@ every plugin and closes the endpoint; nothing outlives it.
 from __future__ import annotations
 
 import enum
+import fcntl
 import logging
+import os
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -329,6 +331,27 @@ class Node:
             delay = min(delay * 2, 30.0)
 
 
+DATA_DIR_LOCK = "node.lock"  # in the data dir, held while a node uses it
+
+
+def _lock_data_dir(data_dir: Path) -> int:
+    """Hold ``data_dir`` for this node (an advisory ``flock``, released with the
+    descriptor, also when the process dies): a second node started on it by mistake —
+    in another process or in this one — is refused before it reads or writes anything
+    there (settings included)."""
+    try:
+        fd = os.open(data_dir / DATA_DIR_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"data directory {data_dir} cannot be locked: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ConfigError(f"data directory {data_dir} is in use by another node "
+                          "(each node needs a data directory of its own)") from None
+    return fd
+
+
 def _resolve_data_dir(config: NodeConfig) -> Path | None:
     data_dir = config.data_path()
     if data_dir is None:
@@ -454,9 +477,16 @@ async def open_node(
     config.bind_sections(_config_sections(pm))
     bootstrap = [parse_address(a) for a in config.node.bootstrap]
     data_dir = _resolve_data_dir(config)
-    if identity is None:
-        identity = Identity.generate() if data_dir is None else Identity.load_or_create(data_dir / "identity.key")
-    node = Node(config, identity, pm, data_dir)
+    lock_fd = _lock_data_dir(data_dir) if data_dir is not None else -1
+    try:
+        if identity is None:
+            identity = (Identity.generate() if data_dir is None
+                        else Identity.load_or_create(data_dir / "identity.key"))
+        node = Node(config, identity, pm, data_dir)
+    except BaseException:
+        if lock_fd >= 0:
+            os.close(lock_fd)
+        raise
     node.state = NodeState.STARTING
     owns_endpoint = endpoint is None
     try:
@@ -530,6 +560,8 @@ async def open_node(
                     log.exception("closing provider %r failed", provider)
         node.settings.close()
         node.state = NodeState.STOPPED
+        if lock_fd >= 0:
+            os.close(lock_fd)
         node.events.close()  # subscribers outside the node's block learn that it stopped
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from ._exceptions import ConfigError, FieldError
+from ._exceptions import ConfigError, FieldError, NodeStateError
 from .config import CfgSection
 from .diskerrors import problem_message
 from .fields import FieldType, coerce
@@ -95,6 +95,7 @@ class Settings:
             except FieldError as exc:
                 raise ConfigError(f"[cfg] {exc}") from None
         self._on_change = on_change
+        self._closed = False
         # An ephemeral node (db_path None) keeps settings in memory only: no database at all,
         # which matters when the simulator runs thousands of nodes.
         self._db = _open_db(db_path) if db_path else None
@@ -126,6 +127,7 @@ class Settings:
         return self._values[key]
 
     def set(self, key: str, value: Any) -> Any:
+        self._check_open()
         value = self._validated(key, value)
         changed = self._values[key] != value
         self._store(key, value)
@@ -151,6 +153,7 @@ class Settings:
 
     def update(self, values: dict[str, Any]) -> dict[str, Any]:
         """Partial update (seed 004 §4.1.4): all values are validated before any is applied."""
+        self._check_open()
         checked = {key: self._validated(key, value) for key, value in values.items()}
         for key, value in checked.items():
             self.set(key, value)
@@ -162,7 +165,13 @@ class Settings:
     def __iter__(self) -> Iterator[str]:
         return iter(SETTINGS)
 
+    def _check_open(self) -> None:
+        # after its node stopped a change would apply to nothing and be saved nowhere
+        if self._closed:
+            raise NodeStateError("settings cannot change: the node has stopped")
+
     def close(self) -> None:
+        self._closed = True
         if self._db is not None:
             self._db.close()
 

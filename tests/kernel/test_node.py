@@ -6,7 +6,16 @@ from pathlib import Path
 import pytest
 import trio
 
-from p2pkit import ConfigError, Event, Node, NodeConfig, NodeState, PluginError, open_node
+from p2pkit import (
+    ConfigError,
+    Event,
+    Node,
+    NodeConfig,
+    NodeState,
+    NodeStateError,
+    PluginError,
+    open_node,
+)
 from p2pkit.events import GenericEvent
 from p2pkit.node import Service
 from p2pkit.plugin_manager import BUILTIN_PLUGINS, plugin_name
@@ -145,6 +154,57 @@ async def test_identity_and_settings_persist_in_the_data_dir(tmp_path: Path) -> 
         assert node.id == first_id
         assert node.fields.get("cfg.cache_limit_mb") == 77
         assert node.settings.p2p_enabled is False
+
+
+async def test_a_second_node_on_a_data_dir_in_use_is_refused_before_touching_it(
+        tmp_path: Path) -> None:
+    # the complaint: a second node started by mistake on a running node's data dir was
+    # refused only by the store, after it had written its cfg over the first one's
+    async with open_node(config(tmp_path, repeater="off")) as node:
+        node.fields.set("cfg.cache_limit_mb", 4096)
+        second = NodeConfig.from_mapping({
+            "node": {"host": "127.0.0.1", "port": 0, "disable": NO_BUILTINS,
+                     "data_dir": str(tmp_path), "repeater": "off"},
+            "cfg": {"cache_limit_mb": 1, "p2p_enabled": False}})
+        with pytest.raises(ConfigError, match="in use by another node"):
+            async with open_node(second):
+                pytest.fail("the second node must not start")
+        first_id = node.id
+    async with open_node(config(tmp_path, repeater="off")) as node:
+        assert node.id == first_id
+        assert node.fields.get("cfg.cache_limit_mb") == 4096
+        assert node.settings.p2p_enabled is True
+
+
+async def test_the_data_dir_is_free_again_once_its_node_stopped_or_failed_to_start(
+        tmp_path: Path) -> None:
+    class Broken:
+        from p2pkit import hookimpl
+
+        @hookimpl
+        def p2pkit_services(self, node: Node) -> list[Service]:
+            raise RuntimeError("boom")
+
+    with pytest.raises(PluginError):
+        async with open_node(config(tmp_path, repeater="off"), plugins=[Broken()]):
+            pass
+    async with open_node(config(tmp_path, repeater="off")):
+        pass
+    async with open_node(config(tmp_path, repeater="off")):
+        pass
+
+
+async def test_a_setting_changed_after_the_node_stopped_is_refused(tmp_path: Path) -> None:
+    async with open_node(config(tmp_path, repeater="off")) as node:
+        pass
+    with pytest.raises(NodeStateError, match="stopped"):
+        node.settings.set("cache_limit_mb", 100)
+    with pytest.raises(NodeStateError, match="stopped"):
+        node.fields.set("cfg.cache_limit_mb", 100)
+    with pytest.raises(NodeStateError, match="stopped"):
+        node.settings.update({"cache_limit_mb": 100})
+    async with open_node(config(tmp_path, repeater="off")) as node:
+        assert node.fields.get("cfg.cache_limit_mb") != 100
 
 
 async def test_kernel_fields_are_registered() -> None:
