@@ -7,7 +7,8 @@ Path of a datagram sent by a host::
 ``send`` runs synchronously in the sender's task: MTU check, source NAT, the uplink queue,
 loss and latency; the packet then waits in a heap until it reaches the receiver's access
 router (event "transit"), where partitions, the destination NAT's filter and the downlink
-are applied, and waits again until it is delivered. At every delivery instant the network
+are applied, and waits again until it is delivered (a partition made meanwhile, or the
+receiver going down, still drops it then). At every delivery instant the network
 task calls each receiving endpoint's ``dispatch(batch, now)`` directly, one batch per
 endpoint, so no task is woken per datagram.
 
@@ -520,6 +521,11 @@ class Network:
                 host = event.host
                 if not host.online:
                     host._drop("host_down")
+                    continue
+                side = host.partition
+                if (side != event.src.partition and side != NO_SIDE
+                        and event.src.partition != NO_SIDE):  # cut while on the downlink
+                    host._drop("partition")
                     continue
                 endpoint = host.endpoints.get(event.port)
                 if endpoint is None:

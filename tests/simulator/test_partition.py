@@ -68,3 +68,20 @@ async def test_hosts_on_no_side_keep_talking_to_everyone(autojump_clock: object)
     assert rb.payloads == [b"from c"]
     assert rc.payloads == [b"from a", b"from b"]
     assert net.drops == {"partition": 2}
+
+
+async def test_partition_drops_packets_already_on_the_downlink(autojump_clock: object) -> None:
+    net = Network(seed=1)
+    a = net.add_host("a")
+    b = net.add_host("b", LinkProfile(latency=0.3))  # a long downlink: a satellite
+    ea, eb = a.bind(9000), b.bind(9000)
+    async with running(net, ea, eb) as (_ra, rb):
+        ea.send(b"past the router", eb.local_address)  # on b's downlink until 0.3 s
+        await trio.sleep(0.1)
+        net.partition([[a], [b]])
+        await trio.sleep(1)
+        net.heal()
+        ea.send(b"healed", eb.local_address)
+        await trio.sleep(1)
+    assert rb.payloads == [b"healed"]
+    assert b.drops == {"partition": 1}
