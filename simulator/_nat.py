@@ -18,10 +18,13 @@ a stale mapping is noticed and removed when it is next looked up.
 from __future__ import annotations
 
 import enum
+import numbers
 import random
 from typing import TYPE_CHECKING
 
 import attrs
+
+from ._validate import finite
 
 if TYPE_CHECKING:
     from ._network import Host
@@ -49,15 +52,44 @@ class NatType(enum.Enum):
         raise ValueError(f"unknown NAT type {value!r} (expected one of: {names})")
 
 
+# External ports start at port_base plus a seeded offset below this.
+PORT_OFFSETS = 1000
+MAX_PORT_BASE = 65535 - (PORT_OFFSETS - 1)
+
+
+def _nat_type(value: NatType | str) -> NatType:
+    """A NatType, or its name as everywhere else (``"symmetric"``): a string was kept as
+    it was, ran as a cone NAT (it matched no member) and crashed the report."""
+    if isinstance(value, NatType):
+        return value
+    if isinstance(value, str):
+        return NatType.parse(value)
+    raise TypeError(f"NAT type must be a NatType or its name, got {value!r}")
+
+
+def _mapping_timeout(value: float) -> float:
+    return finite("mapping_timeout", value)
+
+
+def _port_base(value: int) -> int:
+    # numbers.Integral: numpy's integers too, as the rest of the API takes them
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+            or not 1 <= value <= MAX_PORT_BASE):
+        raise ValueError(f"port_base must be an integer in 1..{MAX_PORT_BASE} (external "
+                         f"ports start up to {PORT_OFFSETS - 1} above it), got {value!r}")
+    return int(value)
+
+
 @attrs.frozen
 class NatProfile:
-    """Configuration of a NAT box."""
+    """Configuration of a NAT box. ``type`` is a :class:`NatType` or its name."""
 
-    type: NatType = NatType.PORT_RESTRICTED_CONE
-    mapping_timeout: float = 30.0
+    type: NatType = attrs.field(default=NatType.PORT_RESTRICTED_CONE, converter=_nat_type)
+    mapping_timeout: float = attrs.field(default=30.0, converter=_mapping_timeout)
     hairpin: bool = False
     inbound_refresh: bool = False
-    port_base: int = 20000  # first external port handed out (plus a seeded offset)
+    # first external port handed out (plus a seeded offset below PORT_OFFSETS)
+    port_base: int = attrs.field(default=20000, converter=_port_base)
 
 
 # Reasons a NAT refuses a packet (used as drop-counter names).
@@ -90,7 +122,7 @@ class NatBox:
         self.type = profile.type
         self.public_ip = public_ip
         self._rng = rng
-        self._next_port = profile.port_base + rng.randrange(0, 1000)
+        self._next_port = profile.port_base + rng.randrange(0, PORT_OFFSETS)
         self._by_key: dict[tuple[object, ...], Mapping] = {}
         self._by_port: dict[int, Mapping] = {}
         self.mappings_created = 0

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import pytest
 import trio
-from p2pkit.simulator import NatBox, NatProfile, NatType, Network, VirtualEndpoint
+from p2pkit.simulator import NatBox, NatProfile, NatType, Network, Simulation, VirtualEndpoint
 
 from .helpers import Recorder, running
 
@@ -151,7 +154,46 @@ async def test_two_nats_may_reuse_private_addresses(autojump_clock: object) -> N
 
 
 def test_an_open_nat_box_is_a_clear_error() -> None:
-    from p2pkit.simulator import Simulation
-
     with pytest.raises(ValueError, match="'open' host has no NAT box"):
         Simulation(seed=1).add_nat("gw", "open")
+
+
+@pytest.mark.parametrize("name", ["symmetric", "Full_Cone"])
+def test_a_profile_takes_its_type_by_name(name: str) -> None:
+    expected = NatType.parse(name)
+
+    async def scenario(sim: Simulation) -> None:
+        client = sim.add_host("client", nat=NatProfile(type=name))  # type: ignore[arg-type]
+        servers = [sim.add_host(f"s{i}").bind(3478) for i in range(2)]
+        recorders = [Recorder(server) for server in servers]
+        for recorder in recorders:
+            sim.spawn(recorder.endpoint.run, recorder.dispatch)
+        await sim.sleep(0.1)
+        endpoint = client.bind(4000)
+        for server in servers:
+            endpoint.send(b"hi", server.local_address)
+        await sim.sleep(1)
+        sim.results["ports"] = [recorder.received[0][2][1] for recorder in recorders]
+
+    report = Simulation(seed=1, duration=2).run(scenario)
+    ports = report["results"]["ports"]
+    # symmetric: one mapping per destination; a cone: one for all
+    assert (ports[0] != ports[1]) == (expected is NatType.SYMMETRIC)
+    assert report["nodes"]["client"]["nat"] == expected.value
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"type": "cone"}, ValueError, "full-cone"),
+    ({"type": 3}, TypeError, "type"),
+    ({"mapping_timeout": math.nan}, ValueError, "mapping_timeout"),
+    ({"mapping_timeout": math.inf}, ValueError, "mapping_timeout"),
+    ({"mapping_timeout": -1.0}, ValueError, "mapping_timeout"),
+    ({"port_base": 0}, ValueError, "port_base"),
+    ({"port_base": 65000}, ValueError, "port_base"),  # + up to 999: past 65535
+    ({"port_base": 2.5}, ValueError, "port_base"),
+    ({"port_base": True}, ValueError, "port_base"),
+])
+def test_a_profile_refuses_what_it_cannot_run(kwargs: dict[str, Any], error: type[Exception],
+                                              match: str) -> None:
+    with pytest.raises(error, match=match):
+        NatProfile(**kwargs)
