@@ -163,7 +163,7 @@ def test_a_profile_takes_its_type_by_name(name: str) -> None:
     expected = NatType.parse(name)
 
     async def scenario(sim: Simulation) -> None:
-        client = sim.add_host("client", nat=NatProfile(type=name))  # type: ignore[arg-type]
+        client = sim.add_host("client", nat=NatProfile(type=name))
         servers = [sim.add_host(f"s{i}").bind(3478) for i in range(2)]
         recorders = [Recorder(server) for server in servers]
         for recorder in recorders:
