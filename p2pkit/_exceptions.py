@@ -57,3 +57,11 @@ def leaf_exceptions(group: BaseExceptionGroup[BaseException]) -> list[BaseExcept
     for exc in group.exceptions:
         out.extend(leaf_exceptions(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
     return out
+
+
+def validator_message(exc: BaseException) -> str:
+    """What a validator said, without the rest: attrs' built-in validators raise
+    ``ValueError(message, attribute, ...)``, whose text is a tuple with a whole
+    ``Attribute(...)`` repr in it."""
+    first = exc.args[0] if exc.args else None
+    return first if isinstance(first, str) and len(exc.args) > 1 else str(exc)

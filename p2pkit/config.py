@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import logging
 import math
 import os
 import tomllib
@@ -26,8 +27,9 @@ from typing import Any, TypeVar
 import attrs
 import platformdirs
 
-from ._exceptions import ConfigError
+from ._exceptions import ConfigError, validator_message
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 ENV_PREFIX = "P2PKIT_"
 CORE_SECTIONS = ("node", "cfg")
@@ -120,10 +122,15 @@ class NodeConfig:
             raise ConfigError(f"config section [{name}] is not known to any loaded plugin") from None
 
     def bind_sections(self, classes: Mapping[str, type]) -> None:
-        """Validate plugin sections against their classes; unknown sections are errors."""
+        """Validate plugin sections against their classes. A section no loaded plugin
+        owns is an error (a typo), unless ``[node] disable`` names plugins: then it may
+        be a disabled plugin's, left in a config that serves both — a warning."""
         for name in self.raw_sections:
             if name not in classes:
-                raise ConfigError(f"unknown config section [{name}] (no loaded plugin owns it)")
+                if not self.node.disable:
+                    raise ConfigError(f"unknown config section [{name}] (no loaded plugin owns it)")
+                log.warning("config section [%s] is ignored: no loaded plugin owns it (disabled: %s)",
+                            name, ", ".join(self.node.disable))
         for name, cls in classes.items():
             self._bound[name] = convert(cls, self.raw_sections.get(name, {}), name)
 
@@ -234,7 +241,7 @@ def convert(cls: type[T], values: Mapping[str, Any], section: str) -> T:
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"[{section}]: {exc}") from None
+        raise ConfigError(f"[{section}]: {validator_message(exc)}") from None
 
 
 def _type_name(tp: Any) -> str:
@@ -284,9 +291,33 @@ def _check(tp: Any, value: Any, key: str) -> Any:
         return float(value)
     if tp is Path and isinstance(value, str):
         return Path(value)
+    if tp is str and isinstance(value, os.PathLike):  # data_dir=Path(...) in code
+        value = os.fspath(value)
     if (tp is int and isinstance(value, bool)) or not isinstance(value, tp):
         raise ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
     return value
+
+
+def check_section_class(cls: type, section: str) -> None:
+    """Every field of a section class has an annotation ``convert`` can check — said at
+    start, to the section's author, not once a user first sets the key."""
+    try:
+        hints = _type_hints(typing.cast(Any, cls))
+    except NameError as exc:  # imported under TYPE_CHECKING only
+        raise ConfigError(f"[{section}]: an annotation cannot be resolved ({exc}); import the "
+                          "types a config section uses at run time") from None
+    for field in attrs.fields(cls):  # type: ignore[arg-type, misc]
+        _check_annotation(hints[field.name], f"{section}.{field.name}")
+
+
+def _check_annotation(tp: Any, key: str) -> None:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType, list, tuple, dict):
+        for arm in typing.get_args(tp):
+            if arm is not type(None) and arm is not Ellipsis:
+                _check_annotation(arm, key)
+    elif origin is not typing.Literal and tp is not Any:
+        _supported(tp, key)
 
 
 def _supported(tp: Any, key: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from ._exceptions import FieldError
+from ._exceptions import FieldError, validator_message
 
 MAX_FIELD_NAME_BYTES = 32
 
@@ -125,7 +125,7 @@ class FieldRegistry:
             try:
                 field.validate(value)
             except ValueError as exc:
-                raise FieldError(f"{name}: {exc}") from None
+                raise FieldError(f"{name}: {validator_message(exc)}") from None
         field.setter(value)
         return self.get(name)
 

@@ -41,7 +41,7 @@ from ._exceptions import (
 )
 from .addresses import parse_address
 from .capabilities import CAPABILITIES, ProgressFn
-from .config import NodeConfig
+from .config import CORE_SECTIONS, NodeConfig, check_section_class
 from .demux import Demultiplexer
 from .endpoint import Address, DatagramEndpoint
 from .events import ContentAdded, ContentRemoved, Event, EventBus, GenericEvent
@@ -290,10 +290,13 @@ class Node:
             return
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + self.stop_grace
-            try:
-                self.hook.p2pkit_node_stopping(node=self)
-            except Exception:  # a plugin's bug must not keep the node from stopping
-                log.exception("a plugin failed while the node was stopping")
+            # each plugin on its own: one that raises must not cost the others their
+            # last messages (flooding's farewell, say) nor keep the node from stopping
+            for impl in reversed(self.hook.p2pkit_node_stopping.get_hookimpls()):
+                try:
+                    impl.function(*({"node": self}[arg] for arg in impl.argnames))
+                except Exception:
+                    log.exception("plugin %r failed while the node was stopping", impl.plugin_name)
             if self.peers is not None:
                 await self.peers.close_all("the node is stopping")
 
@@ -368,30 +371,58 @@ def _resolve_data_dir(config: NodeConfig) -> Path | None:
 
 def _repeater_path(config: NodeConfig, data_dir: Path | None) -> Path | None:
     """Where the repeater listens: an explicit path always; by default only for nodes
-    with a data directory (an ephemeral node has nowhere to put the socket)."""
+    with a data directory (an ephemeral node has nowhere to put the socket) whose path
+    leaves room for a Unix socket's name — a node in a deep directory runs without
+    the repeater it did not ask for, and says so."""
+    from .repeater.server import SOCKET_PATH_MAX
+
     if config.node.repeater == "off":
         return None
     if config.node.repeater:
-        return Path(config.node.repeater).expanduser()
-    return data_dir / "repeater.sock" if data_dir is not None else None
+        path = Path(config.node.repeater).expanduser()
+        if len(os.fsencode(path)) > SOCKET_PATH_MAX:
+            raise ConfigError(f"node.repeater: socket path {str(path)!r} is longer than "
+                              f"{SOCKET_PATH_MAX} bytes, the most a Unix socket allows; "
+                              "choose a shorter path")
+        return path
+    if data_dir is None:
+        return None
+    path = data_dir / "repeater.sock"
+    if len(os.fsencode(path)) > SOCKET_PATH_MAX:
+        log.warning("no repeater: its socket %s would be longer than a Unix socket allows "
+                    "(%d bytes); set node.repeater to a shorter path to have one",
+                    path, SOCKET_PATH_MAX)
+        return None
+    return path
 
 
 def _config_sections(pm: pluggy.PluginManager) -> dict[str, type]:
     """Every plugin's config section classes, checked: one owner per name, attrs classes."""
     sections: dict[str, type] = {}
+    owners: dict[str, str] = {}
     for impl in reversed(pm.hook.p2pkit_config_sections.get_hookimpls()):
-        with _blamed(impl.plugin_name, "p2pkit_config_sections"):
+        plugin = impl.plugin_name
+        with _blamed(plugin, "p2pkit_config_sections"):
             result = impl.function() or {}
         if not isinstance(result, Mapping):
-            raise PluginError(f"plugin {impl.plugin_name!r}: p2pkit_config_sections must return "
+            raise PluginError(f"plugin {plugin!r}: p2pkit_config_sections must return "
                               f"{{\"name\": AttrsClass}}, got {result!r}")
         for name, cls in result.items():
-            if name in sections or name in ("node", "cfg"):
-                raise ConfigError(f"config section [{name}] is claimed by two plugins")
+            if name in CORE_SECTIONS:
+                raise PluginError(f"plugin {plugin!r}: config section [{name}] is the kernel's")
+            if name in owners:
+                first, second = sorted((owners[name], plugin))
+                raise PluginError(f"config section [{name}] is claimed by two plugins: "
+                                  f"{first!r} and {second!r}")
             if not (isinstance(cls, type) and attrs.has(cls)):
-                raise PluginError(f"plugin {impl.plugin_name!r}: config section [{name}] must be "
+                raise PluginError(f"plugin {plugin!r}: config section [{name}] must be "
                                   f"an attrs class (@attrs.define), got {cls!r}")
+            try:
+                check_section_class(cls, name)
+            except ConfigError as exc:  # the section's author's mistake, not the user's
+                raise PluginError(f"plugin {plugin!r}: {exc}") from None
             sections[name] = cls
+            owners[name] = plugin
     return sections
 
 
@@ -472,6 +503,8 @@ async def open_node(
     ``identity`` replaces the persisted key; ``plugins`` adds plugins (objects or
     ``"module:attr"``) to the built-ins, the entry points and ``[node] plugins``.
     """
+    if isinstance(plugins, (str, bytes)):  # a str is a Sequence[str]: one plugin per letter
+        raise TypeError(f"plugins must be a list of plugins, not one string: plugins=[{plugins!r}]")
     config = config or NodeConfig()
     pm = create_plugin_manager([*config.node.plugins, *plugins], config.node.disable)
     config.bind_sections(_config_sections(pm))

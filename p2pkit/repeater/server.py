@@ -44,7 +44,7 @@ log = logging.getLogger("p2pkit.repeater")
 DEFAULT_FRAME_TIMEOUT = 10.0  # seconds a started frame (or a reply send) may take
 _RECEIVE_SIZE = 64 * 1024
 _BACKLOG = 128
-_SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes on Linux, NUL terminated
+SOCKET_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes on Linux, NUL terminated
 # Accept errors that mean "out of resources right now": wait and retry, as trio's
 # serve_listeners does, instead of killing the server.
 _ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
@@ -111,14 +111,14 @@ async def _bind(path: Path) -> tuple[trio.socket.SocketType, int]:
     there is never a moment when another user could connect, and a stale file is replaced
     atomically.
     """
-    if len(os.fsencode(path)) > _SUN_PATH_MAX:
+    if len(os.fsencode(path)) > SOCKET_PATH_MAX:
         raise RepeaterAddressInUse(
-            f"repeater socket path {str(path)!r} is longer than {_SUN_PATH_MAX} bytes; "
+            f"repeater socket path {str(path)!r} is longer than {SOCKET_PATH_MAX} bytes; "
             "choose a shorter path"
         )
     await _refuse_if_live(path)
     temp = path.with_name(f".{secrets.token_hex(4)}.repeater.tmp")
-    if len(os.fsencode(temp)) > _SUN_PATH_MAX:
+    if len(os.fsencode(temp)) > SOCKET_PATH_MAX:
         temp = path  # no room for a temporary name: bind in place, then chmod
         _unlink_missing_ok(path)
     sock = trio.socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)

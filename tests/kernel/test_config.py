@@ -210,3 +210,32 @@ def test_log_level_is_checked_by_the_config_not_only_the_cli() -> None:
     with pytest.raises(ConfigError, match=r"node\.log_level: expected one of debug, info"):
         NodeConfig.from_mapping({"node": {"log_level": "loud"}})
     assert NodeConfig.from_mapping({"node": {"log_level": "debug"}}).node.log_level == "debug"
+
+
+def test_a_section_of_a_disabled_plugin_is_ignored_with_a_warning(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # one config file serves installs with and without a plugin: disabling it must not
+    # make its section an error
+    config = NodeConfig.from_mapping({"node": {"disable": ["flooding"]}, "flood": {"fanout": 3}})
+    config.bind_sections({"demo": DemoSection})
+    assert "config section [flood] is ignored" in caplog.text
+    with pytest.raises(ConfigError, match="unknown config section"):
+        NodeConfig.from_mapping({"flood": {"fanout": 3}}).bind_sections({"demo": DemoSection})
+
+
+def test_a_path_object_is_taken_where_the_config_wants_a_path_as_text(tmp_path: Path) -> None:
+    config = NodeConfig.from_mapping({"node": {"data_dir": tmp_path / "d", "repeater": tmp_path / "r"}})
+    assert config.data_path() == tmp_path / "d"
+    assert config.node.repeater == str(tmp_path / "r")
+
+
+@attrs.define
+class RangedSection:
+    slots: int = attrs.field(default=2, validator=attrs.validators.in_(range(1, 9)))
+
+
+def test_a_validator_s_complaint_is_shown_without_attrs_internals() -> None:
+    config = NodeConfig.from_mapping({"ranged": {"slots": 9}})
+    with pytest.raises(ConfigError) as caught:
+        config.bind_sections({"ranged": RangedSection})
+    assert str(caught.value) == "[ranged]: 'slots' must be in range(1, 9) (got 9)"

@@ -3,6 +3,7 @@
 import socket
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 
@@ -205,6 +206,89 @@ async def test_a_setting_changed_after_the_node_stopped_is_refused(tmp_path: Pat
         node.settings.update({"cache_limit_mb": 100})
     async with open_node(config(tmp_path, repeater="off")) as node:
         assert node.fields.get("cfg.cache_limit_mb") != 100
+
+
+async def test_one_plugin_failing_as_the_node_stops_costs_the_others_nothing() -> None:
+    said: list[str] = []
+
+    class Polite:
+        from p2pkit import hookimpl
+
+        @hookimpl
+        def p2pkit_node_stopping(self, node: Node) -> None:
+            said.append("goodbye")
+
+    class Rude:
+        from p2pkit import hookimpl
+
+        @hookimpl
+        def p2pkit_node_stopping(self, node: Node) -> None:
+            raise RuntimeError("a bug in a plugin")
+
+    # registered after Polite, so called before it (pluggy calls the last first)
+    async with open_node(config(), plugins=[Polite(), Rude()]):
+        pass
+    assert said == ["goodbye"]
+
+
+async def test_plugins_given_as_one_string_is_a_type_error_not_one_plugin_per_letter() -> None:
+    with pytest.raises(TypeError, match="a list of plugins"):
+        async with open_node(config(), plugins="docs.examples.ping_plugin:plugin"):  # type: ignore[arg-type]
+            pass
+
+
+async def test_a_data_dir_too_deep_for_the_default_repeater_socket_runs_without_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    async with open_node(config(deep)) as node:
+        assert node.state is NodeState.RUNNING
+    assert "no repeater" in caplog.text
+    assert not (deep / "repeater.sock").exists()
+    with pytest.raises(ConfigError, match=r"node\.repeater: socket path"):
+        async with open_node(config(tmp_path / "x", repeater=str(deep / "r.sock"))):
+            pass
+
+
+class SectionPlugin:
+    def __init__(self, name: str, sections: dict[str, type]) -> None:
+        self.p2pkit_name = name
+        self.sections = sections
+
+    from p2pkit import hookimpl
+
+    @hookimpl
+    def p2pkit_config_sections(self) -> dict[str, type]:
+        return self.sections
+
+
+@attrs.define
+class ChatSection:
+    nick: str = "anon"
+
+
+@attrs.define
+class SetSection:
+    tags: set[str] = attrs.field(factory=set)
+
+
+@attrs.define
+class UnresolvedSection:
+    log_file: "NotImportedAtRunTime | None" = None  # type: ignore[name-defined]  # noqa: F821
+
+
+@pytest.mark.parametrize(("plugins", "message"), [
+    ([SectionPlugin("one", {"chat": ChatSection}), SectionPlugin("two", {"chat": ChatSection})],
+     r"config section \[chat\] is claimed by two plugins: 'one' and 'two'"),
+    ([SectionPlugin("one", {"node": ChatSection})], r"plugin 'one': config section \[node\] is the kernel's"),
+    ([SectionPlugin("tags", {"tags": SetSection})], r"plugin 'tags': tags.tags: type set\[str\] is not supported"),
+    ([SectionPlugin("late", {"late": UnresolvedSection})],
+     r"plugin 'late': \[late\]: an annotation cannot be resolved"),
+])
+async def test_a_plugin_s_config_section_mistakes_are_plugin_errors_naming_it_at_start(
+        plugins: list[SectionPlugin], message: str) -> None:
+    with pytest.raises(PluginError, match=message):
+        async with open_node(config(), plugins=plugins):
+            pass
 
 
 async def test_kernel_fields_are_registered() -> None:
