@@ -28,6 +28,14 @@ def _queue_bytes(value: Any) -> int:
     return int(finite("queue_bytes", value, minimum=-math.inf))
 
 
+def _up_queue_bytes(value: Any) -> int | None:
+    return None if value is None else int(finite("up_queue_bytes", value))
+
+
+def _down_queue_bytes(value: Any) -> int | None:
+    return None if value is None else int(finite("down_queue_bytes", value))
+
+
 def _mtu_bytes(value: Any) -> int:
     return int(finite("mtu", value, minimum=-math.inf))
 
@@ -66,7 +74,9 @@ class LinkProfile:
     fraction of packets skips the latency (netem's ``reorder``) and overtakes the others.
     ``loss`` applies to both directions unless ``up_loss`` / ``down_loss`` are given; each
     is a :class:`LossSpec` or a number, Bernoulli loss at that rate (``loss=0.02``).
-    ``queue_bytes`` bounds the bytes waiting or being serialised in each direction.
+    ``queue_bytes`` bounds the bytes waiting or being serialised in each direction, unless
+    ``up_queue_bytes`` / ``down_queue_bytes`` are given for one (a queue meant to hold so
+    many milliseconds is smaller on the slower direction: see :meth:`queue_for`).
     """
 
     up_bps: float = attrs.field(default=0.0, validator=_non_negative)
@@ -76,6 +86,8 @@ class LinkProfile:
     # int() first: the compiled link direction holds exact ints (64e3 is a float)
     queue_bytes: int = attrs.field(default=256 * 1024, converter=_queue_bytes,
                                    validator=_non_negative)
+    up_queue_bytes: int | None = attrs.field(default=None, converter=_up_queue_bytes)
+    down_queue_bytes: int | None = attrs.field(default=None, converter=_down_queue_bytes)
     loss: LossSpec = attrs.field(factory=LossSpec, converter=_loss_spec)
     up_loss: LossSpec | None = attrs.field(default=None, converter=_optional_loss_spec)
     down_loss: LossSpec | None = attrs.field(default=None, converter=_optional_loss_spec)
@@ -83,11 +95,18 @@ class LinkProfile:
     reorder: float = attrs.field(default=0.0, validator=_probability)
     mtu: int = attrs.field(default=1500, converter=_mtu_bytes, validator=_mtu)
 
+    @staticmethod
+    def queue_for(rate_bps: float, seconds: float, mtu: int = 1500) -> int:
+        """The bytes a queue holds to take ``seconds`` to drain at ``rate_bps``: at least one
+        packet of ``mtu`` bytes (a smaller queue drops every full-size packet)."""
+        return max(int(mtu), int(rate_bps / 8 * seconds))
+
     def direction(self, up: bool, rng: random.Random) -> LinkDirection:
         spec = (self.up_loss if up else self.down_loss) or self.loss
+        queue = self.up_queue_bytes if up else self.down_queue_bytes
         return LinkDirection(
             rate_bps=self.up_bps if up else self.down_bps,
-            queue_bytes=self.queue_bytes,
+            queue_bytes=self.queue_bytes if queue is None else queue,
             latency=self.latency,
             jitter=self.jitter,
             loss=spec.build(),

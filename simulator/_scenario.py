@@ -248,17 +248,28 @@ def _link(reader: _Reader) -> LinkProfile:
     up = reader.number("up_mbps", both) * 1e6
     down = reader.number("down_mbps", both) * 1e6
     latency = reader.number("latency_ms", 0.0) / 1000
+    mtu = reader.number("mtu", 1500, minimum=MIN_MTU, kind=int)
     queue_ms = reader.number("queue_ms", None)
     queue = reader.number("queue_bytes", None, kind=int)
-    if queue is None:
-        queue = int(max(up, down) / 8 * queue_ms / 1000) if queue_ms is not None else 256 * 1024
+    queues: dict[str, int] = {}
+    if queue is not None:
+        if queue_ms is not None:  # one was ignored
+            raise reader.error("queue_bytes", "give queue_ms or queue_bytes, not both")
+        queues["queue_bytes"] = queue
+    elif queue_ms is not None:
+        # in time: each direction at its own rate (both were sized from the faster one, so
+        # an asymmetric link's uplink held ten times as long); unlimited: never queues
+        if up:
+            queues["up_queue_bytes"] = LinkProfile.queue_for(up, queue_ms / 1000, mtu)
+        if down:
+            queues["down_queue_bytes"] = LinkProfile.queue_for(down, queue_ms / 1000, mtu)
     # every value checked here, by key, so that an error names the line it is on
     profile = LinkProfile(
         up_bps=up, down_bps=down, latency=latency,
-        jitter=reader.number("jitter_ms", 0.0) / 1000, queue_bytes=queue,
+        jitter=reader.number("jitter_ms", 0.0) / 1000, **queues,
         loss=_loss(reader, "loss") or LossSpec(), up_loss=_loss(reader, "up_loss"),
         down_loss=_loss(reader, "down_loss"), duplicate=reader.probability("duplicate"),
-        reorder=reader.probability("reorder"), mtu=reader.number("mtu", 1500, minimum=MIN_MTU, kind=int),
+        reorder=reader.probability("reorder"), mtu=mtu,
     )
     reader.finish()
     return profile

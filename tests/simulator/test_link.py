@@ -37,6 +37,21 @@ def test_drop_tail_queue_counts_bytes() -> None:
     assert link.backlog(0.012) == pytest.approx(3000 - 0.012 * 125_000 + 1000)
 
 
+def _admitted(link: LinkProfile, up: bool) -> int:
+    """How many 1000-byte packets one direction takes at once."""
+    direction = link.direction(up, random.Random(1))
+    return sum(direction.transmit(1000, 0.0) >= 0 for _ in range(100))
+
+
+def test_each_direction_may_have_its_own_queue() -> None:
+    both = LinkProfile(up_bps=1e6, down_bps=1e6, queue_bytes=5000)
+    assert (_admitted(both, True), _admitted(both, False)) == (5, 5)
+    own = LinkProfile(up_bps=1e6, down_bps=1e6, queue_bytes=5000, up_queue_bytes=2000)
+    assert (_admitted(own, True), _admitted(own, False)) == (2, 5)
+    own = LinkProfile(up_bps=1e6, down_bps=1e6, down_queue_bytes=30_500)
+    assert (_admitted(own, True), _admitted(own, False)) == (100, 30)  # up: the default 256 KiB
+
+
 def test_jitter_keeps_fifo_unless_reordering_is_asked() -> None:
     fifo = _direction(latency=0.05, jitter=0.04)
     times = [fifo.transmit(100, i * 0.001) for i in range(500)]

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from p2pkit.simulator import NatType, ScenarioError, builtin_scenarios, parse_scenario
+import trio
+from p2pkit.simulator import (
+    HEADER_BYTES,
+    LinkProfile,
+    NatType,
+    Network,
+    ScenarioError,
+    builtin_scenarios,
+    parse_scenario,
+)
 from p2pkit.simulator._runner import run_file
+
+from .helpers import running
 
 GOOD = """
 [scenario]
@@ -72,6 +83,36 @@ def test_errors_name_file_line_and_key(bad: str, good: str, expected: str) -> No
     assert bad in GOOD
     with pytest.raises(ScenarioError, match=expected):
         parse_scenario(GOOD.replace(bad, good, 1), "t.toml")
+
+
+ASYMMETRIC = """
+[links.dsl]
+up_mbps = 2.0
+down_mbps = 20.0
+queue_ms = 50.0
+"""
+
+
+@pytest.mark.parametrize("up", [True, False])
+async def test_queue_ms_holds_that_long_in_each_direction(up: bool, autojump_clock: object) -> None:
+    dsl = parse_scenario(ASYMMETRIC, "t.toml").links["dsl"]
+    net = Network(seed=1)
+    dsl_host, other = net.add_host("dsl", dsl), net.add_host("other", LinkProfile())
+    sender, receiver = (dsl_host, other) if up else (other, dsl_host)
+    src, dst = sender.bind(4000), receiver.bind(4000)
+    async with running(net, dst) as (recorder,):
+        t0 = trio.current_time()
+        for _ in range(1000):  # a burst far larger than either queue
+            src.send(bytes(1000 - HEADER_BYTES), dst.local_address)
+        await trio.sleep(5)
+    delays = [t - t0 for t, _data, _src in recorder.received]
+    # the uplink's queue was sized from the downlink's rate: it held 500 ms
+    assert 0.045 < max(delays) <= 0.050 + 1e-9
+
+
+def test_queue_ms_and_queue_bytes_together_are_refused() -> None:
+    with pytest.raises(ScenarioError, match=r"links\.dsl\.queue_bytes: .*queue_ms"):
+        parse_scenario(ASYMMETRIC + "queue_bytes = 50000\n", "t.toml")
 
 
 @pytest.mark.parametrize(("override", "expected"), [

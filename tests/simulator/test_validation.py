@@ -13,11 +13,12 @@ from p2pkit.simulator import CoreLatency, LinkProfile, LossSpec, Simulation
 from p2pkit.simulator._dist import Distribution
 
 NUMBERS = st.one_of(st.floats(), st.integers(-(10**20), 10**20))
-LINK_NUMBERS = ("up_bps", "down_bps", "latency", "jitter", "queue_bytes", "duplicate",
-                "reorder", "mtu")
+LINK_NUMBERS = ("up_bps", "down_bps", "latency", "jitter", "queue_bytes", "up_queue_bytes",
+                "down_queue_bytes", "duplicate", "reorder", "mtu")
 
 
-@pytest.mark.parametrize("field", ["latency", "up_bps", "jitter", "queue_bytes", "mtu"])
+@pytest.mark.parametrize("field", ["latency", "up_bps", "jitter", "queue_bytes", "up_queue_bytes",
+                                   "mtu"])
 @pytest.mark.parametrize("value", [math.nan, math.inf])
 def test_a_link_refuses_what_is_not_a_finite_number(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
