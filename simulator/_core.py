@@ -15,7 +15,8 @@ class CoreLatency:
     ``matrix`` maps ``(group_a, group_b)`` to a fixed latency (symmetric; looked up both ways).
     Other pairs draw once from the distribution: ``"constant"`` (``mean``), ``"uniform"``
     (``low`` .. ``high``) or ``"normal"`` (``mean``, ``sd``, clamped at 0). The draw for a pair
-    depends only on the seed and the two site ids, not on the order pairs are first used.
+    depends only on the seed and the two sites' names (``"host:<name>"`` for a public host,
+    ``"nat:<name>"`` for a NAT box), not on the order sites were added or pairs first used.
     """
 
     distribution: str = "constant"
@@ -37,7 +38,7 @@ class CoreLatency:
         if self.distribution == "uniform" and self.high < self.low:
             raise ValueError("core uniform latency needs low <= high")
 
-    def sample(self, seed: int, site_a: int, group_a: str, site_b: int, group_b: str) -> float:
+    def sample(self, seed: int, site_a: str, group_a: str, site_b: str, group_b: str) -> float:
         fixed = self.matrix.get((group_a, group_b))
         if fixed is None:
             fixed = self.matrix.get((group_b, group_a))

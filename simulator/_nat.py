@@ -129,6 +129,7 @@ class NatBox:
         # Set by the Network that owns the box: hosts behind it by private IP, core site.
         self.lan: dict[str, Host] = {}
         self.site = -1
+        self.site_name = ""
         self.group = ""
 
     # -------------------------------------------------------------- outbound

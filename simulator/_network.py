@@ -69,7 +69,7 @@ class Host:
 
     def __init__(
         self, network: Network, name: str, ip: str, link: LinkProfile, group: str,
-        nat: NatBox | None, site: int,
+        nat: NatBox | None, site: int, site_name: str,
     ) -> None:
         self.network = network
         self.name = name
@@ -77,6 +77,7 @@ class Host:
         self.group = group
         self.nat = nat
         self.site = site  # id of the core attachment point (this host, or its NAT)
+        self.site_name = site_name  # its name, which core latencies are drawn from
         self.link = link
         self.duplicate = link.duplicate  # read per datagram: a native field, not the attrs profile's
         self.up = link.direction(True, derive_rng(network.seed, "link", name, "up"))
@@ -286,7 +287,7 @@ class Network:
         self.nats[name] = nat
         self._public[nat.public_ip] = nat
         self._nat_hosts[id(nat)] = nat.lan = {}
-        nat.site, nat.group = self._next_site, group
+        nat.site, nat.site_name, nat.group = self._next_site, f"nat:{name}", group
         self._next_site += 1
         return nat
 
@@ -301,21 +302,24 @@ class Network:
         if nat is None:
             site = self._next_site
             self._next_site += 1
-            host = Host(self, name, self._allocate_public_ip(), link, group, None, site)
+            host = Host(self, name, self._allocate_public_ip(), link, group, None, site,
+                        f"host:{name}")
             self._public[host.ip] = host
         else:
             lan = self._nat_hosts[id(nat)]
             ip = str(ipaddress.IPv4Address(_PRIVATE_BASE + len(lan)))
-            host = Host(self, name, ip, link, group, nat, nat.site)
+            host = Host(self, name, ip, link, group, nat, nat.site, nat.site_name)
             lan[ip] = host
         self.hosts[name] = host
         return host
 
-    def _core_latency(self, site_a: int, group_a: str, site_b: int, group_b: str) -> float:
-        key = (site_a, site_b) if site_a < site_b else (site_b, site_a)
+    def _core_latency(self, a: Host, b: Host | NatBox) -> float:
+        # cached by site id (ints, per datagram); drawn from the site names, so adding a
+        # site leaves every other pair's latency as it was
+        key = (a.site, b.site) if a.site < b.site else (b.site, a.site)
         latency = self._core_cache.get(key)
         if latency is None:
-            latency = self.core.sample(self.seed, site_a, group_a, site_b, group_b)
+            latency = self.core.sample(self.seed, a.site_name, a.group, b.site_name, b.group)
             self._core_cache[key] = latency
         return latency
 
@@ -378,7 +382,7 @@ class Network:
     def _core_to(self, host: Host, target: Host | NatBox) -> float:
         latency = host.core_cache.get(target.site)
         if latency is None:
-            latency = self._core_latency(host.site, host.group, target.site, target.group)
+            latency = self._core_latency(host, target)
             host.core_cache[target.site] = latency
         return latency
 
