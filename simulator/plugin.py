@@ -97,6 +97,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     plots = [] if args.no_plots else write_plots(sim, report, out_dir)
     for table in summary_tables(report, wall):
         console.print(table)
+    for note in report["notes"]:  # what a reader should know: the tables do not say it
+        console.print(f"note:   {note}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"report: {path}")
     for plot in plots:
         console.print(f"plot:   {plot}")

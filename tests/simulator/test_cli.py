@@ -99,3 +99,20 @@ def test_a_bad_python_scenario_is_one_clear_line(
                  "--out", str(tmp_path / "o"), *args]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert expected in err and "Traceback" not in err
+
+
+def test_sim_run_prints_the_reports_notes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    script = tmp_path / "slow.py"
+    script.write_text(
+        "DURATION = 2.0\n"
+        "async def scenario(sim):\n"
+        "    sim.note('a note of my own')\n"
+        "    await sim.sleep(10)\n"
+    )
+    out = tmp_path / "out"
+    assert main(["sim", "run", str(script), "--quiet", "--no-plots", "--out", str(out)]) == 0
+    notes = json.loads((out / "report.json").read_text())["notes"]
+    assert len(notes) == 2 and "still running when the run ended" in notes[1]
+    printed = " ".join(capsys.readouterr().out.split())
+    for note in notes:
+        assert " ".join(note.split()) in printed
