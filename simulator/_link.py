@@ -72,6 +72,8 @@ class LinkProfile:
     access links crosses four directions plus the core twice). Jitter is uniform in
     ``[-jitter, +jitter]``; packets stay in order unless ``reorder`` > 0, in which case that
     fraction of packets skips the latency (netem's ``reorder``) and overtakes the others.
+    Kept in order, a packet drawn to arrive before the one ahead of it waits for it: on
+    traffic denser than one packet per ``2 * jitter`` the mean delay exceeds ``latency``.
     ``loss`` applies to both directions unless ``up_loss`` / ``down_loss`` are given; each
     is a :class:`LossSpec` or a number, Bernoulli loss at that rate (``loss=0.02``).
     ``queue_bytes`` bounds the bytes waiting or being serialised in each direction, unless

@@ -61,6 +61,15 @@ def test_jitter_keeps_fifo_unless_reordering_is_asked() -> None:
     assert times != sorted(times)
 
 
+@pytest.mark.parametrize(("gap", "mean_ms"), [(0.010, 10.0), (0.002, 11.1), (0.001, 11.9)])
+def test_in_order_jitter_raises_the_mean_on_dense_traffic(gap: float, mean_ms: float) -> None:
+    """As docs/simulator.md says: packets closer than 2 x jitter wait for the one ahead."""
+    link = _direction(latency=0.010, jitter=0.005)
+    delays = [link.transmit(100, i * gap) - i * gap for i in range(20_000)]
+    assert math.fsum(delays) / len(delays) * 1000 == pytest.approx(mean_ms, abs=0.1)
+    assert min(delays) >= 0.005 and max(delays) <= 0.015
+
+
 @pytest.mark.parametrize("rate", [0.01, 0.05])
 def test_bernoulli_loss_within_five_sigma(rate: float) -> None:
     link = _direction(loss=LossSpec.bernoulli(rate))
