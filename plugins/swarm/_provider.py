@@ -65,6 +65,7 @@ from ._seeding import InitialSeeding
 from ._state import (
     REMEMBERED_ASKS,
     Link,
+    ManifestWanted,
     PeerState,
     Torrent,
     block_updates,
@@ -170,8 +171,7 @@ class SwarmProvider:
         self._aliases: weakref.WeakKeyDictionary[Peer, RidAliases] = weakref.WeakKeyDictionary()
         self.torrents: dict[str, Torrent] = {}
         self.banned: set[str] = set()
-        self._manifest_waiters: dict[str, trio.Event] = {}
-        self._manifests: dict[str, Any] = {}
+        self._manifests_wanted: dict[str, ManifestWanted] = {}  # rid -> what fetches share
         self._piece_cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._leaf_cache: OrderedDict[tuple[str, int], list[bytes]] = OrderedDict()
         self._dials = DialPolicy()
@@ -343,8 +343,8 @@ class SwarmProvider:
                 for t in self.torrents.values():
                     if t.active:
                         self._join(t, peer)
-                for waiter in self._manifest_waiters.values():
-                    waiter.set()  # a manifest wanted: ask the newcomer now (_fetch_manifest)
+                for wanted in self._manifests_wanted.values():
+                    wanted.wake()  # a manifest wanted: ask the newcomer now (_fetch_manifest)
         elif (change := changed_setting(event)) is not None:
             if change[0] == "p2p_enabled":
                 for t in self.torrents.values():
@@ -516,8 +516,8 @@ class SwarmProvider:
 
     def _on_manifest_response(self, peer: Peer, m: msg.ManifestResponse) -> None:
         rid = m.rid.hex()
-        waiter = self._manifest_waiters.get(rid)
-        if waiter is None or m.manifest is None or rid in self._manifests:
+        wanted = self._manifests_wanted.get(rid)
+        if wanted is None or m.manifest is None or wanted.manifest is not None:
             return
         from p2pkit.plugins.store import Manifest
 
@@ -525,8 +525,8 @@ class SwarmProvider:
             manifest = Manifest.decode(m.manifest, rid=rid)
         except (msgspec.DecodeError, ValueError) as exc:
             raise RemoteProtocolError(f"manifest for {rid[:12]} is invalid: {exc}") from None
-        self._manifests[rid] = manifest
-        waiter.set()
+        wanted.manifest = manifest
+        wanted.wake()
 
     # swarm membership -------------------------------------------------------
 
@@ -1255,18 +1255,29 @@ class SwarmProvider:
         t = self._torrent(rid)
         if t is None:
             raise SwarmError(f"{rid[:12]} vanished from the store")
+        while t.downloading:  # another call downloads it: share its progress and outcome
+            ended = t.download_ended
+            if progress is not None:
+                t.progress_cbs.append(progress)
+            try:
+                await ended.wait()
+            finally:  # (the list is emptied when the download ends)
+                if progress is not None and progress in t.progress_cbs:
+                    t.progress_cbs.remove(progress)
+            if not t.downloading and not t.complete and t.error is not None:
+                raise self._download_error(rid, t.error)
+            # complete; or cancelled by its caller (then we download it ourselves)
         if t.complete:
             if progress is not None:  # "and at the end", as for a download that ran
                 self._call_progress(progress, manifest.size, manifest.size)
             return manifest
-        if t.downloading:
-            raise SwarmError(f"{rid[:12]} is already being downloaded")
         from p2pkit.plugins.store import StoreError
 
         t.downloading = True
+        t.download_ended = trio.Event()
         t.error = None
         t.lost_by.clear()
-        t.progress_cb = progress
+        t.progress_cbs = [progress] if progress is not None else []
         t.started_at = self._now()
         if t.interest_withdrawn:
             # members still here from a download that was cancelled were told
@@ -1289,20 +1300,27 @@ class SwarmProvider:
             raise SwarmError(f"cannot download {rid[:12]}: {exc}") from None
         finally:
             t.downloading = False
-            t.progress_cb = None
+            t.progress_cbs = []
+            t.download_ended.set()
             t.interest_withdrawn = not t.complete
             for ps in t.peers.values():
                 self._update_interest(t, ps)
-        if isinstance(t.error, NoProvidersError):
-            raise t.error
-        if t.error is not None:  # chained: the web UI tells a full disk by its cause
-            raise SwarmError(f"download of {rid[:12]} failed: {t.error}") from t.error
+        if t.error is not None:
+            raise self._download_error(rid, t.error)
         if not store.is_complete(rid):
             raise SwarmError(f"{rid[:12]} was removed from the store during the download")
         self.node.emit(GenericEvent(kind="download.complete", data={
             "rid": rid, "bytes": manifest.size, "seconds": self._now() - t.started_at,
             "from": dict(t.bytes_from)}))
         return manifest
+
+    @staticmethod
+    def _download_error(rid: str, error: Exception) -> Exception:
+        if isinstance(error, NoProvidersError):
+            return error
+        failed = SwarmError(f"download of {rid[:12]} failed: {error}")
+        failed.__cause__ = error  # chained: the web UI tells a full disk by its cause
+        return failed
 
     async def download(self, rid: str, dest: Path | str | None = None, *,
                        progress: Any = None) -> Path:
@@ -1367,32 +1385,30 @@ class SwarmProvider:
         return found
 
     async def _fetch_manifest(self, rid: str) -> Any:
-        """Ask providers and connected peers until one sends a manifest hashing to ``rid``."""
-        waiter = self._manifest_waiters.setdefault(rid, trio.Event())
+        """Ask providers and connected peers until one sends a manifest hashing to ``rid``.
+        Fetches of one rid at once share what arrives (each took it from the others
+        before: one waited a whole round for a manifest that had come)."""
+        wanted = self._manifests_wanted.setdefault(rid, ManifestWanted())
+        wanted.fetches += 1
         asked: set[str] = set()
         store = self.store
         try:
             with trio.move_on_after(self.cfg.provider_wait_s):
-                # a fetch of the same rid running at once may take the manifest first:
-                # then the store has it
-                while rid not in self._manifests and store.manifest(rid) is None:
+                while wanted.manifest is None and store.manifest(rid) is None:
+                    woken = wanted.woken  # before asking: a peer that comes meanwhile wakes us
                     for peer in [*await self._providers(rid), *self._candidates(rid)]:
                         if peer.id not in asked:
                             asked.add(peer.id)
                             self._link(peer).send(msg.ManifestRequest(bytes.fromhex(rid)))
                     with trio.move_on_after(2.0):
-                        await waiter.wait()
-                    if rid not in self._manifests:
-                        # woken by a peer that just connected, by a manifest another
-                        # fetch took, or the round is over: a fresh event, else the next
-                        # wait would return at once
-                        waiter = self._manifest_waiters[rid] = trio.Event()
+                        await woken.wait()
                     if len(asked) > 64:
                         asked.clear()  # ask again: they may have it by now
-            manifest = self._manifests.pop(rid, None) or store.manifest(rid)
+            manifest = wanted.manifest or store.manifest(rid)
         finally:
-            if self._manifest_waiters.get(rid) is waiter:
-                del self._manifest_waiters[rid]
+            wanted.fetches -= 1
+            if not wanted.fetches and self._manifests_wanted.get(rid) is wanted:
+                del self._manifests_wanted[rid]
         if manifest is None:
             raise NoProvidersError(
                 f"no peer offered {rid[:12]} within {self.cfg.provider_wait_s:g} s")
@@ -1442,8 +1458,8 @@ class SwarmProvider:
             return
         t.last_progress = now
         done, total = t.done_bytes(), t.manifest.size
-        if t.progress_cb is not None:
-            self._call_progress(t.progress_cb, done, total)
+        for callback in list(t.progress_cbs):
+            self._call_progress(callback, done, total)
         active = sum(1 for ps in t.peers.values() if not ps.peer_choking)
         self.node.emit(GenericEvent(kind="download.progress", data={
             "rid": t.rid, "done": done, "total": total, "rate": t.down.rate(now),

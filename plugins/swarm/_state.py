@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 import trio
@@ -305,7 +306,9 @@ class Torrent:
         self.bytes_from: Counter[str] = Counter()
         self.bytes_to: Counter[str] = Counter()
         self.strikes: Counter[str] = Counter()
-        self.progress_cb: Callable[[int, int], None] | None = None
+        # the download's progress callbacks: its own and those of calls that joined it
+        self.progress_cbs: list[Callable[[int, int], None]] = []
+        self.download_ended = trio.Event()  # replaced at each start, set when it ends
         self.last_progress = float("-inf")
         self.started_at = 0.0
         self.down = RateMeter()
@@ -367,4 +370,21 @@ class Torrent:
                 and offset + length <= self.manifest.piece_length(piece))
 
 
-__all__ = ["Link", "PeerState", "Torrent", "block_updates", "piece_news", "room_victim", "stale_members"]
+__all__ = ["Link", "ManifestWanted", "PeerState", "Torrent", "block_updates", "piece_news", "room_victim", "stale_members"]
+
+
+class ManifestWanted:
+    """A manifest the fetches of one rid wait for, and what they share: the manifest
+    once a peer sent it, and an event set (then replaced) whenever they should look
+    again — it arrived, or a peer came that may have it."""
+
+    __slots__ = ("fetches", "manifest", "woken")
+
+    def __init__(self) -> None:
+        self.fetches = 0
+        self.manifest: Any = None
+        self.woken = trio.Event()
+
+    def wake(self) -> None:
+        woken, self.woken = self.woken, trio.Event()
+        woken.set()
