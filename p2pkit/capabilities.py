@@ -102,6 +102,37 @@ class Transport(Protocol):
 # ---------------------------------------------------------------------------- store
 
 
+class SharedContent(Protocol):
+    """What ``node.share`` returns: a content's manifest (the store's ``Manifest``)."""
+
+    @property
+    def rid(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def mime(self) -> str: ...
+    @property
+    def category(self) -> str: ...  # "audio", "video" or "image"
+    @property
+    def title(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def duration(self) -> float | None: ...  # seconds, where it can be read
+    @property
+    def width(self) -> int | None: ...  # pixels (images, videos), where it can be read
+    @property
+    def height(self) -> int | None: ...
+    @property
+    def thumbnail(self) -> bytes | None: ...  # a small JPEG, where one can be made
+    @property
+    def piece_size(self) -> int: ...
+    @property
+    def num_pieces(self) -> int: ...
+
+
 @runtime_checkable
 class Store(Protocol):
     """FileStore (seed 004 §4.4) plus verified, piece-addressed content."""
@@ -117,6 +148,13 @@ class Store(Protocol):
         progress: ProgressFn | None = None,
     ) -> Any:
         """Hash a file into a manifest, store it pinned; returns the manifest."""
+        ...
+
+    async def import_file_async(
+        self, path: Path, *, title: str | None = None, description: str = "",
+        progress: ProgressFn | None = None,
+    ) -> SharedContent:
+        """``import_file`` without blocking the node (``node.share`` uses it)."""
         ...
 
     def manifest(self, rid: str) -> Any | None: ...

@@ -40,7 +40,7 @@ from ._exceptions import (
     leaf_exceptions,
 )
 from .addresses import parse_address
-from .capabilities import CAPABILITIES, ProgressFn
+from .capabilities import CAPABILITIES, Discovery, ProgressFn, SharedContent, Store
 from .config import CORE_SECTIONS, NodeConfig, check_section_class
 from .demux import Demultiplexer
 from .endpoint import Address, DatagramEndpoint
@@ -156,10 +156,10 @@ class Node:
             raise NodeStateError(f"{what}: the node is {self.state.value}, not running")
 
     async def share(self, path: Path | str, *, title: str | None = None, description: str = "",
-                    progress: ProgressFn | None = None) -> Any:
+                    progress: ProgressFn | None = None) -> SharedContent:
         """Import a media file into the store (pinned) and announce it; returns its manifest."""
         self._serving("share")
-        store = self.capability("store")
+        store: Store = self.capability("store")
         manifest = await store.import_file_async(
             Path(path), title=title, description=description, progress=progress)
         self.emit(ContentAdded(rid=manifest.rid, name=manifest.name, local=True))
@@ -175,13 +175,19 @@ class Node:
             self.emit(ContentRemoved(rid=rid, local=True))
         return removed
 
-    def network_files(self) -> Sequence[Any]:
+    def network_files(self) -> Sequence[Mapping[str, Any]]:
+        """Every file the network offers, as this node knows it (rid, name, size,
+        category, title, description, providers...: the discovery plugin's docs)."""
         self._serving("network_files")
-        return self.capability("discovery").network_files()  # type: ignore[no-any-return]
+        discovery: Discovery = self.capability("discovery")
+        return discovery.network_files()
 
-    async def search(self, query: str) -> Sequence[Any]:
+    async def search(self, query: str) -> Sequence[Mapping[str, Any]]:
+        """Files whose title, description or name contain ``query`` (case-insensitive),
+        here and as far as the discovery plugin's search reaches."""
         self._serving("search")
-        return await self.capability("discovery").search(query)  # type: ignore[no-any-return]
+        discovery: Discovery = self.capability("discovery")
+        return await discovery.search(query)
 
     async def download(self, rid: str, dest: Path | str | None = None, *,
                        progress: ProgressFn | None = None) -> Path:
