@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 from ._exceptions import PluginError
 from .endpoint import Datagram
+from .plugin_manager import calls_async
 
 DatagramHandler = Callable[[list[Datagram], float], None]
 
@@ -27,6 +28,12 @@ class Demultiplexer:
         self.handler_errors = 0
 
     def register(self, first_bytes: Iterable[int], handler: DatagramHandler) -> None:
+        if calls_async(handler):
+            # called, never awaited: every datagram would be lost, with one RuntimeWarning
+            raise PluginError(
+                f"datagram handler {handler!r} is async def: handlers are called synchronously "
+                "and must not wait; make it a plain def (start a task in node.nursery for "
+                "work that waits)")
         for value in first_bytes:
             if not 0 <= value <= 255:
                 raise PluginError(f"datagram first byte {value!r} is not in 0..255")

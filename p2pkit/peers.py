@@ -21,13 +21,20 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 import msgspec
 import trio
 
-from ._exceptions import LocalProtocolError, P2PKitError, RemoteProtocolError, SessionClosed
+from ._exceptions import (
+    LocalProtocolError,
+    P2PKitError,
+    PluginError,
+    RemoteProtocolError,
+    SessionClosed,
+)
 from .addresses import resolve
 from .capabilities import CHANNEL_CONTROL, QueuedMessage, Session, Transport
 from .demux import DatagramHandler
 from .endpoint import Address
 from .events import PeerDown, PeerUp
 from .identity import PUBLIC_KEY_BYTES, Identity, node_id_of, verify
+from .plugin_manager import calls_async
 
 if TYPE_CHECKING:
     from .node import Node
@@ -222,6 +229,12 @@ class PeerManager:
     def add_protocols(self, protocols: Iterable[MessageProtocol]) -> None:
         for proto in protocols:
             encode_message(proto.name, b"")  # validates the name
+            handle = getattr(proto, "handle", None)
+            # awaited for every message: a plain def (or no handle) would fail on each one;
+            # a callable that may return an awaitable (compiled, wrapped) is given the benefit
+            if not callable(handle) or calls_async(handle) is False:
+                raise PluginError(f"message protocol {proto.name!r}: handle must be an async def "
+                                  f"(it is awaited for every message), got {handle!r}")
             if proto.name in self._protocols:
                 raise ValueError(f"message protocol {proto.name!r} registered twice")
             self._protocols[proto.name] = proto

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.metadata
+import inspect
 import logging
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -182,11 +183,53 @@ def register(pm: pluggy.PluginManager, obj: Any, name: str | None) -> None:
 
 
 def check(pm: pluggy.PluginManager) -> None:
-    """Fail loudly on a hook implementation that matches no specification (a typo)."""
+    """Fail loudly on a hook implementation that matches no specification (a typo), and on
+    an ``async def`` one of a synchronous hook (every hook of p2pkit's): pluggy would call
+    it, get a coroutine, and nobody would ever run it."""
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"{exc} (misspelt hook name?)") from None
+    for name, caller in vars(pm.hook).items():
+        spec = getattr(caller, "spec", None)
+        if spec is None or calls_async(spec.function):  # a plugin's own async hook may be
+            continue
+        for impl in caller.get_hookimpls():
+            if not (impl.hookwrapper or impl.wrapper) and calls_async(impl.function):
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r}: hook {name} is async def, but hooks are "
+                    "synchronous (called, never awaited: it would never run); make it a plain "
+                    "def, and start async work as a service (p2pkit_services) or in node.nursery")
+
+
+def calls_async(fn: Any) -> bool | None:
+    """Whether calling ``fn`` gives a coroutine (or async generator), as far as can be told
+    before calling it: True for an ``async def`` function, also as a method, through
+    ``functools.partial`` or as an object's ``__call__``; False for a plain ``def`` (the same
+    ways); None when it cannot be told — a builtin or compiled callable, a class, or a
+    plain wrapper around an async function (``functools.wraps``'s ``__wrapped__``), which
+    may well return its coroutine."""
+    while True:
+        if isinstance(fn, functools.partial):
+            fn = fn.func
+        elif isinstance(fn, (types.MethodType, staticmethod, classmethod)):
+            fn = fn.__func__
+        else:
+            break
+    if inspect.isfunction(fn):
+        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+            return True
+        try:
+            inner = inspect.unwrap(fn)
+        except ValueError:  # a cycle of __wrapped__
+            return None
+        if inner is not fn and calls_async(inner) is not False:
+            return None
+        return False
+    if isinstance(fn, type) or not callable(fn):
+        return None
+    call = inspect.getattr_static(type(fn), "__call__", None)
+    return calls_async(call) if inspect.isfunction(call) else None
 
 
 def choose_providers(

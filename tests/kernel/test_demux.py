@@ -1,3 +1,6 @@
+import functools
+from typing import Any
+
 import pytest
 
 from p2pkit import PluginError
@@ -43,3 +46,26 @@ def test_two_handlers_for_one_byte_is_an_error() -> None:
         demux.register([0x10], lambda b, n: None)
     with pytest.raises(PluginError):
         demux.register([256], lambda b, n: None)
+
+
+class Handlers:
+    async def method(self, batch: list[Datagram], now: float) -> None:
+        pass
+
+    async def __call__(self, batch: list[Datagram], now: float) -> None:
+        pass
+
+
+async def _async_handler(batch: list[Datagram], now: float) -> None:
+    pass
+
+
+@pytest.mark.parametrize("handler", [
+    _async_handler, Handlers().method, Handlers(), functools.partial(_async_handler)])
+def test_an_async_handler_is_refused_when_registered(handler: Any) -> None:
+    # it was called and never awaited: every datagram lost, with one RuntimeWarning
+    demux = Demultiplexer()
+    with pytest.raises(PluginError, match="is async def"):
+        demux.register([0x4C], handler)
+    demux.dispatch([(b"\x4c", ("h", 1))], 0.0)
+    assert demux.unclaimed == 1

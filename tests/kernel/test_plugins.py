@@ -1,3 +1,4 @@
+import functools
 import sys
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
@@ -18,6 +19,7 @@ from p2pkit import (
     open_node,
     plugin_manager,
 )
+from p2pkit.hookspecs import hookspec
 from p2pkit.node import Node, Service
 from p2pkit.plugin_manager import BUILTIN_PLUGINS, create_plugin_manager, plugin_name
 
@@ -389,3 +391,147 @@ async def test_a_start_up_hook_that_fails_is_a_plugin_error_naming_the_plugin(
         async with open_node(bare_config(), plugins=[plugin]):
             pass
     assert not isinstance(caught.value, BaseExceptionGroup)
+
+
+# ---------------------------------------------------------------- hooks and handlers of the wrong kind
+
+
+class AsyncHooks:
+    """Hooks written ``async def``, as an author used to asyncio frameworks would: pluggy
+    called them, got coroutines, and nothing ever ran."""
+
+    p2pkit_name = "asynchooks"
+
+    @hookimpl
+    async def p2pkit_event(self, node: Node, event: Any) -> None:
+        pass
+
+
+class AsyncStopping:
+    p2pkit_name = "asyncstopping"
+
+    @hookimpl
+    async def p2pkit_node_stopping(self, node: Node) -> None:
+        pass
+
+
+class PerNodeAsync:
+    """A module-level plugin whose per-node object has the async hook."""
+
+    p2pkit_name = "pernode"
+
+    @hookimpl
+    def p2pkit_node_plugins(self, node: Node) -> list[Any]:
+        return [AsyncStopping()]
+
+
+@pytest.mark.parametrize(("plugin", "name", "hook"), [
+    (AsyncHooks(), "asynchooks", "p2pkit_event"),
+    (AsyncStopping(), "asyncstopping", "p2pkit_node_stopping"),
+])
+def test_an_async_hook_is_refused_at_start_naming_the_plugin(plugin: Any, name: str, hook: str) -> None:
+    with pytest.raises(PluginError, match=rf"plugin '{name}': hook {hook} is async def"):
+        create_plugin_manager([plugin], NO_BUILTINS)
+
+
+async def test_an_async_hook_of_a_per_node_plugin_is_refused_at_start() -> None:
+    with pytest.raises(PluginError, match=r"hook p2pkit_node_stopping is async def"):
+        async with open_node(bare_config(), plugins=[PerNodeAsync()]):
+            pass
+
+
+def test_a_plugin_may_add_async_hooks_of_its_own() -> None:
+    class Specs:
+        @hookspec
+        async def myplugin_fetch(self) -> None:
+            """An async hook the plugin awaits itself."""
+
+    class Adds:
+        p2pkit_name = "adds"
+
+        @hookimpl
+        def p2pkit_addhooks(self, pluginmanager: Any) -> None:
+            pluginmanager.add_hookspecs(Specs)
+
+        @hookimpl
+        async def myplugin_fetch(self) -> None:
+            pass
+
+    assert create_plugin_manager([Adds()], NO_BUILTINS).get_plugin("adds") is not None
+
+
+class AsyncDatagrams:
+    p2pkit_name = "asyncdgram"
+
+    @hookimpl
+    def p2pkit_datagram_handlers(self, node: Node) -> Any:
+        async def on(batch: Any, now: float) -> None:  # async by mistake: never ran
+            pass
+        return [([0x4C], on)]
+
+
+async def test_an_async_datagram_handler_is_refused_at_start_naming_the_plugin() -> None:
+    with pytest.raises(PluginError, match=r"plugin 'asyncdgram': .*handler .* is async def"):
+        async with open_node(bare_config(), plugins=[AsyncDatagrams()]):
+            pass
+
+
+class SyncSpeaker(Speaker):
+    """A message protocol whose handle is a plain def: a TypeError for every message."""
+
+    def handle(self, peer: Any, payload: bytes) -> None:  # type: ignore[override]
+        pass
+
+
+class CallableHandle:
+    async def __call__(self, peer: Any, payload: bytes) -> None:
+        pass
+
+
+def _wrapped(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any) -> Any:
+        return fn(*args)  # a plain def returning the coroutine: fine when awaited
+    return wrapper
+
+
+async def _handle(extra: int, peer: Any, payload: bytes) -> None:
+    pass
+
+
+async def test_a_message_protocol_whose_handle_is_not_async_is_refused_at_start() -> None:
+    config = NodeConfig.from_mapping({"node": {"ephemeral": True, "host": "127.0.0.1", "port": 0}})
+    with pytest.raises(PluginError, match=r"plugin 'speaker': .*handle must be an async def"):
+        async with open_node(config, plugins=[SyncSpeaker("sync")]):
+            pass
+    # where it cannot be told, the protocol is taken: an object with an async __call__, a
+    # functools.partial of an async def, a plain wrapper around one
+    for handle in (CallableHandle(), functools.partial(_handle, 1), _wrapped(_handle)):
+        speaker = Speaker("lenient")
+        speaker.handle = handle  # type: ignore[method-assign]
+        async with open_node(config, plugins=[speaker]) as node:
+            assert node.peers is not None
+
+
+def test_what_calls_async_can_tell() -> None:
+    calls_async = plugin_manager.calls_async
+
+    async def coro() -> None:
+        pass
+
+    def plain() -> None:
+        pass
+
+    class Obj:
+        async def method(self) -> None:
+            pass
+
+        def __call__(self) -> None:
+            pass
+
+    assert calls_async(coro) and calls_async(Obj().method) and calls_async(functools.partial(coro))
+    assert calls_async(CallableHandle()) and calls_async(functools.partial(CallableHandle()))
+    assert calls_async(plain) is False and calls_async(Obj()) is False
+    assert calls_async(_wrapped(plain)) is False
+    assert calls_async(_wrapped(_handle)) is None  # may return its coroutine
+    assert calls_async(print) is None and calls_async(Obj) is None
