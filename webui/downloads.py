@@ -41,17 +41,29 @@ PUBLISH_INTERVAL = 0.25  # seconds between progress messages of one download
 MAX_REMEMBERED = 200
 
 
-def _is_store_full(exc: BaseException) -> bool:
+def _store_error(exc: BaseException, name: str) -> bool:
+    """Is ``exc``, or an error it was raised from, the store plugin's ``name`` error?"""
     try:
-        store_api = importlib.import_module("p2pkit.plugins.store")
-    except ImportError:
+        wanted = getattr(importlib.import_module("p2pkit.plugins.store"), name)
+    except (ImportError, AttributeError):
         return False
-    return isinstance(exc, store_api.StoreFullError)
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, wanted):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def _is_store_full(exc: BaseException) -> bool:
+    return _store_error(exc, "StoreFullError")
 
 
 def failure_message(exc: BaseException) -> str:
     """What a failed download's row says: for a full disk or store, also what to do."""
     detail = str(exc) or type(exc).__name__
+    if _store_error(exc, "DiskFullError"):
+        return detail  # the store said which disk and what to do
     if is_disk_full(exc):
         return (f"the disk is full ({detail}): free some space, then start the download "
                 "again")

@@ -166,3 +166,16 @@ def test_writes_on_a_full_disk_are_warnings(tmp_path: Path, caplog: pytest.LogCa
     assert kept.all() == [item(1)]
     assert sum("disk holding the web UI database is full" in r.getMessage() for r in caplog.records) == 2
     kept.close()
+
+
+def test_a_download_failed_by_the_store_s_full_disk_says_what_to_do_once() -> None:
+    from p2pkit.plugins.store import DiskFullError
+    from p2pkit.plugins.swarm import SwarmError
+    from p2pkit.webui.downloads import failure_message
+
+    full = DiskFullError("writing piece 3 failed: the disk holding the store /d is full "
+                         "(No space left on device); free some space and try again", Path("/d"))
+    failed = SwarmError(f"download of abc failed: {full}")
+    failed.__cause__ = full
+    message = failure_message(failed)
+    assert message.count("free some space") == 1 and "the store /d is full" in message
