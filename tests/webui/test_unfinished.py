@@ -175,6 +175,7 @@ def test_a_download_failed_by_the_store_s_full_disk_says_what_to_do_once() -> No
 
     full = DiskFullError("writing piece 3 failed: the disk holding the store /d is full "
                          "(No space left on device); free some space and try again", Path("/d"))
+    full.__cause__ = OSError(errno.ENOSPC, "No space left on device")  # as the store raises it
     failed = SwarmError(f"download of abc failed: {full}")
     failed.__cause__ = full
     message = failure_message(failed)
