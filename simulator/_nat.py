@@ -86,8 +86,8 @@ class NatProfile:
 
     type: NatType = attrs.field(default=NatType.PORT_RESTRICTED_CONE, converter=_nat_type)
     mapping_timeout: float = attrs.field(default=30.0, converter=_mapping_timeout)
-    hairpin: bool = False
-    inbound_refresh: bool = False
+    hairpin: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    inbound_refresh: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     # first external port handed out (plus a seeded offset below PORT_OFFSETS)
     port_base: int = attrs.field(default=20000, converter=_port_base)
 

@@ -192,6 +192,8 @@ def test_a_profile_takes_its_type_by_name(name: str) -> None:
     ({"port_base": 65000}, ValueError, "port_base"),  # + up to 999: past 65535
     ({"port_base": 2.5}, ValueError, "port_base"),
     ({"port_base": True}, ValueError, "port_base"),
+    ({"hairpin": "no"}, TypeError, "hairpin"),  # a string is true whatever it says
+    ({"inbound_refresh": 1}, TypeError, "inbound_refresh"),
 ])
 def test_a_profile_refuses_what_it_cannot_run(kwargs: dict[str, Any], error: type[Exception],
                                               match: str) -> None:
