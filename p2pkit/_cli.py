@@ -11,10 +11,11 @@ import os
 import select
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pluggy
 import trio
 from rich.console import Console
 from rich.logging import RichHandler
@@ -23,7 +24,15 @@ from rich.text import Text
 from ._exceptions import ConfigError, P2PKitError, leaf_exceptions
 from .compiled import build_description
 from .config import LOG_LEVELS as LOG_LEVELS  # (p2pkit.cli's, as before)
-from .config import NodeConfig, load_config, parse_assignment
+from .config import (
+    NodeConfig,
+    NodeSection,
+    convert,
+    env_overrides,
+    load_config,
+    parse_assignment,
+    read_toml,
+)
 from .events import Event, Notice
 from .hookspecs import hookimpl
 from .node import Node, open_node
@@ -305,7 +314,9 @@ def cmd_version(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line, plugins' commands too. ``argv`` (default: this process's)
+    is read only for the plugins ``[node] disable`` names (see :func:`cli_plugins`)."""
     parser = argparse.ArgumentParser(prog="p2pkit", description="peer-to-peer toolkit on trio")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -320,9 +331,57 @@ def build_parser() -> argparse.ArgumentParser:
     from .repeater.cli import add_ctl_command
 
     add_ctl_command(sub)
-    pm = create_plugin_manager()
-    pm.hook.p2pkit_cli_commands(subparsers=sub)
+    pm = cli_plugins(sys.argv[1:] if argv is None else argv)
+    for impl in reversed(pm.hook.p2pkit_cli_commands.get_hookimpls()):
+        before = dict(sub.choices), list(sub._choices_actions)
+        try:
+            impl.function(*({"subparsers": sub}[arg] for arg in impl.argnames))
+        except Exception as exc:  # its commands are left out, not every command
+            sub.choices.clear()
+            sub.choices.update(before[0])
+            sub._choices_actions[:] = before[1]
+            _warn_plugin_left_out(impl.plugin_name, f"p2pkit_cli_commands failed: {type(exc).__name__}: {exc}")
     return parser
+
+
+def cli_plugins(argv: Sequence[str]) -> pluggy.PluginManager:
+    """The plugins whose commands the command line offers, loaded leniently: one that is
+    broken (fails to import, a misspelt or async hook) is a warning on stderr and its
+    commands are missing, while every other command — ``version``, ``ctl`` — still works.
+    The plugins ``[node] disable`` names (in ``--config``'s file, ``P2PKIT_NODE__DISABLE``,
+    ``--set node.disable=…``) are not loaded: so a broken one can be silenced."""
+    return create_plugin_manager(
+        disabled=_disabled_plugins(argv),
+        on_error=lambda name, exc: _warn_plugin_left_out(name, str(exc)))
+
+
+def _warn_plugin_left_out(name: str, why: str) -> None:
+    print_line(Text("warning: ", style="yellow") + Text(
+        f"plugin {name!r} left out (its commands are missing): {why}"))
+
+
+def _disabled_plugins(argv: Sequence[str]) -> list[str]:
+    """``[node] disable`` as a command in ``argv`` would read it (config file < environment
+    < ``--set``), before any command is parsed; empty if it cannot be read — the command
+    that reads the config reports why."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--config", type=Path)
+    pre.add_argument("--set", action="append", default=[], dest="assignments")
+    known, _ = pre.parse_known_args(list(argv))
+    sources: list[Mapping[str, Any]] = []
+    try:
+        if known.config is not None:
+            sources.append(read_toml(known.config).get("node", {}))
+        sources.append(env_overrides(os.environ).get("node", {}))
+        for text in known.assignments:
+            section, key, value = parse_assignment(text)
+            sources.append({key: value} if section == "node" else {})
+        given = [source["disable"] for source in sources if "disable" in source]
+        if not given:
+            return []
+        return list(convert(NodeSection, {"disable": given[-1]}, "node").disable)
+    except ConfigError:
+        return []
 
 
 def command_parser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.ArgumentParser:
@@ -389,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     try:
-        parser = build_parser()
+        parser = build_parser(argv)
         args, unknown = parser.parse_known_args(argv)
         if unknown:  # argparse would print the top-level usage, not the command's
             words = sys.argv[1:] if argv is None else argv

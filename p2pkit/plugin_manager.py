@@ -6,13 +6,14 @@ process); plugin modules are imported once per process and registered per node.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import importlib.metadata
 import inspect
 import logging
 import types
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import pluggy
@@ -71,10 +72,13 @@ def _load_entry_point(ep: importlib.metadata.EntryPoint) -> Any:
     try:
         return ep.load()
     except Exception as exc:  # a broken third-party package must say who it is
-        raise PluginError(f"entry point {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+        raise PluginError(f"entry point {ep.name!r} ({ep.value}) failed to load: {exc} (leave it "
+                          f"out with [node] disable = [\"{ep.name}\"], --set node.disable="
+                          f"{ep.name} or P2PKIT_NODE__DISABLE={ep.name})") from exc
 
 
 _NOT_A_HOOK = object()
+_UNLOADED = object()
 _FUNCTION_TYPES = (types.FunctionType, types.MethodType, types.BuiltinFunctionType,
                    staticmethod, classmethod)
 
@@ -125,26 +129,50 @@ def _cached(cache: dict[tuple[str, Any, str], Any], key: tuple[str, Any, str],
     return None if opts is _NOT_A_HOOK else dict(opts)
 
 
+OnError = Callable[[str, PluginError], None]
+
+
 def create_plugin_manager(
     extra: Sequence[str | Any] = (), disabled: Iterable[str] = (), *, entry_points: bool = True,
+    on_error: OnError | None = None,
 ) -> pluggy.PluginManager:
     """A fresh manager with the built-ins (minus ``disabled``), entry-point plugins and
-    ``extra`` (``"module:attr"`` strings or objects), checked for misspelt hooks."""
+    ``extra`` (``"module:attr"`` strings or objects), checked for misspelt hooks.
+
+    A plugin that cannot be loaded or is invalid is a PluginError; with ``on_error`` it is
+    reported to it as ``on_error(name, error)`` and left out instead (the command line:
+    one broken plugin must not take every command with it)."""
     pm = _PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
     pm.hook.p2pkit_addhooks.call_historic(kwargs={"pluginmanager": pm})
     disabled = set(disabled)
+
+    @contextlib.contextmanager
+    def loading(name: str) -> Iterator[None]:
+        try:
+            yield
+        except PluginError as exc:
+            if on_error is None:
+                raise
+            on_error(name, exc)
+
     for module_name in BUILTIN_PLUGINS:
         name = plugin_name(module_name)
         if name not in disabled:
-            register(pm, _import(module_name), name)
+            with loading(name):
+                register(pm, _import(module_name), name)
     if entry_points:
         for ep in _entry_point_plugins():
             if ep.name not in disabled and pm.get_plugin(ep.name) is None:
-                register(pm, _load_entry_point(ep), ep.name)
+                with loading(ep.name):
+                    register(pm, _load_entry_point(ep), ep.name)
     known = {plugin_name(m) for m in BUILTIN_PLUGINS} | {ep.name for ep in _entry_point_plugins()}
     for item in extra:
-        obj = load_object(item) if isinstance(item, str) else item
+        obj: Any = _UNLOADED
+        with loading(item if isinstance(item, str) else default_name(item)):
+            obj = load_object(item) if isinstance(item, str) else item
+        if obj is _UNLOADED:
+            continue
         # its p2pkit_name if it has one, however it came ([node] discovery = "<name>" and
         # disable must reach it); else the spec that loaded it — two modules' `plugin =
         # Plugin()` would both be "Plugin", and a module named like a built-in clash
@@ -154,11 +182,12 @@ def create_plugin_manager(
         known.add(name)
         if name in disabled or pm.is_registered(obj):  # named twice: loaded once
             continue
-        register(pm, obj, name)
+        with loading(name):
+            register(pm, obj, name)
     for name in sorted(disabled - known):
         # a warning, not an error: one config may serve installs with other plugins
         log.warning("node.disable: no plugin is named %r (known: %s)", name, ", ".join(sorted(known)))
-    check(pm)
+    check(pm, on_error)
     return pm
 
 
@@ -182,21 +211,32 @@ def register(pm: pluggy.PluginManager, obj: Any, name: str | None) -> None:
         raise PluginError(f"plugin {name!r} is invalid: {exc}") from None
 
 
-def check(pm: pluggy.PluginManager) -> None:
+def check(pm: pluggy.PluginManager, on_error: OnError | None = None) -> None:
     """Fail loudly on a hook implementation that matches no specification (a typo), and on
     an ``async def`` one of a synchronous hook (every hook of p2pkit's): pluggy would call
-    it, get a coroutine, and nobody would ever run it."""
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(f"{exc} (misspelt hook name?)") from None
+    it, get a coroutine, and nobody would ever run it. With ``on_error``, each such plugin
+    is reported to it and unregistered instead."""
+    for plugin, message in list(_invalid_hookimpls(pm)):
+        if on_error is None:
+            raise PluginError(message)
+        name = pm.get_name(plugin)
+        if name is not None and pm.get_plugin(name) is not None:  # once per plugin
+            pm.unregister(plugin)
+            on_error(name, PluginError(message))
+
+
+def _invalid_hookimpls(pm: pluggy.PluginManager) -> Iterator[tuple[Any, str]]:
     for name, caller in vars(pm.hook).items():
-        spec = getattr(caller, "spec", None)
-        if spec is None or calls_async(spec.function):  # a plugin's own async hook may be
+        if name.startswith("_"):
             continue
+        spec = getattr(caller, "spec", None)
         for impl in caller.get_hookimpls():
-            if not (impl.hookwrapper or impl.wrapper) and calls_async(impl.function):
-                raise PluginError(
+            if spec is None and not impl.optionalhook:
+                yield impl.plugin, (f"plugin {impl.plugin_name!r}: unknown hook {name!r} "
+                                    "(misspelt hook name?)")
+            elif (spec is not None and not calls_async(spec.function)  # a plugin's own may be
+                  and not (impl.hookwrapper or impl.wrapper) and calls_async(impl.function)):
+                yield impl.plugin, (
                     f"plugin {impl.plugin_name!r}: hook {name} is async def, but hooks are "
                     "synchronous (called, never awaited: it would never run); make it a plain "
                     "def, and start async work as a service (p2pkit_services) or in node.nursery")

@@ -425,3 +425,71 @@ def test_the_names_the_package_and_the_cli_had_before_they_loaded_lazily_are_the
             "try:\n    p2pkit.no_such_thing\nexcept AttributeError:\n    print('ok')\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout, result.stderr) == (0, "ok\n", "")
+
+
+def installed_plugins(tmp_path: Path) -> dict[str, str]:
+    """An environment whose Python finds three entry-point plugins: ``broken`` (its import
+    fails), ``badcli`` (its command hook raises) and ``hello`` (adds ``p2pkit hello``)."""
+    (tmp_path / "brokenmod.py").write_text('raise ImportError("needs libfoo >= 2")\n')
+    (tmp_path / "badclimod.py").write_text(
+        "from p2pkit import hookimpl\n"
+        "class P:\n"
+        "    @hookimpl\n"
+        "    def p2pkit_cli_commands(self, subparsers):\n"
+        "        subparsers.add_parser('half-added')\n"
+        "        raise RuntimeError('oops')\n"
+        "plugin = P()\n")
+    (tmp_path / "hellomod.py").write_text(
+        "from p2pkit import hookimpl\n"
+        "class P:\n"
+        "    @hookimpl\n"
+        "    def p2pkit_cli_commands(self, subparsers):\n"
+        "        subparsers.add_parser('hello').set_defaults(func=lambda args: print('hi') or 0)\n"
+        "plugin = P()\n")
+    info = tmp_path / "plugs-0.1.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: plugs\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[p2pkit.plugins]\nbroken = brokenmod:plugin\nbadcli = badclimod:plugin\nhello = hellomod:plugin\n")
+    return {**os.environ, "PYTHONPATH": str(tmp_path), "COLUMNS": "300"}
+
+
+def test_a_broken_plugin_leaves_out_its_commands_and_no_others(tmp_path: Path) -> None:
+    # a broken entry point made every command exit 2, `version` and `ctl` too
+    env = installed_plugins(tmp_path)
+    for words in (["version"], ["ctl", "--help"], ["hello"]):
+        result = p2pkit(*words, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "warning: plugin 'broken' left out (its commands are missing)" in result.stderr
+        assert "needs libfoo >= 2" in result.stderr and "P2PKIT_NODE__DISABLE=broken" in result.stderr
+        assert "warning: plugin 'badcli' left out" in result.stderr and "oops" in result.stderr
+    assert "hi" in p2pkit("hello", env=env).stdout
+    result = p2pkit("half-added", env=env)  # what the failing hook had added is gone
+    assert result.returncode == 2 and "invalid choice: 'half-added'" in result.stderr
+
+
+def test_the_disable_list_from_the_environment_or_set_silences_a_broken_plugin(tmp_path: Path) -> None:
+    env = {**installed_plugins(tmp_path), "P2PKIT_NODE__DISABLE": "broken,badcli"}
+    result = p2pkit("version", env=env)
+    assert (result.returncode, result.stderr) == (0, "")
+    # --set node.disable=… rescues a node as P2PKIT_NODE__DISABLE does (open_node honoured
+    # it, but the command line had failed before it read any config)
+    sock = tmp_path / "r.sock"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "p2pkit", "node", "--host", "127.0.0.1", "--port", "0",
+         "--data-dir", str(tmp_path / "data"), "--repeater", str(sock),
+         "--set", "node.disable=broken,badcli"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=installed_plugins(tmp_path))
+    try:
+        assert proc.stderr is not None  # stderr=PIPE
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "node did not start"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "warning" not in err and "error" not in err

@@ -535,3 +535,23 @@ def test_what_calls_async_can_tell() -> None:
     assert calls_async(_wrapped(plain)) is False
     assert calls_async(_wrapped(_handle)) is None  # may return its coroutine
     assert calls_async(print) is None and calls_async(Obj) is None
+
+
+def test_loaded_leniently_a_broken_plugin_is_reported_and_left_out() -> None:
+    # the command line's way: one broken plugin must not take the others with it
+    reported: list[tuple[str, str]] = []
+
+    class Good:
+        @hookimpl
+        def p2pkit_fields(self, node: object) -> list[object]:
+            return [1]
+
+    good = Good()
+    pm = create_plugin_manager(
+        ["no_such_module_anywhere:plugin", Misspelt(), AsyncHooks(), good], NO_BUILTINS, entry_points=False,
+        on_error=lambda name, exc: reported.append((name, str(exc))))
+    why = dict(reported)
+    assert sorted(why) == ["Misspelt", "asynchooks", "no_such_module_anywhere:plugin"]
+    assert "p2pkit_servces" in why["Misspelt"] and "is async def" in why["asynchooks"]
+    assert pm.get_plugins() == {good}
+    assert pm.hook.p2pkit_fields(node=None) == [[1]]
