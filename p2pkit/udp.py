@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import trio
 
 from ._exceptions import ConfigError
+from .addresses import is_ip_literal
 from .endpoint import Address, Datagram, DispatchFn, EndpointStats
 
 __all__ = ["UdpEndpoint"]
@@ -42,6 +43,7 @@ _SO_RCVBUFFORCE = 33
 _GSO_MAX_SEGMENTS = 64  # UDP_MAX_SEGMENTS in the kernel
 _GSO_MAX_BYTES = 65000  # one GSO send must fit a 64 KiB IP datagram
 _MAX_DATAGRAM = 65535
+_MAX_KNOWN_HOSTS = 65536  # IP literals remembered by send's check (then forgotten at once)
 _MAX_BATCH = 512  # dispatch at least this often while draining, so acks go out early
 _SOCKET_BUFFER = 8 * 1024 * 1024
 _GSO_SIZE = struct.Struct("=H")
@@ -71,6 +73,7 @@ class UdpEndpoint:
         self.stats = EndpointStats()
         self.truncated = 0  # datagrams dropped because they did not fit the receive buffer
         self.dispatch_errors = 0  # exceptions raised by dispatch (logged, never fatal)
+        self._ip_hosts: set[str] = set()  # hosts sent to, known to be IP literals
         self.gso = gso and _probe_gso(sock)
         self.gro = gro and _enable_gro(sock)
         # With GRO the kernel may coalesce up to 64 KiB; without it one datagram at most.
@@ -122,8 +125,24 @@ class UdpEndpoint:
 
     # ------------------------------------------------------------------ sending
 
+    def _check_host(self, host: str) -> None:
+        """ValueError unless ``host`` is an IP literal (see :mod:`p2pkit.addresses`): a name
+        would be looked up by ``sendto``, blocking the event loop, on every datagram (and
+        one that does not resolve lost without a word). Known hosts are remembered, so the
+        check costs a set lookup per datagram."""
+        if not is_ip_literal(host) and host != "<broadcast>":  # (sendto's name, no lookup)
+            raise ValueError(
+                f"UdpEndpoint: cannot send to {host!r}: not an IP address. Resolve a host name "
+                "once, before sending (await p2pkit.addresses.resolve((host, port)))")
+        if len(self._ip_hosts) >= _MAX_KNOWN_HOSTS:
+            self._ip_hosts.clear()
+        self._ip_hosts.add(host)
+
     def send(self, data: bytes, addr: Address) -> bool:
-        """Send one datagram now; False if the socket buffer is full (counted)."""
+        """Send one datagram now; False if the socket buffer is full (counted). ``addr``'s
+        host must be an IP literal (ValueError otherwise: resolve names once, beforehand)."""
+        if addr[0] not in self._ip_hosts:
+            self._check_host(addr[0])
         if self._closed:
             self.stats.send_dropped += 1
             return False
@@ -141,7 +160,12 @@ class UdpEndpoint:
         return True
 
     def send_batch(self, datagrams: Sequence[Datagram]) -> int:
-        """Send in order; returns how many were accepted (always a prefix)."""
+        """Send in order; returns how many were accepted (always a prefix). Every host
+        must be an IP literal (ValueError otherwise, and nothing is sent)."""
+        known = self._ip_hosts
+        for _, addr in datagrams:
+            if addr[0] not in known:
+                self._check_host(addr[0])
         if self._closed:
             self.stats.send_dropped += len(datagrams)
             return 0

@@ -22,6 +22,7 @@ own terminal::
 
 from __future__ import annotations
 
+import logging
 import struct
 from typing import Any
 
@@ -29,10 +30,11 @@ import attrs
 import trio
 
 from p2pkit import Field, FieldType, GenericEvent, Node, hookimpl
-from p2pkit.node import parse_address
+from p2pkit.addresses import parse_address, resolve
 
 PING, PONG = 0x4F, 0x4E  # first bytes claimed on the node's socket
 _FRAME = struct.Struct("!BQd")  # kind, sequence number, sender's send time
+log = logging.getLogger("ping")
 
 
 MIN_INTERVAL_MS, MAX_INTERVAL_MS = 10, 60_000  # 0 would ping as fast as the CPU allows
@@ -77,6 +79,16 @@ class Pinger:
             self.node.endpoint.send_batch(replies)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        # Host names are resolved once, here, before the service counts as started: the
+        # endpoint takes only IP addresses (a name would be looked up again, blocking the
+        # node, for every datagram). A target that does not resolve is named and skipped.
+        resolved = []
+        for host, port in self.targets:
+            try:
+                resolved.append(await resolve((host, port)))
+            except OSError as exc:
+                log.warning("ping.targets %s:%d does not resolve (%s): not pinged", host, port, exc)
+        self.targets = resolved
         task_status.started()
         while True:
             for addr in self.targets:

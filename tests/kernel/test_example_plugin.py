@@ -1,5 +1,6 @@
 """The plugin from docs/writing-plugins.md, run for real: two nodes ping each other."""
 
+import socket
 from typing import Any
 
 import pytest
@@ -59,3 +60,42 @@ async def test_bad_ping_config_is_a_config_error_naming_the_key(ping: dict[str, 
     with pytest.raises(ConfigError, match=message):
         async with open_node(config(**ping), plugins=[ping_plugin]):
             pass
+
+
+class Resolver(trio.abc.HostnameResolver):
+    """Names for the test: ``ping-b.test`` is loopback, any other name does not exist."""
+
+    def __init__(self) -> None:
+        self.lookups: list[str] = []
+
+    async def getaddrinfo(self, host: bytes | str | None, port: bytes | str | int | None,
+                          family: int = 0, type: int = 0, proto: int = 0, flags: int = 0) -> Any:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        self.lookups.append(name)
+        if name != "ping-b.test":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_DGRAM, 17, "", ("127.0.0.1", int(port or 0)))]
+
+    async def getnameinfo(self, sockaddr: tuple[str, int] | tuple[str, int, int, int],
+                          flags: int) -> tuple[str, str]:
+        raise NotImplementedError
+
+
+async def test_targets_given_by_name_are_resolved_once_and_one_that_does_not_resolve_is_named(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # the example sent to the name itself: sendto looked it up, blocking, for every ping,
+    # and a name that did not resolve was lost without a word
+    resolver = Resolver()
+    trio.socket.set_custom_hostname_resolver(resolver)
+    async with open_node(config(), plugins=[ping_plugin]) as b:
+        targets = [f"ping-b.test:{b.endpoint.local_address[1]}", "nowhere.test:7"]
+        async with open_node(config(targets=targets, interval_ms=10), plugins=[ping_plugin]) as a:
+            with trio.fail_after(5):
+                async with a.events.subscribe() as events:
+                    answers = 0
+                    async for event in events:
+                        answers += event.kind == "ping.answered"
+                        if answers == 3:
+                            break
+    assert sorted(resolver.lookups) == ["nowhere.test", "ping-b.test"]  # once each
+    assert "ping.targets nowhere.test:7 does not resolve" in caplog.text

@@ -168,3 +168,17 @@ async def test_broadcast_is_allowed_for_lan_discovery() -> None:
         assert endpoint._sock.getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST) == 1
     finally:
         endpoint.close()
+
+
+async def test_a_host_name_is_refused_with_the_remedy_and_nothing_is_sent() -> None:
+    # sendto looked the name up, blocking the event loop, on every datagram (and lost the
+    # datagram without a word when it did not resolve): the transport takes IP literals
+    a = await UdpEndpoint.open("127.0.0.1", 0)
+    with a:
+        port = a.local_address[1]
+        with pytest.raises(ValueError, match=r"'localhost': not an IP address.*resolve"):
+            a.send(b"x", ("localhost", port))
+        with pytest.raises(ValueError, match=r"'localhost': not an IP address"):
+            a.send_batch([(b"x", ("127.0.0.1", port)), (b"y", ("localhost", port))])
+        assert a.stats.datagrams_sent == 0
+        assert a.send(b"x", ("127.0.0.1", port))
