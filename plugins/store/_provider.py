@@ -18,6 +18,7 @@ from p2pkit.fields import Field, FieldType
 from p2pkit.hookspecs import hookimpl
 
 from ._content import Store
+from ._errors import StoreError
 from ._manifest import DEFAULT_PIECE_SIZE, MAX_PIECE_SIZE, MIN_PIECE_SIZE
 
 MIB = 1024 * 1024
@@ -131,7 +132,13 @@ class StoreProvider(Store):
             return
         key, value = change
         if key == "cache_limit_mb" and isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            self.set_storage_limit(value * MIB)
+            try:
+                self.set_storage_limit(value * MIB)
+            except StoreError as exc:  # evicting writes the metadata: a full disk, say
+                self._emit(Notice(level="warning", source="store", message=(
+                    f"cfg.cache_limit_mb {value} applies, but nothing could be evicted to "
+                    f"fit it: {exc}")))
+                return
             if self.used_bytes > value * MIB:  # what is left is pinned or downloading
                 self._emit(Notice(level="warning", source="store", message=(
                     f"cfg.cache_limit_mb {value} is below what shared copies and running "

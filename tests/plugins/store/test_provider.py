@@ -169,3 +169,26 @@ async def test_ephemeral_store_is_volatile_and_persistent_is_not(tmp_path: Path)
         assert node.store.volatile and not node.store.durable
     async with open_node(config(tmp_path / "d", store={"durable": True})) as node:
         assert node.store.durable and not node.store.volatile
+
+
+async def test_a_lower_limit_that_cannot_evict_on_a_full_disk_says_so(tmp_path: Path) -> None:
+    """Eviction writes the metadata; on a full disk it failed inside the settings event
+    and came out as a traceback from "event observer store failed"."""
+    from p2pkit import Notice
+    from tests.fulldisk import FullDisk
+
+    recorder = Recorder()
+    async with open_node(config(tmp_path / "d", cfg={"cache_limit_mb": 8}), plugins=[recorder]) as node:
+        store = node.store
+        store.create("old")
+        store.append("old", b"o" * (3 * MIB))
+        real_db, store._db = store._db, FullDisk(store._db)
+        try:
+            node.fields.set("cfg.cache_limit_mb", 1)
+        finally:
+            store._db = real_db
+        assert node.observer_errors == 0
+        assert store.exists("old")  # nothing lost
+        (notice,) = [e for e in recorder.events if isinstance(e, Notice)]
+        assert notice.level == "warning" and notice.source == "store"
+        assert "is full" in notice.message and "cache_limit_mb 1" in notice.message
