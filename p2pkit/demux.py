@@ -2,8 +2,8 @@
 
 Several protocols share the node's one socket (needed for NAT hole punching). Each claims
 first-byte values: STUN 0x00-0x03 (RFC 7983), rudp 0x52, others 0x40-0x4F. Dispatch is a
-plain synchronous call per batch; a handler that raises is logged and counted, and the
-receive loop goes on.
+plain synchronous call per batch; a handler that raises is counted (its traceback logged
+once per handler and exception type), and the receive loop goes on.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ class Demultiplexer:
         self.datagrams = 0
         self.unclaimed = 0  # empty datagrams or first bytes nobody registered
         self.handler_errors = 0
+        self._errors_logged: set[tuple[DatagramHandler, type[BaseException]]] = set()
 
     def register(self, first_bytes: Iterable[int], handler: DatagramHandler) -> None:
         if calls_async(handler):
@@ -75,6 +76,19 @@ class Demultiplexer:
     def _call(self, handler: DatagramHandler, group: list[Datagram], now: float) -> None:
         try:
             handler(group, now)
-        except Exception:
-            self.handler_errors += 1
-            log.exception("datagram handler %r failed; dropping %d datagrams", handler, len(group))
+        except Exception as exc:
+            self._failed(handler, group, exc)
+
+    def _failed(self, handler: DatagramHandler, group: list[Datagram], exc: Exception) -> None:
+        """Counted always; the traceback logged once per handler and exception type (anyone
+        can send datagrams: hostile ones that trip a handler must not flood the log), later
+        ones to the debug log, one line each."""
+        self.handler_errors += 1
+        key = (handler, type(exc))
+        if key in self._errors_logged:
+            log.debug("datagram handler %r failed; dropping %d datagrams: %s: %s",
+                      handler, len(group), type(exc).__name__, exc)
+            return
+        self._errors_logged.add(key)
+        log.error("datagram handler %r failed; dropping %d datagrams (logged once per handler "
+                  "and exception type; counted in handler_errors)", handler, len(group), exc_info=exc)

@@ -5,7 +5,8 @@ protocols) and then an Auth that signs the other side's nonce, so a peer id is p
 not claimed. Messages are ``[u8 name length][protocol name][payload]``; the payload is the
 protocol's business. Handlers run in the peer's receive loop, one message at a time and in
 order: a RemoteProtocolError drops that peer, any other exception is logged and counted, and
-the loop goes on. A handler that waits stalls every protocol of that session meanwhile, so
+the loop goes on (its traceback logged once per protocol and exception type, so a peer's
+garbage cannot flood the log). A handler that waits stalls every protocol of that session meanwhile, so
 ``await peer.send`` from a handler is refused (LocalProtocolError): with both sides doing
 it under a burst, flow control would stop both sessions for good.
 """
@@ -218,6 +219,8 @@ class PeerManager:
         self.handshake_failures = 0
         self.slow_handlers = 0  # messages whose handler took longer than SLOW_HANDLER
         self._slow_logged: set[str] = set()  # protocols warned about (once each)
+        self.handler_errors = 0  # messages whose handler raised (not RemoteProtocolError)
+        self._errors_logged: set[tuple[str, type[BaseException]]] = set()  # (protocol, type)
         self._receivers: set[trio.lowlevel.Task] = set()  # the sessions' receive loops
         self.refused = 0  # incoming sessions turned away: max_connections, or handshakes
         self._handshaking: Counter[str] = Counter()  # incoming handshakes under way, by host
@@ -426,9 +429,8 @@ class PeerManager:
                     await proto.handle(peer, payload)
                 except RemoteProtocolError:
                     raise
-                except Exception:
-                    peer.handler_errors += 1
-                    log.exception("protocol %r failed on a message from %r", name, peer)
+                except Exception as exc:
+                    self._handler_failed(peer, name, exc)
                 took = trio.current_time() - started
                 if took > SLOW_HANDLER:
                     self._slow_handler(name, took)
@@ -441,6 +443,22 @@ class PeerManager:
         finally:
             self._receivers.discard(task)
             self._drop(peer, reason, by_us=by_us)
+
+    def _handler_failed(self, peer: Peer, name: str, exc: Exception) -> None:
+        """Counted always; the traceback logged once per protocol and exception type: a
+        peer sending garbage a plugin trips over must not be able to flood the log (2000
+        messages made 14000 lines). Later ones go to the debug log, one line each."""
+        peer.handler_errors += 1
+        self.handler_errors += 1
+        key = (name, type(exc))
+        if key in self._errors_logged:
+            log.debug("protocol %r failed on a message from %r: %s: %s",
+                      name, peer, type(exc).__name__, exc)
+            return
+        self._errors_logged.add(key)
+        log.error("protocol %r failed on a message from %r (logged once per protocol and "
+                  "exception type; counted in node.peers.handler_errors and the peer's)",
+                  name, peer, exc_info=exc)
 
     def _slow_handler(self, name: str, seconds: float) -> None:
         self.slow_handlers += 1

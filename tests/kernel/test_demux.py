@@ -69,3 +69,25 @@ def test_an_async_handler_is_refused_when_registered(handler: Any) -> None:
         demux.register([0x4C], handler)
     demux.dispatch([(b"\x4c", ("h", 1))], 0.0)
     assert demux.unclaimed == 1
+
+
+def test_a_failing_handler_logs_its_traceback_once_per_exception_type(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # anyone can send datagrams: each failing batch was an ERROR traceback
+    demux = Demultiplexer()
+
+    def picky(batch: list[Datagram], now: float) -> None:
+        raise (KeyError if batch[0][0] == b"\x41k" else ValueError)("garbage")
+
+    def other(batch: list[Datagram], now: float) -> None:
+        raise ValueError("garbage")
+
+    demux.register([0x41], picky)
+    demux.register([0x42], other)
+    for _ in range(100):
+        demux.dispatch([(b"\x41x", ("h", 1))], 0.0)
+    demux.dispatch([(b"\x41k", ("h", 1))], 0.0)
+    demux.dispatch([(b"\x42", ("h", 1))], 0.0)
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [(r.exc_info[0] if r.exc_info else None) for r in errors] == [ValueError, KeyError, ValueError]
+    assert demux.handler_errors == 102

@@ -535,3 +535,31 @@ async def test_a_slow_handler_is_counted_and_named_once(
         assert peers(b).slow_handlers == 2
         assert caplog.text.count("protocol 'echo'") == 1
         assert "stalls every protocol of that session" in caplog.text
+
+
+class Picky(Echo):
+    """A plugin that trips over garbage: a ValueError for b"x", a KeyError for b"k"."""
+
+    async def handle(self, peer: Peer, payload: bytes) -> None:
+        self.messages.append(payload)
+        if payload == b"k":
+            raise KeyError(payload)
+        raise ValueError(f"cannot decode {payload!r}")
+
+
+async def test_a_peer_that_trips_a_handler_cannot_flood_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    # 2000 garbage messages made 2000 ERROR tracebacks (14000 lines)
+    picky = Picky()
+    async with open_node(config(), plugins=[Echo()]) as a, open_node(config(), plugins=[picky]) as b:
+        peer = await peers(a).connect(addr(b))
+        for _ in range(200):
+            await peer.send("echo", b"x")
+        await peer.send("echo", b"k")
+        await wait_for(lambda: len(picky.messages) == 201)
+        errors = [r for r in caplog.records if r.name == "p2pkit.peers" and r.levelname == "ERROR"]
+        # one traceback per protocol and exception type; every failure counted
+        assert [r.exc_info[0] for r in errors if r.exc_info] == [ValueError, KeyError]
+        assert len(errors) == 2
+        assert peers(b).handler_errors == 201
+        from_a = peers(b).get(a.id)
+        assert from_a is not None and from_a.handler_errors == 201  # the peer is not dropped
