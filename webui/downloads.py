@@ -88,6 +88,7 @@ class Download:
         self.error = ""
         self.peers = 0
         self.path: Path | None = None
+        self.exported: tuple[int, int] | None = None  # (size, mtime_ns) of the export made
         self.started = trio.current_time()
         self.finished: float | None = None
         self._meter = RateMeter(window=3.0, resolution=0.2)
@@ -137,6 +138,19 @@ class DownloadManager:
         for dl in self._downloads.values():
             if dl.rid == rid and dl.state in ("queued", "running"):
                 return dl
+        return None
+
+    def completed_for(self, rid: str) -> Download | None:
+        """The latest completed download of ``rid`` whose export is still there as it was
+        made: saving the file again reuses it (each Save wrote another full copy)."""
+        for dl in reversed(self._downloads.values()):
+            if dl.rid == rid and dl.state == "completed" and dl.path is not None:
+                try:
+                    st = dl.path.stat()
+                except OSError:
+                    continue
+                if (st.st_size, st.st_mtime_ns) == dl.exported:
+                    return dl
         return None
 
     def explain(self, dl: Download) -> Download:
@@ -271,7 +285,9 @@ class DownloadManager:
             else:
                 dl.path = Path(await self._node.download(
                     dl.rid, dest, progress=lambda done, total: self._progress(dl, done, total)))
-            dl.done = dl.total = dl.path.stat().st_size
+            st = dl.path.stat()
+            dl.done = dl.total = st.st_size
+            dl.exported = (st.st_size, st.st_mtime_ns)
             dl.state = "completed"
             self._record_in_history(dl)
             log.info("download %s completed: %s (%d bytes)", dl.id, dl.name, dl.total)

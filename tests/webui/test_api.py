@@ -233,6 +233,24 @@ async def test_a_download_is_served_as_the_type_its_content_is(client: TrioClien
     assert history[0]["kind"] == "download" and history[0]["rid"] == item["rid"]
 
 
+async def test_saving_a_file_again_reuses_its_export_while_it_is_there(
+        client: TrioClient, web: WebUI) -> None:
+    # every Save wrote another full copy (up to 200 kept, none counted by the cache limit)
+    item, dl = await shared_and_downloaded(client, "again.png")
+    again = await client.post("/api/downloads", json={"rid": item["rid"]})
+    assert again.status_code == 200
+    assert (await again.get_json())["id"] == dl["id"]
+    exports = [p for p in web.downloads_dir.rglob("*") if p.is_file()]
+    assert len(exports) == 1
+    # the export was changed or removed meanwhile: a fresh one
+    download = web.downloads.get(dl["id"])
+    assert download is not None and download.path is not None
+    download.path.write_bytes(b"edited by someone")
+    fresh = await client.post("/api/downloads", json={"rid": item["rid"]})
+    assert fresh.status_code == 202
+    assert (await fresh.get_json())["id"] != dl["id"]
+
+
 async def test_a_downloaded_file_removed_from_disk_is_410_gone(client: TrioClient, web: WebUI) -> None:
     _item, dl = await shared_and_downloaded(client, "gone.png")
     download = web.downloads.get(dl["id"])

@@ -108,7 +108,7 @@ async def list_network_files() -> ResponseReturnValue:
 async def start_download() -> ResponseReturnValue:
     web = web_ui()
     body = await read_json(DownloadRequest)
-    existing = web.downloads.active_for(body.rid)
+    existing = web.downloads.active_for(body.rid) or web.downloads.completed_for(body.rid)
     if existing is not None:
         return jsonify(existing.as_dict()), 200
     known = {f["rid"]: f for f in network_files(web)}
