@@ -291,6 +291,37 @@ async def test_a_range_we_do_not_serve_gets_the_whole_file(client: TrioClient, a
     assert "public" not in response.headers["Cache-Control"]
 
 
+async def test_conditional_requests_follow_rfc_9110_s_order(client: TrioClient) -> None:
+    """§13.2.2: preconditions before Range; a failed If-Match is 412 *without* the file
+    (it came whole), If-None-Match beats a Range (304), If-Range compares strongly."""
+    _item, dl = await shared_and_downloaded(client, "cond.png")
+    data = png_bytes()
+    plain = await client.get(dl["file_url"])
+    etag, modified = plain.headers["ETag"], plain.headers["Last-Modified"]
+    assert not etag.startswith("W/")
+
+    async def get(**headers: str) -> tuple[int, bytes]:
+        response = await client.get(dl["file_url"], headers=headers)
+        return response.status_code, await response.get_data(as_text=False)
+
+    assert await get(**{"If-Match": '"nope"'}) == (412, b"")
+    assert await get(**{"If-Match": '"nope"', "Range": "bytes=0-9"}) == (412, b"")
+    assert await get(**{"If-Match": f"W/{etag}"}) == (412, b"")  # strong comparison
+    assert await get(**{"If-Match": etag, "Range": "bytes=0-9"}) == (206, data[:10])
+    assert await get(**{"If-Match": "*"}) == (200, data)
+    assert await get(**{"If-Unmodified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}) == (412, b"")
+    assert await get(**{"If-Unmodified-Since": modified}) == (200, data)
+    assert await get(**{"If-None-Match": etag, "Range": "bytes=0-9"}) == (304, b"")
+    assert await get(**{"If-None-Match": f"W/{etag}"}) == (304, b"")  # weak comparison
+    assert await get(**{"If-None-Match": '"other"'}) == (200, data)
+    assert await get(**{"If-Modified-Since": modified}) == (304, b"")
+    assert await get(**{"If-Range": etag, "Range": "bytes=0-9"}) == (206, data[:10])
+    assert await get(**{"If-Range": f"W/{etag}", "Range": "bytes=0-9"}) == (200, data)
+    assert await get(**{"If-Range": '"old"', "Range": "bytes=0-9"}) == (200, data)
+    assert await get(**{"If-Range": modified, "Range": "bytes=0-9"}) == (206, data[:10])
+    assert await get(**{"If-Range": "Mon, 01 Jan 2001 00:00:00 GMT", "Range": "bytes=0-9"}) == (200, data)
+
+
 async def test_a_range_past_the_end_is_416_and_says_the_size(client: TrioClient) -> None:
     _item, dl = await shared_and_downloaded(client, "short.png")
     response = await client.get(dl["file_url"], headers={"Range": "bytes=999999-"})
