@@ -325,8 +325,10 @@ def parse_scenario(text: str, source: str = "<scenario>",
     except RecursionError:  # tomllib parses nested arrays and tables by recursion
         raise ScenarioError(f"{source}: invalid TOML: nested too deeply") from None
     ctx = _Context(source, text)
+    links_before = set(data.get("links", {})) if isinstance(data.get("links"), dict) else set()
     for override in overrides:
         _apply_override(data, override, ctx)
+    _check_new_links_used(data, links_before, overrides)
     top = _Reader(data, (), ctx)
 
     meta = top.table("scenario")
@@ -481,6 +483,22 @@ def parse_scenario(text: str, source: str = "<scenario>",
         groups=tuple(groups), timeline=tuple(events), workloads=tuple(workloads), source=source,
         raw_samples=raw_samples,
     )
+
+
+def _check_new_links_used(data: dict[str, Any], before: set[str], overrides: Sequence[str]) -> None:
+    """A link profile that ``--set`` made and nothing names is a typo of one that exists
+    (``links.los1.up_loss`` for ``loss1``): it changed nothing, and the run said nothing."""
+    links = data.get("links")
+    if not isinstance(links, dict):
+        return
+    items = [item for key in ("groups", "timeline") if isinstance(data.get(key), list)
+             for item in data[key]]
+    named = {item["link"] for item in items if isinstance(item, dict) and isinstance(item.get("link"), str)}
+    for name in sorted(set(links) - before - named):
+        where = next((o for o in overrides if o.strip().startswith(f"links.{name}.")), f"links.{name}")
+        have = ", ".join(sorted(before)) or "none"
+        raise ScenarioError(f"--set {where!r}: the scenario has no link profile {name!r} (it has: "
+                            f"{have}); a new one must also be named by a group or an event")
 
 
 def _apply_override(data: dict[str, Any], override: str, ctx: _Context) -> None:

@@ -27,7 +27,7 @@ def p2pkit_cli_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     run.add_argument("--out", type=Path, help="output directory (default: sim-out/<name>-<seed>)")
     run.add_argument("--set", action="append", default=[], dest="overrides",
                      metavar="KEY.PATH=VALUE",
-                     help="override a scenario value, e.g. links.dsl.loss=0.05 (repeatable)")
+                     help="override a scenario value, e.g. links.loss1.up_loss=0.02 (repeatable)")
     run.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_run)
