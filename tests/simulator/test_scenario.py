@@ -154,7 +154,7 @@ def test_overrides_change_values_and_reject_bad_paths() -> None:
 def test_an_override_of_a_link_profile_the_scenario_lacks_is_refused() -> None:
     # a typo (links.dls for dsl) made a new profile nothing used: the run was unchanged,
     # rc 0, not a word said
-    with pytest.raises(ScenarioError, match="no link profile 'dls' .*it has: dsl"):
+    with pytest.raises(ScenarioError, match=r"no link profile 'dls' .*it has: dsl"):
         parse_scenario(GOOD, "t.toml", ["links.dls.latency_ms=25"])
     # a new profile that a group is then given is fine
     spec = parse_scenario(GOOD, "t.toml", ["links.fast.latency_ms=1", "groups.0.link=fast"])
