@@ -88,7 +88,13 @@ def cmd_get(args: argparse.Namespace) -> int:
                 print_line(f"resuming: {have} of {total} pieces already here")
             with trio.move_on_after(args.timeout if args.timeout else float("inf")):
                 try:
-                    return await _download(node, args.rid, dest, quiet=args.quiet), ""
+                    # nobody at the bootstrap address (a mistyped port): said as `p2pkit
+                    # files` says it, not after the whole provider wait
+                    with trio.CancelScope() as nobody_answered:
+                        node.nursery.start_soon(_stop_if_nobody_answers, node, nobody_answered)
+                        return await _download(node, args.rid, dest, quiet=args.quiet), ""
+                    where = ", ".join(args.bootstrap)
+                    return None, f"no peer answered at {where} within {BOOTSTRAP_WAIT_S:g} s"
                 except SwarmError as exc:
                     # (not for a refusal of our own, e.g. P2PDisabledError: no peer was asked)
                     if isinstance(exc, NoProvidersError) and node.peers is not None and not len(node.peers):
@@ -100,6 +106,8 @@ def cmd_get(args: argparse.Namespace) -> int:
                     if torrent is not None:
                         sources.update(torrent.bytes_from)
             waiting = waiting_for(node.swarm.diagnose(args.rid))
+            if node.store is not None and node.store.manifest(args.rid) is None:
+                waiting = f"; no peer offers {args.rid[:12]} (yet)" + waiting
             if node.peers is not None and not len(node.peers):
                 waiting = f"; no peer answered at {', '.join(args.bootstrap)}" + waiting
             return None, f"the download did not finish within {args.timeout:g} s" + waiting
@@ -113,6 +121,16 @@ def cmd_get(args: argparse.Namespace) -> int:
     digest = _sha256(path)
     print_line(f"saved {path} ({path.stat().st_size} bytes, verified, sha256 {digest})")
     return 0
+
+
+BOOTSTRAP_WAIT_S = 10.0  # as long as `p2pkit files` waits by default
+
+
+async def _stop_if_nobody_answers(node: Any, scope: trio.CancelScope) -> None:
+    """Cancel ``scope`` (the download) if no peer is connected after BOOTSTRAP_WAIT_S."""
+    await trio.sleep(BOOTSTRAP_WAIT_S)
+    if node.peers is not None and not len(node.peers):
+        scope.cancel()
 
 
 def check_output(text: str | None) -> Path:
