@@ -356,8 +356,9 @@ def _lock_data_dir(data_dir: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        raise ConfigError(f"data directory {data_dir} is in use by another node "
-                          "(each node needs a data directory of its own)") from None
+        raise ConfigError(f"data directory {data_dir} is in use by another node (each node "
+                          "needs one of its own: start this one with --profile NAME or "
+                          "--data-dir DIR)") from None
     return fd
 
 
