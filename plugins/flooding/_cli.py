@@ -69,6 +69,11 @@ def _run(args: argparse.Namespace,
         raise UsageError(f"p2pkit {args.command} needs --bootstrap HOST:PORT (a running node)")
     if not args.timeout > 0:
         raise UsageError("--timeout must be > 0")
+    given = [flag for flag, value in (("--data-dir", args.data_dir), ("--profile", args.profile),
+                                      ("--repeater", args.repeater)) if value is not None]
+    if given:  # taken and ignored before: its node keeps nothing and serves no repeater
+        raise UsageError(f"p2pkit {args.command} runs a throwaway node: {', '.join(given)} "
+                         "does not apply")
     overrides: dict[str, Any] = {"ephemeral": True, "repeater": "off", "discovery": "flooding"}
     if args.port is None:
         overrides["port"] = 0

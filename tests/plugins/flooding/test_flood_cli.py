@@ -44,6 +44,15 @@ def test_a_command_without_bootstrap_is_a_usage_error() -> None:
         args.func(args)
 
 
+@pytest.mark.parametrize("flags", [["--data-dir", "/tmp/x"], ["--profile", "b"], ["--repeater", "off"]])
+def test_flags_a_throwaway_node_cannot_use_are_refused_not_ignored(flags: list[str]) -> None:
+    # `p2pkit files --data-dir D` succeeded and never made D
+    for command in (["files"], ["search", "cat"]):
+        args = _parser().parse_args([*command, "--bootstrap", "h:1", *flags])
+        with pytest.raises(UsageError, match=f"throwaway node: {flags[0]} does not apply"):
+            args.func(args)
+
+
 def test_human_size() -> None:
     assert [human_size(n) for n in (0, 1023, 1024, 5 * 1024**2, 3 * 1024**4)] == [
         "0 B", "1023 B", "1.0 KiB", "5.0 MiB", "3.0 TiB"]
