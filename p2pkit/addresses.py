@@ -61,8 +61,10 @@ def parse_address(text: str, what: str = "bootstrap address") -> Address:
     """``host:port`` → (host, port), with a ConfigError naming the bad value (``what``)."""
     host, sep, port = text.strip().rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port.isdecimal() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdecimal():
         raise ConfigError(f"{what} {text!r}: expected host:port")
+    if not 0 < int(port) < 65536:
+        raise ConfigError(f"{what} {text!r}: the port must be 1..65535")
     try:
         check_host(host)
     except ValueError as exc:

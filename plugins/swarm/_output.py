@@ -20,7 +20,7 @@ def output_problem(dest: str | Path, *, file: bool = False) -> str | None:
     text = os.fspath(dest)
     path = Path(text)
     if text.endswith(("/", os.sep)) and not path.is_dir():
-        return f"{text}: no such directory"
+        return f"{text}: {'is not a directory' if path.exists() else 'no such directory'}"
     if path.is_dir() and not file:
         if not os.access(path, os.W_OK | os.X_OK):
             return f"{text}: the directory is not writable"

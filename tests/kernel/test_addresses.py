@@ -37,7 +37,8 @@ def test_names_are_hosts_but_not_literals(host: str) -> None:
     ("x" * 254 + ":7700", "254 characters"),
     ("nowhere", "expected host:port"),
     ("peer:7\u00b2", "expected host:port"),  # str.isdigit() accepts '²', int() does not
-    ("peer:0", "expected host:port"),
+    ("peer:0", "the port must be 1..65535"),
+    ("127.0.0.1:99999", "the port must be 1..65535"),  # said "expected host:port"
     ("[]:7700", "expected host:port"),
 ])
 def test_bad_addresses_are_config_errors_naming_the_value(text: str, why: str) -> None:

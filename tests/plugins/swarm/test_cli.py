@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from p2pkit.plugins.swarm._cli import BOOTSTRAP_WAIT_S, waiting_for
+from p2pkit.plugins.swarm._output import output_problem
 
 
 def report(**fields: Any) -> dict[str, Any]:
@@ -81,3 +82,9 @@ def test_get_of_a_rid_nobody_offers_says_so_when_its_time_is_up(tmp_path: Path) 
         node.communicate(timeout=30)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "did not finish within 3 s; no peer offers 000000000000 (yet)" in result.stderr
+
+
+def test_a_file_given_as_a_directory_is_said_to_be_no_directory(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("a file")
+    assert output_problem(f"{tmp_path}/notes.txt/") == f"{tmp_path}/notes.txt/: is not a directory"
+    assert output_problem(f"{tmp_path}/missing/") == f"{tmp_path}/missing/: no such directory"
