@@ -324,13 +324,11 @@ def test_a_download_started_before_any_peer_is_connected_asks_the_first_one_at_o
     assert seen["manifest"] - seen["connected"] < 0.2
 
 
-def test_a_second_download_of_the_same_file_at_once_shares_the_first(tmp_path: Path) -> None:
-    """Two ``fetch`` calls of one rid at the same time (two parts of an app, a double
-    click): both end when the one download does, both told of its progress — not one
-    refused, nor one left waiting 2 s for a manifest that had arrived."""
-    media = noise_wav(tmp_path / "twice.wav", 300_000)
+def two_fetches_at_once(media: Path, rid: str | None = None) -> dict[str, Any]:
+    """A leecher's ``fetch`` of ``rid`` (by default the shared media's) twice at the same
+    time, in the simulator: per call ("done", when, its progress reports) or (the
+    exception's type, when, its message), ``when`` counted from the first call."""
     seen: dict[str, Any] = {}
-    progress: dict[str, list[int]] = {"first": [], "second": []}
 
     async def scenario(sim: Simulation) -> None:
         _, leecher, manifest = await origin_and_leecher(sim, media)
@@ -338,10 +336,11 @@ def test_a_second_download_of_the_same_file_at_once_shares_the_first(tmp_path: P
         start = sim.now
 
         async def fetch(name: str) -> None:
+            reports: list[int] = []
             try:
-                await leecher.swarm.fetch(
-                    manifest.rid, progress=lambda done, total: progress[name].append(done))
-                seen[name] = ("done", sim.now - start)
+                await leecher.swarm.fetch(rid or manifest.rid,
+                                          progress=lambda done, total: reports.append(done))
+                seen[name] = ("done", sim.now - start, reports)
             except Exception as exc:  # the outcome is what the test looks at
                 seen[name] = (type(exc).__name__, sim.now - start, str(exc))
 
@@ -354,10 +353,17 @@ def test_a_second_download_of_the_same_file_at_once_shares_the_first(tmp_path: P
         Simulation(seed=5, duration=300, resolution=0.001).run(scenario)
     except* _Done:
         pass
+    return seen
+
+
+def test_a_second_download_of_the_same_file_at_once_shares_the_first(tmp_path: Path) -> None:
+    """Two ``fetch`` calls of one rid at the same time (two parts of an app, a double
+    click): both end when the one download does, both told of its progress — not one
+    refused, nor one left waiting 2 s for a manifest that had arrived."""
+    seen = two_fetches_at_once(noise_wav(tmp_path / "twice.wav", 300_000))
     assert seen["first"][0] == seen["second"][0] == "done", seen
     assert abs(seen["first"][1] - seen["second"][1]) < 0.1
-    for calls in progress.values():
-        assert calls[-1] == 300_000
+    assert seen["first"][2][-1] == seen["second"][2][-1] == 300_000
 
 
 def test_fetches_of_one_manifest_at_once_share_it_when_it_comes(tmp_path: Path) -> None:
@@ -419,28 +425,8 @@ def test_a_second_call_goes_on_by_itself_when_the_first_caller_cancels(tmp_path:
 
 def test_a_download_joined_by_a_second_call_that_fails_fails_both(tmp_path: Path) -> None:
     """The second call shares the first's outcome: no provider for either."""
-    seen: dict[str, Any] = {}
-
-    async def scenario(sim: Simulation) -> None:
-        _, leecher, _manifest = await origin_and_leecher(sim, noise_wav(tmp_path / "a.wav", 50_000))
-        nobody_has = "ab" * 32
-
-        async def fetch(name: str) -> None:
-            try:
-                await leecher.swarm.fetch(nobody_has)
-            except Exception as exc:  # the outcome is what the test looks at
-                seen[name] = (type(exc).__name__, sim.now)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(fetch, "first")
-            nursery.start_soon(fetch, "second")
-        raise _Done
-
-    try:
-        Simulation(seed=5, duration=300, resolution=0.001).run(scenario)
-    except* _Done:
-        pass
-    assert seen["first"][0] == seen["second"][0] == "NoProvidersError"
+    seen = two_fetches_at_once(noise_wav(tmp_path / "a.wav", 50_000), "ab" * 32)
+    assert seen["first"][0] == seen["second"][0] == "NoProvidersError", seen
     assert abs(seen["first"][1] - seen["second"][1]) < 0.1
 
 
