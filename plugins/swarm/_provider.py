@@ -199,7 +199,8 @@ class SwarmProvider:
         return self.node.store
 
     def _allowed(self, peer: Peer) -> bool:
-        return bool(peer.enabled) and self.node.settings.p2p_enabled and peer.id not in self.banned
+        return (bool(peer.enabled) and self.node.settings.p2p_enabled
+                and peer.id not in self.banned and not peer.closed.is_set())
 
     def _link(self, peer: Peer) -> Link:
         link = self.links.get(peer.id)
@@ -411,6 +412,8 @@ class SwarmProvider:
         else:
             t = self.torrents.get(m.rid.hex())
             ps = t.peers.get(peer.id) if t is not None else None
+            if ps is not None and ps.peer is not peer:  # from a new session: it joins anew
+                ps = self._join(t, peer)
             if (ps is None and t is not None and isinstance(m, msg.Have) and t.active
                     and 0 <= m.piece < t.num_pieces and not t.picker.have[m.piece]):
                 # a peer we dropped (our swarm was full, it had nothing for us) has news
@@ -535,6 +538,10 @@ class SwarmProvider:
         if not self._allowed(peer):
             return None
         ps = t.peers.get(peer.id)
+        if ps is not None and ps.peer is not peer:
+            # the member of a session that is gone (it reconnected): this one starts afresh
+            self._member_gone(t, peer.id)
+            ps = None
         if ps is None:
             if len(t.peers) >= self.cfg.max_peers and not self._make_room(t):
                 return None
@@ -1371,18 +1378,27 @@ class SwarmProvider:
         except Exception as exc:  # a failing discovery must not kill the download
             log.info("swarm: find_providers(%s) failed: %s", rid[:12], exc)
             return []
-        found = []
-        for pid in ids:
-            peer = peers.get(pid)
-            if peer is None:
-                addr = discovery.address_of(pid)  # part of the Discovery protocol
-                if addr is not None:
-                    peer = await self._dial(tuple(addr))
-            # whoever answers at an address a peer told discovery is not the provider
-            # unless its (authenticated) id says so
-            if peer is not None and peer.id == pid and self._allowed(peer):
-                found.append(peer)
-        return found
+        found: dict[str, Peer | None] = {pid: peers.get(pid) for pid in ids}
+        to_dial = [(pid, tuple(addr)) for pid, peer in found.items() if peer is None
+                   and (addr := discovery.address_of(pid)) is not None]  # (Discovery protocol)
+        if to_dial:  # at once: one after another, each dead record held the others 10 s
+            async def dial(pid: str, addr: tuple[str, int]) -> None:
+                found[pid] = await self._dial(addr)
+
+            async with trio.open_nursery() as nursery:
+                for pid, addr in to_dial:
+                    nursery.start_soon(dial, pid, addr)
+        # whoever answers at an address a peer told discovery is not the provider unless
+        # its (authenticated) id says so; and a session may have closed meanwhile
+        return [peer for pid, peer in found.items()
+                if peer is not None and peer.id == pid and self._allowed(peer)]
+
+    async def _connect_providers(self, rid: str) -> None:
+        """Dial the providers of ``rid`` we are not connected to, every few seconds (each
+        that connects wakes the fetches of a manifest: PeerUp)."""
+        while True:
+            await self._providers(rid)
+            await trio.sleep(2.0)
 
     async def _fetch_manifest(self, rid: str) -> Any:
         """Ask providers and connected peers until one sends a manifest hashing to ``rid``.
@@ -1390,20 +1406,27 @@ class SwarmProvider:
         before: one waited a whole round for a manifest that had come)."""
         wanted = self._manifests_wanted.setdefault(rid, ManifestWanted())
         wanted.fetches += 1
-        asked: set[str] = set()
+        # by session, not id: a peer asked on a session that then closed is asked again
+        # on its next one
+        asked: set[Peer] = set()
         store = self.store
         try:
             with trio.move_on_after(self.cfg.provider_wait_s):
-                while wanted.manifest is None and store.manifest(rid) is None:
-                    woken = wanted.woken  # before asking: a peer that comes meanwhile wakes us
-                    for peer in [*await self._providers(rid), *self._candidates(rid)]:
-                        if peer.id not in asked:
-                            asked.add(peer.id)
-                            self._link(peer).send(msg.ManifestRequest(bytes.fromhex(rid)))
-                    with trio.move_on_after(2.0):
-                        await woken.wait()
-                    if len(asked) > 64:
-                        asked.clear()  # ask again: they may have it by now
+                async with trio.open_nursery() as nursery:
+                    # providers not connected yet are dialled meanwhile (a dead record
+                    # takes 10 s): once connected, they are candidates like any peer
+                    nursery.start_soon(self._connect_providers, rid)
+                    while wanted.manifest is None and store.manifest(rid) is None:
+                        woken = wanted.woken  # before asking: a peer that comes wakes us
+                        for peer in self._candidates(rid):
+                            if peer not in asked:
+                                asked.add(peer)
+                                self._link(peer).send(msg.ManifestRequest(bytes.fromhex(rid)))
+                        with trio.move_on_after(2.0):
+                            await woken.wait()
+                        if len(asked) > 64:
+                            asked.clear()  # ask again: they may have it by now
+                    nursery.cancel_scope.cancel()
             manifest = wanted.manifest or store.manifest(rid)
         finally:
             wanted.fetches -= 1

@@ -122,6 +122,7 @@ class RecordingPeer:
 
     def __init__(self) -> None:
         self.sent: list[Any] = []
+        self.closed = trio.Event()
 
     async def send(self, protocol: str, data: bytes, *, channel: int) -> None:
         self.sent.append(msg.decode(data))

@@ -468,3 +468,68 @@ def test_a_download_says_what_its_missing_blocks_wait_for(tmp_path: Path) -> Non
     assert origin_view["state"] in {"ready", "backing_off", "pipelines_full"}
     assert origin_view["holds_unasked"] == sum(during["askable"].values())  # the only holder
     assert after["missing_blocks"] == 0 and after["requested_from"] == {}
+
+
+DEAD_PROVIDER = "ab" * 32  # a provider record of a node that crashed: dialling it takes 10 s
+
+
+def seeder_away_and_back(tmp_path: Path, *, dead_from: float, back_at: float) -> str:
+    """B downloads from A (slow uplink) while discovery also lists a dead provider (from
+    ``dead_from`` on); A leaves at 4 s and is back at ``back_at`` with the same store.
+    The download's outcome."""
+    media = noise_wav(tmp_path / "a.wav", 1_300_000)
+    result: dict[str, str] = {}
+
+    async def scenario(sim: Simulation) -> None:
+        a = sim.add_node("a", link=LinkProfile(latency=0.02, up_bps=200_000, down_bps=10_000_000),
+                         config={"node": {"ephemeral": False, "data_dir": str(tmp_path / "a")}})
+        b = sim.add_node("b", link=LinkProfile(latency=0.02),
+                         config={"node": {"bootstrap": [f"{a.host.ip}:7700"]}})
+        manifest = await (await sim.start(a)).share(media)
+        nb = await sim.start(b)
+        await sim.sleep(2)
+        discovery = nb.discovery
+        find, address_of = discovery.find_providers, discovery.address_of
+
+        async def find_providers(rid: str) -> list[str]:
+            return [*await find(rid), *([DEAD_PROVIDER] if sim.now >= dead_from else [])]
+
+        discovery.find_providers = find_providers
+        discovery.address_of = lambda pid: (
+            ("10.99.99.99", 7700) if pid == DEAD_PROVIDER else address_of(pid))
+
+        async def download() -> None:
+            try:
+                await nb.swarm.fetch(manifest.rid)
+                result["outcome"] = "completed"
+            except Exception as exc:  # the outcome is what the test looks at
+                result["outcome"] = f"{type(exc).__name__}: {exc}"
+
+        sim.spawn(download)
+        await sim.sleep(2)
+        await sim.leave(a)
+        await sim.sleep(back_at - sim.now)
+        await (await sim.start(a)).peers.connect(b.address)
+        while "outcome" not in result:
+            await sim.sleep(1)
+        raise _Done
+
+    try:
+        Simulation(seed=1, duration=200, resolution=0.001).run(scenario)
+    except* _Done:
+        pass
+    return result["outcome"]
+
+
+def test_a_seeder_back_after_a_dial_to_a_dead_provider_is_a_member_again(tmp_path: Path) -> None:
+    # A closed while the recruiting round dialled the dead provider for 10 s, and was
+    # then joined as a member with a closed link; back, it was taken for that member,
+    # sent nothing and asked nothing: "no peer offered the 5 missing pieces … for 60 s"
+    assert seeder_away_and_back(tmp_path, dead_from=3, back_at=14) == "completed"
+
+
+def test_a_dead_provider_does_not_keep_the_manifest_from_being_asked(tmp_path: Path) -> None:
+    # nobody, the connected seeder included, was asked before the dial to the dead
+    # provider ended; and the seeder asked on a session that then died was never asked
+    # again on its new one
+    assert seeder_away_and_back(tmp_path, dead_from=0, back_at=13) == "completed"
