@@ -34,6 +34,7 @@ from p2pkit.node import Node, open_node
 from ._clock import virtual_clock
 from ._core import CoreLatency
 from ._determinism import pinned_scheduler
+from ._endpoint import VirtualEndpoint
 from ._link import LinkProfile
 from ._metrics import Metrics
 from ._nat import NatBox, NatProfile, NatType
@@ -61,6 +62,16 @@ def merge_config(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[s
     return out
 
 
+class _Start:
+    """A start in progress: its task's cancel scope, the kernel node as soon as it is built,
+    and an event set when the start ends (the node up, or stopped before it was)."""
+
+    def __init__(self) -> None:
+        self.scope = trio.CancelScope()
+        self.node: Node | None = None
+        self.done = trio.Event()
+
+
 class SimNode:
     """A host that runs (or ran, or will run) one p2pkit node."""
 
@@ -80,7 +91,11 @@ class SimNode:
         self._online_since: float | None = None
         self.node_id: str | None = None
         self.final_transport_stats: dict[str, float] | None = None
+        # Down, starting (``_start``), up (``node``) or stopping (``_stopping``, until
+        # ``_stopped`` is set). ``_scope`` cancels the node's task, from its start on.
+        self._start: _Start | None = None
         self._scope: trio.CancelScope | None = None
+        self._stopping = False
         self._stopped: trio.Event | None = None
         self._running = trio.Event()
 
@@ -248,17 +263,52 @@ class Simulation:
         return self.nodes[node]
 
     async def start(self, node: SimNode | str) -> Node:
-        """Start (or restart) the node's kernel; returns once every service is ready."""
+        """Start (or restart) the node's kernel; returns once every service is ready.
+
+        A start while one is in progress waits for it and returns its node; a start while
+        the node stops (a graceful ``leave`` taking its time) waits for it to be down, then
+        starts it again. If ``crash`` or ``leave`` ends the start first, the node returned
+        has stopped (``node.state`` is ``NodeState.STOPPED``)."""
         sim_node = self._node(node)
-        if sim_node.node is not None:
-            return sim_node.node
+        while True:
+            if sim_node._stopping:
+                assert sim_node._stopped is not None
+                await sim_node._stopped.wait()
+            elif sim_node.node is not None:
+                return sim_node.node
+            elif sim_node._start is not None:
+                start = sim_node._start
+                await start.done.wait()
+                if start.node is None:
+                    raise RuntimeError(f"node {sim_node.name}: the start this one waited for "
+                                       "failed (its caller has the error)")
+                return start.node
+            else:
+                break
         sim_node.host.online = True
+        # set before the node's task runs: a start, crash or leave that comes meanwhile
+        # finds a start in progress
+        sim_node._start = _Start()
+        sim_node._scope = sim_node._start.scope
         started: Node = await self._require_nursery().start(self._node_main, sim_node)
         return started
 
     async def crash(self, node: SimNode | str) -> None:
-        """The host drops off the network at once; the node's tasks are cancelled."""
+        """The host drops off the network at once; the node's tasks are cancelled (a start
+        in progress too: that counts as a crash). Returns once the node is down."""
         sim_node = self._node(node)
+        if sim_node._start is not None:
+            sim_node.host.online = False
+            sim_node.crashes += 1
+            await self._cancel_start(sim_node)
+            return
+        if sim_node._stopping:  # a crash or leave under way
+            if sim_node.host.online:  # a leave: the host vanishes now, goodbyes and all
+                sim_node.host.online = False
+                sim_node.crashes += 1
+            assert sim_node._stopped is not None
+            await sim_node._stopped.wait()
+            return
         if sim_node.node is None:
             return
         sim_node.host.online = False
@@ -267,16 +317,33 @@ class Simulation:
         await self._stop(sim_node)
 
     async def leave(self, node: SimNode | str) -> None:
-        """The node shuts down in an orderly way (its host stays reachable)."""
+        """The node shuts down in an orderly way (its host stays reachable). A start in
+        progress is ended at once (the node has no peers to take leave of yet); a stop
+        under way is waited for. Returns once the node is down."""
         sim_node = self._node(node)
+        if sim_node._start is not None:
+            sim_node.leaves += 1
+            await self._cancel_start(sim_node)
+            return
+        if sim_node._stopping:
+            assert sim_node._stopped is not None
+            await sim_node._stopped.wait()
+            return
         if sim_node.node is None:
             return
         sim_node.leaves += 1
         await self._stop(sim_node)
 
+    async def _cancel_start(self, sim_node: SimNode) -> None:
+        start = sim_node._start
+        assert start is not None
+        start.scope.cancel()
+        await start.done.wait()
+
     async def _stop(self, sim_node: SimNode) -> None:
         assert sim_node._scope is not None and sim_node._stopped is not None
         stopped = sim_node._stopped
+        sim_node._stopping = True
         sim_node._scope.cancel()
         await stopped.wait()
 
@@ -297,36 +364,47 @@ class Simulation:
     async def _node_main(
         self, sim_node: SimNode, *, task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        endpoint = sim_node.host.bind(sim_node.port)
-        base = {"node": {"ephemeral": True, "host": sim_node.host.ip, "port": sim_node.port,
-                         "repeater": "off"}}
-        config = NodeConfig.from_mapping(merge_config(base, sim_node.config))
-        identity = Identity.from_seed(derive_bytes(self.seed, "identity", sim_node.name))
+        start = sim_node._start
+        assert start is not None
         sim_node._stopped = trio.Event()
         sim_node.starts += 1
+        endpoint: VirtualEndpoint | None = None
         try:
-            with trio.CancelScope() as scope:
-                sim_node._scope = scope
-                plugin = SimNodePlugin(self, sim_node)
+            with start.scope:  # cancelled already if a crash or leave came before this ran
+                endpoint = sim_node.host.bind(sim_node.port)
+                base = {"node": {"ephemeral": True, "host": sim_node.host.ip,
+                                 "port": sim_node.port, "repeater": "off"}}
+                config = NodeConfig.from_mapping(merge_config(base, sim_node.config))
+                identity = Identity.from_seed(derive_bytes(self.seed, "identity", sim_node.name))
+                plugin = SimNodePlugin(self, sim_node, start)  # sets start.node once built
                 async with open_node(
                     config, endpoint=endpoint, identity=identity, plugins=[plugin]
                 ) as node:
                     sim_node.node = node
                     sim_node.node_id = node.id
                     sim_node._online_since = self.now
+                    sim_node._start = None
+                    start.done.set()
                     sim_node._running.set()
                     for hook in self._start_hooks:
                         hook(sim_node, node)
                     task_status.started(node)
                     await trio.sleep_forever()
+            if not start.done.is_set():  # a crash or leave ended the start
+                assert start.node is not None  # built before the start's first checkpoint
+                task_status.started(start.node)  # its caller gets the node, stopped
         finally:
             if sim_node._online_since is not None:
                 sim_node.online_time += self.now - sim_node._online_since
                 sim_node._online_since = None
             sim_node.node = None
             sim_node._running = trio.Event()
+            sim_node._start = None
             sim_node._scope = None
-            endpoint.close()
+            sim_node._stopping = False
+            if endpoint is not None:
+                endpoint.close()
+            start.done.set()
             sim_node._stopped.set()
 
     # ------------------------------------------------------------------ running

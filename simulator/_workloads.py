@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from p2pkit.peers import Peer
 
     from ._scenario import GroupSpec, _Reader
-    from ._sim import SimNode, Simulation
+    from ._sim import SimNode, Simulation, _Start
 
 PROTOCOL = "sim"
 _FLOW_START = 0
@@ -170,9 +170,17 @@ async def _send_quietly(peer: Peer, payload: bytes, channel: int) -> None:
 class SimNodePlugin:
     """Added to every node the simulator starts: provides the ``sim`` protocol."""
 
-    def __init__(self, sim: Simulation, sim_node: SimNode) -> None:
+    def __init__(self, sim: Simulation, sim_node: SimNode, start: _Start) -> None:
         self.sim = sim
         self.sim_node = sim_node
+        self.start = start
+
+    @hookimpl
+    def p2pkit_node_plugins(self, node: Node) -> list[Any]:
+        # called as the node is built, before its start's first checkpoint: a crash that
+        # ends the start still has the node to hand to ``sim.start``'s caller
+        self.start.node = node
+        return []
 
     @hookimpl
     def p2pkit_message_protocols(self, node: Node) -> list[SimProtocol]:
