@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
+from p2pkit.addresses import is_ip_literal
 from p2pkit.endpoint import Address, Datagram, DispatchFn, EndpointStats
 from p2pkit.timers import TimerCallback
 
@@ -17,12 +18,31 @@ if TYPE_CHECKING:
 # like a socket's receive buffer; more are dropped ("rcvbuf").
 RECEIVE_BUFFER_DATAGRAMS: Final = 256
 
+# Hosts sent to, known to be IP literals (shared by every virtual endpoint; forgotten at
+# once when it holds this many), so the check costs a set lookup per datagram.
+_MAX_KNOWN_HOSTS: Final = 65536
+_IP_HOSTS: Final[set[str]] = set()
+
+
+def _check_host(host: str) -> None:
+    """ValueError unless ``host`` is an IP literal, as the kernel's ``UdpEndpoint`` says
+    (it would look a name up on every datagram): code that sends to a name fails in the
+    simulator as it would on a real socket."""
+    if not is_ip_literal(host) and host != "<broadcast>":
+        raise ValueError(
+            f"VirtualEndpoint: cannot send to {host!r}: not an IP address. Resolve a host "
+            "name once, before sending (await p2pkit.addresses.resolve((host, port)))")
+    if len(_IP_HOSTS) >= _MAX_KNOWN_HOSTS:
+        _IP_HOSTS.clear()
+    _IP_HOSTS.add(host)
+
 
 class VirtualEndpoint:
     """One bound port of a simulated host.
 
     ``send`` hands the datagram to the network synchronously and, like a UDP socket, reports
-    success even if the network later drops it (the drop is counted by reason). Received
+    success even if the network later drops it (the drop is counted by reason). A
+    destination host must be an IP literal, as for ``UdpEndpoint`` (ValueError). Received
     datagrams are pushed by the network task straight into ``dispatch`` (see ``run``), and
     its timers (``timer``) are fired by that task too: a simulated node's protocol timers
     cost no trio task.
@@ -49,6 +69,8 @@ class VirtualEndpoint:
         return self._closed
 
     def send(self, data: bytes, addr: Address) -> bool:
+        if addr[0] not in _IP_HOSTS:
+            _check_host(addr[0])
         if self._closed:
             return False
         stats = self.stats
@@ -58,6 +80,9 @@ class VirtualEndpoint:
         return True
 
     def send_batch(self, datagrams: Sequence[Datagram]) -> int:
+        for _data, addr in datagrams:  # every host checked before anything is sent
+            if addr[0] not in _IP_HOSTS:
+                _check_host(addr[0])
         if self._closed:
             return 0
         host, port = self.host, self.port
