@@ -107,7 +107,12 @@ class VirtualEndpoint:
         return timer
 
     async def wait_writable(self) -> None:
-        # The virtual socket never refuses a send (queue overflow is a network drop).
+        """Returns at once: the virtual socket never refuses a send (queue overflow is a
+        network drop). ClosedResourceError once the endpoint is closed, as for
+        ``UdpEndpoint``: a writer waiting for room would otherwise loop on it for ever, and
+        the virtual clock, which moves only when every task waits, would stand still."""
+        if self._closed:
+            raise trio.ClosedResourceError("endpoint is closed")
         await trio.lowlevel.checkpoint()
 
     async def run(
