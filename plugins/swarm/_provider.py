@@ -412,7 +412,7 @@ class SwarmProvider:
         else:
             t = self.torrents.get(m.rid.hex())
             ps = t.peers.get(peer.id) if t is not None else None
-            if ps is not None and ps.peer is not peer:  # from a new session: it joins anew
+            if t is not None and ps is not None and ps.peer is not peer:  # a new session: joins anew
                 ps = self._join(t, peer)
             if (ps is None and t is not None and isinstance(m, msg.Have) and t.active
                     and 0 <= m.piece < t.num_pieces and not t.picker.have[m.piece]):

@@ -509,7 +509,9 @@ def seeder_away_and_back(tmp_path: Path, *, dead_from: float, back_at: float) ->
         await sim.sleep(2)
         await sim.leave(a)
         await sim.sleep(back_at - sim.now)
-        await (await sim.start(a)).peers.connect(b.address)
+        peers = (await sim.start(a)).peers
+        assert peers is not None
+        await peers.connect(b.address)
         while "outcome" not in result:
             await sim.sleep(1)
         raise _Done
