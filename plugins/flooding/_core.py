@@ -22,6 +22,7 @@ peer is dropped, as for a bad announce.
 
 from __future__ import annotations
 
+import heapq
 import secrets
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
@@ -31,7 +32,7 @@ from typing import Any
 import msgspec
 
 from p2pkit import RemoteProtocolError
-from p2pkit.identity import node_id_of, verify
+from p2pkit.identity import node_id_of
 
 from ._messages import (
     MAX_BODY,
@@ -57,7 +58,7 @@ from ._messages import (
     decode_hits_body,
     encode,
 )
-from ._util import SeenCache, TokenBucket
+from ._util import SeenCache, TokenBucket, verified
 
 SIGN_CONTEXT = b"p2pkit-flood-announce-v1"
 HITS_CONTEXT = b"p2pkit-flood-hits-v1"  # domain separation: an announce signature is no answer
@@ -104,7 +105,7 @@ def entry_dict(entry: Entry) -> dict[str, Any]:
     }
 
 
-@dataclass
+@dataclass(slots=True)  # tens of thousands in a simulation of a few hundred nodes
 class OriginRecord:
     """What we know of one other node's shares."""
 
@@ -167,6 +168,11 @@ class FloodCore:
         # kept as records change, not recomputed from all of them at every announce (a
         # full table made each announce cost seconds of CPU)
         self._rid_origins: dict[str, int] = {}  # rid -> how many other origins list it
+        # (expires_at, origin) for every record, and stale pairs (a record replaced or
+        # its expiry moved) dropped as they come to the top: next_timer, which the glue
+        # asks after every message, was a scan of every record (with a few hundred nodes,
+        # a fifth of a simulation's CPU time)
+        self._deadlines: list[tuple[float, str]] = []
         self._held = 0  # bytes of the signed bodies in ``records``
         self._via_bytes: Counter[str] = Counter()  # the same, per neighbour first heard through
         self._via_count: Counter[str] = Counter()
@@ -248,7 +254,7 @@ class FloodCore:
         self._digested.discard(peer)  # a new session: its digest is answered again
         back = self.records.get(peer)
         if back is not None:  # it is back: what its going away took off its list's life returns
-            back.expires_at = max(back.expires_at, back.born + self.entry_expiry)
+            self._expire_at(back, max(back.expires_at, back.born + self.entry_expiry))
         held = {origin: Held(bytes.fromhex(origin), rec.seq)
                 for origin, rec in self.records.items() if rec.expires_at > now}
         for origin, (seq, _) in self._tombstones.items():  # gone: it must not send them back
@@ -343,8 +349,11 @@ class FloodCore:
         buried = self._tombstones.get(origin)
         direct = sender == origin and self.epoch is not None
         # its own session: the list is fresh whatever its clock says (kept once verified)
-        skew = (self._since(body.seq, now) - ann.age if direct
-                else self._skews.get(origin, self._usual_skew(neighbors)))
+        if direct:
+            skew = self._since(body.seq, now) - ann.age
+        else:  # (the median only when needed: it was taken for every announce relayed)
+            learned = self._skews.get(origin)
+            skew = self._usual_skew(neighbors) if learned is None else learned
         age = self._bounded_age(ann.age, body.seq, now, skew)
         if known is not None and body.seq == known.seq and origin != self.node_id:
             self._younger_copy(known, ann, now - age)
@@ -361,7 +370,7 @@ class FloodCore:
         if not self._has_room(origin, known, len(ann.body), sender):
             self.counters["records_full"] += 1  # neither kept nor relayed
             return Output()
-        if not verify(ann.public_key, ann.signature, SIGN_CONTEXT + ann.body):
+        if not verified.verify(ann.public_key, ann.signature, SIGN_CONTEXT + ann.body):
             raise RemoteProtocolError("announce signature does not verify")
         if direct:
             self._learn_skew(origin, skew)
@@ -428,7 +437,7 @@ class FloodCore:
         if (born > known.born and ann.body == known.announce.body
                 and ann.signature == known.announce.signature):
             known.born = born
-            known.expires_at = max(known.expires_at, born + self.entry_expiry)
+            self._expire_at(known, max(known.expires_at, born + self.entry_expiry))
 
     def _has_room(self, origin: str, known: OriginRecord | None, size: int, sender: str) -> bool:
         """Whether an announce of ``size`` bytes fits beside what we hold (an origin we
@@ -461,6 +470,7 @@ class FloodCore:
                 del self._via_count[old.via], self._via_bytes[old.via]
         if record is not None:
             self.records[origin] = record
+            self._push_deadline(record)
             self._held += len(record.announce.body)
             self._via_bytes[record.via] += len(record.announce.body)
             self._via_count[record.via] += 1
@@ -594,7 +604,7 @@ class FloodCore:
         are the ones the message claims."""
         if node_id_of(hits.public_key) != hits.provider:
             reason = "provider id is not the node id of the key"
-        elif not verify(hits.public_key, hits.signature, HITS_CONTEXT + hits.body):
+        elif not verified.verify(hits.public_key, hits.signature, HITS_CONTEXT + hits.body):
             reason = "signature does not verify"
         else:
             try:
@@ -658,7 +668,7 @@ class FloodCore:
         self._hits_lost.pop(peer, None)
         rec = self.records.get(peer)
         if rec is not None:
-            rec.expires_at = min(rec.expires_at, now + grace)
+            self._expire_at(rec, min(rec.expires_at, now + grace))
 
     def address_of(self, peer: str) -> tuple[str, int] | None:
         known = self.known_peers.get(peer)
@@ -707,7 +717,28 @@ class FloodCore:
         return out
 
     def next_timer(self) -> float | None:
-        return min((rec.expires_at for rec in self.records.values()), default=None)
+        """When the first record expires (None: we hold none)."""
+        deadlines, records = self._deadlines, self.records
+        while deadlines:
+            at, origin = deadlines[0]
+            rec = records.get(origin)
+            if rec is not None and rec.expires_at == at:
+                return at
+            heapq.heappop(deadlines)  # that record was replaced, dropped, or moved
+        return None
+
+    def _expire_at(self, rec: OriginRecord, when: float) -> None:
+        if when != rec.expires_at:
+            rec.expires_at = when
+            self._push_deadline(rec)
+
+    def _push_deadline(self, rec: OriginRecord) -> None:
+        deadlines = self._deadlines
+        if len(deadlines) > len(self.records) + 64:  # stale pairs not on top (memory)
+            deadlines[:] = [(r.expires_at, o) for o, r in self.records.items()]
+            heapq.heapify(deadlines)
+        else:
+            heapq.heappush(deadlines, (rec.expires_at, rec.origin))
 
     def _forget_routes(self, now: float) -> None:
         if len(self._reverse) > 2 * len(self._seen_queries) + 64:

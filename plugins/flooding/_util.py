@@ -1,9 +1,13 @@
-"""Small sans-IO helpers: a bounded LRU of seen ids and a per-peer token bucket."""
+"""Small sans-IO helpers: a bounded LRU of seen ids, a per-peer token bucket, and the
+signatures already verified in this process."""
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Hashable
+
+from p2pkit.identity import verify
 
 
 class SeenCache:
@@ -54,3 +58,31 @@ class TokenBucket:
             return False
         self.tokens -= cost
         return True
+
+
+class VerifiedSignatures:
+    """Signatures that verified, shared by every core in the process: a signed list is
+    checked once per process, not once per node (a simulation of 200 nodes verified each
+    announce 200 times, 5 % of its CPU time). Only a success is kept, under the key, the
+    signature and the SHA-256 of the signed bytes, so a hit means this very triple
+    verified; anything else is checked. Bounded: the oldest goes first."""
+
+    def __init__(self, capacity: int = 8192) -> None:
+        self.capacity = capacity
+        self._ok: OrderedDict[tuple[bytes, bytes], bytes] = OrderedDict()
+
+    def verify(self, public_key: bytes, signature: bytes, data: bytes) -> bool:
+        key = (public_key, signature)
+        digest = hashlib.sha256(data).digest()
+        if self._ok.get(key) == digest:
+            return True
+        if not verify(public_key, signature, data):
+            return False
+        self._ok[key] = digest
+        self._ok.move_to_end(key)
+        while len(self._ok) > self.capacity:
+            self._ok.popitem(last=False)
+        return True
+
+
+verified = VerifiedSignatures()
