@@ -6,6 +6,8 @@ from typing import Any
 
 import attrs
 
+from p2pkit.addresses import is_ip_literal
+
 from ._messages import MAX_TTL
 from ._redial import MAX_REMEMBERED
 
@@ -35,6 +37,13 @@ def _port(_inst: Any, _attr: Any, value: int) -> None:
         raise ValueError("flooding.lan_port must be 1..65535")
 
 
+def _lan_address(_inst: Any, _attr: Any, value: str) -> None:
+    # the node's socket sends to IP literals only: a name here stopped the node at its
+    # first beacon (a lookup per beacon before that)
+    if not is_ip_literal(value) and value != "<broadcast>":
+        raise ValueError(f"flooding.lan_address must be an IP address, got {value!r}")
+
+
 @attrs.define
 class FloodingConfig:
     """``[flooding]``: limited flooding for small networks (seed 004 §4.3.3)."""
@@ -57,5 +66,5 @@ class FloodingConfig:
     queue_size: int = attrs.field(default=256, validator=_positive)  # per-peer send queue
     lan_discovery: bool = False  # broadcast beacons on the node's own UDP socket
     lan_port: int = attrs.field(default=7700, validator=_port)  # where beacons are sent
-    lan_address: str = "255.255.255.255"
+    lan_address: str = attrs.field(default="255.255.255.255", validator=_lan_address)
     lan_interval: float = attrs.field(default=5.0, validator=_positive)
