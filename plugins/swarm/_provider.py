@@ -1393,12 +1393,11 @@ class SwarmProvider:
         return [peer for pid, peer in found.items()
                 if peer is not None and peer.id == pid and self._allowed(peer)]
 
-    async def _connect_providers(self, rid: str) -> None:
-        """Dial the providers of ``rid`` we are not connected to, every few seconds (each
-        that connects wakes the fetches of a manifest: PeerUp)."""
-        while True:
-            await self._providers(rid)
-            await trio.sleep(2.0)
+    def _ask_manifest(self, rid: str, peers: list[Peer], asked: set[Peer]) -> None:
+        for peer in peers:
+            if peer not in asked and not peer.closed.is_set():
+                asked.add(peer)
+                self._link(peer).send(msg.ManifestRequest(bytes.fromhex(rid)))
 
     async def _fetch_manifest(self, rid: str) -> Any:
         """Ask providers and connected peers until one sends a manifest hashing to ``rid``.
@@ -1412,21 +1411,16 @@ class SwarmProvider:
         store = self.store
         try:
             with trio.move_on_after(self.cfg.provider_wait_s):
-                async with trio.open_nursery() as nursery:
-                    # providers not connected yet are dialled meanwhile (a dead record
-                    # takes 10 s): once connected, they are candidates like any peer
-                    nursery.start_soon(self._connect_providers, rid)
-                    while wanted.manifest is None and store.manifest(rid) is None:
-                        woken = wanted.woken  # before asking: a peer that comes wakes us
-                        for peer in self._candidates(rid):
-                            if peer not in asked:
-                                asked.add(peer)
-                                self._link(peer).send(msg.ManifestRequest(bytes.fromhex(rid)))
-                        with trio.move_on_after(2.0):
-                            await woken.wait()
-                        if len(asked) > 64:
-                            asked.clear()  # ask again: they may have it by now
-                    nursery.cancel_scope.cancel()
+                while wanted.manifest is None and store.manifest(rid) is None:
+                    woken = wanted.woken  # before asking: a peer that comes meanwhile wakes us
+                    # the connected peers at once; then the providers (dialled if need be:
+                    # a dead record takes 10 s, which held every request back)
+                    self._ask_manifest(rid, self._candidates(rid), asked)
+                    self._ask_manifest(rid, await self._providers(rid), asked)
+                    with trio.move_on_after(2.0):
+                        await woken.wait()
+                    if len(asked) > 64:
+                        asked.clear()  # ask again: they may have it by now
             manifest = wanted.manifest or store.manifest(rid)
         finally:
             wanted.fetches -= 1
