@@ -49,6 +49,16 @@ def test_an_unknown_flag_shows_the_usage_of_the_command_it_was_given_to(
     assert err.rstrip().endswith("unrecognized arguments: " + " ".join(words[words.index("--bogus"):]))
 
 
+def wait_for_socket(proc: subprocess.Popen[str], sock: Path) -> None:
+    """Until the node ``proc`` runs its repeater at ``sock`` (it is up)."""
+    assert proc.stderr is not None  # stderr=PIPE
+    deadline = time.monotonic() + 30
+    while not sock.exists():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "node did not start"
+        time.sleep(0.05)
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess[str], text: str) -> None:
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
@@ -90,12 +100,7 @@ def test_node_runs_until_interrupted_and_exits_zero(tmp_path: Path, signum: sign
         env={**os.environ, "COLUMNS": "200"},
     )
     try:
-        assert proc.stderr is not None  # stderr=PIPE
-        deadline = time.monotonic() + 30
-        while not sock.exists():
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "node did not start"
-            time.sleep(0.05)
+        wait_for_socket(proc, sock)
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=30)
     finally:
@@ -481,12 +486,7 @@ def test_the_disable_list_from_the_environment_or_set_silences_a_broken_plugin(t
          "--set", "node.disable=broken,badcli"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=installed_plugins(tmp_path))
     try:
-        assert proc.stderr is not None  # stderr=PIPE
-        deadline = time.monotonic() + 30
-        while not sock.exists():
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "node did not start"
-            time.sleep(0.05)
+        wait_for_socket(proc, sock)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     finally:
