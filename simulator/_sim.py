@@ -398,7 +398,10 @@ class Simulation:
                 sim_node.online_time += self.now - sim_node._online_since
                 sim_node._online_since = None
             sim_node.node = None
-            sim_node._running = trio.Event()
+            # waiters on the old event (a start a crash ended never set it) look again and
+            # wait on the new one: replaced unset, they waited for ever
+            running, sim_node._running = sim_node._running, trio.Event()
+            running.set()
             sim_node._start = None
             sim_node._scope = None
             sim_node._stopping = False

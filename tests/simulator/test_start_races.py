@@ -138,3 +138,27 @@ def test_a_start_while_the_node_stops_starts_it_again_once_it_is_down() -> None:
     report = Simulation(seed=1, duration=5).run(scenario)
     # was: at 1.5 the node still stopping, start returned it and it went down
     assert report["results"] == {"restarted": [3.0, "running", True, 2, 1, 1]}
+
+
+def test_a_wait_for_a_node_whose_start_a_crash_ended_ends_at_its_next_start() -> None:
+    # the start never set the event it waited on, and the node's end replaced it unset:
+    # a bulk flow waiting for the node hung for ever though it ran again
+    async def scenario(sim: Simulation) -> None:
+        a = sim.add_node("a", config=SLOW_CONFIG)
+        woke: list[bool] = []
+
+        async def wait() -> None:
+            await a.wait_running()
+            woke.append(True)
+
+        sim.spawn(sim.start, a)
+        await sim.sleep(0.1)
+        sim.spawn(wait)
+        await sim.sleep(0.4)
+        await sim.crash(a)  # the start takes 1 s
+        await sim.start(a)
+        await sim.sleep(0.1)
+        sim.results["woke"] = woke
+
+    report = Simulation(seed=1, duration=5).run(scenario)
+    assert report["results"] == {"woke": [True]}
