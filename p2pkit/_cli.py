@@ -364,10 +364,14 @@ def _disabled_plugins(argv: Sequence[str]) -> list[str]:
     """``[node] disable`` as a command in ``argv`` would read it (config file < environment
     < ``--set``), before any command is parsed; empty if it cannot be read — the command
     that reads the config reports why."""
-    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    # (errors are the command's to report, with its own usage: this parser's would not be)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
     pre.add_argument("--config", type=Path)
     pre.add_argument("--set", action="append", default=[], dest="assignments")
-    known, _ = pre.parse_known_args(list(argv))
+    try:
+        known, _ = pre.parse_known_args(list(argv))
+    except argparse.ArgumentError:
+        return []
     sources: list[Mapping[str, Any]] = []
     try:
         if known.config is not None:

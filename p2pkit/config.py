@@ -307,6 +307,8 @@ def check_section_class(cls: type, section: str) -> None:
         raise ConfigError(f"[{section}]: an annotation cannot be resolved ({exc}); import the "
                           "types a config section uses at run time") from None
     for field in attrs.fields(cls):  # type: ignore[arg-type, misc]
+        if field.name not in hints:  # attrs.field() without an annotation
+            raise ConfigError(f"{section}.{field.name}: the field has no type annotation")
         _check_annotation(hints[field.name], f"{section}.{field.name}")
 
 

@@ -299,6 +299,8 @@ class Node:
             # each plugin on its own: one that raises must not cost the others their
             # last messages (flooding's farewell, say) nor keep the node from stopping
             for impl in reversed(self.hook.p2pkit_node_stopping.get_hookimpls()):
+                if impl.hookwrapper or impl.wrapper:
+                    continue  # (a wrapper is a generator around the others: nothing to call alone)
                 try:
                     impl.function(*({"node": self}[arg] for arg in impl.argnames))
                 except Exception:

@@ -493,3 +493,11 @@ def test_the_disable_list_from_the_environment_or_set_silences_a_broken_plugin(t
         proc.kill()
     assert proc.returncode == 0, err
     assert "warning" not in err and "error" not in err
+
+
+def test_a_flag_missing_its_value_shows_the_command_s_usage() -> None:
+    # the early read of [node] disable exited with its own parser's usage
+    # ("usage: p2pkit [--config CONFIG] [--set ASSIGNMENTS]")
+    result = p2pkit("node", "--config")
+    assert result.returncode == 2
+    assert "usage: p2pkit node" in result.stderr and "Traceback" not in result.stderr

@@ -272,6 +272,11 @@ class SetSection:
 
 
 @attrs.define
+class UnannotatedSection:
+    level = attrs.field(default=1)  # type: ignore[var-annotated]  # what the test is about
+
+
+@attrs.define
 class UnresolvedSection:
     log_file: "NotImportedAtRunTime | None" = None  # type: ignore[name-defined]  # noqa: F821
 
@@ -281,6 +286,8 @@ class UnresolvedSection:
      r"config section \[chat\] is claimed by two plugins: 'one' and 'two'"),
     ([SectionPlugin("one", {"node": ChatSection})], r"plugin 'one': config section \[node\] is the kernel's"),
     ([SectionPlugin("tags", {"tags": SetSection})], r"plugin 'tags': tags.tags: type set\[str\] is not supported"),
+    ([SectionPlugin("bare", {"bare": UnannotatedSection})],
+     r"plugin 'bare': bare.level: the field has no type annotation"),  # was a bare KeyError
     ([SectionPlugin("late", {"late": UnresolvedSection})],
      r"plugin 'late': \[late\]: an annotation cannot be resolved"),
 ])
