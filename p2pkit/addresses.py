@@ -35,6 +35,24 @@ def is_ip_literal(host: str) -> bool:
     return _ip(host) is not None
 
 
+MAX_KNOWN_SEND_HOSTS = 65536  # IP literals an endpoint remembers (then forgets at once)
+
+
+def check_send_host(host: str, known: set[str], sender: str) -> None:
+    """ValueError unless ``host`` is an IP literal (or ``"<broadcast>"``, sendto's own
+    name, looked up by nobody): a name would be looked up by ``sendto``, blocking the
+    event loop, on every datagram (and one that does not resolve lost without a word).
+    A host that passes is added to ``known``, the endpoint's set that spares the check
+    for it from then on: a set lookup per datagram. ``sender`` names the endpoint."""
+    if not is_ip_literal(host) and host != "<broadcast>":
+        raise ValueError(
+            f"{sender}: cannot send to {host!r}: not an IP address. Resolve a host name "
+            "once, before sending (await p2pkit.addresses.resolve((host, port)))")
+    if len(known) >= MAX_KNOWN_SEND_HOSTS:
+        known.clear()
+    known.add(host)
+
+
 def is_peer_address(host: str) -> bool:
     """``host`` is an IP literal a peer may tell us to dial: not a multicast, broadcast or
     unspecified address (a SYN there reaches every host on a LAN, or nobody)."""
@@ -90,5 +108,5 @@ async def resolve(addr: Address) -> Address:
     return str(infos[0][4][0]), port
 
 
-__all__ = ["MAX_HOST_NAME", "check_host", "is_ip_literal", "is_peer_address", "parse_address",
+__all__ = ["MAX_HOST_NAME", "MAX_KNOWN_SEND_HOSTS", "check_host", "check_send_host", "is_ip_literal", "is_peer_address", "parse_address",
            "resolve"]

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import trio
 
 from ._exceptions import ConfigError
-from .addresses import is_ip_literal
+from .addresses import check_send_host
 from .endpoint import Address, Datagram, DispatchFn, EndpointStats
 
 __all__ = ["UdpEndpoint"]
@@ -43,7 +43,6 @@ _SO_RCVBUFFORCE = 33
 _GSO_MAX_SEGMENTS = 64  # UDP_MAX_SEGMENTS in the kernel
 _GSO_MAX_BYTES = 65000  # one GSO send must fit a 64 KiB IP datagram
 _MAX_DATAGRAM = 65535
-_MAX_KNOWN_HOSTS = 65536  # IP literals remembered by send's check (then forgotten at once)
 _MAX_BATCH = 512  # dispatch at least this often while draining, so acks go out early
 _SOCKET_BUFFER = 8 * 1024 * 1024
 _GSO_SIZE = struct.Struct("=H")
@@ -126,17 +125,7 @@ class UdpEndpoint:
     # ------------------------------------------------------------------ sending
 
     def _check_host(self, host: str) -> None:
-        """ValueError unless ``host`` is an IP literal (see :mod:`p2pkit.addresses`): a name
-        would be looked up by ``sendto``, blocking the event loop, on every datagram (and
-        one that does not resolve lost without a word). Known hosts are remembered, so the
-        check costs a set lookup per datagram."""
-        if not is_ip_literal(host) and host != "<broadcast>":  # (sendto's name, no lookup)
-            raise ValueError(
-                f"UdpEndpoint: cannot send to {host!r}: not an IP address. Resolve a host name "
-                "once, before sending (await p2pkit.addresses.resolve((host, port)))")
-        if len(self._ip_hosts) >= _MAX_KNOWN_HOSTS:
-            self._ip_hosts.clear()
-        self._ip_hosts.add(host)
+        check_send_host(host, self._ip_hosts, "UdpEndpoint")
 
     def send(self, data: bytes, addr: Address) -> bool:
         """Send one datagram now; False if the socket buffer is full (counted). ``addr``'s

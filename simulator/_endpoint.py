@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from p2pkit.addresses import is_ip_literal
+from p2pkit.addresses import check_send_host
 from p2pkit.endpoint import Address, Datagram, DispatchFn, EndpointStats
 from p2pkit.timers import TimerCallback
 
@@ -18,23 +18,14 @@ if TYPE_CHECKING:
 # like a socket's receive buffer; more are dropped ("rcvbuf").
 RECEIVE_BUFFER_DATAGRAMS: Final = 256
 
-# Hosts sent to, known to be IP literals (shared by every virtual endpoint; forgotten at
-# once when it holds this many), so the check costs a set lookup per datagram.
-_MAX_KNOWN_HOSTS: Final = 65536
+# Hosts sent to, known to be IP literals (shared by every virtual endpoint), so the check
+# costs a set lookup per datagram; code that sends to a name fails in the simulator as it
+# would on a real socket (p2pkit.addresses.check_send_host).
 _IP_HOSTS: Final[set[str]] = set()
 
 
 def _check_host(host: str) -> None:
-    """ValueError unless ``host`` is an IP literal, as the kernel's ``UdpEndpoint`` says
-    (it would look a name up on every datagram): code that sends to a name fails in the
-    simulator as it would on a real socket."""
-    if not is_ip_literal(host) and host != "<broadcast>":
-        raise ValueError(
-            f"VirtualEndpoint: cannot send to {host!r}: not an IP address. Resolve a host "
-            "name once, before sending (await p2pkit.addresses.resolve((host, port)))")
-    if len(_IP_HOSTS) >= _MAX_KNOWN_HOSTS:
-        _IP_HOSTS.clear()
-    _IP_HOSTS.add(host)
+    check_send_host(host, _IP_HOSTS, "VirtualEndpoint")
 
 
 class VirtualEndpoint:
