@@ -11,7 +11,7 @@ import os
 import select
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,10 +28,9 @@ from .config import (
     NodeConfig,
     NodeSection,
     convert,
-    env_overrides,
     load_config,
+    merged_sources,
     parse_assignment,
-    read_toml,
 )
 from .events import Event, Notice
 from .hookspecs import hookimpl
@@ -372,18 +371,16 @@ def _disabled_plugins(argv: Sequence[str]) -> list[str]:
         known, _ = pre.parse_known_args(list(argv))
     except argparse.ArgumentError:
         return []
-    sources: list[Mapping[str, Any]] = []
     try:
-        if known.config is not None:
-            sources.append(read_toml(known.config).get("node", {}))
-        sources.append(env_overrides(os.environ).get("node", {}))
+        node_sets: dict[str, Any] = {}
         for text in known.assignments:
             section, key, value = parse_assignment(text)
-            sources.append({key: value} if section == "node" else {})
-        given = [source["disable"] for source in sources if "disable" in source]
-        if not given:
+            if section == "node":
+                node_sets[key] = value
+        node = merged_sources(known.config, overrides={"node": node_sets}).get("node", {})
+        if "disable" not in node:
             return []
-        return list(convert(NodeSection, {"disable": given[-1]}, "node").disable)
+        return list(convert(NodeSection, {"disable": node["disable"]}, "node").disable)
     except ConfigError:
         return []
 

@@ -150,13 +150,24 @@ def load_config(
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> NodeConfig:
     """TOML file, then environment, then ``overrides`` (CLI flags), later wins."""
+    return _build(merged_sources(path, env=env, overrides=overrides))
+
+
+def merged_sources(
+    path: Path | str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The raw ``{section: {key: value}}`` of the TOML file, then the environment, then
+    ``overrides``, later wins: what :func:`load_config` checks and builds."""
     merged: dict[str, dict[str, Any]] = {}
     if path is not None:
         _merge(merged, read_toml(Path(path)))
     _merge(merged, env_overrides(os.environ if env is None else env))
     if overrides:
         _merge(merged, {k: dict(v) for k, v in overrides.items()})
-    return _build(merged)
+    return merged
 
 
 def read_toml(path: Path) -> dict[str, Any]:
